@@ -1,0 +1,59 @@
+#include "processors/counting/counting_topology.h"
+
+#include <charconv>
+#include <memory>
+
+namespace cm::counting {
+
+namespace {
+
+class CountProcessor final : public topology::Processor {
+ public:
+  explicit CountProcessor(std::string store) : store_name_(std::move(store)) {}
+
+  void Init(topology::ProcessorContext& context) override {
+    context_ = &context;
+    store_ = &context.GetKeyValueStore(store_name_);
+  }
+
+  void Process(const topology::Record& record) override {
+    if (record.key.empty()) {
+      context_->SendToDlq(record, "record has no key to count by");
+      return;
+    }
+    uint64_t count = 0;
+    if (auto v = store_->Get(record.key)) std::from_chars(v->data(), v->data() + v->size(), count);
+    ++count;
+    std::string value = std::to_string(count);
+    store_->Put(record.key, value);
+    topology::Record out;
+    out.key = record.key;
+    out.value = std::move(value);
+    out.timestamp_ms = record.timestamp_ms;
+    context_->Forward(out);
+  }
+
+ private:
+  std::string store_name_;
+  topology::ProcessorContext* context_ = nullptr;
+  state::KeyValueStore* store_ = nullptr;
+};
+
+state::StoreSpec CountStoreSpec(const std::string& name) {
+  state::StoreSpec spec;
+  spec.name = name;
+  spec.type = state::StoreType::kKeyValue;
+  return spec;
+}
+
+}  // namespace
+
+void AddCountingTopology(topology::TopologyBuilder& builder, const CountingTopologyOptions& options) {
+  builder.AddSource("count-source", {options.input_topic})
+      .AddProcessor("count", [store = options.store] { return std::make_unique<CountProcessor>(store); },
+                    {"count-source"})
+      .AddSink("count-sink", options.output_topic, {"count"})
+      .AddStateStore(CountStoreSpec(options.store), {"count"});
+}
+
+}  // namespace cm::counting

@@ -1,0 +1,64 @@
+#include "state/key_codec.h"
+
+#include <limits>
+#include <stdexcept>
+
+namespace cm::state {
+
+namespace {
+constexpr uint64_t kSignBit = uint64_t{1} << 63;
+}  // namespace
+
+void AppendOrderedInt64(std::string& out, int64_t v) {
+  const uint64_t u = static_cast<uint64_t>(v) ^ kSignBit;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((u >> shift) & 0xff));
+  }
+}
+
+int64_t ReadOrderedInt64(std::string_view bytes) {
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i) {
+    u = (u << 8) | static_cast<uint8_t>(bytes[i]);
+  }
+  return static_cast<int64_t>(u ^ kSignBit);
+}
+
+void AppendLength32(std::string& out, size_t n) {
+  if (n > std::numeric_limits<uint32_t>::max()) {
+    throw std::length_error("cmstream state: key longer than 4 GiB");
+  }
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+}
+
+uint32_t ReadLength32(std::string_view bytes) {
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) {
+    n = (n << 8) | static_cast<uint8_t>(bytes[i]);
+  }
+  return n;
+}
+
+std::string PrefixSuccessor(std::string_view prefix) {
+  std::string s(prefix);
+  while (!s.empty()) {
+    if (static_cast<uint8_t>(s.back()) != 0xff) {
+      s.back() = static_cast<char>(static_cast<uint8_t>(s.back()) + 1);
+      return s;
+    }
+    s.pop_back();  // 0xff cannot be incremented: carry into the previous byte
+  }
+  return s;
+}
+
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  if (b > 0 && a > kMax - b) return kMax;
+  if (b < 0 && a < kMin - b) return kMin;
+  return a + b;
+}
+
+}  // namespace cm::state

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cm::state {
+
+// Visits one entry; return false to stop the scan.
+using EntryVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+
+// A task-local ordered key-value store (Kafka Streams' KeyValueStore). Writes are buffered
+// until the task commits, and reads see them at once. An I/O error of the underlying
+// database is not an expected failure: it throws std::runtime_error.
+class KeyValueStore {
+ public:
+  virtual ~KeyValueStore() = default;
+
+  virtual const std::string& name() const = 0;
+  virtual std::optional<std::string> Get(std::string_view key) = 0;
+  virtual void Put(std::string_view key, std::string_view value) = 0;
+  virtual void Delete(std::string_view key) = 0;
+  // Entries with begin <= key < end, in key order; an empty end means no upper bound.
+  virtual void Range(std::string_view begin, std::string_view end, const EntryVisitor& visit) = 0;
+  // Entries whose key starts with prefix, in key order.
+  virtual void PrefixScan(std::string_view prefix, const EntryVisitor& visit) = 0;
+};
+
+}  // namespace cm::state

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "state/key_value_store.h"
+#include "state/status.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace cm::state {
+
+// One store's column family seen through its write overlay: the raw entries written since the
+// last commit, kept in memory until TaskState::Commit puts them into one WriteBatch with the
+// checkpoint. Reads merge the overlay over the database (the overlay wins, its tombstones hide
+// committed entries), so a task reads its own uncommitted writes. The key-value, window and
+// timer stores are encodings on top of this one class.
+class OverlayStore {
+ public:
+  // Raw key -> value; nullopt is a delete.
+  using Overlay = std::map<std::string, std::optional<std::string>, std::less<>>;
+
+  // db and column_family must outlive the store.
+  OverlayStore(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& column_family, std::string name);
+  OverlayStore(const OverlayStore&) = delete;
+  OverlayStore& operator=(const OverlayStore&) = delete;
+
+  const std::string& name() const { return name_; }
+  rocksdb::ColumnFamilyHandle& column_family() const { return column_family_; }
+
+  std::optional<std::string> Get(std::string_view key) const;
+  void Put(std::string_view key, std::string_view value);
+  void Delete(std::string_view key);
+
+  // Visits the live entries with begin <= key < end (an empty end means no upper bound) in key
+  // order until visit returns false. The views are valid during the call only. The visitor may
+  // write to the store (e.g. delete the entry it visits); whether the rest of the scan sees its
+  // writes at later keys is unspecified.
+  void Scan(std::string_view begin, std::string_view end, const EntryVisitor& visit) const;
+
+  const Overlay& pending() const { return pending_; }
+  // Adds the pending writes to batch as Puts and Deletes in this store's column family.
+  Status AddPendingTo(rocksdb::WriteBatch& batch) const;
+  void ClearPending() { pending_.clear(); }
+
+ private:
+  void Write(std::string_view key, std::optional<std::string_view> value);
+
+  rocksdb::DB& db_;
+  rocksdb::ColumnFamilyHandle& column_family_;
+  std::string name_;
+  Overlay pending_;
+};
+
+}  // namespace cm::state

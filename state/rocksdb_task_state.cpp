@@ -1,0 +1,354 @@
+// TaskState on RocksDB: one database per task, a column family per store, and one more,
+// "__checkpoint", for the checkpoint entries (changelog offsets) committed with the stores.
+
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cassert>
+#include <filesystem>
+#include <set>
+#include <system_error>
+
+#include "state/overlay_store.h"
+#include "state/rocksdb_key_value_store.h"
+#include "state/rocksdb_resources.h"
+#include "state/rocksdb_status.h"
+#include "state/rocksdb_timer_store.h"
+#include "state/rocksdb_window_store.h"
+#include "state/task_state.h"
+
+namespace cm::state {
+
+namespace {
+
+constexpr std::string_view kCheckpointFamily = "__checkpoint";
+// A task opened without shared resources gets its own, modest budget.
+constexpr size_t kPrivateMemoryBytes = size_t{64} << 20;
+constexpr int kBloomBitsPerKey = 10;
+constexpr size_t kWriteBufferBytes = size_t{16} << 20;
+
+rocksdb::CompressionType ChooseCompression() {
+  // LZ4 is cheap enough for small records; fall back to none if this build lacks it.
+  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  const bool has_lz4 =
+      std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end();
+  return has_lz4 ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
+}
+
+rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const StateResources::Impl& resources) {
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = resources.cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
+  // Index and filter blocks live in the shared cache too, so they count against the bound.
+  table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.optimize_filters_for_memory = true;
+
+  rocksdb::ColumnFamilyOptions options;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.compaction_style = rocksdb::kCompactionStyleLevel;
+  options.level_compaction_dynamic_level_bytes = true;
+  options.compression = ChooseCompression();
+  // The shared write-buffer manager caps the sum; this caps one store's memtable.
+  options.write_buffer_size = kWriteBufferBytes;
+  options.max_write_buffer_number = 3;
+  return options;
+}
+
+Status ValidateStores(const std::vector<StoreSpec>& stores) {
+  std::set<std::string_view> names;
+  for (const StoreSpec& spec : stores) {
+    if (spec.name.empty() || spec.name == rocksdb::kDefaultColumnFamilyName ||
+        spec.name == kCheckpointFamily) {
+      return Status::InvalidArgument("reserved or empty store name '" + spec.name + "'");
+    }
+    if (!names.insert(spec.name).second) {
+      return Status::InvalidArgument("store '" + spec.name + "' declared twice");
+    }
+    if (spec.type == StoreType::kWindow &&
+        (spec.window.size_ms <= 0 || spec.window.grace_ms < 0 || spec.window.retention_ms < 0)) {
+      return Status::InvalidArgument("window store '" + spec.name +
+                                     "' needs size > 0, grace >= 0, retention >= 0");
+    }
+  }
+  return Status::OK();
+}
+
+class RocksDbTaskState final : public TaskState {
+ public:
+  static Result<std::unique_ptr<TaskState>> Open(const TaskStateOptions& options);
+
+  explicit RocksDbTaskState(std::vector<StoreSpec> specs) : specs_(std::move(specs)) {}
+  RocksDbTaskState(const RocksDbTaskState&) = delete;
+  RocksDbTaskState& operator=(const RocksDbTaskState&) = delete;
+  ~RocksDbTaskState() override;
+
+  KeyValueStore* key_value_store(std::string_view name) override {
+    OpenStore* store = Find(name);
+    return store != nullptr ? store->key_value.get() : nullptr;
+  }
+  WindowStore* window_store(std::string_view name) override {
+    OpenStore* store = Find(name);
+    return store != nullptr ? store->window.get() : nullptr;
+  }
+  TimerStore* timer_store(std::string_view name) override {
+    OpenStore* store = Find(name);
+    return store != nullptr ? store->timer.get() : nullptr;
+  }
+  const std::vector<StoreSpec>& stores() const override { return specs_; }
+
+  void VisitPendingChanges(
+      const std::function<void(const std::string& store, const StoreChange& change)>& visit)
+      const override;
+  size_t pending_change_count() const override;
+  Status Commit(const CheckpointEntries& checkpoint) override;
+  void Abort() override;
+  Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,
+                       const CheckpointEntries& checkpoint) override;
+  std::optional<std::string> GetCheckpoint(std::string_view key) const override;
+  uint64_t ApproximateNumEntries(std::string_view store) const override;
+  uint64_t ApproximateSizeBytes() const override;
+
+ private:
+  // Column family handles must be released through the database before it closes.
+  struct ColumnFamilyCloser {
+    rocksdb::DB* db = nullptr;
+    void operator()(rocksdb::ColumnFamilyHandle* handle) const {
+      db->DestroyColumnFamilyHandle(handle);
+    }
+  };
+  using ColumnFamilyPtr = std::unique_ptr<rocksdb::ColumnFamilyHandle, ColumnFamilyCloser>;
+
+  // One declared store: its raw data and the one typed view its spec asks for.
+  struct OpenStore {
+    std::unique_ptr<OverlayStore> data;
+    std::unique_ptr<KeyValueStore> key_value;
+    std::unique_ptr<WindowStore> window;
+    std::unique_ptr<TimerStore> timer;
+  };
+
+  size_t IndexOf(std::string_view name) const;  // specs_.size() when there is none
+  OpenStore* Find(std::string_view name);
+  const OpenStore* Find(std::string_view name) const;
+  Status Write(rocksdb::WriteBatch& batch, const CheckpointEntries& checkpoint,
+               std::string_view what);
+
+  std::vector<StoreSpec> specs_;
+  std::unique_ptr<StateResources> private_resources_;  // only when none were given
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<ColumnFamilyPtr> column_families_;  // every family, kept or declared
+  rocksdb::ColumnFamilyHandle* checkpoint_family_ = nullptr;
+  std::vector<OpenStore> open_stores_;  // parallel to specs_
+};
+
+Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions& options) {
+  if (options.directory.empty()) return Status::InvalidArgument("no state directory");
+  if (Status s = ValidateStores(options.stores); !s.ok()) return s;
+
+  std::error_code ec;
+  std::filesystem::create_directories(options.directory, ec);
+  if (ec) return Status::IOError("create " + options.directory + ": " + ec.message());
+
+  auto state = std::make_unique<RocksDbTaskState>(options.stores);
+  StateResources* resources = options.resources;
+  if (resources == nullptr) {
+    state->private_resources_ = std::make_unique<StateResources>(kPrivateMemoryBytes);
+    resources = state->private_resources_.get();
+  }
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.write_buffer_manager = resources->impl().write_buffer_manager;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 2;
+  const rocksdb::ColumnFamilyOptions family_options = MakeColumnFamilyOptions(resources->impl());
+
+  // Families of stores no longer declared are opened too (RocksDB requires it) and kept.
+  std::vector<std::string> existing;
+  if (!rocksdb::DB::ListColumnFamilies(db_options, options.directory, &existing).ok()) {
+    existing.clear();  // a new database: nothing to keep
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options);
+  families.emplace_back(std::string(kCheckpointFamily), family_options);
+  for (const StoreSpec& spec : options.stores) families.emplace_back(spec.name, family_options);
+  for (const std::string& name : existing) {
+    const bool known = std::any_of(families.begin(), families.end(),
+                                   [&](const auto& family) { return family.name == name; });
+    if (!known) families.emplace_back(name, family_options);
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Status s =
+      rocksdb::DB::Open(db_options, options.directory, families, &handles, &db);
+  if (!s.ok()) return ToStatus(s, "open " + options.directory);
+  state->db_.reset(db);
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    state->column_families_.emplace_back(handle, ColumnFamilyCloser{db});
+  }
+
+  state->checkpoint_family_ = handles[1];
+  for (size_t i = 0; i < options.stores.size(); ++i) {
+    const StoreSpec& spec = options.stores[i];
+    OpenStore store;
+    store.data = std::make_unique<OverlayStore>(*db, *handles[2 + i], spec.name);
+    switch (spec.type) {
+      case StoreType::kKeyValue:
+        store.key_value = std::make_unique<RocksDbKeyValueStore>(*store.data);
+        break;
+      case StoreType::kWindow:
+        store.window = std::make_unique<RocksDbWindowStore>(*store.data, spec.window);
+        break;
+      case StoreType::kTimer:
+        store.timer = std::make_unique<RocksDbTimerStore>(*store.data);
+        break;
+    }
+    state->open_stores_.push_back(std::move(store));
+  }
+  return std::unique_ptr<TaskState>(std::move(state));
+}
+
+RocksDbTaskState::~RocksDbTaskState() {
+  open_stores_.clear();
+  column_families_.clear();
+  if (db_) {
+    // Writes are in the WAL, so a failed close loses nothing that Commit acknowledged.
+    db_->Close().PermitUncheckedError();
+  }
+}
+
+size_t RocksDbTaskState::IndexOf(std::string_view name) const {
+  const auto it = std::find_if(specs_.begin(), specs_.end(),
+                               [&](const StoreSpec& spec) { return spec.name == name; });
+  return static_cast<size_t>(it - specs_.begin());
+}
+
+RocksDbTaskState::OpenStore* RocksDbTaskState::Find(std::string_view name) {
+  const size_t i = IndexOf(name);
+  return i < open_stores_.size() ? &open_stores_[i] : nullptr;
+}
+
+const RocksDbTaskState::OpenStore* RocksDbTaskState::Find(std::string_view name) const {
+  const size_t i = IndexOf(name);
+  return i < open_stores_.size() ? &open_stores_[i] : nullptr;
+}
+
+void RocksDbTaskState::VisitPendingChanges(
+    const std::function<void(const std::string& store, const StoreChange& change)>& visit) const {
+  for (const OpenStore& store : open_stores_) {
+    for (const auto& [key, value] : store.data->pending()) {
+      visit(store.data->name(), StoreChange{key, value});
+    }
+  }
+}
+
+size_t RocksDbTaskState::pending_change_count() const {
+  size_t count = 0;
+  for (const OpenStore& store : open_stores_) count += store.data->pending().size();
+  return count;
+}
+
+Status RocksDbTaskState::Write(rocksdb::WriteBatch& batch, const CheckpointEntries& checkpoint,
+                               std::string_view what) {
+  for (const auto& [key, value] : checkpoint) {
+    const rocksdb::Status s = batch.Put(checkpoint_family_, key, value);
+    if (!s.ok()) return ToStatus(s, what);
+  }
+  if (batch.Count() == 0) return Status::OK();
+  rocksdb::WriteOptions options;
+  options.sync = false;  // the WAL survives a process crash; a lost tail is restored from Kafka
+  const rocksdb::Status s = db_->Write(options, &batch);
+  return s.ok() ? Status::OK() : ToStatus(s, what);
+}
+
+Status RocksDbTaskState::Commit(const CheckpointEntries& checkpoint) {
+  rocksdb::WriteBatch batch;
+  for (const OpenStore& store : open_stores_) {
+    if (Status s = store.data->AddPendingTo(batch); !s.ok()) return s;
+  }
+  // On failure the buffer is kept: the caller decides whether to retry or abort.
+  if (Status s = Write(batch, checkpoint, "commit"); !s.ok()) return s;
+  Abort();
+  return Status::OK();
+}
+
+void RocksDbTaskState::Abort() {
+  for (OpenStore& store : open_stores_) store.data->ClearPending();
+}
+
+Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
+                                       const std::vector<StoreChange>& changes,
+                                       const CheckpointEntries& checkpoint) {
+  const OpenStore* store = Find(store_name);
+  if (store == nullptr) {
+    return Status::InvalidArgument("no store named '" + std::string(store_name) + "'");
+  }
+  // Restore runs before processing; pending writes would be shadowing restored data.
+  assert(store->data->pending().empty() && "restoring a store with pending changes");
+  if (!store->data->pending().empty()) {
+    return Status::Aborted("restoring store '" + store->data->name() + "' with pending changes");
+  }
+  rocksdb::WriteBatch batch;
+  rocksdb::ColumnFamilyHandle* family = &store->data->column_family();
+  for (const StoreChange& change : changes) {
+    const rocksdb::Status s = change.value ? batch.Put(family, change.key, *change.value)
+                                           : batch.Delete(family, change.key);
+    if (!s.ok()) return ToStatus(s, "restore");
+  }
+  return Write(batch, checkpoint, "restore " + store->data->name());
+}
+
+std::optional<std::string> RocksDbTaskState::GetCheckpoint(std::string_view key) const {
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), checkpoint_family_, ToSlice(key), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  ThrowIfError(s, "get checkpoint");
+  return value.ToString();
+}
+
+uint64_t RocksDbTaskState::ApproximateNumEntries(std::string_view store_name) const {
+  const OpenStore* store = Find(store_name);
+  if (store == nullptr) return 0;
+  uint64_t committed = 0;
+  db_->GetIntProperty(&store->data->column_family(), rocksdb::DB::Properties::kEstimateNumKeys,
+                      &committed);
+  return committed + store->data->pending().size();
+}
+
+uint64_t RocksDbTaskState::ApproximateSizeBytes() const {
+  uint64_t sst = 0;
+  uint64_t memtables = 0;
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  return sst + memtables;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TaskState>> TaskState::Open(const TaskStateOptions& options) {
+  return RocksDbTaskState::Open(options);
+}
+
+Status TaskState::Destroy(const std::string& directory) {
+  std::error_code ec;
+  if (!std::filesystem::exists(directory, ec)) {
+    return ec ? Status::IOError("stat " + directory + ": " + ec.message()) : Status::OK();
+  }
+  // DestroyDB takes the database lock first, so a state that is still open is not deleted.
+  const rocksdb::Status s = rocksdb::DestroyDB(directory, rocksdb::Options());
+  if (!s.ok()) return ToStatus(s, "destroy " + directory);
+  std::filesystem::remove_all(directory, ec);
+  if (ec) return Status::IOError("remove " + directory + ": " + ec.message());
+  return Status::OK();
+}
+
+}  // namespace cm::state

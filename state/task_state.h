@@ -1,0 +1,90 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "state/key_value_store.h"
+#include "state/status.h"
+#include "state/store_spec.h"
+#include "state/timer_store.h"
+#include "state/window_store.h"
+
+namespace cm::state {
+
+// Process-wide RocksDB memory: one block cache and one write-buffer manager shared by every
+// task's database, so memory stays bounded however many tasks an instance owns.
+class StateResources {
+ public:
+  explicit StateResources(size_t memory_bytes);
+  ~StateResources();
+  StateResources(const StateResources&) = delete;
+  StateResources& operator=(const StateResources&) = delete;
+
+  size_t memory_bytes() const { return memory_bytes_; }
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  size_t memory_bytes_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One change to a store as it travels through the changelog: the store's raw key and value,
+// nullopt for a delete (a tombstone in the changelog).
+struct StoreChange {
+  std::string key;
+  std::optional<std::string> value;
+};
+
+using CheckpointEntries = std::map<std::string, std::string>;
+
+struct TaskStateOptions {
+  std::string directory;                // <state-dir>/<app-id>/<task>
+  std::vector<StoreSpec> stores;        // one column family each
+  StateResources* resources = nullptr;  // shared cache and write buffers; null = private
+};
+
+// The state of one task: one RocksDB instance with a column family per store and one for the
+// task's checkpoint. Store writes are buffered in memory (reads see them) until Commit writes
+// them, together with checkpoint entries such as changelog offsets, in one WriteBatch.
+// Not thread-safe: a task's stream thread is its only user.
+class TaskState {
+ public:
+  static Result<std::unique_ptr<TaskState>> Open(const TaskStateOptions& options);
+  // Deletes a task's directory (a replay, or a store that must be rebuilt from scratch).
+  static Status Destroy(const std::string& directory);
+
+  virtual ~TaskState() = default;
+
+  // Null when the task has no store of that name and type.
+  virtual KeyValueStore* key_value_store(std::string_view name) = 0;
+  virtual WindowStore* window_store(std::string_view name) = 0;
+  virtual TimerStore* timer_store(std::string_view name) = 0;
+  virtual const std::vector<StoreSpec>& stores() const = 0;
+
+  // The changes buffered since the last Commit or Abort, store by store, in key order.
+  virtual void VisitPendingChanges(
+      const std::function<void(const std::string& store, const StoreChange& change)>& visit)
+      const = 0;
+  virtual size_t pending_change_count() const = 0;
+  // Atomically writes the buffered changes and the checkpoint entries, then clears the buffer.
+  virtual Status Commit(const CheckpointEntries& checkpoint) = 0;
+  // Drops the buffered changes.
+  virtual void Abort() = 0;
+
+  // Atomically applies changes read back from a store's changelog, and checkpoint entries.
+  virtual Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,
+                               const CheckpointEntries& checkpoint) = 0;
+  virtual std::optional<std::string> GetCheckpoint(std::string_view key) const = 0;
+
+  virtual uint64_t ApproximateNumEntries(std::string_view store) const = 0;
+  virtual uint64_t ApproximateSizeBytes() const = 0;
+};
+
+}  // namespace cm::state

@@ -1,0 +1,325 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "state/task_state.h"
+
+namespace cm::state {
+namespace {
+
+// StoreSpec by field: designated initializers that skip a field trip -Wmissing-field-initializers.
+StoreSpec Spec(std::string name, StoreType type, WindowSpec window = {}) {
+  StoreSpec spec;
+  spec.name = std::move(name);
+  spec.type = type;
+  spec.window = window;
+  return spec;
+}
+
+constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+
+const std::vector<StoreSpec>& AllStores() {
+  static const std::vector<StoreSpec> kStores = {
+      Spec("kv", StoreType::kKeyValue),
+      Spec("windows", StoreType::kWindow, {.size_ms = 10}),
+      Spec("timers", StoreType::kTimer),
+  };
+  return kStores;
+}
+
+class StateTaskStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("cm_state_task_" + std::to_string(::getpid()) + "_" +
+             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  std::string Dir(const std::string& task) const { return (root_ / task).string(); }
+
+  static std::unique_ptr<TaskState> Open(const std::string& dir,
+                                         const std::vector<StoreSpec>& stores = AllStores(),
+                                         StateResources* resources = nullptr) {
+    TaskStateOptions options;
+    options.directory = dir;
+    options.stores = stores;
+    options.resources = resources;
+    auto opened = TaskState::Open(options);
+    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+    return opened.ok() ? std::move(opened).value() : nullptr;
+  }
+
+  static Status OpenStatus(const std::string& dir, const std::vector<StoreSpec>& stores) {
+    TaskStateOptions options;
+    options.directory = dir;
+    options.stores = stores;
+    return TaskState::Open(options).status();
+  }
+
+  // Everything a user can read from the three stores, in one comparable string.
+  static std::string Dump(TaskState& state) {
+    std::string out;
+    state.key_value_store("kv")->Range("", "", [&](std::string_view k, std::string_view v) {
+      out.append("kv ").append(k).append("=").append(v).append("\n");
+      return true;
+    });
+    state.window_store("windows")->FetchAll(
+        kMin, kMax, [&](std::string_view k, int64_t start, std::string_view v) {
+          out.append("window ").append(k).append("@").append(std::to_string(start));
+          out.append("=").append(v).append("\n");
+          return true;
+        });
+    // Popping is the only way to list timers; Abort puts them back.
+    for (const Timer& t : state.timer_store("timers")->PopDue(kMax, 1000)) {
+      out.append("timer ").append(t.id).append("@").append(std::to_string(t.due_ms));
+      out.append("=").append(t.payload).append("\n");
+    }
+    state.Abort();
+    return out;
+  }
+
+  std::filesystem::path root_;
+};
+
+// The changelog of a commit, as the engine would produce it: store by store, raw entries.
+using Changelog = std::map<std::string, std::vector<StoreChange>>;
+
+Changelog Capture(const TaskState& state) {
+  Changelog log;
+  state.VisitPendingChanges(
+      [&](const std::string& store, const StoreChange& change) { log[store].push_back(change); });
+  return log;
+}
+
+TEST_F(StateTaskStateTest, ChangelogReplayReproducesEveryStoreKind) {
+  auto source = Open(Dir("source"));
+  ASSERT_NE(source, nullptr);
+  KeyValueStore& kv = *source->key_value_store("kv");
+  WindowStore& windows = *source->window_store("windows");
+  TimerStore& timers = *source->timer_store("timers");
+
+  // Two commits, the second overwriting and deleting what the first wrote.
+  std::vector<Changelog> commits;
+  kv.Put("a", "1");
+  kv.Put("b", "2");
+  kv.Put(std::string("\0z", 2), "binary");
+  windows.Put("org", -10, "w-10");
+  windows.Put("org", 0, "w0");
+  windows.Put("or", 0, "prefix key");
+  timers.Schedule("t1", 100, "p1");
+  timers.Schedule("t2", 50, "p2");
+  timers.Schedule("t3", 75, "p3");
+  commits.push_back(Capture(*source));
+  ASSERT_TRUE(source->Commit({}).ok());
+
+  kv.Delete("a");
+  kv.Put("b", "22");
+  windows.Delete("org", -10);
+  windows.Put("org", 10, "w10");
+  timers.Schedule("t1", 10, "p1-moved");
+  EXPECT_TRUE(timers.Cancel("t3"));
+  EXPECT_EQ(timers.PopDue(60, 1).size(), 1U);  // t1, now due at 10
+  commits.push_back(Capture(*source));
+  ASSERT_TRUE(source->Commit({}).ok());
+
+  auto replica = Open(Dir("replica"));
+  ASSERT_NE(replica, nullptr);
+  std::map<std::string, size_t> offsets;  // per changelog topic
+  for (const Changelog& commit : commits) {
+    for (const auto& [store, changes] : commit) {
+      offsets[store] += changes.size();
+      const CheckpointEntries checkpoint = {{store + "-changelog", std::to_string(offsets[store])}};
+      const Status s = replica->ApplyRestored(store, changes, checkpoint);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+  EXPECT_EQ(replica->pending_change_count(), 0U);
+
+  const std::string expected = "kv " + std::string("\0z", 2) +
+                               "=binary\n"
+                               "kv b=22\n"
+                               "window or@0=prefix key\n"
+                               "window org@0=w0\n"
+                               "window org@10=w10\n"
+                               "timer t2@50=p2\n";
+  EXPECT_EQ(Dump(*source), expected);
+  EXPECT_EQ(Dump(*replica), expected);
+  for (const auto& [store, offset] : offsets) {
+    EXPECT_EQ(replica->GetCheckpoint(store + "-changelog"), std::to_string(offset));
+  }
+
+  // And after a restart of the replica.
+  replica.reset();
+  replica = Open(Dir("replica"));
+  ASSERT_NE(replica, nullptr);
+  EXPECT_EQ(Dump(*replica), expected);
+}
+
+TEST_F(StateTaskStateTest, PendingChangesAreRawEntriesInKeyOrderStoreByStore) {
+  auto state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  state->key_value_store("kv")->Put("b", "2");
+  state->key_value_store("kv")->Put("a", "1");
+  state->key_value_store("kv")->Delete("c");
+  state->timer_store("timers")->Schedule("t", 5, "p");  // two raw entries
+  EXPECT_EQ(state->pending_change_count(), 5U);
+
+  std::vector<std::tuple<std::string, std::string, std::optional<std::string>>> seen;
+  state->VisitPendingChanges([&](const std::string& store, const StoreChange& change) {
+    seen.emplace_back(store, change.key, change.value);
+  });
+  ASSERT_EQ(seen.size(), 5U);
+  EXPECT_EQ(seen[0],
+            std::make_tuple(std::string("kv"), std::string("a"), std::optional<std::string>("1")));
+  EXPECT_EQ(seen[1],
+            std::make_tuple(std::string("kv"), std::string("b"), std::optional<std::string>("2")));
+  EXPECT_EQ(seen[2],
+            std::make_tuple(std::string("kv"), std::string("c"), std::optional<std::string>()));
+  EXPECT_EQ(std::get<0>(seen[3]), "timers");
+  EXPECT_EQ(std::get<0>(seen[4]), "timers");
+
+  state->Abort();
+  EXPECT_EQ(state->pending_change_count(), 0U);
+  size_t visited = 0;
+  state->VisitPendingChanges([&](const std::string&, const StoreChange&) { ++visited; });
+  EXPECT_EQ(visited, 0U);
+}
+
+TEST_F(StateTaskStateTest, CheckpointIsCommittedWithTheStoresAndSurvivesReopen) {
+  auto state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->GetCheckpoint("offset"), std::nullopt);
+  state->key_value_store("kv")->Put("k", "v");
+  ASSERT_TRUE(state->Commit({{"offset", "10"}, {"other", "x"}}).ok());
+  ASSERT_TRUE(state->Commit({{"offset", "11"}}).ok());  // checkpoint only
+  state.reset();
+
+  state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->GetCheckpoint("offset"), "11");
+  EXPECT_EQ(state->GetCheckpoint("other"), "x");
+  EXPECT_EQ(state->key_value_store("kv")->Get("k"), "v");
+}
+
+TEST_F(StateTaskStateTest, ApplyRestoredRejectsUnknownStore) {
+  auto state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  const Status s = state->ApplyRestored("nope", {{"k", "v"}}, {});
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(StateTaskStateTest, TwoTaskStatesShareOneStateResources) {
+  StateResources resources(size_t{32} << 20);
+  EXPECT_EQ(resources.memory_bytes(), size_t{32} << 20);
+  auto first = Open(Dir("0_0"), AllStores(), &resources);
+  auto second = Open(Dir("0_1"), AllStores(), &resources);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+
+  first->key_value_store("kv")->Put("k", "first");
+  second->key_value_store("kv")->Put("k", "second");
+  ASSERT_TRUE(first->Commit({{"offset", "1"}}).ok());
+  ASSERT_TRUE(second->Commit({{"offset", "2"}}).ok());
+  first.reset();
+  second.reset();
+
+  first = Open(Dir("0_0"), AllStores(), &resources);
+  second = Open(Dir("0_1"), AllStores(), &resources);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(first->key_value_store("kv")->Get("k"), "first");
+  EXPECT_EQ(second->key_value_store("kv")->Get("k"), "second");
+  EXPECT_EQ(first->GetCheckpoint("offset"), "1");
+  EXPECT_EQ(second->GetCheckpoint("offset"), "2");
+}
+
+TEST_F(StateTaskStateTest, StoresNoLongerDeclaredAreKept) {
+  const std::vector<StoreSpec> both = {Spec("kv", StoreType::kKeyValue),
+                                       Spec("old", StoreType::kKeyValue)};
+  auto state = Open(Dir("task"), both);
+  ASSERT_NE(state, nullptr);
+  state->key_value_store("old")->Put("k", "kept");
+  ASSERT_TRUE(state->Commit({}).ok());
+  state.reset();
+
+  state = Open(Dir("task"), {Spec("kv", StoreType::kKeyValue)});
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->key_value_store("old"), nullptr);
+  EXPECT_EQ(state->stores().size(), 1U);
+  state.reset();
+
+  state = Open(Dir("task"), both);
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->key_value_store("old")->Get("k"), "kept");
+}
+
+TEST_F(StateTaskStateTest, OpenRejectsInvalidStoreDeclarations) {
+  const auto kv = [](const std::string& name) { return Spec(name, StoreType::kKeyValue); };
+  EXPECT_EQ(OpenStatus(Dir("a"), {kv("x"), kv("x")}).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(OpenStatus(Dir("b"), {kv("__checkpoint")}).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(OpenStatus(Dir("c"), {kv("default")}).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(OpenStatus(Dir("d"), {kv("")}).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(OpenStatus(Dir("e"), {Spec("w", StoreType::kWindow, {.size_ms = 0})}).code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(OpenStatus("", {kv("x")}).code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(StateTaskStateTest, OpenFailsWithStatusWhenDirectoryIsInUse) {
+  auto state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  const Status s = OpenStatus(Dir("task"), AllStores());
+  EXPECT_EQ(s.code(), Status::Code::kIOError) << s.ToString();
+}
+
+TEST_F(StateTaskStateTest, OpenFailsWithStatusWhenDirectoryCannotBeCreated) {
+  std::filesystem::create_directories(root_);
+  const std::string file = (root_ / "file").string();
+  { std::ofstream(file) << "not a directory"; }
+  const Status s = OpenStatus(file + "/task", AllStores());
+  EXPECT_EQ(s.code(), Status::Code::kIOError) << s.ToString();
+}
+
+TEST_F(StateTaskStateTest, DestroyRemovesTheDirectory) {
+  auto state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  state->key_value_store("kv")->Put("k", "v");
+  ASSERT_TRUE(state->Commit({{"offset", "1"}}).ok());
+  EXPECT_FALSE(TaskState::Destroy(Dir("task")).ok()) << "an open state must not be destroyed";
+  state.reset();
+
+  ASSERT_TRUE(TaskState::Destroy(Dir("task")).ok());
+  EXPECT_FALSE(std::filesystem::exists(Dir("task")));
+  EXPECT_TRUE(TaskState::Destroy(Dir("task")).ok()) << "destroying nothing is fine";
+
+  state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->key_value_store("kv")->Get("k"), std::nullopt);
+  EXPECT_EQ(state->GetCheckpoint("offset"), std::nullopt);
+}
+
+TEST_F(StateTaskStateTest, ApproximateSizesGrowWithCommittedData) {
+  auto state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->ApproximateNumEntries("missing"), 0U);
+  for (int i = 0; i < 100; ++i) {
+    state->key_value_store("kv")->Put("key" + std::to_string(i), std::string(100, 'x'));
+  }
+  EXPECT_GE(state->ApproximateNumEntries("kv"), 100U);  // the buffered entries count
+  ASSERT_TRUE(state->Commit({}).ok());
+  EXPECT_GT(state->ApproximateNumEntries("kv"), 0U);
+  EXPECT_GT(state->ApproximateSizeBytes(), 100U * 100U);
+}
+
+}  // namespace
+}  // namespace cm::state

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "state/status.h"
+
+namespace cm::topology {
+
+struct HttpRequest {
+  std::string method;
+  std::string path;
+  std::map<std::string, std::string> path_params;  // {name} segments of the route
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::map<std::string, std::string> headers;
+
+  static HttpResponse Json(int status, const nlohmann::json& body);
+  // {"error":{"code","message","details"}} with the status DESIGN.md §6 gives the code.
+  static HttpResponse Error(int status, std::string_view code, std::string_view message,
+                            nlohmann::json details = nlohmann::json::object());
+  static HttpResponse FromStatus(const state::Status& status);
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// The embedded HTTP server (cpp-httplib) behind a small routing interface, so applications
+// register routes without depending on the HTTP library. Routes look like "/v1/teams/{id}".
+class HttpServer {
+ public:
+  HttpServer();
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  void Route(const std::string& method, const std::string& pattern, HttpHandler handler);
+  // Binds host:port (port 0 picks a free one) and serves on background threads.
+  state::Status Start(const std::string& host, int port);
+  void Stop();
+  int port() const { return port_; }
+  // Prometheus text for request counts and latency per route.
+  std::string RenderMetrics() const;
+
+ private:
+  struct RouteStats {
+    uint64_t count = 0;
+    uint64_t errors = 0;
+    double seconds_sum = 0;
+    std::vector<uint64_t> buckets;
+  };
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::thread thread_;
+  int port_ = 0;
+  mutable std::mutex stats_mu_;
+  std::map<std::string, RouteStats> stats_;
+};
+
+}  // namespace cm::topology

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "state/status.h"
+#include "state/task_state.h"
+#include "topology/streams_config.h"
+#include "topology/stream_task.h"
+
+typedef struct rd_kafka_s rd_kafka_t;
+
+namespace cm::topology {
+
+// Checkpoint keys a task keeps in its TaskState next to its stores.
+inline constexpr const char* kCheckpointCommits = "commits";
+inline std::string CheckpointChangelogKey(const std::string& store) { return "changelog:" + store; }
+inline std::string CheckpointInputKey(const std::string& topic) { return "input:" + topic; }
+
+// Brings a task's stores up to date from its changelogs, starting at the offsets its local
+// checkpoint reflects, so a restart reads only the tail. Reads the task's commit-log partition
+// first: each sealed commit names the changelog ranges it wrote and the input offsets it
+// consumed, so records of a commit that never sealed (a crash mid-commit) are skipped when the
+// broker does not filter aborted transactions itself. Works in slices so the stream thread can
+// keep polling its group consumer.
+class StateRestorer {
+ public:
+  StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config, const Topology& topology,
+                TaskId task, state::TaskState& state);
+
+  // Restores for about `budget`. True when done. kAborted: the log is behind the local state
+  // (the broker lost its topics); the caller wipes the local state and starts again.
+  state::Result<bool> Step(std::chrono::milliseconds budget);
+
+  uint64_t restored_records() const { return restored_; }
+  uint64_t total_records() const { return total_; }
+  // The input offsets the restored state reflects (empty for a task that never committed).
+  const std::map<std::string, int64_t>& input_positions() const { return inputs_; }
+  const std::map<std::string, int64_t>& changelog_positions() const { return changelog_positions_; }
+  int64_t commit_position() const { return commit_position_; }
+
+ private:
+  struct Phase {
+    std::string topic;
+    std::string store;  // empty for the commit log
+    int64_t from = 0;
+    int64_t high = 0;
+    int64_t low = 0;
+  };
+  state::Status Prepare();
+  state::Status ApplyCommitRecord(std::string_view value);
+  state::Status Flush(const Phase& phase, int64_t next_offset);
+  bool Sealed(const std::string& store, int64_t offset);
+
+  rd_kafka_t* consumer_;
+  const StreamsConfig& config_;
+  const Topology& topology_;
+  TaskId task_;
+  state::TaskState& state_;
+  bool prepared_ = false;
+  std::vector<Phase> phases_;
+  size_t phase_ = 0;
+  bool assigned_ = false;
+  int64_t next_offset_ = 0;
+  std::vector<state::StoreChange> batch_;
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> sealed_ranges_;
+  std::map<std::string, size_t> range_cursor_;
+  std::map<std::string, int64_t> inputs_;
+  std::map<std::string, int64_t> changelog_positions_;
+  int64_t commit_position_ = 0;
+  uint64_t restored_ = 0;
+  uint64_t skipped_ = 0;
+  uint64_t total_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace cm::topology

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace cm::topology {
+
+enum class ProcessingGuarantee { kExactlyOnce, kAtLeastOnce };
+
+struct StreamsConfig {
+  std::string application_id = "cmstream";
+  std::string instance_id;  // stable across restarts: it names the transactional producers
+  std::string bootstrap_servers;
+  std::string state_dir = "./data";
+  int threads = 1;
+  ProcessingGuarantee guarantee = ProcessingGuarantee::kExactlyOnce;
+  // True when the broker filters aborted transactions for read_committed consumers (a real
+  // cluster). The embedded broker does not, so restores then skip unsealed changelog records.
+  bool broker_filters_aborted = true;
+  std::chrono::milliseconds commit_interval{100};
+  size_t commit_max_pending = 100'000;  // commit early when this many store writes are buffered
+  size_t rocksdb_memory_bytes = 256ULL << 20;
+  std::string dlq_topic = "cloudmatrix.dlq";
+  int32_t default_partitions = 8;  // for topics cmstream has to create
+  size_t restore_batch_records = 20'000;
+  int session_timeout_ms = 6000;
+  int heartbeat_interval_ms = 500;
+  int max_poll_interval_ms = 10000;
+  std::map<std::string, std::string> consumer_overrides;
+  std::map<std::string, std::string> producer_overrides;
+};
+
+}  // namespace cm::topology
