@@ -1,0 +1,129 @@
+// The counting application over the embedded broker and real RocksDB, in one process.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+#include "child_process.h"
+#include "kafka_clients.h"
+#include "processors/counting/counting_topology.h"
+#include "topology/embedded_broker.h"
+#include "topology/kafka_streams.h"
+#include "topology/topic_admin.h"
+
+namespace cm {
+namespace {
+
+using namespace std::chrono_literals;
+
+class CountingStreamsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("cm-it-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    auto broker = topology::EmbeddedBroker::Start();
+    ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+    broker_ = std::move(broker).value();
+    ASSERT_TRUE(broker_->CreateTopic("count-input", 4).ok());
+    ASSERT_TRUE(broker_->CreateTopic("count-output", 4).ok());
+    admin_ = topology::NewEmbeddedTopicAdmin(*broker_);
+    counting::AddCountingTopology(builder_);
+    auto t = builder_.Build("it-count");
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    topology_ = std::make_unique<topology::Topology>(std::move(t).value());
+    producer_ = testing::NewProducer(broker_->bootstrap_servers());
+  }
+  void TearDown() override {
+    producer_.reset();
+    broker_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  std::unique_ptr<topology::KafkaStreams> StartStreams() {
+    topology::StreamsConfig config;
+    config.application_id = "it-count";
+    config.instance_id = "it";
+    config.bootstrap_servers = broker_->bootstrap_servers();
+    config.state_dir = (dir_ / "state").string();
+    config.broker_filters_aborted = false;
+    auto streams = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
+    EXPECT_TRUE(streams->Start().ok());
+    EXPECT_TRUE(testing::WaitFor([&] { return streams->Ready(); }, 30s)) << streams->ReadyReport().dump();
+    return streams;
+  }
+
+  void ProduceRound(int records, int keys) {
+    for (int i = 0; i < records; ++i) {
+      testing::Produce(producer_.get(), "count-input", "k" + std::to_string(i % keys), "x");
+    }
+    rd_kafka_flush(producer_.get(), 10000);
+  }
+
+  // Waits until the last output of every key is `expected`.
+  bool OutputsReach(testing::TopicReader& reader, std::map<std::string, long>& last, int keys, long expected) {
+    return testing::WaitFor(
+        [&] {
+          for (auto& m : reader.Poll(100)) last[m.key] = std::stol(m.value);
+          if (static_cast<int>(last.size()) != keys) return false;
+          for (const auto& [k, v] : last) {
+            if (v != expected) return false;
+          }
+          return true;
+        },
+        60s, 50ms);
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<topology::EmbeddedBroker> broker_;
+  std::unique_ptr<topology::TopicAdmin> admin_;
+  topology::TopologyBuilder builder_;
+  std::unique_ptr<topology::Topology> topology_;
+  testing::Kafka producer_;
+};
+
+TEST_F(CountingStreamsTest, RestoresFromChangelogAfterLocalStateIsDeleted) {
+  testing::TopicReader reader(broker_->bootstrap_servers(), "count-output", 4);
+  std::map<std::string, long> last;
+  {
+    auto streams = StartStreams();
+    ProduceRound(5000, 100);
+    ASSERT_TRUE(OutputsReach(reader, last, 100, 50));
+    streams->Stop();
+  }
+  std::filesystem::remove_all(dir_ / "state");  // the local RocksDB directories are gone
+  auto streams = StartStreams();                // restores every store from its changelog
+  ProduceRound(5000, 100);
+  EXPECT_TRUE(OutputsReach(reader, last, 100, 100)) << "counts did not continue from the restored state";
+  for (const auto& t : streams->Threads()) {
+    uint64_t entries = 0;
+    for (const auto& task : t.tasks) entries += task.store_entries;
+    EXPECT_GE(entries, 100u);
+  }
+}
+
+TEST_F(CountingStreamsTest, PoisonRecordGoesToDlqWithReasonAndProcessingGoesOn) {
+  testing::TopicReader dlq(broker_->bootstrap_servers(), "cloudmatrix.dlq", 8);
+  testing::TopicReader reader(broker_->bootstrap_servers(), "count-output", 4);
+  auto streams = StartStreams();
+  ProduceRound(100, 10);
+  testing::Produce(producer_.get(), "count-input", "", "poison");  // no key to count by
+  ProduceRound(100, 10);
+  std::map<std::string, long> last;
+  EXPECT_TRUE(OutputsReach(reader, last, 10, 20));
+  std::vector<testing::TopicReader::Message> dead;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    for (auto& m : dlq.Poll(100)) dead.push_back(std::move(m));
+    return !dead.empty();
+  }, 30s));
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].value, "poison");
+  std::map<std::string, std::string> headers(dead[0].headers.begin(), dead[0].headers.end());
+  EXPECT_EQ(headers["dlq-reason"], "record has no key to count by");
+  EXPECT_EQ(headers["dlq-source"].rfind("it-count/0_", 0), 0u) << headers["dlq-source"];
+  EXPECT_EQ(headers["dlq-topic"], "count-input");
+}
+
+}  // namespace
+}  // namespace cm
