@@ -80,7 +80,9 @@ class StreamThread::Impl final : public RecordCollector {
   ~Impl() override;
 
   void Run();
-  void Shutdown();
+  // Leaves the group and closes every task. Clean: commits first. Otherwise (after a failure)
+  // buffered work is dropped; the next owner resumes from the last sealed commit.
+  void Close(bool clean);
   void Send(const std::string& topic, const Record& record) override;
 
   std::atomic<bool> stop_{false};
@@ -133,6 +135,8 @@ class StreamThread::Impl final : public RecordCollector {
   KafkaHandle producer_;
   bool in_transaction_ = false;
   bool in_callback_ = false;
+  bool failed_ = false;
+  bool closed_ = false;
   std::string fatal_;
   rd_kafka_resp_err_t delivery_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
   std::string delivery_error_topic_;
@@ -211,7 +215,14 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   status_.index = index;
 }
 
-StreamThread::Impl::~Impl() = default;
+StreamThread::Impl::~Impl() {
+  // The consumer's revoke callback uses the tasks: close while every member is still alive.
+  try {
+    Close(false);
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, "stream_thread_close_failed", {{"thread", index_}, {"error", e.what()}});
+  }
+}
 
 void StreamThread::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* self = static_cast<Impl*>(opaque);
@@ -262,7 +273,7 @@ void StreamThread::Impl::HandleRebalance(rd_kafka_resp_err_t err,
       break;
     }
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {
-      bool lost = rd_kafka_assignment_lost(rk) != 0;
+      bool lost = rd_kafka_assignment_lost(rk) != 0 || failed_;
       if (lost) {
         AbortAll("assignment lost");
       } else if (!CommitAll()) {
@@ -732,18 +743,33 @@ void StreamThread::Impl::Run() {
       last_status_ = std::chrono::steady_clock::now();
     }
   }
-  Shutdown();
+  Close(true);
 }
 
-void StreamThread::Impl::Shutdown() {
-  if (!CommitAll()) AbortAll("final commit failed");
+void StreamThread::Impl::Close(bool clean) {
+  if (closed_) return;
+  if (clean) {
+    try {
+      if (!CommitAll()) AbortAll("final commit failed");
+    } catch (const std::exception& e) {
+      clean = false;  // already logged; close as after any failure
+    }
+  }
+  closed_ = true;
+  if (!clean) {
+    failed_ = true;
+    if (in_transaction_) {
+      if (rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_.get(), 10000)) rd_kafka_error_destroy(e);
+      in_transaction_ = false;
+    }
+  }
   std::vector<TaskId> ids;
   for (auto& [id, rt] : tasks_) ids.push_back(id);
-  for (auto id : ids) CloseTask(id, true);
+  for (auto id : ids) CloseTask(id, clean);
   rd_kafka_consumer_close(consumer_.get());
   rd_kafka_consumer_close(restore_consumer_.get());
   RefreshStatus();
-  Log(LogLevel::kInfo, "stream_thread_stopped", {{"thread", index_}});
+  Log(LogLevel::kInfo, "stream_thread_stopped", {{"thread", index_}, {"clean", clean}});
 }
 
 StreamThread::StreamThread(const Topology& topology, const StreamsConfig& config, int index,
@@ -757,6 +783,11 @@ void StreamThread::Start() {
     try {
       impl_->Run();
     } catch (const std::exception& e) {
+      try {
+        impl_->Close(false);
+      } catch (const std::exception& close_error) {
+        Log(LogLevel::kError, "stream_thread_close_failed", {{"error", close_error.what()}});
+      }
       std::lock_guard<std::mutex> lock(impl_->status_mu_);
       impl_->status_.alive = false;
       impl_->status_.error = e.what();

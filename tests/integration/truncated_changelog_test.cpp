@@ -1,0 +1,85 @@
+// The embedded broker keeps about 5 MiB per partition. When a changelog has lost records that
+// the local state needs, the task must refuse to restore a partial store, loudly.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "child_process.h"
+#include "kafka_clients.h"
+#include "topology/embedded_broker.h"
+#include "topology/kafka_streams.h"
+#include "topology/topic_admin.h"
+
+namespace cm {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Stores a 256 KiB value per record, so a few dozen records overflow a changelog partition.
+class BigValueWriter final : public topology::Processor {
+ public:
+  void Init(topology::ProcessorContext& context) override { store_ = &context.GetKeyValueStore("big"); }
+  void Process(const topology::Record& record) override {
+    store_->Put(record.key, std::string(256 * 1024, 'x'));
+  }
+
+ private:
+  state::KeyValueStore* store_ = nullptr;
+};
+
+TEST(TruncatedChangelogTest, RestoreRefusesAChangelogThatLostRecords) {
+  auto dir = std::filesystem::temp_directory_path() / ("cm-it-trunc-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto broker = topology::EmbeddedBroker::Start();
+  ASSERT_TRUE(broker.ok());
+  ASSERT_TRUE((*broker)->CreateTopic("big-input", 1).ok());
+  auto admin = topology::NewEmbeddedTopicAdmin(**broker);
+  topology::TopologyBuilder builder;
+  state::StoreSpec spec;
+  spec.name = "big";
+  builder.AddSource("in", {"big-input"})
+      .AddProcessor("writer", [] { return std::make_unique<BigValueWriter>(); }, {"in"})
+      .AddStateStore(spec, {"writer"});
+  auto topology = builder.Build("it-trunc");
+  ASSERT_TRUE(topology.ok());
+  topology::StreamsConfig config;
+  config.application_id = "it-trunc";
+  config.instance_id = "it";
+  config.bootstrap_servers = (*broker)->bootstrap_servers();
+  config.state_dir = (dir / "state").string();
+  config.broker_filters_aborted = false;
+
+  auto producer = testing::NewProducer((*broker)->bootstrap_servers());
+  {
+    topology::KafkaStreams streams(*topology, config, *admin);
+    ASSERT_TRUE(streams.Start().ok());
+    ASSERT_TRUE(testing::WaitFor([&] { return streams.Ready(); }, 30s));
+    for (int i = 0; i < 40; ++i) testing::Produce(producer.get(), "big-input", "k" + std::to_string(i), "x");
+    rd_kafka_flush(producer.get(), 10000);
+    ASSERT_TRUE(testing::WaitFor([&] {
+      uint64_t n = 0;
+      for (const auto& t : streams.Threads()) n += t.processed;
+      return n == 40;
+    }, 30s));
+    streams.Stop();  // 40 x 256 KiB went to the changelog: more than the broker keeps
+  }
+  auto consumer = testing::NewClient(RD_KAFKA_CONSUMER, (*broker)->bootstrap_servers(), {{"group.id", "probe"}});
+  int64_t low = 0, high = 0;
+  ASSERT_EQ(rd_kafka_query_watermark_offsets(consumer.get(), "it-trunc-big-changelog", 0, &low, &high, 10000),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  ASSERT_GT(low, 0) << "the broker kept the whole changelog; the test needs it truncated";
+
+  std::filesystem::remove_all(dir / "state");  // a restore from offset 0 is now impossible
+  topology::KafkaStreams streams(*topology, config, *admin);
+  ASSERT_TRUE(streams.Start().ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return !streams.Failure().empty(); }, 30s))
+      << "the task restored a partial store instead of failing";
+  EXPECT_NE(streams.Failure().find("dropped records this state depends on"), std::string::npos)
+      << streams.Failure();
+  EXPECT_FALSE(streams.Ready());
+  streams.Stop();
+  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace cm
