@@ -16,11 +16,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class CountingStreamsTest : public ::testing::Test {
+class CountingStreamsTest : public ::testing::TestWithParam<topology::ProcessingGuarantee> {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
            ("cm-it-" + std::to_string(::getpid()) + "-" +
+            std::to_string(static_cast<int>(GetParam())) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     auto broker = topology::EmbeddedBroker::Start();
@@ -48,6 +49,7 @@ class CountingStreamsTest : public ::testing::Test {
     config.bootstrap_servers = broker_->bootstrap_servers();
     config.state_dir = (dir_ / "state").string();
     config.broker_filters_aborted = false;
+    config.guarantee = GetParam();
     auto streams = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
     EXPECT_TRUE(streams->Start().ok());
     EXPECT_TRUE(testing::WaitFor([&] { return streams->Ready(); }, 30s)) << streams->ReadyReport().dump();
@@ -83,7 +85,7 @@ class CountingStreamsTest : public ::testing::Test {
   testing::Kafka producer_;
 };
 
-TEST_F(CountingStreamsTest, RestoresFromChangelogAfterLocalStateIsDeleted) {
+TEST_P(CountingStreamsTest, RestoresFromChangelogAfterLocalStateIsDeleted) {
   testing::TopicReader reader(broker_->bootstrap_servers(), "count-output", 4);
   std::map<std::string, long> last;
   {
@@ -103,7 +105,7 @@ TEST_F(CountingStreamsTest, RestoresFromChangelogAfterLocalStateIsDeleted) {
   }
 }
 
-TEST_F(CountingStreamsTest, PoisonRecordGoesToDlqWithReasonAndProcessingGoesOn) {
+TEST_P(CountingStreamsTest, PoisonRecordGoesToDlqWithReasonAndProcessingGoesOn) {
   testing::TopicReader dlq(broker_->bootstrap_servers(), "cloudmatrix.dlq", 8);
   testing::TopicReader reader(broker_->bootstrap_servers(), "count-output", 4);
   auto streams = StartStreams();
@@ -124,6 +126,15 @@ TEST_F(CountingStreamsTest, PoisonRecordGoesToDlqWithReasonAndProcessingGoesOn) 
   EXPECT_EQ(headers["dlq-source"].rfind("it-count/0_", 0), 0u) << headers["dlq-source"];
   EXPECT_EQ(headers["dlq-topic"], "count-input");
 }
+
+INSTANTIATE_TEST_SUITE_P(Guarantees, CountingStreamsTest,
+                         ::testing::Values(topology::ProcessingGuarantee::kExactlyOnce,
+                                           topology::ProcessingGuarantee::kAtLeastOnce),
+                         [](const auto& info) {
+                           return info.param == topology::ProcessingGuarantee::kExactlyOnce
+                                      ? "ExactlyOnce"
+                                      : "AtLeastOnce";
+                         });
 
 }  // namespace
 }  // namespace cm
