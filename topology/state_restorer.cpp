@@ -120,7 +120,16 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
         ++restored_;
         if (phase.store.empty()) {
           std::string_view value(static_cast<const char*>(m->payload), m->len);
-          if (auto s = ApplyCommitRecord(value); !s.ok()) {
+          std::string_view type = "seal";
+          rd_kafka_headers_t* headers = nullptr;
+          const void* type_value = nullptr;
+          size_t type_size = 0;
+          if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              rd_kafka_header_get_last(headers, kCommitRecordTypeHeader, &type_value, &type_size) ==
+                  RD_KAFKA_RESP_ERR_NO_ERROR) {
+            type = std::string_view(static_cast<const char*>(type_value), type_size);
+          }
+          if (auto s = ApplyCommitRecord(type, value, m->offset); !s.ok()) {
             rd_kafka_message_destroy(m);
             return s;
           }
@@ -165,10 +174,22 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
   return true;
 }
 
-Status StateRestorer::ApplyCommitRecord(std::string_view value) {
+Status StateRestorer::ApplyCommitRecord(std::string_view type, std::string_view value,
+                                        int64_t offset) {
+  if (type == "outbox") {
+    outbox_records_.emplace(offset, std::string(value));
+    return Status::OK();
+  }
   auto j = nlohmann::json::parse(value, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return Status::Corruption("unreadable commit record in " + phases_.front().topic);
+  }
+  if (type == "published") {
+    if (unpublished_ && unpublished_->writer == j.value("writer", "") &&
+        unpublished_->seq == j.value("seq", uint64_t{0})) {
+      unpublished_.reset();
+    }
+    return Status::OK();
   }
   if (j.contains("inputs")) {
     for (const auto& [topic, offset] : j["inputs"].items()) inputs_[topic] = offset.get<int64_t>();
@@ -178,6 +199,24 @@ Status StateRestorer::ApplyCommitRecord(std::string_view value) {
       sealed_ranges_[store].emplace_back(range.at(0).get<int64_t>(), range.at(1).get<int64_t>());
     }
   }
+  // A later seal means the outputs of earlier ones were published before it was written.
+  unpublished_.reset();
+  if (j.contains("outbox")) {
+    UnpublishedOutputs u;
+    u.writer = j.value("writer", "");
+    u.seq = j.value("seq", uint64_t{0});
+    int64_t first = j["outbox"].at(0).get<int64_t>();
+    int64_t end = j["outbox"].at(1).get<int64_t>();
+    for (auto it = outbox_records_.lower_bound(first); it != outbox_records_.end() && it->first < end; ++it) {
+      if (auto s = DecodeOutbox(it->second, u.outputs); !s.ok()) return s;
+    }
+    if (j.contains("sinks")) {
+      for (const auto& [partition, from] : j["sinks"].items()) u.scan_from[partition] = from.get<int64_t>();
+    }
+    unpublished_ = std::move(u);
+  }
+  // Outbox records before this seal that it does not name belong to commits that never sealed.
+  outbox_records_.clear();
   return Status::OK();
 }
 

@@ -3,11 +3,13 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "state/status.h"
 #include "state/task_state.h"
+#include "topology/outbox.h"
 #include "topology/streams_config.h"
 #include "topology/stream_task.h"
 
@@ -19,6 +21,15 @@ namespace cm::topology {
 inline constexpr const char* kCheckpointCommits = "commits";
 inline std::string CheckpointChangelogKey(const std::string& store) { return "changelog:" + store; }
 inline std::string CheckpointInputKey(const std::string& topic) { return "input:" + topic; }
+
+// The outputs of the task's last sealed commit when they may not all have reached their
+// topics (the process died between the seal and the "published" mark).
+struct UnpublishedOutputs {
+  std::string writer;
+  uint64_t seq = 0;
+  std::vector<PendingOutput> outputs;
+  std::map<std::string, int64_t> scan_from;  // "<topic>/<partition>" -> offset to search from
+};
 
 // Brings a task's stores up to date from its changelogs, starting at the offsets its local
 // checkpoint reflects, so a restart reads only the tail. Reads the task's commit-log partition
@@ -41,6 +52,7 @@ class StateRestorer {
   const std::map<std::string, int64_t>& input_positions() const { return inputs_; }
   const std::map<std::string, int64_t>& changelog_positions() const { return changelog_positions_; }
   int64_t commit_position() const { return commit_position_; }
+  const std::optional<UnpublishedOutputs>& unpublished() const { return unpublished_; }
 
  private:
   struct Phase {
@@ -51,7 +63,7 @@ class StateRestorer {
     int64_t low = 0;
   };
   state::Status Prepare();
-  state::Status ApplyCommitRecord(std::string_view value);
+  state::Status ApplyCommitRecord(std::string_view type, std::string_view value, int64_t offset);
   state::Status Flush(const Phase& phase, int64_t next_offset);
   bool Sealed(const std::string& store, int64_t offset);
 
@@ -71,6 +83,8 @@ class StateRestorer {
   std::map<std::string, int64_t> inputs_;
   std::map<std::string, int64_t> changelog_positions_;
   int64_t commit_position_ = 0;
+  std::map<int64_t, std::string> outbox_records_;  // by commit-log offset, since the last seal
+  std::optional<UnpublishedOutputs> unpublished_;
   uint64_t restored_ = 0;
   uint64_t skipped_ = 0;
   uint64_t total_ = 0;

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <exception>
 #include <stdexcept>
+#include <string>
 
 namespace cm::topology {
 
@@ -16,33 +17,29 @@ class StreamTask::NodeContext final : public ProcessorContext {
   }
   void ForwardTo(std::string_view child, const Record& record) override {
     auto it = std::find(node_.children.begin(), node_.children.end(), child);
-    assert(it != node_.children.end() && "ForwardTo names a node that is not a child");
+    if (it == node_.children.end()) {
+      // A programming error, but one record must not take the process down: the record goes to
+      // the DLQ with this message (ProcessAt catches it).
+      throw std::logic_error("'" + node_.name + "' forwards to '" + std::string(child) +
+                             "', which is not one of its children");
+    }
     task_.Deliver(*it, record);
   }
   void SendToDlq(const Record& record, std::string_view reason) override {
     task_.SendToDlq(record, reason, node_.name);
   }
   state::KeyValueStore& GetKeyValueStore(std::string_view name) override {
-    CheckConnected(name);
-    auto* store = task_.state_->key_value_store(name);
-    assert(store != nullptr && "not a key-value store");
-    return *store;
+    return Checked(task_.state_->key_value_store(Connected(name)), name, "key-value");
   }
   state::WindowStore& GetWindowStore(std::string_view name) override {
-    CheckConnected(name);
-    auto* store = task_.state_->window_store(name);
-    assert(store != nullptr && "not a window store");
-    return *store;
+    return Checked(task_.state_->window_store(Connected(name)), name, "window");
   }
   state::TimerStore& GetTimerStore(std::string_view name) override {
-    CheckConnected(name);
-    auto* store = task_.state_->timer_store(name);
-    assert(store != nullptr && "not a timer store");
-    return *store;
+    return Checked(task_.state_->timer_store(Connected(name)), name, "timer");
   }
   void Schedule(std::chrono::milliseconds interval, PunctuationType type,
                 Punctuator punctuator) override {
-    assert(interval.count() > 0);
+    if (interval.count() <= 0) throw std::invalid_argument("punctuation interval must be positive");
     int64_t start = type == PunctuationType::kStreamTime
                         ? (task_.stream_time_ == INT64_MIN ? INT64_MIN : task_.stream_time_)
                         : task_.init_wall_clock_ms_;
@@ -55,9 +52,18 @@ class StreamTask::NodeContext final : public ProcessorContext {
   const std::string& ApplicationId() const override { return task_.topology_.application_id(); }
 
  private:
-  void CheckConnected([[maybe_unused]] std::string_view store) const {
-    assert(std::find(node_.stores.begin(), node_.stores.end(), store) != node_.stores.end() &&
-           "processor asks for a store it is not connected to");
+  // Stores are reachable only from processors the topology connected them to.
+  std::string_view Connected(std::string_view store) const {
+    if (std::find(node_.stores.begin(), node_.stores.end(), store) == node_.stores.end()) {
+      throw std::logic_error("processor '" + node_.name + "' is not connected to store '" +
+                             std::string(store) + "'");
+    }
+    return store;
+  }
+  template <typename Store>
+  static Store& Checked(Store* store, std::string_view name, const char* kind) {
+    if (store == nullptr) throw std::logic_error("store '" + std::string(name) + "' is not a " + kind + " store");
+    return *store;
   }
   StreamTask& task_;
   const Node& node_;
@@ -141,25 +147,39 @@ void StreamTask::SendToDlq(const Record& record, std::string_view reason,
 }
 
 void StreamTask::PunctuateStreamTime() {
-  for (auto& p : punctuations_) {
+  // By index, with the punctuator copied: a punctuator may Schedule more, which reallocates.
+  for (size_t i = 0; i < punctuations_.size(); ++i) {
+    Punctuation& p = punctuations_[i];
     if (p.type != PunctuationType::kStreamTime) continue;
     if (p.next_ms == INT64_MIN) p.next_ms = stream_time_ + p.interval.count();
     if (stream_time_ < p.next_ms) continue;
     // Fire once for the newest due time; skipped intervals are not replayed one by one.
-    int64_t fire_at = stream_time_;
     int64_t steps = (stream_time_ - p.next_ms) / p.interval.count() + 1;
     p.next_ms += steps * p.interval.count();
-    p.punctuator(fire_at);
+    RunPunctuator(Punctuator(p.punctuator), p.node, stream_time_);
   }
 }
 
 void StreamTask::PunctuateWallClock(int64_t wall_clock_ms) {
   if (!initialized_) return;
-  for (auto& p : punctuations_) {
+  for (size_t i = 0; i < punctuations_.size(); ++i) {
+    Punctuation& p = punctuations_[i];
     if (p.type != PunctuationType::kWallClockTime || wall_clock_ms < p.next_ms) continue;
     int64_t steps = (wall_clock_ms - p.next_ms) / p.interval.count() + 1;
     p.next_ms += steps * p.interval.count();
-    p.punctuator(wall_clock_ms);
+    RunPunctuator(Punctuator(p.punctuator), p.node, wall_clock_ms);
+  }
+}
+
+void StreamTask::RunPunctuator(const Punctuator& punctuator, const std::string& node,
+                               int64_t timestamp_ms) {
+  try {
+    punctuator(timestamp_ms);
+  } catch (const std::exception& e) {
+    // There is no record to dead-letter; the failure is recorded and the task goes on.
+    Record marker;
+    marker.timestamp_ms = timestamp_ms;
+    SendToDlq(marker, std::string("punctuator threw: ") + e.what(), node);
   }
 }
 

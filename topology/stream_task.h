@@ -63,6 +63,7 @@ class StreamTask {
   void ProcessAt(const std::string& node, const Record& record);
   void SendToDlq(const Record& record, std::string_view reason, const std::string& node);
   void PunctuateStreamTime();
+  void RunPunctuator(const Punctuator& punctuator, const std::string& node, int64_t timestamp_ms);
 
   const Topology& topology_;
   const SubTopology& subtopology_;

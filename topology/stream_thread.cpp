@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <set>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "topology/kafka_error.h"
 #include "topology/log.h"
+#include "topology/outbox.h"
+#include "topology/partitioner.h"
 #include "topology/record_collector.h"
 #include "topology/state_restorer.h"
 #include "topology/stream_task.h"
@@ -73,25 +76,38 @@ KafkaHandle NewHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
 
 }  // namespace
 
-class StreamThread::Impl final : public RecordCollector {
+class StreamThread::Impl final {
  public:
   Impl(const Topology& topology, const StreamsConfig& config, int index,
        state::StateResources& resources);
-  ~Impl() override;
+  ~Impl();
 
   void Run();
   // Leaves the group and closes every task. Clean: commits first. Otherwise (after a failure)
   // buffered work is dropped; the next owner resumes from the last sealed commit.
   void Close(bool clean);
-  void Send(const std::string& topic, const Record& record) override;
 
   std::atomic<bool> stop_{false};
   mutable std::mutex status_mu_;
   ThreadStatus status_;
 
  private:
+  struct TaskRuntime;
+  // Where one task's outputs go: straight to Kafka, or into the task's outbox until its next
+  // commit is sealed (exactly-once on a broker that does not filter aborted transactions).
+  class TaskCollector final : public RecordCollector {
+   public:
+    TaskCollector(Impl& thread, TaskRuntime& task) : thread_(thread), task_(task) {}
+    void Send(const std::string& topic, const Record& record) override { thread_.Send(task_, topic, record); }
+
+   private:
+    Impl& thread_;
+    TaskRuntime& task_;
+  };
+
   struct TaskRuntime {
     TaskId id;
+    std::unique_ptr<TaskCollector> collector;
     std::unique_ptr<StreamTask> task;
     std::unique_ptr<StateRestorer> restorer;
     bool running = false;
@@ -101,6 +117,8 @@ class StreamThread::Impl final : public RecordCollector {
     std::map<std::string, int64_t> changelog_positions;  // next offset per logged store
     int64_t commit_position = 0;
     bool dirty = false;
+    std::vector<PendingOutput> outbox;
+    std::map<std::pair<std::string, int32_t>, int64_t> sink_positions;  // after our last output
   };
 
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
@@ -113,6 +131,16 @@ class StreamThread::Impl final : public RecordCollector {
   void RestoreStep();
   void StartRunning(TaskRuntime& rt);
   void ProcessMessage(rd_kafka_message_t* m);
+  void Send(TaskRuntime& rt, const std::string& topic, const Record& record);
+  int32_t PartitionFor(const std::string& topic, const std::string& key);
+  // Sends sealed outputs to their topics, each tagged <writer>/<seq>/<index>, skipping the
+  // indexes in `already`, then marks the seal published in the commit log.
+  void Publish(TaskRuntime& rt, const std::string& writer, uint64_t seq,
+               const std::vector<PendingOutput>& outputs, const std::vector<int32_t>& partitions,
+               const std::set<size_t>& already);
+  // After a crash between a seal and its "published" mark: finds which of the seal's outputs
+  // reached their partitions and sends the rest.
+  void Republish(TaskRuntime& rt, const UnpublishedOutputs& unpublished);
   bool CommitAll();
   void AbortAll(const std::string& reason);
   void Produce(const std::string& topic, int32_t partition, const std::string& key,
@@ -135,6 +163,8 @@ class StreamThread::Impl final : public RecordCollector {
   KafkaHandle producer_;
   bool in_transaction_ = false;
   bool in_callback_ = false;
+  bool outbox_mode_ = false;
+  std::map<std::string, int32_t> partition_counts_;
   bool failed_ = false;
   bool closed_ = false;
   std::string fatal_;
@@ -213,6 +243,7 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
     }
   }
   status_.index = index;
+  outbox_mode_ = config.guarantee == ProcessingGuarantee::kExactlyOnce && !config.broker_filters_aborted;
 }
 
 StreamThread::Impl::~Impl() {
@@ -322,7 +353,8 @@ void StreamThread::Impl::CreateTask(TaskId id) {
   TaskRuntime& rt = tasks_[id];
   rt.id = id;
   rt.topics = sub.source_topics;
-  rt.task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *this,
+  rt.collector = std::make_unique<TaskCollector>(*this, rt);
+  rt.task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *rt.collector,
                                          config_.dlq_topic);
   rt.restorer = std::make_unique<StateRestorer>(restore_consumer_.get(), config_, topology_, id,
                                                 rt.task->state());
@@ -368,6 +400,7 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
   rt.commit_position = rt.restorer->commit_position();
   rt.committed_positions = rt.restorer->input_positions();
   rt.positions = rt.committed_positions;
+  if (const auto& unpublished = rt.restorer->unpublished()) Republish(rt, *unpublished);
   rt.restorer.reset();
   rt.task->Init(WallClockMs());
   // The assignment topic is already assigned (paused); co-partitioned topics join now.
@@ -503,9 +536,115 @@ void StreamThread::Impl::Produce(const std::string& topic, int32_t partition,
   }
 }
 
-void StreamThread::Impl::Send(const std::string& topic, const Record& record) {
-  Produce(topic, RD_KAFKA_PARTITION_UA, record.key, record.value, record.timestamp_ms,
+void StreamThread::Impl::Send(TaskRuntime& rt, const std::string& topic, const Record& record) {
+  if (outbox_mode_) {
+    rt.outbox.push_back({topic, record});
+    return;
+  }
+  Produce(topic, PartitionFor(topic, record.key), record.key, record.value, record.timestamp_ms,
           record.headers, nullptr);
+}
+
+int32_t StreamThread::Impl::PartitionFor(const std::string& topic, const std::string& key) {
+  auto it = partition_counts_.find(topic);
+  if (it == partition_counts_.end()) {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(producer_.get(), 1, nullptr, &md, 10000);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) Fatal(std::string("metadata request failed: ") + rd_kafka_err2str(err));
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0) {
+        partition_counts_[md->topics[i].topic] = md->topics[i].partition_cnt;
+      }
+    }
+    rd_kafka_metadata_destroy(md);
+    it = partition_counts_.find(topic);
+    if (it == partition_counts_.end()) Fatal("output topic " + topic + " does not exist");
+  }
+  // Kafka's default partitioner, computed here so that outputs land where recovery looks.
+  return PartitionForKey(key, it->second);
+}
+
+void StreamThread::Impl::Publish(TaskRuntime& rt, const std::string& writer, uint64_t seq,
+                                 const std::vector<PendingOutput>& outputs,
+                                 const std::vector<int32_t>& partitions,
+                                 const std::set<size_t>& already) {
+  std::map<std::pair<std::string, int32_t>, DeliveryRange> delivered;
+  const std::string prefix = writer + "/" + std::to_string(seq) + "/";
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (already.count(i) != 0) continue;
+    const PendingOutput& o = outputs[i];
+    std::vector<Header> headers = o.record.headers;
+    headers.push_back({kOutputIdHeader, prefix + std::to_string(i)});
+    Produce(o.topic, partitions[i], o.record.key, o.record.value, o.record.timestamp_ms, headers,
+            &delivered[{o.topic, partitions[i]}]);
+  }
+  nlohmann::json mark = {{"writer", writer}, {"seq", seq}};
+  Produce(Topology::CommitTopic(topology_.application_id(), rt.id.subtopology), rt.id.partition,
+          rt.id.ToString(), mark.dump(), WallClockMs(), {{kCommitRecordTypeHeader, "published"}}, nullptr);
+  if (!FlushProducer()) {
+    // The outputs are sealed: a restart finds the ones that arrived and sends the rest.
+    Fatal(std::string("publishing sealed outputs failed: ") + rd_kafka_err2str(delivery_error_));
+  }
+  for (const auto& [partition, range] : delivered) {
+    if (range.last >= 0) rt.sink_positions[partition] = range.last + 1;
+  }
+}
+
+void StreamThread::Impl::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
+  std::vector<int32_t> partitions;
+  std::map<std::pair<std::string, int32_t>, bool> targets;
+  for (const auto& o : u.outputs) {
+    partitions.push_back(PartitionFor(o.topic, o.record.key));
+    targets[{o.topic, partitions.back()}] = true;
+  }
+  const std::string prefix = u.writer + "/" + std::to_string(u.seq) + "/";
+  std::set<size_t> already;
+  for (const auto& [target, unused] : targets) {
+    const auto& [topic, partition] = target;
+    int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(restore_consumer_.get(), topic.c_str(), partition, &low, &high, 10000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Fatal("cannot read offsets of " + topic);
+    }
+    auto hint = u.scan_from.find(topic + "/" + std::to_string(partition));
+    int64_t from = std::max(low, hint == u.scan_from.end() ? low : hint->second);
+    if (from >= high) continue;
+    auto list = NewPartitionList();
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = from;
+    rd_kafka_assign(restore_consumer_.get(), list.get());
+    for (int64_t next = from; next < high;) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(restore_consumer_.get(), 1000);
+      if (m == nullptr) continue;
+      bool mine = m->rkt != nullptr && m->partition == partition && topic == rd_kafka_topic_name(m->rkt);
+      if (mine && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) next = high;
+      if (mine && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        next = m->offset + 1;
+        rd_kafka_headers_t* headers = nullptr;
+        const void* id = nullptr;
+        size_t size = 0;
+        if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(headers, kOutputIdHeader, &id, &size) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          std::string_view value(static_cast<const char*>(id), size);
+          if (value.substr(0, prefix.size()) == prefix) already.insert(std::stoul(std::string(value.substr(prefix.size()))));
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(restore_consumer_.get(), nullptr);
+  }
+  Log(LogLevel::kInfo, "outputs_republished",
+      {{"task", rt.id.ToString()}, {"seal", prefix}, {"outputs", u.outputs.size()},
+       {"alreadyDelivered", already.size()}});
+  BeginTransactionIfNeeded();
+  Publish(rt, u.writer, u.seq, u.outputs, partitions, already);
+  if (in_transaction_) {
+    if (rd_kafka_error_t* e = rd_kafka_commit_transaction(producer_.get(), 60000)) {
+      std::string what = rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+      Fatal("commit_transaction of republished outputs failed: " + what);
+    }
+    in_transaction_ = false;
+  }
 }
 
 bool StreamThread::Impl::FlushProducer() {
@@ -526,7 +665,9 @@ bool StreamThread::Impl::FlushProducer() {
 bool StreamThread::Impl::CommitAll() {
   std::vector<TaskRuntime*> dirty;
   for (auto& [id, rt] : tasks_) {
-    if (rt.running && (rt.dirty || rt.task->state().pending_change_count() > 0)) dirty.push_back(&rt);
+    if (rt.running && (rt.dirty || !rt.outbox.empty() || rt.task->state().pending_change_count() > 0)) {
+      dirty.push_back(&rt);
+    }
   }
   last_commit_ = std::chrono::steady_clock::now();
   records_since_commit_ = 0;
@@ -547,6 +688,18 @@ bool StreamThread::Impl::CommitAll() {
               rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {}, &range);
     });
   }
+  // Outputs wait in the task's commit-log partition until the seal makes them part of the commit.
+  std::map<TaskId, DeliveryRange> outboxes;
+  std::map<TaskId, std::vector<int32_t>> output_partitions;
+  for (TaskRuntime* rt : dirty) {
+    if (rt->outbox.empty()) continue;
+    auto& parts = output_partitions[rt->id];
+    for (const auto& o : rt->outbox) parts.push_back(PartitionFor(o.topic, o.record.key));
+    for (auto& chunk : EncodeOutbox(rt->outbox, 512 * 1024)) {
+      Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition, rt->id.ToString(),
+              chunk, WallClockMs(), {{kCommitRecordTypeHeader, "outbox"}}, &outboxes[rt->id]);
+    }
+  }
   if (!FlushProducer()) {
     AbortAll(std::string("changelog delivery failed: ") + rd_kafka_err2str(delivery_error_));
     return false;
@@ -560,8 +713,21 @@ bool StreamThread::Impl::CommitAll() {
     }
     nlohmann::json seal = {{"writer", writer_id_}, {"seq", commit_seq_}, {"inputs", rt->positions},
                            {"changelogs", std::move(changelogs)}};
+    if (auto box = outboxes.find(rt->id); box != outboxes.end() && box->second.first >= 0) {
+      seal["outbox"] = {box->second.first, box->second.last + 1};
+      nlohmann::json sinks = nlohmann::json::object();
+      for (int32_t i = 0; i < static_cast<int32_t>(rt->outbox.size()); ++i) {
+        std::pair<std::string, int32_t> target{rt->outbox[static_cast<size_t>(i)].topic,
+                                               output_partitions[rt->id][static_cast<size_t>(i)]};
+        auto known = rt->sink_positions.find(target);
+        if (known != rt->sink_positions.end()) {
+          sinks[target.first + "/" + std::to_string(target.second)] = known->second;
+        }
+      }
+      seal["sinks"] = std::move(sinks);
+    }
     Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition, rt->id.ToString(),
-            seal.dump(), WallClockMs(), {}, &seals[rt->id]);
+            seal.dump(), WallClockMs(), {{kCommitRecordTypeHeader, "seal"}}, &seals[rt->id]);
   }
   if (!FlushProducer()) {
     // A seal whose fate is unknown cannot be undone: restart and let the log decide.
@@ -589,6 +755,10 @@ bool StreamThread::Impl::CommitAll() {
     state::CheckpointEntries checkpoint;
     const DeliveryRange& seal = seals[rt->id];
     if (seal.last >= 0) rt->commit_position = seal.last + 1;
+    // Until its outputs are published, a restart must read this commit's outbox and seal again.
+    if (auto box = outboxes.find(rt->id); box != outboxes.end() && box->second.first >= 0) {
+      rt->commit_position = box->second.first;
+    }
     checkpoint[kCheckpointCommits] = std::to_string(rt->commit_position);
     for (auto& [key, range] : ranges) {
       if (key.first == rt->id && range.last >= 0) rt->changelog_positions[key.second] = range.last + 1;
@@ -606,6 +776,12 @@ bool StreamThread::Impl::CommitAll() {
     }
     rt->committed_positions = rt->positions;
     rt->dirty = false;
+  }
+  for (TaskRuntime* rt : dirty) {
+    if (rt->outbox.empty()) continue;
+    BeginTransactionIfNeeded();
+    Publish(*rt, writer_id_, commit_seq_, rt->outbox, output_partitions[rt->id], {});
+    rt->outbox.clear();
   }
   // Group offsets are only for lag monitoring: the sealed commit records are the truth.
   if (offsets->cnt > 0) rd_kafka_commit(consumer_.get(), offsets.get(), 1);
@@ -638,6 +814,7 @@ void StreamThread::Impl::AbortAll(const std::string& reason) {
   for (auto& [id, rt] : tasks_) {
     if (!rt.running) continue;
     rt.task->state().Abort();
+    rt.outbox.clear();
     rt.positions = rt.committed_positions;
     rt.dirty = false;
     for (const auto& [topic, offset] : rt.committed_positions) {

@@ -96,6 +96,10 @@ void TopologyTestDriver::Route(const std::string& topic, Record record) {
   record.partition = PartitionForKey(record.key, options_.partitions);
   record.offset = next_offset_[topic + "/" + std::to_string(record.partition)]++;
   tasks_.at(TaskId{*sub, record.partition})->Process(record);
+  DeliverRepartitioned();
+}
+
+void TopologyTestDriver::DeliverRepartitioned() {
   // Repartitioned records are delivered after the record that caused them, like a broker would.
   if (routing_) return;
   routing_ = true;
@@ -118,6 +122,7 @@ std::vector<Record> TopologyTestDriver::ReadOutput(const std::string& topic) {
 void TopologyTestDriver::AdvanceWallClock(int64_t delta_ms) {
   wall_clock_ms_ += delta_ms;
   for (auto& [id, task] : tasks_) task->PunctuateWallClock(wall_clock_ms_);
+  DeliverRepartitioned();
 }
 
 void TopologyTestDriver::Commit() {

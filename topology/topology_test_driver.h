@@ -49,6 +49,7 @@ class TopologyTestDriver {
   TopologyTestDriver(const Topology& topology, TestDriverOptions options);
   state::Status OpenTasks();
   void Route(const std::string& topic, Record record);
+  void DeliverRepartitioned();
 
   const Topology& topology_;
   TestDriverOptions options_;

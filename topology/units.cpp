@@ -1,6 +1,7 @@
 #include "topology/units.h"
 
 #include <charconv>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -34,6 +35,9 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   else if (unit == "h") factor = 3'600'000;
   else if (unit == "d") factor = 86'400'000;
   else return Status::InvalidArgument("unknown duration unit in '" + std::string(text) + "' (ms, s, m, h, d)");
+  if (n > static_cast<uint64_t>(INT64_MAX) / factor) {
+    return Status::InvalidArgument("duration '" + std::string(text) + "' is too large");
+  }
   return std::chrono::milliseconds(static_cast<int64_t>(n * factor));
 }
 
@@ -50,6 +54,7 @@ Result<uint64_t> ParseBytes(std::string_view text) {
   else if (unit == "MB") factor = 1000'000;
   else if (unit == "GB") factor = 1000'000'000;
   else return Status::InvalidArgument("unknown size unit in '" + std::string(text) + "' (KiB, MiB, GiB, KB, MB, GB)");
+  if (n > UINT64_MAX / factor) return Status::InvalidArgument("size '" + std::string(text) + "' is too large");
   return n * factor;
 }
 
