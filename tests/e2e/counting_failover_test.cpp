@@ -164,9 +164,15 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   }
   EXPECT_GT(tail_restores, 0) << "no restore of b started after offset 0";
 
-  a.process->Kill(SIGTERM);
-  b.process->Kill(SIGTERM);
-  broker.Kill(SIGTERM);
+  // SIGTERM is a clean shutdown: final commit, tasks closed, exit status 0.
+  for (int status : {a.process->Kill(SIGTERM), b.process->Kill(SIGTERM), broker.Kill(SIGTERM)}) {
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  }
+  // Under the asan preset the processes report memory and UB errors into their logs.
+  for (const std::string& log : {a.process->Log(), b.process->Log(), broker.Log()}) {
+    EXPECT_EQ(log.find("Sanitizer"), std::string::npos) << log.substr(log.find("Sanitizer"), 2000);
+    EXPECT_EQ(log.find("runtime error:"), std::string::npos);
+  }
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 

@@ -43,13 +43,14 @@ class ChildProcess {
     }
   }
 
-  // Sends the signal and reaps the process.
-  void Kill(int signal) {
-    if (pid_ <= 0) return;
+  // Sends the signal and reaps the process; returns its wait status (-1 if it was not running).
+  int Kill(int signal) {
+    if (pid_ <= 0) return -1;
     ::kill(pid_, signal);
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
+    return status;
   }
 
   bool Running() {
