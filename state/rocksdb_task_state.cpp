@@ -102,6 +102,14 @@ class RocksDbTaskState final : public TaskState {
     return store != nullptr ? store->timer.get() : nullptr;
   }
   const std::vector<StoreSpec>& stores() const override { return specs_; }
+  ReadOnlyKeyValueStore* committed_key_value_store(std::string_view name) override {
+    OpenStore* store = Find(name);
+    return store != nullptr ? store->committed_key_value.get() : nullptr;
+  }
+  ReadOnlyWindowStore* committed_window_store(std::string_view name) override {
+    OpenStore* store = Find(name);
+    return store != nullptr ? store->committed_window.get() : nullptr;
+  }
 
   void VisitPendingChanges(
       const std::function<void(const std::string& store, const StoreChange& change)>& visit)
@@ -125,12 +133,17 @@ class RocksDbTaskState final : public TaskState {
   };
   using ColumnFamilyPtr = std::unique_ptr<rocksdb::ColumnFamilyHandle, ColumnFamilyCloser>;
 
-  // One declared store: its raw data and the one typed view its spec asks for.
+  // One declared store: its raw data and the one typed view its spec asks for, plus a
+  // read-only view over the same column family through an overlay that never gets writes, so
+  // other threads read committed state only.
   struct OpenStore {
     std::unique_ptr<OverlayStore> data;
     std::unique_ptr<KeyValueStore> key_value;
     std::unique_ptr<WindowStore> window;
     std::unique_ptr<TimerStore> timer;
+    std::unique_ptr<OverlayStore> committed_data;
+    std::unique_ptr<ReadOnlyKeyValueStore> committed_key_value;
+    std::unique_ptr<ReadOnlyWindowStore> committed_window;
   };
 
   size_t IndexOf(std::string_view name) const;  // specs_.size() when there is none
@@ -200,12 +213,15 @@ Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions
     const StoreSpec& spec = options.stores[i];
     OpenStore store;
     store.data = std::make_unique<OverlayStore>(*db, *handles[2 + i], spec.name);
+    store.committed_data = std::make_unique<OverlayStore>(*db, *handles[2 + i], spec.name);
     switch (spec.type) {
       case StoreType::kKeyValue:
         store.key_value = std::make_unique<RocksDbKeyValueStore>(*store.data);
+        store.committed_key_value = std::make_unique<RocksDbKeyValueStore>(*store.committed_data);
         break;
       case StoreType::kWindow:
         store.window = std::make_unique<RocksDbWindowStore>(*store.data, spec.window);
+        store.committed_window = std::make_unique<RocksDbWindowStore>(*store.committed_data, spec.window);
         break;
       case StoreType::kTimer:
         store.timer = std::make_unique<RocksDbTimerStore>(*store.data);

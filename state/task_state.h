@@ -67,6 +67,10 @@ class TaskState {
   virtual WindowStore* window_store(std::string_view name) = 0;
   virtual TimerStore* timer_store(std::string_view name) = 0;
   virtual const std::vector<StoreSpec>& stores() const = 0;
+  // Committed state only (no buffered writes), safe to read from other threads while the task
+  // runs: what interactive queries use. Null when there is no such store.
+  virtual ReadOnlyKeyValueStore* committed_key_value_store(std::string_view name) = 0;
+  virtual ReadOnlyWindowStore* committed_window_store(std::string_view name) = 0;
 
   // The changes buffered since the last Commit or Abort, store by store, in key order.
   virtual void VisitPendingChanges(

@@ -31,21 +31,26 @@ inline int64_t WindowSpec::WindowStart(int64_t timestamp_ms) const {
 using WindowVisitor =
     std::function<bool(std::string_view key, int64_t window_start, std::string_view value)>;
 
-// Values per (key, window start). Window starts need not be multiples of the spec's size, so
-// calendar windows (months) can be stored too; the spec drives retention.
-class WindowStore {
+// The reading half of a window store; what interactive queries get.
+class ReadOnlyWindowStore {
  public:
-  virtual ~WindowStore() = default;
+  virtual ~ReadOnlyWindowStore() = default;
 
   virtual const std::string& name() const = 0;
   virtual const WindowSpec& spec() const = 0;
   virtual std::optional<std::string> Get(std::string_view key, int64_t window_start) = 0;
-  virtual void Put(std::string_view key, int64_t window_start, std::string_view value) = 0;
-  virtual void Delete(std::string_view key, int64_t window_start) = 0;
   // Windows of one key with from <= start < to, in start order.
   virtual void Fetch(std::string_view key, int64_t from, int64_t to, const WindowVisitor& visit) = 0;
   // Windows of every key with from <= start < to (key order, then start order).
   virtual void FetchAll(int64_t from, int64_t to, const WindowVisitor& visit) = 0;
+};
+
+// Values per (key, window start). Window starts need not be multiples of the spec's size, so
+// calendar windows (months) can be stored too; the spec drives retention.
+class WindowStore : public ReadOnlyWindowStore {
+ public:
+  virtual void Put(std::string_view key, int64_t window_start, std::string_view value) = 0;
+  virtual void Delete(std::string_view key, int64_t window_start) = 0;
   // Deletes windows whose end is more than retention before stream_time; returns how many.
   virtual uint64_t ExpireBefore(int64_t stream_time_ms) = 0;
 };
