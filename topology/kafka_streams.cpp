@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "topology/log.h"
+#include "topology/partitioner.h"
 
 namespace cm::topology {
 
@@ -49,8 +50,10 @@ Status KafkaStreams::EnsureTopics() {
     }
   }
   const std::string& app = topology_.application_id();
+  partitions_.clear();
   for (const auto& sub : topology_.subtopologies()) {
     int32_t partitions = counts->at(sub.source_topics.front());
+    partitions_.push_back(partitions);
     for (const auto& topic : sub.source_topics) {
       if (counts->at(topic) != partitions) {
         return Status::InvalidArgument("sub-topology " + std::to_string(sub.id) +
@@ -69,6 +72,7 @@ Status KafkaStreams::EnsureTopics() {
     }
   }
   if (counts->count(config_.dlq_topic) == 0) wanted.push_back({config_.dlq_topic, config_.default_partitions});
+  if (counts->count(InstancesTopic(app)) == 0) wanted.push_back({InstancesTopic(app), 1});
   return admin_.EnsureTopics(wanted);
 }
 
@@ -92,6 +96,28 @@ Status KafkaStreams::Start() {
 void KafkaStreams::Stop() {
   for (auto& t : threads_) t->Stop();
   threads_.clear();
+}
+
+TaskId KafkaStreams::TaskForKey(int subtopology, std::string_view key) const {
+  return TaskId{subtopology, PartitionForKey(key, partitions_.at(static_cast<size_t>(subtopology)))};
+}
+
+Status KafkaStreams::Query(const TaskId& task,
+                           const std::function<void(const ReadOnlyStores&)>& query) const {
+  for (const auto& t : threads_) {
+    if (t->Query(task, query)) return Status::OK();
+  }
+  return Status::NotFound("task " + task.ToString() + " does not run in this instance");
+}
+
+std::vector<std::string> KafkaStreams::RunningTasks() const {
+  std::vector<std::string> out;
+  for (const auto& t : Threads()) {
+    for (const auto& task : t.tasks) {
+      if (task.running) out.push_back(task.task);
+    }
+  }
+  return out;
 }
 
 std::vector<ThreadStatus> KafkaStreams::Threads() const {

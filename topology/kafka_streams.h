@@ -36,6 +36,16 @@ class KafkaStreams {
   // Prometheus text for the stream threads and stores.
   std::string RenderMetrics() const;
 
+  // The task of `subtopology` that owns `key`, by Kafka's partitioner over the sub-topology's
+  // partition count. Valid after Start.
+  TaskId TaskForKey(int subtopology, std::string_view key) const;
+  // Runs `query` over the task's committed stores when a thread of this instance runs it.
+  // NotFound when it runs elsewhere or nowhere (restoring counts as nowhere).
+  state::Status Query(const TaskId& task, const std::function<void(const ReadOnlyStores&)>& query) const;
+  // Tasks running here, as "0_3".
+  std::vector<std::string> RunningTasks() const;
+  static std::string InstancesTopic(const std::string& app_id) { return app_id + "-instances"; }
+
   const StreamsConfig& config() const { return config_; }
   const Topology& topology() const { return topology_; }
 
@@ -47,6 +57,7 @@ class KafkaStreams {
   TopicAdmin& admin_;
   std::unique_ptr<state::StateResources> resources_;
   std::vector<std::unique_ptr<StreamThread>> threads_;
+  std::vector<int32_t> partitions_;  // per sub-topology
 };
 
 }  // namespace cm::topology

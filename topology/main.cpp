@@ -13,11 +13,14 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "processors/counting/counting_routes.h"
 #include "processors/counting/counting_topology.h"
 #include "topology/embedded_broker.h"
 #include "topology/http_server.h"
 #include "topology/kafka_streams.h"
 #include "topology/log.h"
+#include "topology/query_router.h"
+#include "topology/streams_metadata.h"
 #include "topology/topic_admin.h"
 #include "topology/units.h"
 
@@ -77,6 +80,7 @@ struct RunOptions {
   std::string instance_id;
   std::string state_dir = "./data";
   std::string http = "0.0.0.0:8080";
+  std::string advertised_http;
   int threads = 1;
   std::string guarantee = "exactly_once";
   std::string rocksdb_memory = "256MiB";
@@ -172,19 +176,38 @@ int Run(const RunOptions& o) {
     r.body = streams.RenderMetrics() + server.RenderMetrics();
     return r;
   });
+  // Where other instances reach this one; a wildcard bind address is not routable.
+  std::string advertised = o.advertised_http;
+  if (advertised.empty()) {
+    advertised = (http->host == "0.0.0.0" ? std::string("127.0.0.1") : http->host) + ":" +
+                 std::to_string(http->port);
+  }
+  cm::topology::StreamsMetadata metadata(
+      {.bootstrap_servers = config.bootstrap_servers,
+       .topic = cm::topology::KafkaStreams::InstancesTopic(config.application_id),
+       .instance_id = config.instance_id,
+       .endpoint = advertised},
+      [&streams] { return streams.RunningTasks(); });
+  cm::topology::QueryRouter router(streams, metadata);
   server.Route("GET", "/v1/topology", [&](const auto&) {
     nlohmann::json j = streams.topology().Describe();
     nlohmann::json tasks = nlohmann::json::array();
     for (const auto& t : streams.Threads()) {
       for (const auto& task : t.tasks) {
-        tasks.push_back({{"task", task.task}, {"owner", config.instance_id}, {"thread", t.index},
+        tasks.push_back({{"task", task.task}, {"thread", t.index},
                          {"state", task.running ? "running" : "restoring"}});
       }
     }
+    nlohmann::json instances = nlohmann::json::array();
+    for (const auto& i : metadata.Instances()) {
+      instances.push_back({{"instanceId", i.instance_id}, {"endpoint", i.endpoint}, {"tasks", i.tasks}});
+    }
     j["instanceId"] = config.instance_id;
     j["tasks"] = tasks;
+    j["instances"] = instances;
     return HttpResponse::Json(200, j);
   });
+  if (o.topology == "counting") cm::counting::AddCountingRoutes(server, streams, router);
   if (auto s = server.Start(http->host, http->port); !s.ok()) {
     Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
     return 1;
@@ -194,8 +217,13 @@ int Run(const RunOptions& o) {
     Log(LogLevel::kError, "start_failed", {{"error", s.ToString()}});
     return 1;
   }
+  if (auto s = metadata.Start(); !s.ok()) {
+    Log(LogLevel::kError, "metadata_failed", {{"error", s.ToString()}});
+    return 1;
+  }
   bool clean = WaitForSignal(signals, [&] { return streams.Failure().empty(); });
   if (!clean) Log(LogLevel::kError, "stream_failure", {{"error", streams.Failure()}});
+  metadata.Stop();
   streams.Stop();
   server.Stop();
   Log(LogLevel::kInfo, "stopped", {{"clean", clean}});
@@ -281,6 +309,7 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--instance-id", run.instance_id, "stable id of this instance (default host-port)")->envname("CM_INSTANCE_ID");
   run_cmd->add_option("--state-dir", run.state_dir, "directory of local state")->envname("CM_STATE_DIR")->capture_default_str();
   run_cmd->add_option("--http", run.http, "HOST:PORT of the HTTP API")->envname("CM_HTTP")->capture_default_str();
+  run_cmd->add_option("--advertised-http", run.advertised_http, "HOST:PORT other instances use to reach this one (default: the --http address, 127.0.0.1 for 0.0.0.0)")->envname("CM_ADVERTISED_HTTP");
   run_cmd->add_option("--threads", run.threads, "stream threads")->envname("CM_THREADS")->check(CLI::Range(1, 64))->capture_default_str();
   run_cmd->add_option("--guarantee", run.guarantee, "exactly_once or at_least_once")->envname("CM_GUARANTEE")->capture_default_str();
   run_cmd->add_option("--rocksdb-memory", run.rocksdb_memory, "block cache + write buffers for all stores")->envname("CM_ROCKSDB_MEMORY")->capture_default_str();

@@ -6,6 +6,7 @@
 #include <cassert>
 #include <chrono>
 #include <set>
+#include <shared_mutex>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -90,6 +91,9 @@ class StreamThread::Impl final {
   std::atomic<bool> stop_{false};
   mutable std::mutex status_mu_;
   ThreadStatus status_;
+  // Running tasks that HTTP threads may query; a task leaves it before it closes.
+  mutable std::shared_mutex query_mu_;
+  std::map<TaskId, state::TaskState*> queryable_;
 
  private:
   struct TaskRuntime;
@@ -365,6 +369,10 @@ void StreamThread::Impl::CloseTask(TaskId id, bool clean) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
   TaskRuntime& rt = it->second;
+  {
+    std::unique_lock<std::shared_mutex> lock(query_mu_);  // waits for running queries
+    queryable_.erase(id);
+  }
   if (!clean) rt.task->state().Abort();
   rt.task->Close();
   for (const auto& topic : rt.topics) by_partition_.erase({topic, id.partition});
@@ -438,6 +446,10 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
   }
   rd_kafka_resume_partitions(consumer_.get(), resume.get());
   rt.running = true;
+  {
+    std::unique_lock<std::shared_mutex> lock(query_mu_);
+    queryable_[rt.id] = &rt.task->state();
+  }
   Log(LogLevel::kInfo, "task_running", {{"task", rt.id.ToString()}, {"inputs", rt.committed_positions}});
 }
 
@@ -975,6 +987,15 @@ void StreamThread::Start() {
 void StreamThread::Stop() {
   impl_->stop_ = true;
   if (thread_.joinable()) thread_.join();
+}
+
+bool StreamThread::Query(const TaskId& task,
+                         const std::function<void(const ReadOnlyStores&)>& query) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->query_mu_);
+  auto it = impl_->queryable_.find(task);
+  if (it == impl_->queryable_.end()) return false;
+  query(ReadOnlyStores(*it->second));
+  return true;
 }
 
 ThreadStatus StreamThread::Status() const {

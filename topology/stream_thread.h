@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include "state/task_state.h"
+#include "topology/read_only_stores.h"
+#include "topology/stream_task.h"
 #include "topology/streams_config.h"
 #include "topology/topology.h"
 
@@ -57,6 +60,9 @@ class StreamThread {
   // Commits, closes the tasks (keeping their state on disk) and leaves the group.
   void Stop();
   ThreadStatus Status() const;
+  // Runs `query` over the committed stores of `task` if this thread runs it (restored and
+  // processing); false otherwise. The task cannot close while the query runs.
+  bool Query(const TaskId& task, const std::function<void(const ReadOnlyStores&)>& query) const;
 
  private:
   class Impl;

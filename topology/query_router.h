@@ -1,0 +1,33 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "topology/http_server.h"
+#include "topology/kafka_streams.h"
+#include "topology/read_only_stores.h"
+#include "topology/streams_metadata.h"
+
+namespace cm::topology {
+
+// Serves a request about one key wherever the key's task runs: here from the committed stores,
+// elsewhere by forwarding the request to the owning instance, and with 503 + Retry-After while
+// no running instance owns it (restoring, or between owners during a rebalance).
+class QueryRouter {
+ public:
+  static constexpr const char* kForwardedHeader = "X-Cm-Forwarded-By";
+
+  QueryRouter(const KafkaStreams& streams, const StreamsMetadata& metadata)
+      : streams_(streams), metadata_(metadata) {}
+
+  HttpResponse Route(const HttpRequest& request, const TaskId& task,
+                     const std::function<HttpResponse(const ReadOnlyStores&)>& local) const;
+
+ private:
+  HttpResponse Forward(const HttpRequest& request, const std::string& endpoint) const;
+
+  const KafkaStreams& streams_;
+  const StreamsMetadata& metadata_;
+};
+
+}  // namespace cm::topology
