@@ -221,7 +221,8 @@ Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions
         break;
       case StoreType::kWindow:
         store.window = std::make_unique<RocksDbWindowStore>(*store.data, spec.window);
-        store.committed_window = std::make_unique<RocksDbWindowStore>(*store.committed_data, spec.window);
+        store.committed_window =
+            std::make_unique<RocksDbWindowStore>(*store.committed_data, spec.window);
         break;
       case StoreType::kTimer:
         store.timer = std::make_unique<RocksDbTimerStore>(*store.data);

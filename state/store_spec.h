@@ -14,8 +14,8 @@ const char* StoreTypeName(StoreType type);
 struct StoreSpec {
   std::string name;
   StoreType type = StoreType::kKeyValue;
-  WindowSpec window;      // only for kWindow
-  bool logged = true;     // backed by a changelog topic
+  WindowSpec window;   // only for kWindow
+  bool logged = true;  // backed by a changelog topic
 };
 
 inline const char* StoreTypeName(StoreType type) {

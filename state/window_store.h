@@ -40,7 +40,8 @@ class ReadOnlyWindowStore {
   virtual const WindowSpec& spec() const = 0;
   virtual std::optional<std::string> Get(std::string_view key, int64_t window_start) = 0;
   // Windows of one key with from <= start < to, in start order.
-  virtual void Fetch(std::string_view key, int64_t from, int64_t to, const WindowVisitor& visit) = 0;
+  virtual void Fetch(std::string_view key, int64_t from, int64_t to,
+                     const WindowVisitor& visit) = 0;
   // Windows of every key with from <= start < to (key order, then start order).
   virtual void FetchAll(int64_t from, int64_t to, const WindowVisitor& visit) = 0;
 };

@@ -26,7 +26,7 @@ class EmbeddedBroker {
 
  private:
   EmbeddedBroker() = default;
-  rd_kafka_t* handle_ = nullptr;               // owned: destroyed with the cluster
+  rd_kafka_t* handle_ = nullptr;                // owned: destroyed with the cluster
   rd_kafka_mock_cluster_t* cluster_ = nullptr;  // owned
   std::string bootstrap_servers_;
 };

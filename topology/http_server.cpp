@@ -1,11 +1,11 @@
 #include "topology/http_server.h"
 
+#include <httplib.h>
+
 #include <chrono>
 #include <regex>
 #include <sstream>
 #include <vector>
-
-#include <httplib.h>
 
 namespace cm::topology {
 
@@ -22,7 +22,8 @@ HttpResponse HttpResponse::Json(int status, const nlohmann::json& body) {
 
 HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_view message,
                                  nlohmann::json details) {
-  return Json(status, {{"error", {{"code", code}, {"message", message}, {"details", std::move(details)}}}});
+  return Json(status,
+              {{"error", {{"code", code}, {"message", message}, {"details", std::move(details)}}}});
 }
 
 HttpResponse HttpResponse::FromStatus(const state::Status& status) {
@@ -76,8 +77,8 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_[key].buckets.assign(std::size(kLatencyBounds), 0);
   }
-  auto wrapped = [this, names, key, method, handler = std::move(handler)](const httplib::Request& req,
-                                                                         httplib::Response& res) {
+  auto wrapped = [this, names, key, method, handler = std::move(handler)](
+                     const httplib::Request& req, httplib::Response& res) {
     auto started = std::chrono::steady_clock::now();
     HttpRequest r;
     r.method = method;
@@ -97,7 +98,8 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
     res.status = out.status;
     for (const auto& [k, v] : out.headers) res.set_header(k, v);
     res.set_content(out.body, out.content_type);
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     std::lock_guard<std::mutex> lock(stats_mu_);
     RouteStats& s = stats_[key];
     ++s.count;
@@ -107,11 +109,16 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
       if (seconds <= kLatencyBounds[i]) ++s.buckets[i];
     }
   };
-  if (method == "GET") impl_->server.Get(regex, wrapped);
-  else if (method == "POST") impl_->server.Post(regex, wrapped);
-  else if (method == "PUT") impl_->server.Put(regex, wrapped);
-  else if (method == "PATCH") impl_->server.Patch(regex, wrapped);
-  else if (method == "DELETE") impl_->server.Delete(regex, wrapped);
+  if (method == "GET")
+    impl_->server.Get(regex, wrapped);
+  else if (method == "POST")
+    impl_->server.Post(regex, wrapped);
+  else if (method == "PUT")
+    impl_->server.Put(regex, wrapped);
+  else if (method == "PATCH")
+    impl_->server.Patch(regex, wrapped);
+  else if (method == "DELETE")
+    impl_->server.Delete(regex, wrapped);
 }
 
 state::Status HttpServer::Start(const std::string& host, int port) {
@@ -150,9 +157,12 @@ std::string HttpServer::RenderMetrics() const {
       out << "cmstream_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\""
           << kLatencyBounds[i] << "\"} " << s.buckets[i] << '\n';
     }
-    out << "cmstream_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\"+Inf\"} " << s.count << '\n';
-    out << "cmstream_http_request_duration_seconds_sum{route=\"" << route << "\"} " << s.seconds_sum << '\n';
-    out << "cmstream_http_request_duration_seconds_count{route=\"" << route << "\"} " << s.count << '\n';
+    out << "cmstream_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\"+Inf\"} "
+        << s.count << '\n';
+    out << "cmstream_http_request_duration_seconds_sum{route=\"" << route << "\"} " << s.seconds_sum
+        << '\n';
+    out << "cmstream_http_request_duration_seconds_count{route=\"" << route << "\"} " << s.count
+        << '\n';
   }
   out << "# HELP cmstream_http_errors_total HTTP responses with a 5xx status per route.\n"
       << "# TYPE cmstream_http_errors_total counter\n";

@@ -19,7 +19,8 @@ KafkaStreams::~KafkaStreams() { Stop(); }
 Status KafkaStreams::EnsureTopics() {
   auto counts = admin_.PartitionCounts();
   if (!counts.ok()) return counts.status();
-  std::set<std::string> internal(topology_.InternalTopics().begin(), topology_.InternalTopics().end());
+  std::set<std::string> internal(topology_.InternalTopics().begin(),
+                                 topology_.InternalTopics().end());
   std::vector<TopicSpec> missing_external;
   for (const auto& sub : topology_.subtopologies()) {
     for (const auto& topic : sub.source_topics) {
@@ -58,7 +59,8 @@ Status KafkaStreams::EnsureTopics() {
       if (counts->at(topic) != partitions) {
         return Status::InvalidArgument("sub-topology " + std::to_string(sub.id) +
                                        " reads co-partitioned topics with different partition "
-                                       "counts: " + sub.source_topics.front() + " has " +
+                                       "counts: " +
+                                       sub.source_topics.front() + " has " +
                                        std::to_string(partitions) + ", " + topic + " has " +
                                        std::to_string(counts->at(topic)));
       }
@@ -71,7 +73,8 @@ Status KafkaStreams::EnsureTopics() {
       if (counts->count(topic) == 0) wanted.push_back({topic, partitions});
     }
   }
-  if (counts->count(config_.dlq_topic) == 0) wanted.push_back({config_.dlq_topic, config_.default_partitions});
+  if (counts->count(config_.dlq_topic) == 0)
+    wanted.push_back({config_.dlq_topic, config_.default_partitions});
   if (counts->count(InstancesTopic(app)) == 0) wanted.push_back({InstancesTopic(app), 1});
   return admin_.EnsureTopics(wanted);
 }
@@ -88,7 +91,8 @@ Status KafkaStreams::Start() {
   }
   for (auto& t : threads_) t->Start();
   Log(LogLevel::kInfo, "streams_started",
-      {{"applicationId", topology_.application_id()}, {"instanceId", config_.instance_id},
+      {{"applicationId", topology_.application_id()},
+       {"instanceId", config_.instance_id},
        {"threads", config_.threads}});
   return Status::OK();
 }
@@ -99,7 +103,8 @@ void KafkaStreams::Stop() {
 }
 
 TaskId KafkaStreams::TaskForKey(int subtopology, std::string_view key) const {
-  return TaskId{subtopology, PartitionForKey(key, partitions_.at(static_cast<size_t>(subtopology)))};
+  return TaskId{subtopology,
+                PartitionForKey(key, partitions_.at(static_cast<size_t>(subtopology)))};
 }
 
 Status KafkaStreams::Query(const TaskId& task,
@@ -158,7 +163,8 @@ nlohmann::json KafkaStreams::ReadyReport() const {
       }
       tasks.push_back(std::move(j));
     }
-    threads.push_back({{"thread", t.index}, {"alive", t.alive}, {"error", t.error}, {"tasks", tasks}});
+    threads.push_back(
+        {{"thread", t.index}, {"alive", t.alive}, {"error", t.error}, {"tasks", tasks}});
   }
   return {{"ready", Ready()}, {"threads", threads}, {"restoring", restoring}};
 }
@@ -170,37 +176,65 @@ std::string KafkaStreams::RenderMetrics() const {
     out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
   };
   family("cmstream_records_processed_total", "counter", "Records processed by stream threads.");
-  for (const auto& t : threads) out << "cmstream_records_processed_total{thread=\"" << t.index << "\"} " << t.processed << '\n';
-  family("cmstream_records_produced_total", "counter", "Records produced (outputs, changelogs, commit records).");
-  for (const auto& t : threads) out << "cmstream_records_produced_total{thread=\"" << t.index << "\"} " << t.produced << '\n';
-  family("cmstream_dlq_records_total", "counter", "Records sent to the dead-letter topic by current tasks.");
-  for (const auto& t : threads) out << "cmstream_dlq_records_total{thread=\"" << t.index << "\"} " << t.dlq << '\n';
+  for (const auto& t : threads)
+    out << "cmstream_records_processed_total{thread=\"" << t.index << "\"} " << t.processed << '\n';
+  family("cmstream_records_produced_total", "counter",
+         "Records produced (outputs, changelogs, commit records).");
+  for (const auto& t : threads)
+    out << "cmstream_records_produced_total{thread=\"" << t.index << "\"} " << t.produced << '\n';
+  family("cmstream_dlq_records_total", "counter",
+         "Records sent to the dead-letter topic by current tasks.");
+  for (const auto& t : threads)
+    out << "cmstream_dlq_records_total{thread=\"" << t.index << "\"} " << t.dlq << '\n';
   family("cmstream_commits_aborted_total", "counter", "Commits aborted and reprocessed.");
-  for (const auto& t : threads) out << "cmstream_commits_aborted_total{thread=\"" << t.index << "\"} " << t.aborted_commits << '\n';
+  for (const auto& t : threads)
+    out << "cmstream_commits_aborted_total{thread=\"" << t.index << "\"} " << t.aborted_commits
+        << '\n';
   family("cmstream_commit_latency_seconds", "histogram", "Time to seal and apply one commit.");
   for (const auto& t : threads) {
     uint64_t cumulative = 0;
-    for (size_t i = 0; i < std::size(kCommitLatencyBounds) && i < t.commit_latency_buckets.size(); ++i) {
+    for (size_t i = 0; i < std::size(kCommitLatencyBounds) && i < t.commit_latency_buckets.size();
+         ++i) {
       cumulative = t.commit_latency_buckets[i];
       out << "cmstream_commit_latency_seconds_bucket{thread=\"" << t.index << "\",le=\""
           << kCommitLatencyBounds[i] << "\"} " << cumulative << '\n';
     }
-    out << "cmstream_commit_latency_seconds_bucket{thread=\"" << t.index << "\",le=\"+Inf\"} " << t.commits << '\n';
-    out << "cmstream_commit_latency_seconds_sum{thread=\"" << t.index << "\"} " << t.commit_seconds_sum << '\n';
-    out << "cmstream_commit_latency_seconds_count{thread=\"" << t.index << "\"} " << t.commits << '\n';
+    out << "cmstream_commit_latency_seconds_bucket{thread=\"" << t.index << "\",le=\"+Inf\"} "
+        << t.commits << '\n';
+    out << "cmstream_commit_latency_seconds_sum{thread=\"" << t.index << "\"} "
+        << t.commit_seconds_sum << '\n';
+    out << "cmstream_commit_latency_seconds_count{thread=\"" << t.index << "\"} " << t.commits
+        << '\n';
   }
-  family("cmstream_task_lag_records", "gauge", "Records in the task's input partitions not yet processed.");
-  for (const auto& t : threads) for (const auto& k : t.tasks) out << "cmstream_task_lag_records{task=\"" << k.task << "\"} " << k.lag << '\n';
+  family("cmstream_task_lag_records", "gauge",
+         "Records in the task's input partitions not yet processed.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_task_lag_records{task=\"" << k.task << "\"} " << k.lag << '\n';
   family("cmstream_task_restoring", "gauge", "1 while the task restores its stores.");
-  for (const auto& t : threads) for (const auto& k : t.tasks) out << "cmstream_task_restoring{task=\"" << k.task << "\"} " << (k.running ? 0 : 1) << '\n';
-  family("cmstream_restore_records", "gauge", "Changelog records restored so far by a restoring task.");
-  for (const auto& t : threads) for (const auto& k : t.tasks) out << "cmstream_restore_records{task=\"" << k.task << "\"} " << k.restored_records << '\n';
-  family("cmstream_restore_total_records", "gauge", "Changelog records a restoring task has to read.");
-  for (const auto& t : threads) for (const auto& k : t.tasks) out << "cmstream_restore_total_records{task=\"" << k.task << "\"} " << k.restore_total_records << '\n';
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_task_restoring{task=\"" << k.task << "\"} " << (k.running ? 0 : 1) << '\n';
+  family("cmstream_restore_records", "gauge",
+         "Changelog records restored so far by a restoring task.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_restore_records{task=\"" << k.task << "\"} " << k.restored_records << '\n';
+  family("cmstream_restore_total_records", "gauge",
+         "Changelog records a restoring task has to read.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_restore_total_records{task=\"" << k.task << "\"} " << k.restore_total_records
+          << '\n';
   family("cmstream_store_entries", "gauge", "Approximate entries in the task's stores.");
-  for (const auto& t : threads) for (const auto& k : t.tasks) out << "cmstream_store_entries{task=\"" << k.task << "\"} " << k.store_entries << '\n';
-  family("cmstream_store_bytes", "gauge", "Approximate on-disk and memtable bytes of the task's stores.");
-  for (const auto& t : threads) for (const auto& k : t.tasks) out << "cmstream_store_bytes{task=\"" << k.task << "\"} " << k.store_bytes << '\n';
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_store_entries{task=\"" << k.task << "\"} " << k.store_entries << '\n';
+  family("cmstream_store_bytes", "gauge",
+         "Approximate on-disk and memtable bytes of the task's stores.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_store_bytes{task=\"" << k.task << "\"} " << k.store_bytes << '\n';
   return out.str();
 }
 

@@ -1,9 +1,8 @@
 #pragma once
 
 #include <memory>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "state/status.h"
 #include "state/task_state.h"
@@ -41,7 +40,8 @@ class KafkaStreams {
   TaskId TaskForKey(int subtopology, std::string_view key) const;
   // Runs `query` over the task's committed stores when a thread of this instance runs it.
   // NotFound when it runs elsewhere or nowhere (restoring counts as nowhere).
-  state::Status Query(const TaskId& task, const std::function<void(const ReadOnlyStores&)>& query) const;
+  state::Status Query(const TaskId& task,
+                      const std::function<void(const ReadOnlyStores&)>& query) const;
   // Tasks running here, as "0_3".
   std::vector<std::string> RunningTasks() const;
   static std::string InstancesTopic(const std::string& app_id) { return app_id + "-instances"; }

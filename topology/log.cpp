@@ -1,5 +1,7 @@
 #include "topology/log.h"
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -7,16 +9,14 @@
 #include <ctime>
 #include <memory>
 
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
 namespace cm::topology {
 namespace {
 
 // spdlog gives the thread-safe stderr sink and level filter; the line itself is JSON we build.
 spdlog::logger& Logger() {
   static auto logger = [] {
-    auto l = std::make_shared<spdlog::logger>("cmstream", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    auto l = std::make_shared<spdlog::logger>("cmstream",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
     l->set_pattern("%v");
     l->set_level(spdlog::level::info);
     l->flush_on(spdlog::level::debug);

@@ -4,14 +4,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <string>
-
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "processors/counting/counting_routes.h"
 #include "processors/counting/counting_topology.h"
@@ -37,7 +36,8 @@ struct HostPort {
 
 cm::state::Result<HostPort> ParseHostPort(const std::string& text) {
   auto colon = text.rfind(':');
-  if (colon == std::string::npos) return cm::state::Status::InvalidArgument("expected HOST:PORT, got '" + text + "'");
+  if (colon == std::string::npos)
+    return cm::state::Status::InvalidArgument("expected HOST:PORT, got '" + text + "'");
   HostPort hp{text.substr(0, colon), 0};
   try {
     hp.port = std::stoi(text.substr(colon + 1));
@@ -163,7 +163,9 @@ int Run(const RunOptions& o) {
 
   cm::topology::KafkaStreams streams(*topology, config, *admin);
   cm::topology::HttpServer server;
-  server.Route("GET", "/health", [](const auto&) { return HttpResponse::Json(200, {{"status", "ok"}}); });
+  server.Route("GET", "/health", [](const auto&) {
+    return HttpResponse::Json(200, {{"status", "ok"}});
+  });
   server.Route("GET", "/ready", [&](const auto&) {
     auto report = streams.ReadyReport();
     HttpResponse r = HttpResponse::Json(report["ready"].get<bool>() ? 200 : 503, report);
@@ -194,13 +196,15 @@ int Run(const RunOptions& o) {
     nlohmann::json tasks = nlohmann::json::array();
     for (const auto& t : streams.Threads()) {
       for (const auto& task : t.tasks) {
-        tasks.push_back({{"task", task.task}, {"thread", t.index},
+        tasks.push_back({{"task", task.task},
+                         {"thread", t.index},
                          {"state", task.running ? "running" : "restoring"}});
       }
     }
     nlohmann::json instances = nlohmann::json::array();
     for (const auto& i : metadata.Instances()) {
-      instances.push_back({{"instanceId", i.instance_id}, {"endpoint", i.endpoint}, {"tasks", i.tasks}});
+      instances.push_back(
+          {{"instanceId", i.instance_id}, {"endpoint", i.endpoint}, {"tasks", i.tasks}});
     }
     j["instanceId"] = config.instance_id;
     j["tasks"] = tasks;
@@ -262,11 +266,13 @@ int Broker(const BrokerOptions& o) {
   cm::topology::HttpServer server;
   server.Route("POST", "/topics", [&](const cm::topology::HttpRequest& req) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
-    if (!body.is_array()) return HttpResponse::Error(400, "validation_error", "expected [{name, partitions}]");
+    if (!body.is_array())
+      return HttpResponse::Error(400, "validation_error", "expected [{name, partitions}]");
     for (const auto& t : body) {
       if (!t.contains("name") || !t["name"].is_string() || !t.contains("partitions") ||
           !t["partitions"].is_number_integer() || t["partitions"].get<int>() < 1) {
-        return HttpResponse::Error(400, "validation_error", "each topic needs a name and partitions >= 1");
+        return HttpResponse::Error(400, "validation_error",
+                                   "each topic needs a name and partitions >= 1");
       }
       if (auto s = broker->CreateTopic(t["name"], t["partitions"]); !s.ok()) {
         return HttpResponse::FromStatus(s);
@@ -274,13 +280,16 @@ int Broker(const BrokerOptions& o) {
     }
     return HttpResponse::Json(200, {{"created", body.size()}});
   });
-  server.Route("GET", "/health", [](const auto&) { return HttpResponse::Json(200, {{"status", "ok"}}); });
+  server.Route("GET", "/health", [](const auto&) {
+    return HttpResponse::Json(200, {{"status", "ok"}});
+  });
   if (auto s = server.Start(admin_hp->host, admin_hp->port); !s.ok()) {
     Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
     return 1;
   }
-  nlohmann::json info = {{"bootstrap", broker->bootstrap_servers()},
-                         {"admin", "http://" + admin_hp->host + ":" + std::to_string(server.port())}};
+  nlohmann::json info = {
+      {"bootstrap", broker->bootstrap_servers()},
+      {"admin", "http://" + admin_hp->host + ":" + std::to_string(server.port())}};
   if (!o.info_file.empty()) {
     std::string tmp = o.info_file + ".tmp";
     std::ofstream(tmp) << info.dump() << '\n';
@@ -301,25 +310,61 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   RunOptions run;
-  CLI::App* run_cmd = app.add_subcommand("run", "run the application as one instance of its consumer group");
+  CLI::App* run_cmd =
+      app.add_subcommand("run", "run the application as one instance of its consumer group");
   run_cmd->add_option("--brokers", run.brokers, "Kafka bootstrap servers")->envname("CM_BROKERS");
-  run_cmd->add_flag("--embedded", run.embedded, "host an embedded broker in this process")->envname("CM_EMBEDDED");
-  run_cmd->add_option("--broker-admin", run.broker_admin, "admin URL of a `cmstream broker` (it has no Admin API)")->envname("CM_BROKER_ADMIN");
-  run_cmd->add_option("--app-id", run.app_id, "application id: consumer group and topic prefix")->envname("CM_APP_ID")->capture_default_str();
-  run_cmd->add_option("--instance-id", run.instance_id, "stable id of this instance (default host-port)")->envname("CM_INSTANCE_ID");
-  run_cmd->add_option("--state-dir", run.state_dir, "directory of local state")->envname("CM_STATE_DIR")->capture_default_str();
-  run_cmd->add_option("--http", run.http, "HOST:PORT of the HTTP API")->envname("CM_HTTP")->capture_default_str();
-  run_cmd->add_option("--advertised-http", run.advertised_http, "HOST:PORT other instances use to reach this one (default: the --http address, 127.0.0.1 for 0.0.0.0)")->envname("CM_ADVERTISED_HTTP");
-  run_cmd->add_option("--threads", run.threads, "stream threads")->envname("CM_THREADS")->check(CLI::Range(1, 64))->capture_default_str();
-  run_cmd->add_option("--guarantee", run.guarantee, "exactly_once or at_least_once")->envname("CM_GUARANTEE")->capture_default_str();
-  run_cmd->add_option("--rocksdb-memory", run.rocksdb_memory, "block cache + write buffers for all stores")->envname("CM_ROCKSDB_MEMORY")->capture_default_str();
-  run_cmd->add_option("--commit-interval", run.commit_interval, "how often tasks commit")->envname("CM_COMMIT_INTERVAL")->capture_default_str();
-  run_cmd->add_option("--partitions", run.partitions, "partitions of input topics cmstream creates")->envname("CM_PARTITIONS")->capture_default_str();
-  run_cmd->add_option("--topology", run.topology, "which application to run (counting)")->envname("CM_TOPOLOGY")->capture_default_str();
+  run_cmd->add_flag("--embedded", run.embedded, "host an embedded broker in this process")
+      ->envname("CM_EMBEDDED");
+  run_cmd
+      ->add_option("--broker-admin", run.broker_admin,
+                   "admin URL of a `cmstream broker` (it has no Admin API)")
+      ->envname("CM_BROKER_ADMIN");
+  run_cmd->add_option("--app-id", run.app_id, "application id: consumer group and topic prefix")
+      ->envname("CM_APP_ID")
+      ->capture_default_str();
+  run_cmd
+      ->add_option("--instance-id", run.instance_id,
+                   "stable id of this instance (default host-port)")
+      ->envname("CM_INSTANCE_ID");
+  run_cmd->add_option("--state-dir", run.state_dir, "directory of local state")
+      ->envname("CM_STATE_DIR")
+      ->capture_default_str();
+  run_cmd->add_option("--http", run.http, "HOST:PORT of the HTTP API")
+      ->envname("CM_HTTP")
+      ->capture_default_str();
+  run_cmd
+      ->add_option("--advertised-http", run.advertised_http,
+                   "HOST:PORT other instances use to reach this one (default: the --http address, "
+                   "127.0.0.1 for 0.0.0.0)")
+      ->envname("CM_ADVERTISED_HTTP");
+  run_cmd->add_option("--threads", run.threads, "stream threads")
+      ->envname("CM_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  run_cmd->add_option("--guarantee", run.guarantee, "exactly_once or at_least_once")
+      ->envname("CM_GUARANTEE")
+      ->capture_default_str();
+  run_cmd
+      ->add_option("--rocksdb-memory", run.rocksdb_memory,
+                   "block cache + write buffers for all stores")
+      ->envname("CM_ROCKSDB_MEMORY")
+      ->capture_default_str();
+  run_cmd->add_option("--commit-interval", run.commit_interval, "how often tasks commit")
+      ->envname("CM_COMMIT_INTERVAL")
+      ->capture_default_str();
+  run_cmd->add_option("--partitions", run.partitions, "partitions of input topics cmstream creates")
+      ->envname("CM_PARTITIONS")
+      ->capture_default_str();
+  run_cmd->add_option("--topology", run.topology, "which application to run (counting)")
+      ->envname("CM_TOPOLOGY")
+      ->capture_default_str();
 
   BrokerOptions broker;
-  CLI::App* broker_cmd = app.add_subcommand("broker", "host the embedded Kafka-protocol broker (development and tests)");
-  broker_cmd->add_option("--admin-http", broker.admin_http, "HOST:PORT of the topic admin endpoint")->envname("CM_BROKER_ADMIN_HTTP")->capture_default_str();
+  CLI::App* broker_cmd = app.add_subcommand(
+      "broker", "host the embedded Kafka-protocol broker (development and tests)");
+  broker_cmd->add_option("--admin-http", broker.admin_http, "HOST:PORT of the topic admin endpoint")
+      ->envname("CM_BROKER_ADMIN_HTTP")
+      ->capture_default_str();
   broker_cmd->add_option("--info-file", broker.info_file, "write {bootstrap, admin} JSON here");
   broker_cmd->add_option("--topic", broker.topics, "create NAME:PARTITIONS at start (repeatable)");
 

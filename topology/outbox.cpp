@@ -25,14 +25,16 @@ class Reader {
   bool U32(uint32_t& v) {
     if (in_.size() < 4) return false;
     v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(in_[i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      v |= static_cast<uint32_t>(static_cast<unsigned char>(in_[i])) << (8 * i);
     in_.remove_prefix(4);
     return true;
   }
   bool I64(int64_t& v) {
     if (in_.size() < 8) return false;
     uint64_t u = 0;
-    for (int i = 0; i < 8; ++i) u |= static_cast<uint64_t>(static_cast<unsigned char>(in_[i])) << (8 * i);
+    for (int i = 0; i < 8; ++i)
+      u |= static_cast<uint64_t>(static_cast<unsigned char>(in_[i])) << (8 * i);
     in_.remove_prefix(8);
     v = static_cast<int64_t>(u);
     return true;
@@ -87,7 +89,8 @@ state::Status DecodeOutbox(std::string_view encoded, std::vector<PendingOutput>&
     }
     for (uint32_t i = 0; i < headers; ++i) {
       Header h;
-      if (!r.Bytes(h.key) || !r.Bytes(h.value)) return state::Status::Corruption("truncated outbox header");
+      if (!r.Bytes(h.key) || !r.Bytes(h.value))
+        return state::Status::Corruption("truncated outbox header");
       o.record.headers.push_back(std::move(h));
     }
     out.push_back(std::move(o));

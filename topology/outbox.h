@@ -11,7 +11,7 @@ namespace cm::topology {
 
 // Kafka headers cmstream puts on the records of a task's commit-log partition and on outputs.
 inline constexpr const char* kCommitRecordTypeHeader = "cm-type";  // "seal", "outbox", "published"
-inline constexpr const char* kOutputIdHeader = "cm-out";            // "<writer>/<seq>/<index>"
+inline constexpr const char* kOutputIdHeader = "cm-out";           // "<writer>/<seq>/<index>"
 
 // One record a task sends to a sink topic (or the DLQ).
 struct PendingOutput {

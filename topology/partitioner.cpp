@@ -44,7 +44,8 @@ uint32_t Murmur2(std::string_view data) {
 
 int32_t PartitionForKey(std::string_view key, int32_t partition_count) {
   assert(partition_count > 0);
-  return static_cast<int32_t>((Murmur2(key) & 0x7fffffffU) % static_cast<uint32_t>(partition_count));
+  return static_cast<int32_t>((Murmur2(key) & 0x7fffffffU) %
+                              static_cast<uint32_t>(partition_count));
 }
 
 }  // namespace cm::topology

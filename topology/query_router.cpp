@@ -29,8 +29,9 @@ HttpResponse Unavailable(const std::string& message) {
 
 }  // namespace
 
-HttpResponse QueryRouter::Route(const HttpRequest& request, const TaskId& task,
-                                const std::function<HttpResponse(const ReadOnlyStores&)>& local) const {
+HttpResponse QueryRouter::Route(
+    const HttpRequest& request, const TaskId& task,
+    const std::function<HttpResponse(const ReadOnlyStores&)>& local) const {
   HttpResponse response;
   if (streams_.Query(task, [&](const ReadOnlyStores& stores) { response = local(stores); }).ok()) {
     return response;
@@ -62,17 +63,23 @@ HttpResponse QueryRouter::Forward(const HttpRequest& request, const std::string&
     return it == request.headers.end() ? std::string("application/json") : it->second;
   }();
   httplib::Result res(nullptr, httplib::Error::Unknown);
-  if (request.method == "GET") res = client.Get(target, headers);
-  else if (request.method == "POST") res = client.Post(target, headers, request.body, content_type);
-  else if (request.method == "PUT") res = client.Put(target, headers, request.body, content_type);
-  else if (request.method == "PATCH") res = client.Patch(target, headers, request.body, content_type);
-  else if (request.method == "DELETE") res = client.Delete(target, headers, request.body, content_type);
+  if (request.method == "GET")
+    res = client.Get(target, headers);
+  else if (request.method == "POST")
+    res = client.Post(target, headers, request.body, content_type);
+  else if (request.method == "PUT")
+    res = client.Put(target, headers, request.body, content_type);
+  else if (request.method == "PATCH")
+    res = client.Patch(target, headers, request.body, content_type);
+  else if (request.method == "DELETE")
+    res = client.Delete(target, headers, request.body, content_type);
   if (!res) return Unavailable("owner " + endpoint + " did not answer");
   HttpResponse out;
   out.status = res->status;
   out.body = res->body;
   out.content_type = res->get_header_value("Content-Type");
-  if (res->has_header("Retry-After")) out.headers["Retry-After"] = res->get_header_value("Retry-After");
+  if (res->has_header("Retry-After"))
+    out.headers["Retry-After"] = res->get_header_value("Retry-After");
   return out;
 }
 

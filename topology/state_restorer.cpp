@@ -3,7 +3,6 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "topology/kafka_error.h"
@@ -31,7 +30,8 @@ Status StateRestorer::Prepare() {
   started_ = std::chrono::steady_clock::now();
   const auto& sub = topology_.subtopologies().at(static_cast<size_t>(task_.subtopology));
   const std::string& app = topology_.application_id();
-  phases_.push_back({Topology::CommitTopic(app, sub.id), "", ReadCheckpoint(state_, kCheckpointCommits)});
+  phases_.push_back(
+      {Topology::CommitTopic(app, sub.id), "", ReadCheckpoint(state_, kCheckpointCommits)});
   for (const auto& store : sub.stores) {
     if (!store.logged) continue;
     int64_t from = ReadCheckpoint(state_, CheckpointChangelogKey(store.name));
@@ -65,12 +65,14 @@ Status StateRestorer::Prepare() {
     }
     total_ += static_cast<uint64_t>(phase.high - phase.from);
   }
-  Log(LogLevel::kInfo, "restore_start",
-      {{"task", task_.ToString()}, {"records", total_}});
+  Log(LogLevel::kInfo, "restore_start", {{"task", task_.ToString()}, {"records", total_}});
   for (const auto& phase : phases_) {
     Log(LogLevel::kInfo, "restore_plan",
-        {{"task", task_.ToString()}, {"topic", phase.topic}, {"from", phase.from},
-         {"to", phase.high}, {"logStart", phase.low}});
+        {{"task", task_.ToString()},
+         {"topic", phase.topic},
+         {"from", phase.from},
+         {"to", phase.high},
+         {"logStart", phase.low}});
   }
   prepared_ = true;
   return Status::OK();
@@ -87,11 +89,13 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
       next_offset_ = phase.from;
       if (phase.from < phase.high) {
         rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(list, phase.topic.c_str(), task_.partition)->offset = phase.from;
+        rd_kafka_topic_partition_list_add(list, phase.topic.c_str(), task_.partition)->offset =
+            phase.from;
         rd_kafka_resp_err_t err = rd_kafka_assign(consumer_, list);
         rd_kafka_topic_partition_list_destroy(list);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          return Status::Unavailable(std::string("cannot assign restore consumer: ") + rd_kafka_err2str(err));
+          return Status::Unavailable(std::string("cannot assign restore consumer: ") +
+                                     rd_kafka_err2str(err));
         }
       }
       assigned_ = true;
@@ -137,7 +141,8 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
         } else if (Sealed(phase.store, m->offset)) {
           state::StoreChange change;
           change.key.assign(static_cast<const char*>(m->key), m->key_len);
-          if (m->payload != nullptr) change.value.emplace(static_cast<const char*>(m->payload), m->len);
+          if (m->payload != nullptr)
+            change.value.emplace(static_cast<const char*>(m->payload), m->len);
           batch_.push_back(std::move(change));
         } else {
           ++skipped_;
@@ -157,19 +162,27 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
       if (auto s = Flush(phase, std::max(next_offset_, phase.high)); !s.ok()) return s;
     }
     Log(LogLevel::kInfo, "restore_phase_done",
-        {{"task", task_.ToString()}, {"topic", phase.topic}, {"from", phase.from},
-         {"to", phase.high}, {"records", phase.high - phase.from}});
+        {{"task", task_.ToString()},
+         {"topic", phase.topic},
+         {"from", phase.from},
+         {"to", phase.high},
+         {"records", phase.high - phase.from}});
     rd_kafka_assign(consumer_, nullptr);
     assigned_ = false;
     ++phase_;
   }
   // The restored state now reflects the commit log up to its end and the latest sealed inputs.
   state::CheckpointEntries checkpoint{{kCheckpointCommits, std::to_string(commit_position_)}};
-  for (const auto& [topic, offset] : inputs_) checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
+  for (const auto& [topic, offset] : inputs_)
+    checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
   if (auto s = state_.Commit(checkpoint); !s.ok()) return s;  // nothing is pending: checkpoint only
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  started_)
+                .count();
   Log(LogLevel::kInfo, "restore_done",
-      {{"task", task_.ToString()}, {"records", restored_}, {"skippedUnsealed", skipped_},
+      {{"task", task_.ToString()},
+       {"records", restored_},
+       {"skippedUnsealed", skipped_},
        {"ms", ms}});
   return true;
 }
@@ -207,11 +220,13 @@ Status StateRestorer::ApplyCommitRecord(std::string_view type, std::string_view 
     u.seq = j.value("seq", uint64_t{0});
     int64_t first = j["outbox"].at(0).get<int64_t>();
     int64_t end = j["outbox"].at(1).get<int64_t>();
-    for (auto it = outbox_records_.lower_bound(first); it != outbox_records_.end() && it->first < end; ++it) {
+    for (auto it = outbox_records_.lower_bound(first);
+         it != outbox_records_.end() && it->first < end; ++it) {
       if (auto s = DecodeOutbox(it->second, u.outputs); !s.ok()) return s;
     }
     if (j.contains("sinks")) {
-      for (const auto& [partition, from] : j["sinks"].items()) u.scan_from[partition] = from.get<int64_t>();
+      for (const auto& [partition, from] : j["sinks"].items())
+        u.scan_from[partition] = from.get<int64_t>();
     }
     unpublished_ = std::move(u);
   }
@@ -233,7 +248,8 @@ bool StateRestorer::Sealed(const std::string& store, int64_t offset) {
 
 Status StateRestorer::Flush(const Phase& phase, int64_t next_offset) {
   changelog_positions_[phase.store] = next_offset;
-  state::CheckpointEntries checkpoint{{CheckpointChangelogKey(phase.store), std::to_string(next_offset)}};
+  state::CheckpointEntries checkpoint{
+      {CheckpointChangelogKey(phase.store), std::to_string(next_offset)}};
   auto s = state_.ApplyRestored(phase.store, batch_, checkpoint);
   batch_.clear();
   return s;

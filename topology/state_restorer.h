@@ -10,8 +10,8 @@
 #include "state/status.h"
 #include "state/task_state.h"
 #include "topology/outbox.h"
-#include "topology/streams_config.h"
 #include "topology/stream_task.h"
+#include "topology/streams_config.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
 

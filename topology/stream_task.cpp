@@ -62,16 +62,16 @@ class StreamTask::NodeContext final : public ProcessorContext {
   }
   template <typename Store>
   static Store& Checked(Store* store, std::string_view name, const char* kind) {
-    if (store == nullptr) throw std::logic_error("store '" + std::string(name) + "' is not a " + kind + " store");
+    if (store == nullptr)
+      throw std::logic_error("store '" + std::string(name) + "' is not a " + kind + " store");
     return *store;
   }
   StreamTask& task_;
   const Node& node_;
 };
 
-StreamTask::StreamTask(const Topology& topology, TaskId id,
-                       std::unique_ptr<state::TaskState> state, RecordCollector& collector,
-                       std::string dlq_topic)
+StreamTask::StreamTask(const Topology& topology, TaskId id, std::unique_ptr<state::TaskState> state,
+                       RecordCollector& collector, std::string dlq_topic)
     : topology_(topology),
       subtopology_(topology.subtopologies().at(static_cast<size_t>(id.subtopology))),
       id_(id),
@@ -131,13 +131,11 @@ void StreamTask::ProcessAt(const std::string& node, const Record& record) {
   }
 }
 
-void StreamTask::SendToDlq(const Record& record, std::string_view reason,
-                           const std::string& node) {
+void StreamTask::SendToDlq(const Record& record, std::string_view reason, const std::string& node) {
   ++dlq_count_;
   Record dead = record;
   dead.headers.push_back({"dlq-reason", std::string(reason)});
-  dead.headers.push_back(
-      {"dlq-source", topology_.application_id() + "/" + name_ + "/" + node});
+  dead.headers.push_back({"dlq-source", topology_.application_id() + "/" + name_ + "/" + node});
   if (!record.topic.empty()) {
     dead.headers.push_back({"dlq-topic", record.topic});
     dead.headers.push_back({"dlq-partition", std::to_string(record.partition)});

@@ -18,7 +18,9 @@ struct TaskId {
   int subtopology = 0;
   int32_t partition = 0;
 
-  std::string ToString() const { return std::to_string(subtopology) + "_" + std::to_string(partition); }
+  std::string ToString() const {
+    return std::to_string(subtopology) + "_" + std::to_string(partition);
+  }
   auto operator<=>(const TaskId&) const = default;
 };
 

@@ -5,11 +5,10 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <shared_mutex>
 #include <stdexcept>
-
-#include <nlohmann/json.hpp>
 
 #include "topology/kafka_error.h"
 #include "topology/log.h"
@@ -45,7 +44,9 @@ struct KafkaHandleDeleter {
 using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
 
 struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+  void operator()(rd_kafka_topic_partition_list_t* l) const {
+    rd_kafka_topic_partition_list_destroy(l);
+  }
 };
 using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
 
@@ -60,8 +61,10 @@ void SetOrThrow(rd_kafka_conf_t* conf, const std::string& key, const std::string
 
 // librdkafka's own messages become JSON log lines like everything else.
 void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
-  Log(level <= 3 ? LogLevel::kError : level == 4 ? LogLevel::kWarn : LogLevel::kInfo, "librdkafka",
-      {{"facility", facility}, {"message", message}});
+  Log(level <= 3   ? LogLevel::kError
+      : level == 4 ? LogLevel::kWarn
+                   : LogLevel::kInfo,
+      "librdkafka", {{"facility", facility}, {"message", message}});
 }
 
 KafkaHandle NewHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
@@ -102,7 +105,9 @@ class StreamThread::Impl final {
   class TaskCollector final : public RecordCollector {
    public:
     TaskCollector(Impl& thread, TaskRuntime& task) : thread_(thread), task_(task) {}
-    void Send(const std::string& topic, const Record& record) override { thread_.Send(task_, topic, record); }
+    void Send(const std::string& topic, const Record& record) override {
+      thread_.Send(task_, topic, record);
+    }
 
    private:
     Impl& thread_;
@@ -115,8 +120,8 @@ class StreamThread::Impl final {
     std::unique_ptr<StreamTask> task;
     std::unique_ptr<StateRestorer> restorer;
     bool running = false;
-    std::vector<std::string> topics;  // source topics; the first drives group assignment
-    std::map<std::string, int64_t> positions;            // next offset, as processed
+    std::vector<std::string> topics;           // source topics; the first drives group assignment
+    std::map<std::string, int64_t> positions;  // next offset, as processed
     std::map<std::string, int64_t> committed_positions;  // next offset, as last sealed
     std::map<std::string, int64_t> changelog_positions;  // next offset per logged store
     int64_t commit_position = 0;
@@ -187,8 +192,8 @@ class StreamThread::Impl final {
 StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, int index,
                          state::StateResources& resources)
     : topology_(topology), config_(config), index_(index), resources_(resources) {
-  const std::string client = config.application_id + "-" + config.instance_id + "-StreamThread-" +
-                             std::to_string(index);
+  const std::string client =
+      config.application_id + "-" + config.instance_id + "-StreamThread-" + std::to_string(index);
   writer_id_ = client + "-" + std::to_string(WallClockMs());
   auto common = [&](rd_kafka_conf_t* conf) {
     SetOrThrow(conf, "bootstrap.servers", config.bootstrap_servers);
@@ -247,7 +252,8 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
     }
   }
   status_.index = index;
-  outbox_mode_ = config.guarantee == ProcessingGuarantee::kExactlyOnce && !config.broker_filters_aborted;
+  outbox_mode_ =
+      config.guarantee == ProcessingGuarantee::kExactlyOnce && !config.broker_filters_aborted;
 }
 
 StreamThread::Impl::~Impl() {
@@ -332,7 +338,8 @@ void StreamThread::Impl::HandleRebalance(rd_kafka_resp_err_t err,
         Log(LogLevel::kWarn, "incremental_unassign_failed", {{"error", rd_kafka_error_string(e)}});
         rd_kafka_error_destroy(e);
       }
-      Log(LogLevel::kInfo, "tasks_revoked", {{"thread", index_}, {"tasks", revoked}, {"lost", lost}});
+      Log(LogLevel::kInfo, "tasks_revoked",
+          {{"thread", index_}, {"tasks", revoked}, {"lost", lost}});
       break;
     }
     default:
@@ -386,7 +393,8 @@ void StreamThread::Impl::RestoreStep() {
     if (!done.ok() && done.status().code() == state::Status::Code::kAborted) {
       // The broker no longer has the log this state came from (an embedded broker restarted):
       // the local state describes a history that is gone, so start the task from nothing.
-      Log(LogLevel::kWarn, "state_discarded", {{"task", id.ToString()}, {"reason", done.status().message()}});
+      Log(LogLevel::kWarn, "state_discarded",
+          {{"task", id.ToString()}, {"reason", done.status().message()}});
       TaskId keep = id;
       std::string dir = config_.state_dir + "/" + config_.application_id + "/" + keep.ToString();
       CloseTask(keep, false);
@@ -422,10 +430,12 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
     if (i == 0) {
       rd_kafka_topic_partition_list_add(resume.get(), topic.c_str(), rt.id.partition);
       if (offset != RD_KAFKA_OFFSET_INVALID) {
-        rd_kafka_topic_partition_list_add(seek.get(), topic.c_str(), rt.id.partition)->offset = offset;
+        rd_kafka_topic_partition_list_add(seek.get(), topic.c_str(), rt.id.partition)->offset =
+            offset;
       }
     } else {
-      rd_kafka_topic_partition_list_add(extra.get(), topic.c_str(), rt.id.partition)->offset = offset;
+      rd_kafka_topic_partition_list_add(extra.get(), topic.c_str(), rt.id.partition)->offset =
+          offset;
     }
   }
   if (seek->cnt > 0) {
@@ -450,7 +460,8 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
     std::unique_lock<std::shared_mutex> lock(query_mu_);
     queryable_[rt.id] = &rt.task->state();
   }
-  Log(LogLevel::kInfo, "task_running", {{"task", rt.id.ToString()}, {"inputs", rt.committed_positions}});
+  Log(LogLevel::kInfo, "task_running",
+      {{"task", rt.id.ToString()}, {"inputs", rt.committed_positions}});
 }
 
 void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
@@ -484,7 +495,8 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
     const char* name;
     const void* val;
     size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+    for (size_t i = 0;
+         rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
       r.headers.push_back({name, val ? std::string(static_cast<const char*>(val), size) : ""});
     }
   }
@@ -524,13 +536,12 @@ void StreamThread::Impl::Produce(const std::string& topic, int32_t partition,
                             static_cast<ssize_t>(h.value.size()));
       }
     }
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(payload, payload_size),
-        RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(range),
-        RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                          RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                          RD_KAFKA_V_VALUE(payload, payload_size), RD_KAFKA_V_TIMESTAMP(timestamp),
+                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(range), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       ++produced_;
       return;
@@ -562,7 +573,8 @@ int32_t StreamThread::Impl::PartitionFor(const std::string& topic, const std::st
   if (it == partition_counts_.end()) {
     const rd_kafka_metadata_t* md = nullptr;
     rd_kafka_resp_err_t err = rd_kafka_metadata(producer_.get(), 1, nullptr, &md, 10000);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) Fatal(std::string("metadata request failed: ") + rd_kafka_err2str(err));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      Fatal(std::string("metadata request failed: ") + rd_kafka_err2str(err));
     for (int i = 0; i < md->topic_cnt; ++i) {
       if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0) {
         partition_counts_[md->topics[i].topic] = md->topics[i].partition_cnt;
@@ -592,7 +604,8 @@ void StreamThread::Impl::Publish(TaskRuntime& rt, const std::string& writer, uin
   }
   nlohmann::json mark = {{"writer", writer}, {"seq", seq}};
   Produce(Topology::CommitTopic(topology_.application_id(), rt.id.subtopology), rt.id.partition,
-          rt.id.ToString(), mark.dump(), WallClockMs(), {{kCommitRecordTypeHeader, "published"}}, nullptr);
+          rt.id.ToString(), mark.dump(), WallClockMs(), {{kCommitRecordTypeHeader, "published"}},
+          nullptr);
   if (!FlushProducer()) {
     // The outputs are sealed: a restart finds the ones that arrived and sends the rest.
     Fatal(std::string("publishing sealed outputs failed: ") + rd_kafka_err2str(delivery_error_));
@@ -614,8 +627,8 @@ void StreamThread::Impl::Republish(TaskRuntime& rt, const UnpublishedOutputs& u)
   for (const auto& [target, unused] : targets) {
     const auto& [topic, partition] = target;
     int64_t low = 0, high = 0;
-    if (rd_kafka_query_watermark_offsets(restore_consumer_.get(), topic.c_str(), partition, &low, &high, 10000) !=
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_query_watermark_offsets(restore_consumer_.get(), topic.c_str(), partition, &low,
+                                         &high, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       Fatal("cannot read offsets of " + topic);
     }
     auto hint = u.scan_from.find(topic + "/" + std::to_string(partition));
@@ -627,7 +640,8 @@ void StreamThread::Impl::Republish(TaskRuntime& rt, const UnpublishedOutputs& u)
     for (int64_t next = from; next < high;) {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(restore_consumer_.get(), 1000);
       if (m == nullptr) continue;
-      bool mine = m->rkt != nullptr && m->partition == partition && topic == rd_kafka_topic_name(m->rkt);
+      bool mine =
+          m->rkt != nullptr && m->partition == partition && topic == rd_kafka_topic_name(m->rkt);
       if (mine && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) next = high;
       if (mine && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         next = m->offset + 1;
@@ -635,9 +649,11 @@ void StreamThread::Impl::Republish(TaskRuntime& rt, const UnpublishedOutputs& u)
         const void* id = nullptr;
         size_t size = 0;
         if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            rd_kafka_header_get_last(headers, kOutputIdHeader, &id, &size) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_header_get_last(headers, kOutputIdHeader, &id, &size) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
           std::string_view value(static_cast<const char*>(id), size);
-          if (value.substr(0, prefix.size()) == prefix) already.insert(std::stoul(std::string(value.substr(prefix.size()))));
+          if (value.substr(0, prefix.size()) == prefix)
+            already.insert(std::stoul(std::string(value.substr(prefix.size()))));
         }
       }
       rd_kafka_message_destroy(m);
@@ -645,7 +661,9 @@ void StreamThread::Impl::Republish(TaskRuntime& rt, const UnpublishedOutputs& u)
     rd_kafka_assign(restore_consumer_.get(), nullptr);
   }
   Log(LogLevel::kInfo, "outputs_republished",
-      {{"task", rt.id.ToString()}, {"seal", prefix}, {"outputs", u.outputs.size()},
+      {{"task", rt.id.ToString()},
+       {"seal", prefix},
+       {"outputs", u.outputs.size()},
        {"alreadyDelivered", already.size()}});
   BeginTransactionIfNeeded();
   Publish(rt, u.writer, u.seq, u.outputs, partitions, already);
@@ -677,7 +695,8 @@ bool StreamThread::Impl::FlushProducer() {
 bool StreamThread::Impl::CommitAll() {
   std::vector<TaskRuntime*> dirty;
   for (auto& [id, rt] : tasks_) {
-    if (rt.running && (rt.dirty || !rt.outbox.empty() || rt.task->state().pending_change_count() > 0)) {
+    if (rt.running &&
+        (rt.dirty || !rt.outbox.empty() || rt.task->state().pending_change_count() > 0)) {
       dirty.push_back(&rt);
     }
   }
@@ -694,11 +713,12 @@ bool StreamThread::Impl::CommitAll() {
   const std::string& app = topology_.application_id();
   std::map<std::pair<TaskId, std::string>, DeliveryRange> ranges;
   for (TaskRuntime* rt : dirty) {
-    rt->task->state().VisitPendingChanges([&](const std::string& store, const state::StoreChange& c) {
-      auto& range = ranges[{rt->id, store}];
-      Produce(Topology::ChangelogTopic(app, store), rt->id.partition, c.key, c.value,
-              rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {}, &range);
-    });
+    rt->task->state().VisitPendingChanges(
+        [&](const std::string& store, const state::StoreChange& c) {
+          auto& range = ranges[{rt->id, store}];
+          Produce(Topology::ChangelogTopic(app, store), rt->id.partition, c.key, c.value,
+                  rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {}, &range);
+        });
   }
   // Outputs wait in the task's commit-log partition until the seal makes them part of the commit.
   std::map<TaskId, DeliveryRange> outboxes;
@@ -721,9 +741,12 @@ bool StreamThread::Impl::CommitAll() {
   for (TaskRuntime* rt : dirty) {
     nlohmann::json changelogs = nlohmann::json::object();
     for (auto& [key, range] : ranges) {
-      if (key.first == rt->id && range.first >= 0) changelogs[key.second] = {range.first, range.last + 1};
+      if (key.first == rt->id && range.first >= 0)
+        changelogs[key.second] = {range.first, range.last + 1};
     }
-    nlohmann::json seal = {{"writer", writer_id_}, {"seq", commit_seq_}, {"inputs", rt->positions},
+    nlohmann::json seal = {{"writer", writer_id_},
+                           {"seq", commit_seq_},
+                           {"inputs", rt->positions},
                            {"changelogs", std::move(changelogs)}};
     if (auto box = outboxes.find(rt->id); box != outboxes.end() && box->second.first >= 0) {
       seal["outbox"] = {box->second.first, box->second.last + 1};
@@ -757,7 +780,8 @@ bool StreamThread::Impl::CommitAll() {
         Fatal("commit_transaction failed: " + what);
         return false;
       }
-      if (rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_.get(), 60000)) rd_kafka_error_destroy(a);
+      if (rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_.get(), 60000))
+        rd_kafka_error_destroy(a);
       AbortAll("transaction aborted: " + what);
       return false;
     }
@@ -773,14 +797,16 @@ bool StreamThread::Impl::CommitAll() {
     }
     checkpoint[kCheckpointCommits] = std::to_string(rt->commit_position);
     for (auto& [key, range] : ranges) {
-      if (key.first == rt->id && range.last >= 0) rt->changelog_positions[key.second] = range.last + 1;
+      if (key.first == rt->id && range.last >= 0)
+        rt->changelog_positions[key.second] = range.last + 1;
     }
     for (const auto& [store, offset] : rt->changelog_positions) {
       checkpoint[CheckpointChangelogKey(store)] = std::to_string(offset);
     }
     for (const auto& [topic, offset] : rt->positions) {
       checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
-      rd_kafka_topic_partition_list_add(offsets.get(), topic.c_str(), rt->id.partition)->offset = offset;
+      rd_kafka_topic_partition_list_add(offsets.get(), topic.c_str(), rt->id.partition)->offset =
+          offset;
     }
     if (auto s = rt->task->state().Commit(checkpoint); !s.ok()) {
       Fatal("local state write failed for task " + rt->id.ToString() + ": " + s.ToString());
@@ -797,7 +823,8 @@ bool StreamThread::Impl::CommitAll() {
   }
   // Group offsets are only for lag monitoring: the sealed commit records are the truth.
   if (offsets->cnt > 0) rd_kafka_commit(consumer_.get(), offsets.get(), 1);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   ++commits_;
   commit_seconds_sum_ += seconds;
   for (size_t i = 0; i < std::size(kCommitLatencyBounds); ++i) {
@@ -878,8 +905,8 @@ void StreamThread::Impl::RefreshStatus() {
     s.dlq += rt.task->dropped_to_dlq();
     for (const auto& topic : rt.topics) {
       int64_t low = 0, high = 0;
-      if (rd_kafka_get_watermark_offsets(consumer_.get(), topic.c_str(), id.partition, &low, &high) ==
-              RD_KAFKA_RESP_ERR_NO_ERROR &&
+      if (rd_kafka_get_watermark_offsets(consumer_.get(), topic.c_str(), id.partition, &low,
+                                         &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
           high >= 0) {
         auto pos = rt.positions.find(topic);
         t.lag += std::max<int64_t>(0, high - (pos == rt.positions.end() ? low : pos->second));
@@ -897,7 +924,8 @@ void StreamThread::Impl::RefreshStatus() {
 
 void StreamThread::Impl::Run() {
   std::vector<std::string> subscription;
-  for (const auto& sub : topology_.subtopologies()) subscription.push_back(sub.source_topics.front());
+  for (const auto& sub : topology_.subtopologies())
+    subscription.push_back(sub.source_topics.front());
   auto list = NewPartitionList();
   for (const auto& topic : subscription) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
@@ -905,13 +933,16 @@ void StreamThread::Impl::Run() {
   if (rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer_.get(), list.get())) {
     Fatal(std::string("subscribe failed: ") + rd_kafka_err2str(err));
   }
-  Log(LogLevel::kInfo, "stream_thread_started", {{"thread", index_}, {"subscription", subscription}});
+  Log(LogLevel::kInfo, "stream_thread_started",
+      {{"thread", index_}, {"subscription", subscription}});
   while (!stop_.load(std::memory_order_relaxed)) {
-    bool restoring = std::any_of(tasks_.begin(), tasks_.end(), [](auto& e) { return !e.second.running; });
+    bool restoring =
+        std::any_of(tasks_.begin(), tasks_.end(), [](auto& e) { return !e.second.running; });
     if (restoring) RestoreStep();
     // Drain what is fetched, up to a bound, then look after commits and punctuation.
     for (int i = 0; i < 10'000; ++i) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), i == 0 && !restoring ? 50 : 0);
+      rd_kafka_message_t* m =
+          rd_kafka_consumer_poll(consumer_.get(), i == 0 && !restoring ? 50 : 0);
       RaiseDeferredFatal();
       if (m == nullptr) break;
       ProcessMessage(m);
@@ -948,7 +979,8 @@ void StreamThread::Impl::Close(bool clean) {
   if (!clean) {
     failed_ = true;
     if (in_transaction_) {
-      if (rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_.get(), 10000)) rd_kafka_error_destroy(e);
+      if (rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_.get(), 10000))
+        rd_kafka_error_destroy(e);
       in_transaction_ = false;
     }
   }

@@ -1,8 +1,8 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,7 +44,8 @@ struct ThreadStatus {
   std::vector<uint64_t> commit_latency_buckets;  // counts per kCommitLatencyBounds
 };
 
-inline constexpr double kCommitLatencyBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+inline constexpr double kCommitLatencyBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05,
+                                                  0.1,   0.25,  0.5,  1,     5};
 
 // One consumer of the application's group and one producer (transactional under exactly-once),
 // running the tasks of the partitions assigned to it.

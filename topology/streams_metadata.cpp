@@ -20,7 +20,8 @@ struct KafkaDeleter {
   void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
 };
 
-std::unique_ptr<rd_kafka_t, KafkaDeleter> NewClient(rd_kafka_type_t type, const std::string& bootstrap,
+std::unique_ptr<rd_kafka_t, KafkaDeleter> NewClient(rd_kafka_type_t type,
+                                                    const std::string& bootstrap,
                                                     std::string& error) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -47,7 +48,8 @@ struct StreamsMetadata::Clients {
   std::unique_ptr<rd_kafka_t, KafkaDeleter> consumer;
 };
 
-StreamsMetadata::StreamsMetadata(Options options, std::function<std::vector<std::string>()> local_tasks)
+StreamsMetadata::StreamsMetadata(Options options,
+                                 std::function<std::vector<std::string>()> local_tasks)
     : options_(std::move(options)), local_tasks_(std::move(local_tasks)) {}
 
 StreamsMetadata::~StreamsMetadata() { Stop(); }
@@ -60,7 +62,8 @@ state::Status StreamsMetadata::Start() {
   if (!clients_->producer || !clients_->consumer) return state::Status::Unavailable(error);
   rd_kafka_poll_set_consumer(clients_->consumer.get());
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, options_.topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_topic_partition_list_add(list, options_.topic.c_str(), 0)->offset =
+      RD_KAFKA_OFFSET_BEGINNING;
   rd_kafka_assign(clients_->consumer.get(), list);
   rd_kafka_topic_partition_list_destroy(list);
   thread_ = std::thread([this] { Run(); });
@@ -87,21 +90,25 @@ void StreamsMetadata::Run() {
 }
 
 void StreamsMetadata::Announce(const std::vector<std::string>& tasks) {
-  nlohmann::json j = {{"instanceId", options_.instance_id}, {"endpoint", options_.endpoint}, {"tasks", tasks}};
+  nlohmann::json j = {
+      {"instanceId", options_.instance_id}, {"endpoint", options_.endpoint}, {"tasks", tasks}};
   std::string value = j.dump();
-  rd_kafka_producev(clients_->producer.get(), RD_KAFKA_V_TOPIC(options_.topic.c_str()), RD_KAFKA_V_PARTITION(0),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_KEY(const_cast<char*>(options_.instance_id.data()), options_.instance_id.size()),
-                    RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_END);
+  rd_kafka_producev(
+      clients_->producer.get(), RD_KAFKA_V_TOPIC(options_.topic.c_str()), RD_KAFKA_V_PARTITION(0),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(const_cast<char*>(options_.instance_id.data()), options_.instance_id.size()),
+      RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_END);
   rd_kafka_poll(clients_->producer.get(), 0);
 }
 
 void StreamsMetadata::Consume(int timeout_ms) {
   for (int i = 0;; ++i) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(clients_->consumer.get(), i == 0 ? timeout_ms : 0);
+    rd_kafka_message_t* m =
+        rd_kafka_consumer_poll(clients_->consumer.get(), i == 0 ? timeout_ms : 0);
     if (m == nullptr) return;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->payload != nullptr) {
-      auto j = nlohmann::json::parse(std::string_view(static_cast<const char*>(m->payload), m->len), nullptr, false);
+      auto j = nlohmann::json::parse(std::string_view(static_cast<const char*>(m->payload), m->len),
+                                     nullptr, false);
       if (j.is_object() && j.contains("instanceId")) {
         InstanceInfo info;
         info.instance_id = j.value("instanceId", "");

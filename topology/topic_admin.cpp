@@ -1,8 +1,8 @@
 #include "topology/topic_admin.h"
 
+#include <httplib.h>
 #include <librdkafka/rdkafka.h>
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "topology/embedded_broker.h"
@@ -65,7 +65,8 @@ class KafkaTopicAdmin final : public TopicAdmin {
     }
     std::vector<rd_kafka_NewTopic_t*> new_topics;
     for (const auto* t : missing) {
-      new_topics.push_back(rd_kafka_NewTopic_new(t->name.c_str(), t->partitions, -1, err, sizeof err));
+      new_topics.push_back(
+          rd_kafka_NewTopic_new(t->name.c_str(), t->partitions, -1, err, sizeof err));
     }
     rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, new_topics.data(), new_topics.size(), nullptr, queue);

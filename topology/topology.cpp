@@ -61,7 +61,9 @@ nlohmann::json Topology::Describe() const {
     nlohmann::json nodes = nlohmann::json::array();
     for (const auto& name : sub.nodes) {
       const Node& n = nodes_.at(name);
-      nlohmann::json j = {{"name", n.name}, {"type", type_name(n.type)}, {"parents", n.parents},
+      nlohmann::json j = {{"name", n.name},
+                          {"type", type_name(n.type)},
+                          {"parents", n.parents},
                           {"children", n.children}};
       if (n.type != NodeType::kProcessor) j["topics"] = n.topics;
       if (n.type == NodeType::kProcessor) j["stores"] = n.stores;
@@ -162,7 +164,8 @@ Result<Topology> TopologyBuilder::Build(const std::string& application_id) const
   for (auto& [name, n] : t.nodes_) {
     switch (n.type) {
       case NodeType::kSource:
-        if (n.topics.empty()) return Status::InvalidArgument("source '" + name + "' reads no topic");
+        if (n.topics.empty())
+          return Status::InvalidArgument("source '" + name + "' reads no topic");
         for (const auto& topic : n.topics) {
           auto [it, fresh] = topic_reader.emplace(topic, name);
           if (!fresh) {

@@ -2,11 +2,10 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "state/status.h"
 #include "state/store_spec.h"
@@ -30,7 +29,7 @@ struct Node {
 // which must all have the same partition count (co-partitioned).
 struct SubTopology {
   int id = 0;
-  std::vector<std::string> nodes;         // in an order where parents come first
+  std::vector<std::string> nodes;  // in an order where parents come first
   std::vector<std::string> source_topics;
   std::vector<std::string> sink_topics;
   std::vector<state::StoreSpec> stores;

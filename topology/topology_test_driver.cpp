@@ -1,12 +1,12 @@
 #include "topology/topology_test_driver.h"
 
+#include <unistd.h>
+
 #include <cassert>
 #include <chrono>
 #include <deque>
 #include <filesystem>
 #include <set>
-
-#include <unistd.h>
 
 #include "topology/partitioner.h"
 
@@ -32,7 +32,9 @@ class TopologyTestDriver::Collector final : public RecordCollector {
 };
 
 TopologyTestDriver::TopologyTestDriver(const Topology& topology, TestDriverOptions options)
-    : topology_(topology), options_(std::move(options)), wall_clock_ms_(options_.wall_clock_start_ms) {}
+    : topology_(topology),
+      options_(std::move(options)),
+      wall_clock_ms_(options_.wall_clock_start_ms) {}
 
 TopologyTestDriver::~TopologyTestDriver() {
   for (auto& [id, task] : tasks_) task->Close();
@@ -69,8 +71,8 @@ Status TopologyTestDriver::OpenTasks() {
       so.resources = resources_.get();
       auto state = state::TaskState::Open(so);
       if (!state.ok()) return state.status();
-      auto task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(),
-                                               *collector_, options_.dlq_topic);
+      auto task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *collector_,
+                                               options_.dlq_topic);
       task->Init(wall_clock_ms_);
       tasks_[id] = std::move(task);
     }

@@ -48,9 +48,11 @@ state::StoreSpec CountStoreSpec(const std::string& name) {
 
 }  // namespace
 
-void AddCountingTopology(topology::TopologyBuilder& builder, const CountingTopologyOptions& options) {
+void AddCountingTopology(topology::TopologyBuilder& builder,
+                         const CountingTopologyOptions& options) {
   builder.AddSource("count-source", {options.input_topic})
-      .AddProcessor("count", [store = options.store] { return std::make_unique<CountProcessor>(store); },
+      .AddProcessor("count",
+                    [store = options.store] { return std::make_unique<CountProcessor>(store); },
                     {"count-source"})
       .AddSink("count-sink", options.output_topic, {"count"})
       .AddStateStore(CountStoreSpec(options.store), {"count"});

@@ -14,6 +14,7 @@ struct CountingTopologyOptions {
   std::string store = "counts";
 };
 
-void AddCountingTopology(topology::TopologyBuilder& builder, const CountingTopologyOptions& options = {});
+void AddCountingTopology(topology::TopologyBuilder& builder,
+                         const CountingTopologyOptions& options = {});
 
 }  // namespace cm::counting

@@ -9,9 +9,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <regex>
-
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "child_process.h"
 #include "kafka_clients.h"
@@ -74,15 +73,16 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
     in.process = std::make_unique<ChildProcess>(
         std::vector<std::string>{Binary(), "run", "--brokers", bootstrap, "--broker-admin", admin,
                                  "--app-id", "e2e-count", "--instance-id", id, "--state-dir",
-                                 (dir / id).string(), "--http", "127.0.0.1:" + std::to_string(in.port),
-                                 "--topology", "counting"},
+                                 (dir / id).string(), "--http",
+                                 "127.0.0.1:" + std::to_string(in.port), "--topology", "counting"},
         (dir / (id + ".log")).string());
     in.process->Start();
     return in;
   };
   Instance a = make("a");
   Instance b = make("b");
-  ASSERT_TRUE(WaitFor([&] { return a.Ready() && b.Ready(); }, 60s)) << a.process->Log() << b.process->Log();
+  ASSERT_TRUE(WaitFor([&] { return a.Ready() && b.Ready(); }, 60s))
+      << a.process->Log() << b.process->Log();
 
   // The producer runs alongside the kills.
   std::atomic<int> produced{0};
@@ -103,7 +103,8 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   for (int kill = 1; kill <= 3; ++kill) {
     // Kill b once it is busy processing its share of the stream.
     uint64_t before = b.Processed();
-    ASSERT_TRUE(WaitFor([&] { return b.Processed() >= before + 2000 || produced == kRecords; }, 120s))
+    ASSERT_TRUE(
+        WaitFor([&] { return b.Processed() >= before + 2000 || produced == kRecords; }, 120s))
         << b.process->Log();
     b.process->Kill(SIGKILL);
     b.process->Start();  // same instance id and state directory
@@ -148,16 +149,20 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
     for (size_t i = 0; once && i < values.size(); ++i) once = values[i] == static_cast<long>(i + 1);
     if (!once && ++not_once == 1) {
       first_bad = key + ":";
-      for (size_t i = 0; i < values.size() && i < 40; ++i) first_bad += " " + std::to_string(values[i]);
+      for (size_t i = 0; i < values.size() && i < 40; ++i)
+        first_bad += " " + std::to_string(values[i]);
     }
   }
-  EXPECT_EQ(not_once, 0) << "keys whose outputs were not each seen exactly once, e.g. " << first_bad;
+  EXPECT_EQ(not_once, 0) << "keys whose outputs were not each seen exactly once, e.g. "
+                         << first_bad;
 
   // b restarted on its own state: its restores began at its checkpoint, not at offset 0.
   std::string b_log = b.process->Log();
-  std::regex plan(R"(\"event\":\"restore_plan\",\"from\":(\d+),\"level\":\"info\",\"logStart\":\d+,\"task\":\"[0-9_]+\",\"to\":(\d+),\"topic\":\"e2e-count-counts-changelog\")");
+  std::regex plan(
+      R"(\"event\":\"restore_plan\",\"from\":(\d+),\"level\":\"info\",\"logStart\":\d+,\"task\":\"[0-9_]+\",\"to\":(\d+),\"topic\":\"e2e-count-counts-changelog\")");
   int tail_restores = 0;
-  for (auto it = std::sregex_iterator(b_log.begin(), b_log.end(), plan); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(b_log.begin(), b_log.end(), plan);
+       it != std::sregex_iterator(); ++it) {
     long from = std::stol((*it)[1]);
     long to = std::stol((*it)[2]);
     if (from > 0 && from <= to) ++tail_restores;

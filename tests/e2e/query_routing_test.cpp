@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
@@ -31,7 +30,8 @@ Answer GetCount(int port, const std::string& key) {
   c.set_connection_timeout(2);
   auto r = c.Get("/v1/counts/" + key);
   if (!r) return {};
-  return {r->status, nlohmann::json::parse(r->body, nullptr, false), r->get_header_value("Retry-After")};
+  return {r->status, nlohmann::json::parse(r->body, nullptr, false),
+          r->get_header_value("Retry-After")};
 }
 
 bool Ready(int port) {
@@ -42,7 +42,8 @@ bool Ready(int port) {
 }
 
 TEST(QueryRoutingTest, EveryInstanceAnswersForEveryKeyAndSaysWhenNoOneCan) {
-  auto dir = std::filesystem::temp_directory_path() / ("cm-e2e-routing-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("cm-e2e-routing-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string info = (dir / "broker.json").string();
@@ -71,7 +72,8 @@ TEST(QueryRoutingTest, EveryInstanceAnswersForEveryKeyAndSaysWhenNoOneCan) {
 
   auto producer = testing::NewProducer(bootstrap);
   constexpr int kKeys = 100;
-  for (int i = 0; i < 2000; ++i) testing::Produce(producer.get(), "count-input", "key-" + std::to_string(i % kKeys), "x");
+  for (int i = 0; i < 2000; ++i)
+    testing::Produce(producer.get(), "count-input", "key-" + std::to_string(i % kKeys), "x");
   rd_kafka_flush(producer.get(), 10000);
 
   // Both instances answer for all keys with the same, exact counts.
@@ -90,19 +92,22 @@ TEST(QueryRoutingTest, EveryInstanceAnswersForEveryKeyAndSaysWhenNoOneCan) {
   // b dies: its keys have no running owner until a takes them over after the session timeout.
   b->Kill(SIGKILL);
   bool saw_unavailable = false;
-  ASSERT_TRUE(WaitFor([&] {
-    for (int k = 0; k < kKeys; ++k) {
-      Answer ans = GetCount(port_a, "key-" + std::to_string(k));
-      if (ans.status == 503) {
-        saw_unavailable = true;
-        EXPECT_EQ(ans.retry_after, "1");
-        EXPECT_EQ(ans.body["error"]["code"], "unavailable");
-        return false;
-      }
-      if (ans.status != 200 || ans.body["count"] != 20) return false;
-    }
-    return true;
-  }, 90s, 100ms)) << a->Log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (int k = 0; k < kKeys; ++k) {
+          Answer ans = GetCount(port_a, "key-" + std::to_string(k));
+          if (ans.status == 503) {
+            saw_unavailable = true;
+            EXPECT_EQ(ans.retry_after, "1");
+            EXPECT_EQ(ans.body["error"]["code"], "unavailable");
+            return false;
+          }
+          if (ans.status != 200 || ans.body["count"] != 20) return false;
+        }
+        return true;
+      },
+      90s, 100ms))
+      << a->Log();
   EXPECT_TRUE(saw_unavailable) << "queries for the dead instance's keys never answered 503";
   a->Kill(SIGTERM);
   broker.Kill(SIGTERM);

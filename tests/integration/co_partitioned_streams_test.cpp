@@ -43,7 +43,8 @@ class BothTopicsCounter final : public topology::Processor {
 };
 
 TEST(CoPartitionedStreamsTest, EachTaskReadsTheSamePartitionOfEverySourceTopic) {
-  auto dir = std::filesystem::temp_directory_path() / ("cm-it-copart-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("cm-it-copart-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   auto broker = topology::EmbeddedBroker::Start();
   ASSERT_TRUE(broker.ok());
@@ -70,30 +71,34 @@ TEST(CoPartitionedStreamsTest, EachTaskReadsTheSamePartitionOfEverySourceTopic) 
   config.threads = 2;
   topology::KafkaStreams streams(*topology, config, *admin);
   ASSERT_TRUE(streams.Start().ok());
-  ASSERT_TRUE(testing::WaitFor([&] { return streams.Ready(); }, 30s)) << streams.ReadyReport().dump();
+  ASSERT_TRUE(testing::WaitFor([&] { return streams.Ready(); }, 30s))
+      << streams.ReadyReport().dump();
 
   auto producer = testing::NewProducer((*broker)->bootstrap_servers());
   constexpr int kKeys = 40;
   for (int i = 0; i < 400; ++i) {
-    testing::Produce(producer.get(), i % 2 == 0 ? "left" : "right", "k" + std::to_string(i % kKeys), "x");
+    testing::Produce(producer.get(), i % 2 == 0 ? "left" : "right", "k" + std::to_string(i % kKeys),
+                     "x");
   }
   rd_kafka_flush(producer.get(), 10000);
 
   testing::TopicReader reader((*broker)->bootstrap_servers(), "both-output", 4);
   std::map<std::string, std::pair<long, std::string>> last;  // key -> (count, task)
   std::map<std::string, std::set<std::string>> tasks_of_key;
-  bool done = testing::WaitFor([&] {
-    for (auto& m : reader.Poll(100)) {
-      auto colon = m.value.find(':');
-      last[m.key] = {std::stol(m.value.substr(0, colon)), m.value.substr(colon + 1)};
-      tasks_of_key[m.key].insert(m.value.substr(colon + 1));
-    }
-    if (static_cast<int>(last.size()) != kKeys) return false;
-    for (const auto& [k, v] : last) {
-      if (v.first != 10) return false;
-    }
-    return true;
-  }, 60s, 50ms);
+  bool done = testing::WaitFor(
+      [&] {
+        for (auto& m : reader.Poll(100)) {
+          auto colon = m.value.find(':');
+          last[m.key] = {std::stol(m.value.substr(0, colon)), m.value.substr(colon + 1)};
+          tasks_of_key[m.key].insert(m.value.substr(colon + 1));
+        }
+        if (static_cast<int>(last.size()) != kKeys) return false;
+        for (const auto& [k, v] : last) {
+          if (v.first != 10) return false;
+        }
+        return true;
+      },
+      60s, 50ms);
   EXPECT_TRUE(done) << "keys seen: " << last.size();
   for (const auto& [key, tasks] : tasks_of_key) {
     EXPECT_EQ(tasks.size(), 1u) << key << " was counted by more than one task";

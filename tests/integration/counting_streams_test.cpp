@@ -52,7 +52,8 @@ class CountingStreamsTest : public ::testing::TestWithParam<topology::Processing
     config.guarantee = GetParam();
     auto streams = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
     EXPECT_TRUE(streams->Start().ok());
-    EXPECT_TRUE(testing::WaitFor([&] { return streams->Ready(); }, 30s)) << streams->ReadyReport().dump();
+    EXPECT_TRUE(testing::WaitFor([&] { return streams->Ready(); }, 30s))
+        << streams->ReadyReport().dump();
     return streams;
   }
 
@@ -64,7 +65,8 @@ class CountingStreamsTest : public ::testing::TestWithParam<topology::Processing
   }
 
   // Waits until the last output of every key is `expected`.
-  bool OutputsReach(testing::TopicReader& reader, std::map<std::string, long>& last, int keys, long expected) {
+  bool OutputsReach(testing::TopicReader& reader, std::map<std::string, long>& last, int keys,
+                    long expected) {
     return testing::WaitFor(
         [&] {
           for (auto& m : reader.Poll(100)) last[m.key] = std::stol(m.value);
@@ -97,7 +99,8 @@ TEST_P(CountingStreamsTest, RestoresFromChangelogAfterLocalStateIsDeleted) {
   std::filesystem::remove_all(dir_ / "state");  // the local RocksDB directories are gone
   auto streams = StartStreams();                // restores every store from its changelog
   ProduceRound(5000, 100);
-  EXPECT_TRUE(OutputsReach(reader, last, 100, 100)) << "counts did not continue from the restored state";
+  EXPECT_TRUE(OutputsReach(reader, last, 100, 100))
+      << "counts did not continue from the restored state";
   for (const auto& t : streams->Threads()) {
     uint64_t entries = 0;
     for (const auto& task : t.tasks) entries += task.store_entries;
@@ -115,10 +118,12 @@ TEST_P(CountingStreamsTest, PoisonRecordGoesToDlqWithReasonAndProcessingGoesOn) 
   std::map<std::string, long> last;
   EXPECT_TRUE(OutputsReach(reader, last, 10, 20));
   std::vector<testing::TopicReader::Message> dead;
-  ASSERT_TRUE(testing::WaitFor([&] {
-    for (auto& m : dlq.Poll(100)) dead.push_back(std::move(m));
-    return !dead.empty();
-  }, 30s));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        for (auto& m : dlq.Poll(100)) dead.push_back(std::move(m));
+        return !dead.empty();
+      },
+      30s));
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].value, "poison");
   std::map<std::string, std::string> headers(dead[0].headers.begin(), dead[0].headers.end());

@@ -18,7 +18,9 @@ using namespace std::chrono_literals;
 // Stores a 256 KiB value per record, so a few dozen records overflow a changelog partition.
 class BigValueWriter final : public topology::Processor {
  public:
-  void Init(topology::ProcessorContext& context) override { store_ = &context.GetKeyValueStore("big"); }
+  void Init(topology::ProcessorContext& context) override {
+    store_ = &context.GetKeyValueStore("big");
+  }
   void Process(const topology::Record& record) override {
     store_->Put(record.key, std::string(256 * 1024, 'x'));
   }
@@ -54,18 +56,23 @@ TEST(TruncatedChangelogTest, RestoreRefusesAChangelogThatLostRecords) {
     topology::KafkaStreams streams(*topology, config, *admin);
     ASSERT_TRUE(streams.Start().ok());
     ASSERT_TRUE(testing::WaitFor([&] { return streams.Ready(); }, 30s));
-    for (int i = 0; i < 40; ++i) testing::Produce(producer.get(), "big-input", "k" + std::to_string(i), "x");
+    for (int i = 0; i < 40; ++i)
+      testing::Produce(producer.get(), "big-input", "k" + std::to_string(i), "x");
     rd_kafka_flush(producer.get(), 10000);
-    ASSERT_TRUE(testing::WaitFor([&] {
-      uint64_t n = 0;
-      for (const auto& t : streams.Threads()) n += t.processed;
-      return n == 40;
-    }, 30s));
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          uint64_t n = 0;
+          for (const auto& t : streams.Threads()) n += t.processed;
+          return n == 40;
+        },
+        30s));
     streams.Stop();  // 40 x 256 KiB went to the changelog: more than the broker keeps
   }
-  auto consumer = testing::NewClient(RD_KAFKA_CONSUMER, (*broker)->bootstrap_servers(), {{"group.id", "probe"}});
+  auto consumer = testing::NewClient(RD_KAFKA_CONSUMER, (*broker)->bootstrap_servers(),
+                                     {{"group.id", "probe"}});
   int64_t low = 0, high = 0;
-  ASSERT_EQ(rd_kafka_query_watermark_offsets(consumer.get(), "it-trunc-big-changelog", 0, &low, &high, 10000),
+  ASSERT_EQ(rd_kafka_query_watermark_offsets(consumer.get(), "it-trunc-big-changelog", 0, &low,
+                                             &high, 10000),
             RD_KAFKA_RESP_ERR_NO_ERROR);
   ASSERT_GT(low, 0) << "the broker kept the whole changelog; the test needs it truncated";
 

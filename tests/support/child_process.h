@@ -3,11 +3,11 @@
 // A cmstream (or other) process started by a test, with its output in a log file, so tests can
 // kill it with SIGKILL, restart it, and read what it logged.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <netinet/in.h>
 
 #include <chrono>
 #include <fstream>

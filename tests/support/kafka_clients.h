@@ -33,8 +33,9 @@ inline Kafka NewClient(rd_kafka_type_t type, const std::string& bootstrap,
 }
 
 inline Kafka NewProducer(const std::string& bootstrap) {
-  return NewClient(RD_KAFKA_PRODUCER, bootstrap,
-                   {{"partitioner", "murmur2_random"}, {"linger.ms", "5"}, {"enable.idempotence", "true"}});
+  return NewClient(
+      RD_KAFKA_PRODUCER, bootstrap,
+      {{"partitioner", "murmur2_random"}, {"linger.ms", "5"}, {"enable.idempotence", "true"}});
 }
 
 inline void Produce(rd_kafka_t* producer, const std::string& topic, const std::string& key,
@@ -56,7 +57,8 @@ class TopicReader {
  public:
   TopicReader(const std::string& bootstrap, const std::string& topic, int partitions)
       : consumer_(NewClient(RD_KAFKA_CONSUMER, bootstrap,
-                            {{"group.id", "test-reader"}, {"enable.auto.commit", "false"},
+                            {{"group.id", "test-reader"},
+                             {"enable.auto.commit", "false"},
                              {"isolation.level", "read_committed"}})) {
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
     for (int p = 0; p < partitions; ++p) {
@@ -75,7 +77,8 @@ class TopicReader {
   std::vector<Message> Poll(int max_wait_ms = 200) {
     std::vector<Message> out;
     for (;;) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), out.empty() ? max_wait_ms : 0);
+      rd_kafka_message_t* m =
+          rd_kafka_consumer_poll(consumer_.get(), out.empty() ? max_wait_ms : 0);
       if (m == nullptr) return out;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         Message msg;
@@ -86,8 +89,11 @@ class TopicReader {
           const char* name;
           const void* val;
           size_t size;
-          for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-            msg.headers.emplace_back(name, val ? std::string(static_cast<const char*>(val), size) : "");
+          for (size_t i = 0;
+               rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+               ++i) {
+            msg.headers.emplace_back(name,
+                                     val ? std::string(static_cast<const char*>(val), size) : "");
           }
         }
         out.push_back(std::move(msg));

@@ -2,8 +2,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <thread>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -358,7 +357,8 @@ TEST_F(StateTaskStateTest, CommittedViewsSeeOnlyCommittedStateAndServeOtherThrea
     while (!done) {
       int n = 0;
       committed_kv->PrefixScan("k", [&](std::string_view key, std::string_view) {
-        if (key != "k" + std::string(6 - std::to_string(n).size(), '0') + std::to_string(n)) saw_gap = true;
+        if (key != "k" + std::string(6 - std::to_string(n).size(), '0') + std::to_string(n))
+          saw_gap = true;
         ++n;
         return true;
       });

@@ -4,10 +4,9 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "topology/processor.h"
 #include "topology/topology.h"
@@ -158,7 +157,8 @@ TEST(TopologyBuilderTest, RejectsStoreConnectedToSinkOrSource) {
 TEST(TopologyBuilderTest, RejectsStoreDefinedTwice) {
   TopologyBuilder b;
   AddChain(b, "a");
-  b.AddStateStore(KeyValueSpec("twice"), {"a-proc"}).AddStateStore(KeyValueSpec("twice"), {"a-proc"});
+  b.AddStateStore(KeyValueSpec("twice"), {"a-proc"})
+      .AddStateStore(KeyValueSpec("twice"), {"a-proc"});
   ExpectRejected(b, {"twice"});
 }
 
@@ -368,7 +368,8 @@ TEST(TopologyBuilderTest, DescribeListsNodesStoresAndTopics) {
     int id = sub.at("id").get<int>();
     EXPECT_EQ(sub.at("commitTopic"), "wc-" + std::to_string(id) + "-commits");
     EXPECT_EQ(sub.at("commitTopic"), Topology::CommitTopic("wc", id));
-    for (const auto& node : sub.at("nodes")) all_nodes.push_back(node.at("name").get<std::string>());
+    for (const auto& node : sub.at("nodes"))
+      all_nodes.push_back(node.at("name").get<std::string>());
   }
   std::sort(all_nodes.begin(), all_nodes.end());
   EXPECT_EQ(all_nodes, (std::vector<std::string>{"count", "count-sink", "from-by-word", "rekey",

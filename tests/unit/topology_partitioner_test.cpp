@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <librdkafka/rdkafka.h>
 
 #include <cstdint>
@@ -54,8 +53,15 @@ TEST(TopologyPartitionerTest, AgreesWithLibrdkafkaMurmur2) {
   std::mt19937 rng(0x5eed);
   std::uniform_int_distribution<int> length(0, 80);
   std::uniform_int_distribution<int> byte(0, 255);
-  std::vector<std::string> keys = {"", "a", "ab", "abc", "abcd", "abcde", "org-42",
-                                   std::string("\0\0\0", 3), std::string(1, '\xff')};
+  std::vector<std::string> keys = {"",
+                                   "a",
+                                   "ab",
+                                   "abc",
+                                   "abcd",
+                                   "abcde",
+                                   "org-42",
+                                   std::string("\0\0\0", 3),
+                                   std::string(1, '\xff')};
   for (int i = 0; i < 4000; ++i) {
     std::string key(static_cast<size_t>(length(rng)), '\0');
     for (auto& c : key) c = static_cast<char>(byte(rng));  // any byte, including NUL and >= 0x80
@@ -104,18 +110,21 @@ TEST(TopologyPartitionerTest, PartitionIsJavaToPositiveModulo) {
   for (const std::string key : {"21", "foobar", "a-little-bit-longer-string", "abc"}) {
     uint32_t h = Murmur2(key);
     for (int32_t n : {1, 3, 10, 97}) {
-      EXPECT_EQ(PartitionForKey(key, n), static_cast<int32_t>((h & 0x7fffffffU) % static_cast<uint32_t>(n)))
+      EXPECT_EQ(PartitionForKey(key, n),
+                static_cast<int32_t>((h & 0x7fffffffU) % static_cast<uint32_t>(n)))
           << key << " / " << n;
     }
   }
   // "21" hashes negative in Java: a plain int modulo would give a negative partition.
-  EXPECT_EQ(PartitionForKey("21", 10), static_cast<int32_t>((static_cast<uint32_t>(-973932308) & 0x7fffffffU) % 10U));
+  EXPECT_EQ(PartitionForKey("21", 10),
+            static_cast<int32_t>((static_cast<uint32_t>(-973932308) & 0x7fffffffU) % 10U));
   EXPECT_EQ(PartitionForKey("anything", 1), 0);
 }
 
 TEST(TopologyPartitionerTest, SpreadsKeysOverPartitions) {
   std::vector<int> hits(12, 0);
-  for (int i = 0; i < 12'000; ++i) ++hits[static_cast<size_t>(PartitionForKey("org-" + std::to_string(i), 12))];
+  for (int i = 0; i < 12'000; ++i)
+    ++hits[static_cast<size_t>(PartitionForKey("org-" + std::to_string(i), 12))];
   for (size_t p = 0; p < hits.size(); ++p) {
     EXPECT_GT(hits[p], 800) << "partition " << p;
     EXPECT_LT(hits[p], 1200) << "partition " << p;

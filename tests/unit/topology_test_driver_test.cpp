@@ -1,3 +1,5 @@
+#include "topology/topology_test_driver.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,7 +19,6 @@
 #include "topology/partitioner.h"
 #include "topology/processor.h"
 #include "topology/topology.h"
-#include "topology/topology_test_driver.h"
 
 namespace cm::topology {
 namespace {
@@ -32,7 +33,8 @@ class FnProcessor final : public Processor {
  public:
   using InitFn = std::function<void(ProcessorContext&)>;
   using ProcessFn = std::function<void(ProcessorContext&, const Record&)>;
-  FnProcessor(InitFn init, ProcessFn process) : init_(std::move(init)), process_(std::move(process)) {}
+  FnProcessor(InitFn init, ProcessFn process)
+      : init_(std::move(init)), process_(std::move(process)) {}
   void Init(ProcessorContext& context) override {
     context_ = &context;
     if (init_) init_(context);
@@ -164,17 +166,16 @@ TEST(TopologyTestDriverTest, EmptyKeyGoesToDlqAndTaskGoesOn) {
   EXPECT_THAT(std::string(*source), HasSubstr("count"));
   EXPECT_EQ(dlq[0].FindHeader("dlq-topic"), "count-input");
 
-  EXPECT_EQ(AsKeyValues(driver->ReadOutput("count-output")),
-            (KeyValues{{"a", "1"}, {"a", "2"}}));
+  EXPECT_EQ(AsKeyValues(driver->ReadOutput("count-output")), (KeyValues{{"a", "1"}, {"a", "2"}}));
   EXPECT_EQ(driver->TaskFor("count-input", "").dropped_to_dlq(), 1u);
-  EXPECT_FALSE(driver->TaskFor("count-input", "").state().key_value_store("counts")->Get("").has_value());
+  EXPECT_FALSE(
+      driver->TaskFor("count-input", "").state().key_value_store("counts")->Get("").has_value());
 }
 
 TEST(TopologyTestDriverTest, ThrowingProcessorRecordGoesToDlqWithExceptionText) {
   TopologyBuilder b;
   b.AddSource("src", {"in"})
-      .AddProcessor("picky",
-                    Fn([](ProcessorContext& ctx, const Record& r) {
+      .AddProcessor("picky", Fn([](ProcessorContext& ctx, const Record& r) {
                       if (r.value == "poison") throw std::runtime_error("cannot digest " + r.key);
                       ctx.Forward(r);
                     }),
@@ -236,8 +237,7 @@ TEST(TopologyTestDriverTest, RestartKeepsCommittedCountsAndLosesTheRest) {
 Topology WordCountTopology() {
   TopologyBuilder b;
   b.AddSource("words-source", {"words"})
-      .AddProcessor("rekey",
-                    Fn([](ProcessorContext& ctx, const Record& r) {
+      .AddProcessor("rekey", Fn([](ProcessorContext& ctx, const Record& r) {
                       Record out;
                       out.key = r.value;
                       out.value = r.key;
@@ -247,8 +247,7 @@ Topology WordCountTopology() {
                     {"words-source"})
       .AddRepartitionSink("to-by-word", "by-word", {"rekey"})
       .AddRepartitionSource("from-by-word", "by-word")
-      .AddProcessor("count",
-                    Fn([](ProcessorContext& ctx, const Record& r) {
+      .AddProcessor("count", Fn([](ProcessorContext& ctx, const Record& r) {
                       auto& store = ctx.GetKeyValueStore("word-counts");
                       int64_t n = 0;
                       if (auto v = store.Get(r.key)) n = std::stoll(*v);
@@ -281,8 +280,7 @@ TEST(TopologyTestDriverTest, RepartitionCountsByNewKey) {
   for (int i = 0; i < 500; ++i) {
     const std::string& user = users[rng() % users.size()];
     const std::string& word = words[rng() % words.size()];
-    crossed_partitions |=
-        PartitionForKey(user, kPartitions) != PartitionForKey(word, kPartitions);
+    crossed_partitions |= PartitionForKey(user, kPartitions) != PartitionForKey(word, kPartitions);
     driver->PipeInput("words", user, word, i);
     expected_out.emplace_back(word, std::to_string(++expected[word]));
   }
@@ -316,16 +314,17 @@ Topology PunctuatingTopology(PunctuationLog* log, PunctuationType type,
                              std::chrono::milliseconds interval) {
   TopologyBuilder b;
   b.AddSource("src", {"in"})
-      .AddProcessor(
-          "p",
-          Fn([log](ProcessorContext&,
-                   const Record& r) { log->events.push_back("rec " + std::to_string(r.timestamp_ms)); },
-             [log, type, interval](ProcessorContext& ctx) {
-               ctx.Schedule(interval, type, [log](int64_t ts) {
-                 log->events.push_back("punct " + std::to_string(ts));
-               });
-             }),
-          {"src"});
+      .AddProcessor("p",
+                    Fn(
+                        [log](ProcessorContext&, const Record& r) {
+                          log->events.push_back("rec " + std::to_string(r.timestamp_ms));
+                        },
+                        [log, type, interval](ProcessorContext& ctx) {
+                          ctx.Schedule(interval, type, [log](int64_t ts) {
+                            log->events.push_back("punct " + std::to_string(ts));
+                          });
+                        }),
+                    {"src"});
   return BuildOrDie(b, "punct-app");
 }
 
@@ -358,10 +357,10 @@ TEST(TopologyTestDriverTest, StreamTimePunctuationFollowsRecordTimestamps) {
   driver->PipeInput("in", "k", "", 505);
   driver->PipeInput("in", "k", "", 510);
 
-  EXPECT_EQ(log.events, (std::vector<std::string>{"rec 100", "rec 105", "rec 110", "punct 110",
-                                                  "rec 109", "rec 119", "rec 125", "punct 125",
-                                                  "rec 500", "punct 500", "rec 505", "rec 510",
-                                                  "punct 510"}));
+  EXPECT_EQ(log.events,
+            (std::vector<std::string>{"rec 100", "rec 105", "rec 110", "punct 110", "rec 109",
+                                      "rec 119", "rec 125", "punct 125", "rec 500", "punct 500",
+                                      "rec 505", "rec 510", "punct 510"}));
   EXPECT_EQ(driver->Task(0, 0).stream_time(), 510);
 }
 
@@ -383,7 +382,8 @@ TEST(TopologyTestDriverTest, WallClockPunctuationFiresOnlyOnAdvanceWallClock) {
   driver->AdvanceWallClock(2'500);  // 8500: fires once
   driver->AdvanceWallClock(400);    // 8900: not yet
   driver->AdvanceWallClock(100);    // 9000
-  EXPECT_EQ(Punctuations(log), (std::vector<std::string>{"punct 6000", "punct 8500", "punct 9000"}));
+  EXPECT_EQ(Punctuations(log),
+            (std::vector<std::string>{"punct 6000", "punct 8500", "punct 9000"}));
   EXPECT_EQ(driver->wall_clock_ms(), 9'000);
 }
 
@@ -391,8 +391,7 @@ TEST(TopologyTestDriverTest, StreamTimeIsTheLargestTimestampSeenPerTask) {
   std::vector<std::pair<std::string, int64_t>> seen;  // key, StreamTime() while processing it
   TopologyBuilder b;
   b.AddSource("src", {"in"})
-      .AddProcessor("p",
-                    Fn([&seen](ProcessorContext& ctx, const Record& r) {
+      .AddProcessor("p", Fn([&seen](ProcessorContext& ctx, const Record& r) {
                       seen.emplace_back(r.key, ctx.StreamTime());
                     }),
                     {"src"});
@@ -427,19 +426,22 @@ TEST(TopologyTestDriverTest, ForwardToReachesOnlyTheNamedChild) {
   std::vector<std::string> audited;
   TopologyBuilder b;
   b.AddSource("src", {"in"})
-      .AddProcessor("router",
-                    Fn([](ProcessorContext& ctx, const Record& r) {
-                      if (r.value == "left") ctx.ForwardTo("left-sink", r);
-                      else if (r.value == "right") ctx.ForwardTo("right-sink", r);
-                      else if (r.value == "audit") ctx.ForwardTo("audit", r);
-                      else ctx.Forward(r);
+      .AddProcessor("router", Fn([](ProcessorContext& ctx, const Record& r) {
+                      if (r.value == "left")
+                        ctx.ForwardTo("left-sink", r);
+                      else if (r.value == "right")
+                        ctx.ForwardTo("right-sink", r);
+                      else if (r.value == "audit")
+                        ctx.ForwardTo("audit", r);
+                      else
+                        ctx.Forward(r);
                     }),
                     {"src"})
       .AddSink("left-sink", "left", {"router"})
       .AddSink("right-sink", "right", {"router"})
-      .AddProcessor("audit",
-                    Fn([&audited](ProcessorContext&, const Record& r) { audited.push_back(r.key); }),
-                    {"router"});
+      .AddProcessor(
+          "audit", Fn([&audited](ProcessorContext&, const Record& r) { audited.push_back(r.key); }),
+          {"router"});
   Topology t = BuildOrDie(b, "route-app");
   auto driver = MakeDriver(t);
 
@@ -461,11 +463,13 @@ TEST(TopologyTestDriverTest, ForwardToReachesOnlyTheNamedChild) {
 TEST(TopologyTestDriverTest, ProgrammingErrorsInAProcessorDeadLetterTheRecord) {
   TopologyBuilder b;
   b.AddSource("src", {"in"})
-      .AddProcessor("p",
-                    Fn([](ProcessorContext& ctx, const Record& r) {
-                      if (r.value == "bad-child") ctx.ForwardTo("nowhere", r);
-                      else if (r.value == "bad-store") ctx.GetKeyValueStore("not-mine");
-                      else ctx.Forward(r);
+      .AddProcessor("p", Fn([](ProcessorContext& ctx, const Record& r) {
+                      if (r.value == "bad-child")
+                        ctx.ForwardTo("nowhere", r);
+                      else if (r.value == "bad-store")
+                        ctx.GetKeyValueStore("not-mine");
+                      else
+                        ctx.Forward(r);
                     }),
                     {"src"})
       .AddSink("out", "out", {"p"});
@@ -477,7 +481,8 @@ TEST(TopologyTestDriverTest, ProgrammingErrorsInAProcessorDeadLetterTheRecord) {
   auto dead = driver->ReadOutput(kDlq);
   ASSERT_EQ(dead.size(), 2u);
   EXPECT_THAT(std::string(*dead[0].FindHeader("dlq-reason")), HasSubstr("not one of its children"));
-  EXPECT_THAT(std::string(*dead[1].FindHeader("dlq-reason")), HasSubstr("not connected to store 'not-mine'"));
+  EXPECT_THAT(std::string(*dead[1].FindHeader("dlq-reason")),
+              HasSubstr("not connected to store 'not-mine'"));
   EXPECT_EQ(AsKeyValues(driver->ReadOutput("out")), (KeyValues{{"3", "fine"}}));
 }
 
@@ -490,11 +495,12 @@ TEST(TopologyTestDriverTest, PunctuatorsMayScheduleMoreAndFailuresAreDeadLettere
                        [&fired](ProcessorContext& ctx) {
                          // Each firing schedules another punctuation: the list grows while it is
                          // being walked.
-                         ctx.Schedule(10ms, PunctuationType::kWallClockTime, [&fired, &ctx](int64_t ts) {
-                           fired.push_back("outer@" + std::to_string(ts));
-                           ctx.Schedule(1000ms, PunctuationType::kWallClockTime,
-                                        [](int64_t) { throw std::runtime_error("boom"); });
-                         });
+                         ctx.Schedule(
+                             10ms, PunctuationType::kWallClockTime, [&fired, &ctx](int64_t ts) {
+                               fired.push_back("outer@" + std::to_string(ts));
+                               ctx.Schedule(1000ms, PunctuationType::kWallClockTime,
+                                            [](int64_t) { throw std::runtime_error("boom"); });
+                             });
                        }),
                     {"src"});
   Topology t = BuildOrDie(b, "punct-app");
@@ -525,8 +531,9 @@ TEST(TopologyTestDriverTest, RecordsAWallClockPunctuatorRepartitionsAreDelivered
                     {"src"})
       .AddRepartitionSink("to-ticks", "ticks", {"emitter"})
       .AddRepartitionSource("ticks-src", "ticks")
-      .AddProcessor("receiver",
-                    Fn([&received](ProcessorContext&, const Record& r) { received.push_back(r.value); }),
+      .AddProcessor("receiver", Fn([&received](ProcessorContext&, const Record& r) {
+                      received.push_back(r.value);
+                    }),
                     {"ticks-src"});
   Topology t = BuildOrDie(b, "tick-app");
   auto driver = MakeDriver(t);
@@ -542,8 +549,7 @@ TEST(TopologyTestDriverTest, WindowStoreBucketsAndRejectsLateRecords) {
   window.grace_ms = 5'000;
   TopologyBuilder b;
   b.AddSource("src", {"clicks"})
-      .AddProcessor("windowed-count",
-                    Fn([](ProcessorContext& ctx, const Record& r) {
+      .AddProcessor("windowed-count", Fn([](ProcessorContext& ctx, const Record& r) {
                       auto& store = ctx.GetWindowStore("clicks-per-minute");
                       const auto& spec = store.spec();
                       int64_t start = spec.WindowStart(r.timestamp_ms);
@@ -567,27 +573,26 @@ TEST(TopologyTestDriverTest, WindowStoreBucketsAndRejectsLateRecords) {
   Topology t = BuildOrDie(b, "win-app");
   auto driver = MakeDriver(t);
 
-  driver->PipeInput("clicks", "k", "", 0);         // [0, 60000)
-  driver->PipeInput("clicks", "k", "", 59'999);    // last ms of the first window
-  driver->PipeInput("clicks", "k", "", 60'000);    // exactly on the boundary: the later window
-  driver->PipeInput("clicks", "k", "", 1'000);     // late but within grace (stream time 60000)
-  driver->PipeInput("clicks", "k", "", 64'999);    // stream time 64999
-  driver->PipeInput("clicks", "k", "", 2'000);     // 60000 + 5000 > 64999: still open
-  driver->PipeInput("clicks", "k", "", 65'000);    // stream time 65000: window 0 closes
-  driver->PipeInput("clicks", "k", "", 3'000);     // too late -> DLQ
-  driver->PipeInput("clicks", "k", "", 120'000);   // a third window
+  driver->PipeInput("clicks", "k", "", 0);        // [0, 60000)
+  driver->PipeInput("clicks", "k", "", 59'999);   // last ms of the first window
+  driver->PipeInput("clicks", "k", "", 60'000);   // exactly on the boundary: the later window
+  driver->PipeInput("clicks", "k", "", 1'000);    // late but within grace (stream time 60000)
+  driver->PipeInput("clicks", "k", "", 64'999);   // stream time 64999
+  driver->PipeInput("clicks", "k", "", 2'000);    // 60000 + 5000 > 64999: still open
+  driver->PipeInput("clicks", "k", "", 65'000);   // stream time 65000: window 0 closes
+  driver->PipeInput("clicks", "k", "", 3'000);    // too late -> DLQ
+  driver->PipeInput("clicks", "k", "", 120'000);  // a third window
   driver->PipeInput("clicks", "other", "", 119'999);
 
-  EXPECT_EQ(AsKeyValues(driver->ReadOutput("clicks-out")),
-            (KeyValues{{"k", "0:1"},
-                       {"k", "0:2"},
-                       {"k", "60000:1"},
-                       {"k", "0:3"},
-                       {"k", "60000:2"},
-                       {"k", "0:4"},
-                       {"k", "60000:3"},
-                       {"k", "120000:1"},
-                       {"other", "60000:1"}}));
+  EXPECT_EQ(AsKeyValues(driver->ReadOutput("clicks-out")), (KeyValues{{"k", "0:1"},
+                                                                      {"k", "0:2"},
+                                                                      {"k", "60000:1"},
+                                                                      {"k", "0:3"},
+                                                                      {"k", "60000:2"},
+                                                                      {"k", "0:4"},
+                                                                      {"k", "60000:3"},
+                                                                      {"k", "120000:1"},
+                                                                      {"other", "60000:1"}}));
   auto dlq = driver->ReadOutput(kDlq);
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_EQ(dlq[0].timestamp_ms, 3'000);
@@ -655,10 +660,9 @@ TEST(TopologyTestDriverTest, TimersFireInDueOrderAndSurviveRestart) {
   EXPECT_TRUE(driver->ReadOutput("fired").empty());
 
   driver->PipeInput("timers-in", "tick", "", 250);
-  EXPECT_EQ(AsKeyValues(driver->ReadOutput("fired")),
-            (KeyValues{{"t-a", "100/payload-t-a"},
-                       {"t-a2", "100/payload-t-a2"},
-                       {"t-b", "200/payload-t-b"}}));
+  EXPECT_EQ(AsKeyValues(driver->ReadOutput("fired")), (KeyValues{{"t-a", "100/payload-t-a"},
+                                                                 {"t-a2", "100/payload-t-a2"},
+                                                                 {"t-b", "200/payload-t-b"}}));
   driver->Commit();
 
   // Scheduled after the last commit: lost in the restart, like any store write.
