@@ -36,6 +36,16 @@ HttpResponse QueryRouter::Route(
   if (streams_.Query(task, [&](const ReadOnlyStores& stores) { response = local(stores); }).ok()) {
     return response;
   }
+  return Elsewhere(request, task);
+}
+
+HttpResponse QueryRouter::RouteToOwner(const HttpRequest& request, const TaskId& task,
+                                       const std::function<HttpResponse()>& on_owner) const {
+  if (streams_.Query(task, [](const ReadOnlyStores&) {}).ok()) return on_owner();
+  return Elsewhere(request, task);
+}
+
+HttpResponse QueryRouter::Elsewhere(const HttpRequest& request, const TaskId& task) const {
   auto owner = metadata_.OwnerOf(task.ToString());
   if (!owner || owner->instance_id == metadata_.instance_id()) {
     return Unavailable("task " + task.ToString() + " has no running owner yet; retry shortly");

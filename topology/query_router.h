@@ -22,9 +22,14 @@ class QueryRouter {
 
   HttpResponse Route(const HttpRequest& request, const TaskId& task,
                      const std::function<HttpResponse(const ReadOnlyStores&)>& local) const;
+  // Like Route, for handlers that must run on the owner but not under the task's query lock
+  // (a command handler that appends and then waits for the task to apply it).
+  HttpResponse RouteToOwner(const HttpRequest& request, const TaskId& task,
+                            const std::function<HttpResponse()>& on_owner) const;
 
  private:
   HttpResponse Forward(const HttpRequest& request, const std::string& endpoint) const;
+  HttpResponse Elsewhere(const HttpRequest& request, const TaskId& task) const;
 
   const KafkaStreams& streams_;
   const StreamsMetadata& metadata_;

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "state/status.h"
+#include "topology/kafka_streams.h"
+
+typedef struct rd_kafka_s rd_kafka_t;
+
+namespace cm::topology {
+
+// Appends commands to a topic and waits until the task that owns them has applied them
+// (DESIGN.md §6): the task's processor writes each command's result to a key-value store under
+// the command id, and the result is read back from the committed store. Thread-safe; HTTP
+// threads share one instance.
+class CommandSender {
+ public:
+  CommandSender(const KafkaStreams& streams, const std::string& bootstrap_servers);
+  ~CommandSender();
+  CommandSender(const CommandSender&) = delete;
+  CommandSender& operator=(const CommandSender&) = delete;
+
+  struct Command {
+    std::string topic;
+    std::string key;  // partitions the command: it must map to `task`
+    std::string value;
+    TaskId task;
+    std::string result_store;
+    std::string result_key;  // usually the command id
+  };
+  // The stored result; Unavailable when the append fails, or when the task has not applied the
+  // command within `timeout` (it may still apply it later: commands carry ids so a retry with
+  // the same id is applied once).
+  state::Result<std::string> AppendAndAwait(const Command& command,
+                                            std::chrono::milliseconds timeout) const;
+
+ private:
+  std::optional<std::string> ReadResult(const Command& command) const;
+
+  const KafkaStreams& streams_;
+  rd_kafka_t* producer_ = nullptr;  // owned
+};
+
+}  // namespace cm::topology
