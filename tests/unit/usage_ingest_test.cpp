@@ -1,0 +1,232 @@
+// Usage ingestion: validation, CloudEvents mapping, timestamps, dedup.
+#include "usage_test_support.h"
+
+#include "processors/usage/usage_event.h"
+
+namespace cm::usage::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+const int64_t kNow = Ms("2024-03-10T12:00:00Z");
+
+TEST(UsageIngest, EachInvalidEventGoesToDlqWithItsReason) {
+  UsageHarness h;
+  struct Case {
+    std::string key;
+    std::string bytes;
+    std::string reason;
+  };
+  const json good = Ev("e-ok", "org-a", "api.call", kNow);
+  auto with = [&](const char* field, json value) {
+    json e = good;
+    e[field] = value;
+    return e.dump();
+  };
+  auto without = [&](const char* field) {
+    json e = good;
+    e.erase(field);
+    return e.dump();
+  };
+  std::vector<Case> cases = {
+      {"org-a", "{not json", "not valid JSON"},
+      {"org-a", without("eventId"), "eventId is required"},
+      {"org-a", with("eventId", ""), "eventId must not be empty"},
+      {"org-a", with("eventId", 42), "eventId must be a string"},
+      {"org-a", without("organizationId"), "organizationId is required"},
+      {"org-a", without("eventType"), "eventType is required"},
+      {"org-a", with("quantity", -1), "quantity must be >= 0"},
+      {"org-a", with("quantity", "NaN"), "quantity must be a finite number"},
+      {"org-a", with("quantity", 1e16), "at most 1e15"},
+      {"org-a", with("timestamp", "10/03/2024 12:00"), "is not ISO-8601"},
+      {"org-a", with("timestamp", "2024-03-10T12:00:00"), "is not ISO-8601"},  // no zone
+      {"org-a", with("timestamp", "2023-02-29T00:00:00Z"), "not a valid calendar date"},
+      {"org-a", with("timestamp", FormatTimestamp(kNow - 35 * kDayMs - 1)), "more than 35 days before"},
+      {"org-a", with("timestamp", FormatTimestamp(kNow + 5 * kMinuteMs + 1)), "more than 5 minutes after"},
+      {"org-a", with("metadata", json::array()), "metadata must be a JSON object"},
+      {"org-a", with("userId", 7), "userId must be a string"},
+      {"org-b", good.dump(), "does not match the record key"},
+      {"org-a", with("eventType", "storage.upload"), "quantity is required for storage.upload"},
+      {"org-a", Ev("e-p", "org-a", "presence.joined", kNow).dump(), "userId is required for presence.joined"},
+      {"org-a",
+       Ev("e-s", "org-a", "billing.subscription_changed", kNow, {{"metadata", {{"plan", "platinum"}}}}).dump(),
+       "unknown plan 'platinum'"},
+  };
+  for (const auto& c : cases) h.RawEvent(c.key, c.bytes, kNow);
+  auto dlq = h.Dlq();
+  ASSERT_EQ(dlq.size(), cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_THAT(Reason(dlq[i]), HasSubstr(cases[i].reason)) << "case " << i << ": " << cases[i].bytes;
+    EXPECT_EQ(dlq[i].value, cases[i].bytes) << "the DLQ keeps the original bytes";
+  }
+  // Nothing was counted, and the task went on: a valid event still counts.
+  h.Event(good, kNow);
+  EXPECT_TRUE(h.Dlq().empty());
+  EXPECT_EQ(h.Total("org-a", "events", Ms("2024-03-10T00:00:00Z"), Ms("2024-03-11T00:00:00Z"), "day"), 1);
+}
+
+TEST(UsageIngest, TimeBoundsAreInclusiveAndMeasuredFromTheRecordTimestamp) {
+  UsageHarness h;
+  // Exactly 35 days old and exactly 5 minutes ahead of the record's timestamp: accepted.
+  h.Event(Ev("old", "org-a", "api.call", kNow - 35 * kDayMs), kNow);
+  h.Event(Ev("ahead", "org-a", "api.call", kNow + 5 * kMinuteMs), kNow);
+  // The same old event appended a day later is judged by that record's timestamp: refused.
+  h.Event(Ev("old-2", "org-a", "api.call", kNow - 35 * kDayMs), kNow + kDayMs);
+  auto dlq = h.Dlq();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_THAT(Reason(dlq[0]), HasSubstr("more than 35 days before 2024-03-11T12:00:00.000Z"));
+  EXPECT_EQ(h.Total("org-a", "api_calls", Ms("2024-01-01T00:00:00Z"), Ms("2024-04-01T00:00:00Z"), "month"), 2);
+
+  // HTTP validates with the same function before appending, and gets the same reasons.
+  auto r = ParseUsageEvent(Ev("x", "org-a", "api.call", kNow + 6 * kMinuteMs), kNow, &DefaultCatalog());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), state::Status::Code::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("more than 5 minutes after"));
+  // An event without a timestamp happens at "now".
+  json no_ts = Ev("y", "org-a", "api.call", kNow);
+  no_ts.erase("timestamp");
+  EXPECT_EQ(Ok(ParseUsageEvent(no_ts, kNow + 123, &DefaultCatalog())).timestamp_ms, kNow + 123);
+  // Epoch milliseconds work as well as ISO-8601 with offsets and fractions.
+  json epoch = Ev("z", "org-a", "api.call", kNow);
+  epoch["timestamp"] = kNow - 1000;
+  EXPECT_EQ(Ok(ParseUsageEvent(epoch, kNow)).timestamp_ms, kNow - 1000);
+}
+
+TEST(UsageIngest, TimestampFormats) {
+  EXPECT_EQ(Ok(ParseTimestampString("2024-02-29T23:59:59.999Z")), Ms("2024-03-01T00:00:00Z") - 1);
+  EXPECT_EQ(Ok(ParseTimestampString("2024-03-10T14:00:00+02:00")), Ms("2024-03-10T12:00:00Z"));
+  EXPECT_EQ(Ok(ParseTimestampString("2024-03-10T06:30:00-0530")), Ms("2024-03-10T12:00:00Z"));
+  EXPECT_EQ(Ok(ParseTimestampString("2024-03-10T12:00:00.123456789Z")), Ms("2024-03-10T12:00:00Z") + 123);
+  EXPECT_EQ(Ok(ParseTimestampString("2024-03-10")), Ms("2024-03-10T00:00:00Z"));
+  EXPECT_EQ(Ok(ParseTimestampString("1710072000000")), Ms("2024-03-10T12:00:00Z"));
+  EXPECT_EQ(FormatTimestamp(Ms("2024-03-10T12:00:00.5Z")), "2024-03-10T12:00:00.500Z");
+  for (const char* bad : {"", "2024-13-01T00:00:00Z", "2024-03-10T24:00:00Z", "2024-03-10T12:00:00.Z",
+                          "2024-03-10T12:00Z", "1969-12-31T23:59:59Z", "yesterday", "2024-03-10T12:00:00+25:00"}) {
+    EXPECT_FALSE(ParseTimestampString(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseTimestamp(json(1.5)).ok());
+  EXPECT_FALSE(ParseTimestamp(json(true)).ok());
+}
+
+TEST(UsageIngest, CloudEventsEnvelopeIsMappedOntoUsageEvent) {
+  UsageHarness h;
+  json ce = {{"specversion", "1.0"},
+             {"id", "ce-1"},
+             {"type", "api.call"},
+             {"source", "//cloudmatrix/api-gateway"},
+             {"subject", "doc-9"},
+             {"time", "2024-03-10T11:59:00Z"},
+             {"datacontenttype", "application/json"},
+             {"data", {{"organizationId", "org-a"}, {"userId", "u1"}, {"resourceType", "document"}}}};
+  auto e = Ok(ParseUsageEvent(ce, kNow, &DefaultCatalog()));
+  EXPECT_EQ(e.event_id, "ce-1");
+  EXPECT_EQ(e.event_type, "api.call");
+  EXPECT_EQ(e.organization_id, "org-a");
+  EXPECT_EQ(e.user_id, "u1");
+  EXPECT_EQ(e.resource_id, "doc-9");
+  EXPECT_EQ(e.resource_type, "document");
+  EXPECT_EQ(e.timestamp_ms, Ms("2024-03-10T11:59:00Z"));
+  EXPECT_EQ(e.metadata["source"], "//cloudmatrix/api-gateway");
+  EXPECT_EQ(e.ToJson()["timestamp"], "2024-03-10T11:59:00.000Z");
+
+  h.Event(ce, kNow, "org-a");
+  // The organization can also come from the extension attribute.
+  json ext = ce;
+  ext["id"] = "ce-2";
+  ext["data"].erase("organizationId");
+  ext["organizationid"] = "org-a";
+  h.Event(ext, kNow, "org-a");
+  json no_source = ce;
+  no_source.erase("source");
+  h.Event(no_source, kNow, "org-a");
+  json binary = ce;
+  binary["id"] = "ce-3";
+  binary["data_base64"] = "AAAA";
+  h.Event(binary, kNow, "org-a");
+  auto dlq = h.Dlq();
+  ASSERT_EQ(dlq.size(), 2u);
+  EXPECT_THAT(Reason(dlq[0]), HasSubstr("CloudEvents source is required"));
+  EXPECT_THAT(Reason(dlq[1]), HasSubstr("data_base64"));
+
+  json m = h.Metrics("org-a", Ms("2024-03-10T11:00:00Z"), Ms("2024-03-10T12:00:00Z"), "hour", {"api_calls"},
+                     {"userId"});
+  ASSERT_EQ(m["dataPoints"].size(), 1u);
+  EXPECT_EQ(m["dataPoints"][0]["value"], 2);
+  EXPECT_EQ(m["dataPoints"][0]["dimensions"], json({{"userId", "u1"}}));
+  EXPECT_EQ(m["dataPoints"][0]["timestamp"], "2024-03-10T11:00:00.000Z");
+}
+
+TEST(UsageIngest, DuplicateEventIdCountsOnce) {
+  UsageHarness h;
+  json e = Ev("dup-1", "org-a", "storage.upload", kNow, {{"quantity", 100}, {"userId", "u1"}});
+  h.Event(e, kNow);
+  h.Event(e, kNow + 1000);  // a redelivery: silently ignored
+  json changed = e;
+  changed["quantity"] = 5000;
+  h.Event(changed, kNow + 2000);  // same id, other content: refused, the first version counts
+  auto dlq = h.Dlq();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_THAT(Reason(dlq[0]), HasSubstr("already recorded with different content"));
+  const int64_t day = Ms("2024-03-10T00:00:00Z");
+  EXPECT_EQ(h.Total("org-a", "storage_bytes", day, day + kDayMs, "day"), 100);
+  EXPECT_EQ(h.Total("org-a", "events", day, day + kDayMs, "day"), 1);
+  // The same eventId in another organization is another event.
+  h.Event(Ev("dup-1", "org-b", "api.call", kNow), kNow);
+  EXPECT_EQ(h.Total("org-b", "api_calls", day, day + kDayMs, "day"), 1);
+}
+
+TEST(UsageIngest, RedeliveryAfterRestartNeverChangesAFigure) {
+  UsageHarness h;
+  const int64_t day = Ms("2024-03-10T00:00:00Z");
+  for (int i = 0; i < 5; ++i) h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
+  h.driver().Commit();
+  // Processed but not committed when the "crash" happens: lost, and redelivered below.
+  for (int i = 5; i < 8; ++i) h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
+  ASSERT_TRUE(h.driver().Restart().ok());
+  EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "day"), 5);
+  // The source redelivers everything since an older offset: each event counts exactly once.
+  for (int i = 0; i < 8; ++i) h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
+  EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "day"), 8);
+  h.driver().Commit();
+  ASSERT_TRUE(h.driver().Restart().ok());
+  for (int i = 0; i < 8; ++i) h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
+  EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "day"), 8);
+  EXPECT_TRUE(h.Dlq().empty());
+  // Committed views (what HTTP reads) agree.
+  auto views = UsageStoreViews::Committed(h.driver().TaskFor(kEvents, "org-a").state());
+  AggregationQuery q{day, day + kDayMs, Granularity::kDay, {"api_calls"}, {}};
+  EXPECT_EQ(Ok(UsageQueries(h.options(), views).GetAggregatedMetrics("org-a", q))["totals"]["api_calls"], 8);
+}
+
+TEST(UsageIngest, DedupEntriesExpireOnlyAfterTheAcceptanceWindow) {
+  UsageHarness h;
+  h.Event(Ev("old-id", "org-a", "api.call", kNow), kNow);
+  auto* dedup = h.driver().TaskFor(kEvents, "org-a").state().key_value_store(kDedupStore);
+  ASSERT_TRUE(dedup->Get(keys::DedupKey("org-a", "old-id")).has_value());
+  // 35 days later the entry is still there and the redelivery (still acceptable) is a duplicate.
+  h.Event(Ev("old-id", "org-a", "api.call", kNow), kNow + 35 * kDayMs);
+  EXPECT_TRUE(dedup->Get(keys::DedupKey("org-a", "old-id")).has_value());
+  // Past 36 days of stream time it expires, and a redelivery is refused by the age bound.
+  h.Event(Ev("tick", "org-a", "api.call", kNow + 36 * kDayMs + kMinuteMs), kNow + 36 * kDayMs + kMinuteMs);
+  h.Event(Ev("tick2", "org-a", "api.call", kNow + 36 * kDayMs + 3 * kMinuteMs), kNow + 36 * kDayMs + 3 * kMinuteMs);
+  EXPECT_FALSE(dedup->Get(keys::DedupKey("org-a", "old-id")).has_value());
+  h.Event(Ev("old-id", "org-a", "api.call", kNow), kNow + 36 * kDayMs + 4 * kMinuteMs);
+  auto dlq = h.Dlq();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_THAT(Reason(dlq[0]), HasSubstr("more than 35 days before"));
+  EXPECT_EQ(h.Total("org-a", "api_calls", Ms("2024-03-01T00:00:00Z"), Ms("2024-05-01T00:00:00Z"), "month"), 3);
+}
+
+TEST(UsageIngest, BatchBodyForHttpIsAllOrNothing) {
+  json batch = {{"events", {Ev("b1", "org-a", "api.call", kNow), Ev("b2", "org-a", "storage.upload", kNow)}}};
+  auto r = ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog());
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("events[1]: quantity is required"));
+  batch["events"][1]["quantity"] = 10;
+  EXPECT_EQ(Ok(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog())).size(), 2u);
+  EXPECT_EQ(Ok(ParseUsageEventBatch(Ev("one", "org-a", "api.call", kNow).dump(), kNow)).size(), 1u);
+  EXPECT_FALSE(ParseUsageEventBatch(R"({"events": []})", kNow).ok());
+}
+
+}  // namespace
+}  // namespace cm::usage::testing
