@@ -31,10 +31,29 @@ void OverlayStore::Write(std::string_view key, std::optional<std::string_view> v
   std::optional<std::string> stored;
   if (value) stored.emplace(*value);
   if (auto it = pending_.find(key); it != pending_.end()) {
+    if (savepoint_) undo_.push_back({it->first, it->second});
     it->second = std::move(stored);
   } else {
+    if (savepoint_) undo_.push_back({std::string(key), std::nullopt});
     pending_.emplace(std::string(key), std::move(stored));
   }
+}
+
+void OverlayStore::SetSavepoint() {
+  savepoint_ = true;
+  undo_.clear();
+}
+
+void OverlayStore::RollbackToSavepoint() {
+  // Newest first, so a key written twice ends at its state before the first write.
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+    if (it->previous) {
+      pending_[it->key] = std::move(*it->previous);
+    } else {
+      pending_.erase(it->key);
+    }
+  }
+  undo_.clear();
 }
 
 void OverlayStore::Scan(std::string_view begin, std::string_view end,

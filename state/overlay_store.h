@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "state/key_value_store.h"
 #include "state/status.h"
@@ -45,10 +46,18 @@ class OverlayStore {
   // writes at later keys is unspecified.
   void Scan(std::string_view begin, std::string_view end, const EntryVisitor& visit) const;
 
+  // Marks the overlay's current state; RollbackToSavepoint returns to it (the writes of one
+  // record that a processor failed on must not reach the commit).
+  void SetSavepoint();
+  void RollbackToSavepoint();
+
   const Overlay& pending() const { return pending_; }
   // Adds the pending writes to batch as Puts and Deletes in this store's column family.
   Status AddPendingTo(rocksdb::WriteBatch& batch) const;
-  void ClearPending() { pending_.clear(); }
+  void ClearPending() {
+    pending_.clear();
+    undo_.clear();
+  }
 
  private:
   void Write(std::string_view key, std::optional<std::string_view> value);
@@ -57,6 +66,14 @@ class OverlayStore {
   rocksdb::ColumnFamilyHandle& column_family_;
   std::string name_;
   Overlay pending_;
+  // What each write since the savepoint replaced: the key's previous overlay entry, or nullopt
+  // when the key had none.
+  struct Undo {
+    std::string key;
+    std::optional<std::optional<std::string>> previous;
+  };
+  bool savepoint_ = false;
+  std::vector<Undo> undo_;
 };
 
 }  // namespace cm::state

@@ -116,6 +116,8 @@ class RocksDbTaskState final : public TaskState {
       const override;
   size_t pending_change_count() const override;
   Status Commit(const CheckpointEntries& checkpoint) override;
+  void SetSavepoint() override;
+  void RollbackToSavepoint() override;
   void Abort() override;
   Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,
                        const CheckpointEntries& checkpoint) override;
@@ -295,6 +297,14 @@ Status RocksDbTaskState::Commit(const CheckpointEntries& checkpoint) {
   if (Status s = Write(batch, checkpoint, "commit"); !s.ok()) return s;
   Abort();
   return Status::OK();
+}
+
+void RocksDbTaskState::SetSavepoint() {
+  for (OpenStore& store : open_stores_) store.data->SetSavepoint();
+}
+
+void RocksDbTaskState::RollbackToSavepoint() {
+  for (OpenStore& store : open_stores_) store.data->RollbackToSavepoint();
 }
 
 void RocksDbTaskState::Abort() {

@@ -81,6 +81,10 @@ class TaskState {
   virtual Status Commit(const CheckpointEntries& checkpoint) = 0;
   // Drops the buffered changes.
   virtual void Abort() = 0;
+  // Marks the buffered state; RollbackToSavepoint undoes every store write made since, so a
+  // record a processor failed on leaves no trace in the stores.
+  virtual void SetSavepoint() = 0;
+  virtual void RollbackToSavepoint() = 0;
 
   // Atomically applies changes read back from a store's changelog, and checkpoint entries.
   virtual Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,

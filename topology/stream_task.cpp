@@ -103,7 +103,15 @@ void StreamTask::Process(const Record& record) {
   assert(source != nullptr && "record from a topic this task does not read");
   ++processed_;
   stream_time_ = std::max(stream_time_, record.timestamp_ms);
-  for (const auto& child : source->children) Deliver(child, record);
+  state_->SetSavepoint();
+  try {
+    for (const auto& child : source->children) Deliver(child, record);
+  } catch (const ProcessorFailure& failure) {
+    // A poison record must not stop the task, nor leave half its writes in the stores: they
+    // are undone and the record is kept, with the reason, in the DLQ.
+    state_->RollbackToSavepoint();
+    SendToDlq(record, failure.what(), failure.node());
+  }
   PunctuateStreamTime();
 }
 
@@ -125,9 +133,10 @@ void StreamTask::Deliver(const std::string& node_name, const Record& record) {
 void StreamTask::ProcessAt(const std::string& node, const Record& record) {
   try {
     processors_.at(node)->Process(record);
+  } catch (const ProcessorFailure&) {
+    throw;  // from a descendant: already names its node
   } catch (const std::exception& e) {
-    // A poison record must not stop the task; it is kept, with the reason, in the DLQ.
-    SendToDlq(record, std::string("processor threw: ") + e.what(), node);
+    throw ProcessorFailure(node, std::string("processor threw: ") + e.what());
   }
 }
 

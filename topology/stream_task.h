@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,17 @@
 #include "topology/topology.h"
 
 namespace cm::topology {
+
+// A processor's exception on its way up to the task, with the node that threw.
+class ProcessorFailure : public std::runtime_error {
+ public:
+  ProcessorFailure(std::string node, const std::string& what)
+      : std::runtime_error(what), node_(std::move(node)) {}
+  const std::string& node() const { return node_; }
+
+ private:
+  std::string node_;
+};
 
 // A task is one partition of one sub-topology ("0_3" in Kafka Streams' notation).
 struct TaskId {

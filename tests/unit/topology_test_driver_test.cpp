@@ -486,6 +486,39 @@ TEST(TopologyTestDriverTest, ProgrammingErrorsInAProcessorDeadLetterTheRecord) {
   EXPECT_EQ(AsKeyValues(driver->ReadOutput("out")), (KeyValues{{"3", "fine"}}));
 }
 
+TEST(TopologyTestDriverTest, WritesOfARecordAProcessorFailsOnAreUndone) {
+  TopologyBuilder b;
+  b.AddSource("src", {"in"})
+      .AddProcessor("writer",
+                    Fn([](ProcessorContext& ctx, const Record& r) {
+                      auto& store = ctx.GetKeyValueStore("kv");
+                      store.Put(r.key, r.value);
+                      store.Put("touched-by-" + r.value, "x");
+                      ctx.Forward(r);
+                    }),
+                    {"src"})
+      .AddProcessor("checker",
+                    Fn([](ProcessorContext&, const Record& r) {
+                      if (r.value == "poison") throw std::runtime_error("poison downstream");
+                    }),
+                    {"writer"})
+      .AddStateStore(Spec("kv", state::StoreType::kKeyValue), {"writer"});
+  Topology t = BuildOrDie(b, "undo-app");
+  auto driver = MakeDriver(t);
+  driver->PipeInput("in", "k", "good", 1);
+  driver->PipeInput("in", "k", "poison", 2);  // the writer's two writes must be undone
+  auto* kv = driver->TaskFor("in", "k").state().key_value_store("kv");
+  EXPECT_EQ(kv->Get("k"), "good");
+  EXPECT_EQ(kv->Get("touched-by-good"), "x");
+  EXPECT_EQ(kv->Get("touched-by-poison"), std::nullopt);
+  auto dead = driver->ReadOutput(kDlq);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(std::string(*dead[0].FindHeader("dlq-source")), "undo-app/0_0/checker");
+  driver->Commit();
+  ASSERT_TRUE(driver->Restart().ok());
+  EXPECT_EQ(driver->TaskFor("in", "k").state().key_value_store("kv")->Get("k"), "good");
+}
+
 TEST(TopologyTestDriverTest, PunctuatorsMayScheduleMoreAndFailuresAreDeadLettered) {
   std::vector<std::string> fired;
   TopologyBuilder b;

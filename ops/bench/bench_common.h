@@ -1,0 +1,497 @@
+// Shared pieces of the cmstream benchmarks (ops/bench): stderr capture of the engine's JSON log
+// events, a fast loading producer, a plain "raw" consumer, watermarks, medians and tables.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <librdkafka/rdkafka.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace cm::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// CPU seconds (user + system) this process has used so far, all threads.
+inline double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+}
+
+inline int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Where the benchmark's own diagnostics go: the real stderr, saved before the capture.
+inline FILE*& Diag() {
+  static FILE* f = stderr;
+  return f;
+}
+
+inline void Say(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(Diag(), fmt, ap);
+  va_end(ap);
+  std::fflush(Diag());
+}
+
+[[noreturn]] inline void Die(const std::string& what) {
+  Say("bench: FATAL: %s\n", what.c_str());
+  std::fflush(stdout);
+  _exit(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log capture. The engine logs one JSON object per line on stderr (topology/log.h). fd 2 is
+// replaced by a pipe; a reader thread stamps every line with the steady clock as it arrives
+// (spdlog flushes each line), appends it to a log file and keeps the events we time by.
+
+struct LogEvent {
+  Clock::time_point at;
+  std::string event;
+  nlohmann::json fields;
+};
+
+class LogCapture {
+ public:
+  explicit LogCapture(const std::string& path) {
+    int fds[2];
+    if (pipe(fds) != 0) Die("pipe failed");
+    int saved = dup(2);
+    Diag() = fdopen(saved, "w");
+    setvbuf(Diag(), nullptr, _IONBF, 0);
+    file_ = std::fopen(path.c_str(), "w");
+    if (file_ == nullptr) Die("cannot write log file " + path);
+    std::fflush(stderr);
+    fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);  // room for bursts of log lines
+    dup2(fds[1], 2);
+    close(fds[1]);
+    read_fd_ = fds[0];
+    reader_ = std::thread([this] { ReadLoop(); });
+  }
+  ~LogCapture() {
+    std::fflush(stderr);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);  // closes the pipe's last write end: the reader sees EOF
+    close(devnull);
+    if (reader_.joinable()) reader_.join();
+    close(read_fd_);
+    std::fclose(file_);
+  }
+
+  // Events with these names are kept (all others only go to the file).
+  void Watch(std::set<std::string> names) {
+    std::lock_guard<std::mutex> lock(mu_);
+    watched_ = std::move(names);
+  }
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.clear();
+  }
+  std::vector<LogEvent> Events() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+  size_t Count(const std::string& name) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::count_if(events_.begin(), events_.end(), [&](const LogEvent& e) { return e.event == name; });
+  }
+  // Errors and warnings seen (engine "level" error/warn), for the report.
+  uint64_t errors() const { return errors_.load(); }
+  uint64_t warnings() const { return warnings_.load(); }
+  void Mark(const std::string& text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fprintf(file_, "=== bench: %s\n", text.c_str());
+    std::fflush(file_);
+  }
+
+ private:
+  void ReadLoop() {
+    std::string pending;
+    char buf[65536];
+    for (;;) {
+      ssize_t n = read(read_fd_, buf, sizeof buf);
+      if (n <= 0) break;
+      auto at = Clock::now();
+      pending.append(buf, static_cast<size_t>(n));
+      size_t start = 0;
+      for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+        HandleLine(at, std::string_view(pending).substr(start, nl - start));
+      }
+      pending.erase(0, start);
+    }
+    if (!pending.empty()) HandleLine(Clock::now(), pending);
+  }
+  void HandleLine(Clock::time_point at, std::string_view line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fwrite(line.data(), 1, line.size(), file_);
+    std::fputc('\n', file_);
+    // Cheap checks first: only watched events are parsed, so the pipe never backs up into
+    // the engine's logging (a full pipe would block the stream thread's writes).
+    if (line.find("\"level\":\"error\"") != std::string_view::npos) ++errors_;
+    if (line.find("\"level\":\"warn\"") != std::string_view::npos) ++warnings_;
+    constexpr std::string_view kEvent = "\"event\":\"";
+    size_t at_event = line.find(kEvent);
+    if (at_event == std::string_view::npos) return;
+    size_t start = at_event + kEvent.size();
+    size_t end = line.find('"', start);
+    if (end == std::string_view::npos) return;
+    std::string event(line.substr(start, end - start));
+    if (watched_.count(event) == 0) return;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return;
+    events_.push_back({at, event, std::move(j)});
+  }
+
+  int read_fd_ = -1;
+  FILE* file_ = nullptr;
+  std::thread reader_;
+  mutable std::mutex mu_;
+  std::set<std::string> watched_;
+  std::vector<LogEvent> events_;
+  std::atomic<uint64_t> errors_{0}, warnings_{0};
+};
+
+// ---------------------------------------------------------------------------------------------
+// Experiment: the embedded broker (librdkafka's mock) never sets TCP_NODELAY on its sockets, so
+// a second small response queued behind an unacknowledged one waits for the client's delayed
+// ACK (40 ms on Linux). Linux copies TCP_NODELAY from a listening socket to the sockets it
+// accepts, so setting it on the broker's listener (found in /proc/self/fd by its port) before
+// any client connects turns Nagle off for every broker connection. Returns sockets changed.
+inline int SetBrokerNoDelay(const std::string& bootstrap) {
+  int port = std::stoi(bootstrap.substr(bootstrap.rfind(':') + 1));
+  int changed = 0;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return 0;
+  while (dirent* e = readdir(dir)) {
+    int fd = std::atoi(e->d_name);
+    if (fd <= 2) continue;
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sin_family != AF_INET) continue;
+    if (ntohs(addr.sin_port) != port) continue;
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++changed;
+  }
+  closedir(dir);
+  return changed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// librdkafka helpers.
+
+inline void Set(rd_kafka_conf_t* conf, const char* key, const std::string& value) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, key, value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+    Die(std::string("config ") + key + "=" + value + ": " + err);
+  }
+}
+
+inline rd_kafka_t* NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (rk == nullptr) Die(std::string("rd_kafka_new: ") + err);
+  return rk;
+}
+
+// The value of a record's last header named `name`, if any.
+inline std::optional<std::string> HeaderValue(const rd_kafka_message_t* m, const char* name) {
+  rd_kafka_headers_t* headers = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  return std::string(static_cast<const char*>(value), size);
+}
+
+struct Watermarks {
+  std::vector<int64_t> low, high;
+  int64_t TotalHigh() const {
+    int64_t s = 0;
+    for (auto h : high) s += h;
+    return s;
+  }
+  int64_t TotalLow() const {
+    int64_t s = 0;
+    for (auto l : low) s += l;
+    return s;
+  }
+};
+
+inline Watermarks QueryWatermarks(const std::string& bootstrap, const std::string& topic, int partitions) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  Set(conf, "bootstrap.servers", bootstrap);
+  Set(conf, "group.id", "bench-watermarks");
+  Set(conf, "log_level", "3");
+  rd_kafka_t* rk = NewClient(RD_KAFKA_CONSUMER, conf);
+  Watermarks w;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 10000);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) Die("watermarks of " + topic + ": " + rd_kafka_err2str(e));
+    w.low.push_back(lo);
+    w.high.push_back(hi);
+  }
+  rd_kafka_destroy(rk);
+  return w;
+}
+
+// Dies when the broker dropped the front of any partition (DESIGN.md §3: 5 MiB / 100,000
+// message sets per partition on the embedded broker).
+inline void RequireNothingDropped(const std::string& bootstrap, const std::string& topic, int partitions) {
+  Watermarks w = QueryWatermarks(bootstrap, topic, partitions);
+  for (int p = 0; p < partitions; ++p) {
+    if (w.low[p] != 0) {
+      Die(topic + "[" + std::to_string(p) + "] starts at offset " + std::to_string(w.low[p]) +
+          ": the embedded broker dropped records (5 MiB per partition); use more --partitions");
+    }
+  }
+}
+
+struct ProduceStats {
+  uint64_t records = 0;
+  double seconds = 0;
+};
+
+// A fast, non-transactional loading producer: big batches, some linger, murmur2 partitioning
+// (the Java default, as the engine uses).
+class Loader {
+ public:
+  explicit Loader(const std::string& bootstrap) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    Set(conf, "bootstrap.servers", bootstrap);
+    Set(conf, "client.id", "bench-loader");
+    Set(conf, "log_level", "4");
+    Set(conf, "partitioner", "murmur2_random");
+    Set(conf, "linger.ms", "20");
+    Set(conf, "batch.num.messages", "10000");
+    Set(conf, "batch.size", "1000000");
+    Set(conf, "queue.buffering.max.messages", "2000000");
+    Set(conf, "queue.buffering.max.kbytes", "1048576");
+    Set(conf, "enable.idempotence", "false");
+    Set(conf, "acks", "1");
+    rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+      auto* self = static_cast<Loader*>(opaque);
+      if (m->err) {
+        ++self->failed_;
+      } else {
+        ++self->delivered_;
+      }
+    });
+    rd_kafka_conf_set_opaque(conf, this);
+    rk_ = NewClient(RD_KAFKA_PRODUCER, conf);
+  }
+  ~Loader() { rd_kafka_destroy(rk_); }
+
+  void Send(const std::string& topic, const std::string& key, const std::string& value, int64_t ts) {
+    for (;;) {
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_KEY(key.data(), key.size()),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+          RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) Die(std::string("produce: ") + rd_kafka_err2str(err));
+      rd_kafka_poll(rk_, 10);
+    }
+  }
+  void Poll() { rd_kafka_poll(rk_, 0); }
+  void Flush() {
+    rd_kafka_resp_err_t err = rd_kafka_flush(rk_, 120000);
+    if (err) Die(std::string("flush: ") + rd_kafka_err2str(err));
+    if (failed_ > 0) Die(std::to_string(failed_) + " records failed delivery");
+  }
+  uint64_t delivered() const { return delivered_; }
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+  uint64_t delivered_ = 0, failed_ = 0;
+};
+
+// librdkafka 2.0.2 stops fetching once a consumer's queue holds queued.min.messages (100,000)
+// and looks again only about a second later, however fast the application drains it. A plain
+// consumer that outpaces the broker therefore stalls now and then; with these settings the
+// whole input fits the queue and it never does. Used for the "no-stall" reference rate.
+inline const std::map<std::string, std::string> kNoStallConsumer = {
+    {"queued.min.messages", "10000000"}, {"queued.max.messages.kbytes", "1048576"}};
+
+struct ConsumeStats {
+  uint64_t records = 0;
+  std::map<std::string, uint64_t> per_topic;
+  double seconds = 0;  // first record to last record
+  double cpu_seconds = 0;  // process CPU (all threads, the in-process broker included) meanwhile
+  uint64_t checksum = 0;
+  double Rate() const { return seconds > 0 ? static_cast<double>(records) / seconds : 0; }
+};
+
+// A plain consumer: assigns every partition of `topics` from the beginning (no group
+// membership), reads to the end of each and touches every key and value.
+// `on_record` (optional) sees each record.
+using RecordVisitor = std::function<void(const rd_kafka_message_t*)>;
+
+inline ConsumeStats ConsumeAll(const std::string& bootstrap, const std::vector<std::pair<std::string, int>>& topics,
+                               const std::string& group, const RecordVisitor& on_record = nullptr,
+                               const std::map<std::string, std::string>& overrides = {}) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  Set(conf, "bootstrap.servers", bootstrap);
+  Set(conf, "client.id", "bench-raw-consumer");
+  Set(conf, "group.id", group);
+  Set(conf, "log_level", "4");
+  Set(conf, "enable.auto.commit", "false");
+  Set(conf, "enable.partition.eof", "true");
+  Set(conf, "isolation.level", "read_committed");
+  for (const auto& [k, v] : overrides) Set(conf, k.c_str(), v);
+  rd_kafka_t* rk = NewClient(RD_KAFKA_CONSUMER, conf);
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(64);
+  size_t partitions = 0;
+  for (const auto& [topic, n] : topics) {
+    for (int p = 0; p < n; ++p) {
+      rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+      ++partitions;
+    }
+  }
+  if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, list)) Die(std::string("assign: ") + rd_kafka_err2str(e));
+  rd_kafka_topic_partition_list_destroy(list);
+
+  ConsumeStats stats;
+  double cpu_first = 0, cpu_last = 0;
+  std::set<std::pair<std::string, int32_t>> at_end;
+  Clock::time_point first{}, last{};
+  auto give_up = Clock::now() + std::chrono::minutes(10);
+  while (at_end.size() < partitions) {
+    if (Clock::now() > give_up) Die("raw consumer did not reach the end within 10 minutes");
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 1000);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      at_end.insert({rd_kafka_topic_name(m->rkt), m->partition});
+    } else if (m->err) {
+      Say("bench: raw consumer: %s\n", rd_kafka_message_errstr(m));
+    } else {
+      auto now = Clock::now();
+      if (stats.records == 0) {
+        first = now;
+        cpu_first = ProcessCpuSeconds();
+      }
+      last = now;
+      if ((stats.records & 1023) == 0) cpu_last = ProcessCpuSeconds();
+      ++stats.records;
+      // Touch the bytes: what any consumer would at least do.
+      const auto* k = static_cast<const unsigned char*>(m->key);
+      const auto* v = static_cast<const unsigned char*>(m->payload);
+      uint64_t h = m->key_len * 31 + m->len;
+      if (k != nullptr && m->key_len > 0) h += k[0] + k[m->key_len - 1];
+      if (v != nullptr && m->len > 0) h += v[0] + v[m->len - 1];
+      stats.checksum += h;
+      if (on_record) on_record(m);
+      // Partition EOF is not re-raised for a partition once reached; a record after it
+      // (cannot happen here: nothing writes while we read) would simply be counted.
+      ++stats.per_topic[rd_kafka_topic_name(m->rkt)];
+    }
+    rd_kafka_message_destroy(m);
+  }
+  stats.seconds = Seconds(last - first);
+  stats.cpu_seconds = cpu_last - cpu_first;
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return stats;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures.
+
+inline double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// A table of named columns; each row is a label and one number per column.
+class Table {
+ public:
+  struct Column {
+    std::string name;
+    const char* format;  // printf format for one double, e.g. "%.0f"
+  };
+  explicit Table(std::vector<Column> columns) : columns_(std::move(columns)) {}
+  void Add(std::string label, std::vector<double> values) { rows_.push_back({std::move(label), std::move(values)}); }
+  void AddMedian() {
+    std::vector<double> med;
+    for (size_t c = 0; c < columns_.size(); ++c) {
+      std::vector<double> col;
+      for (const auto& r : rows_) col.push_back(r.second[c]);
+      med.push_back(Median(col));
+    }
+    rows_.push_back({"MEDIAN", med});
+  }
+  void Print(FILE* out) const {
+    std::vector<std::vector<std::string>> cells;
+    std::vector<size_t> width(columns_.size() + 1, 0);
+    width[0] = 6;
+    for (const auto& r : rows_) width[0] = std::max(width[0], r.first.size());
+    for (size_t c = 0; c < columns_.size(); ++c) width[c + 1] = columns_[c].name.size();
+    for (const auto& r : rows_) {
+      std::vector<std::string> line;
+      for (size_t c = 0; c < columns_.size(); ++c) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, columns_[c].format, r.second[c]);
+        line.push_back(buf);
+        width[c + 1] = std::max(width[c + 1], line.back().size());
+      }
+      cells.push_back(std::move(line));
+    }
+    auto rule = [&] {
+      for (size_t c = 0; c < width.size(); ++c) std::fprintf(out, "%s%s", c ? "-+-" : "", std::string(width[c], '-').c_str());
+      std::fprintf(out, "\n");
+    };
+    std::fprintf(out, "%-*s", static_cast<int>(width[0]), "run");
+    for (size_t c = 0; c < columns_.size(); ++c) std::fprintf(out, " | %*s", static_cast<int>(width[c + 1]), columns_[c].name.c_str());
+    std::fprintf(out, "\n");
+    rule();
+    for (size_t r = 0; r < rows_.size(); ++r) {
+      if (rows_[r].first == "MEDIAN") rule();
+      std::fprintf(out, "%-*s", static_cast<int>(width[0]), rows_[r].first.c_str());
+      for (size_t c = 0; c < columns_.size(); ++c) std::fprintf(out, " | %*s", static_cast<int>(width[c + 1]), cells[r][c].c_str());
+      std::fprintf(out, "\n");
+    }
+    std::fflush(out);
+  }
+
+ private:
+  std::vector<Column> columns_;
+  std::vector<std::pair<std::string, std::vector<double>>> rows_;
+};
+
+}  // namespace cm::bench
