@@ -134,7 +134,7 @@ std::vector<ThreadStatus> KafkaStreams::Threads() const {
 bool KafkaStreams::Ready() const {
   if (threads_.empty()) return false;
   for (const auto& t : Threads()) {
-    if (!t.alive) return false;
+    if (!t.alive || !t.assigned) return false;  // not ready before joining the group
     for (const auto& task : t.tasks) {
       if (!task.running) return false;
     }

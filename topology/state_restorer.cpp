@@ -171,6 +171,12 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
     assigned_ = false;
     ++phase_;
   }
+  if (unpublished_) {
+    for (const auto& record : unpublished_outbox_) {
+      if (auto s = DecodeOutbox(record, unpublished_->outputs); !s.ok()) return s;
+    }
+  }
+  unpublished_outbox_.clear();
   // The restored state now reflects the commit log up to its end and the latest sealed inputs.
   state::CheckpointEntries checkpoint{{kCheckpointCommits, std::to_string(commit_position_)}};
   for (const auto& [topic, offset] : inputs_)
@@ -220,9 +226,11 @@ Status StateRestorer::ApplyCommitRecord(std::string_view type, std::string_view 
     u.seq = j.value("seq", uint64_t{0});
     int64_t first = j["outbox"].at(0).get<int64_t>();
     int64_t end = j["outbox"].at(1).get<int64_t>();
+    // Only the last seal's outputs can be unpublished: decode them once the log is read.
+    unpublished_outbox_.clear();
     for (auto it = outbox_records_.lower_bound(first);
          it != outbox_records_.end() && it->first < end; ++it) {
-      if (auto s = DecodeOutbox(it->second, u.outputs); !s.ok()) return s;
+      unpublished_outbox_.push_back(std::move(it->second));
     }
     if (j.contains("sinks")) {
       for (const auto& [partition, from] : j["sinks"].items())

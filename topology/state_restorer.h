@@ -84,6 +84,7 @@ class StateRestorer {
   std::map<std::string, int64_t> changelog_positions_;
   int64_t commit_position_ = 0;
   std::map<int64_t, std::string> outbox_records_;  // by commit-log offset, since the last seal
+  std::vector<std::string> unpublished_outbox_;    // the last seal's outbox, decoded at the end
   std::optional<UnpublishedOutputs> unpublished_;
   uint64_t restored_ = 0;
   uint64_t skipped_ = 0;

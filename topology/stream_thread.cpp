@@ -175,6 +175,7 @@ class StreamThread::Impl final {
   bool outbox_mode_ = false;
   std::map<std::string, int32_t> partition_counts_;
   bool failed_ = false;
+  bool assigned_ = false;
   bool closed_ = false;
   std::string fatal_;
   rd_kafka_resp_err_t delivery_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -212,6 +213,9 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   SetOrThrow(cc, "session.timeout.ms", std::to_string(config.session_timeout_ms));
   SetOrThrow(cc, "heartbeat.interval.ms", std::to_string(config.heartbeat_interval_ms));
   SetOrThrow(cc, "max.poll.interval.ms", std::to_string(config.max_poll_interval_ms));
+  // librdkafka 2.0 stops fetching once this many messages are queued and looks again only
+  // about a second later; a thread that drains 100k records in 0.3 s would idle the rest.
+  SetOrThrow(cc, "queued.min.messages", "1000000");
   for (const auto& [k, v] : config.consumer_overrides) SetOrThrow(cc, k, v);
   rd_kafka_conf_set_rebalance_cb(cc, &Impl::OnRebalance);
   rd_kafka_conf_set_opaque(cc, this);
@@ -225,6 +229,9 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   SetOrThrow(rc, "enable.partition.eof", "true");
   SetOrThrow(rc, "isolation.level", "read_committed");
   SetOrThrow(rc, "fetch.max.bytes", "52428800");
+  // Restores read to the end of a partition and then move on: a long-polling empty fetch at
+  // the end would hold up the next assign and offset query on the same connection.
+  SetOrThrow(rc, "fetch.wait.max.ms", "10");
   restore_consumer_ = NewHandle(RD_KAFKA_CONSUMER, rc);
   rd_kafka_poll_set_consumer(restore_consumer_.get());
 
@@ -302,6 +309,7 @@ void StreamThread::Impl::HandleRebalance(rd_kafka_resp_err_t err,
       }
       // Nothing is fetched for a task until its stores are restored.
       rd_kafka_pause_partitions(rk, parts);
+      assigned_ = true;
       nlohmann::json assigned = nlohmann::json::array();
       for (int i = 0; i < parts->cnt; ++i) {
         auto sub = topology_.SubTopologyOfSource(parts->elems[i].topic);
@@ -887,6 +895,7 @@ void StreamThread::Impl::RaiseDeferredFatal() {
 void StreamThread::Impl::RefreshStatus() {
   ThreadStatus s;
   s.index = index_;
+  s.assigned = assigned_;
   s.processed = processed_;
   s.produced = produced_;
   s.commits = commits_;

@@ -33,6 +33,7 @@ struct TaskStatus {
 struct ThreadStatus {
   int index = 0;
   bool alive = true;
+  bool assigned = false;  // the group has given this thread its first assignment (maybe empty)
   std::string error;
   std::vector<TaskStatus> tasks;
   uint64_t processed = 0;

@@ -2,12 +2,9 @@
 // events, a fast loading producer, a plain "raw" consumer, watermarks, medians and tables.
 #pragma once
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <librdkafka/rdkafka.h>
 #include <unistd.h>
@@ -180,33 +177,6 @@ class LogCapture {
   std::vector<LogEvent> events_;
   std::atomic<uint64_t> errors_{0}, warnings_{0};
 };
-
-// ---------------------------------------------------------------------------------------------
-// Experiment: the embedded broker (librdkafka's mock) never sets TCP_NODELAY on its sockets, so
-// a second small response queued behind an unacknowledged one waits for the client's delayed
-// ACK (40 ms on Linux). Linux copies TCP_NODELAY from a listening socket to the sockets it
-// accepts, so setting it on the broker's listener (found in /proc/self/fd by its port) before
-// any client connects turns Nagle off for every broker connection. Returns sockets changed.
-inline int SetBrokerNoDelay(const std::string& bootstrap) {
-  int port = std::stoi(bootstrap.substr(bootstrap.rfind(':') + 1));
-  int changed = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return 0;
-  while (dirent* e = readdir(dir)) {
-    int fd = std::atoi(e->d_name);
-    if (fd <= 2) continue;
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    sockaddr_in addr{};
-    socklen_t len = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sin_family != AF_INET) continue;
-    if (ntohs(addr.sin_port) != port) continue;
-    int one = 1;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++changed;
-  }
-  closedir(dir);
-  return changed;
-}
 
 // ---------------------------------------------------------------------------------------------
 // librdkafka helpers.

@@ -22,7 +22,7 @@
 // loader sent with that key, the output topic holds exactly --records records, and the
 // processed counter equals --records.
 //
-// Experiment flags (not used by default; printed in the header when set): --broker-nodelay,
+// Experiment flags (not used by default; printed in the header when set):
 // --producer-override, --consumer-override, --commit-interval-ms. They exist to measure the
 // effect of configuration changes suggested for the engine.
 #include <unistd.h>
@@ -60,7 +60,6 @@ struct Options {
   bool keep_state = false;
   bool skip_raw = false;
   bool timeline = false;
-  bool broker_nodelay = false;
   std::vector<std::string> producer_overrides, consumer_overrides;  // KEY=VALUE, for experiments
   std::vector<std::string> raw_overrides;                           // same, for the raw consumer
   bool raw_only = false;
@@ -121,7 +120,6 @@ class PipelineBench {
     if (!started.ok()) Die("embedded broker: " + started.status().ToString());
     broker_ = std::move(started).value();
     bootstrap_ = broker_->bootstrap_servers();
-    if (o_.broker_nodelay) Say("experiment: TCP_NODELAY set on %d broker socket(s)\n", SetBrokerNoDelay(bootstrap_));
     admin_ = cm::topology::NewEmbeddedTopicAdmin(*broker_);
     if (auto s = admin_->EnsureTopics({{"count-input", o_.partitions}}); !s.ok()) Die(s.ToString());
 
@@ -178,7 +176,6 @@ class PipelineBench {
                 static_cast<unsigned long long>(o_.records), o_.keys, o_.value_bytes, o_.partitions,
                 o_.commit_interval_ms, o_.runs);
     std::string experiments;
-    if (o_.broker_nodelay) experiments += " broker-TCP_NODELAY";
     for (const auto& p : o_.producer_overrides) experiments += " producer:" + p;
     for (const auto& c : o_.consumer_overrides) experiments += " consumer:" + c;
     for (const auto& c : o_.raw_overrides) experiments += " raw-consumer:" + c;
@@ -410,8 +407,6 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-state", o.keep_state, "keep the state directories");
   app.add_flag("--skip-raw", o.skip_raw, "skip the raw consumer (profiling the engine alone)");
   app.add_flag("--timeline", o.timeline, "print every sealed commit (time since Start(), records covered)");
-  app.add_flag("--broker-nodelay", o.broker_nodelay,
-               "experiment: TCP_NODELAY on the embedded broker's sockets (librdkafka's mock leaves Nagle on)");
   app.add_option("--producer-override", o.producer_overrides,
                  "KEY=VALUE for StreamsConfig.producer_overrides (experiments; repeatable)");
   app.add_option("--consumer-override", o.consumer_overrides,
