@@ -12,6 +12,7 @@
 
 #include "topology/kafka_error.h"
 #include "topology/log.h"
+#include "topology/wall_clock.h"
 #include "topology/outbox.h"
 #include "topology/partitioner.h"
 #include "topology/record_collector.h"
@@ -21,12 +22,6 @@
 namespace cm::topology {
 
 namespace {
-
-int64_t WallClockMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The lowest and highest offset a broker acknowledged for one partition in one commit.
 struct DeliveryRange {

@@ -5,16 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "topology/log.h"
+#include "topology/wall_clock.h"
 
 namespace cm::topology {
 
 namespace {
-
-int64_t WallClockMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct KafkaDeleter {
   void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }

@@ -3,8 +3,6 @@
 #pragma once
 
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <librdkafka/rdkafka.h>
 #include <unistd.h>
@@ -28,6 +26,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "topology/embedded_broker.h"
+#include "topology/topic_admin.h"
+#include "topology/wall_clock.h"
+
 namespace cm::bench {
 
 using Clock = std::chrono::steady_clock;
@@ -39,12 +41,6 @@ inline double ProcessCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
-}
-
-inline int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // Where the benchmark's own diagnostics go: the real stderr, saved before the capture.
@@ -177,6 +173,17 @@ class LogCapture {
   std::vector<LogEvent> events_;
   std::atomic<uint64_t> errors_{0}, warnings_{0};
 };
+
+// The embedded broker hosted by the benchmark process, with `count-input` created.
+inline void StartBroker(int partitions, std::unique_ptr<cm::topology::EmbeddedBroker>& broker,
+                        std::unique_ptr<cm::topology::TopicAdmin>& admin, std::string& bootstrap) {
+  auto started = cm::topology::EmbeddedBroker::Start();
+  if (!started.ok()) Die("embedded broker: " + started.status().ToString());
+  broker = std::move(started).value();
+  bootstrap = broker->bootstrap_servers();
+  admin = cm::topology::NewEmbeddedTopicAdmin(*broker);
+  if (auto s = admin->EnsureTopics({{"count-input", partitions}}); !s.ok()) Die(s.ToString());
+}
 
 // ---------------------------------------------------------------------------------------------
 // librdkafka helpers.

@@ -116,12 +116,7 @@ class PipelineBench {
     std::filesystem::create_directories(o_.work_dir);
     LogCapture capture(o_.log_file);
     capture_ = &capture;
-    auto started = cm::topology::EmbeddedBroker::Start();
-    if (!started.ok()) Die("embedded broker: " + started.status().ToString());
-    broker_ = std::move(started).value();
-    bootstrap_ = broker_->bootstrap_servers();
-    admin_ = cm::topology::NewEmbeddedTopicAdmin(*broker_);
-    if (auto s = admin_->EnsureTopics({{"count-input", o_.partitions}}); !s.ok()) Die(s.ToString());
+    StartBroker(o_.partitions, broker_, admin_, bootstrap_);
 
     Load();
 
@@ -205,7 +200,7 @@ class PipelineBench {
     for (int k = 0; k < o_.keys; ++k) keys.push_back(KeyName(k));
     Loader loader(bootstrap_);
     auto t0 = Clock::now();
-    int64_t ts = WallMs();
+    int64_t ts = cm::topology::WallClockMs();
     for (uint64_t i = 0; i < o_.records; ++i) {
       int k = static_cast<int>(SplitMix(i) % static_cast<uint64_t>(o_.keys));
       ++expected_[static_cast<size_t>(k)];
@@ -248,7 +243,7 @@ class PipelineBench {
     capture_->Watch({"task_running", "tasks_assigned", "stream_thread_failed", "commit_aborted"});
     KafkaStreams streams(*topology, config, *admin_);
     const auto t_start = Clock::now();
-    const int64_t wall_start = WallMs();
+    const int64_t wall_start = cm::topology::WallClockMs();
     const double cpu_start = ProcessCpuSeconds();
     if (auto s = streams.Start(); !s.ok()) Die("KafkaStreams::Start: " + s.ToString());
     const auto give_up = t_start + std::chrono::minutes(15);

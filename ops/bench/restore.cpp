@@ -78,12 +78,7 @@ class RestoreBench {
     std::filesystem::create_directories(o_.work_dir);
     LogCapture capture(o_.log_file);
     capture_ = &capture;
-    auto started = cm::topology::EmbeddedBroker::Start();
-    if (!started.ok()) Die("embedded broker: " + started.status().ToString());
-    broker_ = std::move(started).value();
-    bootstrap_ = broker_->bootstrap_servers();
-    admin_ = cm::topology::NewEmbeddedTopicAdmin(*broker_);
-    if (auto s = admin_->EnsureTopics({{"count-input", o_.partitions}}); !s.ok()) Die(s.ToString());
+    StartBroker(o_.partitions, broker_, admin_, bootstrap_);
 
     cm::topology::TopologyBuilder builder;
     cm::counting::AddCountingTopology(builder);
@@ -166,7 +161,7 @@ class RestoreBench {
   void Load() {
     Loader loader(bootstrap_);
     auto t0 = Clock::now();
-    int64_t ts = WallMs();
+    int64_t ts = cm::topology::WallClockMs();
     char key[32];
     for (uint64_t i = 0; i < o_.records; ++i) {
       std::snprintf(key, sizeof key, "k%07llu", static_cast<unsigned long long>(i));
