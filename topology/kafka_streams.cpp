@@ -19,8 +19,8 @@ KafkaStreams::~KafkaStreams() { Stop(); }
 Status KafkaStreams::EnsureTopics() {
   auto counts = admin_.PartitionCounts();
   if (!counts.ok()) return counts.status();
-  std::set<std::string> internal(topology_.InternalTopics().begin(),
-                                 topology_.InternalTopics().end());
+  const std::vector<std::string> repartition_topics = topology_.InternalTopics();
+  std::set<std::string> internal(repartition_topics.begin(), repartition_topics.end());
   std::vector<TopicSpec> missing_external;
   for (const auto& sub : topology_.subtopologies()) {
     for (const auto& topic : sub.source_topics) {
