@@ -56,33 +56,55 @@ std::optional<std::string> CommandSender::ReadResult(const Command& command) con
   return result;
 }
 
+state::Status CommandSender::Append(const std::string& topic, const std::string& key,
+                                    const std::string& value, int32_t partition) const {
+  return Append({{topic, key, value, partition}});
+}
+
+state::Status CommandSender::Append(const std::vector<Message>& messages) const {
+  std::vector<Delivery> deliveries(messages.size());
+  size_t produced = 0;
+  state::Status status = state::Status::OK();
+  while (produced < messages.size()) {
+    const Message& m = messages[produced];
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        producer_, RD_KAFKA_V_TOPIC(m.topic.c_str()),
+        RD_KAFKA_V_PARTITION(m.partition < 0 ? RD_KAFKA_PARTITION_UA : m.partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(const_cast<char*>(m.key.data()), m.key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(m.value.data()), m.value.size()),
+        RD_KAFKA_V_OPAQUE(&deliveries[produced]), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      rd_kafka_poll(producer_, 10);  // back-pressure: retry the same message
+      continue;
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      status = state::Status::Unavailable(std::string("cannot append to ") + m.topic + ": " +
+                                          rd_kafka_err2str(err));
+      break;
+    }
+    ++produced;
+  }
+  // Every delivery report of a produced message has to arrive before `deliveries` goes out of
+  // scope; librdkafka reports each one (success, or failure at message.timeout.ms).
+  for (size_t i = 0; i < produced; ++i) {
+    while (!deliveries[i].done) rd_kafka_poll(producer_, 10);  // serves other threads' too
+    if (status.ok() && deliveries[i].error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      status = state::Status::Unavailable(std::string("not appended to ") + messages[i].topic +
+                                          ": " + rd_kafka_err2str(deliveries[i].error));
+    }
+  }
+  return status;
+}
+
 state::Result<std::string> CommandSender::AppendAndAwait(const Command& command,
                                                          std::chrono::milliseconds timeout) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   // A command applied before (a retry with the same id) is answered without appending again.
   if (auto done = ReadResult(command)) return *done;
-  Delivery delivery;
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      producer_, RD_KAFKA_V_TOPIC(command.topic.c_str()),
-      RD_KAFKA_V_PARTITION(command.task.partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_KEY(const_cast<char*>(command.key.data()), command.key.size()),
-      RD_KAFKA_V_VALUE(const_cast<char*>(command.value.data()), command.value.size()),
-      RD_KAFKA_V_OPAQUE(&delivery), RD_KAFKA_V_END);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return state::Status::Unavailable(std::string("cannot append command: ") +
-                                      rd_kafka_err2str(err));
-  }
-  while (!delivery.done) {
-    rd_kafka_poll(producer_, 10);  // serves this and other threads' delivery reports
-    if (std::chrono::steady_clock::now() > deadline + std::chrono::seconds(30)) {
-      // The delivery report still has to arrive before `delivery` goes out of scope.
-      rd_kafka_flush(producer_, 60000);
-      break;
-    }
-  }
-  if (delivery.error != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return state::Status::Unavailable(std::string("command not appended: ") +
-                                      rd_kafka_err2str(delivery.error));
+  if (auto appended = Append({{command.topic, command.key, command.value, command.task.partition}});
+      !appended.ok()) {
+    return appended;
   }
   // The result appears once the owning task has processed the command and committed.
   for (auto pause = std::chrono::milliseconds(2);;

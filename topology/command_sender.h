@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "state/status.h"
 #include "topology/kafka_streams.h"
@@ -35,6 +36,18 @@ class CommandSender {
   // the same id is applied once).
   state::Result<std::string> AppendAndAwait(const Command& command,
                                             std::chrono::milliseconds timeout) const;
+
+  struct Message {
+    std::string topic;
+    std::string key;
+    std::string value;
+    int32_t partition = -1;  // -1: the producer's partitioner picks one
+  };
+  // Appends the messages and waits until Kafka acknowledged every one of them (or refused
+  // one: Unavailable naming the first failure). For producers at the HTTP edge, e.g. events.
+  state::Status Append(const std::vector<Message>& messages) const;
+  state::Status Append(const std::string& topic, const std::string& key, const std::string& value,
+                       int32_t partition = -1) const;
 
  private:
   std::optional<std::string> ReadResult(const Command& command) const;

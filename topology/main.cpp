@@ -14,6 +14,9 @@
 
 #include "processors/counting/counting_routes.h"
 #include "processors/counting/counting_topology.h"
+#include "processors/usage/usage_routes.h"
+#include "processors/usage/usage_topology.h"
+#include "topology/command_sender.h"
 #include "topology/embedded_broker.h"
 #include "topology/http_server.h"
 #include "topology/kafka_streams.h"
@@ -151,8 +154,13 @@ int Run(const RunOptions& o) {
   cm::topology::TopologyBuilder builder;
   if (o.topology == "counting") {
     cm::counting::AddCountingTopology(builder);
+  } else if (o.topology == "cloudmatrix") {
+    if (auto s = cm::usage::AddUsageTopology(builder); !s.ok()) {
+      Log(LogLevel::kError, "topology_invalid", {{"error", s.ToString()}});
+      return 1;
+    }
   } else {
-    std::cerr << "unknown --topology '" << o.topology << "' (counting)\n";
+    std::cerr << "unknown --topology '" << o.topology << "' (counting, cloudmatrix)\n";
     return 2;
   }
   auto topology = builder.Build(config.application_id);
@@ -212,11 +220,14 @@ int Run(const RunOptions& o) {
     return HttpResponse::Json(200, j);
   });
   if (o.topology == "counting") cm::counting::AddCountingRoutes(server, streams, router);
-  if (auto s = server.Start(http->host, http->port); !s.ok()) {
-    Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
-    return 1;
+  // Its producer needs no running streams; it is created before the routes that use it.
+  std::unique_ptr<cm::topology::CommandSender> commands;
+  if (o.topology == "cloudmatrix") {
+    commands = std::make_unique<cm::topology::CommandSender>(streams, config.bootstrap_servers);
+    cm::usage::AddUsageRoutes(server, streams, router, *commands);
   }
-  Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
+  // The engine starts first (topics, partition counts; restores go on in its threads), so
+  // no request can reach a route before keys can be mapped to tasks.
   if (auto s = streams.Start(); !s.ok()) {
     Log(LogLevel::kError, "start_failed", {{"error", s.ToString()}});
     return 1;
@@ -225,6 +236,11 @@ int Run(const RunOptions& o) {
     Log(LogLevel::kError, "metadata_failed", {{"error", s.ToString()}});
     return 1;
   }
+  if (auto s = server.Start(http->host, http->port); !s.ok()) {
+    Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
+    return 1;
+  }
+  Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
   bool clean = WaitForSignal(signals, [&] { return streams.Failure().empty(); });
   if (!clean) Log(LogLevel::kError, "stream_failure", {{"error", streams.Failure()}});
   metadata.Stop();
@@ -355,7 +371,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--partitions", run.partitions, "partitions of input topics cmstream creates")
       ->envname("CM_PARTITIONS")
       ->capture_default_str();
-  run_cmd->add_option("--topology", run.topology, "which application to run (counting)")
+  run_cmd
+      ->add_option("--topology", run.topology, "which application to run (counting, cloudmatrix)")
       ->envname("CM_TOPOLOGY")
       ->capture_default_str();
 

@@ -1,0 +1,272 @@
+#include "processors/usage/usage_routes.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "processors/usage/time_util.h"
+#include "processors/usage/usage_commands.h"
+#include "processors/usage/usage_event.h"
+#include "processors/usage/usage_stores.h"
+#include "topology/wall_clock.h"
+
+namespace cm::usage {
+
+using nlohmann::json;
+using topology::HttpRequest;
+using topology::HttpResponse;
+
+UsageStoreViews CommittedUsageStores(const topology::ReadOnlyStores& stores) {
+  return {stores.KeyValue(kAggregatesStore), stores.KeyValue(kTotalsStore),
+          stores.KeyValue(kOrgsStore), stores.KeyValue(kAlertsStore),
+          stores.KeyValue(kCommandResultsStore)};
+}
+
+namespace {
+
+constexpr auto kCommandTimeout = std::chrono::seconds(10);
+
+HttpResponse Validation(std::string_view message, json details = json::object()) {
+  return HttpResponse::Error(400, "validation_error", message, std::move(details));
+}
+
+template <typename T>
+HttpResponse JsonOr(const state::Result<T>& result, int status = 200) {
+  if (!result.ok()) return HttpResponse::FromStatus(result.status());
+  return HttpResponse::Json(status, result.value());
+}
+
+// A random RFC 4122 version-4 id (randomness is allowed at the HTTP edge).
+std::string RandomId() {
+  thread_local std::mt19937_64 rng{[] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }()};
+  uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
+  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
+  return buf;
+}
+
+std::string Header(const HttpRequest& req, const std::string& name) {
+  for (const auto& [k, v] : req.headers) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(a) == std::tolower(b);
+        }))
+      return v;
+  }
+  return {};
+}
+
+struct Context {
+  const topology::KafkaStreams& streams;
+  const topology::QueryRouter& router;
+  const topology::CommandSender& commands;
+  ProducerFn append_event;
+  UsageOptions options;
+
+  int Subtopology() const { return *streams.topology().SubTopologyOfSource(options.events_topic); }
+  topology::TaskId TaskOf(const std::string& org) const {
+    return streams.TaskForKey(Subtopology(), org);
+  }
+
+  // Runs `query` over the committed stores of the organization's task.
+  HttpResponse Query(const HttpRequest& req,
+                     const std::function<HttpResponse(const UsageQueries&)>& query) const {
+    const std::string& org = req.path_params.at("org");
+    return router.Route(req, TaskOf(org), [&](const topology::ReadOnlyStores& stores) {
+      UsageStoreViews views = CommittedUsageStores(stores);
+      if (!views.complete())
+        return HttpResponse::Error(500, "internal", "the usage stores are missing on this task");
+      UsageQueries queries(options, views);
+      return query(queries);
+    });
+  }
+
+  // Appends a usage command for the organization and answers with its stored result.
+  HttpResponse Command(const HttpRequest& req, const char* type, json fields) const {
+    const std::string& org = req.path_params.at("org");
+    std::string command_id = Header(req, "Idempotency-Key");
+    if (command_id.empty()) command_id = RandomId();
+    if (command_id.size() > kMaxIdLength)
+      return Validation("Idempotency-Key must be at most 256 bytes");
+    topology::TaskId task = TaskOf(org);
+    return router.RouteToOwner(req, task, [&] {
+      fields["type"] = type;
+      fields["commandId"] = command_id;
+      fields["organizationId"] = org;
+      fields["issuedAt"] = FormatTimestamp(topology::WallClockMs());
+      topology::CommandSender::Command command{
+          options.commands_topic, org,
+          fields.dump(),          task,
+          kCommandResultsStore,   keys::CommandResultKey(command_id)};
+      auto stored = commands.AppendAndAwait(command, kCommandTimeout);
+      if (!stored.ok()) return HttpResponse::FromStatus(stored.status());
+      json result = json::parse(*stored, nullptr, false);
+      if (!result.is_object() || !result.contains("status"))
+        return HttpResponse::Error(500, "internal", "unreadable command result");
+      return HttpResponse::Json(result["status"].get<int>(), result.value("body", json::object()));
+    });
+  }
+};
+
+// The request body as a JSON object (an empty body is an empty object).
+std::optional<json> BodyObject(const HttpRequest& req) {
+  if (req.body.empty()) return json::object();
+  json body = json::parse(req.body, nullptr, false);
+  if (!body.is_object()) return std::nullopt;
+  return body;
+}
+
+}  // namespace
+
+void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& streams,
+                    const topology::QueryRouter& router, const topology::CommandSender& commands,
+                    ProducerFn append_event, const UsageOptions& options) {
+  if (!append_event) {
+    append_event = [&commands](const std::string& topic, const std::string& key,
+                               const std::string& value, int32_t partition) {
+      return commands.Append(topic, key, value, partition);
+    };
+  }
+  auto ctx = std::make_shared<const Context>(
+      Context{streams, router, commands, std::move(append_event), options});
+
+  server.Route("POST", "/v1/usage/events", [ctx](const HttpRequest& req) {
+    const UsageOptions& o = ctx->options;
+    auto events =
+        ParseUsageEventBatch(req.body, topology::WallClockMs(), &o.catalog, o.event_time_bounds);
+    if (!events.ok()) {
+      return Validation(events.status().message(), {{"reason", events.status().message()}});
+    }
+    json parsed = json::parse(req.body, nullptr, false);
+    const bool batch = parsed.is_object() && parsed.contains("events");
+    const int sub = ctx->Subtopology();
+    std::vector<topology::CommandSender::Message> messages;
+    json ids = json::array();
+    for (const UsageEvent& e : *events) {
+      messages.push_back({o.events_topic, e.organization_id, e.ToJson().dump(),
+                          ctx->streams.TaskForKey(sub, e.organization_id).partition});
+      ids.push_back(e.event_id);
+    }
+    for (const auto& m : messages) {
+      if (auto s = ctx->append_event(m.topic, m.key, m.value, m.partition); !s.ok())
+        return HttpResponse::FromStatus(s);
+    }
+    if (batch) return HttpResponse::Json(202, {{"recorded", ids.size()}, {"eventIds", ids}});
+    return HttpResponse::Json(202, {{"recorded", true}, {"eventId", ids[0]}});
+  });
+
+  server.Route("GET", "/v1/usage/orgs/{org}/metrics", [ctx](const HttpRequest& req) {
+    auto query = ParseAggregationQuery(req.query);
+    if (!query.ok()) return HttpResponse::FromStatus(query.status());
+    return ctx->Query(req, [&](const UsageQueries& q) {
+      return JsonOr(q.GetAggregatedMetrics(req.path_params.at("org"), *query));
+    });
+  });
+
+  server.Route("GET", "/v1/usage/orgs/{org}/quota", [ctx](const HttpRequest& req) {
+    const int64_t now = topology::WallClockMs();
+    return ctx->Query(req, [&](const UsageQueries& q) {
+      return JsonOr(q.GetQuotaStatus(req.path_params.at("org"), now));
+    });
+  });
+
+  server.Route("GET", "/v1/usage/orgs/{org}/quota/check", [ctx](const HttpRequest& req) {
+    auto metric = req.query.find("metricType");
+    if (metric == req.query.end() || metric->second.empty())
+      return Validation("metricType is required");
+    double amount = 1;
+    if (auto a = req.query.find("amount"); a != req.query.end()) {
+      size_t used = 0;
+      try {
+        amount = std::stod(a->second, &used);
+      } catch (...) {
+        used = 0;
+      }
+      if (used == 0 || used != a->second.size() || !std::isfinite(amount) || amount < 0)
+        return Validation("amount must be a finite number >= 0", {{"amount", a->second}});
+    }
+    const int64_t now = topology::WallClockMs();
+    return ctx->Query(req, [&](const UsageQueries& q) {
+      return JsonOr(q.CheckQuota(req.path_params.at("org"), metric->second, amount, now));
+    });
+  });
+
+  server.Route("GET", "/v1/usage/orgs/{org}/report", [ctx](const HttpRequest& req) {
+    auto field = [&](const char* name) -> state::Result<int64_t> {
+      auto it = req.query.find(name);
+      if (it == req.query.end() || it->second.empty())
+        return state::Status::InvalidArgument(std::string(name) + " is required");
+      auto t = ParseTimestampString(it->second);
+      if (!t.ok())
+        return state::Status::InvalidArgument(std::string(name) + ": " + t.status().message());
+      return *t;
+    };
+    auto start = field("periodStart");
+    if (!start.ok()) return HttpResponse::FromStatus(start.status());
+    auto end = field("periodEnd");
+    if (!end.ok()) return HttpResponse::FromStatus(end.status());
+    std::string format = req.query.count("format") ? req.query.at("format") : "json";
+    if (format != "json" && format != "csv") return Validation("format must be json or csv");
+    const int64_t now = topology::WallClockMs();
+    return ctx->Query(req, [&](const UsageQueries& q) {
+      const std::string& org = req.path_params.at("org");
+      if (format == "json") return JsonOr(q.GenerateUsageReport(org, *start, *end, now));
+      auto csv = q.GenerateUsageReportCsv(org, *start, *end, now);
+      if (!csv.ok()) return HttpResponse::FromStatus(csv.status());
+      HttpResponse r;
+      r.status = 200;
+      r.content_type = "text/csv";
+      r.body = *csv;
+      return r;
+    });
+  });
+
+  server.Route("GET", "/v1/usage/orgs/{org}/dashboard", [ctx](const HttpRequest& req) {
+    const int64_t now = topology::WallClockMs();
+    return ctx->Query(req, [&](const UsageQueries& q) {
+      return JsonOr(q.GetDashboardData(req.path_params.at("org"), now));
+    });
+  });
+
+  server.Route("GET", "/v1/usage/orgs/{org}/alerts", [ctx](const HttpRequest& req) {
+    return ctx->Query(req, [&](const UsageQueries& q) {
+      return JsonOr(q.ListAlertSubscriptions(req.path_params.at("org")));
+    });
+  });
+
+  server.Route("PUT", "/v1/usage/orgs/{org}/plan", [ctx](const HttpRequest& req) {
+    auto body = BodyObject(req);
+    if (!body) return Validation("the body must be a JSON object {plan, billingAnchorDay?}");
+    json fields = json::object();
+    for (const char* f : {"plan", "billingAnchorDay"})
+      if (body->contains(f)) fields[f] = (*body)[f];
+    return ctx->Command(req, kSetPlanCommand, std::move(fields));
+  });
+
+  server.Route("POST", "/v1/usage/orgs/{org}/alerts", [ctx](const HttpRequest& req) {
+    auto body = BodyObject(req);
+    if (!body)
+      return Validation(
+          "the body must be a JSON object {metricType, threshold|thresholds, "
+          "notificationChannels}");
+    json fields = json::object();
+    for (const char* f : {"metricType", "threshold", "thresholds", "notificationChannels"})
+      if (body->contains(f)) fields[f] = (*body)[f];
+    return ctx->Command(req, kSubscribeAlertsCommand, std::move(fields));
+  });
+}
+
+}  // namespace cm::usage

@@ -1,0 +1,282 @@
+// The usage application over HTTP, in process: events are validated at the edge and appended,
+// queries answer from the owning task's committed stores, and commands wait until applied.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "child_process.h"
+#include "processors/usage/time_util.h"
+#include "processors/usage/usage_routes.h"
+#include "processors/usage/usage_topology.h"
+#include "topology/command_sender.h"
+#include "topology/embedded_broker.h"
+#include "topology/http_server.h"
+#include "topology/kafka_streams.h"
+#include "topology/query_router.h"
+#include "topology/streams_metadata.h"
+#include "topology/topic_admin.h"
+#include "topology/wall_clock.h"
+
+namespace cm {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr int64_t kDay = 86'400'000;
+
+class UsageHttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        std::filesystem::temp_directory_path() / ("cm-it-usage-http-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    auto broker = topology::EmbeddedBroker::Start();
+    ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+    broker_ = std::move(broker).value();
+    ASSERT_TRUE(broker_->CreateTopic("cloudmatrix.events", 2).ok());
+    ASSERT_TRUE(broker_->CreateTopic("cloudmatrix.commands", 2).ok());
+    ASSERT_TRUE(broker_->CreateTopic("cloudmatrix.quota-alerts", 2).ok());
+    admin_ = topology::NewEmbeddedTopicAdmin(*broker_);
+    topology::TopologyBuilder builder;
+    ASSERT_TRUE(usage::AddUsageTopology(builder).ok());
+    auto topology = builder.Build("it-usage-http");
+    ASSERT_TRUE(topology.ok()) << topology.status().ToString();
+    topology_ = std::make_unique<topology::Topology>(std::move(topology).value());
+    topology::StreamsConfig config;
+    config.application_id = "it-usage-http";
+    config.instance_id = "it";
+    config.bootstrap_servers = broker_->bootstrap_servers();
+    config.state_dir = (dir_ / "state").string();
+    config.broker_filters_aborted = false;
+    streams_ = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
+    ASSERT_TRUE(streams_->Start().ok());
+    ASSERT_TRUE(testing::WaitFor([&] { return streams_->Ready(); }, 30s))
+        << streams_->ReadyReport().dump();
+
+    int port = testing::FreePort();
+    metadata_ = std::make_unique<topology::StreamsMetadata>(
+        topology::StreamsMetadata::Options{
+            .bootstrap_servers = config.bootstrap_servers,
+            .topic = topology::KafkaStreams::InstancesTopic(config.application_id),
+            .instance_id = config.instance_id,
+            .endpoint = "127.0.0.1:" + std::to_string(port)},
+        [this] { return streams_->RunningTasks(); });
+    router_ = std::make_unique<topology::QueryRouter>(*streams_, *metadata_);
+    sender_ = std::make_unique<topology::CommandSender>(*streams_, broker_->bootstrap_servers());
+    usage::AddUsageRoutes(server_, *streams_, *router_, *sender_,
+                          [this](const std::string& topic, const std::string& key,
+                                 const std::string& value, int32_t partition) {
+                            appended_++;
+                            return sender_->Append(topic, key, value, partition);
+                          });
+    ASSERT_TRUE(server_.Start("127.0.0.1", port).ok());
+    ASSERT_TRUE(metadata_->Start().ok());
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_.port());
+    client_->set_read_timeout(30, 0);
+  }
+
+  void TearDown() override {
+    server_.Stop();
+    if (metadata_) metadata_->Stop();
+    sender_.reset();
+    if (streams_) streams_->Stop();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+  }
+
+  json GetJson(const std::string& path, int* status = nullptr) {
+    auto r = client_->Get(path);
+    if (!r) return json();
+    if (status) *status = r->status;
+    return json::parse(r->body, nullptr, false);
+  }
+
+  // The ungrouped totals of today's day bucket for `org` (what GET metrics answers).
+  json Totals(const std::string& org) {
+    int64_t day = topology::WallClockMs() / kDay * kDay;
+    int status = 0;
+    json j = GetJson("/v1/usage/orgs/" + org + "/metrics?granularity=day&startTime=" +
+                         std::to_string(day - kDay) + "&endTime=" + std::to_string(day + kDay),
+                     &status);
+    if (status != 200) return json();
+    return j.value("totals", json::object());
+  }
+
+  static std::string Event(const std::string& id, const std::string& org, const std::string& type,
+                           std::optional<double> quantity = std::nullopt,
+                           const std::string& user = "alice") {
+    json e = {{"eventId", id}, {"organizationId", org}, {"userId", user}, {"eventType", type}};
+    if (quantity) e["quantity"] = *quantity;
+    return e.dump();
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<topology::EmbeddedBroker> broker_;
+  std::unique_ptr<topology::TopicAdmin> admin_;
+  std::unique_ptr<topology::Topology> topology_;
+  std::unique_ptr<topology::KafkaStreams> streams_;
+  std::unique_ptr<topology::StreamsMetadata> metadata_;
+  std::unique_ptr<topology::QueryRouter> router_;
+  std::unique_ptr<topology::CommandSender> sender_;
+  topology::HttpServer server_;
+  std::unique_ptr<httplib::Client> client_;
+  std::atomic<int> appended_{0};
+};
+
+TEST_F(UsageHttpTest, RecordsEventsAndAnswersExactSumsCountingDuplicatesOnce) {
+  auto r = client_->Post("/v1/usage/events", Event("e1", "org-a", "storage.upload", 100),
+                         "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+  EXPECT_EQ(json::parse(r->body), json({{"recorded", true}, {"eventId", "e1"}}));
+
+  json batch = {{"events",
+                 {json::parse(Event("e2", "org-a", "storage.upload", 250.5)),
+                  json::parse(Event("e3", "org-a", "api.call", std::nullopt, "bob")),
+                  json::parse(Event("e4", "org-a", "api.call")),
+                  json::parse(Event("b1", "org-b", "api.call"))}}};
+  r = client_->Post("/v1/usage/events", batch.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202) << r->body;
+  EXPECT_EQ(json::parse(r->body), json({{"recorded", 4}, {"eventIds", {"e2", "e3", "e4", "b1"}}}));
+
+  // The same eventId again (a producer retry) is accepted but counted once.
+  r = client_->Post("/v1/usage/events", Event("e1", "org-a", "storage.upload", 100),
+                    "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 202);
+  EXPECT_EQ(appended_.load(), 6);
+  // A later event on the same partition, so the duplicate has been processed when it shows.
+  r = client_->Post("/v1/usage/events", Event("e5", "org-a", "document.created"),
+                    "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202);
+
+  json totals;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        totals = Totals("org-a");
+        return totals.value("documents", 0.0) == 1;
+      },
+      30s))
+      << totals.dump();
+  EXPECT_EQ(totals["storage_bytes"], 350.5) << totals.dump();
+  EXPECT_EQ(totals["api_calls"], 2) << totals.dump();
+  EXPECT_EQ(totals["events"], 5) << totals.dump();
+  EXPECT_EQ(totals["active_users"], 2) << totals.dump();
+  ASSERT_TRUE(testing::WaitFor([&] { return Totals("org-b").value("api_calls", 0.0) == 1; }, 30s))
+      << Totals("org-b").dump();
+  EXPECT_EQ(Totals("org-b").value("storage_bytes", 0.0), 0) << Totals("org-b").dump();
+
+  // Bad query parameters are a 400 with the error shape.
+  int status = 0;
+  json bad =
+      GetJson("/v1/usage/orgs/org-a/metrics?granularity=fortnight&startTime=0&endTime=1", &status);
+  EXPECT_EQ(status, 400) << bad.dump();
+  EXPECT_EQ(bad["error"]["code"], "validation_error") << bad.dump();
+}
+
+TEST_F(UsageHttpTest, RefusesInvalidEventsWithTheReasonAndAppendsNothing) {
+  // storage.upload feeds a sum over quantity: the quantity is required.
+  auto r =
+      client_->Post("/v1/usage/events", Event("x1", "org-a", "storage.upload"), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  json body = json::parse(r->body);
+  EXPECT_EQ(body["error"]["code"], "validation_error") << r->body;
+  EXPECT_NE(body["error"]["message"].get<std::string>().find("quantity"), std::string::npos)
+      << r->body;
+
+  // All or nothing: one bad event in a batch refuses the batch, naming it.
+  json batch = {{"events",
+                 {json::parse(Event("x2", "org-a", "api.call")),
+                  json::parse(Event("x3", "org-a", "storage.upload", -5))}}};
+  r = client_->Post("/v1/usage/events", batch.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  body = json::parse(r->body);
+  EXPECT_NE(body["error"]["message"].get<std::string>().find("events[1]"), std::string::npos)
+      << r->body;
+
+  r = client_->Post("/v1/usage/events", "not json", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "validation_error");
+  EXPECT_EQ(appended_.load(), 0);
+}
+
+TEST_F(UsageHttpTest, SetsThePlanThenQuotaAndCheckQuotaFollowIt) {
+  auto r =
+      client_->Put("/v1/usage/orgs/org-q/plan", json({{"plan", "pro"}}).dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json plan = json::parse(r->body);
+  EXPECT_EQ(plan["organizationId"], "org-q");
+  EXPECT_EQ(plan["plan"], "pro");
+
+  // An unknown plan is refused by the owning task with its error.
+  r = client_->Put("/v1/usage/orgs/org-q/plan", json({{"plan", "platinum"}}).dump(),
+                   "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_TRUE(json::parse(r->body).contains("error")) << r->body;
+
+  int status = 0;
+  json quota = GetJson("/v1/usage/orgs/org-q/quota", &status);
+  ASSERT_EQ(status, 200) << quota.dump();
+  EXPECT_EQ(quota["plan"], "pro") << quota.dump();
+  json api;
+  for (const auto& m : quota["metrics"])
+    if (m["metricType"] == "api_calls") api = m;
+  ASSERT_FALSE(api.is_null()) << quota.dump();
+  EXPECT_EQ(api["limit"], 1000000) << api.dump();
+  EXPECT_EQ(api["used"], 0) << api.dump();
+
+  for (int i = 0; i < 3; ++i) {
+    r = client_->Post("/v1/usage/events", Event("q" + std::to_string(i), "org-q", "api.call"),
+                      "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 202);
+  }
+  json check;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        check =
+            GetJson("/v1/usage/orgs/org-q/quota/check?metricType=api_calls&amount=999997", &status);
+        return status == 200 && check.value("used", 0.0) == 3;
+      },
+      30s))
+      << check.dump();
+  EXPECT_EQ(check["allowed"], true) << check.dump();
+  EXPECT_EQ(check["remaining"], 999997) << check.dump();
+  check = GetJson("/v1/usage/orgs/org-q/quota/check?metricType=api_calls&amount=999998", &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(check["allowed"], false) << check.dump();
+
+  check = GetJson("/v1/usage/orgs/org-q/quota/check?amount=1", &status);
+  EXPECT_EQ(status, 400) << check.dump();
+}
+
+TEST_F(UsageHttpTest, IdempotencyKeyAppliesACommandOnce) {
+  json sub = {{"metricType", "api_calls"}, {"threshold", 80}, {"notificationChannels", {"email"}}};
+  httplib::Headers headers = {{"Idempotency-Key", "sub-1"}};
+  auto first =
+      client_->Post("/v1/usage/orgs/org-s/alerts", headers, sub.dump(), "application/json");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 201) << first->body;
+  auto again =
+      client_->Post("/v1/usage/orgs/org-s/alerts", headers, sub.dump(), "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 201) << again->body;
+  EXPECT_EQ(json::parse(again->body), json::parse(first->body));
+  int status = 0;
+  json list = GetJson("/v1/usage/orgs/org-s/alerts", &status);
+  EXPECT_EQ(status, 200) << list.dump();
+  EXPECT_NE(list.dump().find("api_calls"), std::string::npos) << list.dump();
+}
+
+}  // namespace
+}  // namespace cm
