@@ -8,6 +8,7 @@
 #include <set>
 
 #include "child_process.h"
+#include "embedded_streams.h"
 #include "kafka_clients.h"
 #include "topology/embedded_broker.h"
 #include "topology/kafka_streams.h"
@@ -62,12 +63,8 @@ TEST(CoPartitionedStreamsTest, EachTaskReadsTheSamePartitionOfEverySourceTopic) 
   auto topology = builder.Build("it-copart");
   ASSERT_TRUE(topology.ok()) << topology.status().ToString();
 
-  topology::StreamsConfig config;
-  config.application_id = "it-copart";
-  config.instance_id = "it";
-  config.bootstrap_servers = (*broker)->bootstrap_servers();
-  config.state_dir = (dir / "state").string();
-  config.broker_filters_aborted = false;
+  topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
+      "it-copart", (*broker)->bootstrap_servers(), (dir / "state").string());
   config.threads = 2;
   topology::KafkaStreams streams(*topology, config, *admin);
   ASSERT_TRUE(streams.Start().ok());

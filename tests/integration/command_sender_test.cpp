@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "child_process.h"
+#include "embedded_streams.h"
 #include "topology/embedded_broker.h"
 #include "topology/kafka_streams.h"
 #include "topology/topic_admin.h"
@@ -59,12 +60,8 @@ TEST(CommandSenderTest, AnswersWithTheAppliedResultOnceAndTimesOutClearly) {
       .AddStateStore(KeyValueSpec("applied"), {"apply"});
   auto topology = builder.Build("it-commands");
   ASSERT_TRUE(topology.ok());
-  topology::StreamsConfig config;
-  config.application_id = "it-commands";
-  config.instance_id = "it";
-  config.bootstrap_servers = (*broker)->bootstrap_servers();
-  config.state_dir = (dir / "state").string();
-  config.broker_filters_aborted = false;
+  topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
+      "it-commands", (*broker)->bootstrap_servers(), (dir / "state").string());
   topology::KafkaStreams streams(*topology, config, *admin);
   ASSERT_TRUE(streams.Start().ok());
   ASSERT_TRUE(testing::WaitFor([&] { return streams.Ready(); }, 30s));

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "child_process.h"
+#include "embedded_streams.h"
 #include "kafka_clients.h"
 #include "processors/counting/counting_topology.h"
 #include "topology/embedded_broker.h"
@@ -43,12 +44,8 @@ class CountingStreamsTest : public ::testing::TestWithParam<topology::Processing
   }
 
   std::unique_ptr<topology::KafkaStreams> StartStreams() {
-    topology::StreamsConfig config;
-    config.application_id = "it-count";
-    config.instance_id = "it";
-    config.bootstrap_servers = broker_->bootstrap_servers();
-    config.state_dir = (dir_ / "state").string();
-    config.broker_filters_aborted = false;
+    topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
+        "it-count", broker_->bootstrap_servers(), (dir_ / "state").string());
     config.guarantee = GetParam();
     auto streams = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
     EXPECT_TRUE(streams->Start().ok());

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "child_process.h"
+#include "embedded_streams.h"
 #include "kafka_clients.h"
 #include "topology/embedded_broker.h"
 #include "topology/kafka_streams.h"
@@ -75,12 +76,8 @@ TEST(RepartitionStreamsTest, RecordsReKeyedIntoASecondSubTopologyAreCountedByThe
   ASSERT_TRUE(topology.ok()) << topology.status().ToString();
   ASSERT_EQ(topology->subtopologies().size(), 2u);
 
-  topology::StreamsConfig config;
-  config.application_id = "it-repart";
-  config.instance_id = "it";
-  config.bootstrap_servers = (*broker)->bootstrap_servers();
-  config.state_dir = (dir / "state").string();
-  config.broker_filters_aborted = false;
+  topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
+      "it-repart", (*broker)->bootstrap_servers(), (dir / "state").string());
   config.threads = 2;
   topology::KafkaStreams streams(*topology, config, *admin);
   ASSERT_TRUE(streams.Start().ok());

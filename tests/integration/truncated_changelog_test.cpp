@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "child_process.h"
+#include "embedded_streams.h"
 #include "kafka_clients.h"
 #include "topology/embedded_broker.h"
 #include "topology/kafka_streams.h"
@@ -44,12 +45,8 @@ TEST(TruncatedChangelogTest, RestoreRefusesAChangelogThatLostRecords) {
       .AddStateStore(spec, {"writer"});
   auto topology = builder.Build("it-trunc");
   ASSERT_TRUE(topology.ok());
-  topology::StreamsConfig config;
-  config.application_id = "it-trunc";
-  config.instance_id = "it";
-  config.bootstrap_servers = (*broker)->bootstrap_servers();
-  config.state_dir = (dir / "state").string();
-  config.broker_filters_aborted = false;
+  topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
+      "it-trunc", (*broker)->bootstrap_servers(), (dir / "state").string());
 
   auto producer = testing::NewProducer((*broker)->bootstrap_servers());
   {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
+#include "embedded_streams.h"
 #include "processors/usage/time_util.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
@@ -46,12 +47,8 @@ class UsageHttpTest : public ::testing::Test {
     auto topology = builder.Build("it-usage-http");
     ASSERT_TRUE(topology.ok()) << topology.status().ToString();
     topology_ = std::make_unique<topology::Topology>(std::move(topology).value());
-    topology::StreamsConfig config;
-    config.application_id = "it-usage-http";
-    config.instance_id = "it";
-    config.bootstrap_servers = broker_->bootstrap_servers();
-    config.state_dir = (dir_ / "state").string();
-    config.broker_filters_aborted = false;
+    topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
+        "it-usage-http", broker_->bootstrap_servers(), (dir_ / "state").string());
     streams_ = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
     ASSERT_TRUE(streams_->Start().ok());
     ASSERT_TRUE(testing::WaitFor([&] { return streams_->Ready(); }, 30s))
