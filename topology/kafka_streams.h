@@ -38,6 +38,11 @@ class KafkaStreams {
   // The task of `subtopology` that owns `key`, by Kafka's partitioner over the sub-topology's
   // partition count. Valid after Start.
   TaskId TaskForKey(int subtopology, std::string_view key) const;
+  // How many tasks (partitions) `subtopology` has: for requests that go to every task.
+  // Valid after Start.
+  int32_t PartitionCount(int subtopology) const {
+    return partitions_.at(static_cast<size_t>(subtopology));
+  }
   // Runs `query` over the task's committed stores when a thread of this instance runs it.
   // NotFound when it runs elsewhere or nowhere (restoring counts as nowhere).
   state::Status Query(const TaskId& task,

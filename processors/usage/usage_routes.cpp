@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -96,16 +98,23 @@ struct Context {
 
   // Appends a usage command for the organization and answers with its stored result.
   HttpResponse Command(const HttpRequest& req, const char* type, json fields) const {
-    const std::string& org = req.path_params.at("org");
     std::string command_id = Header(req, "Idempotency-Key");
     if (command_id.empty()) command_id = RandomId();
     if (command_id.size() > kMaxIdLength)
       return Validation("Idempotency-Key must be at most 256 bytes");
-    topology::TaskId task = TaskOf(org);
+    const std::string& org = req.path_params.at("org");
+    return CommandOnTask(req, type, std::move(fields), org, TaskOf(org), command_id);
+  }
+
+  // Appends a command to `task`'s partition (on the instance that runs it) and answers with
+  // its stored result. An empty org addresses every organization of the task.
+  HttpResponse CommandOnTask(const HttpRequest& req, const char* type, json fields,
+                             const std::string& org, const topology::TaskId& task,
+                             const std::string& command_id) const {
     return router.RouteToOwner(req, task, [&] {
       fields["type"] = type;
       fields["commandId"] = command_id;
-      fields["organizationId"] = org;
+      if (!org.empty()) fields["organizationId"] = org;
       fields["issuedAt"] = FormatTimestamp(topology::WallClockMs());
       topology::CommandSender::Command command{
           options.commands_topic, org,
@@ -254,6 +263,73 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     for (const char* f : {"plan", "billingAnchorDay"})
       if (body->contains(f)) fields[f] = (*body)[f];
     return ctx->Command(req, kSetPlanCommand, std::move(fields));
+  });
+
+  // rollupMetrics. With organizationId: that organization's task. Without: one command per
+  // partition (each task rolls up all of its organizations), run in parallel on the instances
+  // that own them; the answer sums them. A copy forwarded to an owner carries ?partition=N.
+  server.Route("POST", "/v1/usage/rollups", [ctx](const HttpRequest& req) {
+    auto body = BodyObject(req);
+    if (!body)
+      return Validation(
+          "the body must be a JSON object {metricType, cutoffTime, granularities?, "
+          "organizationId?}");
+    json fields = json::object();
+    for (const char* f : {"metricType", "cutoffTime", "granularities"})
+      if (body->contains(f)) fields[f] = (*body)[f];
+    std::string command_id = Header(req, "Idempotency-Key");
+    if (command_id.empty()) command_id = RandomId();
+    if (command_id.size() > kMaxIdLength)
+      return Validation("Idempotency-Key must be at most 256 bytes");
+    if (body->contains("organizationId")) {
+      const json& org = (*body)["organizationId"];
+      if (!org.is_string() || org.get<std::string>().empty() ||
+          org.get<std::string>().size() > kMaxIdLength)
+        return Validation("organizationId must be a non-empty string of at most 256 bytes");
+      return ctx->CommandOnTask(req, kRollupCommand, fields, org.get<std::string>(),
+                                ctx->TaskOf(org.get<std::string>()), command_id);
+    }
+    const int sub = ctx->Subtopology();
+    const int32_t partitions = ctx->streams.PartitionCount(sub);
+    if (auto it = req.query.find("partition"); it != req.query.end()) {
+      int32_t p = -1;
+      auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), p);
+      if (ec != std::errc() || end != it->second.data() + it->second.size() || p < 0 ||
+          p >= partitions)
+        return Validation("partition must be 0.." + std::to_string(partitions - 1));
+      return ctx->CommandOnTask(req, kRollupCommand, fields, "", topology::TaskId{sub, p},
+                                command_id + "#" + std::to_string(p));
+    }
+    std::vector<std::future<HttpResponse>> parts;
+    for (int32_t p = 0; p < partitions; ++p) {
+      parts.push_back(std::async(std::launch::async, [&, p] {
+        HttpRequest one = req;
+        one.query["partition"] = std::to_string(p);
+        return ctx->CommandOnTask(one, kRollupCommand, fields, "", topology::TaskId{sub, p},
+                                  command_id + "#" + std::to_string(p));
+      }));
+    }
+    json sum = json::object();
+    std::optional<HttpResponse> failure;
+    for (auto& part : parts) {
+      HttpResponse r = part.get();
+      json b = json::parse(r.body, nullptr, false);
+      if (r.status != 200 || !b.is_object()) {
+        if (!failure) failure = std::move(r);
+        continue;
+      }
+      if (sum.empty()) {
+        sum = b;
+        continue;
+      }
+      for (const char* f : {"rolledUp", "errors", "organizations"})
+        if (b.contains(f) && b[f].is_number()) sum[f] = sum.value(f, 0) + b[f].get<int64_t>();
+    }
+    // A partial broadcast is reported as the first failure: retrying with the same
+    // Idempotency-Key completes the missing partitions and leaves the done ones alone.
+    if (failure) return *failure;
+    sum["partitions"] = partitions;
+    return HttpResponse::Json(200, sum);
   });
 
   server.Route("POST", "/v1/usage/orgs/{org}/alerts", [ctx](const HttpRequest& req) {

@@ -275,5 +275,85 @@ TEST_F(UsageHttpTest, IdempotencyKeyAppliesACommandOnce) {
   EXPECT_NE(list.dump().find("api_calls"), std::string::npos) << list.dump();
 }
 
+TEST_F(UsageHttpTest, RollupWithoutOrganizationRollsUpEveryPartitionAndKeepsCoarserFigures) {
+  // Two organizations on different partitions, with events three days old (minute buckets
+  // are kept two days by default, but nothing has rolled them up yet).
+  std::vector<std::string> orgs;
+  for (int i = 0; orgs.size() < 2 && i < 100; ++i) {
+    std::string org = "roll-" + std::to_string(i);
+    if (orgs.empty() || streams_->TaskForKey(0, org) != streams_->TaskForKey(0, orgs[0]))
+      orgs.push_back(org);
+  }
+  ASSERT_EQ(orgs.size(), 2u);
+  const int64_t hour = 3'600'000;
+  const int64_t at = (topology::WallClockMs() - 3 * kDay) / hour * hour + 5 * 60'000;
+  json batch = {{"events", json::array()}};
+  for (const auto& org : orgs) {
+    for (int i = 0; i < 3; ++i) {
+      json e = json::parse(Event(org + "-e" + std::to_string(i), org, "api.call"));
+      e["timestamp"] = at + i * 60'000;
+      batch["events"].push_back(e);
+    }
+  }
+  auto r = client_->Post("/v1/usage/events", batch.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  auto metrics = [&](const std::string& org, const char* granularity, int* status) {
+    return GetJson("/v1/usage/orgs/" + org + "/metrics?metricTypes=api_calls&granularity=" +
+                       granularity + "&startTime=" + std::to_string(at / hour * hour) +
+                       "&endTime=" + std::to_string(at / hour * hour + hour),
+                   status);
+  };
+  for (const auto& org : orgs) {
+    int status = 0;
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          return metrics(org, "minute", &status)
+                     .value("totals", json::object())
+                     .value("api_calls", 0.0) == 3;
+        },
+        30s))
+        << org;
+  }
+
+  json body = {{"metricType", "api_calls"},
+               {"cutoffTime", topology::WallClockMs() - kDay},
+               {"granularities", {"minute"}}};
+  httplib::Headers key = {{"Idempotency-Key", "rollup-1"}};
+  r = client_->Post("/v1/usage/rollups", key, body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json result = json::parse(r->body);
+  EXPECT_EQ(result["partitions"], 2) << result.dump();
+  EXPECT_EQ(result["organizations"], 2) << result.dump();
+  // Per organization: three minute buckets, ungrouped and grouped by every dimension.
+  EXPECT_EQ(result["rolledUp"], 2 * 3 * 2) << result.dump();
+
+  for (const auto& org : orgs) {
+    int status = 0;
+    // That resolution is gone, and the answer says so instead of silently reporting zero.
+    json minute = metrics(org, "minute", &status);
+    EXPECT_EQ(status, 200) << minute.dump();
+    EXPECT_EQ(minute["totals"]["api_calls"], 0) << org << " " << minute.dump();
+    EXPECT_TRUE(minute["rolledUpBefore"].contains("api_calls")) << org << " " << minute.dump();
+    json hourly = metrics(org, "hour", &status);
+    EXPECT_EQ(status, 200) << hourly.dump();
+    EXPECT_EQ(hourly["totals"]["api_calls"], 3) << org << " " << hourly.dump();
+  }
+  // The same Idempotency-Key again answers from the stored results and rolls up nothing more.
+  r = client_->Post("/v1/usage/rollups", key, body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["rolledUp"], 2 * 3 * 2) << r->body;
+
+  // Invalid requests are a 400 with the error shape.
+  r = client_->Post("/v1/usage/rollups", "[1]", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = client_->Post("/v1/usage/rollups?partition=9", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+}
+
 }  // namespace
 }  // namespace cm
