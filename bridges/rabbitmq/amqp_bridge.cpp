@@ -64,6 +64,9 @@ Status ParseUrl(const std::string& url, ParsedUrl& out) {
                                    "' (expected amqp://user:password@host:port/vhost)");
   }
   if (out.info.ssl) return Status::InvalidArgument("amqps:// is not supported; use amqp://");
+  // amqp://host:5672/ names the empty vhost by the letter of the URI spec; every client of the
+  // seeds means the default vhost "/" by it, and no server has an empty one.
+  if (out.info.vhost == nullptr || *out.info.vhost == '\0') out.info.vhost = const_cast<char*>("/");
   return Status::OK();
 }
 
@@ -333,13 +336,16 @@ void AmqpBridge::OnDelivery(uint64_t generation, uint64_t tag, bool dlq,
   } else {
     ++kafka_failures_;
     if (report.fatal) producer_fatal_ = true;
-    Log(LogLevel::kWarn, "bridge_delivery_failed",
-        {{"error", report.status.ToString()}, {"fatal", report.fatal}});
   }
-  // A report for an earlier channel: RabbitMQ already took that message back.
+  // A report for an earlier channel (e.g. records purged at stop): RabbitMQ already took that
+  // message back.
   if (generation != generation_ || pending_.empty() || tag < pending_.front().tag ||
       tag > pending_.back().tag) {
     return;
+  }
+  if (!report.status.ok()) {
+    Log(LogLevel::kWarn, "bridge_delivery_failed",
+        {{"error", report.status.ToString()}, {"fatal", report.fatal}, {"requeued", true}});
   }
   Pending& p = pending_[tag - pending_.front().tag];
   p.state = report.status.ok() ? State::kDone : State::kFailed;

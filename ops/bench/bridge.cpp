@@ -47,6 +47,7 @@ double RawConsumeAndAck(const std::string& url, const std::string& queue, int pr
   text.push_back('\0');
   amqp_connection_info info;
   amqp_parse_url(text.data(), &info);
+  if (*info.vhost == '\0') info.vhost = const_cast<char*>("/");
   amqp_connection_state_t conn = amqp_new_connection();
   amqp_socket_t* socket = amqp_tcp_socket_new(conn);
   if (amqp_socket_open(socket, info.host, info.port) != AMQP_STATUS_OK) Die("raw: cannot connect");

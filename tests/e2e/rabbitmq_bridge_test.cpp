@@ -41,8 +41,9 @@ json GetJson(int port, const std::string& path) {
   c.set_connection_timeout(1);
   c.set_read_timeout(10, 0);
   auto r = c.Get(path);
-  if (!r || r->status != 200) return json();
-  return json::parse(r->body, nullptr, false);
+  if (!r || r->status != 200) return json::object();
+  json j = json::parse(r->body, nullptr, false);
+  return j.is_object() ? j : json::object();
 }
 
 // A counter of the bridge's /metrics, or -1 when it does not answer.

@@ -41,6 +41,7 @@ class AmqpPublisher {
     amqp_connection_info info;
     amqp_default_connection_info(&info);
     if (amqp_parse_url(text.data(), &info) != AMQP_STATUS_OK) throw Error("bad url " + url);
+    if (*info.vhost == '\0') info.vhost = const_cast<char*>("/");  // as the bridge reads it
     conn_ = amqp_new_connection();
     amqp_socket_t* socket = amqp_tcp_socket_new(conn_);
     if (amqp_socket_open(socket, info.host, info.port) != AMQP_STATUS_OK) {
