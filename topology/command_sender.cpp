@@ -1,7 +1,5 @@
 #include "topology/command_sender.h"
 
-#include <librdkafka/rdkafka.h>
-
 #include <atomic>
 #include <stdexcept>
 #include <thread>
@@ -12,37 +10,25 @@ namespace {
 
 struct Delivery {
   std::atomic<bool> done{false};
-  std::atomic<rd_kafka_resp_err_t> error{RD_KAFKA_RESP_ERR_NO_ERROR};
+  state::Status status;
 };
-
-void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
-  auto* d = static_cast<Delivery*>(m->_private);
-  d->error = m->err;
-  d->done = true;
-}
 
 }  // namespace
 
 CommandSender::CommandSender(const KafkaStreams& streams, const std::string& bootstrap_servers)
     : streams_(streams) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_servers.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err);
-  rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-  rd_kafka_conf_set_dr_msg_cb(conf, &OnDelivery);
-  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (producer_ == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("cannot create command producer: ") + err);
+  RecordProducerOptions options;
+  options.bootstrap_servers = bootstrap_servers;
+  options.client_id = "cmstream-commands";
+  options.linger = std::chrono::milliseconds(0);  // an HTTP call waits for each append
+  auto producer = RecordProducer::Create(options);
+  if (!producer.ok()) {
+    throw std::runtime_error("cannot create command producer: " + producer.status().ToString());
   }
+  producer_ = std::move(producer).value();
 }
 
-CommandSender::~CommandSender() {
-  rd_kafka_flush(producer_, 5000);
-  rd_kafka_destroy(producer_);
-}
+CommandSender::~CommandSender() = default;
 
 std::optional<std::string> CommandSender::ReadResult(const Command& command) const {
   std::optional<std::string> result;
@@ -65,34 +51,25 @@ state::Status CommandSender::Append(const std::vector<Message>& messages) const 
   std::vector<Delivery> deliveries(messages.size());
   size_t produced = 0;
   state::Status status = state::Status::OK();
-  while (produced < messages.size()) {
+  for (; produced < messages.size(); ++produced) {
     const Message& m = messages[produced];
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        producer_, RD_KAFKA_V_TOPIC(m.topic.c_str()),
-        RD_KAFKA_V_PARTITION(m.partition < 0 ? RD_KAFKA_PARTITION_UA : m.partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(const_cast<char*>(m.key.data()), m.key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(m.value.data()), m.value.size()),
-        RD_KAFKA_V_OPAQUE(&deliveries[produced]), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      rd_kafka_poll(producer_, 10);  // back-pressure: retry the same message
-      continue;
-    }
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      status = state::Status::Unavailable(std::string("cannot append to ") + m.topic + ": " +
-                                          rd_kafka_err2str(err));
-      break;
-    }
-    ++produced;
+    Delivery* d = &deliveries[produced];
+    OutgoingRecord record;
+    record.topic = m.topic;
+    record.key = m.key;
+    record.value = m.value;
+    record.partition = m.partition;
+    status = producer_->Produce(record, [d](const DeliveryReport& report) {
+      d->status = report.status;
+      d->done = true;
+    });
+    if (!status.ok()) break;
   }
   // Every delivery report of a produced message has to arrive before `deliveries` goes out of
-  // scope; librdkafka reports each one (success, or failure at message.timeout.ms).
+  // scope; librdkafka reports each one (success, or failure after the delivery timeout).
   for (size_t i = 0; i < produced; ++i) {
-    while (!deliveries[i].done) rd_kafka_poll(producer_, 10);  // serves other threads' too
-    if (status.ok() && deliveries[i].error != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      status = state::Status::Unavailable(std::string("not appended to ") + messages[i].topic +
-                                          ": " + rd_kafka_err2str(deliveries[i].error));
-    }
+    while (!deliveries[i].done) producer_->Poll(std::chrono::milliseconds(10));  // serves others'
+    if (status.ok() && !deliveries[i].status.ok()) status = deliveries[i].status;
   }
   return status;
 }

@@ -7,8 +7,7 @@
 
 #include "state/status.h"
 #include "topology/kafka_streams.h"
-
-typedef struct rd_kafka_s rd_kafka_t;
+#include "topology/record_producer.h"
 
 namespace cm::topology {
 
@@ -53,7 +52,7 @@ class CommandSender {
   std::optional<std::string> ReadResult(const Command& command) const;
 
   const KafkaStreams& streams_;
-  rd_kafka_t* producer_ = nullptr;  // owned
+  std::unique_ptr<RecordProducer> producer_;
 };
 
 }  // namespace cm::topology

@@ -38,7 +38,9 @@ void DisableNagle(const std::string& bootstraps) {
     if (fd <= 2 || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
     sockaddr_in addr{};
     socklen_t len = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sin_family != AF_INET) continue;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+        addr.sin_family != AF_INET)
+      continue;
     if (ports.count(ntohs(addr.sin_port)) == 0) continue;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -74,6 +76,13 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(int broker_count) 
 EmbeddedBroker::~EmbeddedBroker() {
   if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
   if (handle_ != nullptr) rd_kafka_destroy(handle_);
+}
+
+Status EmbeddedBroker::SetAvailable(bool available) {
+  rd_kafka_resp_err_t err = available ? rd_kafka_mock_broker_set_up(cluster_, -1)
+                                      : rd_kafka_mock_broker_set_down(cluster_, -1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Unavailable(rd_kafka_err2str(err));
+  return Status::OK();
 }
 
 Status EmbeddedBroker::CreateTopic(const std::string& name, int partitions) {

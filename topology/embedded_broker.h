@@ -23,6 +23,9 @@ class EmbeddedBroker {
   const std::string& bootstrap_servers() const { return bootstrap_servers_; }
   // Creates a topic; creating an existing topic again is not an error.
   state::Status CreateTopic(const std::string& name, int partitions);
+  // Takes every broker of the cluster down (connections closed, new ones refused) or up again,
+  // keeping its topics: for tests of clients that must survive Kafka going away.
+  state::Status SetAvailable(bool available);
 
  private:
   EmbeddedBroker() = default;

@@ -1,5 +1,6 @@
 // The cmstream command line: `run` joins an application's consumer group, `broker` hosts the
-// embedded development broker. Flags have environment variables (CM_*) and may come from
+// embedded development broker, `bridge` moves RabbitMQ messages into Kafka. Flags have environment
+// variables (CM_*) and may come from
 // --config FILE (TOML or INI).
 #include <signal.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "bridges/rabbitmq/amqp_bridge.h"
 #include "processors/counting/counting_routes.h"
 #include "processors/counting/counting_topology.h"
 #include "processors/usage/usage_routes.h"
@@ -75,6 +77,54 @@ bool WaitForSignal(const sigset_t& set, Healthy healthy) {
   }
 }
 
+// The RabbitMQ bridge's flags, the same for `run --amqp-url` and `bridge`.
+struct BridgeFlags {
+  std::string amqp_url;
+  cm::rabbitmq::AmqpBridgeOptions options;
+  std::string reconnect_backoff = "10s";
+};
+
+void AddBridgeFlags(CLI::App* cmd, BridgeFlags& f, const std::string& url_help) {
+  cmd->add_option("--amqp-url", f.amqp_url, url_help)->envname("RABBITMQ_URL");
+  cmd->add_option("--exchange", f.options.exchange, "RabbitMQ topic exchange to bind")
+      ->envname("CM_AMQP_EXCHANGE")
+      ->capture_default_str();
+  cmd->add_option("--queue", f.options.queue, "durable RabbitMQ queue to consume (shareable)")
+      ->envname("CM_AMQP_QUEUE")
+      ->capture_default_str();
+  cmd->add_option("--routing-key", f.options.routing_keys,
+                  "binding of the queue to the exchange (repeatable; env: comma-separated)")
+      ->envname("CM_AMQP_ROUTING_KEYS")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--prefetch", f.options.prefetch, "unacked messages in flight (basic.qos)")
+      ->envname("CM_AMQP_PREFETCH")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  cmd->add_option("--bridge-topic", f.options.topic, "Kafka topic the events go to")
+      ->envname("CM_BRIDGE_TOPIC")
+      ->capture_default_str();
+  cmd->add_option("--reconnect-backoff", f.reconnect_backoff,
+                  "longest wait between reconnection attempts (starts at 100ms, doubling)")
+      ->envname("CM_AMQP_RECONNECT_BACKOFF")
+      ->capture_default_str();
+}
+
+// Fills in the options from the flags; false (after saying why) when one is invalid.
+bool ResolveBridgeFlags(BridgeFlags& f, const std::string& bootstrap_servers,
+                        const std::string& dlq_topic) {
+  auto backoff = cm::topology::ParseDuration(f.reconnect_backoff);
+  if (!backoff.ok()) {
+    std::cerr << "--reconnect-backoff: " << backoff.status().message() << '\n';
+    return false;
+  }
+  f.options.amqp_url = f.amqp_url;
+  f.options.reconnect_backoff_max = *backoff;
+  f.options.bootstrap_servers = bootstrap_servers;
+  f.options.dlq_topic = dlq_topic;
+  return true;
+}
+
 struct RunOptions {
   std::string brokers;
   bool embedded = false;
@@ -90,9 +140,10 @@ struct RunOptions {
   std::string commit_interval = "100ms";
   int partitions = 8;
   std::string topology = "counting";
+  BridgeFlags bridge;
 };
 
-int Run(const RunOptions& o) {
+int Run(RunOptions& o) {
   sigset_t signals = BlockTerminationSignals();
   cm::topology::StreamsConfig config;
   config.application_id = o.app_id;
@@ -180,10 +231,13 @@ int Run(const RunOptions& o) {
     if (r.status == 503) r.headers["Retry-After"] = "1";
     return r;
   });
+  // Started once the streams have created the topics it writes to.
+  std::unique_ptr<cm::rabbitmq::AmqpBridge> bridge;
   server.Route("GET", "/metrics", [&](const auto&) {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = streams.RenderMetrics() + server.RenderMetrics();
+    if (bridge) r.body += bridge->RenderMetrics();
     return r;
   });
   // Where other instances reach this one; a wildcard bind address is not routable.
@@ -241,13 +295,84 @@ int Run(const RunOptions& o) {
     return 1;
   }
   Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
+  if (!o.bridge.amqp_url.empty()) {
+    if (!ResolveBridgeFlags(o.bridge, config.bootstrap_servers, config.dlq_topic)) return 2;
+    bridge = std::make_unique<cm::rabbitmq::AmqpBridge>(o.bridge.options);
+    if (auto s = bridge->Start(); !s.ok()) {
+      Log(LogLevel::kError, "bridge_failed", {{"error", s.ToString()}});
+      return 2;
+    }
+  }
   bool clean = WaitForSignal(signals, [&] { return streams.Failure().empty(); });
   if (!clean) Log(LogLevel::kError, "stream_failure", {{"error", streams.Failure()}});
+  // The bridge first: it acks what Kafka acknowledged and hands the rest back to RabbitMQ.
+  if (bridge) bridge->Stop();
   metadata.Stop();
   streams.Stop();
   server.Stop();
   Log(LogLevel::kInfo, "stopped", {{"clean", clean}});
   return clean ? 0 : 1;
+}
+
+struct BridgeOptions {
+  std::string brokers;
+  std::string broker_admin;
+  int partitions = 8;
+  std::string http;
+  BridgeFlags bridge;
+};
+
+// `cmstream bridge`: the RabbitMQ bridge on its own, next to any number of instances.
+int Bridge(BridgeOptions& o) {
+  sigset_t signals = BlockTerminationSignals();
+  if (o.brokers.empty()) {
+    std::cerr << "give --brokers HOST:PORT,...\n";
+    return 2;
+  }
+  if (o.bridge.amqp_url.empty()) o.bridge.amqp_url = o.bridge.options.amqp_url;
+  const std::string dlq_topic = cm::topology::StreamsConfig{}.dlq_topic;
+  if (!ResolveBridgeFlags(o.bridge, o.brokers, dlq_topic)) return 2;
+  // The topics it writes to exist before the first record, with the partition count the
+  // applications expect (a topic created on first use would get the broker's default).
+  auto admin = o.broker_admin.empty()
+                   ? cm::topology::NewKafkaTopicAdmin(o.brokers)
+                   : cm::topology::NewRemoteEmbeddedTopicAdmin(o.brokers, o.broker_admin);
+  if (auto s =
+          admin->EnsureTopics({{o.bridge.options.topic, o.partitions}, {dlq_topic, o.partitions}});
+      !s.ok()) {
+    Log(LogLevel::kWarn, "topics_not_ensured", {{"error", s.ToString()}});
+  }
+  cm::rabbitmq::AmqpBridge bridge(o.bridge.options);
+  cm::topology::HttpServer server;
+  if (!o.http.empty()) {
+    auto http = ParseHostPort(o.http);
+    if (!http.ok()) {
+      std::cerr << http.status().message() << '\n';
+      return 2;
+    }
+    server.Route("GET", "/health", [](const auto&) {
+      return HttpResponse::Json(200, {{"status", "ok"}});
+    });
+    server.Route("GET", "/metrics", [&](const auto&) {
+      HttpResponse r;
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = bridge.RenderMetrics();
+      return r;
+    });
+    if (auto s = server.Start(http->host, http->port); !s.ok()) {
+      Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
+      return 1;
+    }
+    Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
+  }
+  if (auto s = bridge.Start(); !s.ok()) {
+    Log(LogLevel::kError, "bridge_failed", {{"error", s.ToString()}});
+    return 2;
+  }
+  WaitForSignal(signals, [] { return true; });
+  bridge.Stop();
+  if (!o.http.empty()) server.Stop();
+  return 0;
 }
 
 struct BrokerOptions {
@@ -375,6 +500,28 @@ int main(int argc, char** argv) {
       ->add_option("--topology", run.topology, "which application to run (counting, cloudmatrix)")
       ->envname("CM_TOPOLOGY")
       ->capture_default_str();
+  AddBridgeFlags(run_cmd, run.bridge,
+                 "run the RabbitMQ bridge in this instance, consuming from this AMQP URL");
+
+  BridgeOptions bridge;
+  CLI::App* bridge_cmd = app.add_subcommand(
+      "bridge", "consume RabbitMQ and produce to Kafka (acked only once Kafka acknowledged)");
+  bridge_cmd->add_option("--brokers", bridge.brokers, "Kafka bootstrap servers")
+      ->envname("CM_BROKERS");
+  bridge_cmd
+      ->add_option("--broker-admin", bridge.broker_admin,
+                   "admin URL of a `cmstream broker` (it has no Admin API)")
+      ->envname("CM_BROKER_ADMIN");
+  bridge_cmd
+      ->add_option("--partitions", bridge.partitions,
+                   "partitions of the target and DLQ topics if the bridge creates them")
+      ->envname("CM_PARTITIONS")
+      ->capture_default_str();
+  bridge_cmd
+      ->add_option("--http", bridge.http, "HOST:PORT serving /health and /metrics (default: none)")
+      ->envname("CM_HTTP");
+  AddBridgeFlags(bridge_cmd, bridge.bridge,
+                 "RabbitMQ to consume from (default amqp://guest:guest@127.0.0.1:5672/)");
 
   BrokerOptions broker;
   CLI::App* broker_cmd = app.add_subcommand(
@@ -388,5 +535,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (*run_cmd) return Run(run);
   if (*broker_cmd) return Broker(broker);
+  if (*bridge_cmd) return Bridge(bridge);
   return 2;
 }

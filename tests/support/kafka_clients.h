@@ -69,6 +69,7 @@ class TopicReader {
   }
 
   struct Message {
+    int32_t partition = -1;
     std::string key;
     std::string value;
     std::vector<std::pair<std::string, std::string>> headers;
@@ -82,6 +83,7 @@ class TopicReader {
       if (m == nullptr) return out;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         Message msg;
+        msg.partition = m->partition;
         if (m->key) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
         if (m->payload) msg.value.assign(static_cast<const char*>(m->payload), m->len);
         rd_kafka_headers_t* hdrs = nullptr;
