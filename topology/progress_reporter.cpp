@@ -52,7 +52,10 @@ void ProgressReporter::Emit(uint64_t done, uint64_t total, bool final) {
   bar.append(static_cast<size_t>(kWidth - filled), '.');
   std::fprintf(stderr, "\r%s [%s] %llu/%llu %5.1f%% %.0f rec/s ETA %s", step_.c_str(), bar.c_str(),
                static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
-               fraction * 100, rate_, final ? "0:00:00" : FormatSeconds(eta).c_str());
+               fraction * 100, rate_,
+               final       ? "0:00:00"
+               : rate_ > 0 ? FormatSeconds(eta).c_str()
+                           : "-:--:--");
   if (final) std::fprintf(stderr, "\n");
   std::fflush(stderr);
 }
