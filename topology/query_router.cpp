@@ -66,6 +66,7 @@ HttpResponse QueryRouter::Forward(const HttpRequest& request, const std::string&
   }
   httplib::Client client("http://" + endpoint);
   client.set_connection_timeout(2);
+  client.set_tcp_nodelay(true);
   client.set_read_timeout(30);
   httplib::Headers headers = {{kForwardedHeader, metadata_.instance_id()}};
   auto content_type = [&] {

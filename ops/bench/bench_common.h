@@ -28,6 +28,7 @@
 
 #include "topology/embedded_broker.h"
 #include "topology/topic_admin.h"
+#include "topology/topology.h"
 #include "topology/wall_clock.h"
 
 namespace cm::bench {
@@ -403,6 +404,65 @@ inline ConsumeStats ConsumeAll(const std::string& bootstrap, const std::vector<s
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
   return stats;
+}
+
+// When a streams run sealed its work, read back from its commit log (sub-topology 0).
+// ThreadStatus is refreshed only every 500 ms, too coarse to time a few seconds of work; every
+// sealed commit record carries its wall-clock time and the input offsets each task reached, so
+// "done" is the first seal after which the tasks' positions in `input` cover `records`. The
+// commit log also holds outbox records and "published" marks (cm-type header); only seals count.
+struct SealTimeline {
+  int64_t first_ms = 0;  // wall clock of the first seal
+  uint64_t first_records = 0;  // input records it covered
+  int64_t done_ms = 0;   // wall clock of the seal covering every record
+};
+
+inline SealTimeline ReadSealTimeline(const std::string& bootstrap, const std::string& app, const std::string& input,
+                                     int partitions, uint64_t records, int64_t wall_start, bool print,
+                                     const std::string& group) {
+  struct Seal {
+    int32_t partition;
+    int64_t wall_ms;
+    int64_t position;
+  };
+  std::map<uint64_t, std::vector<Seal>> by_seq;
+  const std::string commits = cm::topology::Topology::CommitTopic(app, 0);
+  ConsumeAll(bootstrap, {{commits, partitions}}, group, [&](const rd_kafka_message_t* m) {
+    if (HeaderValue(m, "cm-type").value_or("seal") != "seal") return;
+    auto j = nlohmann::json::parse(std::string_view(static_cast<const char*>(m->payload), m->len), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j.contains("inputs")) {
+      Die("unreadable seal in " + commits + "[" + std::to_string(m->partition) + "] at offset " +
+          std::to_string(m->offset));
+    }
+    int64_t pos = j["inputs"].value(input, int64_t{0});
+    by_seq[j["seq"].get<uint64_t>()].push_back({m->partition, rd_kafka_message_timestamp(m, nullptr), pos});
+  });
+  std::vector<int64_t> positions(static_cast<size_t>(partitions), 0);
+  SealTimeline out;
+  bool have_first = false;
+  for (const auto& [seq, seals] : by_seq) {
+    int64_t at = 0;
+    for (const auto& s : seals) {
+      positions[static_cast<size_t>(s.partition)] = std::max(positions[static_cast<size_t>(s.partition)], s.position);
+      at = std::max(at, s.wall_ms);
+    }
+    uint64_t total = 0;
+    for (auto p : positions) total += static_cast<uint64_t>(p);
+    if (print) {
+      Say("  seal seq %4llu at %7.3f s: %zu tasks, %llu records\n", static_cast<unsigned long long>(seq),
+          (at - wall_start) / 1000.0, seals.size(), static_cast<unsigned long long>(total));
+    }
+    if (!have_first) {
+      have_first = true;
+      out.first_ms = at;
+      out.first_records = total;
+    }
+    if (total >= records) {
+      out.done_ms = at;
+      return out;
+    }
+  }
+  Die("the commit log of " + app + " never covers all " + std::to_string(records) + " records");
 }
 
 // ---------------------------------------------------------------------------------------------

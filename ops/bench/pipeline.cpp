@@ -280,57 +280,10 @@ class PipelineBench {
       }
     }
 
-    // The commit log: seal time (wall clock) and the input offsets each task reached.
-    struct Seal {
-      int32_t partition;
-      int64_t wall_ms;
-      int64_t position;
-    };
-    std::map<uint64_t, std::vector<Seal>> by_seq;
-    const std::string commits = cm::topology::Topology::CommitTopic(app, 0);
-    // The commit log also holds outbox records (outputs waiting for their seal) and
-    // "published" marks, told apart by the cm-type header; only seals carry "inputs".
-    uint64_t other_records = 0;
-    ConsumeAll(bootstrap_, {{commits, o_.partitions}}, "bench-seals-" + std::to_string(run),
-               [&](const rd_kafka_message_t* m) {
-                 if (HeaderValue(m, "cm-type").value_or("seal") != "seal") {
-                   ++other_records;
-                   return;
-                 }
-                 auto j = nlohmann::json::parse(std::string_view(static_cast<const char*>(m->payload), m->len), nullptr, false);
-                 if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j.contains("inputs")) {
-                   Die("unreadable seal in " + commits + "[" + std::to_string(m->partition) + "] at offset " +
-                       std::to_string(m->offset));
-                 }
-                 int64_t pos = j["inputs"].value("count-input", int64_t{0});
-                 by_seq[j["seq"].get<uint64_t>()].push_back({m->partition, rd_kafka_message_timestamp(m, nullptr), pos});
-               });
-    std::vector<int64_t> positions(static_cast<size_t>(o_.partitions), 0);
-    bool have_first = false;
-    int64_t first_ms = 0, done_ms = -1;
-    for (const auto& [seq, seals] : by_seq) {
-      int64_t at = 0;
-      for (const auto& s : seals) {
-        positions[static_cast<size_t>(s.partition)] = std::max(positions[static_cast<size_t>(s.partition)], s.position);
-        at = std::max(at, s.wall_ms);
-      }
-      uint64_t total = 0;
-      for (auto p : positions) total += static_cast<uint64_t>(p);
-      if (o_.timeline) {
-        Say("  seal seq %4llu at %7.3f s: %zu tasks, %llu records\n", static_cast<unsigned long long>(seq),
-            (at - wall_start) / 1000.0, seals.size(), static_cast<unsigned long long>(total));
-      }
-      if (!have_first) {
-        have_first = true;
-        first_ms = at;
-        out.first_seal_records = total;
-      }
-      if (total >= o_.records) {
-        done_ms = at;
-        break;
-      }
-    }
-    if (done_ms < 0) Die("the commit log of " + app + " never covers all " + std::to_string(o_.records) + " records");
+    SealTimeline seals = ReadSealTimeline(bootstrap_, app, "count-input", o_.partitions, o_.records, wall_start,
+                                          o_.timeline, "bench-seals-" + std::to_string(run));
+    int64_t first_ms = seals.first_ms, done_ms = seals.done_ms;
+    out.first_seal_records = seals.first_records;
     out.first_seal_s = (first_ms - wall_start) / 1000.0;
     out.done_s = (done_ms - wall_start) / 1000.0;
     out.total_rate = o_.records / out.done_s;

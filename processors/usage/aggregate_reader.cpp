@@ -9,16 +9,16 @@ namespace cm::usage {
 void AggregateReader::Scan(Granularity g, const std::vector<std::string>& dims, int64_t from,
                            int64_t to, const BucketVisitor& visit) {
   if (from >= to) return;
-  const bool project = dims.size() > 1 && dims != metric_.group_by;
-  std::string dimset;
+  // Stored series: ungrouped, and grouped by all of the metric's dimensions; a group-by on
+  // fewer dimensions merges the full series' entries by the dimensions asked for.
+  const bool project = !dims.empty() && dims != metric_.group_by;
+  const std::string dimset = dims.empty() ? "" : keys::Dimset(metric_.group_by);
   std::vector<size_t> picks;  // positions of dims within the stored dimset when projecting
-  if (dims.size() <= 1) {
-    dimset = dims.empty() ? "" : dims[0];
-  } else {
-    dimset = keys::Dimset(metric_.group_by);
+  if (project) {
     for (const auto& d : dims) {
-      picks.push_back(static_cast<size_t>(
-          std::find(metric_.group_by.begin(), metric_.group_by.end(), d) - metric_.group_by.begin()));
+      picks.push_back(
+          static_cast<size_t>(std::find(metric_.group_by.begin(), metric_.group_by.end(), d) -
+                              metric_.group_by.begin()));
     }
   }
   const std::string prefix = keys::AggregateSeriesPrefix(org_, metric_.metric_type, g, dimset);

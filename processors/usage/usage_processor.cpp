@@ -31,7 +31,8 @@ std::string Put64(uint64_t v) {
 
 uint64_t Get64(std::string_view b, size_t pos) {
   uint64_t v = 0;
-  for (size_t i = 0; i < 8 && pos + i < b.size(); ++i) v = (v << 8) | static_cast<uint8_t>(b[pos + i]);
+  for (size_t i = 0; i < 8 && pos + i < b.size(); ++i)
+    v = (v << 8) | static_cast<uint8_t>(b[pos + i]);
   return v;
 }
 
@@ -50,8 +51,9 @@ std::string SubscriptionIdFor(const std::string& org, const std::string& metric,
 }
 
 std::string AlertIdFor(const std::string& subscription_id, double threshold, int64_t period_start) {
-  return "qa_" + Hex16(Hash64(subscription_id + '\0' + std::to_string(std::llround(threshold * 1000)) +
-                              '\0' + std::to_string(period_start)));
+  return "qa_" +
+         Hex16(Hash64(subscription_id + '\0' + std::to_string(std::llround(threshold * 1000)) +
+                      '\0' + std::to_string(period_start)));
 }
 
 UsageProcessor::UsageProcessor(std::shared_ptr<const UsageOptions> options)
@@ -118,7 +120,8 @@ void UsageProcessor::ProcessEvent(const Record& record) {
   OrgSettings settings = OrgSettings::Load(*orgs_, org);
   bool plan_changed = false;
   if (e.event_type == kSubscriptionChangedEvent) {
-    std::string plan = e.TextProperty("metadata.plan").value_or(e.TextProperty("metadata.newPlan").value_or(""));
+    std::string plan =
+        e.TextProperty("metadata.plan").value_or(e.TextProperty("metadata.newPlan").value_or(""));
     settings.AddPlanChange(plan, e.timestamp_ms);
     plan_changed = true;
     bool anchor_changed = false;
@@ -138,7 +141,8 @@ void UsageProcessor::ProcessEvent(const Record& record) {
     return;
   }
   for (const auto& metric : affected) {
-    CheckAlerts(org, settings, *o.catalog.FindMetric(metric), e.timestamp_ms, record.timestamp_ms, trigger);
+    CheckAlerts(org, settings, *o.catalog.FindMetric(metric), e.timestamp_ms, record.timestamp_ms,
+                trigger);
   }
 }
 
@@ -174,15 +178,15 @@ void UsageProcessor::CountEvent(const UsageEvent& e, const OrgSettings& settings
       const int64_t bucket = BucketStart(g, e.timestamp_ms);
       // A bucket that was rolled up stays dropped; the event counts in the coarser ones.
       if (BucketEnd(g, bucket) <= settings.RolledUpBefore(m.metric_type, g)) continue;
+      // Two series per granularity: ungrouped, and by every dimension the metric allows.
+      // Group-bys on fewer dimensions project the second at query time; materializing each
+      // subset too would multiply the writes (and changelog records) per event.
       UpdateAggregate(keys::AggregateKey(org, m.metric_type, g, "", bucket, {}), m.aggregation,
                       number, text, e);
-      for (size_t i = 0; i < m.group_by.size(); ++i) {
-        UpdateAggregate(keys::AggregateKey(org, m.metric_type, g, m.group_by[i], bucket, {values[i]}),
-                        m.aggregation, number, text, e);
-      }
-      if (m.group_by.size() > 1) {
-        UpdateAggregate(keys::AggregateKey(org, m.metric_type, g, keys::Dimset(m.group_by), bucket, values),
-                        m.aggregation, number, text, e);
+      if (!m.group_by.empty()) {
+        UpdateAggregate(
+            keys::AggregateKey(org, m.metric_type, g, keys::Dimset(m.group_by), bucket, values),
+            m.aggregation, number, text, e);
       }
     }
     // Running totals for quota: the billing period of the event time, and all time.
@@ -207,16 +211,19 @@ void UsageProcessor::RebuildPeriodTotals(const std::string& org, const OrgSettin
   const int64_t to = now + options_->event_time_bounds.max_future_ms;
   for (const auto& m : options_->catalog.metrics) {
     std::vector<std::string> stale;
-    totals_->PrefixScan(keys::TotalsPeriodPrefix(org, m.metric_type), [&](std::string_view k, std::string_view) {
-      stale.emplace_back(k);
-      return true;
-    });
+    totals_->PrefixScan(keys::TotalsPeriodPrefix(org, m.metric_type),
+                        [&](std::string_view k, std::string_view) {
+                          stale.emplace_back(k);
+                          return true;
+                        });
     for (const auto& k : stale) totals_->Delete(k);
     AggregateReader reader(*aggregates_, org, m, settings);
-    for (Period p = settings.PeriodAt(std::max<int64_t>(from, 0)); p.start <= to; p = settings.PeriodAt(p.end)) {
+    for (Period p = settings.PeriodAt(std::max<int64_t>(from, 0)); p.start <= to;
+         p = settings.PeriodAt(p.end)) {
       auto total = reader.Total({}, p.start, p.end);
       if (!total.ok() || total->empty()) continue;
-      totals_->Put(keys::TotalPeriodKey(org, m.metric_type, p.start), total->begin()->second.Encode(m.aggregation));
+      totals_->Put(keys::TotalPeriodKey(org, m.metric_type, p.start),
+                   total->begin()->second.Encode(m.aggregation));
     }
   }
 }
@@ -285,8 +292,8 @@ void UsageProcessor::CheckAlerts(const std::string& org, const OrgSettings& sett
   }
 }
 
-void UsageProcessor::CheckAllAlerts(const std::string& org, const OrgSettings& settings, int64_t now,
-                                    const json& trigger) {
+void UsageProcessor::CheckAllAlerts(const std::string& org, const OrgSettings& settings,
+                                    int64_t now, const json& trigger) {
   for (const auto& m : options_->catalog.metrics) CheckAlerts(org, settings, m, now, now, trigger);
 }
 
@@ -319,7 +326,8 @@ void UsageProcessor::ProcessCommand(const Record& record) {
   std::string org;
   CommandOutcome outcome;
   const json org_json = cmd.value("organizationId", json());
-  if (!org_json.is_null() && (!org_json.is_string() || org_json.get_ref<const std::string&>().empty())) {
+  if (!org_json.is_null() &&
+      (!org_json.is_string() || org_json.get_ref<const std::string&>().empty())) {
     outcome = {400, ErrorBody("validation_error", "organizationId must be a non-empty string", {})};
   } else {
     if (org_json.is_string()) org = org_json.get<std::string>();
@@ -335,20 +343,25 @@ void UsageProcessor::ProcessCommand(const Record& record) {
     } else if (t == kRollupCommand) {
       outcome = Rollup(org, cmd, now);
     } else {
-      outcome = {400, ErrorBody("validation_error", "unknown usage command type '" + t + "'",
-                                {{"knownTypes", {kSetPlanCommand, kSubscribeAlertsCommand, kRollupCommand}}})};
+      outcome = {
+          400,
+          ErrorBody("validation_error", "unknown usage command type '" + t + "'",
+                    {{"knownTypes", {kSetPlanCommand, kSubscribeAlertsCommand, kRollupCommand}}})};
     }
   }
-  json result = {{"commandId", command_id}, {"type", t},           {"organizationId", org},
-                 {"status", outcome.status}, {"body", outcome.body}, {"appliedAt", FormatTimestamp(now)}};
+  json result = {{"commandId", command_id}, {"type", t},
+                 {"organizationId", org},   {"status", outcome.status},
+                 {"body", outcome.body},    {"appliedAt", FormatTimestamp(now)}};
   results_->Put(rkey, result.dump());
   results_->Put(keys::CommandExpiryKey(now, command_id), "");
 }
 
-UsageProcessor::CommandOutcome UsageProcessor::SetPlan(const std::string& org, const json& cmd, int64_t now) {
+UsageProcessor::CommandOutcome UsageProcessor::SetPlan(const std::string& org, const json& cmd,
+                                                       int64_t now) {
   const Catalog& c = options_->catalog;
   const json plan = cmd.value("plan", json());
-  if (!plan.is_string()) return {400, ErrorBody("validation_error", "plan is required", {{"plans", c.PlanNames()}})};
+  if (!plan.is_string())
+    return {400, ErrorBody("validation_error", "plan is required", {{"plans", c.PlanNames()}})};
   if (!c.FindPlan(plan.get<std::string>())) {
     return {400, ErrorBody("validation_error", "unknown plan '" + plan.get<std::string>() + "'",
                            {{"plan", plan}, {"plans", c.PlanNames()}})};
@@ -381,8 +394,8 @@ UsageProcessor::CommandOutcome UsageProcessor::SetPlan(const std::string& org, c
            {"periodEnd", FormatTimestamp(p.end)}}};
 }
 
-UsageProcessor::CommandOutcome UsageProcessor::SubscribeAlerts(const std::string& org, const json& cmd,
-                                                               int64_t now) {
+UsageProcessor::CommandOutcome UsageProcessor::SubscribeAlerts(const std::string& org,
+                                                               const json& cmd, int64_t now) {
   const Catalog& c = options_->catalog;
   const json metric = cmd.value("metricType", json());
   if (!metric.is_string() || !c.FindMetric(metric.get<std::string>())) {
@@ -393,7 +406,8 @@ UsageProcessor::CommandOutcome UsageProcessor::SubscribeAlerts(const std::string
   json tj = cmd.contains("thresholds") ? cmd["thresholds"] : json::array();
   if (cmd.contains("threshold")) tj.push_back(cmd["threshold"]);
   if (!tj.is_array() || tj.empty()) {
-    return {400, ErrorBody("validation_error", "threshold (or thresholds) is required, in percent", {})};
+    return {400,
+            ErrorBody("validation_error", "threshold (or thresholds) is required, in percent", {})};
   }
   for (const auto& t : tj) {
     if (!t.is_number() || !(t.get<double>() > 0) || t.get<double>() > 100) {
@@ -407,12 +421,14 @@ UsageProcessor::CommandOutcome UsageProcessor::SubscribeAlerts(const std::string
   std::vector<std::string> channels;
   json cj = cmd.value("notificationChannels", json::array({"in_app"}));
   if (!cj.is_array() || cj.empty()) {
-    return {400, ErrorBody("validation_error", "notificationChannels must be a non-empty array", {})};
+    return {400,
+            ErrorBody("validation_error", "notificationChannels must be a non-empty array", {})};
   }
   for (const auto& ch : cj) {
     if (!ch.is_string() || (ch != "email" && ch != "webhook" && ch != "in_app")) {
-      return {400, ErrorBody("validation_error", "notificationChannels must be email, webhook or in_app",
-                             {{"channel", ch}})};
+      return {400,
+              ErrorBody("validation_error", "notificationChannels must be email, webhook or in_app",
+                        {{"channel", ch}})};
     }
     channels.push_back(ch.get<std::string>());
   }
@@ -426,13 +442,17 @@ UsageProcessor::CommandOutcome UsageProcessor::SubscribeAlerts(const std::string
     body["created"] = false;
     return {200, body};
   }
-  json sub = {{"subscriptionId", id},   {"organizationId", org},         {"metricType", m},
-              {"thresholds", thresholds}, {"notificationChannels", channels},
+  json sub = {{"subscriptionId", id},
+              {"organizationId", org},
+              {"metricType", m},
+              {"thresholds", thresholds},
+              {"notificationChannels", channels},
               {"createdAt", FormatTimestamp(now)}};
   alerts_->Put(key, sub.dump());
   OrgSettings settings = OrgSettings::Load(*orgs_, org);
   // Usage already past a threshold alerts at once (still once per period).
-  CheckAlerts(org, settings, *c.FindMetric(m), now, now, {{"kind", "command"}, {"commandId", cmd["commandId"]}});
+  CheckAlerts(org, settings, *c.FindMetric(m), now, now,
+              {{"kind", "command"}, {"commandId", cmd["commandId"]}});
   sub["created"] = true;
   return {201, sub};
 }
@@ -456,8 +476,8 @@ std::vector<std::string> UsageProcessor::OrganizationsInTask() {
   return orgs;
 }
 
-uint64_t UsageProcessor::RollupSeries(const std::string& org, const MetricDefinition& m, Granularity g,
-                                      int64_t cutoff, OrgSettings& settings) {
+uint64_t UsageProcessor::RollupSeries(const std::string& org, const MetricDefinition& m,
+                                      Granularity g, int64_t cutoff, OrgSettings& settings) {
   if (cutoff <= settings.RolledUpBefore(m.metric_type, g)) return 0;  // done before
   // Buckets with end <= cutoff: for fixed sizes, start < cutoff - size + 1.
   const int64_t limit = g == Granularity::kMonth ? cutoff : cutoff - (BucketEnd(g, 0) - 0) + 1;
@@ -490,7 +510,8 @@ uint64_t UsageProcessor::RollupSeries(const std::string& org, const MetricDefini
   return doomed.size();
 }
 
-UsageProcessor::CommandOutcome UsageProcessor::Rollup(const std::string& org, const json& cmd, int64_t now) {
+UsageProcessor::CommandOutcome UsageProcessor::Rollup(const std::string& org, const json& cmd,
+                                                      int64_t now) {
   const Catalog& c = options_->catalog;
   const json metric = cmd.value("metricType", json());
   std::vector<const MetricDefinition*> metrics;
@@ -502,14 +523,16 @@ UsageProcessor::CommandOutcome UsageProcessor::Rollup(const std::string& org, co
     return {400, ErrorBody("validation_error", "metricType must name a catalog metric or be \"*\"",
                            {{"metricType", metric}, {"metricTypes", c.MetricTypes()}})};
   }
-  if (!cmd.contains("cutoffTime")) return {400, ErrorBody("validation_error", "cutoffTime is required", {})};
+  if (!cmd.contains("cutoffTime"))
+    return {400, ErrorBody("validation_error", "cutoffTime is required", {})};
   auto cutoff = ParseTimestamp(cmd["cutoffTime"]);
   if (!cutoff.ok()) {
     return {400, ErrorBody("validation_error", "cutoffTime: " + cutoff.status().message(), {})};
   }
   if (*cutoff > now) {
-    return {400, ErrorBody("validation_error", "cutoffTime must not be in the future",
-                           {{"cutoffTime", FormatTimestamp(*cutoff)}, {"now", FormatTimestamp(now)}})};
+    return {400,
+            ErrorBody("validation_error", "cutoffTime must not be in the future",
+                      {{"cutoffTime", FormatTimestamp(*cutoff)}, {"now", FormatTimestamp(now)}})};
   }
   std::vector<Granularity> grans;
   if (cmd.contains("granularities")) {
@@ -519,9 +542,10 @@ UsageProcessor::CommandOutcome UsageProcessor::Rollup(const std::string& org, co
     for (const auto& gj : cmd["granularities"]) {
       auto g = gj.is_string() ? ParseGranularity(gj.get<std::string>()) : std::nullopt;
       if (!g || *g == Granularity::kMonth) {
-        return {400, ErrorBody("validation_error",
-                               "granularities may list minute, hour and day (months are never rolled up)",
-                               {{"granularity", gj}})};
+        return {400, ErrorBody(
+                         "validation_error",
+                         "granularities may list minute, hour and day (months are never rolled up)",
+                         {{"granularity", gj}})};
       }
       grans.push_back(*g);
     }
@@ -530,7 +554,8 @@ UsageProcessor::CommandOutcome UsageProcessor::Rollup(const std::string& org, co
       if (options_->retention.For(g) != RetentionPolicy::kForever) grans.push_back(g);
     }
   }
-  std::vector<std::string> orgs = org.empty() ? OrganizationsInTask() : std::vector<std::string>{org};
+  std::vector<std::string> orgs =
+      org.empty() ? OrganizationsInTask() : std::vector<std::string>{org};
   RollupResult r;
   for (const auto& o : orgs) {
     OrgSettings settings = OrgSettings::Load(*orgs_, o);

@@ -21,8 +21,8 @@ namespace cm::usage {
 //
 // usage-aggregates   str org | str metric | granularity byte (0 minute .. 3 month) |
 //                    str dimset | time bucketStart | dimension values
-//     dimset is "" (the ungrouped figure), one dimension ("userId"), or every dimension the
-//     metric allows, comma-joined in sorted order (multi-dimension group-bys project it).
+//     dimset is "" (the ungrouped figure) or every dimension the metric allows, comma-joined
+//     in sorted order (group-bys on fewer dimensions project it at query time).
 //     Dimension values: per dimension of the dimset, 0x00 (absent) or 0x01 + str value.
 //     So a query for (org, metric, granularity, group-by, [start, end)) is one range scan.
 //     Value: Aggregate::Encode for the metric's aggregation.
