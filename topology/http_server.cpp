@@ -91,7 +91,9 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
     r.body = req.body;
     HttpResponse out;
     try {
-      out = handler(r);
+      out = method != "GET" && !reject_writes_.empty()
+                ? HttpResponse::Error(409, "read_only", reject_writes_)
+                : handler(r);
     } catch (const std::exception& e) {
       out = HttpResponse::Error(500, "internal", e.what());
     }

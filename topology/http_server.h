@@ -48,6 +48,9 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   void Route(const std::string& method, const std::string& pattern, HttpHandler handler);
+  // From now on every route but GET answers 409 `read_only` with `message` (a backfill serves
+  // its figures but must not append commands or events). Call before Start.
+  void RejectWrites(std::string message) { reject_writes_ = std::move(message); }
   // Binds host:port (port 0 picks a free one) and serves on background threads.
   state::Status Start(const std::string& host, int port);
   void Stop();
@@ -66,6 +69,7 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
   int port_ = 0;
+  std::string reject_writes_;
   mutable std::mutex stats_mu_;
   std::map<std::string, RouteStats> stats_;
 };

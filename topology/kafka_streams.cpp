@@ -69,13 +69,16 @@ Status KafkaStreams::EnsureTopics() {
       if (store.logged) wanted.push_back({Topology::ChangelogTopic(app, store.name), partitions});
     }
     wanted.push_back({Topology::CommitTopic(app, sub.id), partitions});
-    for (const auto& topic : sub.sink_topics) {
+    for (const auto& sink : sub.sink_topics) {
+      std::string topic = internal.count(sink) != 0 ? sink : config_.output_topic_prefix + sink;
       if (counts->count(topic) == 0) wanted.push_back({topic, partitions});
     }
   }
-  if (counts->count(config_.dlq_topic) == 0)
-    wanted.push_back({config_.dlq_topic, config_.default_partitions});
+  const std::string dlq = config_.output_topic_prefix + config_.dlq_topic;
+  if (counts->count(dlq) == 0) wanted.push_back({dlq, config_.default_partitions});
   if (counts->count(InstancesTopic(app)) == 0) wanted.push_back({InstancesTopic(app), 1});
+  if (counts->count(Topology::ResetsTopic(app)) == 0)
+    wanted.push_back({Topology::ResetsTopic(app), 1});
   return admin_.EnsureTopics(wanted);
 }
 

@@ -1,7 +1,7 @@
 // The cmstream command line: `run` joins an application's consumer group, `broker` hosts the
-// embedded development broker, `bridge` moves RabbitMQ messages into Kafka. Flags have environment
-// variables (CM_*) and may come from
-// --config FILE (TOML or INI).
+// embedded development broker, `bridge` moves RabbitMQ messages into Kafka, `replay` resets a
+// stopped application, `backfill` runs a second application id over a bounded range of the
+// input. Flags have environment variables (CM_*) and may come from --config FILE (TOML or INI).
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,18 +11,23 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "bridges/rabbitmq/amqp_bridge.h"
 #include "processors/counting/counting_routes.h"
 #include "processors/counting/counting_topology.h"
+#include "processors/usage/time_util.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
+#include "topology/application_reset.h"
+#include "topology/backfill.h"
 #include "topology/command_sender.h"
 #include "topology/embedded_broker.h"
 #include "topology/http_server.h"
 #include "topology/kafka_streams.h"
 #include "topology/log.h"
+#include "topology/progress_reporter.h"
 #include "topology/query_router.h"
 #include "topology/streams_metadata.h"
 #include "topology/topic_admin.h"
@@ -63,10 +68,10 @@ sigset_t BlockTerminationSignals() {
   return set;
 }
 
-// Waits for a termination signal, checking `healthy` every second; false if it went unhealthy.
+// Waits for a termination signal, checking `healthy` every tick; false once it returns false.
 template <typename Healthy>
-bool WaitForSignal(const sigset_t& set, Healthy healthy) {
-  timespec tick{1, 0};
+bool WaitForSignal(const sigset_t& set, Healthy healthy, long tick_ms = 1000) {
+  timespec tick{tick_ms / 1000, tick_ms % 1000 * 1'000'000};
   for (;;) {
     int sig = sigtimedwait(&set, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) {
@@ -143,7 +148,60 @@ struct RunOptions {
   BridgeFlags bridge;
 };
 
-int Run(RunOptions& o) {
+// The broker a command talks to, and how topics are created on it.
+struct Cluster {
+  std::unique_ptr<cm::topology::EmbeddedBroker> broker;  // --embedded only
+  std::unique_ptr<cm::topology::TopicAdmin> admin;
+  std::string bootstrap;
+  bool embedded = false;  // librdkafka's mock: no transaction filtering, no lookups by time
+};
+
+cm::state::Result<Cluster> ConnectCluster(const std::string& brokers, bool embedded,
+                                          const std::string& broker_admin) {
+  Cluster c;
+  if (embedded) {
+    auto started = cm::topology::EmbeddedBroker::Start();
+    if (!started.ok()) return started.status();
+    c.broker = std::move(started).value();
+    c.bootstrap = c.broker->bootstrap_servers();
+    c.embedded = true;
+    c.admin = cm::topology::NewEmbeddedTopicAdmin(*c.broker);
+    Log(LogLevel::kInfo, "embedded_broker", {{"bootstrap", c.bootstrap}});
+  } else if (!brokers.empty()) {
+    c.bootstrap = brokers;
+    c.embedded = !broker_admin.empty();
+    c.admin = c.embedded ? cm::topology::NewRemoteEmbeddedTopicAdmin(brokers, broker_admin)
+                         : cm::topology::NewKafkaTopicAdmin(brokers);
+  } else {
+    return cm::state::Status::InvalidArgument("give --brokers HOST:PORT,... or --embedded");
+  }
+  return c;
+}
+
+cm::state::Result<cm::topology::Topology> BuildTopology(const std::string& name,
+                                                        const std::string& app_id) {
+  cm::topology::TopologyBuilder builder;
+  if (name == "counting") {
+    cm::counting::AddCountingTopology(builder);
+  } else if (name == "cloudmatrix") {
+    if (auto s = cm::usage::AddUsageTopology(builder); !s.ok()) return s;
+  } else {
+    return cm::state::Status::InvalidArgument("unknown --topology '" + name +
+                                              "' (counting, cloudmatrix)");
+  }
+  return builder.Build(app_id);
+}
+
+// A backfill is `run` over a bounded range, as another application id.
+struct BackfillRequest {
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  std::string from_text;
+  std::string to_text;
+  bool exit_when_done = true;
+};
+
+int Run(RunOptions& o, const BackfillRequest* backfill = nullptr) {
   sigset_t signals = BlockTerminationSignals();
   cm::topology::StreamsConfig config;
   config.application_id = o.app_id;
@@ -160,7 +218,9 @@ int Run(RunOptions& o) {
   }
   auto memory = cm::topology::ParseBytes(o.rocksdb_memory);
   auto interval = cm::topology::ParseDuration(o.commit_interval);
-  auto http = ParseHostPort(o.http);
+  // A backfill serves HTTP only when asked to.
+  bool serve_http = backfill == nullptr || !o.http.empty();
+  auto http = ParseHostPort(serve_http ? o.http : "127.0.0.1:0");
   for (const auto* s : {&memory.status(), &interval.status(), &http.status()}) {
     if (!s->ok()) {
       std::cerr << s->message() << '\n';
@@ -173,51 +233,43 @@ int Run(RunOptions& o) {
   if (config.instance_id.empty()) {
     char host[256] = {0};
     gethostname(host, sizeof host - 1);
-    config.instance_id = std::string(host) + "-" + std::to_string(http->port);
+    config.instance_id =
+        std::string(host) + "-" + (backfill ? std::string("backfill") : std::to_string(http->port));
   }
 
-  std::unique_ptr<cm::topology::EmbeddedBroker> broker;
-  std::unique_ptr<cm::topology::TopicAdmin> admin;
-  if (o.embedded) {
-    auto started = cm::topology::EmbeddedBroker::Start();
-    if (!started.ok()) {
-      Log(LogLevel::kError, "broker_failed", {{"error", started.status().ToString()}});
-      return 1;
+  auto cluster = ConnectCluster(o.brokers, o.embedded, o.broker_admin);
+  if (!cluster.ok()) {
+    if (cluster.status().code() == cm::state::Status::Code::kInvalidArgument) {
+      std::cerr << cluster.status().message() << '\n';
+      return 2;
     }
-    broker = std::move(started).value();
-    config.bootstrap_servers = broker->bootstrap_servers();
-    config.broker_filters_aborted = false;
-    admin = cm::topology::NewEmbeddedTopicAdmin(*broker);
-    Log(LogLevel::kInfo, "embedded_broker", {{"bootstrap", config.bootstrap_servers}});
-  } else if (!o.brokers.empty()) {
-    config.bootstrap_servers = o.brokers;
-    if (!o.broker_admin.empty()) {
-      config.broker_filters_aborted = false;
-      admin = cm::topology::NewRemoteEmbeddedTopicAdmin(o.brokers, o.broker_admin);
-    } else {
-      admin = cm::topology::NewKafkaTopicAdmin(o.brokers);
-    }
-  } else {
-    std::cerr << "give --brokers HOST:PORT,... or --embedded\n";
-    return 2;
+    Log(LogLevel::kError, "broker_failed", {{"error", cluster.status().ToString()}});
+    return 1;
   }
-
-  cm::topology::TopologyBuilder builder;
-  if (o.topology == "counting") {
-    cm::counting::AddCountingTopology(builder);
-  } else if (o.topology == "cloudmatrix") {
-    if (auto s = cm::usage::AddUsageTopology(builder); !s.ok()) {
-      Log(LogLevel::kError, "topology_invalid", {{"error", s.ToString()}});
-      return 1;
-    }
-  } else {
-    std::cerr << "unknown --topology '" << o.topology << "' (counting, cloudmatrix)\n";
-    return 2;
-  }
-  auto topology = builder.Build(config.application_id);
+  config.bootstrap_servers = cluster->bootstrap;
+  config.broker_filters_aborted = !cluster->embedded;
+  cm::topology::TopicAdmin* admin = cluster->admin.get();
+  auto topology = BuildTopology(o.topology, config.application_id);
   if (!topology.ok()) {
     Log(LogLevel::kError, "topology_invalid", {{"error", topology.status().ToString()}});
-    return 1;
+    return topology.status().code() == cm::state::Status::Code::kInvalidArgument ? 2 : 1;
+  }
+  std::optional<cm::topology::Backfill> job;
+  if (backfill != nullptr) {
+    cm::topology::ResetOptions reset;
+    reset.bootstrap_servers = config.bootstrap_servers;
+    reset.embedded_broker = cluster->embedded;
+    reset.state_dir = config.state_dir;
+    reset.from_ms = backfill->from_ms;
+    reset.from_text = backfill->from_text;
+    auto prepared = cm::topology::Backfill::Prepare(*topology, *admin, reset, backfill->to_ms);
+    if (!prepared.ok()) {
+      Log(LogLevel::kError, "backfill_refused", {{"error", prepared.status().ToString()}});
+      std::cerr << "backfill: " << prepared.status().message() << '\n';
+      return 1;
+    }
+    job.emplace(std::move(prepared).value());
+    job->Configure(config);
   }
 
   cm::topology::KafkaStreams streams(*topology, config, *admin);
@@ -273,6 +325,9 @@ int Run(RunOptions& o) {
     j["instances"] = instances;
     return HttpResponse::Json(200, j);
   });
+  if (backfill != nullptr) {
+    server.RejectWrites("a backfill serves its figures read-only: write to the live application");
+  }
   if (o.topology == "counting") cm::counting::AddCountingRoutes(server, streams, router);
   // Its producer needs no running streams; it is created before the routes that use it.
   std::unique_ptr<cm::topology::CommandSender> commands;
@@ -290,17 +345,62 @@ int Run(RunOptions& o) {
     Log(LogLevel::kError, "metadata_failed", {{"error", s.ToString()}});
     return 1;
   }
-  if (auto s = server.Start(http->host, http->port); !s.ok()) {
-    Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
-    return 1;
+  if (serve_http) {
+    if (auto s = server.Start(http->host, http->port); !s.ok()) {
+      Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
+      return 1;
+    }
+    Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
   }
-  Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
-  if (!o.bridge.amqp_url.empty()) {
+  // Never in a backfill: it would append to the live input.
+  if (!o.bridge.amqp_url.empty() && backfill == nullptr) {
     if (!ResolveBridgeFlags(o.bridge, config.bootstrap_servers, config.dlq_topic)) return 2;
     bridge = std::make_unique<cm::rabbitmq::AmqpBridge>(o.bridge.options);
     if (auto s = bridge->Start(); !s.ok()) {
       Log(LogLevel::kError, "bridge_failed", {{"error", s.ToString()}});
       return 2;
+    }
+  }
+  if (job) {
+    cm::topology::ProgressReporter reporter("backfill", cm::topology::StderrIsTerminal());
+    cm::topology::BackfillProgress progress;
+    bool signalled = WaitForSignal(
+        signals,
+        [&] {
+          progress = job->Progress(streams);
+          reporter.Update(progress.done, progress.total);
+          return streams.Failure().empty() && !progress.finished;
+        },
+        200);
+    if (!signalled && progress.finished) {
+      reporter.Finish(progress.done, progress.total);
+      nlohmann::json partitions = nlohmann::json::array();
+      for (const auto& [tp, stop] : job->stop()) {
+        partitions.push_back({{"topic", tp.first},
+                              {"partition", tp.second},
+                              {"from", job->start().at(tp)},
+                              {"to", stop}});
+      }
+      nlohmann::json summary = {{"applicationId", config.application_id},
+                                {"from", backfill->from_text},
+                                {"to", backfill->to_text},
+                                {"records", progress.done},
+                                {"recordsPerSecond", static_cast<uint64_t>(reporter.rate())},
+                                {"partitions", partitions}};
+      if (serve_http) summary["http"] = http->host + ":" + std::to_string(server.port());
+      std::cout << summary.dump() << std::endl;
+      if (backfill->exit_when_done) {
+        metadata.Stop();
+        streams.Stop();
+        server.Stop();
+        return 0;
+      }
+    } else if (signalled) {
+      metadata.Stop();
+      streams.Stop();
+      server.Stop();
+      Log(LogLevel::kWarn, "backfill_interrupted", {{"records", progress.done}});
+      return 130;
     }
   }
   bool clean = WaitForSignal(signals, [&] { return streams.Failure().empty(); });
@@ -372,6 +472,77 @@ int Bridge(BridgeOptions& o) {
   WaitForSignal(signals, [] { return true; });
   bridge.Stop();
   if (!o.http.empty()) server.Stop();
+  return 0;
+}
+
+struct ReplayOptions {
+  std::string brokers;
+  std::string broker_admin;
+  std::string app_id;
+  std::string state_dir = "./data";
+  std::string topology = "counting";
+  bool from_beginning = false;
+  std::string from;
+  std::string to;
+  bool dry_run = false;
+};
+
+int Replay(const ReplayOptions& o) {
+  if (!o.to.empty()) {
+    std::cerr << "replay: --to bounds a backfill, not a replay: a replayed application is the "
+                 "live one and goes on with new input. Use `cmstream backfill --app-id NEW "
+                 "--from ... --to ...` to compute figures for a bounded range.\n";
+    return 2;
+  }
+  if (o.from_beginning == !o.from.empty()) {
+    std::cerr << "replay: give exactly one of --from-beginning and --from ISO-8601\n";
+    return 2;
+  }
+  cm::topology::ResetOptions reset;
+  if (!o.from.empty()) {
+    auto from = cm::usage::ParseTimestampString(o.from);
+    if (!from.ok()) {
+      std::cerr << "replay: --from: " << from.status().message() << '\n';
+      return 2;
+    }
+    reset.from_ms = *from;
+    reset.from_text = o.from;
+  }
+  if (o.brokers.empty()) {
+    std::cerr << "replay: give --brokers (and --broker-admin for a `cmstream broker`)\n";
+    return 2;
+  }
+  auto cluster = ConnectCluster(o.brokers, false, o.broker_admin);
+  if (!cluster.ok()) {
+    std::cerr << cluster.status().message() << '\n';
+    return 2;
+  }
+  auto topology = BuildTopology(o.topology, o.app_id);
+  if (!topology.ok()) {
+    std::cerr << "replay: " << topology.status().message() << '\n';
+    return 2;
+  }
+  reset.bootstrap_servers = cluster->bootstrap;
+  reset.embedded_broker = cluster->embedded;
+  reset.state_dir = o.state_dir;
+  cm::topology::ApplicationReset resetter(*topology, reset, *cluster->admin);
+  if (auto s = resetter.CheckStopped(); !s.ok()) {
+    std::cerr << "replay refused: " << s.message() << '\n';
+    return 1;
+  }
+  auto plan = resetter.Plan();
+  if (!plan.ok()) {
+    std::cerr << "replay: " << plan.status().ToString() << '\n';
+    return 1;
+  }
+  std::cout << (o.dry_run ? "dry run, nothing is changed: " : "") << plan->Describe();
+  if (o.dry_run) return 0;
+  if (auto s = resetter.Apply(*plan); !s.ok()) {
+    std::cerr << "replay failed: " << s.ToString() << '\n';
+    return 1;
+  }
+  std::cout << "done: the next `cmstream run --app-id " << o.app_id
+            << "` rebuilds every store from the new offsets\n";
   return 0;
 }
 
@@ -523,6 +694,84 @@ int main(int argc, char** argv) {
   AddBridgeFlags(bridge_cmd, bridge.bridge,
                  "RabbitMQ to consume from (default amqp://guest:guest@127.0.0.1:5672/)");
 
+  ReplayOptions replay;
+  CLI::App* replay_cmd = app.add_subcommand(
+      "replay", "reset a stopped application to the beginning or a time (Kafka's reset tool)");
+  replay_cmd->add_option("--brokers", replay.brokers, "Kafka bootstrap servers")
+      ->envname("CM_BROKERS");
+  replay_cmd
+      ->add_option("--broker-admin", replay.broker_admin,
+                   "admin URL of a `cmstream broker` (it has no Admin API)")
+      ->envname("CM_BROKER_ADMIN");
+  replay_cmd->add_option("--app-id", replay.app_id, "the application to reset")
+      ->envname("CM_APP_ID")
+      ->required();
+  replay_cmd->add_option("--state-dir", replay.state_dir, "its local state, deleted")
+      ->envname("CM_STATE_DIR")
+      ->capture_default_str();
+  replay_cmd->add_option("--topology", replay.topology, "the application's topology")
+      ->envname("CM_TOPOLOGY")
+      ->capture_default_str();
+  replay_cmd->add_flag("--from-beginning", replay.from_beginning, "move inputs to their beginning");
+  replay_cmd->add_option("--from", replay.from,
+                         "move inputs to the first record at or after this ISO-8601 time");
+  replay_cmd->add_option("--to", replay.to, "not for replay: see backfill");
+  replay_cmd->add_flag("--dry-run", replay.dry_run, "print what would be done; change nothing");
+
+  RunOptions backfill_run;
+  backfill_run.http = "";  // no HTTP API unless asked for
+  BackfillRequest backfill;
+  CLI::App* backfill_cmd = app.add_subcommand(
+      "backfill", "run a second application id over a bounded range of the input");
+  backfill_cmd->add_option("--brokers", backfill_run.brokers, "Kafka bootstrap servers")
+      ->envname("CM_BROKERS");
+  backfill_cmd
+      ->add_option("--broker-admin", backfill_run.broker_admin,
+                   "admin URL of a `cmstream broker` (it has no Admin API)")
+      ->envname("CM_BROKER_ADMIN");
+  backfill_cmd
+      ->add_option("--app-id", backfill_run.app_id,
+                   "the backfill's own application id (not the live one's)")
+      ->envname("CM_BACKFILL_APP_ID")
+      ->required();
+  backfill_cmd->add_option("--from", backfill.from_text, "range start, ISO-8601 (inclusive)")
+      ->envname("CM_BACKFILL_FROM")
+      ->required();
+  backfill_cmd->add_option("--to", backfill.to_text, "range end, ISO-8601 (exclusive)")
+      ->envname("CM_BACKFILL_TO")
+      ->required();
+  backfill_cmd
+      ->add_option("--exit-when-done", backfill.exit_when_done,
+                   "exit 0 when the range is processed; false keeps the HTTP API up")
+      ->envname("CM_BACKFILL_EXIT_WHEN_DONE")
+      ->capture_default_str();
+  backfill_cmd->add_option("--state-dir", backfill_run.state_dir, "directory of local state")
+      ->envname("CM_STATE_DIR")
+      ->capture_default_str();
+  backfill_cmd->add_option("--http", backfill_run.http, "HOST:PORT of a read-only HTTP API")
+      ->envname("CM_BACKFILL_HTTP");
+  backfill_cmd->add_option("--instance-id", backfill_run.instance_id, "default host-backfill")
+      ->envname("CM_INSTANCE_ID");
+  backfill_cmd->add_option("--threads", backfill_run.threads, "stream threads")
+      ->envname("CM_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  backfill_cmd->add_option("--guarantee", backfill_run.guarantee, "exactly_once or at_least_once")
+      ->envname("CM_GUARANTEE")
+      ->capture_default_str();
+  backfill_cmd
+      ->add_option("--rocksdb-memory", backfill_run.rocksdb_memory,
+                   "block cache + write buffers for all stores")
+      ->envname("CM_ROCKSDB_MEMORY")
+      ->capture_default_str();
+  backfill_cmd
+      ->add_option("--commit-interval", backfill_run.commit_interval, "how often tasks commit")
+      ->envname("CM_COMMIT_INTERVAL")
+      ->capture_default_str();
+  backfill_cmd->add_option("--topology", backfill_run.topology, "the live application's topology")
+      ->envname("CM_TOPOLOGY")
+      ->capture_default_str();
+
   BrokerOptions broker;
   CLI::App* broker_cmd = app.add_subcommand(
       "broker", "host the embedded Kafka-protocol broker (development and tests)");
@@ -536,5 +785,21 @@ int main(int argc, char** argv) {
   if (*run_cmd) return Run(run);
   if (*broker_cmd) return Broker(broker);
   if (*bridge_cmd) return Bridge(bridge);
+  if (*replay_cmd) return Replay(replay);
+  if (*backfill_cmd) {
+    if (backfill_run.brokers.empty()) {
+      std::cerr << "backfill: give --brokers (and --broker-admin for a `cmstream broker`)\n";
+      return 2;
+    }
+    auto from = cm::usage::ParseTimestampString(backfill.from_text);
+    auto to = cm::usage::ParseTimestampString(backfill.to_text);
+    if (!from.ok() || !to.ok() || *from >= *to) {
+      std::cerr << "backfill: --from and --to must be ISO-8601 times with --from before --to\n";
+      return 2;
+    }
+    backfill.from_ms = *from;
+    backfill.to_ms = *to;
+    return Run(backfill_run, &backfill);
+  }
   return 2;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "topology/application_reset.h"
 #include "topology/kafka_error.h"
 #include "topology/log.h"
 
@@ -40,6 +41,26 @@ Status StateRestorer::Prepare() {
   }
   for (const auto& topic : sub.source_topics) {
     if (auto v = state_.GetCheckpoint(CheckpointInputKey(topic))) inputs_[topic] = std::stoll(*v);
+  }
+  auto reset = ReadLatestReset(consumer_, Topology::ResetsTopic(app));
+  if (!reset.ok()) return reset.status();
+  if (const auto& marker = *reset) {
+    bool has_state = state_.GetCheckpoint(kCheckpointCommits).has_value();
+    if (has_state && state_.GetCheckpoint(kCheckpointReset) != marker->id) {
+      return Status::Aborted("the local state predates reset " + marker->id +
+                             " of the application (cmstream replay)");
+    }
+    reset_id_ = marker->id;
+    // Records before the marker's offsets were "cleared": no restore reads them again.
+    for (auto& phase : phases_) {
+      phase.from = std::max(phase.from, marker->Offset(phase.topic, task_.partition).value_or(0));
+      if (!phase.store.empty()) changelog_positions_[phase.store] = phase.from;
+    }
+    if (!has_state) {
+      for (const auto& topic : sub.source_topics) {
+        if (auto offset = marker->Offset(topic, task_.partition)) inputs_[topic] = *offset;
+      }
+    }
   }
   commit_position_ = phases_.front().from;
   for (auto& phase : phases_) {
@@ -179,6 +200,7 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
   unpublished_outbox_.clear();
   // The restored state now reflects the commit log up to its end and the latest sealed inputs.
   state::CheckpointEntries checkpoint{{kCheckpointCommits, std::to_string(commit_position_)}};
+  if (!reset_id_.empty()) checkpoint[kCheckpointReset] = reset_id_;
   for (const auto& [topic, offset] : inputs_)
     checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
   if (auto s = state_.Commit(checkpoint); !s.ok()) return s;  // nothing is pending: checkpoint only

@@ -19,6 +19,8 @@ namespace cm::topology {
 
 // Checkpoint keys a task keeps in its TaskState next to its stores.
 inline constexpr const char* kCheckpointCommits = "commits";
+// The id of the reset (application_reset.h) the local state reflects.
+inline constexpr const char* kCheckpointReset = "reset";
 inline std::string CheckpointChangelogKey(const std::string& store) { return "changelog:" + store; }
 inline std::string CheckpointInputKey(const std::string& topic) { return "input:" + topic; }
 
@@ -35,7 +37,9 @@ struct UnpublishedOutputs {
 // checkpoint reflects, so a restart reads only the tail. Reads the task's commit-log partition
 // first: each sealed commit names the changelog ranges it wrote and the input offsets it
 // consumed, so records of a commit that never sealed (a crash mid-commit) are skipped when the
-// broker does not filter aborted transactions itself. Works in slices so the stream thread can
+// broker does not filter aborted transactions itself. A reset marker (`cmstream replay`) moves
+// where each log is read from: the task then restores nothing written before the reset, and
+// discards local state that predates it. Works in slices so the stream thread can
 // keep polling its group consumer.
 class StateRestorer {
  public:
@@ -90,6 +94,7 @@ class StateRestorer {
   uint64_t skipped_ = 0;
   uint64_t total_ = 0;
   std::chrono::steady_clock::time_point started_;
+  std::string reset_id_;  // of the reset marker honoured, if any
 };
 
 }  // namespace cm::topology

@@ -12,12 +12,12 @@
 
 #include "topology/kafka_error.h"
 #include "topology/log.h"
-#include "topology/wall_clock.h"
 #include "topology/outbox.h"
 #include "topology/partitioner.h"
 #include "topology/record_collector.h"
 #include "topology/state_restorer.h"
 #include "topology/stream_task.h"
+#include "topology/wall_clock.h"
 
 namespace cm::topology {
 
@@ -135,7 +135,12 @@ class StreamThread::Impl final {
   void RestoreStep();
   void StartRunning(TaskRuntime& rt);
   void ProcessMessage(rd_kafka_message_t* m);
+  // A bounded run: `topic`/`partition` got to its stop offset; the task's position moves there
+  // (past control records too) and the partition is paused.
+  void ReachStop(const std::string& topic, int32_t partition, int64_t stop);
   void Send(TaskRuntime& rt, const std::string& topic, const Record& record);
+  // Where an output to `topic` goes (a bounded run redirects all but internal topics).
+  const std::string& OutputTopic(const std::string& topic);
   int32_t PartitionFor(const std::string& topic, const std::string& key);
   // Sends sealed outputs to their topics, each tagged <writer>/<seq>/<index>, skipping the
   // indexes in `already`, then marks the seal published in the commit log.
@@ -169,6 +174,8 @@ class StreamThread::Impl final {
   bool in_callback_ = false;
   bool outbox_mode_ = false;
   std::map<std::string, int32_t> partition_counts_;
+  std::set<std::string> internal_topics_;
+  std::map<std::string, std::string> output_topics_;
   bool failed_ = false;
   bool assigned_ = false;
   bool closed_ = false;
@@ -211,6 +218,8 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   // librdkafka 2.0 stops fetching once this many messages are queued and looks again only
   // about a second later; a thread that drains 100k records in 0.3 s would idle the rest.
   SetOrThrow(cc, "queued.min.messages", "1000000");
+  // A bounded run learns from the end-of-partition event that an idle partition is done.
+  if (!config.stop_offsets.empty()) SetOrThrow(cc, "enable.partition.eof", "true");
   for (const auto& [k, v] : config.consumer_overrides) SetOrThrow(cc, k, v);
   rd_kafka_conf_set_rebalance_cb(cc, &Impl::OnRebalance);
   rd_kafka_conf_set_opaque(cc, this);
@@ -254,6 +263,7 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
     }
   }
   status_.index = index;
+  for (const auto& topic : topology.InternalTopics()) internal_topics_.insert(topic);
   outbox_mode_ =
       config.guarantee == ProcessingGuarantee::kExactlyOnce && !config.broker_filters_aborted;
 }
@@ -458,6 +468,16 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
     }
   }
   rd_kafka_resume_partitions(consumer_.get(), resume.get());
+  auto finished = NewPartitionList();
+  for (const auto& topic : rt.topics) {
+    auto stop = config_.stop_offsets.find({topic, rt.id.partition});
+    auto pos = rt.committed_positions.find(topic);
+    if (stop != config_.stop_offsets.end() && pos != rt.committed_positions.end() &&
+        pos->second >= stop->second) {
+      rd_kafka_topic_partition_list_add(finished.get(), topic.c_str(), rt.id.partition);
+    }
+  }
+  if (finished->cnt > 0) rd_kafka_pause_partitions(consumer_.get(), finished.get());
   rt.running = true;
   {
     std::unique_lock<std::shared_mutex> lock(query_mu_);
@@ -468,6 +488,14 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
 }
 
 void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
+  if (!config_.stop_offsets.empty() && m->rkt != nullptr &&
+      (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
+    auto stop = config_.stop_offsets.find({rd_kafka_topic_name(m->rkt), m->partition});
+    if (stop != config_.stop_offsets.end() && m->offset >= stop->second) {
+      ReachStop(stop->first.first, m->partition, stop->second);
+      return;
+    }
+  }
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     KafkaErrorAction action = ClassifyKafkaError(m->err);
     switch (action) {
@@ -509,6 +537,20 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
   rt.dirty = true;
   ++processed_;
   ++records_since_commit_;
+}
+
+void StreamThread::Impl::ReachStop(const std::string& topic, int32_t partition, int64_t stop) {
+  auto it = by_partition_.find({topic, partition});
+  if (it == by_partition_.end() || !it->second->running) return;
+  TaskRuntime& rt = *it->second;
+  auto pos = rt.positions.find(topic);
+  if (pos == rt.positions.end() || pos->second < stop) {
+    rt.positions[topic] = stop;
+    rt.dirty = true;
+  }
+  auto list = NewPartitionList();
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
+  rd_kafka_pause_partitions(consumer_.get(), list.get());
 }
 
 void StreamThread::Impl::BeginTransactionIfNeeded() {
@@ -563,12 +605,21 @@ void StreamThread::Impl::Produce(const std::string& topic, int32_t partition,
 }
 
 void StreamThread::Impl::Send(TaskRuntime& rt, const std::string& topic, const Record& record) {
+  const std::string& target = OutputTopic(topic);
   if (outbox_mode_) {
-    rt.outbox.push_back({topic, record});
+    rt.outbox.push_back({target, record});
     return;
   }
-  Produce(topic, PartitionFor(topic, record.key), record.key, record.value, record.timestamp_ms,
+  Produce(target, PartitionFor(target, record.key), record.key, record.value, record.timestamp_ms,
           record.headers, nullptr);
+}
+
+const std::string& StreamThread::Impl::OutputTopic(const std::string& topic) {
+  if (config_.output_topic_prefix.empty() || internal_topics_.count(topic) != 0) return topic;
+  auto it = output_topics_.find(topic);
+  if (it == output_topics_.end())
+    it = output_topics_.emplace(topic, config_.output_topic_prefix + topic).first;
+  return it->second;
 }
 
 int32_t StreamThread::Impl::PartitionFor(const std::string& topic, const std::string& key) {
@@ -900,6 +951,8 @@ void StreamThread::Impl::RefreshStatus() {
   for (auto& [id, rt] : tasks_) {
     TaskStatus t;
     t.task = id.ToString();
+    t.partition = id.partition;
+    t.committed_inputs = rt.committed_positions;
     t.running = rt.running;
     if (rt.restorer) {
       t.restored_records = rt.restorer->restored_records();

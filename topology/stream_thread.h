@@ -20,7 +20,9 @@ namespace cm::topology {
 
 struct TaskStatus {
   std::string task;
-  bool running = false;  // false: restoring
+  int32_t partition = 0;
+  std::map<std::string, int64_t> committed_inputs;  // next offset per source topic, as sealed
+  bool running = false;                             // false: restoring
   uint64_t restored_records = 0;
   uint64_t restore_total_records = 0;
   uint64_t processed = 0;

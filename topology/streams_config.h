@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 
 namespace cm::topology {
 
@@ -29,6 +30,12 @@ struct StreamsConfig {
   int session_timeout_ms = 6000;
   int heartbeat_interval_ms = 500;
   int max_poll_interval_ms = 10000;
+  // A bounded run (`cmstream backfill`): each listed input partition is processed up to this
+  // offset (exclusive) and then paused. Where a run starts comes from a reset marker.
+  std::map<std::pair<std::string, int32_t>, int64_t> stop_offsets;
+  // When set, outputs to topics that are not the application's own internal topics (sinks and
+  // the DLQ) go to "<prefix><topic>" instead, so a backfill leaves the live topics alone.
+  std::string output_topic_prefix;
   std::map<std::string, std::string> consumer_overrides;
   std::map<std::string, std::string> producer_overrides;
 };

@@ -69,7 +69,7 @@ void StreamsMetadata::Stop() {
   if (!thread_.joinable()) return;
   stop_ = true;
   thread_.join();
-  Announce({});
+  Announce({}, true);
   rd_kafka_flush(clients_->producer.get(), 5000);
 }
 
@@ -84,9 +84,11 @@ void StreamsMetadata::Run() {
   }
 }
 
-void StreamsMetadata::Announce(const std::vector<std::string>& tasks) {
-  nlohmann::json j = {
-      {"instanceId", options_.instance_id}, {"endpoint", options_.endpoint}, {"tasks", tasks}};
+void StreamsMetadata::Announce(const std::vector<std::string>& tasks, bool leaving) {
+  nlohmann::json j = {{"instanceId", options_.instance_id},
+                      {"endpoint", options_.endpoint},
+                      {"tasks", tasks},
+                      {"leaving", leaving}};
   std::string value = j.dump();
   rd_kafka_producev(
       clients_->producer.get(), RD_KAFKA_V_TOPIC(options_.topic.c_str()), RD_KAFKA_V_PARTITION(0),

@@ -52,7 +52,9 @@ class StreamsMetadata {
  private:
   struct Clients;
   void Run();
-  void Announce(const std::vector<std::string>& tasks);
+  // `leaving`: the last announcement of an instance that stops (`cmstream replay` then knows
+  // it is not running).
+  void Announce(const std::vector<std::string>& tasks, bool leaving = false);
   void Consume(int timeout_ms);
 
   Options options_;

@@ -22,6 +22,8 @@ std::string Topology::RepartitionTopic(const std::string& app_id, const std::str
   return app_id + "-" + name + "-repartition";
 }
 
+std::string Topology::ResetsTopic(const std::string& app_id) { return app_id + "-resets"; }
+
 std::optional<int> Topology::SubTopologyOfSource(const std::string& topic) const {
   for (const auto& sub : subtopologies_) {
     if (std::find(sub.source_topics.begin(), sub.source_topics.end(), topic) !=

@@ -49,6 +49,8 @@ class Topology {
   static std::string ChangelogTopic(const std::string& app_id, const std::string& store);
   static std::string CommitTopic(const std::string& app_id, int subtopology);
   static std::string RepartitionTopic(const std::string& app_id, const std::string& name);
+  // One partition of reset markers written by `cmstream replay` (see application_reset.h).
+  static std::string ResetsTopic(const std::string& app_id);
   nlohmann::json Describe() const;
 
  private:

@@ -53,6 +53,22 @@ class ChildProcess {
     return status;
   }
 
+  // Waits until the process exits by itself; its wait status, or -1 if it still runs at the
+  // deadline (it is left running).
+  int Wait(std::chrono::milliseconds deadline) {
+    if (pid_ <= 0) return -1;
+    auto until = std::chrono::steady_clock::now() + deadline;
+    for (;;) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return status;
+      }
+      if (std::chrono::steady_clock::now() >= until) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
   bool Running() {
     if (pid_ <= 0) return false;
     int status = 0;

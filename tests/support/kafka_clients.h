@@ -3,6 +3,7 @@
 // Plain librdkafka clients for tests: what any other Kafka client would see.
 #include <librdkafka/rdkafka.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -38,13 +39,15 @@ inline Kafka NewProducer(const std::string& bootstrap) {
       {{"partitioner", "murmur2_random"}, {"linger.ms", "5"}, {"enable.idempotence", "true"}});
 }
 
+// timestamp_ms 0: the producer's clock.
 inline void Produce(rd_kafka_t* producer, const std::string& topic, const std::string& key,
-                    const std::string& value) {
+                    const std::string& value, int64_t timestamp_ms = 0) {
   for (;;) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) throw std::runtime_error(rd_kafka_err2str(err));
     rd_kafka_poll(producer, 50);
