@@ -1,5 +1,5 @@
 // The cmstream command line: `run` joins an application's consumer group, `broker` hosts the
-// embedded development broker. Flags have environment variables (CM_*) and may come from
+// embedded development broker, `migrate` applies the Postgres migrations. Flags have environment variables (CM_*) and may come from
 // --config FILE (TOML or INI).
 #include <signal.h>
 #include <unistd.h>
@@ -12,9 +12,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "bridges/postgres/migrator.h"
+#include "bridges/postgres/snapshotter.h"
 #include "processors/counting/counting_routes.h"
 #include "processors/counting/counting_topology.h"
 #include "processors/usage/usage_routes.h"
+#include "processors/usage/usage_snapshot_schema.h"
 #include "processors/usage/usage_topology.h"
 #include "topology/command_sender.h"
 #include "topology/embedded_broker.h"
@@ -90,6 +93,9 @@ struct RunOptions {
   std::string commit_interval = "100ms";
   int partitions = 8;
   std::string topology = "counting";
+  std::string database_url;
+  std::string database_schema = "public";
+  std::string snapshot_interval = "30s";
 };
 
 int Run(const RunOptions& o) {
@@ -115,6 +121,11 @@ int Run(const RunOptions& o) {
       std::cerr << s->message() << '\n';
       return 2;
     }
+  }
+  auto snapshot_interval = cm::topology::ParseDuration(o.snapshot_interval);
+  if (!snapshot_interval.ok()) {
+    std::cerr << "--snapshot-interval: " << snapshot_interval.status().message() << '\n';
+    return 2;
   }
   config.rocksdb_memory_bytes = *memory;
   config.commit_interval = *interval;
@@ -169,6 +180,26 @@ int Run(const RunOptions& o) {
     return 1;
   }
 
+  // Postgres snapshots of the usage stores (DESIGN.md §8); the counting application has none.
+  std::unique_ptr<cm::postgres::Snapshotter> snapshotter;
+  if (!o.database_url.empty()) {
+    if (o.topology == "cloudmatrix") {
+      cm::postgres::SnapshotterOptions so;
+      so.database_url = o.database_url;
+      so.schema = o.database_schema;
+      so.interval = *snapshot_interval;
+      snapshotter = std::make_unique<cm::postgres::Snapshotter>(
+          cm::usage::UsageSnapshotSchema(cm::usage::UsageOptions{}.catalog), so);
+      config.snapshot_listener = snapshotter.get();
+      snapshotter->Start();
+      Log(LogLevel::kInfo, "snapshots_enabled",
+          {{"schema", o.database_schema}, {"interval_ms", snapshot_interval->count()}});
+    } else {
+      Log(LogLevel::kWarn, "snapshots_disabled",
+          {{"reason", "the " + o.topology + " topology has no snapshot tables"}});
+    }
+  }
+
   cm::topology::KafkaStreams streams(*topology, config, *admin);
   cm::topology::HttpServer server;
   server.Route("GET", "/health", [](const auto&) {
@@ -183,7 +214,8 @@ int Run(const RunOptions& o) {
   server.Route("GET", "/metrics", [&](const auto&) {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = streams.RenderMetrics() + server.RenderMetrics();
+    r.body = streams.RenderMetrics() + server.RenderMetrics() +
+             (snapshotter ? snapshotter->RenderMetrics() : std::string());
     return r;
   });
   // Where other instances reach this one; a wildcard bind address is not routable.
@@ -245,9 +277,23 @@ int Run(const RunOptions& o) {
   if (!clean) Log(LogLevel::kError, "stream_failure", {{"error", streams.Failure()}});
   metadata.Stop();
   streams.Stop();
+  if (snapshotter) snapshotter->Stop();  // after the streams: their last commits go out too
   server.Stop();
   Log(LogLevel::kInfo, "stopped", {{"clean", clean}});
   return clean ? 0 : 1;
+}
+
+int Migrate(const cm::postgres::MigratorOptions& o) {
+  auto result = cm::postgres::Migrator::Run(o);
+  if (!result.ok()) {
+    Log(LogLevel::kError, "migrate_failed", {{"error", result.status().ToString()}});
+    std::cerr << "cmstream migrate: " << result.status().message() << '\n';
+    return 1;
+  }
+  for (const auto& name : result->applied) std::cout << "applied " << name << '\n';
+  std::cout << "schema " << o.schema << ": " << result->applied.size() << " applied, "
+            << result->already_applied.size() << " already applied\n";
+  return 0;
 }
 
 struct BrokerOptions {
@@ -376,6 +422,33 @@ int main(int argc, char** argv) {
       ->envname("CM_TOPOLOGY")
       ->capture_default_str();
 
+  run_cmd
+      ->add_option("--database-url", run.database_url,
+                   "Postgres URL: snapshot the usage stores there (run `migrate` first)")
+      ->envname("DATABASE_URL");
+  run_cmd->add_option("--database-schema", run.database_schema, "Postgres schema of the snapshots")
+      ->envname("CM_DATABASE_SCHEMA")
+      ->capture_default_str();
+  run_cmd
+      ->add_option("--snapshot-interval", run.snapshot_interval,
+                   "how often each task's changed rows are written to Postgres")
+      ->envname("CM_SNAPSHOT_INTERVAL")
+      ->capture_default_str();
+
+  cm::postgres::MigratorOptions migrate;
+  migrate.migrations_dir = CM_MIGRATIONS_DIR;
+  CLI::App* migrate_cmd = app.add_subcommand(
+      "migrate", "apply migrations/NNNN_name.sql to a Postgres schema, each once, in order");
+  migrate_cmd->add_option("--database-url", migrate.database_url, "Postgres URL")
+      ->envname("DATABASE_URL")
+      ->required();
+  migrate_cmd->add_option("--database-schema", migrate.schema, "schema (created if missing)")
+      ->envname("CM_DATABASE_SCHEMA")
+      ->capture_default_str();
+  migrate_cmd->add_option("--migrations-dir", migrate.migrations_dir, "where the .sql files are")
+      ->envname("CM_MIGRATIONS_DIR")
+      ->capture_default_str();
+
   BrokerOptions broker;
   CLI::App* broker_cmd = app.add_subcommand(
       "broker", "host the embedded Kafka-protocol broker (development and tests)");
@@ -388,5 +461,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (*run_cmd) return Run(run);
   if (*broker_cmd) return Broker(broker);
+  if (*migrate_cmd) return Migrate(migrate);
   return 2;
 }

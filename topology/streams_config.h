@@ -8,6 +8,8 @@
 
 namespace cm::topology {
 
+class StateSnapshotListener;
+
 enum class ProcessingGuarantee { kExactlyOnce, kAtLeastOnce };
 
 struct StreamsConfig {
@@ -31,6 +33,8 @@ struct StreamsConfig {
   int max_poll_interval_ms = 10000;
   std::map<std::string, std::string> consumer_overrides;
   std::map<std::string, std::string> producer_overrides;
+  // Told about task starts, commits and closes (Postgres snapshots); not owned, may be null.
+  StateSnapshotListener* snapshot_listener = nullptr;
 };
 
 }  // namespace cm::topology
