@@ -39,7 +39,7 @@ class UsageSnapshotSchemaTest : public ::testing::Test {
  protected:
   const Catalog& catalog_ = DefaultCatalog();
   topology::SnapshotSchema schema_ = UsageSnapshotSchema(catalog_);
-  const int64_t t_ = *ParseTimestampString("2024-05-01T12:34:00Z");
+  const int64_t t_ = ParseTimestampString("2024-05-01T12:34:00Z").value();
 };
 
 TEST_F(UsageSnapshotSchemaTest, InternalStoresAreNotSnapshotted) {
@@ -128,7 +128,7 @@ TEST_F(UsageSnapshotSchemaTest, TotalsPerPeriodAndLifetime) {
   Aggregate a;
   a.AddEvent(Aggregation::kCount, 0, "", t_, "e1");
   a.AddEvent(Aggregation::kCount, 0, "", t_, "e2");
-  const int64_t period = *ParseTimestampString("2024-05-01T00:00:00Z");
+  const int64_t period = ParseTimestampString("2024-05-01T00:00:00Z").value();
   auto row =
       t.decode(keys::TotalPeriodKey("org-1", "api_calls", period), a.Encode(Aggregation::kCount));
   ASSERT_TRUE(row);
