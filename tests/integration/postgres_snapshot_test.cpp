@@ -22,6 +22,7 @@
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_snapshot_schema.h"
 #include "processors/usage/usage_topology.h"
+#include "snapshot_figures.h"
 #include "tcp_proxy.h"
 #include "topology/command_sender.h"
 #include "topology/embedded_broker.h"
@@ -38,21 +39,10 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-const char* DatabaseUrl() {
-  const char* env = std::getenv("DATABASE_URL");
-  return env ? env : "postgresql://cmstream:cmstream@127.0.0.1:5432/cmstream";
-}
-
-std::string UniqueSchema(const std::string& prefix) {
-  std::random_device rd;
-  return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 1000000);
-}
-
-void DropSchema(const std::string& schema) {
-  pqxx::connection conn(DatabaseUrl());
-  pqxx::nontransaction tx(conn);
-  tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(schema) + " CASCADE");
-}
+using testing::DatabaseUrl;
+using testing::DropSchema;
+using testing::Points;
+using testing::UniqueSchema;
 
 postgres::MigratorOptions MigrateOptions(const std::string& schema, const std::string& dir) {
   postgres::MigratorOptions o;
@@ -121,9 +111,6 @@ TEST_F(MigrateTest, ConcurrentRunsApplyEachFileOnce) {
   EXPECT_EQ(ok, 4);
   EXPECT_EQ(applied, 1);
 }
-
-// Figures per (metric, bucket start), ungrouped.
-using Points = std::map<std::pair<std::string, int64_t>, double>;
 
 class PostgresSnapshotTest : public ::testing::Test {
  protected:
@@ -212,45 +199,16 @@ class PostgresSnapshotTest : public ::testing::Test {
     ASSERT_EQ(r->status, 202) << r->body;
   }
 
-  // GET /v1/usage/orgs/{org}/metrics, ungrouped, over the three days around now.
-  Points HttpPoints(const std::string& org, const std::string& granularity) {
-    const int64_t day = topology::WallClockMs() / usage::kDayMs * usage::kDayMs;
-    auto r = client_->Get("/v1/usage/orgs/" + org + "/metrics?granularity=" + granularity +
-                          "&startTime=" + std::to_string(day - usage::kDayMs) +
-                          "&endTime=" + std::to_string(day + 2 * usage::kDayMs));
-    Points out;
-    if (!r || r->status != 200) {
-      last_error_ = r ? r->body : "no answer";
-      return out;
-    }
-    const json body = json::parse(r->body);
-    for (const auto& p : body["dataPoints"]) {
-      out[{p["metricType"].get<std::string>(),
-           usage::ParseTimestampString(p["timestamp"].get<std::string>()).value()}] =
-          p["value"].get<double>();
-    }
-    return out;
+  Points HttpPoints(const std::string& org, const std::string& g) {
+    return testing::HttpPoints(*client_, org, g);
   }
-
-  Points PgPoints(const std::string& org, const std::string& granularity) {
-    pqxx::connection conn(DatabaseUrl());
-    pqxx::read_transaction tx(conn);
-    auto rows = tx.exec_params(
-        "SELECT metric_type, (extract(epoch FROM bucket_start) * 1000)::bigint, value FROM " +
-            tx.quote_name(schema_) +
-            ".usage_aggregates WHERE organization_id = $1 AND granularity = $2 AND "
-            "dimension_key = ''",
-        org, granularity);
-    Points out;
-    for (const auto& row : rows) {
-      out[{row[0].as<std::string>(), row[1].as<int64_t>()}] = row[2].as<double>();
-    }
-    return out;
+  Points PgPoints(const std::string& org, const std::string& g) {
+    return testing::PgPoints(schema_, org, g);
   }
 
   std::string Diff(const std::string& org, const std::string& g) {
     Points http = HttpPoints(org, g), pg = PgPoints(org, g);
-    std::string out = last_error_ + " http " + std::to_string(http.size()) + " points, postgres " +
+    std::string out = "http " + std::to_string(http.size()) + " points, postgres " +
                       std::to_string(pg.size()) + ";";
     for (const auto& [k, v] : http) {
       auto it = pg.find(k);
@@ -263,17 +221,10 @@ class PostgresSnapshotTest : public ::testing::Test {
   }
 
   bool PgEqualsHttp(const std::vector<std::string>& orgs) {
-    for (const auto& org : orgs) {
-      for (const char* g : {"minute", "hour", "day"}) {
-        Points http = HttpPoints(org, g);
-        if (http.empty() || http != PgPoints(org, g)) return false;
-      }
-    }
-    return true;
+    return testing::PgEqualsHttp(*client_, schema_, orgs);
   }
 
   std::string schema_ = UniqueSchema("it_snapshot");
-  std::string last_error_;
   usage::UsageOptions options_;
   std::filesystem::path dir_;
   std::unique_ptr<topology::EmbeddedBroker> broker_;
