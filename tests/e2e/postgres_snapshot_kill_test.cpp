@@ -104,6 +104,7 @@ TEST(PostgresSnapshotKillTest, PostgresEqualsHttpAfterSigkillAndRestart) {
   auto run = start();
   ASSERT_TRUE(WaitFor([&] { return Ready(port); }, 60s)) << run->Log();
   for (const auto& org : orgs) ASSERT_TRUE(PostEvents(port, org, 300, "one"));
+  ASSERT_TRUE(WaitFor([&] { return testing::HttpCountsReach(client, orgs, 300); }, 60s));
   ASSERT_TRUE(WaitFor([&] { return testing::PgEqualsHttp(client, schema, orgs); }, 60s));
 
   // More events, committed (HTTP shows them) but, with a 2 s interval, most likely not yet
@@ -116,15 +117,13 @@ TEST(PostgresSnapshotKillTest, PostgresEqualsHttpAfterSigkillAndRestart) {
   run = start();
   ASSERT_TRUE(WaitFor([&] { return Ready(port); }, 60s)) << run->Log();
   for (const auto& org : orgs) ASSERT_TRUE(PostEvents(port, org, 300, "three"));
+  ASSERT_TRUE(WaitFor([&] { return testing::HttpCountsReach(client, orgs, 900); }, 60s));
   ASSERT_TRUE(WaitFor([&] { return testing::PgEqualsHttp(client, schema, orgs); }, 60s))
       << run->Log();
   // Every event counted once in Postgres too: 900 per organization.
-  auto figures = testing::PgPoints(schema, "org-a", "month");
-  double events = 0;
-  for (const auto& [key, value] : figures) {
-    if (key.first == "events") events += value;
-  }
-  EXPECT_EQ(events, 900);
+  EXPECT_EQ(testing::EventCount(testing::HttpPoints(client, "org-a", "day")), 900);
+  EXPECT_EQ(testing::EventCount(testing::PgPoints(schema, "org-a", "day")), 900);
+  EXPECT_EQ(testing::EventCount(testing::PgPoints(schema, "org-a", "month")), 900);
   const std::string log = run->Log();
   std::printf("full snapshots after the restart: %s\n",
               log.find("\"snapshot_full\"") != std::string::npos ? "yes" : "no");

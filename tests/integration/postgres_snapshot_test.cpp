@@ -244,6 +244,7 @@ TEST_F(PostgresSnapshotTest, RowsEqualHttpFiguresThroughAnOutageAndARollup) {
   const std::vector<std::string> orgs = {"org-a", "org-b", "org-c"};
   const int64_t now = topology::WallClockMs();
   for (const auto& org : orgs) PostEvents(org, 200, now - 10 * usage::kMinuteMs, "first");
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HttpCountsReach(*client_, orgs, 200); }, 30s));
   ASSERT_TRUE(testing::WaitFor([&] { return PgEqualsHttp(orgs); }, 30s))
       << "Postgres never matched HTTP: " << Diff("org-a", "hour");
   EXPECT_GT(snapshotter_->Metrics().rows_written, 0u);
@@ -258,7 +259,9 @@ TEST_F(PostgresSnapshotTest, RowsEqualHttpFiguresThroughAnOutageAndARollup) {
   ASSERT_TRUE(
       testing::WaitFor([&] { return snapshotter_->Metrics().failures >= failures + 2; }, 30s));
   EXPECT_EQ(PgPoints("org-a", "hour"), before);
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::HttpCountsReach(*client_, orgs, 300); }, 30s));
   EXPECT_GT(snapshotter_->Metrics().pending_changes, 0u);
+  EXPECT_EQ(PgPoints("org-a", "hour"), before);
   proxy_->Open();
   ASSERT_TRUE(testing::WaitFor([&] { return PgEqualsHttp(orgs); }, 30s))
       << "snapshots did not resume";

@@ -72,6 +72,23 @@ inline Points PgPoints(const std::string& schema, const std::string& org,
   return out;
 }
 
+// The "events" metric (every accepted event) summed over day buckets: how many of an
+// organization's events have been processed.
+inline double EventCount(const Points& day_points) {
+  double sum = 0;
+  for (const auto& [key, value] : day_points) sum += key.first == "events" ? value : 0;
+  return sum;
+}
+
+// Whether HTTP reports `n` processed events for every org.
+inline bool HttpCountsReach(httplib::Client& client, const std::vector<std::string>& orgs,
+                            double n) {
+  for (const auto& org : orgs) {
+    if (EventCount(HttpPoints(client, org, "day")) != n) return false;
+  }
+  return true;
+}
+
 // Whether Postgres holds exactly what HTTP reports for every org at every granularity.
 inline bool PgEqualsHttp(httplib::Client& client, const std::string& schema,
                          const std::vector<std::string>& orgs) {
