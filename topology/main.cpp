@@ -1,6 +1,6 @@
 // The cmstream command line: `run` joins an application's consumer group, `broker` hosts the
-// embedded development broker, `migrate` applies the Postgres migrations. Flags have environment variables (CM_*) and may come from
-// --config FILE (TOML or INI).
+// embedded development broker, `migrate` applies the Postgres migrations. Flags have environment
+// variables (CM_*) and may come from --config FILE (TOML or INI).
 #include <signal.h>
 #include <unistd.h>
 

@@ -734,7 +734,9 @@ bool StreamThread::Impl::CommitAll() {
   for (TaskRuntime* rt : dirty) {
     rt->task->state().VisitPendingChanges(
         [&](const std::string& store, const state::StoreChange& c) {
-          if (listener && listener->WantsStore(store)) snapshot_changes[rt->id].push_back({store, c});
+          if (listener && listener->WantsStore(store)) {
+            snapshot_changes[rt->id].push_back({store, c});
+          }
           auto& range = ranges[{rt->id, store}];
           Produce(Topology::ChangelogTopic(app, store), rt->id.partition, c.key, c.value,
                   rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {}, &range);
