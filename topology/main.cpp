@@ -1,7 +1,8 @@
 // The cmstream command line: `run` joins an application's consumer group, `broker` hosts the
-// embedded development broker, `bridge` moves RabbitMQ messages into Kafka, `replay` resets a
-// stopped application, `backfill` runs a second application id over a bounded range of the
-// input. Flags have environment variables (CM_*) and may come from --config FILE (TOML or INI).
+// embedded development broker, `bridge` moves RabbitMQ messages into Kafka, `migrate` applies
+// the Postgres migrations, `replay` resets a stopped application, `backfill` runs a second
+// application id over a bounded range of the input. Flags have environment variables (CM_*) and
+// may come from --config FILE (TOML or INI).
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,10 +16,13 @@
 #include <string>
 
 #include "bridges/rabbitmq/amqp_bridge.h"
+#include "bridges/postgres/migrator.h"
+#include "bridges/postgres/snapshotter.h"
 #include "processors/counting/counting_routes.h"
 #include "processors/counting/counting_topology.h"
 #include "processors/usage/time_util.h"
 #include "processors/usage/usage_routes.h"
+#include "processors/usage/usage_snapshot_schema.h"
 #include "processors/usage/usage_topology.h"
 #include "topology/application_reset.h"
 #include "topology/backfill.h"
@@ -146,6 +150,9 @@ struct RunOptions {
   int partitions = 8;
   std::string topology = "counting";
   BridgeFlags bridge;
+  std::string database_url;
+  std::string database_schema = "public";
+  std::string snapshot_interval = "30s";
 };
 
 // The broker a command talks to, and how topics are created on it.
@@ -227,6 +234,11 @@ int Run(RunOptions& o, const BackfillRequest* backfill = nullptr) {
       return 2;
     }
   }
+  auto snapshot_interval = cm::topology::ParseDuration(o.snapshot_interval);
+  if (!snapshot_interval.ok()) {
+    std::cerr << "--snapshot-interval: " << snapshot_interval.status().message() << '\n';
+    return 2;
+  }
   config.rocksdb_memory_bytes = *memory;
   config.commit_interval = *interval;
   config.instance_id = o.instance_id;
@@ -272,6 +284,26 @@ int Run(RunOptions& o, const BackfillRequest* backfill = nullptr) {
     job->Configure(config);
   }
 
+  // Postgres snapshots of the usage stores (DESIGN.md §8); the counting application has none.
+  std::unique_ptr<cm::postgres::Snapshotter> snapshotter;
+  if (!o.database_url.empty()) {
+    if (o.topology == "cloudmatrix") {
+      cm::postgres::SnapshotterOptions so;
+      so.database_url = o.database_url;
+      so.schema = o.database_schema;
+      so.interval = *snapshot_interval;
+      snapshotter = std::make_unique<cm::postgres::Snapshotter>(
+          cm::usage::UsageSnapshotSchema(cm::usage::UsageOptions{}.catalog), so);
+      config.snapshot_listener = snapshotter.get();
+      snapshotter->Start();
+      Log(LogLevel::kInfo, "snapshots_enabled",
+          {{"schema", o.database_schema}, {"interval_ms", snapshot_interval->count()}});
+    } else {
+      Log(LogLevel::kWarn, "snapshots_disabled",
+          {{"reason", "the " + o.topology + " topology has no snapshot tables"}});
+    }
+  }
+
   cm::topology::KafkaStreams streams(*topology, config, *admin);
   cm::topology::HttpServer server;
   server.Route("GET", "/health", [](const auto&) {
@@ -288,7 +320,8 @@ int Run(RunOptions& o, const BackfillRequest* backfill = nullptr) {
   server.Route("GET", "/metrics", [&](const auto&) {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
-    r.body = streams.RenderMetrics() + server.RenderMetrics();
+    r.body = streams.RenderMetrics() + server.RenderMetrics() +
+             (snapshotter ? snapshotter->RenderMetrics() : std::string());
     if (bridge) r.body += bridge->RenderMetrics();
     return r;
   });
@@ -409,6 +442,7 @@ int Run(RunOptions& o, const BackfillRequest* backfill = nullptr) {
   if (bridge) bridge->Stop();
   metadata.Stop();
   streams.Stop();
+  if (snapshotter) snapshotter->Stop();  // after the streams: their last commits go out too
   server.Stop();
   Log(LogLevel::kInfo, "stopped", {{"clean", clean}});
   return clean ? 0 : 1;
@@ -543,6 +577,19 @@ int Replay(const ReplayOptions& o) {
   }
   std::cout << "done: the next `cmstream run --app-id " << o.app_id
             << "` rebuilds every store from the new offsets\n";
+  return 0;
+}
+
+int Migrate(const cm::postgres::MigratorOptions& o) {
+  auto result = cm::postgres::Migrator::Run(o);
+  if (!result.ok()) {
+    Log(LogLevel::kError, "migrate_failed", {{"error", result.status().ToString()}});
+    std::cerr << "cmstream migrate: " << result.status().message() << '\n';
+    return 1;
+  }
+  for (const auto& name : result->applied) std::cout << "applied " << name << '\n';
+  std::cout << "schema " << o.schema << ": " << result->applied.size() << " applied, "
+            << result->already_applied.size() << " already applied\n";
   return 0;
 }
 
@@ -720,6 +767,7 @@ int main(int argc, char** argv) {
 
   RunOptions backfill_run;
   backfill_run.http = "";  // no HTTP API unless asked for
+  backfill_run.database_schema = "";  // never the live application's by default
   BackfillRequest backfill;
   CLI::App* backfill_cmd = app.add_subcommand(
       "backfill", "run a second application id over a bounded range of the input");
@@ -771,6 +819,42 @@ int main(int argc, char** argv) {
   backfill_cmd->add_option("--topology", backfill_run.topology, "the live application's topology")
       ->envname("CM_TOPOLOGY")
       ->capture_default_str();
+  // No environment variables here: a backfill must never inherit the live application's
+  // snapshot target by accident.
+  backfill_cmd->add_option("--database-url", backfill_run.database_url,
+                           "Postgres URL: snapshot the backfill's stores there");
+  backfill_cmd->add_option("--database-schema", backfill_run.database_schema,
+                           "its own Postgres schema (required with --database-url; migrate it first)");
+  backfill_cmd->add_option("--snapshot-interval", backfill_run.snapshot_interval,
+                           "how often changed rows are written to Postgres")
+      ->capture_default_str();
+
+  run_cmd
+      ->add_option("--database-url", run.database_url,
+                   "Postgres URL: snapshot the usage stores there (run `migrate` first)")
+      ->envname("DATABASE_URL");
+  run_cmd->add_option("--database-schema", run.database_schema, "Postgres schema of the snapshots")
+      ->envname("CM_DATABASE_SCHEMA")
+      ->capture_default_str();
+  run_cmd
+      ->add_option("--snapshot-interval", run.snapshot_interval,
+                   "how often each task's changed rows are written to Postgres")
+      ->envname("CM_SNAPSHOT_INTERVAL")
+      ->capture_default_str();
+
+  cm::postgres::MigratorOptions migrate;
+  migrate.migrations_dir = CM_MIGRATIONS_DIR;
+  CLI::App* migrate_cmd = app.add_subcommand(
+      "migrate", "apply migrations/NNNN_name.sql to a Postgres schema, each once, in order");
+  migrate_cmd->add_option("--database-url", migrate.database_url, "Postgres URL")
+      ->envname("DATABASE_URL")
+      ->required();
+  migrate_cmd->add_option("--database-schema", migrate.schema, "schema (created if missing)")
+      ->envname("CM_DATABASE_SCHEMA")
+      ->capture_default_str();
+  migrate_cmd->add_option("--migrations-dir", migrate.migrations_dir, "where the .sql files are")
+      ->envname("CM_MIGRATIONS_DIR")
+      ->capture_default_str();
 
   BrokerOptions broker;
   CLI::App* broker_cmd = app.add_subcommand(
@@ -797,9 +881,16 @@ int main(int argc, char** argv) {
       std::cerr << "backfill: --from and --to must be ISO-8601 times with --from before --to\n";
       return 2;
     }
+    if (!backfill_run.database_url.empty() &&
+        (backfill_run.database_schema.empty() || backfill_run.database_schema == "public")) {
+      std::cerr << "backfill: --database-url needs --database-schema naming the backfill's own "
+                   "schema (not the live application's)\n";
+      return 2;
+    }
     backfill.from_ms = *from;
     backfill.to_ms = *to;
     return Run(backfill_run, &backfill);
   }
+  if (*migrate_cmd) return Migrate(migrate);
   return 2;
 }

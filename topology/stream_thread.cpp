@@ -16,6 +16,7 @@
 #include "topology/partitioner.h"
 #include "topology/record_collector.h"
 #include "topology/state_restorer.h"
+#include "topology/state_snapshot_listener.h"
 #include "topology/stream_task.h"
 #include "topology/wall_clock.h"
 
@@ -389,6 +390,8 @@ void StreamThread::Impl::CloseTask(TaskId id, bool clean) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
   TaskRuntime& rt = it->second;
+  // Before the query lock: the listener may be reading the task's stores through it.
+  if (rt.running && config_.snapshot_listener) config_.snapshot_listener->OnTaskClosed(id);
   {
     std::unique_lock<std::shared_mutex> lock(query_mu_);  // waits for running queries
     queryable_.erase(id);
@@ -482,6 +485,17 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
   {
     std::unique_lock<std::shared_mutex> lock(query_mu_);
     queryable_[rt.id] = &rt.task->state();
+  }
+  if (config_.snapshot_listener) {
+    config_.snapshot_listener->OnTaskRunning(
+        rt.id, rt.changelog_positions,
+        [this, id = rt.id](const std::function<void(const ReadOnlyStores&)>& read) {
+          std::shared_lock<std::shared_mutex> lock(query_mu_);
+          auto it = queryable_.find(id);
+          if (it == queryable_.end()) return false;
+          read(ReadOnlyStores(*it->second));
+          return true;
+        });
   }
   Log(LogLevel::kInfo, "task_running",
       {{"task", rt.id.ToString()}, {"inputs", rt.committed_positions}});
@@ -766,9 +780,14 @@ bool StreamThread::Impl::CommitAll() {
   auto started = std::chrono::steady_clock::now();
   const std::string& app = topology_.application_id();
   std::map<std::pair<TaskId, std::string>, DeliveryRange> ranges;
+  StateSnapshotListener* listener = config_.snapshot_listener;
+  std::map<TaskId, std::vector<StateSnapshotListener::Change>> snapshot_changes;
   for (TaskRuntime* rt : dirty) {
     rt->task->state().VisitPendingChanges(
         [&](const std::string& store, const state::StoreChange& c) {
+          if (listener && listener->WantsStore(store)) {
+            snapshot_changes[rt->id].push_back({store, c});
+          }
           auto& range = ranges[{rt->id, store}];
           Produce(Topology::ChangelogTopic(app, store), rt->id.partition, c.key, c.value,
                   rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {}, &range);
@@ -868,6 +887,10 @@ bool StreamThread::Impl::CommitAll() {
     }
     rt->committed_positions = rt->positions;
     rt->dirty = false;
+    if (listener) {
+      listener->OnTaskCommitted(rt->id, std::move(snapshot_changes[rt->id]),
+                                rt->changelog_positions);
+    }
   }
   for (TaskRuntime* rt : dirty) {
     if (rt->outbox.empty()) continue;

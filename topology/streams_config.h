@@ -9,6 +9,8 @@
 
 namespace cm::topology {
 
+class StateSnapshotListener;
+
 enum class ProcessingGuarantee { kExactlyOnce, kAtLeastOnce };
 
 struct StreamsConfig {
@@ -38,6 +40,8 @@ struct StreamsConfig {
   std::string output_topic_prefix;
   std::map<std::string, std::string> consumer_overrides;
   std::map<std::string, std::string> producer_overrides;
+  // Told about task starts, commits and closes (Postgres snapshots); not owned, may be null.
+  StateSnapshotListener* snapshot_listener = nullptr;
 };
 
 }  // namespace cm::topology
