@@ -207,5 +207,69 @@ TEST(RabbitmqBridgeE2eTest, SigkilledBridgeLosesNoEventAndUsageFiguresAreExact) 
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 
+// `cmstream run --amqp-url` runs the bridge inside the instance: events published to RabbitMQ
+// show up in the instance's own usage figures, a malformed message goes to the DLQ and is acked,
+// the bridge's counters are on the instance's /metrics, and SIGTERM stops everything cleanly.
+TEST(RabbitmqBridgeE2eTest, RunWithAmqpUrlBridgesIntoItsOwnApplication) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("cm-e2e-run-bridge-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string exchange = testing::UniqueName("e2e-run-bridge-ex");
+  const std::string queue = testing::UniqueName("e2e-run-bridge-q");
+  testing::AmqpPublisher publisher;
+  publisher.DeclareQueue(exchange, queue, {"api.#", "document.#"});
+
+  const int http = testing::FreePort();
+  ChildProcess run({Binary(), "run", "--embedded", "--app-id", "e2e-run-bridge", "--state-dir",
+                    (dir / "state").string(), "--http", "127.0.0.1:" + std::to_string(http),
+                    "--partitions", "4", "--topology", "cloudmatrix", "--amqp-url",
+                    testing::RabbitmqUrl(), "--exchange", exchange, "--queue", queue},
+                   (dir / "run.log").string());
+  run.Start();
+  ASSERT_TRUE(WaitFor([&] { return GetJson(http, "/ready").value("ready", false); }, 60s))
+      << run.Log();
+
+  const int64_t ts = topology::WallClockMs();
+  std::vector<std::pair<std::string, std::string>> messages;
+  std::map<std::string, long> documents;
+  for (int i = 0; i < 300; ++i) {
+    std::string org = "org-" + std::to_string(i % 3);
+    json e = {{"eventId", "run-ev-" + std::to_string(i)},
+              {"organizationId", org},
+              {"userId", "user-" + std::to_string(i % 5)},
+              {"eventType", "document.created"},
+              {"timestamp", ts}};
+    ++documents[org];
+    messages.emplace_back("document.created", e.dump());
+  }
+  messages.emplace_back("api.call", "{not json");
+  publisher.PublishAll(exchange, messages);
+
+  const int64_t day = ts / kDay * kDay;
+  auto exact = [&] {
+    for (const auto& [org, n] : documents) {
+      json j = GetJson(http, "/v1/usage/orgs/" + org + "/metrics?granularity=day&startTime=" +
+                                 std::to_string(day) + "&endTime=" + std::to_string(day + kDay));
+      if (j.value("totals", json::object()).value("documents", -1.0) != n) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(WaitFor(exact, 60s, 200ms)) << run.Log();
+  EXPECT_TRUE(WaitFor(
+      [&] { return BridgeMetric(http, "cmstream_bridge_messages_acked_total") == 301; }, 30s))
+      << BridgeMetric(http, "cmstream_bridge_messages_acked_total");
+  EXPECT_EQ(BridgeMetric(http, "cmstream_bridge_messages_dlq_total"), 1);
+  EXPECT_TRUE(WaitFor([&] { return publisher.Ready(queue) == 0; }, 30s));
+
+  int status = run.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  const std::string log = run.Log();
+  EXPECT_EQ(log.find("Sanitizer"), std::string::npos) << log.substr(log.find("Sanitizer"), 2000);
+  EXPECT_EQ(log.find("runtime error:"), std::string::npos);
+  publisher.Delete(exchange, queue);
+  if (!HasFailure()) std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace cm
