@@ -9,9 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "bridges/postgres/migrator.h"
 #include "child_process.h"
 #include "kafka_clients.h"
 #include "processors/usage/time_util.h"
+#include "snapshot_figures.h"
 #include "topology/wall_clock.h"
 
 namespace cm {
@@ -243,15 +245,37 @@ TEST_F(ReplayBackfillE2eTest, BackfillOfARangeEqualsTheLiveFiguresWithoutSideEff
       60s));
   const int64_t alerts_before = TotalEnd("cloudmatrix.quota-alerts", 4);
 
+  // The backfill snapshots into a Postgres schema of its own.
+  const std::string schema = testing::UniqueSchema("e2e_backfill");
+  postgres::MigratorOptions mo;
+  mo.database_url = testing::DatabaseUrl();
+  mo.schema = schema;
+  mo.migrations_dir = std::string(CM_SOURCE_DIR) + "/migrations";
+  ASSERT_TRUE(postgres::Migrator::Run(mo).ok());
+
   const int bf_port = testing::FreePort();
   std::vector<std::string> argv{Binary(), "backfill"};
   for (const auto& f : BrokerFlags()) argv.push_back(f);
-  for (const auto& f :
-       {std::string("--app-id"), std::string("e2e-bf"), std::string("--topology"),
-        std::string("cloudmatrix"), std::string("--from"), usage::FormatTimestamp(b),
-        std::string("--to"), usage::FormatTimestamp(c), std::string("--state-dir"),
-        (dir_ / "bf").string(), std::string("--http"), "127.0.0.1:" + std::to_string(bf_port),
-        std::string("--exit-when-done"), std::string("false")}) {
+  for (const auto& f : {std::string("--app-id"),
+                        std::string("e2e-bf"),
+                        std::string("--topology"),
+                        std::string("cloudmatrix"),
+                        std::string("--from"),
+                        usage::FormatTimestamp(b),
+                        std::string("--to"),
+                        usage::FormatTimestamp(c),
+                        std::string("--state-dir"),
+                        (dir_ / "bf").string(),
+                        std::string("--http"),
+                        "127.0.0.1:" + std::to_string(bf_port),
+                        std::string("--exit-when-done"),
+                        std::string("false"),
+                        std::string("--database-url"),
+                        std::string(testing::DatabaseUrl()),
+                        std::string("--database-schema"),
+                        schema,
+                        std::string("--snapshot-interval"),
+                        std::string("500ms")}) {
     argv.push_back(f);
   }
   ChildProcess backfill(argv, (dir_ / "backfill.log").string());
@@ -293,8 +317,15 @@ TEST_F(ReplayBackfillE2eTest, BackfillOfARangeEqualsTheLiveFiguresWithoutSideEff
     Http before = metrics(bf_port, org, a, b, "hour");
     EXPECT_EQ(before.body["totals"].value("events", -1), 0) << before.body.dump();
   }
-  // Read-only: a backfill appends nothing to the live topics.
+  // Its Postgres schema holds the same figures as its HTTP API.
   httplib::Client client("127.0.0.1", bf_port);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return testing::PgEqualsHttp(client, schema, {"org-0", "org-1", "org-2", "org-3", "org-4"});
+      },
+      60s))
+      << "the backfill's snapshot schema " << schema << " differs from its HTTP figures";
+  // Read-only: a backfill appends nothing to the live topics.
   auto post = client.Post(
       "/v1/usage/events",
       json({{"eventId", "x"}, {"organizationId", "org-0"}, {"eventType", "api.call"}}).dump(),
@@ -315,6 +346,7 @@ TEST_F(ReplayBackfillE2eTest, BackfillOfARangeEqualsTheLiveFiguresWithoutSideEff
   int status = backfill.Kill(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << backfill.Log();
   EXPECT_EQ(live->Kill(SIGTERM), 0) << live->Log();
+  if (!HasFailure()) testing::DropSchema(schema);
 }
 
 }  // namespace
