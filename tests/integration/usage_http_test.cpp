@@ -355,5 +355,66 @@ TEST_F(UsageHttpTest, RollupWithoutOrganizationRollsUpEveryPartitionAndKeepsCoar
   EXPECT_EQ(r->status, 400) << r->body;
 }
 
+TEST_F(UsageHttpTest, DashboardAndCsvReportAnswerFromTheCommittedFigures) {
+  const std::string org = "dash-org";
+  auto event = [&](const std::string& id, const std::string& type, const std::string& user,
+                   const std::string& doc) {
+    json e = json::parse(Event(id, org, type, std::nullopt, user));
+    e["resourceType"] = "document";
+    e["resourceId"] = doc;
+    return e;
+  };
+  json batch = {{"events",
+                 {event("d1", "api.call", "alice", "doc-1"),
+                  event("d2", "document.created", "alice", "doc-2"),
+                  event("d3", "api.call", "bob", "doc-1")}}};
+  auto r = client_->Post("/v1/usage/events", batch.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  ASSERT_TRUE(testing::WaitFor([&] { return Totals(org).value("events", 0.0) == 3; }, 30s))
+      << Totals(org).dump();
+
+  int status = 0;
+  json dash = GetJson("/v1/usage/orgs/" + org + "/dashboard", &status);
+  ASSERT_EQ(status, 200) << dash.dump();
+  // Top lists over the billing period, by the catalog's dashboard metrics.
+  EXPECT_EQ(dash["topUsers"], json({{{"userId", "alice"}, {"metricType", "events"}, {"value", 2}},
+                                    {{"userId", "bob"}, {"metricType", "events"}, {"value", 1}}}))
+      << dash.dump();
+  EXPECT_EQ(dash["topDocuments"],
+            json({{{"resourceId", "doc-1"}, {"metricType", "document_activity"}, {"value", 2}},
+                  {{"resourceId", "doc-2"}, {"metricType", "document_activity"}, {"value", 1}}}))
+      << dash.dump();
+  // Realtime: the last five minutes.
+  EXPECT_EQ(dash["realtime"]["activeUsers"], 2) << dash.dump();
+  EXPECT_EQ(dash["realtime"]["openDocuments"], 2) << dash.dump();
+  EXPECT_EQ(dash["realtime"]["events"], 3) << dash.dump();
+  EXPECT_EQ(dash["currentPeriod"]["plan"], "free") << dash.dump();
+
+  // The report as CSV: one row per line item of the plan, with the period's quantities.
+  const int64_t day = topology::WallClockMs() / kDay * kDay;
+  const std::string range =
+      "periodStart=" + std::to_string(day) + "&periodEnd=" + std::to_string(day + kDay);
+  auto csv = client_->Get("/v1/usage/orgs/" + org + "/report?format=csv&" + range);
+  ASSERT_TRUE(csv);
+  ASSERT_EQ(csv->status, 200) << csv->body;
+  EXPECT_EQ(csv->get_header_value("Content-Type"), "text/csv");
+  EXPECT_EQ(csv->body.rfind("reportId,organizationId,periodStart,periodEnd,plan,metricType,unit,"
+                            "quantity,includedQuantity,overageQuantity,unitPrice,pricePer,amount,"
+                            "currency\r\n",
+                            0),
+            0u)
+      << csv->body;
+  EXPECT_NE(csv->body.find(",free,api_calls,calls,2,"), std::string::npos) << csv->body;
+  EXPECT_NE(csv->body.find(",free,documents,documents,1,"), std::string::npos) << csv->body;
+  // The JSON report has the same reportId: it is stable for the organization and period.
+  json report = GetJson("/v1/usage/orgs/" + org + "/report?" + range, &status);
+  ASSERT_EQ(status, 200) << report.dump();
+  EXPECT_NE(csv->body.find(report["reportId"].get<std::string>()), std::string::npos);
+  auto bad = client_->Get("/v1/usage/orgs/" + org + "/report?format=xml&" + range);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+}
+
 }  // namespace
 }  // namespace cm
