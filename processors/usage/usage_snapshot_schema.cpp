@@ -22,16 +22,6 @@ std::string DoubleText(double v) {
   return buf;
 }
 
-bool ReadString(std::string_view key, size_t& pos, std::string& out) {
-  if (pos + 4 > key.size()) return false;
-  uint32_t n = state::ReadLength32(key.substr(pos));
-  pos += 4;
-  if (pos + n > key.size()) return false;
-  out.assign(key.substr(pos, n));
-  pos += n;
-  return true;
-}
-
 bool ReadTime(std::string_view key, size_t& pos, int64_t& out) {
   if (pos + 8 > key.size()) return false;
   out = state::ReadOrderedInt64(key.substr(pos));
@@ -75,7 +65,8 @@ topology::SnapshotTable Totals(std::shared_ptr<const Catalog> catalog) {
   t.decode = [catalog](std::string_view key, Value value) -> std::optional<Row> {
     size_t pos = 0;
     std::string org, metric;
-    if (!ReadString(key, pos, org) || !ReadString(key, pos, metric) || pos >= key.size()) {
+    if (!keys::ReadString(key, pos, org) || !keys::ReadString(key, pos, metric) ||
+        pos >= key.size()) {
       return std::nullopt;
     }
     const char scope = key[pos++];
@@ -140,8 +131,8 @@ topology::SnapshotTable AlertSubscriptions() {
   t.decode = [](std::string_view key, Value value) -> std::optional<Row> {
     size_t pos = 0;
     std::string org, metric;
-    if (!ReadString(key, pos, org) || pos >= key.size() || key[pos++] != 's' ||
-        !ReadString(key, pos, metric)) {
+    if (!keys::ReadString(key, pos, org) || pos >= key.size() || key[pos++] != 's' ||
+        !keys::ReadString(key, pos, metric)) {
       return std::nullopt;
     }
     Row row = {org, metric, std::string(key.substr(pos))};
@@ -164,8 +155,8 @@ topology::SnapshotTable FiredAlerts() {
     size_t pos = 0;
     std::string org, subscription;
     int64_t threshold_milli = 0, period_start = 0;
-    if (!ReadString(key, pos, org) || pos >= key.size() || key[pos++] != 'f' ||
-        !ReadString(key, pos, subscription) || !ReadTime(key, pos, threshold_milli) ||
+    if (!keys::ReadString(key, pos, org) || pos >= key.size() || key[pos++] != 'f' ||
+        !keys::ReadString(key, pos, subscription) || !ReadTime(key, pos, threshold_milli) ||
         !ReadTime(key, pos, period_start) || pos != key.size()) {
       return std::nullopt;
     }

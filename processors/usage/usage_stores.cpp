@@ -26,9 +26,6 @@ void AppendString(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-namespace {
-
-// Reads a length-prefixed string at pos; advances pos.
 bool ReadString(std::string_view key, size_t& pos, std::string& out) {
   if (pos + 4 > key.size()) return false;
   uint32_t n = state::ReadLength32(key.substr(pos));
@@ -38,8 +35,6 @@ bool ReadString(std::string_view key, size_t& pos, std::string& out) {
   pos += n;
   return true;
 }
-
-}  // namespace
 
 std::string Dimset(const std::vector<std::string>& sorted_dims) {
   std::string out;
@@ -67,7 +62,8 @@ std::string AggregateOrgPrefix(std::string_view org) {
   return k;
 }
 
-std::string AggregateGranularityPrefix(std::string_view org, std::string_view metric, Granularity g) {
+std::string AggregateGranularityPrefix(std::string_view org, std::string_view metric,
+                                       Granularity g) {
   std::string k;
   AppendString(k, org);
   AppendString(k, metric);

@@ -1,12 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "processors/usage/time_util.h"
 #include "state/store_spec.h"
@@ -51,12 +50,15 @@ using DimValues = std::vector<std::optional<std::string>>;
 namespace keys {
 
 void AppendString(std::string& out, std::string_view s);
+// Reads a string AppendString wrote at pos and advances pos; false when the key is too short.
+bool ReadString(std::string_view key, size_t& pos, std::string& out);
 
 std::string Dimset(const std::vector<std::string>& sorted_dims);
 std::vector<std::string> SplitDimset(std::string_view dimset);
 
 std::string AggregateOrgPrefix(std::string_view org);
-std::string AggregateGranularityPrefix(std::string_view org, std::string_view metric, Granularity g);
+std::string AggregateGranularityPrefix(std::string_view org, std::string_view metric,
+                                       Granularity g);
 std::string AggregateSeriesPrefix(std::string_view org, std::string_view metric, Granularity g,
                                   std::string_view dimset);
 std::string AggregateKey(std::string_view org, std::string_view metric, Granularity g,
@@ -83,8 +85,8 @@ std::string AlertSubscriptionPrefix(std::string_view org);
 std::string AlertSubscriptionMetricPrefix(std::string_view org, std::string_view metric);
 std::string AlertSubscriptionKey(std::string_view org, std::string_view metric,
                                  std::string_view subscription_id);
-std::string AlertFiredKey(std::string_view org, std::string_view subscription_id,
-                          double threshold, int64_t period_start);
+std::string AlertFiredKey(std::string_view org, std::string_view subscription_id, double threshold,
+                          int64_t period_start);
 
 std::string DedupKey(std::string_view org, std::string_view event_id);
 std::string DedupExpiryKey(int64_t event_time, std::string_view org, std::string_view event_id);
