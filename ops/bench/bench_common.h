@@ -175,15 +175,16 @@ class LogCapture {
   std::atomic<uint64_t> errors_{0}, warnings_{0};
 };
 
-// The embedded broker hosted by the benchmark process, with `count-input` created.
-inline void StartBroker(int partitions, std::unique_ptr<cm::topology::EmbeddedBroker>& broker,
+// The embedded broker hosted by the benchmark process, with `topics` created.
+inline void StartBroker(const std::vector<cm::topology::TopicSpec>& topics,
+                        std::unique_ptr<cm::topology::EmbeddedBroker>& broker,
                         std::unique_ptr<cm::topology::TopicAdmin>& admin, std::string& bootstrap) {
   auto started = cm::topology::EmbeddedBroker::Start();
   if (!started.ok()) Die("embedded broker: " + started.status().ToString());
   broker = std::move(started).value();
   bootstrap = broker->bootstrap_servers();
   admin = cm::topology::NewEmbeddedTopicAdmin(*broker);
-  if (auto s = admin->EnsureTopics({{"count-input", partitions}}); !s.ok()) Die(s.ToString());
+  if (auto s = admin->EnsureTopics(topics); !s.ok()) Die(s.ToString());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ class PipelineBench {
     std::filesystem::create_directories(o_.work_dir);
     LogCapture capture(o_.log_file);
     capture_ = &capture;
-    StartBroker(o_.partitions, broker_, admin_, bootstrap_);
+    StartBroker({{"count-input", o_.partitions}}, broker_, admin_, bootstrap_);
 
     Load();
 

@@ -75,18 +75,11 @@ class UsageBench {
     std::filesystem::create_directories(o_.work_dir);
     LogCapture capture(o_.log_file);
     capture_ = &capture;
-    auto started = cm::topology::EmbeddedBroker::Start();
-    if (!started.ok()) Die("embedded broker: " + started.status().ToString());
-    broker_ = std::move(started).value();
-    bootstrap_ = broker_->bootstrap_servers();
-    admin_ = cm::topology::NewEmbeddedTopicAdmin(*broker_);
-    if (auto s = admin_->EnsureTopics({{"cloudmatrix.events", o_.partitions},
-                                       {"cloudmatrix.commands", o_.partitions},
-                                       {"cloudmatrix.quota-alerts", o_.partitions},
-                                       {"cloudmatrix.dlq", o_.partitions}});
-        !s.ok()) {
-      Die(s.ToString());
-    }
+    StartBroker({{"cloudmatrix.events", o_.partitions},
+                 {"cloudmatrix.commands", o_.partitions},
+                 {"cloudmatrix.quota-alerts", o_.partitions},
+                 {"cloudmatrix.dlq", o_.partitions}},
+                broker_, admin_, bootstrap_);
     Load();
 
     Table table({{"raw ev/s", "%.0f"},
