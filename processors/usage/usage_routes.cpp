@@ -71,6 +71,15 @@ std::string Header(const HttpRequest& req, const std::string& name) {
   return {};
 }
 
+// A command's id: the request's Idempotency-Key (so a retry applies once), else a fresh one.
+state::Result<std::string> CommandIdOf(const HttpRequest& req) {
+  std::string id = Header(req, "Idempotency-Key");
+  if (id.empty()) return RandomId();
+  if (id.size() > kMaxIdLength)
+    return state::Status::InvalidArgument("Idempotency-Key must be at most 256 bytes");
+  return id;
+}
+
 struct Context {
   const topology::KafkaStreams& streams;
   const topology::QueryRouter& router;
@@ -98,12 +107,10 @@ struct Context {
 
   // Appends a usage command for the organization and answers with its stored result.
   HttpResponse Command(const HttpRequest& req, const char* type, json fields) const {
-    std::string command_id = Header(req, "Idempotency-Key");
-    if (command_id.empty()) command_id = RandomId();
-    if (command_id.size() > kMaxIdLength)
-      return Validation("Idempotency-Key must be at most 256 bytes");
+    auto command_id = CommandIdOf(req);
+    if (!command_id.ok()) return Validation(command_id.status().message());
     const std::string& org = req.path_params.at("org");
-    return CommandOnTask(req, type, std::move(fields), org, TaskOf(org), command_id);
+    return CommandOnTask(req, type, std::move(fields), org, TaskOf(org), *command_id);
   }
 
   // Appends a command to `task`'s partition (on the instance that runs it) and answers with
@@ -277,10 +284,9 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     json fields = json::object();
     for (const char* f : {"metricType", "cutoffTime", "granularities"})
       if (body->contains(f)) fields[f] = (*body)[f];
-    std::string command_id = Header(req, "Idempotency-Key");
-    if (command_id.empty()) command_id = RandomId();
-    if (command_id.size() > kMaxIdLength)
-      return Validation("Idempotency-Key must be at most 256 bytes");
+    auto id = CommandIdOf(req);
+    if (!id.ok()) return Validation(id.status().message());
+    const std::string& command_id = *id;
     if (body->contains("organizationId")) {
       const json& org = (*body)["organizationId"];
       if (!org.is_string() || org.get<std::string>().empty() ||
