@@ -3,8 +3,8 @@
 #pragma once
 
 #include <fcntl.h>
-#include <time.h>
 #include <librdkafka/rdkafka.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,14 +17,13 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "topology/embedded_broker.h"
 #include "topology/topic_admin.h"
@@ -117,7 +116,8 @@ class LogCapture {
   }
   size_t Count(const std::string& name) const {
     std::lock_guard<std::mutex> lock(mu_);
-    return std::count_if(events_.begin(), events_.end(), [&](const LogEvent& e) { return e.event == name; });
+    return std::count_if(events_.begin(), events_.end(),
+                         [&](const LogEvent& e) { return e.event == name; });
   }
   // Errors and warnings seen (engine "level" error/warn), for the report.
   uint64_t errors() const { return errors_.load(); }
@@ -210,7 +210,8 @@ inline std::optional<std::string> HeaderValue(const rd_kafka_message_t* m, const
   const void* value = nullptr;
   size_t size = 0;
   if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
-  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
   return std::string(static_cast<const char*>(value), size);
 }
 
@@ -228,7 +229,8 @@ struct Watermarks {
   }
 };
 
-inline Watermarks QueryWatermarks(const std::string& bootstrap, const std::string& topic, int partitions) {
+inline Watermarks QueryWatermarks(const std::string& bootstrap, const std::string& topic,
+                                  int partitions) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   Set(conf, "bootstrap.servers", bootstrap);
   Set(conf, "group.id", "bench-watermarks");
@@ -248,7 +250,8 @@ inline Watermarks QueryWatermarks(const std::string& bootstrap, const std::strin
 
 // Dies when the broker dropped the front of any partition (DESIGN.md §3: 5 MiB / 100,000
 // message sets per partition on the embedded broker).
-inline void RequireNothingDropped(const std::string& bootstrap, const std::string& topic, int partitions) {
+inline void RequireNothingDropped(const std::string& bootstrap, const std::string& topic,
+                                  int partitions) {
   Watermarks w = QueryWatermarks(bootstrap, topic, partitions);
   for (int p = 0; p < partitions; ++p) {
     if (w.low[p] != 0) {
@@ -293,15 +296,17 @@ class Loader {
   }
   ~Loader() { rd_kafka_destroy(rk_); }
 
-  void Send(const std::string& topic, const std::string& key, const std::string& value, int64_t ts) {
+  void Send(const std::string& topic, const std::string& key, const std::string& value,
+            int64_t ts) {
     for (;;) {
       rd_kafka_resp_err_t err = rd_kafka_producev(
           rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
           RD_KAFKA_V_KEY(key.data(), key.size()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-          RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_TIMESTAMP(ts),
+          RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) Die(std::string("produce: ") + rd_kafka_err2str(err));
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        Die(std::string("produce: ") + rd_kafka_err2str(err));
       rd_kafka_poll(rk_, 10);
     }
   }
@@ -328,7 +333,7 @@ inline const std::map<std::string, std::string> kNoStallConsumer = {
 struct ConsumeStats {
   uint64_t records = 0;
   std::map<std::string, uint64_t> per_topic;
-  double seconds = 0;  // first record to last record
+  double seconds = 0;      // first record to last record
   double cpu_seconds = 0;  // process CPU (all threads, the in-process broker included) meanwhile
   uint64_t checksum = 0;
   double Rate() const { return seconds > 0 ? static_cast<double>(records) / seconds : 0; }
@@ -339,7 +344,8 @@ struct ConsumeStats {
 // `on_record` (optional) sees each record.
 using RecordVisitor = std::function<void(const rd_kafka_message_t*)>;
 
-inline ConsumeStats ConsumeAll(const std::string& bootstrap, const std::vector<std::pair<std::string, int>>& topics,
+inline ConsumeStats ConsumeAll(const std::string& bootstrap,
+                               const std::vector<std::pair<std::string, int>>& topics,
                                const std::string& group, const RecordVisitor& on_record = nullptr,
                                const std::map<std::string, std::string>& overrides = {}) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -361,7 +367,8 @@ inline ConsumeStats ConsumeAll(const std::string& bootstrap, const std::vector<s
       ++partitions;
     }
   }
-  if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, list)) Die(std::string("assign: ") + rd_kafka_err2str(e));
+  if (rd_kafka_resp_err_t e = rd_kafka_assign(rk, list))
+    Die(std::string("assign: ") + rd_kafka_err2str(e));
   rd_kafka_topic_partition_list_destroy(list);
 
   ConsumeStats stats;
@@ -413,14 +420,14 @@ inline ConsumeStats ConsumeAll(const std::string& bootstrap, const std::vector<s
 // "done" is the first seal after which the tasks' positions in `input` cover `records`. The
 // commit log also holds outbox records and "published" marks (cm-type header); only seals count.
 struct SealTimeline {
-  int64_t first_ms = 0;  // wall clock of the first seal
+  int64_t first_ms = 0;        // wall clock of the first seal
   uint64_t first_records = 0;  // input records it covered
-  int64_t done_ms = 0;   // wall clock of the seal covering every record
+  int64_t done_ms = 0;         // wall clock of the seal covering every record
 };
 
-inline SealTimeline ReadSealTimeline(const std::string& bootstrap, const std::string& app, const std::string& input,
-                                     int partitions, uint64_t records, int64_t wall_start, bool print,
-                                     const std::string& group) {
+inline SealTimeline ReadSealTimeline(const std::string& bootstrap, const std::string& app,
+                                     const std::string& input, int partitions, uint64_t records,
+                                     int64_t wall_start, bool print, const std::string& group) {
   struct Seal {
     int32_t partition;
     int64_t wall_ms;
@@ -430,13 +437,15 @@ inline SealTimeline ReadSealTimeline(const std::string& bootstrap, const std::st
   const std::string commits = cm::topology::Topology::CommitTopic(app, 0);
   ConsumeAll(bootstrap, {{commits, partitions}}, group, [&](const rd_kafka_message_t* m) {
     if (HeaderValue(m, "cm-type").value_or("seal") != "seal") return;
-    auto j = nlohmann::json::parse(std::string_view(static_cast<const char*>(m->payload), m->len), nullptr, false);
+    auto j = nlohmann::json::parse(std::string_view(static_cast<const char*>(m->payload), m->len),
+                                   nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j.contains("inputs")) {
       Die("unreadable seal in " + commits + "[" + std::to_string(m->partition) + "] at offset " +
           std::to_string(m->offset));
     }
     int64_t pos = j["inputs"].value(input, int64_t{0});
-    by_seq[j["seq"].get<uint64_t>()].push_back({m->partition, rd_kafka_message_timestamp(m, nullptr), pos});
+    by_seq[j["seq"].get<uint64_t>()].push_back(
+        {m->partition, rd_kafka_message_timestamp(m, nullptr), pos});
   });
   std::vector<int64_t> positions(static_cast<size_t>(partitions), 0);
   SealTimeline out;
@@ -444,14 +453,16 @@ inline SealTimeline ReadSealTimeline(const std::string& bootstrap, const std::st
   for (const auto& [seq, seals] : by_seq) {
     int64_t at = 0;
     for (const auto& s : seals) {
-      positions[static_cast<size_t>(s.partition)] = std::max(positions[static_cast<size_t>(s.partition)], s.position);
+      positions[static_cast<size_t>(s.partition)] =
+          std::max(positions[static_cast<size_t>(s.partition)], s.position);
       at = std::max(at, s.wall_ms);
     }
     uint64_t total = 0;
     for (auto p : positions) total += static_cast<uint64_t>(p);
     if (print) {
-      Say("  seal seq %4llu at %7.3f s: %zu tasks, %llu records\n", static_cast<unsigned long long>(seq),
-          (at - wall_start) / 1000.0, seals.size(), static_cast<unsigned long long>(total));
+      Say("  seal seq %4llu at %7.3f s: %zu tasks, %llu records\n",
+          static_cast<unsigned long long>(seq), (at - wall_start) / 1000.0, seals.size(),
+          static_cast<unsigned long long>(total));
     }
     if (!have_first) {
       have_first = true;
@@ -484,7 +495,9 @@ class Table {
     const char* format;  // printf format for one double, e.g. "%.0f"
   };
   explicit Table(std::vector<Column> columns) : columns_(std::move(columns)) {}
-  void Add(std::string label, std::vector<double> values) { rows_.push_back({std::move(label), std::move(values)}); }
+  void Add(std::string label, std::vector<double> values) {
+    rows_.push_back({std::move(label), std::move(values)});
+  }
   void AddMedian() {
     std::vector<double> med;
     for (size_t c = 0; c < columns_.size(); ++c) {
@@ -511,17 +524,20 @@ class Table {
       cells.push_back(std::move(line));
     }
     auto rule = [&] {
-      for (size_t c = 0; c < width.size(); ++c) std::fprintf(out, "%s%s", c ? "-+-" : "", std::string(width[c], '-').c_str());
+      for (size_t c = 0; c < width.size(); ++c)
+        std::fprintf(out, "%s%s", c ? "-+-" : "", std::string(width[c], '-').c_str());
       std::fprintf(out, "\n");
     };
     std::fprintf(out, "%-*s", static_cast<int>(width[0]), "run");
-    for (size_t c = 0; c < columns_.size(); ++c) std::fprintf(out, " | %*s", static_cast<int>(width[c + 1]), columns_[c].name.c_str());
+    for (size_t c = 0; c < columns_.size(); ++c)
+      std::fprintf(out, " | %*s", static_cast<int>(width[c + 1]), columns_[c].name.c_str());
     std::fprintf(out, "\n");
     rule();
     for (size_t r = 0; r < rows_.size(); ++r) {
       if (rows_[r].first == "MEDIAN") rule();
       std::fprintf(out, "%-*s", static_cast<int>(width[0]), rows_[r].first.c_str());
-      for (size_t c = 0; c < columns_.size(); ++c) std::fprintf(out, " | %*s", static_cast<int>(width[c + 1]), cells[r][c].c_str());
+      for (size_t c = 0; c < columns_.size(); ++c)
+        std::fprintf(out, " | %*s", static_cast<int>(width[c + 1]), cells[r][c].c_str());
       std::fprintf(out, "\n");
     }
     std::fflush(out);
