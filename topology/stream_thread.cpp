@@ -455,7 +455,10 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
     }
   }
   if (seek->cnt > 0) {
-    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_.get(), seek.get(), 10000)) {
+    // Asynchronous (timeout 0): the seek is queued ahead of the resume below, and its version
+    // barrier already hides anything fetched before it. A blocking seek timed out when the
+    // partition was being revoked under load, and that failed the whole stream thread.
+    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_.get(), seek.get(), 0)) {
       std::string what = rd_kafka_error_string(e);
       rd_kafka_error_destroy(e);
       Fatal("seek failed: " + what);
@@ -938,7 +941,8 @@ void StreamThread::Impl::AbortAll(const std::string& reason) {
     }
   }
   if (seek->cnt > 0) {
-    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_.get(), seek.get(), 10000)) {
+    // Asynchronous, as in StartRunning: the version barrier drops records fetched before it.
+    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_.get(), seek.get(), 0)) {
       std::string what = rd_kafka_error_string(e);
       rd_kafka_error_destroy(e);
       Fatal("seek after abort failed: " + what);
