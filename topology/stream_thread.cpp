@@ -786,14 +786,22 @@ bool StreamThread::Impl::CommitAll() {
   StateSnapshotListener* listener = config_.snapshot_listener;
   std::map<TaskId, std::vector<StateSnapshotListener::Change>> snapshot_changes;
   for (TaskRuntime* rt : dirty) {
+    // Changes come store by store: look up each store's topic and range once, not per change.
+    std::string current_store;
+    std::string topic;
+    DeliveryRange* range = nullptr;
     rt->task->state().VisitPendingChanges(
         [&](const std::string& store, const state::StoreChange& c) {
           if (listener && listener->WantsStore(store)) {
             snapshot_changes[rt->id].push_back({store, c});
           }
-          auto& range = ranges[{rt->id, store}];
-          Produce(Topology::ChangelogTopic(app, store), rt->id.partition, c.key, c.value,
-                  rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {}, &range);
+          if (range == nullptr || store != current_store) {
+            current_store = store;
+            topic = Topology::ChangelogTopic(app, store);
+            range = &ranges[{rt->id, store}];
+          }
+          Produce(topic, rt->id.partition, c.key, c.value,
+                  rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {}, range);
         });
   }
   // Outputs wait in the task's commit-log partition until the seal makes them part of the commit.

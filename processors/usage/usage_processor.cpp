@@ -135,12 +135,23 @@ void UsageProcessor::ProcessEvent(const Record& record) {
   }
   std::set<std::string> affected;
   CountEvent(e, settings, affected);
-  json trigger = {{"kind", "event"}, {"eventId", e.event_id}, {"eventType", e.event_type}};
+  const json trigger = {{"kind", "event"}, {"eventId", e.event_id}, {"eventType", e.event_type}};
   if (plan_changed) {
     CheckAllAlerts(org, settings, record.timestamp_ms, trigger);
     return;
   }
+  // One scan finds the metrics the organization has alert subscriptions on (usually none),
+  // rather than one per metric the event fed.
+  std::set<std::string, std::less<>> subscribed;
+  const std::string prefix = keys::AlertSubscriptionPrefix(org);
+  alerts_->PrefixScan(prefix, [&](std::string_view k, std::string_view) {
+    size_t pos = prefix.size();
+    std::string metric;
+    if (keys::ReadString(k, pos, metric)) subscribed.insert(std::move(metric));
+    return true;
+  });
   for (const auto& metric : affected) {
+    if (!subscribed.contains(metric)) continue;
     CheckAlerts(org, settings, *o.catalog.FindMetric(metric), e.timestamp_ms, record.timestamp_ms,
                 trigger);
   }
