@@ -16,22 +16,13 @@
 #include "bridges/postgres/migrator.h"
 #include "bridges/postgres/snapshotter.h"
 #include "child_process.h"
-#include "embedded_streams.h"
 #include "kafka_clients.h"
 #include "processors/usage/time_util.h"
-#include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_snapshot_schema.h"
-#include "processors/usage/usage_topology.h"
 #include "snapshot_figures.h"
 #include "tcp_proxy.h"
-#include "topology/command_sender.h"
-#include "topology/embedded_broker.h"
-#include "topology/http_server.h"
-#include "topology/kafka_streams.h"
-#include "topology/query_router.h"
-#include "topology/streams_metadata.h"
-#include "topology/topic_admin.h"
 #include "topology/wall_clock.h"
+#include "usage_instance.h"
 
 namespace cm {
 namespace {
@@ -120,21 +111,14 @@ class PostgresSnapshotTest : public ::testing::Test {
             .ok());
     dir_ = std::filesystem::temp_directory_path() / ("cm-it-snapshot-" + schema_);
     std::filesystem::remove_all(dir_);
-    auto broker = topology::EmbeddedBroker::Start();
+    auto broker = testing::UsageBroker::Start(2);
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
-    for (const char* t : {"cloudmatrix.events", "cloudmatrix.commands", "cloudmatrix.quota-alerts"})
-      ASSERT_TRUE(broker_->CreateTopic(t, 2).ok());
-    admin_ = topology::NewEmbeddedTopicAdmin(*broker_);
     // Minute buckets are kept one hour, so that a record an hour and more ahead rolls them up.
-    options_.retention.minute_ms = usage::kHourMs;
-    options_.maintenance_interval_ms = 1000;
-    options_.rollup_interval_ms = 1000;
-    topology::TopologyBuilder builder;
-    ASSERT_TRUE(usage::AddUsageTopology(builder, options_).ok());
-    auto topology = builder.Build("it-snapshot");
-    ASSERT_TRUE(topology.ok()) << topology.status().ToString();
-    topology_ = std::make_unique<topology::Topology>(std::move(topology).value());
+    usage::UsageOptions options;
+    options.retention.minute_ms = usage::kHourMs;
+    options.maintenance_interval_ms = 1000;
+    options.rollup_interval_ms = 1000;
 
     proxy_ = std::make_unique<testing::TcpProxy>(5432);
     postgres::SnapshotterOptions so;
@@ -144,37 +128,21 @@ class PostgresSnapshotTest : public ::testing::Test {
     so.interval = 200ms;
     so.min_backoff = 100ms;
     snapshotter_ =
-        std::make_unique<postgres::Snapshotter>(usage::UsageSnapshotSchema(options_.catalog), so);
+        std::make_unique<postgres::Snapshotter>(usage::UsageSnapshotSchema(options.catalog), so);
     snapshotter_->Start();
 
-    topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
-        "it-snapshot", broker_->bootstrap_servers(), (dir_ / "state").string());
-    config.snapshot_listener = snapshotter_.get();
-    streams_ = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
-    ASSERT_TRUE(streams_->Start().ok());
-    ASSERT_TRUE(testing::WaitFor([&] { return streams_->Ready(); }, 30s));
-    int port = testing::FreePort();
-    metadata_ = std::make_unique<topology::StreamsMetadata>(
-        topology::StreamsMetadata::Options{
-            .bootstrap_servers = config.bootstrap_servers,
-            .topic = topology::KafkaStreams::InstancesTopic(config.application_id),
-            .instance_id = config.instance_id,
-            .endpoint = "127.0.0.1:" + std::to_string(port)},
-        [this] { return streams_->RunningTasks(); });
-    router_ = std::make_unique<topology::QueryRouter>(*streams_, *metadata_);
-    sender_ = std::make_unique<topology::CommandSender>(*streams_, broker_->bootstrap_servers());
-    usage::AddUsageRoutes(server_, *streams_, *router_, *sender_);
-    ASSERT_TRUE(server_.Start("127.0.0.1", port).ok());
-    ASSERT_TRUE(metadata_->Start().ok());
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_.port());
-    client_->set_read_timeout(30, 0);
+    instance_ = std::make_unique<testing::UsageInstance>(
+        broker_, testing::UsageInstanceOptions{.application_id = "it-snapshot",
+                                               .state_dir = (dir_ / "state").string(),
+                                               .usage = options,
+                                               .snapshot_listener = snapshotter_.get()});
+    auto started = instance_->Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    client_ = &instance_->client();
   }
 
   void TearDown() override {
-    server_.Stop();
-    if (metadata_) metadata_->Stop();
-    sender_.reset();
-    if (streams_) streams_->Stop();
+    instance_.reset();
     if (snapshotter_) snapshotter_->Stop();
     proxy_.reset();
     DropSchema(schema_);
@@ -225,19 +193,12 @@ class PostgresSnapshotTest : public ::testing::Test {
   }
 
   std::string schema_ = UniqueSchema("it_snapshot");
-  usage::UsageOptions options_;
   std::filesystem::path dir_;
-  std::unique_ptr<topology::EmbeddedBroker> broker_;
-  std::unique_ptr<topology::TopicAdmin> admin_;
-  std::unique_ptr<topology::Topology> topology_;
+  testing::UsageBroker broker_;
   std::unique_ptr<testing::TcpProxy> proxy_;
   std::unique_ptr<postgres::Snapshotter> snapshotter_;
-  std::unique_ptr<topology::KafkaStreams> streams_;
-  std::unique_ptr<topology::StreamsMetadata> metadata_;
-  std::unique_ptr<topology::QueryRouter> router_;
-  std::unique_ptr<topology::CommandSender> sender_;
-  topology::HttpServer server_;
-  std::unique_ptr<httplib::Client> client_;
+  std::unique_ptr<testing::UsageInstance> instance_;
+  httplib::Client* client_ = nullptr;
 };
 
 TEST_F(PostgresSnapshotTest, RowsEqualHttpFiguresThroughAnOutageAndARollup) {
@@ -270,7 +231,7 @@ TEST_F(PostgresSnapshotTest, RowsEqualHttpFiguresThroughAnOutageAndARollup) {
   // A record two hours ahead moves org-a's stream time past the minute retention: the rollup
   // deletes its minute buckets, and Postgres deletes their rows.
   ASSERT_FALSE(PgPoints("org-a", "minute").empty());
-  auto producer = testing::NewProducer(broker_->bootstrap_servers());
+  auto producer = testing::NewProducer(broker_.bootstrap());
   const int64_t ahead = now + 2 * usage::kHourMs;
   const std::string event = json({{"eventId", "ahead-1"},
                                   {"organizationId", "org-a"},

@@ -3,23 +3,13 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
-#include <atomic>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
-#include "embedded_streams.h"
 #include "processors/usage/time_util.h"
-#include "processors/usage/usage_routes.h"
-#include "processors/usage/usage_topology.h"
-#include "topology/command_sender.h"
-#include "topology/embedded_broker.h"
-#include "topology/http_server.h"
-#include "topology/kafka_streams.h"
-#include "topology/query_router.h"
-#include "topology/streams_metadata.h"
-#include "topology/topic_admin.h"
 #include "topology/wall_clock.h"
+#include "usage_instance.h"
 
 namespace cm {
 namespace {
@@ -35,60 +25,24 @@ class UsageHttpTest : public ::testing::Test {
     dir_ =
         std::filesystem::temp_directory_path() / ("cm-it-usage-http-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
-    auto broker = topology::EmbeddedBroker::Start();
+    auto broker = testing::UsageBroker::Start(2);
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
-    ASSERT_TRUE(broker_->CreateTopic("cloudmatrix.events", 2).ok());
-    ASSERT_TRUE(broker_->CreateTopic("cloudmatrix.commands", 2).ok());
-    ASSERT_TRUE(broker_->CreateTopic("cloudmatrix.quota-alerts", 2).ok());
-    admin_ = topology::NewEmbeddedTopicAdmin(*broker_);
-    topology::TopologyBuilder builder;
-    ASSERT_TRUE(usage::AddUsageTopology(builder).ok());
-    auto topology = builder.Build("it-usage-http");
-    ASSERT_TRUE(topology.ok()) << topology.status().ToString();
-    topology_ = std::make_unique<topology::Topology>(std::move(topology).value());
-    topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
-        "it-usage-http", broker_->bootstrap_servers(), (dir_ / "state").string());
-    streams_ = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
-    ASSERT_TRUE(streams_->Start().ok());
-    ASSERT_TRUE(testing::WaitFor([&] { return streams_->Ready(); }, 30s))
-        << streams_->ReadyReport().dump();
-
-    int port = testing::FreePort();
-    metadata_ = std::make_unique<topology::StreamsMetadata>(
-        topology::StreamsMetadata::Options{
-            .bootstrap_servers = config.bootstrap_servers,
-            .topic = topology::KafkaStreams::InstancesTopic(config.application_id),
-            .instance_id = config.instance_id,
-            .endpoint = "127.0.0.1:" + std::to_string(port)},
-        [this] { return streams_->RunningTasks(); });
-    router_ = std::make_unique<topology::QueryRouter>(*streams_, *metadata_);
-    sender_ = std::make_unique<topology::CommandSender>(*streams_, broker_->bootstrap_servers());
-    usage::AddUsageRoutes(server_, *streams_, *router_, *sender_,
-                          [this](const std::string& topic, const std::string& key,
-                                 const std::string& value, int32_t partition) {
-                            appended_++;
-                            return sender_->Append(topic, key, value, partition);
-                          });
-    ASSERT_TRUE(server_.Start("127.0.0.1", port).ok());
-    ASSERT_TRUE(metadata_->Start().ok());
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_.port());
-    client_->set_read_timeout(30, 0);
+    instance_ = std::make_unique<testing::UsageInstance>(
+        broker_, testing::UsageInstanceOptions{.application_id = "it-usage-http",
+                                               .state_dir = (dir_ / "state").string()});
+    auto started = instance_->Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    client_ = &instance_->client();
   }
 
   void TearDown() override {
-    server_.Stop();
-    if (metadata_) metadata_->Stop();
-    sender_.reset();
-    if (streams_) streams_->Stop();
+    instance_.reset();
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
   json GetJson(const std::string& path, int* status = nullptr) {
-    auto r = client_->Get(path);
-    if (!r) return json();
-    if (status) *status = r->status;
-    return json::parse(r->body, nullptr, false);
+    return instance_->GetJson(path, status);
   }
 
   // The ungrouped totals of today's day bucket for `org` (what GET metrics answers).
@@ -111,16 +65,9 @@ class UsageHttpTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<topology::EmbeddedBroker> broker_;
-  std::unique_ptr<topology::TopicAdmin> admin_;
-  std::unique_ptr<topology::Topology> topology_;
-  std::unique_ptr<topology::KafkaStreams> streams_;
-  std::unique_ptr<topology::StreamsMetadata> metadata_;
-  std::unique_ptr<topology::QueryRouter> router_;
-  std::unique_ptr<topology::CommandSender> sender_;
-  topology::HttpServer server_;
-  std::unique_ptr<httplib::Client> client_;
-  std::atomic<int> appended_{0};
+  testing::UsageBroker broker_;
+  std::unique_ptr<testing::UsageInstance> instance_;
+  httplib::Client* client_ = nullptr;
 };
 
 TEST_F(UsageHttpTest, RecordsEventsAndAnswersExactSumsCountingDuplicatesOnce) {
@@ -145,7 +92,7 @@ TEST_F(UsageHttpTest, RecordsEventsAndAnswersExactSumsCountingDuplicatesOnce) {
                     "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 202);
-  EXPECT_EQ(appended_.load(), 6);
+  EXPECT_EQ(instance_->events_appended(), 6);
   // A later event on the same partition, so the duplicate has been processed when it shows.
   r = client_->Post("/v1/usage/events", Event("e5", "org-a", "document.created"),
                     "application/json");
@@ -202,7 +149,7 @@ TEST_F(UsageHttpTest, RefusesInvalidEventsWithTheReasonAndAppendsNothing) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "validation_error");
-  EXPECT_EQ(appended_.load(), 0);
+  EXPECT_EQ(instance_->events_appended(), 0);
 }
 
 TEST_F(UsageHttpTest, SetsThePlanThenQuotaAndCheckQuotaFollowIt) {
@@ -281,7 +228,8 @@ TEST_F(UsageHttpTest, RollupWithoutOrganizationRollsUpEveryPartitionAndKeepsCoar
   std::vector<std::string> orgs;
   for (int i = 0; orgs.size() < 2 && i < 100; ++i) {
     std::string org = "roll-" + std::to_string(i);
-    if (orgs.empty() || streams_->TaskForKey(0, org) != streams_->TaskForKey(0, orgs[0]))
+    if (orgs.empty() ||
+        instance_->streams().TaskForKey(0, org) != instance_->streams().TaskForKey(0, orgs[0]))
       orgs.push_back(org);
   }
   ASSERT_EQ(orgs.size(), 2u);
