@@ -47,7 +47,9 @@ constexpr int64_t kDay = 24 * kHour;
 struct Options {
   uint64_t events = 1'000'000;
   int orgs = 1'000;
-  int partitions = 64;
+  // The embedded broker keeps at most 5 MiB and 100,000 records per partition: 1,000,000
+  // events need 256 partitions to keep their input and their changelogs whole.
+  int partitions = 256;
   int runs = 3;
   int requests = 20'000;
   std::string log_file;
