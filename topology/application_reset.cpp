@@ -115,7 +115,12 @@ Status Watermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition, i
 
 }  // namespace
 
-std::optional<int64_t> ResetMarker::Offset(const std::string& topic, int32_t partition) const {
+namespace {
+
+using PartitionOffsets = std::map<std::string, std::map<int32_t, int64_t>>;
+
+std::optional<int64_t> Find(const PartitionOffsets& offsets, const std::string& topic,
+                            int32_t partition) {
   auto t = offsets.find(topic);
   if (t == offsets.end()) return std::nullopt;
   auto p = t->second.find(partition);
@@ -123,15 +128,39 @@ std::optional<int64_t> ResetMarker::Offset(const std::string& topic, int32_t par
   return p->second;
 }
 
-std::string ResetMarker::Encode() const {
+nlohmann::json ToJson(const PartitionOffsets& offsets) {
   nlohmann::json topics = nlohmann::json::object();
   for (const auto& [topic, parts] : offsets) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [p, offset] : parts) j[std::to_string(p)] = offset;
     topics[topic] = std::move(j);
   }
-  return nlohmann::json{
-      {"resetId", id}, {"createdMs", created_ms}, {"from", from}, {"offsets", std::move(topics)}}
+  return topics;
+}
+
+// Throws on a malformed partition number or offset.
+void FromJson(const nlohmann::json& topics, PartitionOffsets& out) {
+  for (const auto& [topic, parts] : topics.items()) {
+    for (const auto& [p, offset] : parts.items()) out[topic][std::stoi(p)] = offset.get<int64_t>();
+  }
+}
+
+}  // namespace
+
+std::optional<int64_t> ResetMarker::Offset(const std::string& topic, int32_t partition) const {
+  return Find(offsets, topic, partition);
+}
+
+std::optional<int64_t> ResetMarker::Published(const std::string& topic, int32_t partition) const {
+  return Find(published, topic, partition);
+}
+
+std::string ResetMarker::Encode() const {
+  return nlohmann::json{{"resetId", id},
+                        {"createdMs", created_ms},
+                        {"from", from},
+                        {"offsets", ToJson(offsets)},
+                        {"published", ToJson(published)}}
       .dump();
 }
 
@@ -146,11 +175,9 @@ Result<ResetMarker> ResetMarker::Decode(std::string_view text) {
   m.created_ms = j.value("createdMs", int64_t{0});
   m.from = j.value("from", "");
   try {
-    for (const auto& [topic, parts] : j["offsets"].items()) {
-      for (const auto& [p, offset] : parts.items()) {
-        m.offsets[topic][std::stoi(p)] = offset.get<int64_t>();
-      }
-    }
+    FromJson(j["offsets"], m.offsets);
+    if (j.contains("published") && j["published"].is_object())
+      FromJson(j["published"], m.published);
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("unreadable reset marker offsets: ") + e.what());
   }
@@ -201,7 +228,11 @@ std::string ResetPlan::Describe() const {
     out << "  " << PartitionRoleName(m.role) << ' ' << m.topic << '[' << m.partition << "]: ";
     if (m.role == PartitionRole::kInput) {
       out << "group offset " << (m.current < 0 ? std::string("none") : std::to_string(m.current))
-          << " -> " << m.target << '\n';
+          << " -> " << m.target;
+      if (auto published = marker.Published(m.topic, m.partition)) {
+        out << " (outputs below " << *published << " were sent before and are not sent again)";
+      }
+      out << '\n';
     } else {
       out << "reads begin at " << m.current << " -> " << m.target << " (cleared)\n";
     }
@@ -389,8 +420,13 @@ Result<ResetPlan> ApplicationReset::Plan() {
   }
   for (const auto& [tp, offset] : *inputs) {
     auto* c = rd_kafka_topic_partition_list_find(committed.get(), tp.first.c_str(), tp.second);
-    plan.moves.push_back({tp.first, tp.second, PartitionRole::kInput,
-                          c != nullptr && c->offset >= 0 ? c->offset : -1, offset});
+    const int64_t current = c != nullptr && c->offset >= 0 ? c->offset : -1;
+    plan.moves.push_back({tp.first, tp.second, PartitionRole::kInput, current, offset});
+    // A reset of a reset that had not caught up yet keeps the older, further position.
+    int64_t published = current;
+    if (previous)
+      published = std::max(published, previous->Published(tp.first, tp.second).value_or(-1));
+    if (published > offset) plan.marker.published[tp.first][tp.second] = published;
   }
 
   std::vector<std::pair<std::string, PartitionRole>> internal;

@@ -30,8 +30,13 @@ struct ResetMarker {
   int64_t created_ms = 0;
   std::string from;  // "beginning" or the time asked for, for people reading the topic
   std::map<std::string, std::map<int32_t, int64_t>> offsets;  // topic -> partition -> offset
+  // Per input partition: the position the application had reached before the reset. Outputs of
+  // the records below it were published then, so the replay does not publish them again (a
+  // quota alert, a DLQ record): replaying never re-sends what the application already sent.
+  std::map<std::string, std::map<int32_t, int64_t>> published;
 
   std::optional<int64_t> Offset(const std::string& topic, int32_t partition) const;
+  std::optional<int64_t> Published(const std::string& topic, int32_t partition) const;
   std::string Encode() const;
   static state::Result<ResetMarker> Decode(std::string_view json);
 };

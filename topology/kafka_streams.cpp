@@ -189,6 +189,11 @@ std::string KafkaStreams::RenderMetrics() const {
          "Records sent to the dead-letter topic by current tasks.");
   for (const auto& t : threads)
     out << "cmstream_dlq_records_total{thread=\"" << t.index << "\"} " << t.dlq << '\n';
+  family("cmstream_replayed_outputs_dropped_total", "counter",
+         "Outputs of replayed records that were sent before the reset (cmstream replay).");
+  for (const auto& t : threads)
+    out << "cmstream_replayed_outputs_dropped_total{thread=\"" << t.index << "\"} "
+        << t.replayed_outputs_dropped << '\n';
   family("cmstream_commits_aborted_total", "counter", "Commits aborted and reprocessed.");
   for (const auto& t : threads)
     out << "cmstream_commits_aborted_total{thread=\"" << t.index << "\"} " << t.aborted_commits

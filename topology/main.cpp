@@ -15,9 +15,9 @@
 #include <optional>
 #include <string>
 
-#include "bridges/rabbitmq/amqp_bridge.h"
 #include "bridges/postgres/migrator.h"
 #include "bridges/postgres/snapshotter.h"
+#include "bridges/rabbitmq/amqp_bridge.h"
 #include "processors/counting/counting_routes.h"
 #include "processors/counting/counting_topology.h"
 #include "processors/usage/time_util.h"
@@ -766,7 +766,7 @@ int main(int argc, char** argv) {
   replay_cmd->add_flag("--dry-run", replay.dry_run, "print what would be done; change nothing");
 
   RunOptions backfill_run;
-  backfill_run.http = "";  // no HTTP API unless asked for
+  backfill_run.http = "";             // no HTTP API unless asked for
   backfill_run.database_schema = "";  // never the live application's by default
   BackfillRequest backfill;
   CLI::App* backfill_cmd = app.add_subcommand(
@@ -823,10 +823,12 @@ int main(int argc, char** argv) {
   // snapshot target by accident.
   backfill_cmd->add_option("--database-url", backfill_run.database_url,
                            "Postgres URL: snapshot the backfill's stores there");
-  backfill_cmd->add_option("--database-schema", backfill_run.database_schema,
-                           "its own Postgres schema (required with --database-url; migrate it first)");
-  backfill_cmd->add_option("--snapshot-interval", backfill_run.snapshot_interval,
-                           "how often changed rows are written to Postgres")
+  backfill_cmd->add_option(
+      "--database-schema", backfill_run.database_schema,
+      "its own Postgres schema (required with --database-url; migrate it first)");
+  backfill_cmd
+      ->add_option("--snapshot-interval", backfill_run.snapshot_interval,
+                   "how often changed rows are written to Postgres")
       ->capture_default_str();
 
   run_cmd

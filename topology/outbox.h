@@ -12,6 +12,9 @@ namespace cm::topology {
 // Kafka headers cmstream puts on the records of a task's commit-log partition and on outputs.
 inline constexpr const char* kCommitRecordTypeHeader = "cm-type";  // "seal", "outbox", "published"
 inline constexpr const char* kOutputIdHeader = "cm-out";           // "<writer>/<seq>/<index>"
+// On a record a replay sends to an internal topic for an input record whose outputs were sent
+// before the reset: the downstream task drops the external outputs it causes too.
+inline constexpr const char* kReplayedHeader = "cm-replayed";
 
 // One record a task sends to a sink topic (or the DLQ).
 struct PendingOutput {

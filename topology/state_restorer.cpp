@@ -61,6 +61,9 @@ Status StateRestorer::Prepare() {
         if (auto offset = marker->Offset(topic, task_.partition)) inputs_[topic] = *offset;
       }
     }
+    for (const auto& topic : sub.source_topics) {
+      if (auto offset = marker->Published(topic, task_.partition)) published_[topic] = *offset;
+    }
   }
   commit_position_ = phases_.front().from;
   for (auto& phase : phases_) {

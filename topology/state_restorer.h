@@ -54,6 +54,9 @@ class StateRestorer {
   uint64_t total_records() const { return total_; }
   // The input offsets the restored state reflects (empty for a task that never committed).
   const std::map<std::string, int64_t>& input_positions() const { return inputs_; }
+  // Per source topic: the position reached before the latest reset (ResetMarker::published);
+  // outputs of records below it are not sent again.
+  const std::map<std::string, int64_t>& published_positions() const { return published_; }
   const std::map<std::string, int64_t>& changelog_positions() const { return changelog_positions_; }
   int64_t commit_position() const { return commit_position_; }
   const std::optional<UnpublishedOutputs>& unpublished() const { return unpublished_; }
@@ -85,6 +88,7 @@ class StateRestorer {
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> sealed_ranges_;
   std::map<std::string, size_t> range_cursor_;
   std::map<std::string, int64_t> inputs_;
+  std::map<std::string, int64_t> published_;
   std::map<std::string, int64_t> changelog_positions_;
   int64_t commit_position_ = 0;
   std::map<int64_t, std::string> outbox_records_;  // by commit-log offset, since the last seal

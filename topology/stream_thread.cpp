@@ -124,6 +124,11 @@ class StreamThread::Impl final {
     bool dirty = false;
     std::vector<PendingOutput> outbox;
     std::map<std::pair<std::string, int32_t>, int64_t> sink_positions;  // after our last output
+    // After `cmstream replay`: per source topic, where the application was before the reset.
+    // While a record below it is processed, outputs to external topics were sent before and are
+    // dropped; those to internal topics carry kReplayedHeader so downstream tasks drop theirs.
+    std::map<std::string, int64_t> published_until;
+    bool replaying = false;
   };
 
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
@@ -188,6 +193,7 @@ class StreamThread::Impl final {
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_status_ = std::chrono::steady_clock::now();
   uint64_t processed_ = 0, produced_ = 0, commits_ = 0, aborted_ = 0;
+  uint64_t replayed_outputs_dropped_ = 0;
   double commit_seconds_sum_ = 0;
   std::vector<uint64_t> commit_buckets_ = std::vector<uint64_t>(std::size(kCommitLatencyBounds), 0);
   uint64_t records_since_commit_ = 0;
@@ -429,6 +435,7 @@ void StreamThread::Impl::RestoreStep() {
 
 void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
   rt.changelog_positions = rt.restorer->changelog_positions();
+  rt.published_until = rt.restorer->published_positions();
   rt.commit_position = rt.restorer->commit_position();
   rt.committed_positions = rt.restorer->input_positions();
   rt.positions = rt.committed_positions;
@@ -549,7 +556,16 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
     }
   }
   if (rt.committed_positions.count(r.topic) == 0) rt.committed_positions[r.topic] = m->offset;
+  if (!rt.published_until.empty()) {
+    auto until = rt.published_until.find(r.topic);
+    rt.replaying = until != rt.published_until.end() && m->offset < until->second;
+  }
+  if (!rt.replaying) {
+    rt.replaying = std::any_of(r.headers.begin(), r.headers.end(),
+                               [](const Header& h) { return h.key == kReplayedHeader; });
+  }
   rt.task->Process(r);
+  rt.replaying = false;
   rt.positions[r.topic] = m->offset + 1;
   rt.dirty = true;
   ++processed_;
@@ -622,6 +638,18 @@ void StreamThread::Impl::Produce(const std::string& topic, int32_t partition,
 }
 
 void StreamThread::Impl::Send(TaskRuntime& rt, const std::string& topic, const Record& record) {
+  if (rt.replaying) {
+    if (internal_topics_.count(topic) == 0) {
+      ++replayed_outputs_dropped_;  // sent before the reset
+      return;
+    }
+    Record marked = record;
+    marked.headers.push_back({kReplayedHeader, "1"});
+    rt.replaying = false;  // Send the marked copy as usual
+    Send(rt, topic, marked);
+    rt.replaying = true;
+    return;
+  }
   const std::string& target = OutputTopic(topic);
   if (outbox_mode_) {
     rt.outbox.push_back({target, record});
@@ -979,6 +1007,7 @@ void StreamThread::Impl::RefreshStatus() {
   s.assigned = assigned_;
   s.processed = processed_;
   s.produced = produced_;
+  s.replayed_outputs_dropped = replayed_outputs_dropped_;
   s.commits = commits_;
   s.aborted_commits = aborted_;
   s.commit_seconds_sum = commit_seconds_sum_;

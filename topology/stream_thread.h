@@ -41,6 +41,7 @@ struct ThreadStatus {
   uint64_t processed = 0;
   uint64_t produced = 0;
   uint64_t dlq = 0;
+  uint64_t replayed_outputs_dropped = 0;  // after `cmstream replay`: sent before the reset
   uint64_t commits = 0;
   uint64_t aborted_commits = 0;
   double commit_seconds_sum = 0;

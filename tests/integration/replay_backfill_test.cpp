@@ -191,7 +191,9 @@ TEST_F(ReplayBackfillTest, ReplayFromBeginningRebuildsTheSameFigures) {
     ProduceKeys(keys, 7, 0);
     ASSERT_TRUE(CountsAre(*streams, Expect(keys, 17)));
   }
-  int64_t changelog_end = TotalEnd("rp-all-counts-changelog");
+  const int64_t changelog_end = TotalEnd("rp-all-counts-changelog");
+  const int64_t outputs_before = TotalEnd("count-output");
+  ASSERT_EQ(outputs_before, 30 * 17);
   topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), *admin_);
   ASSERT_TRUE(reset.CheckStopped().ok());
   auto plan = reset.Plan();
@@ -204,6 +206,13 @@ TEST_F(ReplayBackfillTest, ReplayFromBeginningRebuildsTheSameFigures) {
   auto streams = Start(*t, Config("rp-all"));
   EXPECT_TRUE(CountsAre(*streams, Expect(keys, 17)));
   EXPECT_GT(TotalEnd("rp-all-counts-changelog"), changelog_end) << "the stores were rebuilt";
+
+  // The replay sent none of its outputs again (the mock broker writes no transaction markers,
+  // so end offsets count records); records after the old position have theirs as usual.
+  ProduceKeys(keys, 2, 0);
+  EXPECT_TRUE(CountsAre(*streams, Expect(keys, 19)));
+  EXPECT_TRUE(testing::WaitFor([&] { return TotalEnd("count-output") == 30 * 19; }, 30s))
+      << TotalEnd("count-output") << " outputs, expected " << 30 * 19;
 }
 
 TEST_F(ReplayBackfillTest, ReplayFromTimeSkipsEarlierRecordsAndRestoresNothingBeforeTheReset) {

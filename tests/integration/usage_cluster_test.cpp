@@ -19,6 +19,7 @@
 #include "child_process.h"
 #include "kafka_clients.h"
 #include "processors/usage/time_util.h"
+#include "topology/application_reset.h"
 #include "topology/wall_clock.h"
 #include "usage_instance.h"
 
@@ -161,6 +162,8 @@ class UsageClusterTest : public ::testing::Test {
     auto s = instance->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
+
+  double StartWithAFiredAlert(class FiredAlerts& alerts, std::vector<Sent>& before, int& first);
 
   // Two instances that split the partitions between them, and two organizations owned by each
   // (as their running tasks say, not by assumption).
@@ -526,45 +529,73 @@ TEST_F(UsageClusterTest, ConcurrentProducersWithSharedEventIdsCountEachEventOnce
   ExpectFigures({a_.get(), b_.get()});
 }
 
-TEST_F(UsageClusterTest, RestartWithoutLocalStateRestoresFiguresAndFiresNoAlertTwice) {
-  ASSERT_NO_FATAL_FAILURE(StartInstance(a_, "solo"));
-  orgs_ = {"org-alerts", "org-other"};
-  testing::TopicReader alerts_topic(broker_.bootstrap(), "cloudmatrix.quota-alerts", kPartitions);
-  std::map<std::pair<std::string, double>, int> fired;  // (org, threshold) -> alerts seen
-  auto read_alerts = [&] {
-    for (const auto& m : alerts_topic.Poll(100)) {
+// The quota alerts in cloudmatrix.quota-alerts, counted by (organization, threshold).
+class FiredAlerts {
+ public:
+  explicit FiredAlerts(const std::string& bootstrap)
+      : topic_(bootstrap, "cloudmatrix.quota-alerts", kPartitions) {}
+  // Reads what arrived since the last call.
+  void Read() {
+    for (const auto& m : topic_.Poll(100)) {
       json a = json::parse(m.value);
-      fired[{a["organizationId"].get<std::string>(), a["threshold"].get<double>()}]++;
+      fired_[{a["organizationId"].get<std::string>(), a["threshold"].get<double>()}]++;
     }
-  };
+  }
+  int Count(const std::string& org, double threshold) {
+    auto it = fired_.find({org, threshold});
+    return it == fired_.end() ? 0 : it->second;
+  }
+  size_t Kinds() const { return fired_.size(); }
 
-  // Documents on the free plan: an alert at 50% and at 80% of the limit.
+ private:
+  testing::TopicReader topic_;
+  std::map<std::pair<std::string, double>, int> fired_;
+};
+
+// `n` document.created events of `org` at ts, ts+1, ...
+std::vector<Sent> Documents(const std::string& org, const std::string& tag, int n, int64_t ts) {
+  std::vector<Sent> out;
+  for (int i = 0; i < n; ++i)
+    out.push_back({tag + "-" + std::to_string(i), org, "user-" + std::to_string(i % 4),
+                   "document.created", 0, ts + i});
+  return out;
+}
+
+// One instance, "org-alerts" subscribed to documents alerts at 50% and 80% of the free plan,
+// and events past 50%: the 50% alert has fired once. Returns the documents limit.
+double UsageClusterTest::StartWithAFiredAlert(FiredAlerts& alerts, std::vector<Sent>& before,
+                                              int& first) {
+  StartInstance(a_, "solo");
+  if (HasFatalFailure()) return 0;
+  orgs_ = {"org-alerts", "org-other"};
   const usage::Catalog catalog = usage::DefaultCatalog();
   const double limit = *catalog.FindPlan("free")->Find("documents")->limit;
   auto r = a_->client().Post("/v1/usage/orgs/org-alerts/alerts",
                              json({{"metricType", "documents"}, {"thresholds", {50, 80}}}).dump(),
                              "application/json");
-  ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 201) << r->body;
+  EXPECT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
   const int64_t now = topology::WallClockMs();
-  auto documents = [&](const std::string& org, const std::string& tag, int n, int64_t ts) {
-    std::vector<Sent> out;
-    for (int i = 0; i < n; ++i)
-      out.push_back({tag + "-" + std::to_string(i), org, "user-" + std::to_string(i % 4),
-                     "document.created", 0, ts + i});
-    return out;
-  };
-  const int first = static_cast<int>(limit * 0.6);  // past 50%, short of 80%
-  std::vector<Sent> before = documents("org-alerts", "doc", first, now - 5000);
+  first = static_cast<int>(limit * 0.6);  // past 50%, short of 80%
+  before = Documents("org-alerts", "doc", first, now - 5000);
   for (auto& e : MakeEvents("org-other", "other", 30, now - 5000)) before.push_back(e);
-  ASSERT_NO_FATAL_FAILURE(Post(before, {a_.get()}, 20));
-  ASSERT_TRUE(Processed(*a_));
-  ASSERT_TRUE(WaitFor(
+  Post(before, {a_.get()}, 20);
+  EXPECT_TRUE(Processed(*a_));
+  EXPECT_TRUE(WaitFor(
       [&] {
-        read_alerts();
-        return fired[{"org-alerts", 50}] == 1;
+        alerts.Read();
+        return alerts.Count("org-alerts", 50) == 1;
       },
       30s));
+  return limit;
+}
+
+TEST_F(UsageClusterTest, RestartWithoutLocalStateRestoresFiguresAndFiresNoAlertTwice) {
+  FiredAlerts alerts(broker_.bootstrap());
+  std::vector<Sent> before;
+  int first = 0;
+  const double limit = StartWithAFiredAlert(alerts, before, first);
+  ASSERT_FALSE(HasFailure());
+  const int64_t now = topology::WallClockMs();
   const auto figures = ExpectFigures({a_.get()});
 
   a_->Stop();
@@ -581,18 +612,77 @@ TEST_F(UsageClusterTest, RestartWithoutLocalStateRestoresFiguresAndFiresNoAlertT
   const int second = static_cast<int>(limit * 0.85) - first;
   ASSERT_NO_FATAL_FAILURE(Post(before, {a_.get()}, 20));
   ASSERT_NO_FATAL_FAILURE(
-      Post(documents("org-alerts", "doc-after", second, now - 1000), {a_.get()}, 20));
+      Post(Documents("org-alerts", "doc-after", second, now - 1000), {a_.get()}, 20));
   ASSERT_TRUE(Processed(*a_));
   ASSERT_TRUE(WaitFor(
       [&] {
-        read_alerts();
-        return fired[{"org-alerts", 80}] >= 1;
+        alerts.Read();
+        return alerts.Count("org-alerts", 80) >= 1;
       },
       30s));
-  read_alerts();
-  EXPECT_EQ(fired[std::make_pair(std::string("org-alerts"), 50.0)], 1);
-  EXPECT_EQ(fired[std::make_pair(std::string("org-alerts"), 80.0)], 1);
-  EXPECT_EQ(fired.size(), 2u);
+  alerts.Read();
+  EXPECT_EQ(alerts.Count("org-alerts", 50), 1);
+  EXPECT_EQ(alerts.Count("org-alerts", 80), 1);
+  EXPECT_EQ(alerts.Kinds(), 2u);
+  ExpectFigures({a_.get()});
+}
+
+// `cmstream replay --from-beginning` (ApplicationReset) rebuilds every figure from the log,
+// and sends no alert again that the application sent before the reset; alerts crossed after
+// it are sent as usual.
+TEST_F(UsageClusterTest, ReplayFromTheBeginningRebuildsTheFiguresAndSendsNoAlertAgain) {
+  FiredAlerts alerts(broker_.bootstrap());
+  std::vector<Sent> before;
+  int first = 0;
+  const double limit = StartWithAFiredAlert(alerts, before, first);
+  ASSERT_FALSE(HasFailure());
+  const auto figures = ExpectFigures({a_.get()});
+
+  a_->Stop();
+  topology::TopologyBuilder builder;
+  ASSERT_TRUE(usage::AddUsageTopology(builder).ok());
+  auto topology = builder.Build(a_->options().application_id);
+  ASSERT_TRUE(topology.ok());
+  topology::ResetOptions o;
+  o.bootstrap_servers = broker_.bootstrap();
+  o.embedded_broker = true;
+  o.state_dir = a_->options().state_dir;
+  topology::ApplicationReset reset(*topology, o, *broker_.admin);
+  ASSERT_TRUE(reset.CheckStopped().ok());
+  auto plan = reset.Plan();
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_FALSE(plan->marker.published.empty()) << plan->Describe();
+  ASSERT_TRUE(reset.Apply(*plan).ok());
+
+  auto s = a_->Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_TRUE(Processed(*a_));
+  ExpectSameAnswers(*a_, figures);
+  // The replay went past the events that fired the 50% alert before the reset.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return a_->streams().RenderMetrics().find(
+                   "cmstream_replayed_outputs_dropped_total{thread=\"0\"} 1\n") !=
+               std::string::npos;
+      },
+      10s))
+      << a_->streams().RenderMetrics();
+
+  const int second = static_cast<int>(limit * 0.85) - first;
+  ASSERT_NO_FATAL_FAILURE(
+      Post(Documents("org-alerts", "doc-after", second, topology::WallClockMs() - 1000), {a_.get()},
+           20));
+  ASSERT_TRUE(Processed(*a_));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        alerts.Read();
+        return alerts.Count("org-alerts", 80) >= 1;
+      },
+      30s));
+  alerts.Read();
+  EXPECT_EQ(alerts.Count("org-alerts", 50), 1);
+  EXPECT_EQ(alerts.Count("org-alerts", 80), 1);
+  EXPECT_EQ(alerts.Kinds(), 2u);
   ExpectFigures({a_.get()});
 }
 
