@@ -183,16 +183,32 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
   httplib::Client client_b("127.0.0.1", b.port);
   for (auto* c : {&client_a, &client_b}) c->set_read_timeout(30, 0);
 
-  // Plans and alert subscriptions first, over HTTP (commands answered once applied).
+  // Plans and alert subscriptions first, over HTTP (commands answered once applied). Until
+  // each instance has announced its tasks, a command for the other's task answers 503 (retry
+  // shortly); the retry carries the same Idempotency-Key, so it is applied once.
+  auto command = [&](const std::string& method, const std::string& path, const json& body,
+                     const std::string& key) {
+    std::pair<int, std::string> answer{0, "no answer"};  // status, body
+    WaitFor(
+        [&] {
+          httplib::Headers headers = {{"Idempotency-Key", key}};
+          auto r = method == "PUT" ? client_a.Put(path, headers, body.dump(), "application/json")
+                                   : client_a.Post(path, headers, body.dump(), "application/json");
+          if (r) answer = {r->status, r->body};
+          return r && r->status != 503;
+        },
+        30s, 200ms);
+    return answer;
+  };
   for (int k = 0; k < kSubscribedOrgs; ++k) {
     const std::string base = "/v1/usage/orgs/" + OrgName(k);
-    auto plan = client_a.Put(base + "/plan", json{{"plan", "free"}}.dump(), "application/json");
-    ASSERT_TRUE(plan && plan->status == 200) << (plan ? plan->body : "no answer");
+    auto plan = command("PUT", base + "/plan", {{"plan", "free"}}, "plan-" + OrgName(k));
+    ASSERT_EQ(plan.first, 200) << plan.second;
     for (const auto& [metric, thresholds] : kSubscriptions) {
       json sub = {
           {"metricType", metric}, {"thresholds", thresholds}, {"notificationChannels", {"email"}}};
-      auto r = client_a.Post(base + "/alerts", sub.dump(), "application/json");
-      ASSERT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
+      auto r = command("POST", base + "/alerts", sub, "alerts-" + metric + "-" + OrgName(k));
+      ASSERT_EQ(r.first, 201) << r.second;
     }
   }
   // The free plan's limits and billing period, as the quota status reports them.
