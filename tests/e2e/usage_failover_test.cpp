@@ -265,15 +265,15 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
 
   // Every organization's figures over HTTP (day buckets around now cover every event time).
   std::map<std::string, testing::Points> points;
-  auto all_exact = [&] {
+  auto all_exact = [&] {  // reads every organization, so that a failure reports them all
+    bool exact = true;
     for (int k = 0; k < kOrgs; ++k) {
       const std::string org = OrgName(k);
       points[org] = testing::HttpPoints(k % 2 ? client_b : client_a, org, "day");
       for (const char* metric : kCheckedMetrics)
-        if (testing::MetricSum(points[org], metric) != stream.expected[org].Of(metric))
-          return false;
+        exact = exact && testing::MetricSum(points[org], metric) == stream.expected[org].Of(metric);
     }
-    return true;
+    return exact;
   };
   const bool exact = WaitFor(all_exact, 180s, 500ms);
   int wrong = 0;
