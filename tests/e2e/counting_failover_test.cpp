@@ -3,7 +3,6 @@
 // records arrive. Every key must end at its exact count (nothing lost, nothing counted twice), and
 // a plain read_committed consumer of the output topic must see each output exactly once.
 #include <gtest/gtest.h>
-#include <httplib.h>
 
 #include <atomic>
 #include <filesystem>
@@ -16,6 +15,7 @@
 
 #include "child_process.h"
 #include "kafka_clients.h"
+#include "run_instance.h"
 
 namespace cm {
 namespace {
@@ -30,30 +30,7 @@ constexpr int kMinRecords = 200'000;  // at least; the input goes on until the k
 
 std::string Binary() { return std::string(CM_BINARY_DIR) + "/cmstream"; }
 
-struct Instance {
-  std::string id;
-  int port;
-  std::unique_ptr<ChildProcess> process;
-
-  bool Ready() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(1);
-    auto r = c.Get("/ready");
-    return r && r->status == 200;
-  }
-  // A figure of this incarnation's /metrics (thread 0), 0 when it does not answer.
-  uint64_t Metric(const std::string& name) const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_connection_timeout(1);
-    auto r = c.Get("/metrics");
-    if (!r || r->status != 200) return 0;
-    std::smatch m;
-    std::regex line(name + R"(\{thread="0"\} (\d+))");
-    return std::regex_search(r->body, m, line) ? std::stoull(m[1]) : 0;
-  }
-  uint64_t Processed() const { return Metric("cmstream_records_processed_total"); }
-  uint64_t Commits() const { return Metric("cmstream_commit_latency_seconds_count"); }
-};
+using Instance = testing::RunInstance;
 
 TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   auto dir = std::filesystem::temp_directory_path() / ("cm-e2e-" + std::to_string(::getpid()));

@@ -72,13 +72,16 @@ inline Points PgPoints(const std::string& schema, const std::string& org,
   return out;
 }
 
-// The "events" metric (every accepted event) summed over day buckets: how many of an
-// organization's events have been processed.
-inline double EventCount(const Points& day_points) {
+// A metric summed over its buckets.
+inline double MetricSum(const Points& points, const std::string& metric) {
   double sum = 0;
-  for (const auto& [key, value] : day_points) sum += key.first == "events" ? value : 0;
+  for (const auto& [key, value] : points) sum += key.first == metric ? value : 0;
   return sum;
 }
+
+// The "events" metric (every accepted event) summed over day buckets: how many of an
+// organization's events have been processed.
+inline double EventCount(const Points& day_points) { return MetricSum(day_points, "events"); }
 
 // Whether HTTP reports `n` processed events for every org.
 inline bool HttpCountsReach(httplib::Client& client, const std::vector<std::string>& orgs,
