@@ -33,6 +33,7 @@
 #include "topology/kafka_streams.h"
 #include "topology/query_router.h"
 #include "topology/streams_metadata.h"
+#include "topology/units.h"
 
 namespace {
 
@@ -52,6 +53,7 @@ struct Options {
   int partitions = 256;
   int runs = 3;
   int requests = 20'000;
+  uint64_t rocksdb_memory = 256ULL << 20;  // as `cmstream run`'s default
   std::string log_file;
   std::string work_dir;
   bool timeline = false;
@@ -122,8 +124,10 @@ class UsageBench {
     std::printf(
         "\ncmstream usage benchmark: usage topology, exactly_once, 1 stream thread, embedded "
         "broker\n");
-    std::printf("events %llu, organizations %d, partitions %d, runs %d\n\n",
-                static_cast<unsigned long long>(o_.events), o_.orgs, o_.partitions, o_.runs);
+    std::printf(
+        "events %llu, organizations %d, partitions %d, runs %d, rocksdb memory %llu MiB\n\n",
+        static_cast<unsigned long long>(o_.events), o_.orgs, o_.partitions, o_.runs,
+        static_cast<unsigned long long>(o_.rocksdb_memory >> 20));
     table.Print(stdout);
     std::printf(
         "\nquery latency over loopback HTTP (one keep-alive client, %d requests each, last run's "
@@ -222,6 +226,7 @@ class UsageBench {
     config.bootstrap_servers = bootstrap_;
     config.state_dir = o_.work_dir + "/state-run" + std::to_string(run);
     config.threads = 1;
+    config.rocksdb_memory_bytes = o_.rocksdb_memory;
     config.broker_filters_aborted = false;  // the embedded broker
     std::filesystem::remove_all(config.state_dir);
     running->streams = std::make_unique<KafkaStreams>(*running->topology, config, *admin_);
@@ -364,8 +369,18 @@ int main(int argc, char** argv) {
   app.add_option("--log", o.log_file, "where the engine's log lines go (default <work-dir>.log)");
   app.add_option("--work-dir", o.work_dir,
                  "state directories (default /tmp/cmstream-bench-usage-<pid>)");
+  std::string rocksdb_memory = "256MiB";
+  app.add_option("--rocksdb-memory", rocksdb_memory,
+                 "block cache plus write buffers, as `cmstream run --rocksdb-memory`")
+      ->capture_default_str();
   app.add_flag("--timeline", o.timeline, "print every sealed commit");
   CLI11_PARSE(app, argc, argv);
+  auto memory = cm::topology::ParseBytes(rocksdb_memory);
+  if (!memory.ok()) {
+    std::fprintf(stderr, "--rocksdb-memory: %s\n", memory.status().ToString().c_str());
+    return 2;
+  }
+  o.rocksdb_memory = *memory;
   if (o.work_dir.empty()) o.work_dir = "/tmp/cmstream-bench-usage-" + std::to_string(getpid());
   if (o.log_file.empty()) o.log_file = o.work_dir + ".log";
   return UsageBench(o).Main();
