@@ -164,6 +164,10 @@ class UsageClusterTest : public ::testing::Test {
   }
 
   double StartWithAFiredAlert(class FiredAlerts& alerts, std::vector<Sent>& before, int& first);
+  // After StartWithAFiredAlert: posts enough new documents to pass 80% of `limit`, then expects
+  // the 50% and the 80% alert once each. Alerts of one organization are in order on its
+  // partition: once the 80% alert is there, a second 50% alert would be too.
+  void CrossEightyPercentAndExpectEachAlertOnce(class FiredAlerts& alerts, double limit, int first);
 
   // Two instances that split the partitions between them, and two organizations owned by each
   // (as their running tasks say, not by assumption).
@@ -589,30 +593,12 @@ double UsageClusterTest::StartWithAFiredAlert(FiredAlerts& alerts, std::vector<S
   return limit;
 }
 
-TEST_F(UsageClusterTest, RestartWithoutLocalStateRestoresFiguresAndFiresNoAlertTwice) {
-  FiredAlerts alerts(broker_.bootstrap());
-  std::vector<Sent> before;
-  int first = 0;
-  const double limit = StartWithAFiredAlert(alerts, before, first);
-  ASSERT_FALSE(HasFailure());
-  const int64_t now = topology::WallClockMs();
-  const auto figures = ExpectFigures({a_.get()});
-
-  a_->Stop();
-  std::filesystem::remove_all(dir_ / "solo");
-  ASSERT_FALSE(std::filesystem::exists(dir_ / "solo"));
-  auto s = a_->Start();  // restores every store from its changelog before it is ready
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  ExpectSameAnswers(*a_, figures);
-  ExpectFigures({a_.get()});
-
-  // The same documents again (counted once), then enough new ones to pass 80%. Alerts of one
-  // organization are in order on its partition: once the 80% alert is there, a second 50%
-  // alert would be too.
+void UsageClusterTest::CrossEightyPercentAndExpectEachAlertOnce(FiredAlerts& alerts, double limit,
+                                                                int first) {
   const int second = static_cast<int>(limit * 0.85) - first;
-  ASSERT_NO_FATAL_FAILURE(Post(before, {a_.get()}, 20));
   ASSERT_NO_FATAL_FAILURE(
-      Post(Documents("org-alerts", "doc-after", second, now - 1000), {a_.get()}, 20));
+      Post(Documents("org-alerts", "doc-after", second, topology::WallClockMs() - 1000), {a_.get()},
+           20));
   ASSERT_TRUE(Processed(*a_));
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -625,6 +611,27 @@ TEST_F(UsageClusterTest, RestartWithoutLocalStateRestoresFiguresAndFiresNoAlertT
   EXPECT_EQ(alerts.Count("org-alerts", 80), 1);
   EXPECT_EQ(alerts.Kinds(), 2u);
   ExpectFigures({a_.get()});
+}
+
+TEST_F(UsageClusterTest, RestartWithoutLocalStateRestoresFiguresAndFiresNoAlertTwice) {
+  FiredAlerts alerts(broker_.bootstrap());
+  std::vector<Sent> before;
+  int first = 0;
+  const double limit = StartWithAFiredAlert(alerts, before, first);
+  ASSERT_FALSE(HasFailure());
+  const auto figures = ExpectFigures({a_.get()});
+
+  a_->Stop();
+  std::filesystem::remove_all(dir_ / "solo");
+  ASSERT_FALSE(std::filesystem::exists(dir_ / "solo"));
+  auto s = a_->Start();  // restores every store from its changelog before it is ready
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ExpectSameAnswers(*a_, figures);
+  ExpectFigures({a_.get()});
+
+  // The same documents again (counted once), then enough new ones to pass 80%.
+  ASSERT_NO_FATAL_FAILURE(Post(before, {a_.get()}, 20));
+  CrossEightyPercentAndExpectEachAlertOnce(alerts, limit, first);
 }
 
 // `cmstream replay --from-beginning` (ApplicationReset) rebuilds every figure from the log,
@@ -668,22 +675,7 @@ TEST_F(UsageClusterTest, ReplayFromTheBeginningRebuildsTheFiguresAndSendsNoAlert
       10s))
       << a_->streams().RenderMetrics();
 
-  const int second = static_cast<int>(limit * 0.85) - first;
-  ASSERT_NO_FATAL_FAILURE(
-      Post(Documents("org-alerts", "doc-after", second, topology::WallClockMs() - 1000), {a_.get()},
-           20));
-  ASSERT_TRUE(Processed(*a_));
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        alerts.Read();
-        return alerts.Count("org-alerts", 80) >= 1;
-      },
-      30s));
-  alerts.Read();
-  EXPECT_EQ(alerts.Count("org-alerts", 50), 1);
-  EXPECT_EQ(alerts.Count("org-alerts", 80), 1);
-  EXPECT_EQ(alerts.Kinds(), 2u);
-  ExpectFigures({a_.get()});
+  CrossEightyPercentAndExpectEachAlertOnce(alerts, limit, first);
 }
 
 }  // namespace
