@@ -7,6 +7,7 @@
 #include "child_process.h"
 #include "embedded_streams.h"
 #include "kafka_clients.h"
+#include "topology/application_reset.h"
 #include "topology/embedded_broker.h"
 #include "topology/kafka_streams.h"
 #include "topology/topic_admin.h"
@@ -54,67 +55,131 @@ class Count final : public topology::Processor {
   state::KeyValueStore* store_ = nullptr;
 };
 
-TEST(RepartitionStreamsTest, RecordsReKeyedIntoASecondSubTopologyAreCountedByTheirNewKey) {
-  auto dir =
-      std::filesystem::temp_directory_path() / ("cm-it-repart-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  auto broker = topology::EmbeddedBroker::Start();
-  ASSERT_TRUE(broker.ok());
-  ASSERT_TRUE((*broker)->CreateTopic("picks", 4).ok());
-  auto admin = topology::NewEmbeddedTopicAdmin(**broker);
-  topology::TopologyBuilder builder;
-  state::StoreSpec spec;
-  spec.name = "per-colour";
-  builder.AddSource("picks-source", {"picks"})
-      .AddProcessor("by-value", [] { return std::make_unique<ByValue>(); }, {"picks-source"})
-      .AddRepartitionSink("to-colours", "colours", {"by-value"})
-      .AddRepartitionSource("colours-source", "colours")
-      .AddProcessor("count", [] { return std::make_unique<Count>(); }, {"colours-source"})
-      .AddSink("counts", "colour-counts", {"count"})
-      .AddStateStore(spec, {"count"});
-  auto topology = builder.Build("it-repart");
-  ASSERT_TRUE(topology.ok()) << topology.status().ToString();
-  ASSERT_EQ(topology->subtopologies().size(), 2u);
+constexpr int kPartitions = 4;
+const std::vector<std::string> kColours = {"red", "green", "blue", "cyan", "magenta", "yellow"};
 
-  topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
-      "it-repart", (*broker)->bootstrap_servers(), (dir / "state").string());
-  config.threads = 2;
-  topology::KafkaStreams streams(*topology, config, *admin);
-  ASSERT_TRUE(streams.Start().ok());
-  ASSERT_TRUE(testing::WaitFor([&] { return streams.Ready(); }, 30s))
-      << streams.ReadyReport().dump();
-
-  // 600 users each pick one of 6 colours; the users' keys spread over all input partitions.
-  auto producer = testing::NewProducer((*broker)->bootstrap_servers());
-  const std::vector<std::string> colours = {"red", "green", "blue", "cyan", "magenta", "yellow"};
-  std::map<std::string, long> expected;
-  for (int u = 0; u < 600; ++u) {
-    const std::string& colour = colours[static_cast<size_t>(u * 7 % 6)];
-    testing::Produce(producer.get(), "picks", "user-" + std::to_string(u), colour);
-    ++expected[colour];
+// picks -> by-value -> (repartition "colours") -> count -> colour-counts, on two threads.
+class RepartitionStreamsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("cm-it-repart-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    auto broker = topology::EmbeddedBroker::Start();
+    ASSERT_TRUE(broker.ok());
+    broker_ = std::move(broker).value();
+    ASSERT_TRUE(broker_->CreateTopic("picks", kPartitions).ok());
+    admin_ = topology::NewEmbeddedTopicAdmin(*broker_);
+    topology::TopologyBuilder builder;
+    state::StoreSpec spec;
+    spec.name = "per-colour";
+    builder.AddSource("picks-source", {"picks"})
+        .AddProcessor("by-value", [] { return std::make_unique<ByValue>(); }, {"picks-source"})
+        .AddRepartitionSink("to-colours", "colours", {"by-value"})
+        .AddRepartitionSource("colours-source", "colours")
+        .AddProcessor("count", [] { return std::make_unique<Count>(); }, {"colours-source"})
+        .AddSink("counts", "colour-counts", {"count"})
+        .AddStateStore(spec, {"count"});
+    auto topology = builder.Build("it-repart");
+    ASSERT_TRUE(topology.ok()) << topology.status().ToString();
+    ASSERT_EQ(topology->subtopologies().size(), 2u);
+    topology_ = std::make_unique<topology::Topology>(std::move(topology).value());
+    producer_ = testing::NewProducer(broker_->bootstrap_servers());
+    reader_ = std::make_unique<testing::TopicReader>(broker_->bootstrap_servers(), "colour-counts",
+                                                     kPartitions);
   }
-  rd_kafka_flush(producer.get(), 10000);
-
-  testing::TopicReader reader((*broker)->bootstrap_servers(), "colour-counts", 4);
-  std::map<std::string, std::vector<long>> seen;
-  bool done = testing::WaitFor(
-      [&] {
-        for (auto& m : reader.Poll(100)) seen[m.key].push_back(std::stol(m.value));
-        if (seen.size() != expected.size()) return false;
-        for (const auto& [colour, n] : expected) {
-          if (seen[colour].empty() || seen[colour].back() != n) return false;
-        }
-        return true;
-      },
-      60s, 50ms);
-  EXPECT_TRUE(done) << "colours seen: " << seen.size();
-  for (const auto& [colour, counts] : seen) {
-    // One task counts each colour, so its outputs are 1..n without gaps or repeats.
-    for (size_t i = 0; i < counts.size(); ++i)
-      ASSERT_EQ(counts[i], static_cast<long>(i + 1)) << colour;
+  void TearDown() override {
+    streams_.reset();
+    reader_.reset();
+    producer_.reset();
+    broker_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
-  streams.Stop();
-  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
+
+  void Start() {
+    topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
+        "it-repart", broker_->bootstrap_servers(), (dir_ / "state").string());
+    config.threads = 2;
+    streams_ = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
+    ASSERT_TRUE(streams_->Start().ok());
+    ASSERT_TRUE(testing::WaitFor([&] { return streams_->Ready(); }, 30s))
+        << streams_->ReadyReport().dump();
+  }
+
+  // Users `from`..`to`-1 each pick one of the colours; the users' keys spread over all input
+  // partitions.
+  void Pick(int from, int to) {
+    for (int u = from; u < to; ++u) {
+      const std::string& colour = kColours[static_cast<size_t>(u * 7 % 6)];
+      testing::Produce(producer_.get(), "picks", "user-" + std::to_string(u), colour);
+      ++expected_[colour];
+    }
+    ASSERT_EQ(rd_kafka_flush(producer_.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+
+  // Reads colour-counts until every colour's last output is its expected count, then expects
+  // each colour's outputs to be exactly 1..n: one task counts each colour, so a gap or a repeat
+  // is a lost or a twice-sent output.
+  void ExpectOutputsOneToN() {
+    bool done = testing::WaitFor(
+        [&] {
+          for (auto& m : reader_->Poll(100)) seen_[m.key].push_back(std::stol(m.value));
+          if (seen_.size() != expected_.size()) return false;
+          for (const auto& [colour, n] : expected_) {
+            if (seen_[colour].empty() || seen_[colour].back() < n) return false;
+          }
+          return true;
+        },
+        60s, 50ms);
+    EXPECT_TRUE(done) << "colours seen: " << seen_.size();
+    for (const auto& [colour, counts] : seen_) {
+      EXPECT_EQ(counts.size(), static_cast<size_t>(expected_[colour])) << colour;
+      for (size_t i = 0; i < counts.size(); ++i)
+        ASSERT_EQ(counts[i], static_cast<long>(i + 1)) << colour;
+    }
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<topology::EmbeddedBroker> broker_;
+  std::unique_ptr<topology::TopicAdmin> admin_;
+  std::unique_ptr<topology::Topology> topology_;
+  testing::Kafka producer_;
+  std::unique_ptr<topology::KafkaStreams> streams_;
+  std::map<std::string, long> expected_;
+  std::map<std::string, std::vector<long>> seen_;
+  std::unique_ptr<testing::TopicReader> reader_;
+};
+
+TEST_F(RepartitionStreamsTest, RecordsReKeyedIntoASecondSubTopologyAreCountedByTheirNewKey) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_NO_FATAL_FAILURE(Pick(0, 600));
+  ExpectOutputsOneToN();
+}
+
+// A replay reprocesses every pick: the records it writes to the repartition topic carry the
+// replayed header, so the downstream task rebuilds its counts without sending them again.
+TEST_F(RepartitionStreamsTest, ReplayRebuildsDownstreamCountsWithoutSendingTheirOutputsAgain) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_NO_FATAL_FAILURE(Pick(0, 600));
+  ExpectOutputsOneToN();
+  streams_->Stop();
+  streams_.reset();
+
+  topology::ResetOptions o;
+  o.bootstrap_servers = broker_->bootstrap_servers();
+  o.embedded_broker = true;
+  o.state_dir = (dir_ / "state").string();
+  topology::ApplicationReset reset(*topology_, o, *admin_);
+  ASSERT_TRUE(reset.CheckStopped().ok());
+  auto plan = reset.Plan();
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_TRUE(reset.Apply(*plan).ok());
+
+  // The counts go on from the rebuilt 600 picks: 601.., not 1.. again and not 1201...
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_NO_FATAL_FAILURE(Pick(600, 660));
+  ExpectOutputsOneToN();
 }
 
 }  // namespace
