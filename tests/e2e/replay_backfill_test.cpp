@@ -56,10 +56,7 @@ std::pair<int, std::string> RunToEnd(const std::vector<std::string>& args,
 class ReplayBackfillE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cm-e2e-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = testing::FreshTestDirectory("cm-e2e");
     std::filesystem::create_directories(dir_);
     const std::string info = (dir_ / "broker.json").string();
     broker_ = std::make_unique<ChildProcess>(

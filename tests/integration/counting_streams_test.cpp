@@ -20,11 +20,7 @@ using namespace std::chrono_literals;
 class CountingStreamsTest : public ::testing::TestWithParam<topology::ProcessingGuarantee> {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cm-it-" + std::to_string(::getpid()) + "-" +
-            std::to_string(static_cast<int>(GetParam())) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = testing::FreshTestDirectory("cm-it-" + std::to_string(static_cast<int>(GetParam())));
     auto broker = topology::EmbeddedBroker::Start();
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();

@@ -62,10 +62,7 @@ const std::vector<std::string> kColours = {"red", "green", "blue", "cyan", "mage
 class RepartitionStreamsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cm-it-repart-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = testing::FreshTestDirectory("cm-it-repart");
     auto broker = topology::EmbeddedBroker::Start();
     ASSERT_TRUE(broker.ok());
     broker_ = std::move(broker).value();

@@ -139,10 +139,7 @@ json Timeless(json body) {
 class UsageClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cm-it-usage-cluster-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = testing::FreshTestDirectory("cm-it-usage-cluster");
     auto broker = testing::UsageBroker::Start(kPartitions);
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();

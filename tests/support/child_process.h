@@ -3,6 +3,7 @@
 // A cmstream (or other) process started by a test, with its output in a log file, so tests can
 // kill it with SIGKILL, restart it, and read what it logged.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -111,6 +113,16 @@ inline int FreePort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+// An emptied directory under the system's temp directory, named after `prefix`, this process
+// and the running test, so that neither tests nor concurrent ctest processes share one.
+inline std::filesystem::path FreshTestDirectory(const std::string& prefix) {
+  auto dir = std::filesystem::temp_directory_path() /
+             (prefix + "-" + std::to_string(::getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  return dir;
 }
 
 }  // namespace cm::testing
