@@ -8,8 +8,8 @@
 #include <unordered_map>
 
 #include "state/status.h"
-#include "topology/snapshot_schema.h"
-#include "topology/state_snapshot_listener.h"
+#include "topology/processor/snapshot_schema.h"
+#include "topology/runtime/state_snapshot_listener.h"
 
 namespace cm::postgres {
 

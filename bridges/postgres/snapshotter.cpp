@@ -4,8 +4,8 @@
 #include <set>
 #include <sstream>
 
-#include "topology/log.h"
-#include "topology/wall_clock.h"
+#include "topology/common/log.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm::postgres {
 

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "bridges/postgres/snapshot_writer.h"
-#include "topology/snapshot_schema.h"
-#include "topology/state_snapshot_listener.h"
+#include "topology/processor/snapshot_schema.h"
+#include "topology/runtime/state_snapshot_listener.h"
 
 namespace cm::postgres {
 

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "bridges/rabbitmq/event_key.h"
-#include "topology/log.h"
+#include "topology/common/log.h"
 
 namespace cm::rabbitmq {
 

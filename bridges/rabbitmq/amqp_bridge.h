@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "state/status.h"
-#include "topology/record_producer.h"
+#include "topology/kafka/record_producer.h"
 
 namespace cm::rabbitmq {
 

@@ -25,10 +25,10 @@
 #include <thread>
 #include <vector>
 
-#include "topology/embedded_broker.h"
-#include "topology/topic_admin.h"
-#include "topology/topology.h"
-#include "topology/wall_clock.h"
+#include "topology/kafka/embedded_broker.h"
+#include "topology/kafka/topic_admin.h"
+#include "topology/processor/topology.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm::bench {
 
@@ -64,7 +64,7 @@ inline void Say(const char* fmt, ...) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Log capture. The engine logs one JSON object per line on stderr (topology/log.h). fd 2 is
+// Log capture. The engine logs one JSON object per line on stderr (topology/common/log.h). fd 2 is
 // replaced by a pipe; a reader thread stamps every line with the steady clock as it arrives
 // (spdlog flushes each line), appends it to a log file and keeps the events we time by.
 

@@ -38,9 +38,9 @@
 
 #include "ops/bench/bench_common.h"
 #include "processors/counting/counting_topology.h"
-#include "topology/embedded_broker.h"
-#include "topology/kafka_streams.h"
-#include "topology/topic_admin.h"
+#include "topology/kafka/embedded_broker.h"
+#include "topology/runtime/kafka_streams.h"
+#include "topology/kafka/topic_admin.h"
 
 namespace {
 

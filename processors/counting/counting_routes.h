@@ -1,9 +1,9 @@
 #pragma once
 
 #include "processors/counting/counting_topology.h"
-#include "topology/http_server.h"
-#include "topology/kafka_streams.h"
-#include "topology/query_router.h"
+#include "topology/query/http_server.h"
+#include "topology/runtime/kafka_streams.h"
+#include "topology/query/query_router.h"
 
 namespace cm::counting {
 

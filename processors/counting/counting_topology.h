@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "topology/topology.h"
+#include "topology/processor/topology.h"
 
 namespace cm::counting {
 

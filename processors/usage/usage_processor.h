@@ -10,7 +10,7 @@
 #include "processors/usage/metric_catalog.h"
 #include "processors/usage/org_settings.h"
 #include "processors/usage/usage_options.h"
-#include "topology/processor.h"
+#include "topology/processor/processor.h"
 
 namespace cm::usage {
 

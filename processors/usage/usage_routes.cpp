@@ -15,7 +15,7 @@
 #include "processors/usage/usage_commands.h"
 #include "processors/usage/usage_event.h"
 #include "processors/usage/usage_stores.h"
-#include "topology/wall_clock.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm::usage {
 

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "processors/usage/metric_catalog.h"
-#include "topology/snapshot_schema.h"
+#include "topology/processor/snapshot_schema.h"
 
 namespace cm::usage {
 

@@ -2,7 +2,7 @@
 
 #include "processors/usage/usage_options.h"
 #include "state/status.h"
-#include "topology/topology.h"
+#include "topology/processor/topology.h"
 
 namespace cm::usage {
 

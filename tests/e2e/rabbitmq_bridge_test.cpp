@@ -19,7 +19,7 @@
 #include "amqp_publisher.h"
 #include "child_process.h"
 #include "kafka_clients.h"
-#include "topology/wall_clock.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm {
 namespace {

@@ -14,7 +14,7 @@
 #include "kafka_clients.h"
 #include "processors/usage/time_util.h"
 #include "snapshot_figures.h"
-#include "topology/wall_clock.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm {
 namespace {

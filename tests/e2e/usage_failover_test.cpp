@@ -23,7 +23,7 @@
 #include "kafka_clients.h"
 #include "run_instance.h"
 #include "snapshot_figures.h"
-#include "topology/wall_clock.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm {
 namespace {

@@ -1,5 +1,5 @@
 // Commands are appended to a topic and answered once the owning task has applied them.
-#include "topology/command_sender.h"
+#include "topology/query/command_sender.h"
 
 #include <gtest/gtest.h>
 
@@ -7,9 +7,9 @@
 
 #include "child_process.h"
 #include "embedded_streams.h"
-#include "topology/embedded_broker.h"
-#include "topology/kafka_streams.h"
-#include "topology/topic_admin.h"
+#include "topology/kafka/embedded_broker.h"
+#include "topology/runtime/kafka_streams.h"
+#include "topology/kafka/topic_admin.h"
 
 namespace cm {
 namespace {

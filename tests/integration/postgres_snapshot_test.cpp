@@ -21,7 +21,7 @@
 #include "processors/usage/usage_snapshot_schema.h"
 #include "snapshot_figures.h"
 #include "tcp_proxy.h"
-#include "topology/wall_clock.h"
+#include "topology/common/wall_clock.h"
 #include "usage_instance.h"
 
 namespace cm {

@@ -15,8 +15,8 @@
 #include "bridges/rabbitmq/amqp_bridge.h"
 #include "child_process.h"
 #include "kafka_clients.h"
-#include "topology/embedded_broker.h"
-#include "topology/partitioner.h"
+#include "topology/kafka/embedded_broker.h"
+#include "topology/kafka/partitioner.h"
 
 namespace cm {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "child_process.h"
 #include "processors/usage/time_util.h"
-#include "topology/wall_clock.h"
+#include "topology/common/wall_clock.h"
 #include "usage_instance.h"
 
 namespace cm {

@@ -3,7 +3,7 @@
 // The StreamsConfig of an in-process test application on the embedded broker.
 #include <string>
 
-#include "topology/streams_config.h"
+#include "topology/runtime/streams_config.h"
 
 namespace cm::testing {
 

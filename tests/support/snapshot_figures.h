@@ -12,7 +12,7 @@
 #include <string>
 
 #include "processors/usage/time_util.h"
-#include "topology/wall_clock.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm::testing {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "topology/processor.h"
-#include "topology/topology.h"
+#include "topology/processor/processor.h"
+#include "topology/processor/topology.h"
 
 namespace cm::topology {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "topology/kafka_error.h"
+#include "topology/kafka/kafka_error.h"
 
 namespace cm::topology {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "topology/partitioner.h"
+#include "topology/kafka/partitioner.h"
 
 namespace cm::topology {
 namespace {

@@ -1,4 +1,4 @@
-#include "topology/topology_test_driver.h"
+#include "topology/testing/topology_test_driver.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "processors/counting/counting_topology.h"
-#include "topology/partitioner.h"
-#include "topology/processor.h"
-#include "topology/topology.h"
+#include "topology/kafka/partitioner.h"
+#include "topology/processor/processor.h"
+#include "topology/processor/topology.h"
 
 namespace cm::topology {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "topology/units.h"
+#include "topology/common/units.h"
 
 namespace cm::topology {
 namespace {

@@ -17,8 +17,8 @@
 #include "processors/usage/usage_queries.h"
 #include "processors/usage/usage_stores.h"
 #include "processors/usage/usage_topology.h"
-#include "topology/topology.h"
-#include "topology/topology_test_driver.h"
+#include "topology/processor/topology.h"
+#include "topology/testing/topology_test_driver.h"
 
 namespace cm::usage::testing {
 

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "state/key_value_store.h"
+#include "state/timer_store.h"
+#include "state/window_store.h"
+#include "topology/processor/record.h"
+
+namespace cm::topology {
+
+enum class PunctuationType {
+  kStreamTime,     // fires as record timestamps advance; replays identically
+  kWallClockTime,  // fires on the system clock; for side effects outside the log
+};
+
+using Punctuator = std::function<void(int64_t timestamp_ms)>;
+
+// What a processor sees of its task (Kafka Streams' ProcessorContext).
+class ProcessorContext {
+ public:
+  virtual ~ProcessorContext() = default;
+
+  // To every child of this processor.
+  virtual void Forward(const Record& record) = 0;
+  // To one named child (a processor or a sink).
+  virtual void ForwardTo(std::string_view child, const Record& record) = 0;
+  // Rejects a record: it goes to the dead-letter topic with the reason, and processing goes on.
+  virtual void SendToDlq(const Record& record, std::string_view reason) = 0;
+
+  // Stores this processor was connected to; asserting on a name it was not connected to.
+  virtual state::KeyValueStore& GetKeyValueStore(std::string_view name) = 0;
+  virtual state::WindowStore& GetWindowStore(std::string_view name) = 0;
+  virtual state::TimerStore& GetTimerStore(std::string_view name) = 0;
+
+  virtual void Schedule(std::chrono::milliseconds interval, PunctuationType type,
+                        Punctuator punctuator) = 0;
+
+  // The largest record timestamp the task has seen.
+  virtual int64_t StreamTime() const = 0;
+  virtual const std::string& TaskId() const = 0;
+  virtual int32_t Partition() const = 0;
+  virtual const std::string& ApplicationId() const = 0;
+};
+
+class Processor {
+ public:
+  virtual ~Processor() = default;
+  virtual void Init(ProcessorContext& context) { (void)context; }
+  virtual void Process(const Record& record) = 0;
+  virtual void Close() {}
+};
+
+using ProcessorSupplier = std::function<std::unique_ptr<Processor>()>;
+
+}  // namespace cm::topology

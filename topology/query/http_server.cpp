@@ -1,0 +1,179 @@
+#include "topology/query/http_server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <regex>
+#include <sstream>
+#include <vector>
+
+namespace cm::topology {
+
+namespace {
+constexpr double kLatencyBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+}
+
+HttpResponse HttpResponse::Json(int status, const nlohmann::json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+HttpResponse HttpResponse::Error(int status, std::string_view code, std::string_view message,
+                                 nlohmann::json details) {
+  return Json(status,
+              {{"error", {{"code", code}, {"message", message}, {"details", std::move(details)}}}});
+}
+
+HttpResponse HttpResponse::FromStatus(const state::Status& status) {
+  switch (status.code()) {
+    case state::Status::Code::kOk:
+      return Json(200, nlohmann::json::object());
+    case state::Status::Code::kInvalidArgument:
+      return Error(400, "validation_error", status.message());
+    case state::Status::Code::kNotFound:
+      return Error(404, "not_found", status.message());
+    case state::Status::Code::kConflict:
+      return Error(409, "conflict", status.message());
+    case state::Status::Code::kUnavailable: {
+      HttpResponse r = Error(503, "unavailable", status.message());
+      r.headers["Retry-After"] = "1";
+      return r;
+    }
+    case state::Status::Code::kCorruption:
+    case state::Status::Code::kIOError:
+    case state::Status::Code::kAborted:
+      return Error(500, "internal", status.message());
+  }
+  return Error(500, "internal", status.message());
+}
+
+struct HttpServer::Impl {
+  httplib::Server server;
+};
+
+HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::Route(const std::string& method, const std::string& pattern, HttpHandler handler) {
+  // "/v1/teams/{id}" becomes a regex with one capture per {name}.
+  std::vector<std::string> names;
+  std::string regex;
+  for (size_t i = 0; i < pattern.size();) {
+    if (pattern[i] == '{') {
+      size_t end = pattern.find('}', i);
+      names.push_back(pattern.substr(i + 1, end - i - 1));
+      regex += "([^/]+)";
+      i = end + 1;
+    } else {
+      if (std::string("().[]*+?^$\\|").find(pattern[i]) != std::string::npos) regex += '\\';
+      regex += pattern[i++];
+    }
+  }
+  std::string key = method + " " + pattern;
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    stats_[key].buckets.assign(std::size(kLatencyBounds), 0);
+  }
+  auto wrapped = [this, names, key, method, handler = std::move(handler)](
+                     const httplib::Request& req, httplib::Response& res) {
+    auto started = std::chrono::steady_clock::now();
+    HttpRequest r;
+    r.method = method;
+    r.path = req.path;
+    for (size_t i = 0; i < names.size() && i + 1 < req.matches.size(); ++i) {
+      r.path_params[names[i]] = req.matches[i + 1].str();
+    }
+    for (const auto& [k, v] : req.params) r.query[k] = v;
+    for (const auto& [k, v] : req.headers) r.headers[k] = v;
+    r.body = req.body;
+    HttpResponse out;
+    try {
+      out = method != "GET" && !reject_writes_.empty()
+                ? HttpResponse::Error(409, "read_only", reject_writes_)
+                : handler(r);
+    } catch (const std::exception& e) {
+      out = HttpResponse::Error(500, "internal", e.what());
+    }
+    res.status = out.status;
+    for (const auto& [k, v] : out.headers) res.set_header(k, v);
+    res.set_content(out.body, out.content_type);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    RouteStats& s = stats_[key];
+    ++s.count;
+    if (out.status >= 500) ++s.errors;
+    s.seconds_sum += seconds;
+    for (size_t i = 0; i < std::size(kLatencyBounds); ++i) {
+      if (seconds <= kLatencyBounds[i]) ++s.buckets[i];
+    }
+  };
+  if (method == "GET")
+    impl_->server.Get(regex, wrapped);
+  else if (method == "POST")
+    impl_->server.Post(regex, wrapped);
+  else if (method == "PUT")
+    impl_->server.Put(regex, wrapped);
+  else if (method == "PATCH")
+    impl_->server.Patch(regex, wrapped);
+  else if (method == "DELETE")
+    impl_->server.Delete(regex, wrapped);
+}
+
+state::Status HttpServer::Start(const std::string& host, int port) {
+  // Without it, a keep-alive client's small requests meet Nagle plus delayed ACK: ~40 ms each.
+  impl_->server.set_tcp_nodelay(true);
+  impl_->server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) {
+      auto r = HttpResponse::Error(res.status, res.status == 404 ? "not_found" : "http_error",
+                                   res.status == 404 ? "no such route" : "request failed");
+      res.set_content(r.body, r.content_type);
+    }
+  });
+  if (port == 0) {
+    port_ = impl_->server.bind_to_any_port(host);
+    if (port_ < 0) return state::Status::Unavailable("cannot bind HTTP on " + host);
+  } else {
+    if (!impl_->server.bind_to_port(host, port)) {
+      return state::Status::Unavailable("cannot bind HTTP on " + host + ":" + std::to_string(port));
+    }
+    port_ = port;
+  }
+  thread_ = std::thread([this] { impl_->server.listen_after_bind(); });
+  return state::Status::OK();
+}
+
+void HttpServer::Stop() {
+  impl_->server.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string HttpServer::RenderMetrics() const {
+  std::ostringstream out;
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  out << "# HELP cmstream_http_request_duration_seconds HTTP request latency per route.\n"
+      << "# TYPE cmstream_http_request_duration_seconds histogram\n";
+  for (const auto& [route, s] : stats_) {
+    for (size_t i = 0; i < std::size(kLatencyBounds); ++i) {
+      out << "cmstream_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\""
+          << kLatencyBounds[i] << "\"} " << s.buckets[i] << '\n';
+    }
+    out << "cmstream_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\"+Inf\"} "
+        << s.count << '\n';
+    out << "cmstream_http_request_duration_seconds_sum{route=\"" << route << "\"} " << s.seconds_sum
+        << '\n';
+    out << "cmstream_http_request_duration_seconds_count{route=\"" << route << "\"} " << s.count
+        << '\n';
+  }
+  out << "# HELP cmstream_http_errors_total HTTP responses with a 5xx status per route.\n"
+      << "# TYPE cmstream_http_errors_total counter\n";
+  for (const auto& [route, s] : stats_) {
+    out << "cmstream_http_errors_total{route=\"" << route << "\"} " << s.errors << '\n';
+  }
+  return out.str();
+}
+
+}  // namespace cm::topology

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "topology/query/http_server.h"
+#include "topology/runtime/kafka_streams.h"
+#include "topology/processor/read_only_stores.h"
+#include "topology/query/streams_metadata.h"
+
+namespace cm::topology {
+
+// Serves a request about one key wherever the key's task runs: here from the committed stores,
+// elsewhere by forwarding the request to the owning instance, and with 503 + Retry-After while
+// no running instance owns it (restoring, or between owners during a rebalance).
+class QueryRouter {
+ public:
+  static constexpr const char* kForwardedHeader = "X-Cm-Forwarded-By";
+
+  QueryRouter(const KafkaStreams& streams, const StreamsMetadata& metadata)
+      : streams_(streams), metadata_(metadata) {}
+
+  HttpResponse Route(const HttpRequest& request, const TaskId& task,
+                     const std::function<HttpResponse(const ReadOnlyStores&)>& local) const;
+  // Like Route, for handlers that must run on the owner but not under the task's query lock
+  // (a command handler that appends and then waits for the task to apply it).
+  HttpResponse RouteToOwner(const HttpRequest& request, const TaskId& task,
+                            const std::function<HttpResponse()>& on_owner) const;
+
+ private:
+  HttpResponse Forward(const HttpRequest& request, const std::string& endpoint) const;
+  HttpResponse Elsewhere(const HttpRequest& request, const TaskId& task) const;
+
+  const KafkaStreams& streams_;
+  const StreamsMetadata& metadata_;
+};
+
+}  // namespace cm::topology

@@ -1,0 +1,249 @@
+#include "topology/runtime/kafka_streams.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "topology/common/log.h"
+#include "topology/kafka/partitioner.h"
+
+namespace cm::topology {
+
+using state::Status;
+
+KafkaStreams::KafkaStreams(const Topology& topology, StreamsConfig config, TopicAdmin& admin)
+    : topology_(topology), config_(std::move(config)), admin_(admin) {}
+
+KafkaStreams::~KafkaStreams() { Stop(); }
+
+Status KafkaStreams::EnsureTopics() {
+  auto counts = admin_.PartitionCounts();
+  if (!counts.ok()) return counts.status();
+  const std::vector<std::string> repartition_topics = topology_.InternalTopics();
+  std::set<std::string> internal(repartition_topics.begin(), repartition_topics.end());
+  std::vector<TopicSpec> missing_external;
+  for (const auto& sub : topology_.subtopologies()) {
+    for (const auto& topic : sub.source_topics) {
+      if (internal.count(topic) == 0 && counts->count(topic) == 0) {
+        missing_external.push_back({topic, config_.default_partitions});
+      }
+    }
+  }
+  if (!missing_external.empty()) {
+    if (auto s = admin_.EnsureTopics(missing_external); !s.ok()) return s;
+    for (const auto& t : missing_external) (*counts)[t.name] = t.partitions;
+  }
+  // Repartition topics take the largest partition count among external sources.
+  int32_t widest = config_.default_partitions;
+  bool any_external = false;
+  for (const auto& sub : topology_.subtopologies()) {
+    for (const auto& topic : sub.source_topics) {
+      if (internal.count(topic) != 0) continue;
+      widest = any_external ? std::max(widest, counts->at(topic)) : counts->at(topic);
+      any_external = true;
+    }
+  }
+  std::vector<TopicSpec> wanted;
+  for (const auto& topic : internal) {
+    if (counts->count(topic) == 0) {
+      wanted.push_back({topic, widest});
+      (*counts)[topic] = widest;
+    }
+  }
+  const std::string& app = topology_.application_id();
+  partitions_.clear();
+  for (const auto& sub : topology_.subtopologies()) {
+    int32_t partitions = counts->at(sub.source_topics.front());
+    partitions_.push_back(partitions);
+    for (const auto& topic : sub.source_topics) {
+      if (counts->at(topic) != partitions) {
+        return Status::InvalidArgument("sub-topology " + std::to_string(sub.id) +
+                                       " reads co-partitioned topics with different partition "
+                                       "counts: " +
+                                       sub.source_topics.front() + " has " +
+                                       std::to_string(partitions) + ", " + topic + " has " +
+                                       std::to_string(counts->at(topic)));
+      }
+    }
+    for (const auto& store : sub.stores) {
+      if (store.logged) wanted.push_back({Topology::ChangelogTopic(app, store.name), partitions});
+    }
+    wanted.push_back({Topology::CommitTopic(app, sub.id), partitions});
+    for (const auto& sink : sub.sink_topics) {
+      std::string topic = internal.count(sink) != 0 ? sink : config_.output_topic_prefix + sink;
+      if (counts->count(topic) == 0) wanted.push_back({topic, partitions});
+    }
+  }
+  const std::string dlq = config_.output_topic_prefix + config_.dlq_topic;
+  if (counts->count(dlq) == 0) wanted.push_back({dlq, config_.default_partitions});
+  if (counts->count(InstancesTopic(app)) == 0) wanted.push_back({InstancesTopic(app), 1});
+  if (counts->count(Topology::ResetsTopic(app)) == 0)
+    wanted.push_back({Topology::ResetsTopic(app), 1});
+  return admin_.EnsureTopics(wanted);
+}
+
+Status KafkaStreams::Start() {
+  if (auto s = EnsureTopics(); !s.ok()) return s;
+  resources_ = std::make_unique<state::StateResources>(config_.rocksdb_memory_bytes);
+  for (int i = 0; i < config_.threads; ++i) {
+    try {
+      threads_.push_back(std::make_unique<StreamThread>(topology_, config_, i, *resources_));
+    } catch (const std::exception& e) {
+      return Status::Unavailable(std::string("cannot start stream thread: ") + e.what());
+    }
+  }
+  for (auto& t : threads_) t->Start();
+  Log(LogLevel::kInfo, "streams_started",
+      {{"applicationId", topology_.application_id()},
+       {"instanceId", config_.instance_id},
+       {"threads", config_.threads}});
+  return Status::OK();
+}
+
+void KafkaStreams::Stop() {
+  for (auto& t : threads_) t->Stop();
+  threads_.clear();
+}
+
+TaskId KafkaStreams::TaskForKey(int subtopology, std::string_view key) const {
+  return TaskId{subtopology,
+                PartitionForKey(key, partitions_.at(static_cast<size_t>(subtopology)))};
+}
+
+Status KafkaStreams::Query(const TaskId& task,
+                           const std::function<void(const ReadOnlyStores&)>& query) const {
+  for (const auto& t : threads_) {
+    if (t->Query(task, query)) return Status::OK();
+  }
+  return Status::NotFound("task " + task.ToString() + " does not run in this instance");
+}
+
+std::vector<std::string> KafkaStreams::RunningTasks() const {
+  std::vector<std::string> out;
+  for (const auto& t : Threads()) {
+    for (const auto& task : t.tasks) {
+      if (task.running) out.push_back(task.task);
+    }
+  }
+  return out;
+}
+
+std::vector<ThreadStatus> KafkaStreams::Threads() const {
+  std::vector<ThreadStatus> out;
+  for (const auto& t : threads_) out.push_back(t->Status());
+  return out;
+}
+
+bool KafkaStreams::Ready() const {
+  if (threads_.empty()) return false;
+  for (const auto& t : Threads()) {
+    if (!t.alive || !t.assigned) return false;  // not ready before joining the group
+    for (const auto& task : t.tasks) {
+      if (!task.running) return false;
+    }
+  }
+  return true;
+}
+
+std::string KafkaStreams::Failure() const {
+  for (const auto& t : Threads()) {
+    if (!t.alive) return "stream thread " + std::to_string(t.index) + ": " + t.error;
+  }
+  return "";
+}
+
+nlohmann::json KafkaStreams::ReadyReport() const {
+  nlohmann::json threads = nlohmann::json::array();
+  nlohmann::json restoring = nlohmann::json::array();
+  for (const auto& t : Threads()) {
+    nlohmann::json tasks = nlohmann::json::array();
+    for (const auto& task : t.tasks) {
+      nlohmann::json j = {{"task", task.task}, {"state", task.running ? "running" : "restoring"}};
+      if (!task.running) {
+        j["restoredRecords"] = task.restored_records;
+        j["totalRecords"] = task.restore_total_records;
+        restoring.push_back(j);
+      }
+      tasks.push_back(std::move(j));
+    }
+    threads.push_back(
+        {{"thread", t.index}, {"alive", t.alive}, {"error", t.error}, {"tasks", tasks}});
+  }
+  return {{"ready", Ready()}, {"threads", threads}, {"restoring", restoring}};
+}
+
+std::string KafkaStreams::RenderMetrics() const {
+  std::ostringstream out;
+  auto threads = Threads();
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  };
+  family("cmstream_records_processed_total", "counter", "Records processed by stream threads.");
+  for (const auto& t : threads)
+    out << "cmstream_records_processed_total{thread=\"" << t.index << "\"} " << t.processed << '\n';
+  family("cmstream_records_produced_total", "counter",
+         "Records produced (outputs, changelogs, commit records).");
+  for (const auto& t : threads)
+    out << "cmstream_records_produced_total{thread=\"" << t.index << "\"} " << t.produced << '\n';
+  family("cmstream_dlq_records_total", "counter",
+         "Records sent to the dead-letter topic by current tasks.");
+  for (const auto& t : threads)
+    out << "cmstream_dlq_records_total{thread=\"" << t.index << "\"} " << t.dlq << '\n';
+  family("cmstream_replayed_outputs_dropped_total", "counter",
+         "Outputs of replayed records that were sent before the reset (cmstream replay).");
+  for (const auto& t : threads)
+    out << "cmstream_replayed_outputs_dropped_total{thread=\"" << t.index << "\"} "
+        << t.replayed_outputs_dropped << '\n';
+  family("cmstream_commits_aborted_total", "counter", "Commits aborted and reprocessed.");
+  for (const auto& t : threads)
+    out << "cmstream_commits_aborted_total{thread=\"" << t.index << "\"} " << t.aborted_commits
+        << '\n';
+  family("cmstream_commit_latency_seconds", "histogram", "Time to seal and apply one commit.");
+  for (const auto& t : threads) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < std::size(kCommitLatencyBounds) && i < t.commit_latency_buckets.size();
+         ++i) {
+      cumulative = t.commit_latency_buckets[i];
+      out << "cmstream_commit_latency_seconds_bucket{thread=\"" << t.index << "\",le=\""
+          << kCommitLatencyBounds[i] << "\"} " << cumulative << '\n';
+    }
+    out << "cmstream_commit_latency_seconds_bucket{thread=\"" << t.index << "\",le=\"+Inf\"} "
+        << t.commits << '\n';
+    out << "cmstream_commit_latency_seconds_sum{thread=\"" << t.index << "\"} "
+        << t.commit_seconds_sum << '\n';
+    out << "cmstream_commit_latency_seconds_count{thread=\"" << t.index << "\"} " << t.commits
+        << '\n';
+  }
+  family("cmstream_task_lag_records", "gauge",
+         "Records in the task's input partitions not yet processed.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_task_lag_records{task=\"" << k.task << "\"} " << k.lag << '\n';
+  family("cmstream_task_restoring", "gauge", "1 while the task restores its stores.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_task_restoring{task=\"" << k.task << "\"} " << (k.running ? 0 : 1) << '\n';
+  family("cmstream_restore_records", "gauge",
+         "Changelog records restored so far by a restoring task.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_restore_records{task=\"" << k.task << "\"} " << k.restored_records << '\n';
+  family("cmstream_restore_total_records", "gauge",
+         "Changelog records a restoring task has to read.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_restore_total_records{task=\"" << k.task << "\"} " << k.restore_total_records
+          << '\n';
+  family("cmstream_store_entries", "gauge", "Approximate entries in the task's stores.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_store_entries{task=\"" << k.task << "\"} " << k.store_entries << '\n';
+  family("cmstream_store_bytes", "gauge",
+         "Approximate on-disk and memtable bytes of the task's stores.");
+  for (const auto& t : threads)
+    for (const auto& k : t.tasks)
+      out << "cmstream_store_bytes{task=\"" << k.task << "\"} " << k.store_bytes << '\n';
+  return out.str();
+}
+
+}  // namespace cm::topology

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "state/status.h"
+#include "state/task_state.h"
+#include "topology/runtime/stream_thread.h"
+#include "topology/runtime/streams_config.h"
+#include "topology/kafka/topic_admin.h"
+#include "topology/processor/topology.h"
+
+namespace cm::topology {
+
+// Runs a topology as one member of the application's consumer group (Kafka Streams'
+// KafkaStreams): creates the topics it needs, then runs its stream threads.
+class KafkaStreams {
+ public:
+  KafkaStreams(const Topology& topology, StreamsConfig config, TopicAdmin& admin);
+  ~KafkaStreams();
+
+  // Creates missing topics (internal ones with the partition count of their sources) and
+  // starts the threads. Fails when co-partitioned sources disagree on partition counts.
+  state::Status Start();
+  void Stop();
+
+  std::vector<ThreadStatus> Threads() const;
+  // True once every thread is alive and every assigned task is running (not restoring).
+  bool Ready() const;
+  // The first thread failure, or empty.
+  std::string Failure() const;
+  // /ready's body: threads, tasks, restore progress.
+  nlohmann::json ReadyReport() const;
+  // Prometheus text for the stream threads and stores.
+  std::string RenderMetrics() const;
+
+  // The task of `subtopology` that owns `key`, by Kafka's partitioner over the sub-topology's
+  // partition count. Valid after Start.
+  TaskId TaskForKey(int subtopology, std::string_view key) const;
+  // How many tasks (partitions) `subtopology` has: for requests that go to every task.
+  // Valid after Start.
+  int32_t PartitionCount(int subtopology) const {
+    return partitions_.at(static_cast<size_t>(subtopology));
+  }
+  // Runs `query` over the task's committed stores when a thread of this instance runs it.
+  // NotFound when it runs elsewhere or nowhere (restoring counts as nowhere).
+  state::Status Query(const TaskId& task,
+                      const std::function<void(const ReadOnlyStores&)>& query) const;
+  // Tasks running here, as "0_3".
+  std::vector<std::string> RunningTasks() const;
+  static std::string InstancesTopic(const std::string& app_id) { return app_id + "-instances"; }
+
+  const StreamsConfig& config() const { return config_; }
+  const Topology& topology() const { return topology_; }
+
+ private:
+  state::Status EnsureTopics();
+
+  const Topology& topology_;
+  StreamsConfig config_;
+  TopicAdmin& admin_;
+  std::unique_ptr<state::StateResources> resources_;
+  std::vector<std::unique_ptr<StreamThread>> threads_;
+  std::vector<int32_t> partitions_;  // per sub-topology
+};
+
+}  // namespace cm::topology

@@ -1,0 +1,18 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "topology/processor/record.h"
+
+namespace cm::topology {
+
+// Where a task's output records go: Kafka in production, memory in the test driver.
+class RecordCollector {
+ public:
+  virtual ~RecordCollector() = default;
+  // Partitioned by key with Kafka's default partitioner.
+  virtual void Send(const std::string& topic, const Record& record) = 0;
+};
+
+}  // namespace cm::topology

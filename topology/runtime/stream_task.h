@@ -1,0 +1,99 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "state/task_state.h"
+#include "topology/processor/processor.h"
+#include "topology/runtime/record_collector.h"
+#include "topology/processor/topology.h"
+
+namespace cm::topology {
+
+// A processor's exception on its way up to the task, with the node that threw.
+class ProcessorFailure : public std::runtime_error {
+ public:
+  ProcessorFailure(std::string node, const std::string& what)
+      : std::runtime_error(what), node_(std::move(node)) {}
+  const std::string& node() const { return node_; }
+
+ private:
+  std::string node_;
+};
+
+// A task is one partition of one sub-topology ("0_3" in Kafka Streams' notation).
+struct TaskId {
+  int subtopology = 0;
+  int32_t partition = 0;
+
+  std::string ToString() const {
+    return std::to_string(subtopology) + "_" + std::to_string(partition);
+  }
+  auto operator<=>(const TaskId&) const = default;
+};
+
+// Runs the processors of one task over its stores. Knows nothing of Kafka: records come in
+// through Process, go out through a RecordCollector.
+class StreamTask {
+ public:
+  StreamTask(const Topology& topology, TaskId id, std::unique_ptr<state::TaskState> state,
+             RecordCollector& collector, std::string dlq_topic);
+  ~StreamTask();
+  StreamTask(const StreamTask&) = delete;
+  StreamTask& operator=(const StreamTask&) = delete;
+
+  // Creates and initialises the processors; call once the stores are restored.
+  void Init(int64_t wall_clock_ms);
+  // Feeds one record from a source topic. A processor that throws gets its record sent to the
+  // dead-letter topic; the task goes on.
+  void Process(const Record& record);
+  // Fires wall-clock punctuators that are due.
+  void PunctuateWallClock(int64_t wall_clock_ms);
+  void Close();
+
+  const TaskId& id() const { return id_; }
+  const std::string& name() const { return name_; }
+  state::TaskState& state() { return *state_; }
+  int64_t stream_time() const { return stream_time_; }
+  uint64_t processed() const { return processed_; }
+  uint64_t dropped_to_dlq() const { return dlq_count_; }
+
+ private:
+  class NodeContext;
+  struct Punctuation {
+    std::chrono::milliseconds interval;
+    PunctuationType type;
+    Punctuator punctuator;
+    int64_t next_ms;
+    std::string node;
+  };
+  friend class NodeContext;
+
+  void Deliver(const std::string& node, const Record& record);
+  void ProcessAt(const std::string& node, const Record& record);
+  void SendToDlq(const Record& record, std::string_view reason, const std::string& node);
+  void PunctuateStreamTime();
+  void RunPunctuator(const Punctuator& punctuator, const std::string& node, int64_t timestamp_ms);
+
+  const Topology& topology_;
+  const SubTopology& subtopology_;
+  TaskId id_;
+  std::string name_;
+  std::unique_ptr<state::TaskState> state_;
+  RecordCollector& collector_;
+  std::string dlq_topic_;
+  std::map<std::string, std::unique_ptr<Processor>> processors_;
+  std::map<std::string, std::unique_ptr<NodeContext>> contexts_;
+  std::vector<Punctuation> punctuations_;
+  int64_t stream_time_ = INT64_MIN;
+  int64_t init_wall_clock_ms_ = 0;
+  bool initialized_ = false;
+  uint64_t processed_ = 0;
+  uint64_t dlq_count_ = 0;
+};
+
+}  // namespace cm::topology

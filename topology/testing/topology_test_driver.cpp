@@ -1,0 +1,153 @@
+#include "topology/testing/topology_test_driver.h"
+
+#include <unistd.h>
+
+#include <cassert>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <set>
+
+#include "topology/kafka/partitioner.h"
+
+namespace cm::topology {
+
+using state::Result;
+using state::Status;
+
+// Captures sends; records sent to a topic some sub-topology reads (a repartition topic) are
+// routed back in, as the broker would deliver them.
+class TopologyTestDriver::Collector final : public RecordCollector {
+ public:
+  explicit Collector(TopologyTestDriver& driver) : driver_(driver) {}
+  void Send(const std::string& topic, const Record& record) override {
+    outputs_[topic].push_back(record);
+    if (driver_.topology_.SubTopologyOfSource(topic)) pending_.emplace_back(topic, record);
+  }
+  std::map<std::string, std::vector<Record>> outputs_;
+  std::deque<std::pair<std::string, Record>> pending_;
+
+ private:
+  TopologyTestDriver& driver_;
+};
+
+TopologyTestDriver::TopologyTestDriver(const Topology& topology, TestDriverOptions options)
+    : topology_(topology),
+      options_(std::move(options)),
+      wall_clock_ms_(options_.wall_clock_start_ms) {}
+
+TopologyTestDriver::~TopologyTestDriver() {
+  for (auto& [id, task] : tasks_) task->Close();
+  tasks_.clear();
+  if (owns_directory_) std::filesystem::remove_all(options_.state_directory);
+}
+
+Result<std::unique_ptr<TopologyTestDriver>> TopologyTestDriver::Create(const Topology& topology,
+                                                                       TestDriverOptions options) {
+  assert(options.partitions > 0);
+  std::unique_ptr<TopologyTestDriver> driver(new TopologyTestDriver(topology, std::move(options)));
+  if (driver->options_.state_directory.empty()) {
+    // The pid and the driver's address make the name unique across concurrent drivers.
+    auto dir = std::filesystem::temp_directory_path() /
+               ("cm-test-driver-" + std::to_string(::getpid()) + "-" +
+                std::to_string(reinterpret_cast<uintptr_t>(driver.get())) + "-" +
+                std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    driver->options_.state_directory = dir.string();
+    driver->owns_directory_ = true;
+  }
+  driver->resources_ = std::make_unique<state::StateResources>(64ULL << 20);
+  driver->collector_ = std::make_unique<Collector>(*driver);
+  if (auto s = driver->OpenTasks(); !s.ok()) return s;
+  return driver;
+}
+
+Status TopologyTestDriver::OpenTasks() {
+  for (const auto& sub : topology_.subtopologies()) {
+    for (int32_t p = 0; p < options_.partitions; ++p) {
+      TaskId id{sub.id, p};
+      state::TaskStateOptions so;
+      so.directory = options_.state_directory + "/" + id.ToString();
+      so.stores = sub.stores;
+      so.resources = resources_.get();
+      auto state = state::TaskState::Open(so);
+      if (!state.ok()) return state.status();
+      auto task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *collector_,
+                                               options_.dlq_topic);
+      task->Init(wall_clock_ms_);
+      tasks_[id] = std::move(task);
+    }
+  }
+  return Status::OK();
+}
+
+void TopologyTestDriver::PipeInput(const std::string& topic, const std::string& key,
+                                   const std::string& value, int64_t timestamp_ms,
+                                   std::vector<Header> headers) {
+  Record r;
+  r.key = key;
+  r.value = value;
+  r.timestamp_ms = timestamp_ms;
+  r.headers = std::move(headers);
+  Route(topic, std::move(r));
+}
+
+void TopologyTestDriver::Route(const std::string& topic, Record record) {
+  auto sub = topology_.SubTopologyOfSource(topic);
+  assert(sub && "no sub-topology reads this topic");
+  record.topic = topic;
+  record.partition = PartitionForKey(record.key, options_.partitions);
+  record.offset = next_offset_[topic + "/" + std::to_string(record.partition)]++;
+  tasks_.at(TaskId{*sub, record.partition})->Process(record);
+  DeliverRepartitioned();
+}
+
+void TopologyTestDriver::DeliverRepartitioned() {
+  // Repartitioned records are delivered after the record that caused them, like a broker would.
+  if (routing_) return;
+  routing_ = true;
+  while (!collector_->pending_.empty()) {
+    auto [t, r] = std::move(collector_->pending_.front());
+    collector_->pending_.pop_front();
+    Route(t, std::move(r));
+  }
+  routing_ = false;
+}
+
+std::vector<Record> TopologyTestDriver::ReadOutput(const std::string& topic) {
+  auto it = collector_->outputs_.find(topic);
+  if (it == collector_->outputs_.end()) return {};
+  std::vector<Record> out = std::move(it->second);
+  collector_->outputs_.erase(it);
+  return out;
+}
+
+void TopologyTestDriver::AdvanceWallClock(int64_t delta_ms) {
+  wall_clock_ms_ += delta_ms;
+  for (auto& [id, task] : tasks_) task->PunctuateWallClock(wall_clock_ms_);
+  DeliverRepartitioned();
+}
+
+void TopologyTestDriver::Commit() {
+  for (auto& [id, task] : tasks_) {
+    auto s = task->state().Commit({});
+    if (!s.ok()) throw std::runtime_error("commit failed: " + s.ToString());
+  }
+}
+
+Status TopologyTestDriver::Restart() {
+  for (auto& [id, task] : tasks_) task->Close();
+  tasks_.clear();  // uncommitted writes are lost, as in a crash
+  return OpenTasks();
+}
+
+StreamTask& TopologyTestDriver::TaskFor(const std::string& topic, const std::string& key) {
+  auto sub = topology_.SubTopologyOfSource(topic);
+  assert(sub);
+  return *tasks_.at(TaskId{*sub, PartitionForKey(key, options_.partitions)});
+}
+
+StreamTask& TopologyTestDriver::Task(int subtopology, int32_t partition) {
+  return *tasks_.at(TaskId{subtopology, partition});
+}
+
+}  // namespace cm::topology
