@@ -66,8 +66,8 @@ Status ReadPartition(rd_kafka_t* consumer, const std::string& topic, int32_t par
   return status;
 }
 
-Status QueryWatermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition,
-                       int64_t& low, int64_t& high) {
+Status QueryWatermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition, int64_t& low,
+                       int64_t& high) {
   rd_kafka_resp_err_t err =
       rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high, 10000);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

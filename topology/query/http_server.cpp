@@ -53,7 +53,17 @@ struct HttpServer::Impl {
   httplib::Server server;
 };
 
-HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {}
+HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {
+  Route("GET", "/health", [](const HttpRequest&) {
+    return HttpResponse::Json(200, {{"status", "ok"}});
+  });
+  Route("GET", "/metrics", [this](const HttpRequest&) {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = RenderMetrics();
+    return r;
+  });
+}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -153,6 +163,12 @@ void HttpServer::Stop() {
 
 std::string HttpServer::RenderMetrics() const {
   std::ostringstream out;
+  RenderRequestMetrics(out);
+  for (const auto& source : metrics_sources_) out << source();
+  return out.str();
+}
+
+void HttpServer::RenderRequestMetrics(std::ostream& out) const {
   std::lock_guard<std::mutex> lock(stats_mu_);
   out << "# HELP cmstream_http_request_duration_seconds HTTP request latency per route.\n"
       << "# TYPE cmstream_http_request_duration_seconds histogram\n";
@@ -173,7 +189,6 @@ std::string HttpServer::RenderMetrics() const {
   for (const auto& [route, s] : stats_) {
     out << "cmstream_http_errors_total{route=\"" << route << "\"} " << s.errors << '\n';
   }
-  return out.str();
 }
 
 }  // namespace cm::topology

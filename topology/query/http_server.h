@@ -7,8 +7,10 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "state/status.h"
 
@@ -37,9 +39,13 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Prometheus text of one part of the process (streams, bridge, snapshots).
+using MetricsSource = std::function<std::string()>;
 
 // The embedded HTTP server (cpp-httplib) behind a small routing interface, so applications
 // register routes without depending on the HTTP library. Routes look like "/v1/teams/{id}".
+// Every server answers GET /health (live) and GET /metrics (its own request metrics followed
+// by every source added with AddMetrics), so no command registers them again.
 class HttpServer {
  public:
   HttpServer();
@@ -48,6 +54,8 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   void Route(const std::string& method, const std::string& pattern, HttpHandler handler);
+  // Appends `source` to what GET /metrics renders. Call before Start.
+  void AddMetrics(MetricsSource source) { metrics_sources_.push_back(std::move(source)); }
   // From now on every route but GET answers 409 `read_only` with `message` (a backfill serves
   // its figures but must not append commands or events). Call before Start.
   void RejectWrites(std::string message) { reject_writes_ = std::move(message); }
@@ -55,7 +63,7 @@ class HttpServer {
   state::Status Start(const std::string& host, int port);
   void Stop();
   int port() const { return port_; }
-  // Prometheus text for request counts and latency per route.
+  // Prometheus text: request counts and latency per route, then every metrics source.
   std::string RenderMetrics() const;
 
  private:
@@ -65,11 +73,14 @@ class HttpServer {
     double seconds_sum = 0;
     std::vector<uint64_t> buckets;
   };
+  void RenderRequestMetrics(std::ostream& out) const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
   int port_ = 0;
   std::string reject_writes_;
+  std::vector<MetricsSource> metrics_sources_;
   mutable std::mutex stats_mu_;
   std::map<std::string, RouteStats> stats_;
 };

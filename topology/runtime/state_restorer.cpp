@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "topology/runtime/reset_marker.h"
-#include "topology/kafka/kafka_error.h"
 #include "topology/common/log.h"
+#include "topology/kafka/kafka_error.h"
+#include "topology/runtime/reset_marker.h"
 
 namespace cm::topology {
 

@@ -11,10 +11,10 @@
 #include <sstream>
 
 #include "state/task_state.h"
-#include "topology/kafka/kafka_client.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/common/log.h"
 #include "topology/common/wall_clock.h"
+#include "topology/kafka/kafka_client.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm::topology {
 
@@ -68,7 +68,8 @@ std::string ResetPlan::Describe() const {
 }
 
 struct ApplicationReset::Clients {
-  KafkaHandle consumer;  // group.id = the application: committed offsets are read and written with it
+  KafkaHandle
+      consumer;  // group.id = the application: committed offsets are read and written with it
   KafkaHandle producer;
 };
 
@@ -84,13 +85,13 @@ Status ApplicationReset::Connect() {
   if (!counts.ok()) return counts.status();
   partitions_ = std::move(counts).value();
   auto consumer = NewKafkaClient(RD_KAFKA_CONSUMER, options_.bootstrap_servers,
-                            {{"group.id", topology_.application_id()},
-                             {"enable.auto.commit", "false"},
-                             {"enable.partition.eof", "true"},
-                             {"isolation.level", "read_committed"}});
+                                 {{"group.id", topology_.application_id()},
+                                  {"enable.auto.commit", "false"},
+                                  {"enable.partition.eof", "true"},
+                                  {"isolation.level", "read_committed"}});
   if (!consumer.ok()) return consumer.status();
   auto producer = NewKafkaClient(RD_KAFKA_PRODUCER, options_.bootstrap_servers,
-                            {{"enable.idempotence", "true"}, {"linger.ms", "0"}});
+                                 {{"enable.idempotence", "true"}, {"linger.ms", "0"}});
   if (!producer.ok()) return producer.status();
   clients_ = std::make_unique<Clients>();
   clients_->consumer = std::move(consumer).value();

@@ -1,0 +1,36 @@
+#include "processors/cloudmatrix/applications.h"
+
+#include "processors/counting/counting_application.h"
+#include "processors/usage/usage_application.h"
+
+namespace cm::cloudmatrix {
+
+state::Result<Composition> Compose(const std::string& name, const std::string& app_id) {
+  Applications apps;
+  if (name == "cloudmatrix") {
+    apps.push_back(std::make_unique<usage::UsageApplication>());
+  } else if (name == "counting") {
+    apps.push_back(std::make_unique<counting::CountingApplication>());
+  } else {
+    return state::Status::InvalidArgument("unknown --topology '" + name +
+                                          "' (counting, cloudmatrix)");
+  }
+  topology::TopologyBuilder builder;
+  for (const auto& app : apps) {
+    if (auto s = app->AddTo(builder); !s.ok()) return s;
+  }
+  auto topology = builder.Build(app_id);
+  if (!topology.ok()) return topology.status();
+  return Composition{std::move(apps), std::move(topology).value()};
+}
+
+topology::SnapshotSchema SnapshotSchemaOf(const Applications& apps) {
+  topology::SnapshotSchema schema;
+  for (const auto& app : apps) {
+    auto own = app->snapshot_schema();
+    for (auto& table : own.tables) schema.tables.push_back(std::move(table));
+  }
+  return schema;
+}
+
+}  // namespace cm::cloudmatrix

@@ -1,0 +1,27 @@
+#pragma once
+
+// The applications `--topology NAME` runs, and what the engine makes of them together.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "state/status.h"
+#include "topology/application/stream_application.h"
+
+namespace cm::cloudmatrix {
+
+using Applications = std::vector<std::unique_ptr<topology::StreamApplication>>;
+
+// The applications of one `--topology` and the one topology of all their sub-topologies.
+struct Composition {
+  Applications apps;
+  topology::Topology topology;
+};
+
+// "cloudmatrix": the CloudMatrix services (usage); "counting": the engine's test application.
+// InvalidArgument for any other name or when an application's options are inconsistent.
+state::Result<Composition> Compose(const std::string& name, const std::string& app_id);
+// Every application's snapshot tables in one schema.
+topology::SnapshotSchema SnapshotSchemaOf(const Applications& apps);
+
+}  // namespace cm::cloudmatrix

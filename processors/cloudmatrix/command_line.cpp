@@ -1,0 +1,115 @@
+#include "processors/cloudmatrix/command_line.h"
+
+#include <iostream>
+
+#include "topology/common/log.h"
+#include "topology/common/units.h"
+
+namespace cm::cloudmatrix {
+
+using topology::Log;
+using topology::LogLevel;
+
+state::Result<HostPort> ParseHostPort(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos)
+    return state::Status::InvalidArgument("expected HOST:PORT, got '" + text + "'");
+  HostPort hp{text.substr(0, colon), 0};
+  try {
+    hp.port = std::stoi(text.substr(colon + 1));
+  } catch (const std::exception&) {
+    return state::Status::InvalidArgument("bad port in '" + text + "'");
+  }
+  return hp;
+}
+
+sigset_t BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+bool WaitForSignal(const sigset_t& set, const std::function<bool()>& healthy, long tick_ms) {
+  timespec tick{tick_ms / 1000, tick_ms % 1000 * 1'000'000};
+  for (;;) {
+    int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      Log(LogLevel::kInfo, "signal", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+      return true;
+    }
+    if (!healthy()) return false;
+  }
+}
+
+void AddBrokerFlags(CLI::App* cmd, BrokerFlags& f) {
+  cmd->add_option("--brokers", f.brokers, "Kafka bootstrap servers")->envname("CM_BROKERS");
+  cmd->add_option("--broker-admin", f.broker_admin,
+                  "admin URL of a `cmstream broker` (it has no Admin API)")
+      ->envname("CM_BROKER_ADMIN");
+}
+
+state::Result<Cluster> ConnectCluster(const BrokerFlags& flags, bool embedded) {
+  Cluster c;
+  if (embedded) {
+    auto started = topology::EmbeddedBroker::Start();
+    if (!started.ok()) return started.status();
+    c.broker = std::move(started).value();
+    c.bootstrap = c.broker->bootstrap_servers();
+    c.embedded = true;
+    c.admin = topology::NewEmbeddedTopicAdmin(*c.broker);
+    Log(LogLevel::kInfo, "embedded_broker", {{"bootstrap", c.bootstrap}});
+  } else if (!flags.brokers.empty()) {
+    c.bootstrap = flags.brokers;
+    c.embedded = !flags.broker_admin.empty();
+    c.admin = c.embedded ? topology::NewRemoteEmbeddedTopicAdmin(flags.brokers, flags.broker_admin)
+                         : topology::NewKafkaTopicAdmin(flags.brokers);
+  } else {
+    return state::Status::InvalidArgument("give --brokers HOST:PORT,... or --embedded");
+  }
+  return c;
+}
+
+void AddBridgeFlags(CLI::App* cmd, BridgeFlags& f, const std::string& url_help) {
+  cmd->add_option("--amqp-url", f.amqp_url, url_help)->envname("RABBITMQ_URL");
+  cmd->add_option("--exchange", f.options.exchange, "RabbitMQ topic exchange to bind")
+      ->envname("CM_AMQP_EXCHANGE")
+      ->capture_default_str();
+  cmd->add_option("--queue", f.options.queue, "durable RabbitMQ queue to consume (shareable)")
+      ->envname("CM_AMQP_QUEUE")
+      ->capture_default_str();
+  cmd->add_option("--routing-key", f.options.routing_keys,
+                  "binding of the queue to the exchange (repeatable; env: comma-separated)")
+      ->envname("CM_AMQP_ROUTING_KEYS")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--prefetch", f.options.prefetch, "unacked messages in flight (basic.qos)")
+      ->envname("CM_AMQP_PREFETCH")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  cmd->add_option("--bridge-topic", f.options.topic, "Kafka topic the events go to")
+      ->envname("CM_BRIDGE_TOPIC")
+      ->capture_default_str();
+  cmd->add_option("--reconnect-backoff", f.reconnect_backoff,
+                  "longest wait between reconnection attempts (starts at 100ms, doubling)")
+      ->envname("CM_AMQP_RECONNECT_BACKOFF")
+      ->capture_default_str();
+}
+
+bool ResolveBridgeFlags(BridgeFlags& f, const std::string& bootstrap_servers,
+                        const std::string& dlq_topic) {
+  auto backoff = topology::ParseDuration(f.reconnect_backoff);
+  if (!backoff.ok()) {
+    std::cerr << "--reconnect-backoff: " << backoff.status().message() << '\n';
+    return false;
+  }
+  f.options.amqp_url = f.amqp_url;
+  f.options.reconnect_backoff_max = *backoff;
+  f.options.bootstrap_servers = bootstrap_servers;
+  f.options.dlq_topic = dlq_topic;
+  return true;
+}
+
+}  // namespace cm::cloudmatrix

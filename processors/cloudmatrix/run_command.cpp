@@ -1,0 +1,343 @@
+#include "processors/cloudmatrix/run_command.h"
+
+#include <unistd.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "bridges/postgres/snapshotter.h"
+#include "processors/cloudmatrix/applications.h"
+#include "processors/cloudmatrix/subcommand.h"
+#include "topology/common/log.h"
+#include "topology/common/units.h"
+#include "topology/query/command_sender.h"
+#include "topology/query/http_server.h"
+#include "topology/query/query_router.h"
+#include "topology/query/streams_metadata.h"
+#include "topology/query/streams_routes.h"
+#include "topology/runtime/kafka_streams.h"
+#include "topology/tools/backfill.h"
+#include "topology/tools/progress_reporter.h"
+
+namespace cm::cloudmatrix {
+
+using topology::Log;
+using topology::LogLevel;
+
+namespace {
+
+// The stream configuration the flags describe; nullopt (after saying why) when one is bad.
+std::optional<topology::StreamsConfig> ConfigFromFlags(const RunOptions& o, const HostPort& http,
+                                                       bool backfill) {
+  topology::StreamsConfig config;
+  config.application_id = o.app_id;
+  config.state_dir = o.state_dir;
+  config.threads = o.threads;
+  config.default_partitions = o.partitions;
+  if (o.guarantee == "exactly_once") {
+    config.guarantee = topology::ProcessingGuarantee::kExactlyOnce;
+  } else if (o.guarantee == "at_least_once") {
+    config.guarantee = topology::ProcessingGuarantee::kAtLeastOnce;
+  } else {
+    std::cerr << "--guarantee must be exactly_once or at_least_once\n";
+    return std::nullopt;
+  }
+  auto memory = topology::ParseBytes(o.rocksdb_memory);
+  if (!memory.ok()) {
+    std::cerr << "--rocksdb-memory: " << memory.status().message() << '\n';
+    return std::nullopt;
+  }
+  auto interval = topology::ParseDuration(o.commit_interval);
+  if (!interval.ok()) {
+    std::cerr << "--commit-interval: " << interval.status().message() << '\n';
+    return std::nullopt;
+  }
+  config.rocksdb_memory_bytes = *memory;
+  config.commit_interval = *interval;
+  config.instance_id = o.instance_id;
+  if (config.instance_id.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    config.instance_id =
+        std::string(host) + "-" + (backfill ? std::string("backfill") : std::to_string(http.port));
+  }
+  return config;
+}
+
+// Postgres snapshots of the applications' stores (DESIGN.md §8), when a database is given.
+std::unique_ptr<postgres::Snapshotter> StartSnapshotter(const RunOptions& o,
+                                                        const Applications& apps,
+                                                        std::chrono::milliseconds interval) {
+  if (o.database_url.empty()) return nullptr;
+  auto schema = SnapshotSchemaOf(apps);
+  if (schema.tables.empty()) {
+    Log(LogLevel::kWarn, "snapshots_disabled",
+        {{"reason", "the " + o.topology + " topology has no snapshot tables"}});
+    return nullptr;
+  }
+  postgres::SnapshotterOptions so;
+  so.database_url = o.database_url;
+  so.schema = o.database_schema;
+  so.interval = interval;
+  auto snapshotter = std::make_unique<postgres::Snapshotter>(std::move(schema), so);
+  snapshotter->Start();
+  Log(LogLevel::kInfo, "snapshots_enabled",
+      {{"schema", o.database_schema}, {"interval_ms", interval.count()}});
+  return snapshotter;
+}
+
+// Waits for a backfill's range to be processed and prints its summary. nullopt: the instance
+// goes on serving (--exit-when-done=false); otherwise the exit code.
+std::optional<int> AwaitBackfill(const sigset_t& signals, topology::Backfill& job,
+                                 const topology::KafkaStreams& streams,
+                                 const BackfillRequest& request, const std::string& http) {
+  topology::ProgressReporter reporter("backfill", topology::StderrIsTerminal());
+  topology::BackfillProgress progress;
+  bool signalled = WaitForSignal(
+      signals,
+      [&] {
+        progress = job.Progress(streams);
+        reporter.Update(progress.done, progress.total);
+        return streams.Failure().empty() && !progress.finished;
+      },
+      200);
+  if (signalled) {
+    Log(LogLevel::kWarn, "backfill_interrupted", {{"records", progress.done}});
+    return 130;
+  }
+  if (!progress.finished) return std::nullopt;  // a stream failure: the caller reports it
+  reporter.Finish(progress.done, progress.total);
+  nlohmann::json partitions = nlohmann::json::array();
+  for (const auto& [tp, stop] : job.stop()) {
+    partitions.push_back({{"topic", tp.first},
+                          {"partition", tp.second},
+                          {"from", job.start().at(tp)},
+                          {"to", stop}});
+  }
+  nlohmann::json summary = {{"applicationId", streams.config().application_id},
+                            {"from", request.from_text},
+                            {"to", request.to_text},
+                            {"records", progress.done},
+                            {"recordsPerSecond", static_cast<uint64_t>(reporter.rate())},
+                            {"partitions", partitions}};
+  if (!http.empty()) summary["http"] = http;
+  std::cout << summary.dump() << std::endl;
+  if (request.exit_when_done) return 0;
+  return std::nullopt;
+}
+
+}  // namespace
+
+int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
+  sigset_t signals = BlockTerminationSignals();
+  // A backfill serves HTTP only when asked to.
+  bool serve_http = backfill == nullptr || !o.http.empty();
+  auto http = ParseHostPort(serve_http ? o.http : "127.0.0.1:0");
+  if (!http.ok()) {
+    std::cerr << "--http: " << http.status().message() << '\n';
+    return 2;
+  }
+  auto snapshot_interval = topology::ParseDuration(o.snapshot_interval);
+  if (!snapshot_interval.ok()) {
+    std::cerr << "--snapshot-interval: " << snapshot_interval.status().message() << '\n';
+    return 2;
+  }
+  auto parsed = ConfigFromFlags(o, *http, backfill != nullptr);
+  if (!parsed) return 2;
+  topology::StreamsConfig config = std::move(*parsed);
+
+  auto cluster = ConnectCluster(o.cluster, o.embedded);
+  if (!cluster.ok()) {
+    if (cluster.status().code() == state::Status::Code::kInvalidArgument) {
+      std::cerr << cluster.status().message() << '\n';
+      return 2;
+    }
+    Log(LogLevel::kError, "broker_failed", {{"error", cluster.status().ToString()}});
+    return 1;
+  }
+  config.bootstrap_servers = cluster->bootstrap;
+  config.broker_filters_aborted = !cluster->embedded;
+  topology::TopicAdmin& admin = *cluster->admin;
+  auto composed = Compose(o.topology, config.application_id);
+  if (!composed.ok()) {
+    Log(LogLevel::kError, "topology_invalid", {{"error", composed.status().ToString()}});
+    return composed.status().code() == state::Status::Code::kInvalidArgument ? 2 : 1;
+  }
+  const topology::Topology& app_topology = composed->topology;
+  std::optional<topology::Backfill> job;
+  if (backfill != nullptr) {
+    topology::ResetOptions reset;
+    reset.bootstrap_servers = config.bootstrap_servers;
+    reset.embedded_broker = cluster->embedded;
+    reset.state_dir = config.state_dir;
+    reset.from_ms = backfill->from_ms;
+    reset.from_text = backfill->from_text;
+    auto prepared = topology::Backfill::Prepare(app_topology, admin, reset, backfill->to_ms);
+    if (!prepared.ok()) {
+      Log(LogLevel::kError, "backfill_refused", {{"error", prepared.status().ToString()}});
+      std::cerr << "backfill: " << prepared.status().message() << '\n';
+      return 1;
+    }
+    job.emplace(std::move(prepared).value());
+    job->Configure(config);
+  }
+  auto snapshotter = StartSnapshotter(o, composed->apps, *snapshot_interval);
+  if (snapshotter) config.snapshot_listener = snapshotter.get();
+  // Never in a backfill: it would append to the live input. Started once the streams have
+  // created the topics it writes to.
+  std::unique_ptr<rabbitmq::AmqpBridge> bridge;
+  if (!o.bridge.amqp_url.empty() && backfill == nullptr) {
+    if (!ResolveBridgeFlags(o.bridge, config.bootstrap_servers, config.dlq_topic)) return 2;
+    bridge = std::make_unique<rabbitmq::AmqpBridge>(o.bridge.options);
+  }
+
+  topology::KafkaStreams streams(app_topology, config, admin);
+  // Where other instances reach this one; a wildcard bind address is not routable.
+  std::string advertised = o.advertised_http;
+  if (advertised.empty()) {
+    advertised = (http->host == "0.0.0.0" ? std::string("127.0.0.1") : http->host) + ":" +
+                 std::to_string(http->port);
+  }
+  topology::StreamsMetadata metadata(
+      {.bootstrap_servers = config.bootstrap_servers,
+       .topic = topology::KafkaStreams::InstancesTopic(config.application_id),
+       .instance_id = config.instance_id,
+       .endpoint = advertised},
+      [&streams] { return streams.RunningTasks(); });
+  topology::QueryRouter router(streams, metadata);
+  // Its producer needs no running streams; it is created before the routes that use it.
+  topology::CommandSender commands(streams, config.bootstrap_servers);
+  topology::HttpServer server;
+  if (backfill != nullptr) {
+    server.RejectWrites("a backfill serves its figures read-only: write to the live application");
+  }
+  topology::AddStreamsRoutes(server, streams, metadata);
+  if (snapshotter) server.AddMetrics([&snapshotter] { return snapshotter->RenderMetrics(); });
+  if (bridge) server.AddMetrics([&bridge] { return bridge->RenderMetrics(); });
+  topology::RouteContext routes{server, streams, router, commands};
+  for (const auto& app : composed->apps) app->AddRoutes(routes);
+
+  // The engine starts first (topics, partition counts; restores go on in its threads), so
+  // no request can reach a route before keys can be mapped to tasks.
+  if (auto s = streams.Start(); !s.ok()) {
+    Log(LogLevel::kError, "start_failed", {{"error", s.ToString()}});
+    return 1;
+  }
+  if (auto s = metadata.Start(); !s.ok()) {
+    Log(LogLevel::kError, "metadata_failed", {{"error", s.ToString()}});
+    return 1;
+  }
+  if (serve_http) {
+    if (auto s = server.Start(http->host, http->port); !s.ok()) {
+      Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
+      return 1;
+    }
+    Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
+  }
+  if (bridge) {
+    if (auto s = bridge->Start(); !s.ok()) {
+      Log(LogLevel::kError, "bridge_failed", {{"error", s.ToString()}});
+      return 2;
+    }
+  }
+  if (job) {
+    std::string endpoint =
+        serve_http ? http->host + ":" + std::to_string(server.port()) : std::string();
+    if (auto code = AwaitBackfill(signals, *job, streams, *backfill, endpoint)) {
+      metadata.Stop();
+      streams.Stop();
+      server.Stop();
+      return *code;
+    }
+  }
+  bool clean = WaitForSignal(signals, [&] { return streams.Failure().empty(); });
+  if (!clean) Log(LogLevel::kError, "stream_failure", {{"error", streams.Failure()}});
+  // The bridge first: it acks what Kafka acknowledged and hands the rest back to RabbitMQ.
+  if (bridge) bridge->Stop();
+  metadata.Stop();
+  streams.Stop();
+  if (snapshotter) snapshotter->Stop();  // after the streams: their last commits go out too
+  server.Stop();
+  Log(LogLevel::kInfo, "stopped", {{"clean", clean}});
+  return clean ? 0 : 1;
+}
+
+void AddEngineFlags(CLI::App* cmd, RunOptions& o) {
+  cmd->add_option("--state-dir", o.state_dir, "directory of local state")
+      ->envname("CM_STATE_DIR")
+      ->capture_default_str();
+  cmd->add_option("--threads", o.threads, "stream threads")
+      ->envname("CM_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--guarantee", o.guarantee, "exactly_once or at_least_once")
+      ->envname("CM_GUARANTEE")
+      ->capture_default_str();
+  cmd->add_option("--rocksdb-memory", o.rocksdb_memory,
+                  "block cache + write buffers for all stores")
+      ->envname("CM_ROCKSDB_MEMORY")
+      ->capture_default_str();
+  cmd->add_option("--commit-interval", o.commit_interval, "how often tasks commit")
+      ->envname("CM_COMMIT_INTERVAL")
+      ->capture_default_str();
+  cmd->add_option("--topology", o.topology, "which applications to run (counting, cloudmatrix)")
+      ->envname("CM_TOPOLOGY")
+      ->capture_default_str();
+}
+
+namespace {
+
+class RunCommand final : public Subcommand {
+ public:
+  explicit RunCommand(CLI::App& app)
+      : Subcommand(app.add_subcommand(
+            "run", "run the application as one instance of its consumer group")) {
+    CLI::App* cmd = cli_;
+    AddBrokerFlags(cmd, o_.cluster);
+    cmd->add_flag("--embedded", o_.embedded, "host an embedded broker in this process")
+        ->envname("CM_EMBEDDED");
+    cmd->add_option("--app-id", o_.app_id, "application id: consumer group and topic prefix")
+        ->envname("CM_APP_ID")
+        ->capture_default_str();
+    cmd->add_option("--instance-id", o_.instance_id,
+                    "stable id of this instance (default host-port)")
+        ->envname("CM_INSTANCE_ID");
+    cmd->add_option("--http", o_.http, "HOST:PORT of the HTTP API")
+        ->envname("CM_HTTP")
+        ->capture_default_str();
+    cmd->add_option("--advertised-http", o_.advertised_http,
+                    "HOST:PORT other instances use to reach this one (default: the --http "
+                    "address, 127.0.0.1 for 0.0.0.0)")
+        ->envname("CM_ADVERTISED_HTTP");
+    AddEngineFlags(cmd, o_);
+    cmd->add_option("--partitions", o_.partitions, "partitions of input topics cmstream creates")
+        ->envname("CM_PARTITIONS")
+        ->capture_default_str();
+    AddBridgeFlags(cmd, o_.bridge,
+                   "run the RabbitMQ bridge in this instance, consuming from this AMQP URL");
+    cmd->add_option("--database-url", o_.database_url,
+                    "Postgres URL: snapshot the usage stores there (run `migrate` first)")
+        ->envname("DATABASE_URL");
+    cmd->add_option("--database-schema", o_.database_schema, "Postgres schema of the snapshots")
+        ->envname("CM_DATABASE_SCHEMA")
+        ->capture_default_str();
+    cmd->add_option("--snapshot-interval", o_.snapshot_interval,
+                    "how often each task's changed rows are written to Postgres")
+        ->envname("CM_SNAPSHOT_INTERVAL")
+        ->capture_default_str();
+  }
+
+  int Execute() override { return RunInstance(o_); }
+
+ private:
+  RunOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<Subcommand> AddRunCommand(CLI::App& app) {
+  return std::make_unique<RunCommand>(app);
+}
+
+}  // namespace cm::cloudmatrix

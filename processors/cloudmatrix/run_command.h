@@ -1,0 +1,49 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "processors/cloudmatrix/command_line.h"
+
+namespace cm::cloudmatrix {
+
+// The flags of `run`, most of which `backfill` shares.
+struct RunOptions {
+  BrokerFlags cluster;
+  bool embedded = false;
+  std::string app_id = "cmstream";
+  std::string instance_id;
+  std::string state_dir = "./data";
+  std::string http = "0.0.0.0:8080";
+  std::string advertised_http;
+  int threads = 1;
+  std::string guarantee = "exactly_once";
+  std::string rocksdb_memory = "256MiB";
+  std::string commit_interval = "100ms";
+  int partitions = 8;
+  std::string topology = "counting";
+  BridgeFlags bridge;
+  std::string database_url;
+  std::string database_schema = "public";
+  std::string snapshot_interval = "30s";
+};
+
+// A backfill is `run` over a bounded range, as another application id.
+struct BackfillRequest {
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  std::string from_text;
+  std::string to_text;
+  bool exit_when_done = true;
+};
+
+// The flags `run` and `backfill` share: --state-dir, --threads, --guarantee, --rocksdb-memory,
+// --commit-interval and --topology.
+void AddEngineFlags(CLI::App* cmd, RunOptions& o);
+
+// Runs one instance of the application until SIGINT/SIGTERM or a stream failure (or, with
+// `backfill`, until its range is processed); returns the exit code.
+int RunInstance(RunOptions& options, const BackfillRequest* backfill = nullptr);
+
+}  // namespace cm::cloudmatrix
