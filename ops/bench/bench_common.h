@@ -25,10 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "topology/common/wall_clock.h"
 #include "topology/kafka/embedded_broker.h"
 #include "topology/kafka/topic_admin.h"
 #include "topology/processor/topology.h"
-#include "topology/common/wall_clock.h"
 
 namespace cm::bench {
 

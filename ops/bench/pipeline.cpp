@@ -39,8 +39,8 @@
 #include "ops/bench/bench_common.h"
 #include "processors/counting/counting_topology.h"
 #include "topology/kafka/embedded_broker.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/kafka/topic_admin.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace {
 

@@ -33,8 +33,8 @@
 #include "processors/counting/counting_topology.h"
 #include "state/task_state.h"
 #include "topology/kafka/embedded_broker.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/kafka/topic_admin.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace {
 

@@ -28,12 +28,12 @@
 #include "ops/bench/bench_common.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
+#include "topology/common/units.h"
 #include "topology/query/command_sender.h"
 #include "topology/query/http_server.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/query/query_router.h"
 #include "topology/query/streams_metadata.h"
-#include "topology/common/units.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace {
 

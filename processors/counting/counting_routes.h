@@ -2,8 +2,8 @@
 
 #include "processors/counting/counting_topology.h"
 #include "topology/query/http_server.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/query/query_router.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm::counting {
 

@@ -6,11 +6,11 @@
 #include "processors/usage/usage_options.h"
 #include "processors/usage/usage_queries.h"
 #include "state/status.h"
+#include "topology/processor/read_only_stores.h"
 #include "topology/query/command_sender.h"
 #include "topology/query/http_server.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/query/query_router.h"
-#include "topology/processor/read_only_stores.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm::usage {
 

@@ -11,8 +11,8 @@
 #include "embedded_streams.h"
 #include "kafka_clients.h"
 #include "topology/kafka/embedded_broker.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/kafka/topic_admin.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm {
 namespace {

@@ -8,8 +8,8 @@
 #include "child_process.h"
 #include "embedded_streams.h"
 #include "topology/kafka/embedded_broker.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/kafka/topic_admin.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm {
 namespace {

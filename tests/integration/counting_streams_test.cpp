@@ -9,8 +9,8 @@
 #include "kafka_clients.h"
 #include "processors/counting/counting_topology.h"
 #include "topology/kafka/embedded_broker.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/kafka/topic_admin.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm {
 namespace {

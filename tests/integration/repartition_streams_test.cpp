@@ -7,10 +7,10 @@
 #include "child_process.h"
 #include "embedded_streams.h"
 #include "kafka_clients.h"
-#include "topology/tools/application_reset.h"
 #include "topology/kafka/embedded_broker.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/kafka/topic_admin.h"
+#include "topology/runtime/kafka_streams.h"
+#include "topology/tools/application_reset.h"
 
 namespace cm {
 namespace {

@@ -9,13 +9,13 @@
 #include "embedded_streams.h"
 #include "kafka_clients.h"
 #include "processors/counting/counting_topology.h"
+#include "topology/common/wall_clock.h"
+#include "topology/kafka/embedded_broker.h"
+#include "topology/kafka/topic_admin.h"
+#include "topology/query/streams_metadata.h"
+#include "topology/runtime/kafka_streams.h"
 #include "topology/tools/application_reset.h"
 #include "topology/tools/backfill.h"
-#include "topology/kafka/embedded_broker.h"
-#include "topology/runtime/kafka_streams.h"
-#include "topology/query/streams_metadata.h"
-#include "topology/kafka/topic_admin.h"
-#include "topology/common/wall_clock.h"
 
 namespace cm {
 namespace {

@@ -19,8 +19,8 @@
 #include "child_process.h"
 #include "kafka_clients.h"
 #include "processors/usage/time_util.h"
-#include "topology/tools/application_reset.h"
 #include "topology/common/wall_clock.h"
+#include "topology/tools/application_reset.h"
 #include "usage_instance.h"
 
 namespace cm {

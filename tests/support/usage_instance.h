@@ -19,13 +19,13 @@
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
 #include "state/status.h"
-#include "topology/query/command_sender.h"
 #include "topology/kafka/embedded_broker.h"
+#include "topology/kafka/topic_admin.h"
+#include "topology/query/command_sender.h"
 #include "topology/query/http_server.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/query/query_router.h"
 #include "topology/query/streams_metadata.h"
-#include "topology/kafka/topic_admin.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm::testing {
 

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "state/status.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/kafka/record_producer.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm::topology {
 

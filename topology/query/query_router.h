@@ -3,10 +3,10 @@
 #include <functional>
 #include <string>
 
-#include "topology/query/http_server.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/processor/read_only_stores.h"
+#include "topology/query/http_server.h"
 #include "topology/query/streams_metadata.h"
+#include "topology/runtime/kafka_streams.h"
 
 namespace cm::topology {
 

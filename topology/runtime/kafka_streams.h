@@ -6,10 +6,10 @@
 
 #include "state/status.h"
 #include "state/task_state.h"
-#include "topology/runtime/stream_thread.h"
-#include "topology/runtime/streams_config.h"
 #include "topology/kafka/topic_admin.h"
 #include "topology/processor/topology.h"
+#include "topology/runtime/stream_thread.h"
+#include "topology/runtime/streams_config.h"
 
 namespace cm::topology {
 

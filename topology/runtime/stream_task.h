@@ -9,8 +9,8 @@
 
 #include "state/task_state.h"
 #include "topology/processor/processor.h"
-#include "topology/runtime/record_collector.h"
 #include "topology/processor/topology.h"
+#include "topology/runtime/record_collector.h"
 
 namespace cm::topology {
 

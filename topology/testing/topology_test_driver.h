@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "state/task_state.h"
+#include "topology/processor/topology.h"
 #include "topology/runtime/record_collector.h"
 #include "topology/runtime/stream_task.h"
-#include "topology/processor/topology.h"
 
 namespace cm::topology {
 

@@ -4,9 +4,9 @@
 #include <map>
 
 #include "state/status.h"
-#include "topology/tools/application_reset.h"
 #include "topology/runtime/kafka_streams.h"
 #include "topology/runtime/streams_config.h"
+#include "topology/tools/application_reset.h"
 
 namespace cm::topology {
 
