@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "topology/common/json.h"
+
 namespace cm::rabbitmq {
 
 using nlohmann::json;
@@ -22,8 +24,9 @@ state::Result<const std::string*> OrganizationField(const json& object, const ch
 }  // namespace
 
 state::Result<std::string> ExtractOrganizationId(std::string_view body) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::InvalidArgument("not JSON");
+  auto parsed = topology::ParseJson(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
   if (!j.is_object()) return Status::InvalidArgument("not a JSON object");
   auto top = OrganizationField(j, "organizationId");
   if (!top.ok()) return top.status();

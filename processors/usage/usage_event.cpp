@@ -4,6 +4,7 @@
 
 #include "processors/usage/metric_catalog.h"
 #include "processors/usage/time_util.h"
+#include "topology/common/json.h"
 
 namespace cm::usage {
 
@@ -225,16 +226,17 @@ Result<UsageEvent> ParseUsageEvent(const json& input, int64_t now_ms, const Cata
 
 Result<UsageEvent> ParseUsageEvent(std::string_view bytes, int64_t now_ms, const Catalog* catalog,
                                    const EventTimeBounds& bounds) {
-  json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Bad("event is not valid JSON");
-  return ParseUsageEvent(j, now_ms, catalog, bounds);
+  auto j = topology::ParseJson(bytes);
+  if (!j.ok()) return Bad("event is " + j.status().message());
+  return ParseUsageEvent(*j, now_ms, catalog, bounds);
 }
 
 Result<std::vector<UsageEvent>> ParseUsageEventBatch(std::string_view body, int64_t now_ms,
                                                      const Catalog* catalog,
                                                      const EventTimeBounds& bounds) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Bad("body is not valid JSON");
+  auto parsed = topology::ParseJson(body);
+  if (!parsed.ok()) return Bad("body is " + parsed.status().message());
+  const json& j = *parsed;
   std::vector<UsageEvent> out;
   if (j.is_object() && j.contains("events") && !j.contains("eventId") && !j.contains("specversion")) {
     const json& events = j["events"];

@@ -9,6 +9,7 @@
 #include "processors/usage/usage_commands.h"
 #include "processors/usage/usage_stores.h"
 #include "state/key_codec.h"
+#include "topology/common/json.h"
 
 namespace cm::usage {
 
@@ -84,11 +85,12 @@ void UsageProcessor::Process(const Record& record) {
 
 void UsageProcessor::ProcessEvent(const Record& record) {
   const UsageOptions& o = *options_;
-  json raw = json::parse(record.value, nullptr, /*allow_exceptions=*/false);
-  if (raw.is_discarded()) {
-    context_->SendToDlq(record, "event is not valid JSON");
+  auto parsed_json = topology::ParseJson(record.value);
+  if (!parsed_json.ok()) {
+    context_->SendToDlq(record, "event is " + parsed_json.status().message());
     return;
   }
+  const json& raw = *parsed_json;
   // "Now" for the age bounds is the record's Kafka timestamp, never the wall clock.
   auto parsed = ParseUsageEvent(raw, record.timestamp_ms, &o.catalog, o.event_time_bounds);
   if (!parsed.ok()) {
@@ -311,11 +313,13 @@ void UsageProcessor::CheckAllAlerts(const std::string& org, const OrgSettings& s
 // --- commands ------------------------------------------------------------------------------
 
 void UsageProcessor::ProcessCommand(const Record& record) {
-  json cmd = json::parse(record.value, nullptr, /*allow_exceptions=*/false);
-  if (cmd.is_discarded() || !cmd.is_object()) {
-    context_->SendToDlq(record, "command is not a JSON object");
+  auto parsed_json = topology::ParseJson(record.value);
+  if (!parsed_json.ok() || !parsed_json->is_object()) {
+    context_->SendToDlq(record, "command is not a JSON object" +
+                                    (parsed_json.ok() ? "" : ": " + parsed_json.status().message()));
     return;
   }
+  json cmd = std::move(parsed_json).value();
   const json type = cmd.value("type", json());
   if (!type.is_string()) {
     context_->SendToDlq(record, "command has no type");

@@ -16,6 +16,7 @@
 #include "processors/usage/usage_event.h"
 #include "processors/usage/usage_stores.h"
 #include "topology/common/wall_clock.h"
+#include "topology/common/json.h"
 
 namespace cm::usage {
 
@@ -140,9 +141,9 @@ struct Context {
 // The request body as a JSON object (an empty body is an empty object).
 std::optional<json> BodyObject(const HttpRequest& req) {
   if (req.body.empty()) return json::object();
-  json body = json::parse(req.body, nullptr, false);
-  if (!body.is_object()) return std::nullopt;
-  return body;
+  auto body = topology::ParseJson(req.body);
+  if (!body.ok() || !body->is_object()) return std::nullopt;
+  return std::move(body).value();
 }
 
 }  // namespace
@@ -166,6 +167,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     if (!events.ok()) {
       return Validation(events.status().message(), {{"reason", events.status().message()}});
     }
+    // Parsed and bounded by ParseUsageEventBatch already.
     json parsed = json::parse(req.body, nullptr, false);
     const bool batch = parsed.is_object() && parsed.contains("events");
     const int sub = ctx->Subtopology();

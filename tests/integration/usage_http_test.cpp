@@ -1,5 +1,6 @@
 // The usage application over HTTP, in process: events are validated at the edge and appended,
 // queries answer from the owning task's committed stores, and commands wait until applied.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -149,6 +150,24 @@ TEST_F(UsageHttpTest, RefusesInvalidEventsWithTheReasonAndAppendsNothing) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(json::parse(r->body)["error"]["code"], "validation_error");
+
+  // A 140 KB body of 70,000 nested arrays once overflowed the stack and killed the process
+  // (issue 14). It is refused before it is parsed, and the server goes on answering.
+  const std::string deep = std::string(70'000, '[') + std::string(70'000, ']');
+  for (const std::string& body :
+       {R"({"eventId":"x4","organizationId":"org-a","eventType":"api.call","quantity":)" + deep +
+            "}",
+        R"({"eventId":"x5","organizationId":"org-a","eventType":"api.call","metadata":{"a":)" +
+            deep + "}}"}) {
+    r = client_->Post("/v1/usage/events", body, "application/json");
+    ASSERT_TRUE(r) << "the server died on a deeply nested body";
+    EXPECT_EQ(r->status, 400);
+    EXPECT_THAT(json::parse(r->body)["error"]["message"].get<std::string>(),
+                ::testing::HasSubstr("nested deeper than 64"));
+  }
+  auto health = client_->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
   EXPECT_EQ(instance_->events_appended(), 0);
 }
 

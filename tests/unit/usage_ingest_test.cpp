@@ -28,8 +28,14 @@ TEST(UsageIngest, EachInvalidEventGoesToDlqWithItsReason) {
     e.erase(field);
     return e.dump();
   };
+  // 70,000 nested arrays in metadata: a valid event whose serialization once overflowed the
+  // stack (issue 14).
+  std::string deep_metadata = with("metadata", {{"a", "Q"}});
+  deep_metadata.replace(deep_metadata.find("\"Q\""), 3,
+                        std::string(70'000, '[') + std::string(70'000, ']'));
   std::vector<Case> cases = {
       {"org-a", "{not json", "not valid JSON"},
+      {"org-a", deep_metadata, "nested deeper than 64"},
       {"org-a", without("eventId"), "eventId is required"},
       {"org-a", with("eventId", ""), "eventId must not be empty"},
       {"org-a", with("eventId", 42), "eventId must be a string"},
