@@ -296,7 +296,9 @@ Result<json> UsageQueries::CheckQuota(const std::string& org, const std::string&
   }
   const double limit = *pm->limit;
   // Exact comparison in nano-units, so "exactly at the limit" is allowed regardless of floats.
-  out["allowed"] = ToNanos(used) + ToNanos(amount) <= ToNanos(limit);
+  // An amount over the limit on its own is refused first: nano-units hold only |x| < 9.2e18,
+  // and 1e19 converted would wrap and be allowed.
+  out["allowed"] = amount <= limit && ToNanos(used) + ToNanos(amount) <= ToNanos(limit);
   out["remaining"] = NumberJson(std::max(0.0, limit - used));
   out["limit"] = NumberJson(limit);
   return out;

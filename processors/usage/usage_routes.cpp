@@ -207,14 +207,13 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
       return Validation("metricType is required");
     double amount = 1;
     if (auto a = req.query.find("amount"); a != req.query.end()) {
-      size_t used = 0;
-      try {
-        amount = std::stod(a->second, &used);
-      } catch (...) {
-        used = 0;
-      }
-      if (used == 0 || used != a->second.size() || !std::isfinite(amount) || amount < 0)
-        return Validation("amount must be a finite number >= 0", {{"amount", a->second}});
+      // Plain decimal only: std::stod would also take "0x10", " 5" and "inf".
+      const std::string& text = a->second;
+      auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), amount,
+                                        std::chars_format::general);
+      if (err != std::errc() || end != text.data() + text.size() || !std::isfinite(amount) ||
+          amount < 0)
+        return Validation("amount must be a finite decimal number >= 0", {{"amount", text}});
     }
     const int64_t now = topology::WallClockMs();
     return ctx->Query(req, [&](const UsageQueries& q) {

@@ -221,6 +221,17 @@ TEST_F(UsageHttpTest, SetsThePlanThenQuotaAndCheckQuotaFollowIt) {
 
   check = GetJson("/v1/usage/orgs/org-q/quota/check?amount=1", &status);
   EXPECT_EQ(status, 400) << check.dump();
+  // 1e19 once wrapped around to allowed: true against the 1,000,000 limit (issue 14).
+  check = GetJson("/v1/usage/orgs/org-q/quota/check?metricType=api_calls&amount=1e19", &status);
+  EXPECT_EQ(status, 200) << check.dump();
+  EXPECT_EQ(check["allowed"], false) << check.dump();
+  // Only plain decimal numbers: hexadecimal, infinities and padding are refused.
+  for (const char* amount : {"0x10", "inf", "nan", "%205", "5%20", "-1", "1e400", ""}) {
+    check = GetJson(std::string("/v1/usage/orgs/org-q/quota/check?metricType=api_calls&amount=") +
+                        amount,
+                    &status);
+    EXPECT_EQ(status, 400) << amount << ": " << check.dump();
+  }
 }
 
 TEST_F(UsageHttpTest, IdempotencyKeyAppliesACommandOnce) {

@@ -41,6 +41,10 @@ TEST(UsageQuota, CheckQuotaExactlyAtTheLimit) {
   EXPECT_EQ(r["remaining"], 1);
   EXPECT_EQ(r["limit"], 10);
   EXPECT_EQ(Ok(q.CheckQuota(org, "api_calls", 2, kNow))["allowed"], false);
+  // Amounts past what nano-units hold once wrapped around to "allowed" (issue 14).
+  for (double huge : {9.3e18, 1e19, 1.8e19, 1e300}) {
+    EXPECT_EQ(Ok(q.CheckQuota(org, "api_calls", huge, kNow))["allowed"], false) << huge;
+  }
   h.Event(Ev("c9", org, "api.call", kNow), kNow);
   r = Ok(q.CheckQuota(org, "api_calls", 0, kNow));
   EXPECT_EQ(r["allowed"], true);
