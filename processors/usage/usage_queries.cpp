@@ -77,6 +77,10 @@ json Money(int64_t cents) { return NumberJson(static_cast<double>(cents) / 100.0
 
 std::string CsvField(const json& v) {
   std::string s = v.is_string() ? v.get<std::string>() : (v.is_null() ? "" : v.dump());
+  // A text cell that starts like a formula would be run by a spreadsheet that opens the report
+  // (organization and user ids are the client's): a leading ' makes it text (OWASP's advice).
+  if (v.is_string() && !s.empty() && std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos)
+    s.insert(0, 1, '\'');
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
   std::string out = "\"";
   for (char c : s) {

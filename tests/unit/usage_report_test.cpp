@@ -119,6 +119,29 @@ TEST(UsageReport, BillingLineItemsAndCsv) {
   EXPECT_EQ(LineItem(empty, "api_calls")["quantity"], 0);
 }
 
+// An organization id a spreadsheet would run as a formula is written as text (issue 14): the
+// cell gets a leading ', and is quoted where it holds a comma or quote as usual.
+TEST(UsageReport, CsvCellsThatLookLikeFormulasAreWrittenAsText) {
+  UsageHarness h;
+  const int64_t march = Ms("2024-03-01T00:00:00Z");
+  const int64_t april = Ms("2024-04-01T00:00:00Z");
+  const int64_t now = Ms("2024-03-20T00:00:00Z");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"=HYPERLINK(\"http://x\")", "\"'=HYPERLINK(\"\"http://x\"\")\""},
+      {"+1+1", "'+1+1"},
+      {"-2+3", "'-2+3"},
+      {"@SUM(A1)", "'@SUM(A1)"},
+      {"\tcmd", "'\tcmd"},
+      {"org-plain", "org-plain"}};
+  for (const auto& [org, cell] : cases) {
+    auto q = h.Queries(org);
+    std::string csv = Ok(q.GenerateUsageReportCsv(org, march, april, now));
+    std::string second_line = csv.substr(csv.find("\r\n") + 2);
+    std::string after_id = second_line.substr(second_line.find(',') + 1);
+    EXPECT_EQ(after_id.substr(0, cell.size() + 1), cell + ",") << org << "\n" << csv;
+  }
+}
+
 TEST(UsageReport, DashboardTrendsTopListsAndRealtime) {
   UsageHarness h;
   const std::string org = "org-dash";
