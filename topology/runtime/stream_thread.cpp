@@ -10,71 +10,20 @@
 #include <shared_mutex>
 #include <stdexcept>
 
-#include "topology/kafka/kafka_error.h"
 #include "topology/common/log.h"
-#include "topology/runtime/outbox.h"
+#include "topology/common/wall_clock.h"
+#include "topology/kafka/kafka_client.h"
+#include "topology/kafka/kafka_error.h"
 #include "topology/kafka/partitioner.h"
+#include "topology/runtime/outbox.h"
 #include "topology/runtime/record_collector.h"
 #include "topology/runtime/state_restorer.h"
 #include "topology/runtime/state_snapshot_listener.h"
+#include "topology/runtime/stream_producer.h"
 #include "topology/runtime/stream_task.h"
-#include "topology/common/wall_clock.h"
+#include "topology/runtime/thread_failure.h"
 
 namespace cm::topology {
-
-namespace {
-
-// The lowest and highest offset a broker acknowledged for one partition in one commit.
-struct DeliveryRange {
-  int64_t first = -1;
-  int64_t last = -1;
-  void Add(int64_t offset) {
-    if (first < 0 || offset < first) first = offset;
-    last = std::max(last, offset);
-  }
-};
-
-struct KafkaHandleDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
-
-struct PartitionListDeleter {
-  void operator()(rd_kafka_topic_partition_list_t* l) const {
-    rd_kafka_topic_partition_list_destroy(l);
-  }
-};
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
-
-PartitionList NewPartitionList() { return PartitionList(rd_kafka_topic_partition_list_new(4)); }
-
-void SetOrThrow(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    throw std::invalid_argument("Kafka setting " + key + "=" + value + ": " + err);
-  }
-}
-
-// librdkafka's own messages become JSON log lines like everything else.
-void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
-  Log(level <= 3   ? LogLevel::kError
-      : level == 4 ? LogLevel::kWarn
-                   : LogLevel::kInfo,
-      "librdkafka", {{"facility", facility}, {"message", message}});
-}
-
-KafkaHandle NewHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
-  char err[512];
-  rd_kafka_conf_set_log_cb(conf, &LogFromKafka);
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("cannot create Kafka client: ") + err);
-  }
-  return KafkaHandle(rk);
-}
-
-}  // namespace
 
 class StreamThread::Impl final {
  public:
@@ -131,7 +80,6 @@ class StreamThread::Impl final {
     bool replaying = false;
   };
 
-  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque);
   void HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
@@ -158,41 +106,29 @@ class StreamThread::Impl final {
   void Republish(TaskRuntime& rt, const UnpublishedOutputs& unpublished);
   bool CommitAll();
   void AbortAll(const std::string& reason);
-  void Produce(const std::string& topic, int32_t partition, const std::string& key,
-               const std::optional<std::string>& value, int64_t timestamp,
-               const std::vector<Header>& headers, DeliveryRange* range);
-  void BeginTransactionIfNeeded();
-  bool FlushProducer();
   void RefreshStatus();
-  void Fatal(const std::string& what);
-  void RaiseDeferredFatal();
 
   const Topology& topology_;
   const StreamsConfig& config_;
   int index_;
+  ThreadFailure failure_;
   state::StateResources& resources_;
   std::string writer_id_;
   uint64_t commit_seq_ = 0;
   KafkaHandle consumer_;
   KafkaHandle restore_consumer_;
-  KafkaHandle producer_;
-  bool in_transaction_ = false;
-  bool in_callback_ = false;
+  std::unique_ptr<StreamProducer> producer_;
   bool outbox_mode_ = false;
   std::map<std::string, int32_t> partition_counts_;
   std::set<std::string> internal_topics_;
   std::map<std::string, std::string> output_topics_;
-  bool failed_ = false;
   bool assigned_ = false;
   bool closed_ = false;
-  std::string fatal_;
-  rd_kafka_resp_err_t delivery_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
-  std::string delivery_error_topic_;
   std::map<TaskId, TaskRuntime> tasks_;
   std::map<std::pair<std::string, int32_t>, TaskRuntime*> by_partition_;
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_status_ = std::chrono::steady_clock::now();
-  uint64_t processed_ = 0, produced_ = 0, commits_ = 0, aborted_ = 0;
+  uint64_t processed_ = 0, commits_ = 0, aborted_ = 0;
   uint64_t replayed_outputs_dropped_ = 0;
   double commit_seconds_sum_ = 0;
   std::vector<uint64_t> commit_buckets_ = std::vector<uint64_t>(std::size(kCommitLatencyBounds), 0);
@@ -201,7 +137,7 @@ class StreamThread::Impl final {
 
 StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, int index,
                          state::StateResources& resources)
-    : topology_(topology), config_(config), index_(index), resources_(resources) {
+    : topology_(topology), config_(config), index_(index), failure_(index), resources_(resources) {
   const std::string client =
       config.application_id + "-" + config.instance_id + "-StreamThread-" + std::to_string(index);
   writer_id_ = client + "-" + std::to_string(WallClockMs());
@@ -230,7 +166,7 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   for (const auto& [k, v] : config.consumer_overrides) SetOrThrow(cc, k, v);
   rd_kafka_conf_set_rebalance_cb(cc, &Impl::OnRebalance);
   rd_kafka_conf_set_opaque(cc, this);
-  consumer_ = NewHandle(RD_KAFKA_CONSUMER, cc);
+  consumer_ = NewKafkaHandle(RD_KAFKA_CONSUMER, cc);
   rd_kafka_poll_set_consumer(consumer_.get());
 
   rd_kafka_conf_t* rc = rd_kafka_conf_new();
@@ -243,32 +179,10 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   // Restores read to the end of a partition and then move on: a long-polling empty fetch at
   // the end would hold up the next assign and offset query on the same connection.
   SetOrThrow(rc, "fetch.wait.max.ms", "10");
-  restore_consumer_ = NewHandle(RD_KAFKA_CONSUMER, rc);
+  restore_consumer_ = NewKafkaHandle(RD_KAFKA_CONSUMER, rc);
   rd_kafka_poll_set_consumer(restore_consumer_.get());
 
-  rd_kafka_conf_t* pc = rd_kafka_conf_new();
-  common(pc);
-  SetOrThrow(pc, "partitioner", "murmur2_random");
-  SetOrThrow(pc, "linger.ms", "5");
-  SetOrThrow(pc, "batch.num.messages", "10000");
-  SetOrThrow(pc, "queue.buffering.max.messages", "1000000");
-  SetOrThrow(pc, "enable.idempotence", "true");
-  if (config.guarantee == ProcessingGuarantee::kExactlyOnce) {
-    SetOrThrow(pc, "transactional.id", client);
-    SetOrThrow(pc, "transaction.timeout.ms", "10000");
-  }
-  for (const auto& [k, v] : config.producer_overrides) SetOrThrow(pc, k, v);
-  rd_kafka_conf_set_dr_msg_cb(pc, &Impl::OnDelivery);
-  rd_kafka_conf_set_opaque(pc, this);
-  producer_ = NewHandle(RD_KAFKA_PRODUCER, pc);
-  if (config.guarantee == ProcessingGuarantee::kExactlyOnce) {
-    // Fences an earlier incarnation with the same transactional id and aborts what it left open.
-    if (rd_kafka_error_t* e = rd_kafka_init_transactions(producer_.get(), 30000)) {
-      std::string what = rd_kafka_error_string(e);
-      rd_kafka_error_destroy(e);
-      throw std::runtime_error("init_transactions failed: " + what);
-    }
-  }
+  producer_ = std::make_unique<StreamProducer>(config, client, failure_);
   status_.index = index;
   for (const auto& topic : topology.InternalTopics()) internal_topics_.insert(topic);
   outbox_mode_ =
@@ -284,28 +198,16 @@ StreamThread::Impl::~Impl() {
   }
 }
 
-void StreamThread::Impl::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-  auto* self = static_cast<Impl*>(opaque);
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (self->delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      self->delivery_error_ = m->err;
-      self->delivery_error_topic_ = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-    }
-    return;
-  }
-  if (m->_private != nullptr) static_cast<DeliveryRange*>(m->_private)->Add(m->offset);
-}
-
 void StreamThread::Impl::OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err,
                                      rd_kafka_topic_partition_list_t* parts, void* opaque) {
   auto* self = static_cast<Impl*>(opaque);
-  self->in_callback_ = true;
+  self->failure_.set_in_callback(true);
   try {
     self->HandleRebalance(err, parts);
   } catch (const std::exception& e) {
-    if (self->fatal_.empty()) self->fatal_ = e.what();
+    self->failure_.Defer(e.what());
   }
-  self->in_callback_ = false;
+  self->failure_.set_in_callback(false);
 }
 
 void StreamThread::Impl::HandleRebalance(rd_kafka_resp_err_t err,
@@ -316,7 +218,7 @@ void StreamThread::Impl::HandleRebalance(rd_kafka_resp_err_t err,
       if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts)) {
         std::string what = rd_kafka_error_string(e);
         rd_kafka_error_destroy(e);
-        Fatal("incremental_assign failed: " + what);
+        failure_.Fatal("incremental_assign failed: " + what);
         return;
       }
       // Nothing is fetched for a task until its stores are restored.
@@ -334,7 +236,7 @@ void StreamThread::Impl::HandleRebalance(rd_kafka_resp_err_t err,
       break;
     }
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {
-      bool lost = rd_kafka_assignment_lost(rk) != 0 || failed_;
+      bool lost = rd_kafka_assignment_lost(rk) != 0 || failure_.failed();
       if (lost) {
         AbortAll("assignment lost");
       } else if (!CommitAll()) {
@@ -378,7 +280,7 @@ void StreamThread::Impl::CreateTask(TaskId id) {
   so.resources = &resources_;
   auto state = state::TaskState::Open(so);
   if (!state.ok()) {
-    Fatal("cannot open state of task " + id.ToString() + ": " + state.status().ToString());
+    failure_.Fatal("cannot open state of task " + id.ToString() + ": " + state.status().ToString());
     return;
   }
   TaskRuntime& rt = tasks_[id];
@@ -425,7 +327,7 @@ void StreamThread::Impl::RestoreStep() {
       return;  // the map changed
     }
     if (!done.ok()) {
-      Fatal("restore of task " + id.ToString() + " failed: " + done.status().ToString());
+      failure_.Fatal("restore of task " + id.ToString() + " failed: " + done.status().ToString());
       return;
     }
     if (*done) StartRunning(rt);
@@ -468,7 +370,7 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
     if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_.get(), seek.get(), 0)) {
       std::string what = rd_kafka_error_string(e);
       rd_kafka_error_destroy(e);
-      Fatal("seek failed: " + what);
+      failure_.Fatal("seek failed: " + what);
       return;
     }
   }
@@ -476,7 +378,7 @@ void StreamThread::Impl::StartRunning(TaskRuntime& rt) {
     if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer_.get(), extra.get())) {
       std::string what = rd_kafka_error_string(e);
       rd_kafka_error_destroy(e);
-      Fatal("assign of co-partitioned topics failed: " + what);
+      failure_.Fatal("assign of co-partitioned topics failed: " + what);
       return;
     }
   }
@@ -530,7 +432,7 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
         Log(LogLevel::kWarn, "consume_error", {{"error", rd_kafka_message_errstr(m)}});
         return;
       case KafkaErrorAction::kFatal:
-        Fatal(std::string("consumer error: ") + rd_kafka_message_errstr(m));
+        failure_.Fatal(std::string("consumer error: ") + rd_kafka_message_errstr(m));
         return;
     }
   }
@@ -586,57 +488,6 @@ void StreamThread::Impl::ReachStop(const std::string& topic, int32_t partition, 
   rd_kafka_pause_partitions(consumer_.get(), list.get());
 }
 
-void StreamThread::Impl::BeginTransactionIfNeeded() {
-  if (config_.guarantee != ProcessingGuarantee::kExactlyOnce || in_transaction_) return;
-  if (rd_kafka_error_t* e = rd_kafka_begin_transaction(producer_.get())) {
-    std::string what = rd_kafka_error_string(e);
-    rd_kafka_error_destroy(e);
-    Fatal("begin_transaction failed: " + what);
-    return;
-  }
-  in_transaction_ = true;
-}
-
-void StreamThread::Impl::Produce(const std::string& topic, int32_t partition,
-                                 const std::string& key, const std::optional<std::string>& value,
-                                 int64_t timestamp, const std::vector<Header>& headers,
-                                 DeliveryRange* range) {
-  BeginTransactionIfNeeded();
-  // A null payload is a tombstone.
-  void* payload = value ? const_cast<char*>(value->data()) : nullptr;
-  size_t payload_size = value ? value->size() : 0;
-  for (;;) {
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (!headers.empty()) {
-      hdrs = rd_kafka_headers_new(headers.size());
-      for (const auto& h : headers) {
-        rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
-                            static_cast<ssize_t>(h.value.size()));
-      }
-    }
-    rd_kafka_resp_err_t err =
-        rd_kafka_producev(producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                          RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                          RD_KAFKA_V_VALUE(payload, payload_size), RD_KAFKA_V_TIMESTAMP(timestamp),
-                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(range), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ++produced_;
-      return;
-    }
-    if (hdrs != nullptr) rd_kafka_headers_destroy(hdrs);
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      rd_kafka_poll(producer_.get(), 50);  // back-pressure: wait for deliveries
-      continue;
-    }
-    if (delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      delivery_error_ = err;
-      delivery_error_topic_ = topic;
-    }
-    return;
-  }
-}
-
 void StreamThread::Impl::Send(TaskRuntime& rt, const std::string& topic, const Record& record) {
   if (rt.replaying) {
     if (internal_topics_.count(topic) == 0) {
@@ -655,8 +506,8 @@ void StreamThread::Impl::Send(TaskRuntime& rt, const std::string& topic, const R
     rt.outbox.push_back({target, record});
     return;
   }
-  Produce(target, PartitionFor(target, record.key), record.key, record.value, record.timestamp_ms,
-          record.headers, nullptr);
+  producer_->Produce(target, PartitionFor(target, record.key), record.key, record.value,
+                     record.timestamp_ms, record.headers, nullptr);
 }
 
 const std::string& StreamThread::Impl::OutputTopic(const std::string& topic) {
@@ -671,9 +522,9 @@ int32_t StreamThread::Impl::PartitionFor(const std::string& topic, const std::st
   auto it = partition_counts_.find(topic);
   if (it == partition_counts_.end()) {
     const rd_kafka_metadata_t* md = nullptr;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(producer_.get(), 1, nullptr, &md, 10000);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(producer_->handle(), 1, nullptr, &md, 10000);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      Fatal(std::string("metadata request failed: ") + rd_kafka_err2str(err));
+      failure_.Fatal(std::string("metadata request failed: ") + rd_kafka_err2str(err));
     for (int i = 0; i < md->topic_cnt; ++i) {
       if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0) {
         partition_counts_[md->topics[i].topic] = md->topics[i].partition_cnt;
@@ -681,7 +532,7 @@ int32_t StreamThread::Impl::PartitionFor(const std::string& topic, const std::st
     }
     rd_kafka_metadata_destroy(md);
     it = partition_counts_.find(topic);
-    if (it == partition_counts_.end()) Fatal("output topic " + topic + " does not exist");
+    if (it == partition_counts_.end()) failure_.Fatal("output topic " + topic + " does not exist");
   }
   // Kafka's default partitioner, computed here so that outputs land where recovery looks.
   return PartitionForKey(key, it->second);
@@ -698,16 +549,17 @@ void StreamThread::Impl::Publish(TaskRuntime& rt, const std::string& writer, uin
     const PendingOutput& o = outputs[i];
     std::vector<Header> headers = o.record.headers;
     headers.push_back({kOutputIdHeader, prefix + std::to_string(i)});
-    Produce(o.topic, partitions[i], o.record.key, o.record.value, o.record.timestamp_ms, headers,
-            &delivered[{o.topic, partitions[i]}]);
+    producer_->Produce(o.topic, partitions[i], o.record.key, o.record.value, o.record.timestamp_ms,
+                       headers, &delivered[{o.topic, partitions[i]}]);
   }
   nlohmann::json mark = {{"writer", writer}, {"seq", seq}};
-  Produce(Topology::CommitTopic(topology_.application_id(), rt.id.subtopology), rt.id.partition,
-          rt.id.ToString(), mark.dump(), WallClockMs(), {{kCommitRecordTypeHeader, "published"}},
-          nullptr);
-  if (!FlushProducer()) {
+  producer_->Produce(Topology::CommitTopic(topology_.application_id(), rt.id.subtopology),
+                     rt.id.partition, rt.id.ToString(), mark.dump(), WallClockMs(),
+                     {{kCommitRecordTypeHeader, "published"}}, nullptr);
+  if (!producer_->Flush()) {
     // The outputs are sealed: a restart finds the ones that arrived and sends the rest.
-    Fatal(std::string("publishing sealed outputs failed: ") + rd_kafka_err2str(delivery_error_));
+    failure_.Fatal(std::string("publishing sealed outputs failed: ") +
+                   rd_kafka_err2str(producer_->delivery_error()));
   }
   for (const auto& [partition, range] : delivered) {
     if (range.last >= 0) rt.sink_positions[partition] = range.last + 1;
@@ -728,7 +580,7 @@ void StreamThread::Impl::Republish(TaskRuntime& rt, const UnpublishedOutputs& u)
     int64_t low = 0, high = 0;
     if (rd_kafka_query_watermark_offsets(restore_consumer_.get(), topic.c_str(), partition, &low,
                                          &high, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      Fatal("cannot read offsets of " + topic);
+      failure_.Fatal("cannot read offsets of " + topic);
     }
     auto hint = u.scan_from.find(topic + "/" + std::to_string(partition));
     int64_t from = std::max(low, hint == u.scan_from.end() ? low : hint->second);
@@ -764,24 +616,14 @@ void StreamThread::Impl::Republish(TaskRuntime& rt, const UnpublishedOutputs& u)
        {"seal", prefix},
        {"outputs", u.outputs.size()},
        {"alreadyDelivered", already.size()}});
-  BeginTransactionIfNeeded();
+  producer_->BeginTransactionIfNeeded();
   Publish(rt, u.writer, u.seq, u.outputs, partitions, already);
-  if (in_transaction_) {
-    if (rd_kafka_error_t* e = rd_kafka_commit_transaction(producer_.get(), 60000)) {
-      std::string what = rd_kafka_error_string(e);
-      rd_kafka_error_destroy(e);
-      Fatal("commit_transaction of republished outputs failed: " + what);
+  if (producer_->in_transaction()) {
+    if (auto e = producer_->CommitTransaction(60000)) {
+      failure_.Fatal("commit_transaction of republished outputs failed: " + e->what);
+      producer_->AbandonTransaction();
     }
-    in_transaction_ = false;
   }
-}
-
-bool StreamThread::Impl::FlushProducer() {
-  rd_kafka_resp_err_t err = rd_kafka_flush(producer_.get(), 60000);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    delivery_error_ = err;
-  }
-  return delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 // The commit protocol (see README, "Exactly-once"):
@@ -802,8 +644,9 @@ bool StreamThread::Impl::CommitAll() {
   last_commit_ = std::chrono::steady_clock::now();
   records_since_commit_ = 0;
   if (dirty.empty()) {
-    if (in_transaction_) {  // outputs from punctuation alone still need their transaction closed
-      FlushProducer();
+    if (producer_->in_transaction()) {  // outputs from punctuation alone still need their
+                                        // transaction closed
+      producer_->Flush();
     } else {
       return true;
     }
@@ -828,8 +671,9 @@ bool StreamThread::Impl::CommitAll() {
             topic = Topology::ChangelogTopic(app, store);
             range = &ranges[{rt->id, store}];
           }
-          Produce(topic, rt->id.partition, c.key, c.value,
-                  rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {}, range);
+          producer_->Produce(topic, rt->id.partition, c.key, c.value,
+                             rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {},
+                             range);
         });
   }
   // Outputs wait in the task's commit-log partition until the seal makes them part of the commit.
@@ -840,12 +684,14 @@ bool StreamThread::Impl::CommitAll() {
     auto& parts = output_partitions[rt->id];
     for (const auto& o : rt->outbox) parts.push_back(PartitionFor(o.topic, o.record.key));
     for (auto& chunk : EncodeOutbox(rt->outbox, 512 * 1024)) {
-      Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition, rt->id.ToString(),
-              chunk, WallClockMs(), {{kCommitRecordTypeHeader, "outbox"}}, &outboxes[rt->id]);
+      producer_->Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition,
+                         rt->id.ToString(), chunk, WallClockMs(),
+                         {{kCommitRecordTypeHeader, "outbox"}}, &outboxes[rt->id]);
     }
   }
-  if (!FlushProducer()) {
-    AbortAll(std::string("changelog delivery failed: ") + rd_kafka_err2str(delivery_error_));
+  if (!producer_->Flush()) {
+    AbortAll(std::string("changelog delivery failed: ") +
+             rd_kafka_err2str(producer_->delivery_error()));
     return false;
   }
   ++commit_seq_;
@@ -873,28 +719,25 @@ bool StreamThread::Impl::CommitAll() {
       }
       seal["sinks"] = std::move(sinks);
     }
-    Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition, rt->id.ToString(),
-            seal.dump(), WallClockMs(), {{kCommitRecordTypeHeader, "seal"}}, &seals[rt->id]);
+    producer_->Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition,
+                       rt->id.ToString(), seal.dump(), WallClockMs(),
+                       {{kCommitRecordTypeHeader, "seal"}}, &seals[rt->id]);
   }
-  if (!FlushProducer()) {
+  if (!producer_->Flush()) {
     // A seal whose fate is unknown cannot be undone: restart and let the log decide.
-    Fatal(std::string("commit record delivery failed: ") + rd_kafka_err2str(delivery_error_));
+    failure_.Fatal(std::string("commit record delivery failed: ") +
+                   rd_kafka_err2str(producer_->delivery_error()));
     return false;
   }
-  if (in_transaction_) {
-    rd_kafka_error_t* e = rd_kafka_commit_transaction(producer_.get(), 60000);
-    in_transaction_ = false;
-    if (e != nullptr) {
-      std::string what = rd_kafka_error_string(e);
-      bool abortable = rd_kafka_error_txn_requires_abort(e) != 0;
-      rd_kafka_error_destroy(e);
-      if (!abortable) {
-        Fatal("commit_transaction failed: " + what);
+  if (producer_->in_transaction()) {
+    if (auto e = producer_->CommitTransaction(60000)) {
+      producer_->AbandonTransaction();  // not retried: aborted below, or the thread fails
+      if (!e->abortable) {
+        failure_.Fatal("commit_transaction failed: " + e->what);
         return false;
       }
-      if (rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_.get(), 60000))
-        rd_kafka_error_destroy(a);
-      AbortAll("transaction aborted: " + what);
+      producer_->AbortTransaction(60000);  // errors ignored, as the commits are aborted anyway
+      AbortAll("transaction aborted: " + e->what);
       return false;
     }
   }
@@ -921,7 +764,8 @@ bool StreamThread::Impl::CommitAll() {
           offset;
     }
     if (auto s = rt->task->state().Commit(checkpoint); !s.ok()) {
-      Fatal("local state write failed for task " + rt->id.ToString() + ": " + s.ToString());
+      failure_.Fatal("local state write failed for task " + rt->id.ToString() + ": " +
+                     s.ToString());
       return false;
     }
     rt->committed_positions = rt->positions;
@@ -933,7 +777,7 @@ bool StreamThread::Impl::CommitAll() {
   }
   for (TaskRuntime* rt : dirty) {
     if (rt->outbox.empty()) continue;
-    BeginTransactionIfNeeded();
+    producer_->BeginTransactionIfNeeded();
     Publish(*rt, writer_id_, commit_seq_, rt->outbox, output_partitions[rt->id], {});
     rt->outbox.clear();
   }
@@ -952,19 +796,15 @@ bool StreamThread::Impl::CommitAll() {
 void StreamThread::Impl::AbortAll(const std::string& reason) {
   Log(LogLevel::kWarn, "commit_aborted", {{"thread", index_}, {"reason", reason}});
   ++aborted_;
-  if (in_transaction_) {
-    if (rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_.get(), 60000)) {
-      std::string what = rd_kafka_error_string(e);
-      rd_kafka_error_destroy(e);
-      Fatal("abort_transaction failed: " + what);
+  if (producer_->in_transaction()) {
+    if (auto e = producer_->AbortTransaction(60000)) {
+      failure_.Fatal("abort_transaction failed: " + *e);
       return;
     }
-    in_transaction_ = false;
   } else {
-    rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE);
-    rd_kafka_flush(producer_.get(), 10000);
+    producer_->PurgeQueued();
   }
-  delivery_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
+  producer_->ClearDeliveryError();
   auto seek = NewPartitionList();
   for (auto& [id, rt] : tasks_) {
     if (!rt.running) continue;
@@ -981,24 +821,9 @@ void StreamThread::Impl::AbortAll(const std::string& reason) {
     if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_.get(), seek.get(), 0)) {
       std::string what = rd_kafka_error_string(e);
       rd_kafka_error_destroy(e);
-      Fatal("seek after abort failed: " + what);
+      failure_.Fatal("seek after abort failed: " + what);
     }
   }
-}
-
-void StreamThread::Impl::Fatal(const std::string& what) {
-  Log(LogLevel::kError, "stream_thread_failed", {{"thread", index_}, {"error", what}});
-  // An exception must not unwind through librdkafka's C frames: inside a callback the error
-  // waits until the poll returns.
-  if (in_callback_) {
-    if (fatal_.empty()) fatal_ = what;
-    return;
-  }
-  throw std::runtime_error(what);
-}
-
-void StreamThread::Impl::RaiseDeferredFatal() {
-  if (!fatal_.empty()) throw std::runtime_error(fatal_);
 }
 
 void StreamThread::Impl::RefreshStatus() {
@@ -1006,7 +831,7 @@ void StreamThread::Impl::RefreshStatus() {
   s.index = index_;
   s.assigned = assigned_;
   s.processed = processed_;
-  s.produced = produced_;
+  s.produced = producer_->produced();
   s.replayed_outputs_dropped = replayed_outputs_dropped_;
   s.commits = commits_;
   s.aborted_commits = aborted_;
@@ -1052,7 +877,7 @@ void StreamThread::Impl::Run() {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
   }
   if (rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer_.get(), list.get())) {
-    Fatal(std::string("subscribe failed: ") + rd_kafka_err2str(err));
+    failure_.Fatal(std::string("subscribe failed: ") + rd_kafka_err2str(err));
   }
   Log(LogLevel::kInfo, "stream_thread_started",
       {{"thread", index_}, {"subscription", subscription}});
@@ -1064,12 +889,12 @@ void StreamThread::Impl::Run() {
     for (int i = 0; i < 10'000; ++i) {
       rd_kafka_message_t* m =
           rd_kafka_consumer_poll(consumer_.get(), i == 0 && !restoring ? 50 : 0);
-      RaiseDeferredFatal();
+      failure_.RaiseDeferred();
       if (m == nullptr) break;
       ProcessMessage(m);
       rd_kafka_message_destroy(m);
     }
-    rd_kafka_poll(producer_.get(), 0);
+    producer_->Poll();
     int64_t now = WallClockMs();
     for (auto& [id, rt] : tasks_) {
       if (rt.running) rt.task->PunctuateWallClock(now);
@@ -1077,7 +902,8 @@ void StreamThread::Impl::Run() {
     auto elapsed = std::chrono::steady_clock::now() - last_commit_;
     bool too_much = records_since_commit_ >= config_.commit_max_pending;
     if (elapsed >= config_.commit_interval || too_much) {
-      if (!CommitAll() && delivery_error_ != RD_KAFKA_RESP_ERR_NO_ERROR) AbortAll("commit failed");
+      if (!CommitAll() && producer_->delivery_error() != RD_KAFKA_RESP_ERR_NO_ERROR)
+        AbortAll("commit failed");
     }
     if (std::chrono::steady_clock::now() - last_status_ >= std::chrono::milliseconds(500)) {
       RefreshStatus();
@@ -1098,11 +924,10 @@ void StreamThread::Impl::Close(bool clean) {
   }
   closed_ = true;
   if (!clean) {
-    failed_ = true;
-    if (in_transaction_) {
-      if (rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_.get(), 10000))
-        rd_kafka_error_destroy(e);
-      in_transaction_ = false;
+    failure_.MarkFailed();
+    if (producer_->in_transaction()) {
+      producer_->AbortTransaction(10000);
+      producer_->AbandonTransaction();
     }
   }
   std::vector<TaskId> ids;
