@@ -18,6 +18,9 @@
 
 namespace cm::topology {
 
+// The poll loop. The parts are built in dependency order and destroyed in reverse, after
+// Close: the producer, the record collector and committer over it, the task manager over
+// those, and the changelog reader over the task manager.
 class StreamThread::Impl final {
  public:
   Impl(const Topology& topology, const StreamsConfig& config, int index,

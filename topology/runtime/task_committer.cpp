@@ -138,8 +138,8 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
   last_commit_ = std::chrono::steady_clock::now();
   records_since_commit_ = 0;
   if (dirty.empty()) {
-    if (producer_.in_transaction()) {  // outputs from punctuation alone still need their
-                                       // transaction closed
+    // Outputs from punctuation alone still need their transaction closed.
+    if (producer_.in_transaction()) {
       producer_.Flush();
     } else {
       return true;
