@@ -1,6 +1,9 @@
 #include "topology/kafka/kafka_client.h"
 
 #include <chrono>
+#include <stdexcept>
+
+#include "topology/common/log.h"
 
 namespace cm::topology {
 
@@ -23,6 +26,36 @@ Result<KafkaHandle> NewKafkaClient(rd_kafka_type_t type, const std::string& boot
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
     return Status::Unavailable(std::string("cannot create Kafka client: ") + err);
+  }
+  return KafkaHandle(rk);
+}
+
+namespace {
+
+// librdkafka's own messages become JSON log lines like everything else.
+void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  Log(level <= 3   ? LogLevel::kError
+      : level == 4 ? LogLevel::kWarn
+                   : LogLevel::kInfo,
+      "librdkafka", {{"facility", facility}, {"message", message}});
+}
+
+}  // namespace
+
+void SetOrThrow(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+    throw std::invalid_argument("Kafka setting " + key + "=" + value + ": " + err);
+  }
+}
+
+KafkaHandle NewKafkaHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  char err[512];
+  rd_kafka_conf_set_log_cb(conf, &LogFromKafka);
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("cannot create Kafka client: ") + err);
   }
   return KafkaHandle(rk);
 }

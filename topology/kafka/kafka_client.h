@@ -30,9 +30,20 @@ struct PartitionListDeleter {
 };
 using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
 
+inline PartitionList NewPartitionList() {
+  return PartitionList(rd_kafka_topic_partition_list_new(4));
+}
+
 // A client of `type` for `bootstrap` with librdkafka's errors-only logging, then `settings`.
 state::Result<KafkaHandle> NewKafkaClient(rd_kafka_type_t type, const std::string& bootstrap,
                                           const std::map<std::string, std::string>& settings);
+
+// For clients that need callbacks (rebalance, delivery reports) and so build their own conf.
+// Sets one setting; a bad one throws std::invalid_argument that names it.
+void SetOrThrow(rd_kafka_conf_t* conf, const std::string& key, const std::string& value);
+// A client made from `conf`, which it takes over, whose librdkafka messages become JSON log
+// lines like everything else. Throws std::runtime_error when librdkafka refuses the conf.
+KafkaHandle NewKafkaHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf);
 
 // Reads one partition from `from` to `end` (exclusive) with `consumer`, which must not be
 // subscribed, calling `visit` for each record; stops early when `visit` returns false. Gives

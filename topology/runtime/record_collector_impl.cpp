@@ -1,0 +1,101 @@
+#include "topology/runtime/record_collector_impl.h"
+
+#include <algorithm>
+
+#include "topology/kafka/partitioner.h"
+#include "topology/runtime/outbox.h"
+
+namespace cm::topology {
+
+namespace {
+
+// One task's view of the thread's collector.
+class TaskCollector final : public RecordCollector {
+ public:
+  TaskCollector(RecordCollectorImpl& collector, TaskRuntime& task)
+      : collector_(collector), task_(task) {}
+  void Send(const std::string& topic, const Record& record) override {
+    collector_.Send(task_, topic, record);
+  }
+
+ private:
+  RecordCollectorImpl& collector_;
+  TaskRuntime& task_;
+};
+
+}  // namespace
+
+RecordCollectorImpl::RecordCollectorImpl(const Topology& topology, const StreamsConfig& config,
+                                         StreamProducer& producer, ThreadFailure& failure)
+    : config_(config), producer_(producer), failure_(failure) {
+  for (const auto& topic : topology.InternalTopics()) internal_topics_.insert(topic);
+  outbox_mode_ =
+      config.guarantee == ProcessingGuarantee::kExactlyOnce && !config.broker_filters_aborted;
+}
+
+std::unique_ptr<RecordCollector> RecordCollectorImpl::ForTask(TaskRuntime& task) {
+  return std::make_unique<TaskCollector>(*this, task);
+}
+
+void RecordCollectorImpl::BeginInput(TaskRuntime& rt, const Record& r) {
+  if (!rt.published_until.empty()) {
+    auto until = rt.published_until.find(r.topic);
+    rt.replaying = until != rt.published_until.end() && r.offset < until->second;
+  }
+  if (!rt.replaying) {
+    rt.replaying = std::any_of(r.headers.begin(), r.headers.end(),
+                               [](const Header& h) { return h.key == kReplayedHeader; });
+  }
+}
+
+void RecordCollectorImpl::Send(TaskRuntime& rt, const std::string& topic, const Record& record) {
+  if (rt.replaying) {
+    if (internal_topics_.count(topic) == 0) {
+      ++replayed_outputs_dropped_;  // sent before the reset
+      return;
+    }
+    Record marked = record;
+    marked.headers.push_back({kReplayedHeader, "1"});
+    rt.replaying = false;  // Send the marked copy as usual
+    Send(rt, topic, marked);
+    rt.replaying = true;
+    return;
+  }
+  const std::string& target = OutputTopic(topic);
+  if (outbox_mode_) {
+    rt.outbox.push_back({target, record});
+    return;
+  }
+  producer_.Produce(target, PartitionFor(target, record.key), record.key, record.value,
+                    record.timestamp_ms, record.headers, nullptr);
+}
+
+const std::string& RecordCollectorImpl::OutputTopic(const std::string& topic) {
+  if (config_.output_topic_prefix.empty() || internal_topics_.count(topic) != 0) return topic;
+  auto it = output_topics_.find(topic);
+  if (it == output_topics_.end())
+    it = output_topics_.emplace(topic, config_.output_topic_prefix + topic).first;
+  return it->second;
+}
+
+int32_t RecordCollectorImpl::PartitionFor(const std::string& topic, const std::string& key) {
+  auto it = partition_counts_.find(topic);
+  if (it == partition_counts_.end()) {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(producer_.handle(), 1, nullptr, &md, 10000);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      failure_.Fatal(std::string("metadata request failed: ") + rd_kafka_err2str(err));
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0) {
+        partition_counts_[md->topics[i].topic] = md->topics[i].partition_cnt;
+      }
+    }
+    rd_kafka_metadata_destroy(md);
+    it = partition_counts_.find(topic);
+    if (it == partition_counts_.end()) failure_.Fatal("output topic " + topic + " does not exist");
+  }
+  // Kafka's default partitioner, computed here so that outputs land where recovery looks.
+  return PartitionForKey(key, it->second);
+}
+
+}  // namespace cm::topology

@@ -1,0 +1,331 @@
+#include "topology/runtime/task_committer.h"
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "topology/common/log.h"
+#include "topology/common/wall_clock.h"
+#include "topology/kafka/kafka_client.h"
+#include "topology/runtime/state_snapshot_listener.h"
+
+namespace cm::topology {
+
+TaskCommitter::TaskCommitter(const Topology& topology, const StreamsConfig& config,
+                             int thread_index, std::string writer_id, StreamProducer& producer,
+                             RecordCollectorImpl& collector, rd_kafka_t* consumer,
+                             rd_kafka_t* restore_consumer, ThreadFailure& failure)
+    : topology_(topology),
+      config_(config),
+      index_(thread_index),
+      writer_id_(std::move(writer_id)),
+      producer_(producer),
+      collector_(collector),
+      consumer_(consumer),
+      restore_consumer_(restore_consumer),
+      failure_(failure) {}
+
+bool TaskCommitter::CommitDue() const {
+  auto elapsed = std::chrono::steady_clock::now() - last_commit_;
+  bool too_much = records_since_commit_ >= config_.commit_max_pending;
+  return elapsed >= config_.commit_interval || too_much;
+}
+
+void TaskCommitter::Publish(TaskRuntime& rt, const std::string& writer, uint64_t seq,
+                            const std::vector<PendingOutput>& outputs,
+                            const std::vector<int32_t>& partitions,
+                            const std::set<size_t>& already) {
+  std::map<std::pair<std::string, int32_t>, DeliveryRange> delivered;
+  const std::string prefix = writer + "/" + std::to_string(seq) + "/";
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (already.count(i) != 0) continue;
+    const PendingOutput& o = outputs[i];
+    std::vector<Header> headers = o.record.headers;
+    headers.push_back({kOutputIdHeader, prefix + std::to_string(i)});
+    producer_.Produce(o.topic, partitions[i], o.record.key, o.record.value, o.record.timestamp_ms,
+                      headers, &delivered[{o.topic, partitions[i]}]);
+  }
+  nlohmann::json mark = {{"writer", writer}, {"seq", seq}};
+  producer_.Produce(Topology::CommitTopic(topology_.application_id(), rt.id.subtopology),
+                    rt.id.partition, rt.id.ToString(), mark.dump(), WallClockMs(),
+                    {{kCommitRecordTypeHeader, "published"}}, nullptr);
+  if (!producer_.Flush()) {
+    // The outputs are sealed: a restart finds the ones that arrived and sends the rest.
+    failure_.Fatal(std::string("publishing sealed outputs failed: ") +
+                   rd_kafka_err2str(producer_.delivery_error()));
+  }
+  for (const auto& [partition, range] : delivered) {
+    if (range.last >= 0) rt.sink_positions[partition] = range.last + 1;
+  }
+}
+
+void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
+  std::vector<int32_t> partitions;
+  std::map<std::pair<std::string, int32_t>, bool> targets;
+  for (const auto& o : u.outputs) {
+    partitions.push_back(collector_.PartitionFor(o.topic, o.record.key));
+    targets[{o.topic, partitions.back()}] = true;
+  }
+  const std::string prefix = u.writer + "/" + std::to_string(u.seq) + "/";
+  std::set<size_t> already;
+  for (const auto& [target, unused] : targets) {
+    const auto& [topic, partition] = target;
+    int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(restore_consumer_, topic.c_str(), partition, &low, &high,
+                                         10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      failure_.Fatal("cannot read offsets of " + topic);
+    }
+    auto hint = u.scan_from.find(topic + "/" + std::to_string(partition));
+    int64_t from = std::max(low, hint == u.scan_from.end() ? low : hint->second);
+    if (from >= high) continue;
+    auto list = NewPartitionList();
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = from;
+    rd_kafka_assign(restore_consumer_, list.get());
+    for (int64_t next = from; next < high;) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(restore_consumer_, 1000);
+      if (m == nullptr) continue;
+      bool mine =
+          m->rkt != nullptr && m->partition == partition && topic == rd_kafka_topic_name(m->rkt);
+      if (mine && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) next = high;
+      if (mine && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        next = m->offset + 1;
+        rd_kafka_headers_t* headers = nullptr;
+        const void* id = nullptr;
+        size_t size = 0;
+        if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(headers, kOutputIdHeader, &id, &size) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR) {
+          std::string_view value(static_cast<const char*>(id), size);
+          if (value.substr(0, prefix.size()) == prefix)
+            already.insert(std::stoul(std::string(value.substr(prefix.size()))));
+        }
+      }
+      rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(restore_consumer_, nullptr);
+  }
+  Log(LogLevel::kInfo, "outputs_republished",
+      {{"task", rt.id.ToString()},
+       {"seal", prefix},
+       {"outputs", u.outputs.size()},
+       {"alreadyDelivered", already.size()}});
+  producer_.BeginTransactionIfNeeded();
+  Publish(rt, u.writer, u.seq, u.outputs, partitions, already);
+  if (producer_.in_transaction()) {
+    if (auto e = producer_.CommitTransaction(60000)) {
+      failure_.Fatal("commit_transaction of republished outputs failed: " + e->what);
+      producer_.AbandonTransaction();
+    }
+  }
+}
+
+// The commit protocol (see README, "Exactly-once"):
+//   1. changelog records of every dirty task are produced and acknowledged;
+//   2. one commit record per task seals them: the changelog ranges and the input offsets;
+//   3. under exactly-once the Kafka transaction commits (outputs become visible atomically);
+//   4. the store writes and the offsets they reflect go to RocksDB in one WriteBatch.
+// A crash before 2 leaves unsealed records that restores skip; after 2, the log is the truth
+// and a restart restores the tail the local checkpoint misses.
+bool TaskCommitter::CommitAll(TaskMap& tasks) {
+  std::vector<TaskRuntime*> dirty;
+  for (auto& [id, rt] : tasks) {
+    if (rt.running &&
+        (rt.dirty || !rt.outbox.empty() || rt.task->state().pending_change_count() > 0)) {
+      dirty.push_back(&rt);
+    }
+  }
+  last_commit_ = std::chrono::steady_clock::now();
+  records_since_commit_ = 0;
+  if (dirty.empty()) {
+    // Outputs from punctuation alone still need their transaction closed.
+    if (producer_.in_transaction()) {
+      producer_.Flush();
+    } else {
+      return true;
+    }
+  }
+  auto started = std::chrono::steady_clock::now();
+  const std::string& app = topology_.application_id();
+  std::map<std::pair<TaskId, std::string>, DeliveryRange> ranges;
+  StateSnapshotListener* listener = config_.snapshot_listener;
+  std::map<TaskId, std::vector<StateSnapshotListener::Change>> snapshot_changes;
+  for (TaskRuntime* rt : dirty) {
+    // Changes come store by store: look up each store's topic and range once, not per change.
+    std::string current_store;
+    std::string topic;
+    DeliveryRange* range = nullptr;
+    rt->task->state().VisitPendingChanges(
+        [&](const std::string& store, const state::StoreChange& c) {
+          if (listener && listener->WantsStore(store)) {
+            snapshot_changes[rt->id].push_back({store, c});
+          }
+          if (range == nullptr || store != current_store) {
+            current_store = store;
+            topic = Topology::ChangelogTopic(app, store);
+            range = &ranges[{rt->id, store}];
+          }
+          producer_.Produce(topic, rt->id.partition, c.key, c.value,
+                            rt->task->stream_time() == INT64_MIN ? 0 : rt->task->stream_time(), {},
+                            range);
+        });
+  }
+  // Outputs wait in the task's commit-log partition until the seal makes them part of the commit.
+  std::map<TaskId, DeliveryRange> outboxes;
+  std::map<TaskId, std::vector<int32_t>> output_partitions;
+  for (TaskRuntime* rt : dirty) {
+    if (rt->outbox.empty()) continue;
+    auto& parts = output_partitions[rt->id];
+    for (const auto& o : rt->outbox)
+      parts.push_back(collector_.PartitionFor(o.topic, o.record.key));
+    for (auto& chunk : EncodeOutbox(rt->outbox, 512 * 1024)) {
+      producer_.Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition,
+                        rt->id.ToString(), chunk, WallClockMs(),
+                        {{kCommitRecordTypeHeader, "outbox"}}, &outboxes[rt->id]);
+    }
+  }
+  if (!producer_.Flush()) {
+    AbortAll(tasks, std::string("changelog delivery failed: ") +
+                        rd_kafka_err2str(producer_.delivery_error()));
+    return false;
+  }
+  ++commit_seq_;
+  std::map<TaskId, DeliveryRange> seals;
+  for (TaskRuntime* rt : dirty) {
+    nlohmann::json changelogs = nlohmann::json::object();
+    for (auto& [key, range] : ranges) {
+      if (key.first == rt->id && range.first >= 0)
+        changelogs[key.second] = {range.first, range.last + 1};
+    }
+    nlohmann::json seal = {{"writer", writer_id_},
+                           {"seq", commit_seq_},
+                           {"inputs", rt->positions},
+                           {"changelogs", std::move(changelogs)}};
+    if (auto box = outboxes.find(rt->id); box != outboxes.end() && box->second.first >= 0) {
+      seal["outbox"] = {box->second.first, box->second.last + 1};
+      nlohmann::json sinks = nlohmann::json::object();
+      for (int32_t i = 0; i < static_cast<int32_t>(rt->outbox.size()); ++i) {
+        std::pair<std::string, int32_t> target{rt->outbox[static_cast<size_t>(i)].topic,
+                                               output_partitions[rt->id][static_cast<size_t>(i)]};
+        auto known = rt->sink_positions.find(target);
+        if (known != rt->sink_positions.end()) {
+          sinks[target.first + "/" + std::to_string(target.second)] = known->second;
+        }
+      }
+      seal["sinks"] = std::move(sinks);
+    }
+    producer_.Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition,
+                      rt->id.ToString(), seal.dump(), WallClockMs(),
+                      {{kCommitRecordTypeHeader, "seal"}}, &seals[rt->id]);
+  }
+  if (!producer_.Flush()) {
+    // A seal whose fate is unknown cannot be undone: restart and let the log decide.
+    failure_.Fatal(std::string("commit record delivery failed: ") +
+                   rd_kafka_err2str(producer_.delivery_error()));
+    return false;
+  }
+  if (producer_.in_transaction()) {
+    if (auto e = producer_.CommitTransaction(60000)) {
+      producer_.AbandonTransaction();  // not retried: aborted below, or the thread fails
+      if (!e->abortable) {
+        failure_.Fatal("commit_transaction failed: " + e->what);
+        return false;
+      }
+      producer_.AbortTransaction(60000);  // errors ignored, as the commits are aborted anyway
+      AbortAll(tasks, "transaction aborted: " + e->what);
+      return false;
+    }
+  }
+  auto offsets = NewPartitionList();
+  for (TaskRuntime* rt : dirty) {
+    state::CheckpointEntries checkpoint;
+    const DeliveryRange& seal = seals[rt->id];
+    if (seal.last >= 0) rt->commit_position = seal.last + 1;
+    // Until its outputs are published, a restart must read this commit's outbox and seal again.
+    if (auto box = outboxes.find(rt->id); box != outboxes.end() && box->second.first >= 0) {
+      rt->commit_position = box->second.first;
+    }
+    checkpoint[kCheckpointCommits] = std::to_string(rt->commit_position);
+    for (auto& [key, range] : ranges) {
+      if (key.first == rt->id && range.last >= 0)
+        rt->changelog_positions[key.second] = range.last + 1;
+    }
+    for (const auto& [store, offset] : rt->changelog_positions) {
+      checkpoint[CheckpointChangelogKey(store)] = std::to_string(offset);
+    }
+    for (const auto& [topic, offset] : rt->positions) {
+      checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
+      rd_kafka_topic_partition_list_add(offsets.get(), topic.c_str(), rt->id.partition)->offset =
+          offset;
+    }
+    if (auto s = rt->task->state().Commit(checkpoint); !s.ok()) {
+      failure_.Fatal("local state write failed for task " + rt->id.ToString() + ": " +
+                     s.ToString());
+      return false;
+    }
+    rt->committed_positions = rt->positions;
+    rt->dirty = false;
+    if (listener) {
+      listener->OnTaskCommitted(rt->id, std::move(snapshot_changes[rt->id]),
+                                rt->changelog_positions);
+    }
+  }
+  for (TaskRuntime* rt : dirty) {
+    if (rt->outbox.empty()) continue;
+    producer_.BeginTransactionIfNeeded();
+    Publish(*rt, writer_id_, commit_seq_, rt->outbox, output_partitions[rt->id], {});
+    rt->outbox.clear();
+  }
+  // Group offsets are only for lag monitoring: the sealed commit records are the truth.
+  if (offsets->cnt > 0) rd_kafka_commit(consumer_, offsets.get(), 1);
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ++commits_;
+  commit_seconds_sum_ += seconds;
+  for (size_t i = 0; i < std::size(kCommitLatencyBounds); ++i) {
+    if (seconds <= kCommitLatencyBounds[i]) ++commit_buckets_[i];
+  }
+  return true;
+}
+
+void TaskCommitter::AbortAll(TaskMap& tasks, const std::string& reason) {
+  Log(LogLevel::kWarn, "commit_aborted", {{"thread", index_}, {"reason", reason}});
+  ++aborted_;
+  if (producer_.in_transaction()) {
+    if (auto e = producer_.AbortTransaction(60000)) {
+      failure_.Fatal("abort_transaction failed: " + *e);
+      return;
+    }
+  } else {
+    producer_.PurgeQueued();
+  }
+  producer_.ClearDeliveryError();
+  auto seek = NewPartitionList();
+  for (auto& [id, rt] : tasks) {
+    if (!rt.running) continue;
+    rt.task->state().Abort();
+    rt.outbox.clear();
+    rt.positions = rt.committed_positions;
+    rt.dirty = false;
+    for (const auto& [topic, offset] : rt.committed_positions) {
+      rd_kafka_topic_partition_list_add(seek.get(), topic.c_str(), id.partition)->offset = offset;
+    }
+  }
+  if (seek->cnt > 0) {
+    // Asynchronous, as in StartRunning: the version barrier drops records fetched before it.
+    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_, seek.get(), 0)) {
+      std::string what = rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+      failure_.Fatal("seek after abort failed: " + what);
+    }
+  }
+}
+
+void TaskCommitter::AddStatus(ThreadStatus& s) const {
+  s.commits = commits_;
+  s.aborted_commits = aborted_;
+  s.commit_seconds_sum = commit_seconds_sum_;
+  s.commit_latency_buckets = commit_buckets_;
+}
+
+}  // namespace cm::topology

@@ -1,0 +1,276 @@
+#include "topology/runtime/task_manager.h"
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "topology/common/log.h"
+#include "topology/common/wall_clock.h"
+#include "topology/kafka/kafka_client.h"
+#include "topology/runtime/state_snapshot_listener.h"
+
+namespace cm::topology {
+
+TaskManager::TaskManager(const Topology& topology, const StreamsConfig& config, int thread_index,
+                         state::StateResources& resources, rd_kafka_t* consumer,
+                         rd_kafka_t* restore_consumer, RecordCollectorImpl& collector,
+                         TaskCommitter& committer, ThreadFailure& failure)
+    : topology_(topology),
+      config_(config),
+      index_(thread_index),
+      resources_(resources),
+      consumer_(consumer),
+      restore_consumer_(restore_consumer),
+      collector_(collector),
+      committer_(committer),
+      failure_(failure) {}
+
+bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  rd_kafka_t* rk = consumer_;
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts)) {
+        std::string what = rd_kafka_error_string(e);
+        rd_kafka_error_destroy(e);
+        failure_.Fatal("incremental_assign failed: " + what);
+        return false;
+      }
+      // Nothing is fetched for a task until its stores are restored.
+      rd_kafka_pause_partitions(rk, parts);
+      assigned_ = true;
+      nlohmann::json assigned = nlohmann::json::array();
+      for (int i = 0; i < parts->cnt; ++i) {
+        auto sub = topology_.SubTopologyOfSource(parts->elems[i].topic);
+        if (!sub) continue;
+        TaskId id{*sub, parts->elems[i].partition};
+        assigned.push_back(id.ToString());
+        if (tasks_.count(id) == 0) CreateTask(id);
+      }
+      Log(LogLevel::kInfo, "tasks_assigned", {{"thread", index_}, {"tasks", assigned}});
+      break;
+    }
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {
+      bool lost = rd_kafka_assignment_lost(rk) != 0 || failure_.failed();
+      if (lost) {
+        committer_.AbortAll(tasks_, "assignment lost");
+      } else if (!committer_.CommitAll(tasks_)) {
+        committer_.AbortAll(tasks_, "commit before revocation failed");
+      }
+      auto unassign = NewPartitionList();
+      nlohmann::json revoked = nlohmann::json::array();
+      for (int i = 0; i < parts->cnt; ++i) {
+        auto sub = topology_.SubTopologyOfSource(parts->elems[i].topic);
+        if (!sub) continue;
+        TaskId id{*sub, parts->elems[i].partition};
+        auto it = tasks_.find(id);
+        if (it == tasks_.end()) continue;
+        revoked.push_back(id.ToString());
+        for (const auto& topic : it->second.topics) {
+          rd_kafka_topic_partition_list_add(unassign.get(), topic.c_str(), id.partition);
+        }
+        CloseTask(id, !lost);
+      }
+      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, unassign.get())) {
+        Log(LogLevel::kWarn, "incremental_unassign_failed", {{"error", rd_kafka_error_string(e)}});
+        rd_kafka_error_destroy(e);
+      }
+      Log(LogLevel::kInfo, "tasks_revoked",
+          {{"thread", index_}, {"tasks", revoked}, {"lost", lost}});
+      break;
+    }
+    default:
+      Log(LogLevel::kError, "rebalance_error", {{"error", rd_kafka_err2str(err)}});
+      rd_kafka_incremental_unassign(rk, parts);
+      break;
+  }
+  return true;
+}
+
+void TaskManager::CreateTask(TaskId id) {
+  const auto& sub = topology_.subtopologies().at(static_cast<size_t>(id.subtopology));
+  state::TaskStateOptions so;
+  so.directory = config_.state_dir + "/" + config_.application_id + "/" + id.ToString();
+  so.stores = sub.stores;
+  so.resources = &resources_;
+  auto state = state::TaskState::Open(so);
+  if (!state.ok()) {
+    failure_.Fatal("cannot open state of task " + id.ToString() + ": " + state.status().ToString());
+    return;
+  }
+  TaskRuntime& rt = tasks_[id];
+  rt.id = id;
+  rt.topics = sub.source_topics;
+  rt.collector = collector_.ForTask(rt);
+  rt.task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *rt.collector,
+                                         config_.dlq_topic);
+  rt.restorer =
+      std::make_unique<StateRestorer>(restore_consumer_, config_, topology_, id, rt.task->state());
+  for (const auto& topic : rt.topics) by_partition_[{topic, id.partition}] = &rt;
+}
+
+void TaskManager::CloseTask(TaskId id, bool clean) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  TaskRuntime& rt = it->second;
+  // Before the query lock: the listener may be reading the task's stores through it.
+  if (rt.running && config_.snapshot_listener) config_.snapshot_listener->OnTaskClosed(id);
+  {
+    std::unique_lock<std::shared_mutex> lock(query_mu_);  // waits for running queries
+    queryable_.erase(id);
+  }
+  if (!clean) rt.task->state().Abort();
+  rt.task->Close();
+  for (const auto& topic : rt.topics) by_partition_.erase({topic, id.partition});
+  tasks_.erase(it);  // closes the task's RocksDB; its files stay for the next owner here
+}
+
+void TaskManager::StartRunning(TaskRuntime& rt) {
+  rt.changelog_positions = rt.restorer->changelog_positions();
+  rt.published_until = rt.restorer->published_positions();
+  rt.commit_position = rt.restorer->commit_position();
+  rt.committed_positions = rt.restorer->input_positions();
+  rt.positions = rt.committed_positions;
+  if (const auto& unpublished = rt.restorer->unpublished()) committer_.Republish(rt, *unpublished);
+  rt.restorer.reset();
+  rt.task->Init(WallClockMs());
+  // The assignment topic is already assigned (paused); co-partitioned topics join now.
+  auto seek = NewPartitionList();
+  auto extra = NewPartitionList();
+  auto resume = NewPartitionList();
+  for (size_t i = 0; i < rt.topics.size(); ++i) {
+    const std::string& topic = rt.topics[i];
+    auto pos = rt.committed_positions.find(topic);
+    int64_t offset = pos == rt.committed_positions.end() ? RD_KAFKA_OFFSET_INVALID : pos->second;
+    if (i == 0) {
+      rd_kafka_topic_partition_list_add(resume.get(), topic.c_str(), rt.id.partition);
+      if (offset != RD_KAFKA_OFFSET_INVALID) {
+        rd_kafka_topic_partition_list_add(seek.get(), topic.c_str(), rt.id.partition)->offset =
+            offset;
+      }
+    } else {
+      rd_kafka_topic_partition_list_add(extra.get(), topic.c_str(), rt.id.partition)->offset =
+          offset;
+    }
+  }
+  if (seek->cnt > 0) {
+    // Asynchronous (timeout 0): the seek is queued ahead of the resume below, and its version
+    // barrier already hides anything fetched before it. A blocking seek timed out when the
+    // partition was being revoked under load, and that failed the whole stream thread.
+    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_, seek.get(), 0)) {
+      std::string what = rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+      failure_.Fatal("seek failed: " + what);
+      return;
+    }
+  }
+  if (extra->cnt > 0) {
+    if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer_, extra.get())) {
+      std::string what = rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+      failure_.Fatal("assign of co-partitioned topics failed: " + what);
+      return;
+    }
+  }
+  rd_kafka_resume_partitions(consumer_, resume.get());
+  auto finished = NewPartitionList();
+  for (const auto& topic : rt.topics) {
+    auto stop = config_.stop_offsets.find({topic, rt.id.partition});
+    auto pos = rt.committed_positions.find(topic);
+    if (stop != config_.stop_offsets.end() && pos != rt.committed_positions.end() &&
+        pos->second >= stop->second) {
+      rd_kafka_topic_partition_list_add(finished.get(), topic.c_str(), rt.id.partition);
+    }
+  }
+  if (finished->cnt > 0) rd_kafka_pause_partitions(consumer_, finished.get());
+  rt.running = true;
+  {
+    std::unique_lock<std::shared_mutex> lock(query_mu_);
+    queryable_[rt.id] = &rt.task->state();
+  }
+  if (config_.snapshot_listener) {
+    config_.snapshot_listener->OnTaskRunning(
+        rt.id, rt.changelog_positions,
+        [this, id = rt.id](const std::function<void(const ReadOnlyStores&)>& read) {
+          std::shared_lock<std::shared_mutex> lock(query_mu_);
+          auto it = queryable_.find(id);
+          if (it == queryable_.end()) return false;
+          read(ReadOnlyStores(*it->second));
+          return true;
+        });
+  }
+  Log(LogLevel::kInfo, "task_running",
+      {{"task", rt.id.ToString()}, {"inputs", rt.committed_positions}});
+}
+
+void TaskManager::CloseAll(bool clean) {
+  std::vector<TaskId> ids;
+  for (auto& [id, rt] : tasks_) ids.push_back(id);
+  for (auto id : ids) CloseTask(id, clean);
+}
+
+TaskRuntime* TaskManager::RunningTask(const std::string& topic, int32_t partition) {
+  auto it = by_partition_.find({topic, partition});
+  if (it == by_partition_.end() || !it->second->running) return nullptr;
+  return it->second;
+}
+
+void TaskManager::ReachStop(const std::string& topic, int32_t partition, int64_t stop) {
+  TaskRuntime* task = RunningTask(topic, partition);
+  if (task == nullptr) return;
+  TaskRuntime& rt = *task;
+  auto pos = rt.positions.find(topic);
+  if (pos == rt.positions.end() || pos->second < stop) {
+    rt.positions[topic] = stop;
+    rt.dirty = true;
+  }
+  auto list = NewPartitionList();
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
+  rd_kafka_pause_partitions(consumer_, list.get());
+}
+
+bool TaskManager::AnyRestoring() const {
+  return std::any_of(tasks_.begin(), tasks_.end(), [](auto& e) { return !e.second.running; });
+}
+
+bool TaskManager::Query(const TaskId& task,
+                        const std::function<void(const ReadOnlyStores&)>& query) const {
+  std::shared_lock<std::shared_mutex> lock(query_mu_);
+  auto it = queryable_.find(task);
+  if (it == queryable_.end()) return false;
+  query(ReadOnlyStores(*it->second));
+  return true;
+}
+
+void TaskManager::AddStatus(ThreadStatus& s) {
+  for (auto& [id, rt] : tasks_) {
+    TaskStatus t;
+    t.task = id.ToString();
+    t.partition = id.partition;
+    t.committed_inputs = rt.committed_positions;
+    t.running = rt.running;
+    if (rt.restorer) {
+      t.restored_records = rt.restorer->restored_records();
+      t.restore_total_records = rt.restorer->total_records();
+    }
+    t.processed = rt.task->processed();
+    s.dlq += rt.task->dropped_to_dlq();
+    for (const auto& topic : rt.topics) {
+      int64_t low = 0, high = 0;
+      if (rd_kafka_get_watermark_offsets(consumer_, topic.c_str(), id.partition, &low, &high) ==
+              RD_KAFKA_RESP_ERR_NO_ERROR &&
+          high >= 0) {
+        auto pos = rt.positions.find(topic);
+        t.lag += std::max<int64_t>(0, high - (pos == rt.positions.end() ? low : pos->second));
+      }
+    }
+    for (const auto& store : rt.task->state().stores()) {
+      t.store_entries += rt.task->state().ApproximateNumEntries(store.name);
+    }
+    t.store_bytes = rt.task->state().ApproximateSizeBytes();
+    s.tasks.push_back(std::move(t));
+  }
+}
+
+}  // namespace cm::topology
