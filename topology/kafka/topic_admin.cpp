@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "topology/kafka/embedded_broker.h"
+#include "topology/kafka/kafka_client.h"
 
 namespace cm::topology {
 
@@ -17,19 +18,11 @@ namespace {
 // Partition counts through a metadata request for all topics: asking for one named topic
 // would make the embedded broker create it with a default partition count.
 Result<std::map<std::string, int32_t>> ReadPartitionCounts(const std::string& bootstrap) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status::Unavailable(err);
-  }
+  auto client = NewKafkaClient(RD_KAFKA_PRODUCER, bootstrap, {});
+  if (!client.ok()) return client.status();
   const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, nullptr, &md, 10000);
+  rd_kafka_resp_err_t e = rd_kafka_metadata(client->get(), 1, nullptr, &md, 10000);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    rd_kafka_destroy(rk);
     return Status::Unavailable(std::string("metadata request failed: ") + rd_kafka_err2str(e));
   }
   std::map<std::string, int32_t> counts;
@@ -39,7 +32,6 @@ Result<std::map<std::string, int32_t>> ReadPartitionCounts(const std::string& bo
     }
   }
   rd_kafka_metadata_destroy(md);
-  rd_kafka_destroy(rk);
   return counts;
 }
 
@@ -55,18 +47,19 @@ class KafkaTopicAdmin final : public TopicAdmin {
       if (existing->count(t.name) == 0) missing.push_back(&t);
     }
     if (missing.empty()) return Status::OK();
+    auto client = NewKafkaClient(RD_KAFKA_PRODUCER, bootstrap_, {});
+    if (!client.ok()) return client.status();
+    rd_kafka_t* rk = client->get();
     char err[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_.c_str(), err, sizeof err);
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (rk == nullptr) {
-      rd_kafka_conf_destroy(conf);
-      return Status::Unavailable(err);
-    }
     std::vector<rd_kafka_NewTopic_t*> new_topics;
     for (const auto* t : missing) {
-      new_topics.push_back(
-          rd_kafka_NewTopic_new(t->name.c_str(), t->partitions, -1, err, sizeof err));
+      rd_kafka_NewTopic_t* topic =
+          rd_kafka_NewTopic_new(t->name.c_str(), t->partitions, -1, err, sizeof err);
+      if (topic == nullptr) {
+        rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
+        return Status::InvalidArgument("topic " + t->name + ": " + err);
+      }
+      new_topics.push_back(topic);
     }
     rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, new_topics.data(), new_topics.size(), nullptr, queue);
@@ -90,7 +83,6 @@ class KafkaTopicAdmin final : public TopicAdmin {
     }
     rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
     rd_kafka_queue_destroy(queue);
-    rd_kafka_destroy(rk);
     return status;
   }
 

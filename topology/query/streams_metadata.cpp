@@ -6,41 +6,13 @@
 
 #include "topology/common/log.h"
 #include "topology/common/wall_clock.h"
+#include "topology/kafka/kafka_client.h"
 
 namespace cm::topology {
 
-namespace {
-
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-
-std::unique_ptr<rd_kafka_t, KafkaDeleter> NewClient(rd_kafka_type_t type,
-                                                    const std::string& bootstrap,
-                                                    std::string& error) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-  if (type == RD_KAFKA_CONSUMER) {
-    rd_kafka_conf_set(conf, "group.id", "cmstream-metadata", err, sizeof err);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
-  } else {
-    rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
-  }
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    error = err;
-  }
-  return std::unique_ptr<rd_kafka_t, KafkaDeleter>(rk);
-}
-
-}  // namespace
-
 struct StreamsMetadata::Clients {
-  std::unique_ptr<rd_kafka_t, KafkaDeleter> producer;
-  std::unique_ptr<rd_kafka_t, KafkaDeleter> consumer;
+  KafkaHandle producer;
+  KafkaHandle consumer;
 };
 
 StreamsMetadata::StreamsMetadata(Options options,
@@ -50,17 +22,24 @@ StreamsMetadata::StreamsMetadata(Options options,
 StreamsMetadata::~StreamsMetadata() { Stop(); }
 
 state::Status StreamsMetadata::Start() {
+  auto producer =
+      NewKafkaClient(RD_KAFKA_PRODUCER, options_.bootstrap_servers, {{"linger.ms", "0"}});
+  if (!producer.ok()) return producer.status();
+  auto consumer =
+      NewKafkaClient(RD_KAFKA_CONSUMER, options_.bootstrap_servers,
+                     {{"group.id", "cmstream-metadata"}, {"enable.auto.commit", "false"}});
+  if (!consumer.ok()) return consumer.status();
   clients_ = std::make_unique<Clients>();
-  std::string error;
-  clients_->producer = NewClient(RD_KAFKA_PRODUCER, options_.bootstrap_servers, error);
-  clients_->consumer = NewClient(RD_KAFKA_CONSUMER, options_.bootstrap_servers, error);
-  if (!clients_->producer || !clients_->consumer) return state::Status::Unavailable(error);
+  clients_->producer = std::move(producer).value();
+  clients_->consumer = std::move(consumer).value();
   rd_kafka_poll_set_consumer(clients_->consumer.get());
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, options_.topic.c_str(), 0)->offset =
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), options_.topic.c_str(), 0)->offset =
       RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_assign(clients_->consumer.get(), list);
-  rd_kafka_topic_partition_list_destroy(list);
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(clients_->consumer.get(), list.get())) {
+    return state::Status::Unavailable("cannot read " + options_.topic + ": " +
+                                      rd_kafka_err2str(err));
+  }
   thread_ = std::thread([this] { Run(); });
   return state::Status::OK();
 }
