@@ -43,6 +43,24 @@ Status OptionalString(const json& j, const char* field, std::optional<std::strin
   return Status::OK();
 }
 
+}  // namespace
+
+Status CheckOrganizationId(std::string_view id, std::string_view field) {
+  const std::string name(field);
+  if (id.empty()) return Bad(name + " must not be empty");
+  if (id.size() > kMaxIdLength) {
+    return Bad(name + " is longer than " + std::to_string(kMaxIdLength) + " bytes");
+  }
+  for (unsigned char c : id) {
+    if (c == '/' || c < 0x20 || c == 0x7f) {
+      return Bad(name + " must not contain '/' or control characters");
+    }
+  }
+  return Status::OK();
+}
+
+namespace {
+
 // Maps a CloudEvents 1.0 structured-mode envelope onto the seeds' UsageEvent shape.
 Result<json> FromCloudEvent(const json& ce) {
   const json& sv = ce["specversion"];
@@ -157,6 +175,7 @@ Result<UsageEvent> ParseUsageEvent(const json& input, int64_t now_ms, const Cata
   UsageEvent e;
   if (auto s = RequiredId(*j, "eventId", e.event_id); !s.ok()) return s;
   if (auto s = RequiredId(*j, "organizationId", e.organization_id); !s.ok()) return s;
+  if (auto s = CheckOrganizationId(e.organization_id); !s.ok()) return s;
   if (auto s = RequiredId(*j, "eventType", e.event_type); !s.ok()) return s;
   if (auto s = OptionalString(*j, "userId", e.user_id); !s.ok()) return s;
   if (auto s = OptionalString(*j, "resourceId", e.resource_id); !s.ok()) return s;

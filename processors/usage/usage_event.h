@@ -44,7 +44,15 @@ struct EventTimeBounds {
 };
 
 inline constexpr size_t kMaxIdLength = 256;
+
+// An organizationId is a path segment of every query route (/v1/usage/orgs/{org}/...): 1 to
+// kMaxIdLength bytes without '/' or control characters, so that every id accepted can be read
+// back. InvalidArgument naming `field` otherwise.
+state::Status CheckOrganizationId(std::string_view id, std::string_view field = "organizationId");
 inline constexpr double kMaxQuantity = 1e15;
+// An event as appended to the events topic is at most this large: a larger one is a client
+// error (400, or the DLQ), never a broker error after part of a batch was appended.
+inline constexpr size_t kMaxEventBytes = 64 * 1024;
 
 // Validates one event in the seeds' shape or as a CloudEvents 1.0 JSON envelope (structured
 // mode) and maps it onto UsageEvent. Returns InvalidArgument with a precise reason.

@@ -90,6 +90,10 @@ void UsageProcessor::ProcessEvent(const Record& record) {
     context_->SendToDlq(record, "event is " + parsed_json.status().message());
     return;
   }
+  if (record.value.size() > kMaxEventBytes) {
+    context_->SendToDlq(record, "event is larger than " + std::to_string(kMaxEventBytes) + " bytes");
+    return;
+  }
   const json& raw = *parsed_json;
   // "Now" for the age bounds is the record's Kafka timestamp, never the wall clock.
   auto parsed = ParseUsageEvent(raw, record.timestamp_ms, &o.catalog, o.event_time_bounds);

@@ -97,6 +97,8 @@ struct Context {
   HttpResponse Query(const HttpRequest& req,
                      const std::function<HttpResponse(const UsageQueries&)>& query) const {
     const std::string& org = req.path_params.at("org");
+    if (auto s = CheckOrganizationId(org, "the organization in the path"); !s.ok())
+      return Validation(s.message());
     return router.Route(req, TaskOf(org), [&](const topology::ReadOnlyStores& stores) {
       UsageStoreViews views = CommittedUsageStores(stores);
       if (!views.complete())
@@ -111,6 +113,8 @@ struct Context {
     auto command_id = CommandIdOf(req);
     if (!command_id.ok()) return Validation(command_id.status().message());
     const std::string& org = req.path_params.at("org");
+    if (auto s = CheckOrganizationId(org, "the organization in the path"); !s.ok())
+      return Validation(s.message());
     return CommandOnTask(req, type, std::move(fields), org, TaskOf(org), *command_id);
   }
 
@@ -174,7 +178,13 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     std::vector<topology::CommandSender::Message> messages;
     json ids = json::array();
     for (const UsageEvent& e : *events) {
-      messages.push_back({o.events_topic, e.organization_id, e.ToJson().dump(),
+      std::string value = e.ToJson().dump();
+      // Checked for every event before any is appended: a refused batch appends nothing.
+      if (value.size() > kMaxEventBytes) {
+        return Validation((batch ? "events[" + std::to_string(messages.size()) + "]" : "event") +
+                          " is larger than " + std::to_string(kMaxEventBytes) + " bytes");
+      }
+      messages.push_back({o.events_topic, e.organization_id, std::move(value),
                           ctx->streams.TaskForKey(sub, e.organization_id).partition});
       ids.push_back(e.event_id);
     }
@@ -290,9 +300,9 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     const std::string& command_id = *id;
     if (body->contains("organizationId")) {
       const json& org = (*body)["organizationId"];
-      if (!org.is_string() || org.get<std::string>().empty() ||
-          org.get<std::string>().size() > kMaxIdLength)
-        return Validation("organizationId must be a non-empty string of at most 256 bytes");
+      if (!org.is_string()) return Validation("organizationId must be a string");
+      if (auto s = CheckOrganizationId(org.get_ref<const std::string&>()); !s.ok())
+        return Validation(s.message());
       return ctx->CommandOnTask(req, kRollupCommand, fields, org.get<std::string>(),
                                 ctx->TaskOf(org.get<std::string>()), command_id);
     }

@@ -165,6 +165,39 @@ TEST_F(UsageHttpTest, RefusesInvalidEventsWithTheReasonAndAppendsNothing) {
     EXPECT_THAT(json::parse(r->body)["error"]["message"].get<std::string>(),
                 ::testing::HasSubstr("nested deeper than 64"));
   }
+  // An event larger than 64 KiB is a client error, and a batch holding one appends nothing
+  // (issue 14: a 2 MB event answered 503 with the broker's error after the good ones were
+  // appended). A body over --http-max-body is refused before it is read.
+  json big = json::parse(Event("x7", "org-a", "api.call"));
+  big["metadata"] = {{"blob", std::string(70'000, 'x')}};
+  json mixed = {{"events",
+                 {json::parse(Event("x8", "org-a", "api.call")),
+                  json::parse(Event("x9", "org-a", "api.call")), big}}};
+  r = client_->Post("/v1/usage/events", mixed.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_THAT(r->body, ::testing::HasSubstr("events[2] is larger than 65536 bytes"));
+  r = client_->Post("/v1/usage/events", std::string(2 << 20, ' '), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "payload_too_large") << r->body;
+
+  // An organizationId no route could read back is refused at ingest (issue 14, case 8).
+  r = client_->Post("/v1/usage/events", Event("x6", "org/a", "api.call"), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_THAT(r->body, ::testing::HasSubstr("must not contain '/'"));
+  // Query routes bound the organization in the path as ingest does.
+  const std::string long_org(257, 'o');
+  for (const char* route : {"/quota",
+                            "/metrics?startTime=2024-01-01T00:00:00Z"
+                            "&endTime=2024-01-02T00:00:00Z&granularity=day",
+                            "/dashboard"}) {
+    r = client_->Get("/v1/usage/orgs/" + long_org + route);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << route << ": " << r->body;
+    EXPECT_THAT(r->body, ::testing::HasSubstr("longer than 256 bytes")) << route;
+  }
   auto health = client_->Get("/health");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
@@ -227,9 +260,9 @@ TEST_F(UsageHttpTest, SetsThePlanThenQuotaAndCheckQuotaFollowIt) {
   EXPECT_EQ(check["allowed"], false) << check.dump();
   // Only plain decimal numbers: hexadecimal, infinities and padding are refused.
   for (const char* amount : {"0x10", "inf", "nan", "%205", "5%20", "-1", "1e400", ""}) {
-    check = GetJson(std::string("/v1/usage/orgs/org-q/quota/check?metricType=api_calls&amount=") +
-                        amount,
-                    &status);
+    check = GetJson(
+        std::string("/v1/usage/orgs/org-q/quota/check?metricType=api_calls&amount=") + amount,
+        &status);
     EXPECT_EQ(status, 400) << amount << ": " << check.dump();
   }
 }

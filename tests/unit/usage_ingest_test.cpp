@@ -36,6 +36,11 @@ TEST(UsageIngest, EachInvalidEventGoesToDlqWithItsReason) {
   std::vector<Case> cases = {
       {"org-a", "{not json", "not valid JSON"},
       {"org-a", deep_metadata, "nested deeper than 64"},
+      // Accepted once, then no route could read it back (issue 14, case 8).
+      {"org/a", with("organizationId", "org/a"), "organizationId must not contain '/'"},
+      {"org\na", with("organizationId", "org\na"), "organizationId must not contain '/' or control"},
+      // Larger than an event may be: refused as a client error, never half-appended (issue 14).
+      {"org-a", with("metadata", {{"blob", std::string(kMaxEventBytes, 'x')}}), "larger than 65536 bytes"},
       {"org-a", without("eventId"), "eventId is required"},
       {"org-a", with("eventId", ""), "eventId must not be empty"},
       {"org-a", with("eventId", 42), "eventId must be a string"},

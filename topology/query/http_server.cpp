@@ -51,9 +51,13 @@ HttpResponse HttpResponse::FromStatus(const state::Status& status) {
 
 struct HttpServer::Impl {
   httplib::Server server;
+  // Every route's path pattern with its method, to answer 405 with Allow when a path exists
+  // under other methods only. Written before Start, read by the server threads after.
+  std::vector<std::pair<std::regex, std::string>> routes;
 };
 
-HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {
+HttpServer::HttpServer(HttpServerOptions options)
+    : impl_(std::make_unique<Impl>()), options_(options) {
   Route("GET", "/health", [](const HttpRequest&) {
     return HttpResponse::Json(200, {{"status", "ok"}});
   });
@@ -121,6 +125,7 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
       if (seconds <= kLatencyBounds[i]) ++s.buckets[i];
     }
   };
+  impl_->routes.emplace_back(std::regex(regex), method);
   if (method == "GET")
     impl_->server.Get(regex, wrapped);
   else if (method == "POST")
@@ -136,12 +141,35 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
 state::Status HttpServer::Start(const std::string& host, int port) {
   // Without it, a keep-alive client's small requests meet Nagle plus delayed ACK: ~40 ms each.
   impl_->server.set_tcp_nodelay(true);
-  impl_->server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty()) {
-      auto r = HttpResponse::Error(res.status, res.status == 404 ? "not_found" : "http_error",
-                                   res.status == 404 ? "no such route" : "request failed");
-      res.set_content(r.body, r.content_type);
+  impl_->server.set_payload_max_length(options_.max_body_bytes);
+  impl_->server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;  // a route's own error answer
+    if (res.status == 404) {
+      // The path exists under other methods: 405 with Allow (RFC 9110 §15.5.6).
+      std::string allow;
+      for (const auto& [pattern, method] : impl_->routes) {
+        if (std::regex_match(req.path, pattern) && allow.find(method) == std::string::npos)
+          allow += (allow.empty() ? "" : ", ") + method;
+      }
+      if (!allow.empty()) {
+        res.status = 405;
+        res.set_header("Allow", allow);
+        auto r = HttpResponse::Error(405, "method_not_allowed",
+                                     req.method + " is not allowed here; use " + allow);
+        res.set_content(r.body, r.content_type);
+        return;
+      }
     }
+    if (res.status == 413) {
+      auto r = HttpResponse::Error(
+          413, "payload_too_large",
+          "the request body is larger than " + std::to_string(options_.max_body_bytes) + " bytes");
+      res.set_content(r.body, r.content_type);
+      return;
+    }
+    auto r = HttpResponse::Error(res.status, res.status == 404 ? "not_found" : "http_error",
+                                 res.status == 404 ? "no such route" : "request failed");
+    res.set_content(r.body, r.content_type);
   });
   if (port == 0) {
     port_ = impl_->server.bind_to_any_port(host);

@@ -46,9 +46,14 @@ using MetricsSource = std::function<std::string()>;
 // register routes without depending on the HTTP library. Routes look like "/v1/teams/{id}".
 // Every server answers GET /health (live) and GET /metrics (its own request metrics followed
 // by every source added with AddMetrics), so no command registers them again.
+struct HttpServerOptions {
+  // A larger request body is refused with 413 before it is read into memory.
+  size_t max_body_bytes = 1 << 20;
+};
+
 class HttpServer {
  public:
-  HttpServer();
+  explicit HttpServer(HttpServerOptions options = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -79,6 +84,7 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
   int port_ = 0;
+  HttpServerOptions options_;
   std::string reject_writes_;
   std::vector<MetricsSource> metrics_sources_;
   mutable std::mutex stats_mu_;
