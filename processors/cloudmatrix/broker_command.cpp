@@ -1,3 +1,4 @@
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -37,16 +38,33 @@ class BrokerCommand final : public Subcommand {
       std::cerr << admin_hp.status().message() << '\n';
       return 2;
     }
+    std::vector<std::pair<std::string, int>> topics;
+    for (const auto& spec : topics_) {
+      auto colon = spec.rfind(':');
+      std::string name = spec.substr(0, colon);
+      int partitions = 8;
+      if (colon != std::string::npos) {
+        const char* first = spec.data() + colon + 1;
+        const char* last = spec.data() + spec.size();
+        auto [end, err] = std::from_chars(first, last, partitions);
+        if (err != std::errc() || end != last || partitions < 1 || partitions > 10'000) {
+          std::cerr << "--topic " << spec << ": expected NAME:PARTITIONS with 1..10000\n";
+          return 2;
+        }
+      }
+      if (name.empty()) {
+        std::cerr << "--topic " << spec << ": the topic needs a name\n";
+        return 2;
+      }
+      topics.emplace_back(name, partitions);
+    }
     auto started = topology::EmbeddedBroker::Start();
     if (!started.ok()) {
       Log(LogLevel::kError, "broker_failed", {{"error", started.status().ToString()}});
       return 1;
     }
     auto broker = std::move(started).value();
-    for (const auto& spec : topics_) {
-      auto colon = spec.rfind(':');
-      std::string name = spec.substr(0, colon);
-      int partitions = colon == std::string::npos ? 8 : std::stoi(spec.substr(colon + 1));
+    for (const auto& [name, partitions] : topics) {
       if (auto s = broker->CreateTopic(name, partitions); !s.ok()) {
         Log(LogLevel::kError, "topic_failed", {{"error", s.ToString()}});
         return 1;

@@ -97,7 +97,7 @@ class ReplayCommand final : public Subcommand {
   BrokerFlags cluster_;
   std::string app_id_;
   std::string state_dir_ = "./data";
-  std::string topology_ = "counting";
+  std::string topology_ = "cloudmatrix";
   bool from_beginning_ = false;
   std::string from_;
   std::string to_;

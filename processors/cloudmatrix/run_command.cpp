@@ -138,6 +138,11 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
     std::cerr << "--http: " << http.status().message() << '\n';
     return 2;
   }
+  auto max_body = topology::ParseBytes(o.http_max_body);
+  if (!max_body.ok()) {
+    std::cerr << "--http-max-body: " << max_body.status().message() << '\n';
+    return 2;
+  }
   auto snapshot_interval = topology::ParseDuration(o.snapshot_interval);
   if (!snapshot_interval.ok()) {
     std::cerr << "--snapshot-interval: " << snapshot_interval.status().message() << '\n';
@@ -208,7 +213,7 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   topology::QueryRouter router(streams, metadata);
   // Its producer needs no running streams; it is created before the routes that use it.
   topology::CommandSender commands(streams, config.bootstrap_servers);
-  topology::HttpServer server;
+  topology::HttpServer server({.max_body_bytes = static_cast<size_t>(*max_body)});
   if (backfill != nullptr) {
     server.RejectWrites("a backfill serves its figures read-only: write to the live application");
   }
@@ -281,7 +286,9 @@ void AddEngineFlags(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("--commit-interval", o.commit_interval, "how often tasks commit")
       ->envname("CM_COMMIT_INTERVAL")
       ->capture_default_str();
-  cmd->add_option("--topology", o.topology, "which applications to run (counting, cloudmatrix)")
+  cmd->add_option("--topology", o.topology,
+                  "which applications to run: cloudmatrix (usage), or counting (the engine's test "
+                  "application)")
       ->envname("CM_TOPOLOGY")
       ->capture_default_str();
 }
@@ -310,6 +317,10 @@ class RunCommand final : public Subcommand {
                     "HOST:PORT other instances use to reach this one (default: the --http "
                     "address, 127.0.0.1 for 0.0.0.0)")
         ->envname("CM_ADVERTISED_HTTP");
+    cmd->add_option("--http-max-body", o_.http_max_body,
+                    "larger request bodies are refused with 413 before they are read")
+        ->envname("CM_HTTP_MAX_BODY")
+        ->capture_default_str();
     AddEngineFlags(cmd, o_);
     cmd->add_option("--partitions", o_.partitions, "partitions of input topics cmstream creates")
         ->envname("CM_PARTITIONS")

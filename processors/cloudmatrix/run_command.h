@@ -17,12 +17,13 @@ struct RunOptions {
   std::string state_dir = "./data";
   std::string http = "0.0.0.0:8080";
   std::string advertised_http;
+  std::string http_max_body = "1MiB";
   int threads = 1;
   std::string guarantee = "exactly_once";
   std::string rocksdb_memory = "256MiB";
   std::string commit_interval = "100ms";
   int partitions = 8;
-  std::string topology = "counting";
+  std::string topology = "cloudmatrix";
   BridgeFlags bridge;
   std::string database_url;
   std::string database_schema = "public";

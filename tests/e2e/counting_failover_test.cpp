@@ -28,7 +28,7 @@ constexpr int kPartitions = 8;
 constexpr int kKeys = 1000;
 constexpr int kMinRecords = 200'000;  // at least; the input goes on until the kills are done
 
-std::string Binary() { return std::string(CM_BINARY_DIR) + "/cmstream"; }
+using testing::CmstreamBinary;
 
 using Instance = testing::RunInstance;
 
@@ -38,7 +38,7 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   std::filesystem::create_directories(dir);
   const std::string info = (dir / "broker.json").string();
 
-  ChildProcess broker({Binary(), "broker", "--info-file", info, "--topic",
+  ChildProcess broker({CmstreamBinary(), "broker", "--info-file", info, "--topic",
                        "count-input:" + std::to_string(kPartitions), "--topic",
                        "count-output:" + std::to_string(kPartitions)},
                       (dir / "broker.log").string());
@@ -52,7 +52,7 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   auto make = [&](const std::string& id) {
     Instance in{id, testing::FreePort(), nullptr};
     in.process = std::make_unique<ChildProcess>(
-        std::vector<std::string>{Binary(), "run", "--brokers", bootstrap, "--broker-admin", admin,
+        std::vector<std::string>{CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin", admin,
                                  "--app-id", "e2e-count", "--instance-id", id, "--state-dir",
                                  (dir / id).string(), "--http",
                                  "127.0.0.1:" + std::to_string(in.port), "--topology", "counting"},

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 using testing::ChildProcess;
 using testing::WaitFor;
 
-std::string Binary() { return std::string(CM_BINARY_DIR) + "/cmstream"; }
+using testing::CmstreamBinary;
 
 struct Answer {
   int status = 0;
@@ -47,7 +47,7 @@ TEST(QueryRoutingTest, EveryInstanceAnswersForEveryKeyAndSaysWhenNoOneCan) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string info = (dir / "broker.json").string();
-  ChildProcess broker({Binary(), "broker", "--info-file", info, "--topic", "count-input:4"},
+  ChildProcess broker({CmstreamBinary(), "broker", "--info-file", info, "--topic", "count-input:4"},
                       (dir / "broker.log").string());
   broker.Start();
   ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(info); }, 20s));
@@ -57,8 +57,8 @@ TEST(QueryRoutingTest, EveryInstanceAnswersForEveryKeyAndSaysWhenNoOneCan) {
 
   auto start = [&](const std::string& id, int port) {
     auto p = std::make_unique<ChildProcess>(
-        std::vector<std::string>{Binary(), "run", "--brokers", bootstrap, "--broker-admin",
-                                 endpoints["admin"], "--app-id", "e2e-routing", "--instance-id", id,
+        std::vector<std::string>{CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin",
+                                 endpoints["admin"], "--topology", "counting", "--app-id", "e2e-routing", "--instance-id", id,
                                  "--state-dir", (dir / id).string(), "--http",
                                  "127.0.0.1:" + std::to_string(port)},
         (dir / (id + ".log")).string());

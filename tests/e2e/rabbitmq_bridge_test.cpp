@@ -34,7 +34,7 @@ constexpr int kOrgs = 20;
 constexpr int kPartitions = 8;
 constexpr int64_t kDay = 86'400'000;
 
-std::string Binary() { return std::string(CM_BINARY_DIR) + "/cmstream"; }
+using testing::CmstreamBinary;
 
 json GetJson(int port, const std::string& path) {
   httplib::Client c("127.0.0.1", port);
@@ -72,7 +72,7 @@ TEST(RabbitmqBridgeE2eTest, SigkilledBridgeLosesNoEventAndUsageFiguresAreExact) 
   const std::string exchange = testing::UniqueName("e2e-bridge-ex");
   const std::string queue = testing::UniqueName("e2e-bridge-q");
 
-  ChildProcess broker({Binary(), "broker", "--info-file", info, "--topic",
+  ChildProcess broker({CmstreamBinary(), "broker", "--info-file", info, "--topic",
                        "cloudmatrix.events:" + std::to_string(kPartitions), "--topic",
                        "cloudmatrix.commands:" + std::to_string(kPartitions)},
                       (dir / "broker.log").string());
@@ -84,7 +84,7 @@ TEST(RabbitmqBridgeE2eTest, SigkilledBridgeLosesNoEventAndUsageFiguresAreExact) 
   const std::string admin = endpoints["admin"];
 
   const int http = testing::FreePort();
-  ChildProcess run({Binary(), "run", "--brokers", bootstrap, "--broker-admin", admin, "--app-id",
+  ChildProcess run({CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin", admin, "--app-id",
                     "e2e-bridge", "--instance-id", "a", "--state-dir", (dir / "a").string(),
                     "--http", "127.0.0.1:" + std::to_string(http), "--topology", "cloudmatrix"},
                    (dir / "run.log").string());
@@ -94,7 +94,7 @@ TEST(RabbitmqBridgeE2eTest, SigkilledBridgeLosesNoEventAndUsageFiguresAreExact) 
 
   const int bridge_http = testing::FreePort();
   const std::vector<std::string> bridge_argv = {
-      Binary(),         "bridge",
+      CmstreamBinary(),         "bridge",
       "--brokers",      bootstrap,
       "--broker-admin", admin,
       "--amqp-url",     testing::RabbitmqUrl(),
@@ -221,7 +221,7 @@ TEST(RabbitmqBridgeE2eTest, RunWithAmqpUrlBridgesIntoItsOwnApplication) {
   publisher.DeclareQueue(exchange, queue, {"api.#", "document.#"});
 
   const int http = testing::FreePort();
-  ChildProcess run({Binary(), "run", "--embedded", "--app-id", "e2e-run-bridge", "--state-dir",
+  ChildProcess run({CmstreamBinary(), "run", "--embedded", "--app-id", "e2e-run-bridge", "--state-dir",
                     (dir / "state").string(), "--http", "127.0.0.1:" + std::to_string(http),
                     "--partitions", "4", "--topology", "cloudmatrix", "--amqp-url",
                     testing::RabbitmqUrl(), "--exchange", exchange, "--queue", queue},

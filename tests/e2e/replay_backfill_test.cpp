@@ -24,7 +24,8 @@ using json = nlohmann::json;
 using testing::ChildProcess;
 using testing::WaitFor;
 
-std::string Binary() { return std::string(CM_BINARY_DIR) + "/cmstream"; }
+using testing::CmstreamBinary;
+using testing::RunToEnd;
 
 struct Http {
   int status = 0;
@@ -42,17 +43,6 @@ Http Get(int port, const std::string& path) {
 
 bool Ready(int port) { return Get(port, "/ready").status == 200; }
 
-// Runs a cmstream command to its end; its exit code and everything it printed.
-std::pair<int, std::string> RunToEnd(const std::vector<std::string>& args,
-                                     const std::filesystem::path& log) {
-  std::vector<std::string> argv{Binary()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ChildProcess p(argv, log.string());
-  p.Start();
-  int status = p.Wait(120s);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, p.Log()};
-}
-
 class ReplayBackfillE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -60,7 +50,7 @@ class ReplayBackfillE2eTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     const std::string info = (dir_ / "broker.json").string();
     broker_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{Binary(), "broker", "--info-file", info, "--topic",
+        std::vector<std::string>{CmstreamBinary(), "broker", "--info-file", info, "--topic",
                                  "count-input:4", "--topic", "cloudmatrix.events:4", "--topic",
                                  "cloudmatrix.commands:4"},
         (dir_ / "broker.log").string());
@@ -84,7 +74,7 @@ class ReplayBackfillE2eTest : public ::testing::Test {
 
   std::unique_ptr<ChildProcess> StartRun(const std::string& app, const std::string& topology,
                                          const std::string& state, int port) {
-    std::vector<std::string> argv{Binary(), "run"};
+    std::vector<std::string> argv{CmstreamBinary(), "run"};
     for (const auto& f : BrokerFlags()) argv.push_back(f);
     for (const auto& f :
          {std::string("--app-id"), app, std::string("--topology"), topology,
@@ -135,8 +125,8 @@ TEST_F(ReplayBackfillE2eTest, ReplayRefusesWhileRunningDryRunChangesNothingAndRe
   };
   ASSERT_TRUE(WaitFor([&] { return counts_are(20); }, 60s)) << run->Log();
 
-  std::vector<std::string> replay{"replay", "--app-id", "e2e-rp", "--state-dir",
-                                  (dir_ / "a").string()};
+  std::vector<std::string> replay{"replay", "--app-id", "e2e-rp", "--topology", "counting",
+                                  "--state-dir", (dir_ / "a").string()};
   for (const auto& f : BrokerFlags()) replay.push_back(f);
   auto with = [&](std::vector<std::string> extra) {
     auto args = replay;
@@ -251,7 +241,7 @@ TEST_F(ReplayBackfillE2eTest, BackfillOfARangeEqualsTheLiveFiguresWithoutSideEff
   ASSERT_TRUE(postgres::Migrator::Run(mo).ok());
 
   const int bf_port = testing::FreePort();
-  std::vector<std::string> argv{Binary(), "backfill"};
+  std::vector<std::string> argv{CmstreamBinary(), "backfill"};
   for (const auto& f : BrokerFlags()) argv.push_back(f);
   for (const auto& f : {std::string("--app-id"),
                         std::string("e2e-bf"),

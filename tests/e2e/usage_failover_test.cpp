@@ -43,7 +43,7 @@ constexpr int kChunk = 200;  // records per 200 ms: about 1,000 records/s
 constexpr int kKills = 2;
 const std::string kEventsTopic = "cloudmatrix.events";
 
-std::string Binary() { return std::string(CM_BINARY_DIR) + "/cmstream"; }
+using testing::CmstreamBinary;
 
 std::string OrgName(int k) {
   char name[16];
@@ -153,7 +153,7 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
   std::filesystem::create_directories(dir);
   const std::string info = (dir / "broker.json").string();
   const std::string parts = ":" + std::to_string(kPartitions);
-  ChildProcess broker({Binary(), "broker", "--info-file", info, "--topic", kEventsTopic + parts,
+  ChildProcess broker({CmstreamBinary(), "broker", "--info-file", info, "--topic", kEventsTopic + parts,
                        "--topic", "cloudmatrix.commands" + parts, "--topic",
                        "cloudmatrix.quota-alerts" + parts, "--topic", "cloudmatrix.dlq" + parts},
                       (dir / "broker.log").string());
@@ -167,7 +167,7 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
   auto make = [&](const std::string& id) {
     RunInstance in{id, testing::FreePort(), nullptr};
     in.process = std::make_unique<ChildProcess>(
-        std::vector<std::string>{Binary(), "run", "--topology", "cloudmatrix", "--brokers",
+        std::vector<std::string>{CmstreamBinary(), "run", "--topology", "cloudmatrix", "--brokers",
                                  bootstrap, "--broker-admin", admin, "--app-id", "e2e-usage",
                                  "--instance-id", id, "--state-dir", (dir / id).string(), "--http",
                                  "127.0.0.1:" + std::to_string(in.port)},

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace cm::testing {
@@ -113,6 +114,21 @@ inline int FreePort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+// The cmstream binary of this build (tests link against the same tree).
+inline std::string CmstreamBinary() { return std::string(CM_BINARY_DIR) + "/cmstream"; }
+
+// Runs `cmstream args...` to its end (at most two minutes): its exit code (-1 when it did not
+// exit by itself) and everything it printed, which also goes to `log`.
+inline std::pair<int, std::string> RunToEnd(const std::vector<std::string>& args,
+                                            const std::filesystem::path& log) {
+  std::vector<std::string> argv{CmstreamBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ChildProcess p(argv, log.string());
+  p.Start();
+  int status = p.Wait(std::chrono::seconds(120));
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, p.Log()};
 }
 
 // An emptied directory under the system's temp directory, named after `prefix`, this process
