@@ -9,19 +9,26 @@ namespace {
 constexpr uint64_t kSignBit = uint64_t{1} << 63;
 }  // namespace
 
-void AppendOrderedInt64(std::string& out, int64_t v) {
-  const uint64_t u = static_cast<uint64_t>(v) ^ kSignBit;
+void AppendUint64(std::string& out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((u >> shift) & 0xff));
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
   }
 }
 
-int64_t ReadOrderedInt64(std::string_view bytes) {
+uint64_t ReadUint64(std::string_view bytes) {
   uint64_t u = 0;
   for (int i = 0; i < 8; ++i) {
     u = (u << 8) | static_cast<uint8_t>(bytes[i]);
   }
-  return static_cast<int64_t>(u ^ kSignBit);
+  return u;
+}
+
+void AppendOrderedInt64(std::string& out, int64_t v) {
+  AppendUint64(out, static_cast<uint64_t>(v) ^ kSignBit);
+}
+
+int64_t ReadOrderedInt64(std::string_view bytes) {
+  return static_cast<int64_t>(ReadUint64(bytes) ^ kSignBit);
 }
 
 void AppendLength32(std::string& out, size_t n) {

@@ -8,6 +8,11 @@ namespace cm::state {
 
 // Byte encodings that make RocksDB's bytewise key order match the order the stores need.
 
+// Appends v as 8 big-endian bytes: the one fixed-width integer encoding of stored values.
+void AppendUint64(std::string& out, uint64_t v);
+// Reads the 8 bytes written by AppendUint64; bytes.size() must be at least 8.
+uint64_t ReadUint64(std::string_view bytes);
+
 // Appends v as 8 big-endian bytes with the sign bit flipped, so that the bytewise order of the
 // encodings is the numeric order of the values (negative before positive).
 void AppendOrderedInt64(std::string& out, int64_t v);

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "state/key_codec.h"
+
 namespace cm::usage {
 
 const char* AggregationName(Aggregation a) {
@@ -62,7 +64,8 @@ void Aggregate::AddEvent(Aggregation kind, double number, std::string_view text,
       if (!max || number > *max) max = number;
       break;
     case Aggregation::kLatest:
-      if (!latest || event_ts > latest_ts || (event_ts == latest_ts && event_id > latest_event_id)) {
+      if (!latest || event_ts > latest_ts ||
+          (event_ts == latest_ts && event_id > latest_event_id)) {
         latest = number;
         latest_ts = event_ts;
         latest_event_id = std::string(event_id);
@@ -121,18 +124,12 @@ double Aggregate::Value(Aggregation kind) const {
 //   latest: double, 8-byte event time, eventId (rest); unique_count: HyperLogLog::Serialize.
 namespace {
 
-void Put64(std::string& out, uint64_t v) {
-  for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-}
-uint64_t Get64(std::string_view b, size_t pos) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(b[pos + i]);
-  return v;
-}
+using state::AppendUint64;
+uint64_t Get64(std::string_view b, size_t pos) { return state::ReadUint64(b.substr(pos)); }
 void PutDouble(std::string& out, double d) {
   uint64_t u;
   std::memcpy(&u, &d, 8);
-  Put64(out, u);
+  AppendUint64(out, u);
 }
 double GetDouble(std::string_view b, size_t pos) {
   uint64_t u = Get64(b, pos);
@@ -145,14 +142,14 @@ double GetDouble(std::string_view b, size_t pos) {
 
 std::string Aggregate::Encode(Aggregation kind) const {
   std::string out;
-  Put64(out, events);
+  AppendUint64(out, events);
   switch (kind) {
     case Aggregation::kCount:
       break;
     case Aggregation::kSum: {
       const auto u = static_cast<unsigned __int128>(sum);
-      Put64(out, static_cast<uint64_t>(u >> 64));
-      Put64(out, static_cast<uint64_t>(u));
+      AppendUint64(out, static_cast<uint64_t>(u >> 64));
+      AppendUint64(out, static_cast<uint64_t>(u));
       break;
     }
     case Aggregation::kMax:
@@ -160,7 +157,7 @@ std::string Aggregate::Encode(Aggregation kind) const {
       break;
     case Aggregation::kLatest:
       PutDouble(out, latest.value_or(0.0));
-      Put64(out, static_cast<uint64_t>(latest_ts));
+      AppendUint64(out, static_cast<uint64_t>(latest_ts));
       out += latest_event_id;
       break;
     case Aggregation::kUniqueCount:

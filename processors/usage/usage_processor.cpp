@@ -24,19 +24,6 @@ std::string Hex16(uint64_t v) {
   return buf;
 }
 
-std::string Put64(uint64_t v) {
-  std::string out;
-  for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-  return out;
-}
-
-uint64_t Get64(std::string_view b, size_t pos) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8 && pos + i < b.size(); ++i)
-    v = (v << 8) | static_cast<uint8_t>(b[pos + i]);
-  return v;
-}
-
 double Round2(double v) { return std::round(v * 100.0) / 100.0; }
 
 }  // namespace
@@ -112,14 +99,17 @@ void UsageProcessor::ProcessEvent(const Record& record) {
   const std::string dkey = keys::DedupKey(e.organization_id, e.event_id);
   const uint64_t content = Hash64(raw.dump());
   if (auto seen = dedup_->Get(dkey)) {
-    if (Get64(*seen, 8) != content) {
+    if (seen->size() < 16 || state::ReadUint64(std::string_view(*seen).substr(8)) != content) {
       context_->SendToDlq(record, "eventId '" + e.event_id +
                                       "' was already recorded with different content; the first "
                                       "version counts");
     }
     return;  // a duplicate or redelivery changes nothing
   }
-  dedup_->Put(dkey, Put64(static_cast<uint64_t>(e.timestamp_ms)) + Put64(content));
+  std::string seen_value;
+  state::AppendUint64(seen_value, static_cast<uint64_t>(e.timestamp_ms));
+  state::AppendUint64(seen_value, content);
+  dedup_->Put(dkey, seen_value);
   dedup_->Put(keys::DedupExpiryKey(e.timestamp_ms, e.organization_id, e.event_id), "");
 
   const std::string& org = e.organization_id;
