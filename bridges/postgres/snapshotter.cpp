@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "topology/common/log.h"
+#include "topology/common/prometheus_text.h"
 #include "topology/common/wall_clock.h"
 
 namespace cm::postgres {
@@ -290,10 +291,9 @@ SnapshotterMetrics Snapshotter::Metrics() const {
 
 std::string Snapshotter::RenderMetrics() const {
   SnapshotterMetrics m = Metrics();
-  std::ostringstream out;
+  topology::PrometheusText out;
   auto metric = [&](const char* name, const char* type, const char* help, auto value) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
-        << name << ' ' << value << '\n';
+    out.Family(name, type, help).Sample(name, value);
   };
   metric("cmstream_snapshot_rows_written_total", "counter",
          "Rows upserted or deleted in Postgres snapshot tables", m.rows_written);

@@ -8,6 +8,7 @@
 
 #include "bridges/rabbitmq/event_key.h"
 #include "topology/common/log.h"
+#include "topology/common/prometheus_text.h"
 
 namespace cm::rabbitmq {
 
@@ -410,11 +411,9 @@ AmqpBridgeCounters AmqpBridge::Counters() const {
 
 std::string AmqpBridge::RenderMetrics() const {
   AmqpBridgeCounters c = Counters();
-  std::ostringstream out;
-  const std::string labels = "{queue=\"" + options_.queue + "\"} ";
+  topology::PrometheusText out;
   auto family = [&](const char* name, const char* type, const char* help, uint64_t value) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
-        << name << labels << value << '\n';
+    out.Family(name, type, help).Sample(name, {{"queue", options_.queue}}, value);
   };
   family("cmstream_bridge_messages_consumed_total", "counter",
          "Messages received from RabbitMQ, redeliveries included.", c.consumed);

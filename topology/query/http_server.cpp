@@ -7,6 +7,8 @@
 #include <sstream>
 #include <vector>
 
+#include "topology/common/prometheus_text.h"
+
 namespace cm::topology {
 
 namespace {
@@ -190,33 +192,25 @@ void HttpServer::Stop() {
 }
 
 std::string HttpServer::RenderMetrics() const {
-  std::ostringstream out;
+  PrometheusText out;
   RenderRequestMetrics(out);
-  for (const auto& source : metrics_sources_) out << source();
-  return out.str();
+  std::string text = out.str();
+  for (const auto& source : metrics_sources_) text += source();
+  return text;
 }
 
-void HttpServer::RenderRequestMetrics(std::ostream& out) const {
+void HttpServer::RenderRequestMetrics(PrometheusText& out) const {
   std::lock_guard<std::mutex> lock(stats_mu_);
-  out << "# HELP cmstream_http_request_duration_seconds HTTP request latency per route.\n"
-      << "# TYPE cmstream_http_request_duration_seconds histogram\n";
+  out.Family("cmstream_http_request_duration_seconds", "histogram",
+             "HTTP request latency per route.");
   for (const auto& [route, s] : stats_) {
-    for (size_t i = 0; i < std::size(kLatencyBounds); ++i) {
-      out << "cmstream_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\""
-          << kLatencyBounds[i] << "\"} " << s.buckets[i] << '\n';
-    }
-    out << "cmstream_http_request_duration_seconds_bucket{route=\"" << route << "\",le=\"+Inf\"} "
-        << s.count << '\n';
-    out << "cmstream_http_request_duration_seconds_sum{route=\"" << route << "\"} " << s.seconds_sum
-        << '\n';
-    out << "cmstream_http_request_duration_seconds_count{route=\"" << route << "\"} " << s.count
-        << '\n';
+    out.Histogram("cmstream_http_request_duration_seconds", {{"route", route}}, kLatencyBounds,
+                  s.buckets, s.count, s.seconds_sum);
   }
-  out << "# HELP cmstream_http_errors_total HTTP responses with a 5xx status per route.\n"
-      << "# TYPE cmstream_http_errors_total counter\n";
-  for (const auto& [route, s] : stats_) {
-    out << "cmstream_http_errors_total{route=\"" << route << "\"} " << s.errors << '\n';
-  }
+  out.Family("cmstream_http_errors_total", "counter",
+             "HTTP responses with a 5xx status per route.");
+  for (const auto& [route, s] : stats_)
+    out.Sample("cmstream_http_errors_total", {{"route", route}}, s.errors);
 }
 
 }  // namespace cm::topology

@@ -7,12 +7,12 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "state/status.h"
+#include "topology/common/prometheus_text.h"
 
 namespace cm::topology {
 
@@ -78,7 +78,7 @@ class HttpServer {
     double seconds_sum = 0;
     std::vector<uint64_t> buckets;
   };
-  void RenderRequestMetrics(std::ostream& out) const;
+  void RenderRequestMetrics(PrometheusText& out) const;
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "topology/common/log.h"
+#include "topology/common/prometheus_text.h"
 #include "topology/kafka/partitioner.h"
 
 namespace cm::topology {
@@ -173,76 +174,45 @@ nlohmann::json KafkaStreams::ReadyReport() const {
 }
 
 std::string KafkaStreams::RenderMetrics() const {
-  std::ostringstream out;
+  PrometheusText out;
   auto threads = Threads();
-  auto family = [&](const char* name, const char* type, const char* help) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  auto per_thread = [&](const char* name, const char* type, const char* help, auto field) {
+    out.Family(name, type, help);
+    for (const auto& t : threads) out.Sample(name, {{"thread", std::to_string(t.index)}}, t.*field);
   };
-  family("cmstream_records_processed_total", "counter", "Records processed by stream threads.");
-  for (const auto& t : threads)
-    out << "cmstream_records_processed_total{thread=\"" << t.index << "\"} " << t.processed << '\n';
-  family("cmstream_records_produced_total", "counter",
-         "Records produced (outputs, changelogs, commit records).");
-  for (const auto& t : threads)
-    out << "cmstream_records_produced_total{thread=\"" << t.index << "\"} " << t.produced << '\n';
-  family("cmstream_dlq_records_total", "counter",
-         "Records sent to the dead-letter topic by current tasks.");
-  for (const auto& t : threads)
-    out << "cmstream_dlq_records_total{thread=\"" << t.index << "\"} " << t.dlq << '\n';
-  family("cmstream_replayed_outputs_dropped_total", "counter",
-         "Outputs of replayed records that were sent before the reset (cmstream replay).");
-  for (const auto& t : threads)
-    out << "cmstream_replayed_outputs_dropped_total{thread=\"" << t.index << "\"} "
-        << t.replayed_outputs_dropped << '\n';
-  family("cmstream_commits_aborted_total", "counter", "Commits aborted and reprocessed.");
-  for (const auto& t : threads)
-    out << "cmstream_commits_aborted_total{thread=\"" << t.index << "\"} " << t.aborted_commits
-        << '\n';
-  family("cmstream_commit_latency_seconds", "histogram", "Time to seal and apply one commit.");
+  auto per_task = [&](const char* name, const char* help, auto value) {
+    out.Family(name, "gauge", help);
+    for (const auto& t : threads)
+      for (const auto& k : t.tasks) out.Sample(name, {{"task", k.task}}, value(k));
+  };
+  per_thread("cmstream_records_processed_total", "counter", "Records processed by stream threads.",
+             &ThreadStatus::processed);
+  per_thread("cmstream_records_produced_total", "counter",
+             "Records produced (outputs, changelogs, commit records).", &ThreadStatus::produced);
+  per_thread("cmstream_dlq_records_total", "counter",
+             "Records sent to the dead-letter topic by current tasks.", &ThreadStatus::dlq);
+  per_thread("cmstream_replayed_outputs_dropped_total", "counter",
+             "Outputs of replayed records that were sent before the reset (cmstream replay).",
+             &ThreadStatus::replayed_outputs_dropped);
+  per_thread("cmstream_commits_aborted_total", "counter", "Commits aborted and reprocessed.",
+             &ThreadStatus::aborted_commits);
+  out.Family("cmstream_commit_latency_seconds", "histogram", "Time to seal and apply one commit.");
   for (const auto& t : threads) {
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < std::size(kCommitLatencyBounds) && i < t.commit_latency_buckets.size();
-         ++i) {
-      cumulative = t.commit_latency_buckets[i];
-      out << "cmstream_commit_latency_seconds_bucket{thread=\"" << t.index << "\",le=\""
-          << kCommitLatencyBounds[i] << "\"} " << cumulative << '\n';
-    }
-    out << "cmstream_commit_latency_seconds_bucket{thread=\"" << t.index << "\",le=\"+Inf\"} "
-        << t.commits << '\n';
-    out << "cmstream_commit_latency_seconds_sum{thread=\"" << t.index << "\"} "
-        << t.commit_seconds_sum << '\n';
-    out << "cmstream_commit_latency_seconds_count{thread=\"" << t.index << "\"} " << t.commits
-        << '\n';
+    out.Histogram("cmstream_commit_latency_seconds", {{"thread", std::to_string(t.index)}},
+                  kCommitLatencyBounds, t.commit_latency_buckets, t.commits, t.commit_seconds_sum);
   }
-  family("cmstream_task_lag_records", "gauge",
-         "Records in the task's input partitions not yet processed.");
-  for (const auto& t : threads)
-    for (const auto& k : t.tasks)
-      out << "cmstream_task_lag_records{task=\"" << k.task << "\"} " << k.lag << '\n';
-  family("cmstream_task_restoring", "gauge", "1 while the task restores its stores.");
-  for (const auto& t : threads)
-    for (const auto& k : t.tasks)
-      out << "cmstream_task_restoring{task=\"" << k.task << "\"} " << (k.running ? 0 : 1) << '\n';
-  family("cmstream_restore_records", "gauge",
-         "Changelog records restored so far by a restoring task.");
-  for (const auto& t : threads)
-    for (const auto& k : t.tasks)
-      out << "cmstream_restore_records{task=\"" << k.task << "\"} " << k.restored_records << '\n';
-  family("cmstream_restore_total_records", "gauge",
-         "Changelog records a restoring task has to read.");
-  for (const auto& t : threads)
-    for (const auto& k : t.tasks)
-      out << "cmstream_restore_total_records{task=\"" << k.task << "\"} " << k.restore_total_records
-          << '\n';
-  family("cmstream_store_entries", "gauge", "Approximate entries in the task's stores.");
-  for (const auto& t : threads)
-    for (const auto& k : t.tasks)
-      out << "cmstream_store_entries{task=\"" << k.task << "\"} " << k.store_entries << '\n';
-  family("cmstream_store_bytes", "gauge",
-         "Approximate on-disk and memtable bytes of the task's stores.");
-  for (const auto& t : threads)
-    for (const auto& k : t.tasks)
-      out << "cmstream_store_bytes{task=\"" << k.task << "\"} " << k.store_bytes << '\n';
+  per_task("cmstream_task_lag_records", "Records in the task's input partitions not yet processed.",
+           [](const TaskStatus& k) { return k.lag; });
+  per_task("cmstream_task_restoring", "1 while the task restores its stores.",
+           [](const TaskStatus& k) { return k.running ? 0 : 1; });
+  per_task("cmstream_restore_records", "Changelog records restored so far by a restoring task.",
+           [](const TaskStatus& k) { return k.restored_records; });
+  per_task("cmstream_restore_total_records", "Changelog records a restoring task has to read.",
+           [](const TaskStatus& k) { return k.restore_total_records; });
+  per_task("cmstream_store_entries", "Approximate entries in the task's stores.",
+           [](const TaskStatus& k) { return k.store_entries; });
+  per_task("cmstream_store_bytes", "Approximate on-disk and memtable bytes of the task's stores.",
+           [](const TaskStatus& k) { return k.store_bytes; });
   return out.str();
 }
 
