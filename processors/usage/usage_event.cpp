@@ -257,7 +257,11 @@ Result<std::vector<UsageEvent>> ParseUsageEventBatch(std::string_view body, int6
   if (!parsed.ok()) return Bad("body is " + parsed.status().message());
   const json& j = *parsed;
   std::vector<UsageEvent> out;
-  if (j.is_object() && j.contains("events") && !j.contains("eventId") && !j.contains("specversion")) {
+  // Either one event or {"events": [...]}: a body that looks like both is refused, not read as
+  // whichever one came first.
+  if (j.is_object() && j.contains("events") && (j.contains("eventId") || j.contains("specversion")))
+    return Bad("a body is one event or {\"events\": [...]}, not both");
+  if (j.is_object() && j.contains("events")) {
     const json& events = j["events"];
     if (!events.is_array() || events.empty()) return Bad("events must be a non-empty array");
     if (events.size() > 1000) return Bad("at most 1000 events per request");

@@ -237,6 +237,12 @@ TEST(UsageIngest, BatchBodyForHttpIsAllOrNothing) {
   EXPECT_EQ(Ok(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog())).size(), 2u);
   EXPECT_EQ(Ok(ParseUsageEventBatch(Ev("one", "org-a", "api.call", kNow).dump(), kNow)).size(), 1u);
   EXPECT_FALSE(ParseUsageEventBatch(R"({"events": []})", kNow).ok());
+  // Both shapes in one body once took the top-level event and dropped the batch (issue 14).
+  json both = Ev("top", "org-a", "api.call", kNow);
+  both["events"] = {Ev("b3", "org-a", "api.call", kNow)};
+  auto refused = ParseUsageEventBatch(both.dump(), kNow, &DefaultCatalog());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("not both"));
 }
 
 }  // namespace
