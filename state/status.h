@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cassert>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <variant>
@@ -72,6 +73,15 @@ inline const char* CodeName(Status::Code code) {
   }
   return "Unknown";
 }
+
+// A state store that cannot read or write its data (a RocksDB read, write or scan that did not
+// succeed, or an entry the store cannot decode). Not an expected failure and not the record's
+// fault: the engine fails the task instead of dead-lettering the record, and the input is
+// processed again from the last commit.
+class StoreFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // A value or the Status that explains why there is none (std::expected is C++23).
 template <typename T>

@@ -181,6 +181,10 @@ std::string KafkaStreams::RenderMetrics() const {
   family("cmstream_records_processed_total", "counter", "Records processed by stream threads.");
   for (const auto& t : threads)
     out << "cmstream_records_processed_total{thread=\"" << t.index << "\"} " << t.processed << '\n';
+  family("cmstream_task_failures_total", "counter",
+         "Tasks failed by a state store that could not read or write; each fails its thread.");
+  for (const auto& t : threads)
+    out << "cmstream_task_failures_total{thread=\"" << t.index << "\"} " << t.task_failures << '\n';
   family("cmstream_records_produced_total", "counter",
          "Records produced (outputs, changelogs, commit records).");
   for (const auto& t : threads)

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "state/status.h"
 #include "topology/common/log.h"
 #include "topology/common/wall_clock.h"
 #include "topology/kafka/kafka_client.h"
@@ -43,6 +44,8 @@ class StreamThread::Impl final {
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque);
   void ProcessMessage(rd_kafka_message_t* m);
+  // Throws (through ThreadFailure::Fatal): never called inside a librdkafka callback.
+  void FailTask(const TaskRuntime& rt, const state::StoreFailure& e);
   void RefreshStatus();
 
   const Topology& topology_;
@@ -59,6 +62,7 @@ class StreamThread::Impl final {
   bool closed_ = false;
   std::chrono::steady_clock::time_point last_status_ = std::chrono::steady_clock::now();
   uint64_t processed_ = 0;
+  uint64_t task_failures_ = 0;
 };
 
 StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, int index,
@@ -172,7 +176,12 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
   }
   if (rt.committed_positions.count(r.topic) == 0) rt.committed_positions[r.topic] = m->offset;
   collector_->BeginInput(rt, r);
-  rt.task->Process(r);
+  try {
+    rt.task->Process(r);
+  } catch (const state::StoreFailure& e) {
+    FailTask(rt, e);
+    return;
+  }
   collector_->EndInput(rt);
   rt.positions[r.topic] = m->offset + 1;
   rt.dirty = true;
@@ -180,11 +189,22 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
   committer_->RecordProcessed();
 }
 
+void StreamThread::Impl::FailTask(const TaskRuntime& rt, const state::StoreFailure& e) {
+  // A store that cannot read or write fails the task; its record is not poison, so it is not
+  // dead-lettered. The thread fails like any fatal error: Close(false) commits nothing, so the
+  // next owner (or a restart) processes the record again from the last sealed commit.
+  ++task_failures_;
+  Log(LogLevel::kError, "task_failed",
+      {{"thread", index_}, {"task", rt.task->name()}, {"error", e.what()}});
+  failure_.Fatal("task " + rt.task->name() + " failed: " + e.what());
+}
+
 void StreamThread::Impl::RefreshStatus() {
   ThreadStatus s;
   s.index = index_;
   s.assigned = tasks_->assigned();
   s.processed = processed_;
+  s.task_failures = task_failures_;
   s.produced = producer_->produced();
   s.replayed_outputs_dropped = collector_->replayed_outputs_dropped();
   committer_->AddStatus(s);
@@ -221,7 +241,12 @@ void StreamThread::Impl::Run() {
     producer_->Poll();
     int64_t now = WallClockMs();
     for (auto& [id, rt] : tasks_->tasks()) {
-      if (rt.running) rt.task->PunctuateWallClock(now);
+      if (!rt.running) continue;
+      try {
+        rt.task->PunctuateWallClock(now);
+      } catch (const state::StoreFailure& e) {
+        FailTask(rt, e);
+      }
     }
     if (committer_->CommitDue()) {
       if (!committer_->CommitAll(tasks_->tasks()) &&
