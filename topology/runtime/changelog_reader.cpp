@@ -1,6 +1,8 @@
 #include "topology/runtime/changelog_reader.h"
 
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 #include "topology/common/log.h"
 
@@ -21,7 +23,9 @@ KafkaHandle ChangelogReader::NewRestoreConsumer(const StreamsConfig& config,
   // the end would hold up the next assign and offset query on the same connection.
   SetOrThrow(rc, "fetch.wait.max.ms", "10");
   KafkaHandle consumer = NewKafkaHandle(RD_KAFKA_CONSUMER, rc);
-  rd_kafka_poll_set_consumer(consumer.get());
+  if (rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(consumer.get()))
+    throw std::runtime_error(std::string("restore consumer: poll_set_consumer: ") +
+                             rd_kafka_err2str(err));
   return consumer;
 }
 

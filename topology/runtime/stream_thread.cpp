@@ -3,6 +3,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 #include "state/status.h"
 #include "topology/common/log.h"
@@ -94,7 +96,8 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   rd_kafka_conf_set_rebalance_cb(cc, &Impl::OnRebalance);
   rd_kafka_conf_set_opaque(cc, this);
   consumer_ = NewKafkaHandle(RD_KAFKA_CONSUMER, cc);
-  rd_kafka_poll_set_consumer(consumer_.get());
+  if (rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(consumer_.get()))
+    throw std::runtime_error(std::string("poll_set_consumer: ") + rd_kafka_err2str(err));
 
   restore_consumer_ = ChangelogReader::NewRestoreConsumer(config, client);
   producer_ = std::make_unique<StreamProducer>(config, client, failure_);
@@ -276,13 +279,24 @@ void StreamThread::Impl::Close(bool clean) {
   if (!clean) {
     failure_.MarkFailed();
     if (producer_->in_transaction()) {
-      producer_->AbortTransaction(10000);
+      // Already failing: an abort that does not complete leaves the transaction to the
+      // broker's timeout, and nothing of it was sealed, so it is logged, not raised.
+      if (auto e = producer_->AbortTransaction(10000)) {
+        Log(LogLevel::kWarn, "abort_transaction_failed", {{"thread", index_}, {"error", *e}});
+      }
       producer_->AbandonTransaction();
     }
   }
   tasks_->CloseAll(clean);
-  rd_kafka_consumer_close(consumer_.get());
-  rd_kafka_consumer_close(restore_consumer_.get());
+  // Closing leaves the group; a failure only delays the rebalance to the session timeout.
+  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get())) {
+    Log(LogLevel::kWarn, "consumer_close_failed",
+        {{"thread", index_}, {"error", rd_kafka_err2str(err)}});
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(restore_consumer_.get())) {
+    Log(LogLevel::kWarn, "restore_consumer_close_failed",
+        {{"thread", index_}, {"error", rd_kafka_err2str(err)}});
+  }
   RefreshStatus();
   Log(LogLevel::kInfo, "stream_thread_stopped", {{"thread", index_}, {"clean", clean}});
 }
