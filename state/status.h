@@ -10,7 +10,7 @@ namespace cm::state {
 
 // The result of an operation that can fail in an expected way (validation, not found, conflict).
 // Modelled on rocksdb::Status: cheap to return, explicit to check.
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk,
@@ -85,7 +85,7 @@ class StoreFailure : public std::runtime_error {
 
 // A value or the Status that explains why there is none (std::expected is C++23).
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : data_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : data_(std::move(status)) {  // NOLINT(google-explicit-constructor)

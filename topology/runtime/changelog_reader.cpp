@@ -45,7 +45,11 @@ void ChangelogReader::RestoreStep() {
       TaskId keep = id;
       std::string dir = config_.state_dir + "/" + config_.application_id + "/" + keep.ToString();
       tasks_.CloseTask(keep, false);
-      state::TaskState::Destroy(dir);
+      if (state::Status s = state::TaskState::Destroy(dir); !s.ok()) {
+        // Reopened, the old state would be restored on top of a history that is gone.
+        failure_.Fatal("cannot discard the state of task " + keep.ToString() + ": " + s.ToString());
+        return;
+      }
       tasks_.CreateTask(keep);
       return;  // the map changed
     }
