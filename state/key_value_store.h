@@ -13,7 +13,7 @@ using EntryVisitor = std::function<bool(std::string_view key, std::string_view v
 
 // The reading half of a key-value store; what interactive queries get (Kafka Streams'
 // ReadOnlyKeyValueStore). An I/O error of the underlying database is not an expected failure:
-// it throws std::runtime_error.
+// it throws StoreFailure (status.h).
 class ReadOnlyKeyValueStore {
  public:
   virtual ~ReadOnlyKeyValueStore() = default;

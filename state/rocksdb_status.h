@@ -5,7 +5,6 @@
 #include <rocksdb/slice.h>
 #include <rocksdb/status.h>
 
-#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -25,8 +24,7 @@ inline Status ToStatus(const rocksdb::Status& s, std::string_view what) {
 
 // Store reads and writes: a failing database is not an expected failure (key_value_store.h).
 inline void ThrowIfError(const rocksdb::Status& s, std::string_view what) {
-  if (!s.ok())
-    throw std::runtime_error("cmstream state: " + std::string(what) + ": " + s.ToString());
+  if (!s.ok()) throw StoreFailure("cmstream state: " + std::string(what) + ": " + s.ToString());
 }
 
 }  // namespace cm::state

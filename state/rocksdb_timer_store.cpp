@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "state/key_codec.h"
+#include "state/status.h"
 
 namespace cm::state {
 
@@ -26,7 +27,7 @@ std::string IdKey(std::string_view id) {
 }
 
 [[noreturn]] void ThrowMalformed(const std::string& store) {
-  throw std::runtime_error("cmstream state: malformed entry in timer store " + store);
+  throw StoreFailure("cmstream state: malformed entry in timer store " + store);
 }
 
 }  // namespace

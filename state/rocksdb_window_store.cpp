@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "state/key_codec.h"
+#include "state/status.h"
 
 namespace cm::state {
 
@@ -24,7 +25,7 @@ std::string RocksDbWindowStore::EncodeKey(std::string_view key, int64_t window_s
 RocksDbWindowStore::DecodedKey RocksDbWindowStore::DecodeKey(std::string_view raw) const {
   if (raw.size() < kLengthBytes + kStartBytes ||
       raw.size() != kLengthBytes + ReadLength32(raw) + kStartBytes) {
-    throw std::runtime_error("cmstream state: malformed key in window store " + name());
+    throw StoreFailure("cmstream state: malformed key in window store " + name());
   }
   return {raw.substr(kLengthBytes, raw.size() - kLengthBytes - kStartBytes),
           ReadOrderedInt64(raw.substr(raw.size() - kStartBytes))};

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cassert>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <variant>
@@ -9,7 +10,7 @@ namespace cm::state {
 
 // The result of an operation that can fail in an expected way (validation, not found, conflict).
 // Modelled on rocksdb::Status: cheap to return, explicit to check.
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk,
@@ -73,9 +74,18 @@ inline const char* CodeName(Status::Code code) {
   return "Unknown";
 }
 
+// A state store that cannot read or write its data (a RocksDB read, write or scan that did not
+// succeed, or an entry the store cannot decode). Not an expected failure and not the record's
+// fault: the engine fails the task instead of dead-lettering the record, and the input is
+// processed again from the last commit.
+class StoreFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // A value or the Status that explains why there is none (std::expected is C++23).
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : data_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : data_(std::move(status)) {  // NOLINT(google-explicit-constructor)

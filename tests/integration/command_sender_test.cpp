@@ -80,9 +80,10 @@ TEST(CommandSenderTest, AnswersWithTheAppliedResultOnceAndTimesOutClearly) {
   ASSERT_TRUE(retry.ok());
   EXPECT_EQ(*retry, "applied:hello");
   std::optional<std::string> total;
-  streams.Query(streams.TaskForKey(0, "org-1"), [&](const topology::ReadOnlyStores& s) {
-    total = s.KeyValue("applied")->Get("total");
-  });
+  const state::Status queried = streams.Query(
+      streams.TaskForKey(0, "org-1"),
+      [&](const topology::ReadOnlyStores& s) { total = s.KeyValue("applied")->Get("total"); });
+  ASSERT_TRUE(queried.ok()) << queried.ToString();
   EXPECT_EQ(total, "1");
 
   // A command the task never answers ends in Unavailable at the deadline.

@@ -267,6 +267,22 @@ TEST_F(StateTaskStateTest, StoresNoLongerDeclaredAreKept) {
   EXPECT_EQ(state->key_value_store("old")->Get("k"), "kept");
 }
 
+TEST_F(StateTaskStateTest, AnEntryAStoreCannotDecodeThrowsStoreFailure) {
+  // A corrupted value read from RocksDB is a store failure (the task fails), not an error of
+  // the record being processed. The corruption: raw bytes in the column family that a timer
+  // store then reads, written through a key-value store of the same name.
+  auto state = Open(Dir("task"), {Spec("timers", StoreType::kKeyValue)});
+  ASSERT_NE(state, nullptr);
+  state->key_value_store("timers")->Put("it1", "short");  // 'i' + id -> due (8 bytes) + payload
+  ASSERT_TRUE(state->Commit({}).ok());
+  state.reset();
+
+  state = Open(Dir("task"), {Spec("timers", StoreType::kTimer)});
+  ASSERT_NE(state, nullptr);
+  EXPECT_THROW((void)state->timer_store("timers")->Get("t1"), StoreFailure);
+  EXPECT_FALSE(state->timer_store("timers")->Get("absent").has_value());
+}
+
 TEST_F(StateTaskStateTest, OpenRejectsInvalidStoreDeclarations) {
   const auto kv = [](const std::string& name) { return Spec(name, StoreType::kKeyValue); };
   EXPECT_EQ(OpenStatus(Dir("a"), {kv("x"), kv("x")}).code(), Status::Code::kInvalidArgument);

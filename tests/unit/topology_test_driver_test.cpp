@@ -489,16 +489,14 @@ TEST(TopologyTestDriverTest, ProgrammingErrorsInAProcessorDeadLetterTheRecord) {
 TEST(TopologyTestDriverTest, WritesOfARecordAProcessorFailsOnAreUndone) {
   TopologyBuilder b;
   b.AddSource("src", {"in"})
-      .AddProcessor("writer",
-                    Fn([](ProcessorContext& ctx, const Record& r) {
+      .AddProcessor("writer", Fn([](ProcessorContext& ctx, const Record& r) {
                       auto& store = ctx.GetKeyValueStore("kv");
                       store.Put(r.key, r.value);
                       store.Put("touched-by-" + r.value, "x");
                       ctx.Forward(r);
                     }),
                     {"src"})
-      .AddProcessor("checker",
-                    Fn([](ProcessorContext&, const Record& r) {
+      .AddProcessor("checker", Fn([](ProcessorContext&, const Record& r) {
                       if (r.value == "poison") throw std::runtime_error("poison downstream");
                     }),
                     {"writer"})
@@ -517,6 +515,58 @@ TEST(TopologyTestDriverTest, WritesOfARecordAProcessorFailsOnAreUndone) {
   driver->Commit();
   ASSERT_TRUE(driver->Restart().ok());
   EXPECT_EQ(driver->TaskFor("in", "k").state().key_value_store("kv")->Get("k"), "good");
+}
+
+TEST(TopologyTestDriverTest, StoreFailureFailsTheTaskAndIsNotDeadLettered) {
+  // A store that cannot read or write is not the record's fault: the exception leaves the task
+  // (the stream thread fails it), nothing goes to the DLQ, and since nothing of the record is
+  // committed, processing it again after a restart counts it once.
+  TopologyBuilder b;
+  b.AddSource("src", {"in"})
+      .AddProcessor("writer", Fn([](ProcessorContext& ctx, const Record& r) {
+                      auto& store = ctx.GetKeyValueStore("kv");
+                      int64_t n = 0;
+                      if (auto v = store.Get(r.key)) n = std::stoll(*v);
+                      store.Put(r.key, std::to_string(n + 1));
+                      if (r.value == "disk-full") throw state::StoreFailure("put failed: IO error");
+                      ctx.Forward(r);
+                    }),
+                    {"src"})
+      .AddSink("sink", "out", {"writer"})
+      .AddStateStore(Spec("kv", state::StoreType::kKeyValue), {"writer"});
+  Topology t = BuildOrDie(b, "store-fail-app");
+  auto driver = MakeDriver(t);
+  driver->PipeInput("in", "k", "ok", 1);
+  driver->Commit();
+  EXPECT_THROW(driver->PipeInput("in", "k", "disk-full", 2), state::StoreFailure);
+  EXPECT_TRUE(driver->ReadOutput(kDlq).empty()) << "a store failure is not a poison record";
+  EXPECT_EQ(driver->TaskFor("in", "k").dropped_to_dlq(), 0u);
+
+  // The failed task's buffered writes are never committed; the next owner starts from the
+  // last commit and processes the record again.
+  ASSERT_TRUE(driver->Restart().ok());
+  EXPECT_EQ(driver->TaskFor("in", "k").state().key_value_store("kv")->Get("k"), "1");
+  driver->ReadOutput("out");
+  driver->PipeInput("in", "k", "ok-again", 2);
+  EXPECT_EQ(driver->TaskFor("in", "k").state().key_value_store("kv")->Get("k"), "2");
+  EXPECT_EQ(AsKeyValues(driver->ReadOutput("out")), (KeyValues{{"k", "ok-again"}}));
+}
+
+TEST(TopologyTestDriverTest, StoreFailureInAPunctuatorFailsTheTask) {
+  TopologyBuilder b;
+  b.AddSource("src", {"in"})
+      .AddProcessor("ticker",
+                    Fn([](ProcessorContext&, const Record&) {},
+                       [](ProcessorContext& ctx) {
+                         ctx.Schedule(10ms, PunctuationType::kWallClockTime, [](int64_t) {
+                           throw state::StoreFailure("scan failed: Corruption");
+                         });
+                       }),
+                    {"src"});
+  Topology t = BuildOrDie(b, "tick-fail-app");
+  auto driver = MakeDriver(t);
+  EXPECT_THROW(driver->AdvanceWallClock(20), state::StoreFailure);
+  EXPECT_TRUE(driver->ReadOutput(kDlq).empty());
 }
 
 TEST(TopologyTestDriverTest, PunctuatorsMayScheduleMoreAndFailuresAreDeadLettered) {

@@ -54,7 +54,10 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(int broker_count) 
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   // The handle only hosts the cluster; it never connects anywhere.
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+  if (rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    return Status::InvalidArgument(std::string("log_level: ") + err);
+  }
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);

@@ -95,7 +95,11 @@ Status ReadPartition(rd_kafka_t* consumer, const std::string& topic, int32_t par
     rd_kafka_message_destroy(m);
     if (!go_on) break;
   }
-  rd_kafka_assign(consumer, nullptr);
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer, nullptr)) {
+    // The read itself is done and the next read's assign replaces the assignment: logged only.
+    Log(LogLevel::kWarn, "unassign_failed",
+        {{"topic", topic}, {"partition", partition}, {"error", rd_kafka_err2str(err)}});
+  }
   return status;
 }
 

@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "topology/common/log.h"
 #include "topology/kafka/kafka_error.h"
 
 namespace cm::topology {
@@ -60,8 +61,12 @@ state::Result<std::unique_ptr<RecordProducer>> RecordProducer::Create(
 RecordProducer::~RecordProducer() {
   if (rd_kafka_flush(producer_, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // Every callback still has to run once: purged records report a failure.
-    rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_flush(producer_, 1000);
+    rd_kafka_resp_err_t err =
+        rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = rd_kafka_flush(producer_, 1000);
+    // A destructor cannot report it otherwise; the records' callbacks may not all have run.
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      Log(LogLevel::kWarn, "producer_close_incomplete", {{"error", rd_kafka_err2str(err)}});
   }
   rd_kafka_destroy(producer_);
 }
@@ -110,7 +115,10 @@ state::Status RecordProducer::Flush(std::chrono::milliseconds timeout) {
 }
 
 void RecordProducer::Purge() {
-  rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  // Only invalid flags fail a purge; the records then stay queued and deliver as usual.
+  if (rd_kafka_resp_err_t err =
+          rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+    Log(LogLevel::kWarn, "producer_purge_failed", {{"error", rd_kafka_err2str(err)}});
 }
 
 int RecordProducer::InFlight() const { return rd_kafka_outq_len(producer_); }

@@ -32,7 +32,10 @@ state::Status StreamsMetadata::Start() {
   clients_ = std::make_unique<Clients>();
   clients_->producer = std::move(producer).value();
   clients_->consumer = std::move(consumer).value();
-  rd_kafka_poll_set_consumer(clients_->consumer.get());
+  if (rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(clients_->consumer.get())) {
+    return state::Status::Unavailable(std::string("metadata consumer: poll_set_consumer: ") +
+                                      rd_kafka_err2str(err));
+  }
   PartitionList list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), options_.topic.c_str(), 0)->offset =
       RD_KAFKA_OFFSET_BEGINNING;
@@ -49,7 +52,11 @@ void StreamsMetadata::Stop() {
   stop_ = true;
   thread_.join();
   Announce({}, true);
-  rd_kafka_flush(clients_->producer.get(), 5000);
+  if (rd_kafka_resp_err_t err = rd_kafka_flush(clients_->producer.get(), 5000)) {
+    // Peers then learn of the departure when the announcements stop, a little later.
+    Log(LogLevel::kWarn, "metadata_leave_not_sent",
+        {{"topic", options_.topic}, {"error", rd_kafka_err2str(err)}});
+  }
 }
 
 void StreamsMetadata::Run() {
@@ -69,11 +76,16 @@ void StreamsMetadata::Announce(const std::vector<std::string>& tasks, bool leavi
                       {"tasks", tasks},
                       {"leaving", leaving}};
   std::string value = j.dump();
-  rd_kafka_producev(
+  rd_kafka_resp_err_t err = rd_kafka_producev(
       clients_->producer.get(), RD_KAFKA_V_TOPIC(options_.topic.c_str()), RD_KAFKA_V_PARTITION(0),
       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
       RD_KAFKA_V_KEY(const_cast<char*>(options_.instance_id.data()), options_.instance_id.size()),
       RD_KAFKA_V_VALUE(value.data(), value.size()), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // The next announcement (every interval) says the same; peers keep the previous one.
+    Log(LogLevel::kWarn, "metadata_announce_failed",
+        {{"topic", options_.topic}, {"error", rd_kafka_err2str(err)}});
+  }
   rd_kafka_poll(clients_->producer.get(), 0);
 }
 

@@ -1,6 +1,8 @@
 #include "topology/runtime/changelog_reader.h"
 
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 #include "topology/common/log.h"
 
@@ -21,7 +23,9 @@ KafkaHandle ChangelogReader::NewRestoreConsumer(const StreamsConfig& config,
   // the end would hold up the next assign and offset query on the same connection.
   SetOrThrow(rc, "fetch.wait.max.ms", "10");
   KafkaHandle consumer = NewKafkaHandle(RD_KAFKA_CONSUMER, rc);
-  rd_kafka_poll_set_consumer(consumer.get());
+  if (rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(consumer.get()))
+    throw std::runtime_error(std::string("restore consumer: poll_set_consumer: ") +
+                             rd_kafka_err2str(err));
   return consumer;
 }
 
@@ -41,7 +45,11 @@ void ChangelogReader::RestoreStep() {
       TaskId keep = id;
       std::string dir = config_.state_dir + "/" + config_.application_id + "/" + keep.ToString();
       tasks_.CloseTask(keep, false);
-      state::TaskState::Destroy(dir);
+      if (state::Status s = state::TaskState::Destroy(dir); !s.ok()) {
+        // Reopened, the old state would be restored on top of a history that is gone.
+        failure_.Fatal("cannot discard the state of task " + keep.ToString() + ": " + s.ToString());
+        return;
+      }
       tasks_.CreateTask(keep);
       return;  // the map changed
     }

@@ -187,6 +187,9 @@ std::string KafkaStreams::RenderMetrics() const {
   };
   per_thread("cmstream_records_processed_total", "counter", "Records processed by stream threads.",
              &ThreadStatus::processed);
+  per_thread("cmstream_task_failures_total", "counter",
+             "Tasks failed by a state store that could not read or write; each fails its thread.",
+             &ThreadStatus::task_failures);
   per_thread("cmstream_records_produced_total", "counter",
              "Records produced (outputs, changelogs, commit records).", &ThreadStatus::produced);
   per_thread("cmstream_dlq_records_total", "counter",

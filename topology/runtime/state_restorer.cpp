@@ -191,7 +191,11 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
          {"from", phase.from},
          {"to", phase.high},
          {"records", phase.high - phase.from}});
-    rd_kafka_assign(consumer_, nullptr);
+    if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_, nullptr)) {
+      // The next phase's assign replaces the assignment; the restore itself is complete.
+      Log(LogLevel::kWarn, "restore_unassign_failed",
+          {{"task", task_.ToString()}, {"topic", phase.topic}, {"error", rd_kafka_err2str(err)}});
+    }
     assigned_ = false;
     ++phase_;
   }

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "topology/common/log.h"
+
 namespace cm::topology {
 
 StreamProducer::StreamProducer(const StreamsConfig& config, const std::string& client_id,
@@ -128,8 +130,13 @@ std::optional<std::string> StreamProducer::AbortTransaction(int timeout_ms) {
 }
 
 void StreamProducer::PurgeQueued() {
-  rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE);
-  rd_kafka_flush(producer_.get(), 10000);
+  // Best effort for an abort without a transaction: what stays queued is delivered, and the
+  // commit protocol already treats outputs beyond the last seal as not sent (README,
+  // "Exactly-once"). So the errors are logged, not raised.
+  if (rd_kafka_resp_err_t err = rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE))
+    Log(LogLevel::kWarn, "producer_purge_failed", {{"error", rd_kafka_err2str(err)}});
+  if (rd_kafka_resp_err_t err = rd_kafka_flush(producer_.get(), 10000))
+    Log(LogLevel::kWarn, "producer_flush_failed", {{"error", rd_kafka_err2str(err)}});
 }
 
 }  // namespace cm::topology

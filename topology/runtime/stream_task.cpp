@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "state/status.h"
+
 namespace cm::topology {
 
 class StreamTask::NodeContext final : public ProcessorContext {
@@ -135,6 +137,8 @@ void StreamTask::ProcessAt(const std::string& node, const Record& record) {
     processors_.at(node)->Process(record);
   } catch (const ProcessorFailure&) {
     throw;  // from a descendant: already names its node
+  } catch (const state::StoreFailure&) {
+    throw;  // not the record's fault: the task fails (Process), the record is not dead-lettered
   } catch (const std::exception& e) {
     throw ProcessorFailure(node, std::string("processor threw: ") + e.what());
   }
@@ -182,6 +186,8 @@ void StreamTask::RunPunctuator(const Punctuator& punctuator, const std::string& 
                                int64_t timestamp_ms) {
   try {
     punctuator(timestamp_ms);
+  } catch (const state::StoreFailure&) {
+    throw;  // as in ProcessAt: fails the task
   } catch (const std::exception& e) {
     // There is no record to dead-letter; the failure is recorded and the task goes on.
     Record marker;

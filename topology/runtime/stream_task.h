@@ -49,7 +49,9 @@ class StreamTask {
   // Creates and initialises the processors; call once the stores are restored.
   void Init(int64_t wall_clock_ms);
   // Feeds one record from a source topic. A processor that throws gets its record sent to the
-  // dead-letter topic; the task goes on.
+  // dead-letter topic; the task goes on. A state::StoreFailure is not the record's fault: it
+  // leaves Process (and PunctuateWallClock) untouched, with the record's writes still buffered,
+  // and the caller fails the task without committing them.
   void Process(const Record& record);
   // Fires wall-clock punctuators that are due.
   void PunctuateWallClock(int64_t wall_clock_ms);

@@ -3,7 +3,10 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
+#include "state/status.h"
 #include "topology/common/log.h"
 #include "topology/common/wall_clock.h"
 #include "topology/kafka/kafka_client.h"
@@ -43,6 +46,8 @@ class StreamThread::Impl final {
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* parts, void* opaque);
   void ProcessMessage(rd_kafka_message_t* m);
+  // Throws (through ThreadFailure::Fatal): never called inside a librdkafka callback.
+  void FailTask(const TaskRuntime& rt, const state::StoreFailure& e);
   void RefreshStatus();
 
   const Topology& topology_;
@@ -59,6 +64,7 @@ class StreamThread::Impl final {
   bool closed_ = false;
   std::chrono::steady_clock::time_point last_status_ = std::chrono::steady_clock::now();
   uint64_t processed_ = 0;
+  uint64_t task_failures_ = 0;
 };
 
 StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, int index,
@@ -90,7 +96,8 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   rd_kafka_conf_set_rebalance_cb(cc, &Impl::OnRebalance);
   rd_kafka_conf_set_opaque(cc, this);
   consumer_ = NewKafkaHandle(RD_KAFKA_CONSUMER, cc);
-  rd_kafka_poll_set_consumer(consumer_.get());
+  if (rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(consumer_.get()))
+    throw std::runtime_error(std::string("poll_set_consumer: ") + rd_kafka_err2str(err));
 
   restore_consumer_ = ChangelogReader::NewRestoreConsumer(config, client);
   producer_ = std::make_unique<StreamProducer>(config, client, failure_);
@@ -172,7 +179,12 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
   }
   if (rt.committed_positions.count(r.topic) == 0) rt.committed_positions[r.topic] = m->offset;
   collector_->BeginInput(rt, r);
-  rt.task->Process(r);
+  try {
+    rt.task->Process(r);
+  } catch (const state::StoreFailure& e) {
+    FailTask(rt, e);
+    return;
+  }
   collector_->EndInput(rt);
   rt.positions[r.topic] = m->offset + 1;
   rt.dirty = true;
@@ -180,11 +192,22 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
   committer_->RecordProcessed();
 }
 
+void StreamThread::Impl::FailTask(const TaskRuntime& rt, const state::StoreFailure& e) {
+  // A store that cannot read or write fails the task; its record is not poison, so it is not
+  // dead-lettered. The thread fails like any fatal error: Close(false) commits nothing, so the
+  // next owner (or a restart) processes the record again from the last sealed commit.
+  ++task_failures_;
+  Log(LogLevel::kError, "task_failed",
+      {{"thread", index_}, {"task", rt.task->name()}, {"error", e.what()}});
+  failure_.Fatal("task " + rt.task->name() + " failed: " + e.what());
+}
+
 void StreamThread::Impl::RefreshStatus() {
   ThreadStatus s;
   s.index = index_;
   s.assigned = tasks_->assigned();
   s.processed = processed_;
+  s.task_failures = task_failures_;
   s.produced = producer_->produced();
   s.replayed_outputs_dropped = collector_->replayed_outputs_dropped();
   committer_->AddStatus(s);
@@ -221,7 +244,12 @@ void StreamThread::Impl::Run() {
     producer_->Poll();
     int64_t now = WallClockMs();
     for (auto& [id, rt] : tasks_->tasks()) {
-      if (rt.running) rt.task->PunctuateWallClock(now);
+      if (!rt.running) continue;
+      try {
+        rt.task->PunctuateWallClock(now);
+      } catch (const state::StoreFailure& e) {
+        FailTask(rt, e);
+      }
     }
     if (committer_->CommitDue()) {
       if (!committer_->CommitAll(tasks_->tasks()) &&
@@ -251,13 +279,24 @@ void StreamThread::Impl::Close(bool clean) {
   if (!clean) {
     failure_.MarkFailed();
     if (producer_->in_transaction()) {
-      producer_->AbortTransaction(10000);
+      // Already failing: an abort that does not complete leaves the transaction to the
+      // broker's timeout, and nothing of it was sealed, so it is logged, not raised.
+      if (auto e = producer_->AbortTransaction(10000)) {
+        Log(LogLevel::kWarn, "abort_transaction_failed", {{"thread", index_}, {"error", *e}});
+      }
       producer_->AbandonTransaction();
     }
   }
   tasks_->CloseAll(clean);
-  rd_kafka_consumer_close(consumer_.get());
-  rd_kafka_consumer_close(restore_consumer_.get());
+  // Closing leaves the group; a failure only delays the rebalance to the session timeout.
+  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get())) {
+    Log(LogLevel::kWarn, "consumer_close_failed",
+        {{"thread", index_}, {"error", rd_kafka_err2str(err)}});
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(restore_consumer_.get())) {
+    Log(LogLevel::kWarn, "restore_consumer_close_failed",
+        {{"thread", index_}, {"error", rd_kafka_err2str(err)}});
+  }
   RefreshStatus();
   Log(LogLevel::kInfo, "stream_thread_stopped", {{"thread", index_}, {"clean", clean}});
 }

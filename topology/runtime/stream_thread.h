@@ -12,9 +12,9 @@
 
 #include "state/task_state.h"
 #include "topology/processor/read_only_stores.h"
+#include "topology/processor/topology.h"
 #include "topology/runtime/stream_task.h"
 #include "topology/runtime/streams_config.h"
-#include "topology/processor/topology.h"
 
 namespace cm::topology {
 
@@ -39,6 +39,7 @@ struct ThreadStatus {
   std::string error;
   std::vector<TaskStatus> tasks;
   uint64_t processed = 0;
+  uint64_t task_failures = 0;  // tasks failed by a state::StoreFailure (which fails the thread)
   uint64_t produced = 0;
   uint64_t dlq = 0;
   uint64_t replayed_outputs_dropped = 0;  // after `cmstream replay`: sent before the reset

@@ -81,7 +81,13 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
     if (from >= high) continue;
     auto list = NewPartitionList();
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = from;
-    rd_kafka_assign(restore_consumer_, list.get());
+    if (rd_kafka_resp_err_t err = rd_kafka_assign(restore_consumer_, list.get())) {
+      // Unread, the partition would be republished in full or the loop below never end.
+      failure_.Fatal("task " + rt.id.ToString() + ": assign of " + topic + "[" +
+                     std::to_string(partition) +
+                     "] to scan for published outputs failed: " + rd_kafka_err2str(err));
+      return;
+    }
     for (int64_t next = from; next < high;) {
       rd_kafka_message_t* m = rd_kafka_consumer_poll(restore_consumer_, 1000);
       if (m == nullptr) continue;
@@ -103,7 +109,11 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
       }
       rd_kafka_message_destroy(m);
     }
-    rd_kafka_assign(restore_consumer_, nullptr);
+    if (rd_kafka_resp_err_t err = rd_kafka_assign(restore_consumer_, nullptr)) {
+      // The next assign replaces the assignment anyway; worth a line, not the thread.
+      Log(LogLevel::kWarn, "restore_consumer_unassign_failed",
+          {{"task", rt.id.ToString()}, {"error", rd_kafka_err2str(err)}});
+    }
   }
   Log(LogLevel::kInfo, "outputs_republished",
       {{"task", rt.id.ToString()},
@@ -231,7 +241,12 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
         failure_.Fatal("commit_transaction failed: " + e->what);
         return false;
       }
-      producer_.AbortTransaction(60000);  // errors ignored, as the commits are aborted anyway
+      if (auto abort_error = producer_.AbortTransaction(60000)) {
+        // The producer would still hold the failed transaction: every later begin fails.
+        failure_.Fatal("abort_transaction after a failed commit_transaction (" + e->what +
+                       ") failed: " + *abort_error);
+        return false;
+      }
       AbortAll(tasks, "transaction aborted: " + e->what);
       return false;
     }
@@ -277,7 +292,12 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     rt->outbox.clear();
   }
   // Group offsets are only for lag monitoring: the sealed commit records are the truth.
-  if (offsets->cnt > 0) rd_kafka_commit(consumer_, offsets.get(), 1);
+  if (offsets->cnt > 0) {
+    if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer_, offsets.get(), 1)) {
+      Log(LogLevel::kWarn, "group_offset_commit_failed",
+          {{"thread", index_}, {"error", rd_kafka_err2str(err)}});
+    }
+  }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   ++commits_;

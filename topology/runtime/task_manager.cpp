@@ -38,7 +38,7 @@ bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partit
         return false;
       }
       // Nothing is fetched for a task until its stores are restored.
-      rd_kafka_pause_partitions(rk, parts);
+      Pause(parts, "pause of assigned partitions");
       assigned_ = true;
       nlohmann::json assigned = nlohmann::json::array();
       for (int i = 0; i < parts->cnt; ++i) {
@@ -67,22 +67,38 @@ bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partit
         auto it = tasks_.find(id);
         if (it == tasks_.end()) continue;
         revoked.push_back(id.ToString());
-        for (const auto& topic : it->second.topics) {
-          rd_kafka_topic_partition_list_add(unassign.get(), topic.c_str(), id.partition);
+        // Co-partitioned topics joined the assignment only when the task started running
+        // (StartRunning); librdkafka refuses the whole unassign if one partition is not assigned.
+        const size_t assigned_topics = it->second.running ? it->second.topics.size() : 1;
+        for (size_t t = 0; t < assigned_topics; ++t) {
+          rd_kafka_topic_partition_list_add(unassign.get(), it->second.topics[t].c_str(),
+                                            id.partition);
         }
         CloseTask(id, !lost);
       }
       if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, unassign.get())) {
-        Log(LogLevel::kWarn, "incremental_unassign_failed", {{"error", rd_kafka_error_string(e)}});
+        // The tasks are closed but the consumer would go on fetching their partitions, and a
+        // later assignment of them would fail: the thread's view of its partitions is wrong.
+        std::string what = rd_kafka_error_string(e);
         rd_kafka_error_destroy(e);
+        failure_.Fatal("incremental_unassign of revoked partitions failed (thread " +
+                       std::to_string(index_) + "): " + what);
+        return false;
       }
       Log(LogLevel::kInfo, "tasks_revoked",
           {{"thread", index_}, {"tasks", revoked}, {"lost", lost}});
       break;
     }
     default:
-      Log(LogLevel::kError, "rebalance_error", {{"error", rd_kafka_err2str(err)}});
-      rd_kafka_incremental_unassign(rk, parts);
+      Log(LogLevel::kError, "rebalance_error",
+          {{"thread", index_}, {"error", rd_kafka_err2str(err)}});
+      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) {
+        std::string what = rd_kafka_error_string(e);
+        rd_kafka_error_destroy(e);
+        failure_.Fatal("incremental_unassign after a rebalance error failed (thread " +
+                       std::to_string(index_) + "): " + what);
+        return false;
+      }
       break;
   }
   return true;
@@ -173,7 +189,13 @@ void TaskManager::StartRunning(TaskRuntime& rt) {
       return;
     }
   }
-  rd_kafka_resume_partitions(consumer_, resume.get());
+  if (rd_kafka_resp_err_t err = rd_kafka_resume_partitions(consumer_, resume.get());
+      err != RD_KAFKA_RESP_ERR_NO_ERROR || !PartitionErrors(resume.get()).empty()) {
+    // A task left paused would look running and never process anything.
+    failure_.Fatal("resume of task " + rt.id.ToString() +
+                   " failed: " + (err ? rd_kafka_err2str(err) : PartitionErrors(resume.get())));
+    return;
+  }
   auto finished = NewPartitionList();
   for (const auto& topic : rt.topics) {
     auto stop = config_.stop_offsets.find({topic, rt.id.partition});
@@ -183,7 +205,7 @@ void TaskManager::StartRunning(TaskRuntime& rt) {
       rd_kafka_topic_partition_list_add(finished.get(), topic.c_str(), rt.id.partition);
     }
   }
-  if (finished->cnt > 0) rd_kafka_pause_partitions(consumer_, finished.get());
+  if (finished->cnt > 0) Pause(finished.get(), "pause of finished partitions");
   rt.running = true;
   {
     std::unique_lock<std::shared_mutex> lock(query_mu_);
@@ -227,7 +249,28 @@ void TaskManager::ReachStop(const std::string& topic, int32_t partition, int64_t
   }
   auto list = NewPartitionList();
   rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
-  rd_kafka_pause_partitions(consumer_, list.get());
+  Pause(list.get(), "pause at the stop offset");
+}
+
+void TaskManager::Pause(rd_kafka_topic_partition_list_t* parts, const char* what) {
+  // Logged, not fatal: what a partition left fetching delivers is dropped (RunningTask is null
+  // while restoring; ProcessMessage checks the stop offset of every record), so state is right.
+  rd_kafka_resp_err_t err = rd_kafka_pause_partitions(consumer_, parts);
+  std::string errors = err ? rd_kafka_err2str(err) : PartitionErrors(parts);
+  if (!errors.empty())
+    Log(LogLevel::kWarn, "pause_failed", {{"thread", index_}, {"what", what}, {"error", errors}});
+}
+
+std::string TaskManager::PartitionErrors(const rd_kafka_topic_partition_list_t* parts) {
+  std::string out;
+  for (int i = 0; i < parts->cnt; ++i) {
+    const auto& p = parts->elems[i];
+    if (p.err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    if (!out.empty()) out += "; ";
+    out +=
+        std::string(p.topic) + "[" + std::to_string(p.partition) + "]: " + rd_kafka_err2str(p.err);
+  }
+  return out;
 }
 
 bool TaskManager::AnyRestoring() const {

@@ -63,6 +63,10 @@ class TaskManager {
   void AddStatus(ThreadStatus& status);
 
  private:
+  // Pauses `parts`, logging what librdkafka refused (`what` says which pause).
+  void Pause(rd_kafka_topic_partition_list_t* parts, const char* what);
+  // The per-partition errors librdkafka left in `parts`, or "" if none.
+  static std::string PartitionErrors(const rd_kafka_topic_partition_list_t* parts);
   const Topology& topology_;
   const StreamsConfig& config_;
   int index_;

@@ -96,7 +96,8 @@ Status ApplicationReset::Connect() {
   clients_ = std::make_unique<Clients>();
   clients_->consumer = std::move(consumer).value();
   clients_->producer = std::move(producer).value();
-  rd_kafka_poll_set_consumer(clients_->consumer.get());
+  if (rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(clients_->consumer.get()))
+    return Status::Unavailable(std::string("poll_set_consumer: ") + rd_kafka_err2str(err));
   return Status::OK();
 }
 
