@@ -1,7 +1,10 @@
 #include "processors/cloudmatrix/run_command.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -26,6 +29,103 @@ using topology::Log;
 using topology::LogLevel;
 
 namespace {
+
+// The HTTP server's limits the flags describe, or which flag is bad and why.
+state::Result<topology::HttpServerOptions> ParseHttpOptions(const RunOptions& o) {
+  topology::HttpServerOptions h;
+  auto bytes = [](const std::string& flag, const std::string& text) -> state::Result<size_t> {
+    auto n = topology::ParseBytes(text);
+    if (!n.ok()) return state::Status::InvalidArgument(flag + ": " + n.status().message());
+    return static_cast<size_t>(*n);
+  };
+  auto duration = [](const std::string& flag,
+                     const std::string& text) -> state::Result<std::chrono::milliseconds> {
+    auto d = topology::ParseDuration(text);
+    if (!d.ok() || d->count() <= 0)
+      return state::Status::InvalidArgument(flag + ": expected a positive duration like 10s");
+    return *d;
+  };
+  auto body = bytes("--http-max-body", o.http_max_body);
+  auto headers = bytes("--http-max-header-bytes", o.http_max_header_bytes);
+  auto request = duration("--http-request-timeout", o.http_request_timeout);
+  auto idle = duration("--http-idle-timeout", o.http_idle_timeout);
+  for (const state::Status* s :
+       {&body.status(), &headers.status(), &request.status(), &idle.status()}) {
+    if (!s->ok()) return *s;
+  }
+  h.limits.max_body_bytes = *body;
+  h.limits.max_header_bytes = *headers;
+  h.limits.max_header_count = o.http_max_headers;
+  h.request_timeout = *request;
+  h.idle_timeout = *idle;
+  h.threads = o.http_threads;
+  h.max_connections = o.http_max_connections;
+  h.max_queued = o.http_max_queued;
+  // RATE or RATE:BURST, requests per second per client address; 0 turns the limit off.
+  double rate = 0, burst = 0;
+  const std::string& r = o.http_rate_limit;
+  size_t colon = r.find(':');
+  char* end = nullptr;
+  rate = std::strtod(r.c_str(), &end);
+  bool ok = end != r.c_str() && (colon == std::string::npos ? *end == '\0' : *end == ':');
+  if (ok && colon != std::string::npos) {
+    const char* b = r.c_str() + colon + 1;
+    burst = std::strtod(b, &end);
+    ok = end != b && *end == '\0';
+  }
+  if (!ok || !(rate >= 0) || !(burst >= 0) || std::isinf(rate) || std::isinf(burst))
+    return state::Status::InvalidArgument(
+        "--http-rate-limit: expected RATE or RATE:BURST, e.g. "
+        "100 or 100:200 (requests per second per address)");
+  h.rate_limit = rate;
+  h.rate_burst = burst;
+  if (h.threads == 0 || h.max_connections == 0 || h.max_queued == 0 ||
+      h.limits.max_header_count == 0)
+    return state::Status::InvalidArgument(
+        "--http-threads, --http-max-connections, --http-max-queued and --http-max-headers "
+        "must be positive");
+  return h;
+}
+
+void AddHttpFlags(CLI::App* cmd, RunOptions& o) {
+  cmd->add_option("--http-max-body", o.http_max_body,
+                  "larger request bodies are refused with 413 before they are read")
+      ->envname("CM_HTTP_MAX_BODY")
+      ->capture_default_str();
+  cmd->add_option("--http-max-header-bytes", o.http_max_header_bytes,
+                  "request line and headers together; more is 431 (a longer request line, "
+                  "over 8KiB, is 414)")
+      ->envname("CM_HTTP_MAX_HEADER_BYTES")
+      ->capture_default_str();
+  cmd->add_option("--http-max-headers", o.http_max_headers, "more request headers is 431")
+      ->envname("CM_HTTP_MAX_HEADERS")
+      ->capture_default_str();
+  cmd->add_option("--http-request-timeout", o.http_request_timeout,
+                  "a request whose head and body have not all arrived by then is answered 408")
+      ->envname("CM_HTTP_REQUEST_TIMEOUT")
+      ->capture_default_str();
+  cmd->add_option("--http-idle-timeout", o.http_idle_timeout,
+                  "an idle keep-alive connection is closed after this")
+      ->envname("CM_HTTP_IDLE_TIMEOUT")
+      ->capture_default_str();
+  cmd->add_option("--http-threads", o.http_threads,
+                  "workers of the read lane, and as many of the write lane")
+      ->envname("CM_HTTP_THREADS")
+      ->capture_default_str();
+  cmd->add_option("--http-max-connections", o.http_max_connections,
+                  "more open connections are answered 503 and closed")
+      ->envname("CM_HTTP_MAX_CONNECTIONS")
+      ->capture_default_str();
+  cmd->add_option("--http-max-queued", o.http_max_queued,
+                  "complete requests waiting for a worker per lane; more is 503")
+      ->envname("CM_HTTP_MAX_QUEUED")
+      ->capture_default_str();
+  cmd->add_option("--http-rate-limit", o.http_rate_limit,
+                  "RATE[:BURST] requests per second per client address (429 with Retry-After "
+                  "beyond it); 0 is no limit; /health, /ready and /metrics are never limited")
+      ->envname("CM_HTTP_RATE_LIMIT")
+      ->capture_default_str();
+}
 
 // The stream configuration the flags describe; nullopt (after saying why) when one is bad.
 std::optional<topology::StreamsConfig> ConfigFromFlags(const RunOptions& o, const HostPort& http,
@@ -131,6 +231,12 @@ std::optional<int> AwaitBackfill(const sigset_t& signals, topology::Backfill& jo
 
 int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   sigset_t signals = BlockTerminationSignals();
+  // Each HTTP connection is a descriptor: --http-max-connections needs more than the usual
+  // soft limit of 1024, so take the hard limit.
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   // A backfill serves HTTP only when asked to.
   bool serve_http = backfill == nullptr || !o.http.empty();
   auto http = ParseHostPort(serve_http ? o.http : "127.0.0.1:0");
@@ -138,9 +244,9 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
     std::cerr << "--http: " << http.status().message() << '\n';
     return 2;
   }
-  auto max_body = topology::ParseBytes(o.http_max_body);
-  if (!max_body.ok()) {
-    std::cerr << "--http-max-body: " << max_body.status().message() << '\n';
+  auto http_options = ParseHttpOptions(o);
+  if (!http_options.ok()) {
+    std::cerr << http_options.status().message() << '\n';
     return 2;
   }
   auto snapshot_interval = topology::ParseDuration(o.snapshot_interval);
@@ -213,7 +319,7 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   topology::QueryRouter router(streams, metadata);
   // Its producer needs no running streams; it is created before the routes that use it.
   topology::CommandSender commands(streams, config.bootstrap_servers);
-  topology::HttpServer server({.max_body_bytes = static_cast<size_t>(*max_body)});
+  topology::HttpServer server(*http_options);
   if (backfill != nullptr) {
     server.RejectWrites("a backfill serves its figures read-only: write to the live application");
   }
@@ -317,10 +423,7 @@ class RunCommand final : public Subcommand {
                     "HOST:PORT other instances use to reach this one (default: the --http "
                     "address, 127.0.0.1 for 0.0.0.0)")
         ->envname("CM_ADVERTISED_HTTP");
-    cmd->add_option("--http-max-body", o_.http_max_body,
-                    "larger request bodies are refused with 413 before they are read")
-        ->envname("CM_HTTP_MAX_BODY")
-        ->capture_default_str();
+    AddHttpFlags(cmd, o_);
     AddEngineFlags(cmd, o_);
     cmd->add_option("--partitions", o_.partitions, "partitions of input topics cmstream creates")
         ->envname("CM_PARTITIONS")

@@ -17,7 +17,16 @@ struct RunOptions {
   std::string state_dir = "./data";
   std::string http = "0.0.0.0:8080";
   std::string advertised_http;
+  // HTTP limits (topology::HttpServerOptions; README "HTTP limits").
   std::string http_max_body = "1MiB";
+  std::string http_max_header_bytes = "32KiB";
+  size_t http_max_headers = 100;
+  std::string http_request_timeout = "10s";
+  std::string http_idle_timeout = "5s";
+  size_t http_threads = 16;
+  size_t http_max_connections = 4096;
+  size_t http_max_queued = 1024;
+  std::string http_rate_limit = "0";
   int threads = 1;
   std::string guarantee = "exactly_once";
   std::string rocksdb_memory = "256MiB";

@@ -45,7 +45,9 @@ TEST_F(CmstreamCliTest, RunRefusesBadFlagsWithExitCode2) {
   for (const Case& c : {Case{{"--topology", "nope"}, "unknown --topology 'nope'"},
                         Case{{"--http-max-body", "lots"}, "--http-max-body"},
                         Case{{"--guarantee", "maybe"}, "--guarantee must be"},
-                        Case{{"--commit-interval", "soon"}, "--commit-interval"}}) {
+                        Case{{"--commit-interval", "soon"}, "--commit-interval"},
+                        Case{{"--http-rate-limit", "fast"}, "--http-rate-limit"},
+                        Case{{"--http-request-timeout", "0s"}, "--http-request-timeout"}}) {
     std::vector<std::string> args{"run", "--embedded", "--state-dir",
                                   state, "--http",     "127.0.0.1:0"};
     args.insert(args.end(), c.args.begin(), c.args.end());

@@ -1,13 +1,17 @@
 #include "topology/query/http_server.h"
 
 #include <httplib.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <chrono>
+#include <cstring>
 #include <regex>
 #include <sstream>
 #include <vector>
 
 #include "topology/common/prometheus_text.h"
+#include "topology/query/http_reactor.h"
 
 namespace cm::topology {
 
@@ -51,8 +55,97 @@ HttpResponse HttpResponse::FromStatus(const state::Status& status) {
   return Error(500, "internal", status.message());
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// cpp-httplib's request parsing, routing and response writing, fed by our connection layer:
+// process_request is the library's own entry for one request on a stream.
+class RouteTable : public httplib::Server {
+ public:
+  bool ServeOne(httplib::Stream& stream, bool close_connection, bool& connection_closed) {
+    return process_request(stream, close_connection, connection_closed, nullptr);
+  }
+};
+
+// A connection as cpp-httplib reads it: first the bytes the reactor already received, then
+// the socket, each wait bounded by the connection's deadline.
+class ConnectionStream : public httplib::Stream {
+ public:
+  ConnectionStream(HttpConnection& connection, std::chrono::milliseconds io_timeout)
+      : c_(connection), io_timeout_(io_timeout) {}
+  // What was not consumed stays in the connection's buffer for the next request.
+  ~ConnectionStream() override { c_.buffer.erase(0, offset_); }
+
+  bool is_readable() const override { return offset_ < c_.buffer.size() || Wait(POLLIN); }
+  bool is_writable() const override { return Wait(POLLOUT); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (offset_ < c_.buffer.size()) {
+      size_t n = std::min(size, c_.buffer.size() - offset_);
+      std::memcpy(ptr, c_.buffer.data() + offset_, n);
+      offset_ += n;
+      return static_cast<ssize_t>(n);
+    }
+    for (;;) {
+      ssize_t n = ::recv(c_.fd, ptr, size, 0);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !Wait(POLLIN)) return -1;
+    }
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    auto deadline = Clock::now() + io_timeout_;
+    size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::send(c_.fd, ptr + done, size - done, MSG_NOSIGNAL);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && Clock::now() < deadline &&
+          Wait(POLLOUT, deadline))
+        continue;
+      return -1;
+    }
+    return static_cast<ssize_t>(size);
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = c_.remote_ip;
+    port = c_.remote_port;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip.clear();
+    port = 0;
+  }
+  socket_t socket() const override { return c_.fd; }
+
+ private:
+  bool Wait(short events) const { return Wait(events, c_.deadline); }
+  bool Wait(short events, Clock::time_point deadline) const {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{c_.fd, events, 0};
+      int rc = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (rc > 0) return true;
+      if (rc == 0 || errno != EINTR) return false;
+    }
+  }
+
+  HttpConnection& c_;
+  std::chrono::milliseconds io_timeout_;
+  size_t offset_ = 0;
+};
+
+}  // namespace
+
 struct HttpServer::Impl {
-  httplib::Server server;
+  RouteTable server;
+  std::unique_ptr<HttpReactor> reactor;
   // Every route's path pattern with its method, to answer 405 with Allow when a path exists
   // under other methods only. Written before Start, read by the server threads after.
   std::vector<std::pair<std::regex, std::string>> routes;
@@ -141,9 +234,8 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
 }
 
 state::Status HttpServer::Start(const std::string& host, int port) {
-  // Without it, a keep-alive client's small requests meet Nagle plus delayed ACK: ~40 ms each.
-  impl_->server.set_tcp_nodelay(true);
-  impl_->server.set_payload_max_length(options_.max_body_bytes);
+  // The reactor refuses a larger Content-Length; this bounds a chunked body.
+  impl_->server.set_payload_max_length(options_.limits.max_body_bytes);
   impl_->server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a route's own error answer
     if (res.status == 404) {
@@ -163,9 +255,9 @@ state::Status HttpServer::Start(const std::string& host, int port) {
       }
     }
     if (res.status == 413) {
-      auto r = HttpResponse::Error(
-          413, "payload_too_large",
-          "the request body is larger than " + std::to_string(options_.max_body_bytes) + " bytes");
+      auto r = HttpResponse::Error(413, "payload_too_large",
+                                   "the request body is larger than " +
+                                       std::to_string(options_.limits.max_body_bytes) + " bytes");
       res.set_content(r.body, r.content_type);
       return;
     }
@@ -173,22 +265,21 @@ state::Status HttpServer::Start(const std::string& host, int port) {
                                  res.status == 404 ? "no such route" : "request failed");
     res.set_content(r.body, r.content_type);
   });
-  if (port == 0) {
-    port_ = impl_->server.bind_to_any_port(host);
-    if (port_ < 0) return state::Status::Unavailable("cannot bind HTTP on " + host);
-  } else {
-    if (!impl_->server.bind_to_port(host, port)) {
-      return state::Status::Unavailable("cannot bind HTTP on " + host + ":" + std::to_string(port));
-    }
-    port_ = port;
-  }
-  thread_ = std::thread([this] { impl_->server.listen_after_bind(); });
+  impl_->reactor = std::make_unique<HttpReactor>(options_, [this](HttpConnection& c) {
+    ConnectionStream stream(c, options_.io_timeout);
+    bool closed = false;
+    bool served = impl_->server.ServeOne(stream, impl_->reactor->stopping(), closed);
+    return served && !closed;
+  });
+  auto bound = impl_->reactor->Listen(host, port);
+  if (!bound.ok()) return bound.status();
+  port_ = *bound;
+  impl_->reactor->Start();
   return state::Status::OK();
 }
 
 void HttpServer::Stop() {
-  impl_->server.stop();
-  if (thread_.joinable()) thread_.join();
+  if (impl_->reactor) impl_->reactor->Stop();
 }
 
 std::string HttpServer::RenderMetrics() const {
@@ -200,6 +291,7 @@ std::string HttpServer::RenderMetrics() const {
 }
 
 void HttpServer::RenderRequestMetrics(PrometheusText& out) const {
+  if (impl_->reactor) impl_->reactor->RenderMetrics(out);
   std::lock_guard<std::mutex> lock(stats_mu_);
   out.Family("cmstream_http_request_duration_seconds", "histogram",
              "HTTP request latency per route.");

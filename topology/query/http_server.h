@@ -8,11 +8,11 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "state/status.h"
 #include "topology/common/prometheus_text.h"
+#include "topology/query/http_server_options.h"
 
 namespace cm::topology {
 
@@ -45,12 +45,8 @@ using MetricsSource = std::function<std::string()>;
 // The embedded HTTP server (cpp-httplib) behind a small routing interface, so applications
 // register routes without depending on the HTTP library. Routes look like "/v1/teams/{id}".
 // Every server answers GET /health (live) and GET /metrics (its own request metrics followed
-// by every source added with AddMetrics), so no command registers them again.
-struct HttpServerOptions {
-  // A larger request body is refused with 413 before it is read into memory.
-  size_t max_body_bytes = 1 << 20;
-};
-
+// by every source added with AddMetrics), so no command registers them again. Connections are
+// held by a reactor (http_reactor.h) that enforces HttpServerOptions before a handler runs.
 class HttpServer {
  public:
   explicit HttpServer(HttpServerOptions options = {});
@@ -82,7 +78,6 @@ class HttpServer {
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  std::thread thread_;
   int port_ = 0;
   HttpServerOptions options_;
   std::string reject_writes_;

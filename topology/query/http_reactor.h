@@ -1,0 +1,121 @@
+#pragma once
+
+// The HTTP server's connections, held without a thread each. One reactor thread (epoll)
+// accepts, reads every request's head and, when its length is known, its body; it refuses
+// what breaks a limit with a JSON 4xx, and only a complete request is handed to a worker.
+// So a client that sends slowly, or keeps an idle keep-alive connection, costs a socket and
+// a buffer, never a worker; and the workers are split into lanes (health checks, reads,
+// writes), so 200 clients waiting on commands cannot delay /health or a quota check.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "state/status.h"
+#include "topology/common/prometheus_text.h"
+#include "topology/query/http_server_options.h"
+#include "topology/query/request_head.h"
+
+namespace cm::topology {
+
+// One client connection. Moved between the reactor and a worker; closes its socket.
+struct HttpConnection {
+  enum class State { kIdle, kReading, kDraining };
+
+  explicit HttpConnection(int socket, std::atomic<size_t>& open_count);
+  ~HttpConnection();
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+
+  int fd;
+  std::string remote_ip;
+  int remote_port = 0;
+  // Bytes received and not yet served: the current request's head (and body) at the start.
+  std::string buffer;
+  RequestHead head;
+  State state = State::kIdle;
+  std::chrono::steady_clock::time_point deadline;
+
+ private:
+  std::atomic<size_t>& open_count_;
+};
+
+class HttpReactor {
+ public:
+  // Serves the request at the start of `connection.buffer` on a worker thread and leaves in
+  // the buffer what follows it. False when the connection must be closed.
+  using Serve = std::function<bool(HttpConnection& connection)>;
+
+  HttpReactor(HttpServerOptions options, Serve serve);
+  ~HttpReactor();
+  HttpReactor(const HttpReactor&) = delete;
+  HttpReactor& operator=(const HttpReactor&) = delete;
+
+  // Binds host:port (0 picks a free port) and returns the port.
+  state::Result<int> Listen(const std::string& host, int port);
+  void Start();
+  // Stops accepting, lets workers finish the requests they serve, closes every connection.
+  void Stop();
+  bool stopping() const { return stopping_.load(); }
+
+  // Open connections, refusals by reason, queued requests per lane.
+  void RenderMetrics(PrometheusText& out) const;
+
+ private:
+  struct Lane {
+    std::string name;
+    size_t max_queued = 0;
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::unique_ptr<HttpConnection>> queue;
+    std::vector<std::thread> threads;
+  };
+  struct TokenBucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point updated;
+  };
+
+  void Loop();
+  void AcceptAll();
+  void OnReadable(int fd);
+  void Advance(int fd);
+  void TakeReturned();
+  void SweepDeadlines();
+  void Refuse(HttpConnection& connection, int status, const std::string& code,
+              const std::string& message, const std::string& extra_headers = {});
+  void Close(int fd);
+  // 0 when admitted, else the seconds to wait before the next request.
+  int Admit(const std::string& address);
+  Lane& LaneFor(const RequestHead& head);
+  void Work(Lane& lane);
+  void CountRefusal(const std::string& code);
+
+  HttpServerOptions options_;
+  Serve serve_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread loop_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> open_connections_{0};
+  // Connections the reactor holds (reactor thread only); the others are at a worker.
+  std::unordered_map<int, std::unique_ptr<HttpConnection>> connections_;
+  std::mutex returned_mu_;
+  std::vector<std::unique_ptr<HttpConnection>> returned_;
+  Lane health_, reads_, writes_;
+  std::unordered_map<std::string, TokenBucket> buckets_;
+  mutable std::mutex refusals_mu_;
+  std::map<std::string, uint64_t> refusals_;
+  std::chrono::steady_clock::time_point last_sweep_;
+};
+
+}  // namespace cm::topology
