@@ -170,7 +170,15 @@ nlohmann::json KafkaStreams::ReadyReport() const {
     threads.push_back(
         {{"thread", t.index}, {"alive", t.alive}, {"error", t.error}, {"tasks", tasks}});
   }
-  return {{"ready", Ready()}, {"threads", threads}, {"restoring", restoring}};
+  // Loss does not make an instance unready (it has nothing more to wait for), but it is shown
+  // where an operator looks first.
+  nlohmann::json lost = nlohmann::json::array();
+  for (const auto& t : Threads()) {
+    for (const auto& [where, records] : t.records_lost)
+      lost.push_back({{"topic", where.first}, {"partition", where.second}, {"records", records}});
+  }
+  return {
+      {"ready", Ready()}, {"threads", threads}, {"restoring", restoring}, {"recordsLost", lost}};
 }
 
 std::string KafkaStreams::RenderMetrics() const {
@@ -190,6 +198,15 @@ std::string KafkaStreams::RenderMetrics() const {
   per_thread("cmstream_task_failures_total", "counter",
              "Tasks failed by a state store that could not read or write; each fails its thread.",
              &ThreadStatus::task_failures);
+  out.Family("cmstream_records_lost_total", "counter",
+             "Input records the broker deleted before they were processed (an offset reset "
+             "past them), per topic and partition.");
+  for (const auto& t : threads) {
+    for (const auto& [where, records] : t.records_lost) {
+      out.Sample("cmstream_records_lost_total",
+                 {{"topic", where.first}, {"partition", std::to_string(where.second)}}, records);
+    }
+  }
   per_thread("cmstream_records_produced_total", "counter",
              "Records produced (outputs, changelogs, commit records).", &ThreadStatus::produced);
   per_thread("cmstream_dlq_records_total", "counter",

@@ -2,7 +2,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <stdexcept>
 #include <string>
 
@@ -65,6 +67,10 @@ class StreamThread::Impl final {
   std::chrono::steady_clock::time_point last_status_ = std::chrono::steady_clock::now();
   uint64_t processed_ = 0;
   uint64_t task_failures_ = 0;
+  std::map<std::pair<std::string, int32_t>, uint64_t> records_lost_;
+
+  void CheckForLostRecords(const TaskRuntime& rt, const char* topic, int32_t partition,
+                           int64_t offset);
 };
 
 StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, int index,
@@ -177,6 +183,7 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
       r.headers.push_back({name, val ? std::string(static_cast<const char*>(val), size) : ""});
     }
   }
+  CheckForLostRecords(rt, topic, m->partition, m->offset);
   if (rt.committed_positions.count(r.topic) == 0) rt.committed_positions[r.topic] = m->offset;
   collector_->BeginInput(rt, r);
   try {
@@ -190,6 +197,33 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
   rt.dirty = true;
   ++processed_;
   committer_->RecordProcessed();
+}
+
+void StreamThread::Impl::CheckForLostRecords(const TaskRuntime& rt, const char* topic,
+                                             int32_t partition, int64_t offset) {
+  // A gap after the task's position is usually harmless (transaction markers, compaction).
+  // It is loss when the gap starts below the partition's log start: the broker deleted records
+  // before they were processed (retention, or the embedded broker's 5 MiB partition bound),
+  // and the consumer's offset reset skipped them with only a client-library warning.
+  auto expected = rt.positions.find(topic);
+  if (expected == rt.positions.end() || offset <= expected->second) return;
+  int64_t low = 0, high = 0;
+  if (rd_kafka_get_watermark_offsets(consumer_.get(), topic, partition, &low, &high) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      low <= expected->second) {
+    return;
+  }
+  const int64_t lost = std::min(low, offset) - expected->second;
+  records_lost_[{topic, partition}] += static_cast<uint64_t>(lost);
+  Log(LogLevel::kError, "records_lost",
+      {{"thread", index_},
+       {"task", rt.task->name()},
+       {"topic", topic},
+       {"partition", partition},
+       {"fromOffset", expected->second},
+       {"toOffset", std::min(low, offset)},
+       {"records", lost},
+       {"reason", "the broker deleted them before they were processed"}});
 }
 
 void StreamThread::Impl::FailTask(const TaskRuntime& rt, const state::StoreFailure& e) {
@@ -208,6 +242,7 @@ void StreamThread::Impl::RefreshStatus() {
   s.assigned = tasks_->assigned();
   s.processed = processed_;
   s.task_failures = task_failures_;
+  s.records_lost = records_lost_;
   s.produced = producer_->produced();
   s.replayed_outputs_dropped = collector_->replayed_outputs_dropped();
   committer_->AddStatus(s);

@@ -40,6 +40,8 @@ struct ThreadStatus {
   std::vector<TaskStatus> tasks;
   uint64_t processed = 0;
   uint64_t task_failures = 0;  // tasks failed by a state::StoreFailure (which fails the thread)
+  // Input records the broker deleted before they were processed, per (topic, partition).
+  std::map<std::pair<std::string, int32_t>, uint64_t> records_lost;
   uint64_t produced = 0;
   uint64_t dlq = 0;
   uint64_t replayed_outputs_dropped = 0;  // after `cmstream replay`: sent before the reset
