@@ -487,6 +487,20 @@ inline double Median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+// p50 and p99 of latencies in milliseconds.
+struct Latency {
+  double p50_ms = 0, p99_ms = 0;
+};
+
+inline Latency Percentiles(std::vector<double> ms) {
+  if (ms.empty()) return {};
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) {
+    return ms[std::min(ms.size() - 1, static_cast<size_t>(q * ms.size()))];
+  };
+  return {at(0.50), at(0.99)};
+}
+
 // A table of named columns; each row is a label and one number per column.
 class Table {
  public:

@@ -298,18 +298,6 @@ class UsageBench {
     return "";
   }
 
-  struct Latency {
-    double p50_ms = 0, p99_ms = 0;
-  };
-
-  static Latency Percentiles(std::vector<double> ms) {
-    std::sort(ms.begin(), ms.end());
-    auto at = [&](double q) {
-      return ms[std::min(ms.size() - 1, static_cast<size_t>(q * ms.size()))];
-    };
-    return {at(0.50), at(0.99)};
-  }
-
   void MeasureLatency(Running& running, Latency& quota, Latency& metrics) {
     httplib::Client client("127.0.0.1", running.server.port());
     client.set_keep_alive(true);

@@ -23,7 +23,7 @@ struct RunOptions {
   size_t http_max_headers = 100;
   std::string http_request_timeout = "10s";
   std::string http_idle_timeout = "5s";
-  size_t http_threads = 16;
+  size_t http_threads = 64;
   size_t http_max_connections = 4096;
   size_t http_max_queued = 1024;
   std::string http_rate_limit = "0";

@@ -1,11 +1,11 @@
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-
+#include "processors/usage/metric_catalog.h"
 #include "state/key_value_store.h"
 
 namespace cm::usage {
@@ -42,6 +42,14 @@ inline constexpr char kRollupCommand[] = "usage.rollup";
 
 // {"error": {"code", "message", "details"}} (DESIGN §6).
 nlohmann::json ErrorBody(std::string_view code, std::string_view message, nlohmann::json details);
+
+// The checks of a command's fields that need no state. The HTTP routes run them before
+// appending, so an invalid command is refused without a Kafka round trip; the processor runs
+// them again, since commands may reach the topic from elsewhere. nullopt when the fields are
+// valid, else the 400 error body.
+std::optional<nlohmann::json> CheckSetPlan(const Catalog& catalog, const nlohmann::json& fields);
+std::optional<nlohmann::json> CheckSubscribeAlerts(const Catalog& catalog,
+                                                   const nlohmann::json& fields);
 
 // The stored result of a command, or nullopt while it has not been applied (what the HTTP
 // layer polls after appending a command).

@@ -78,7 +78,8 @@ void UsageProcessor::ProcessEvent(const Record& record) {
     return;
   }
   if (record.value.size() > kMaxEventBytes) {
-    context_->SendToDlq(record, "event is larger than " + std::to_string(kMaxEventBytes) + " bytes");
+    context_->SendToDlq(record,
+                        "event is larger than " + std::to_string(kMaxEventBytes) + " bytes");
     return;
   }
   const json& raw = *parsed_json;
@@ -309,8 +310,9 @@ void UsageProcessor::CheckAllAlerts(const std::string& org, const OrgSettings& s
 void UsageProcessor::ProcessCommand(const Record& record) {
   auto parsed_json = topology::ParseJson(record.value);
   if (!parsed_json.ok() || !parsed_json->is_object()) {
-    context_->SendToDlq(record, "command is not a JSON object" +
-                                    (parsed_json.ok() ? "" : ": " + parsed_json.status().message()));
+    context_->SendToDlq(record,
+                        "command is not a JSON object" +
+                            (parsed_json.ok() ? "" : ": " + parsed_json.status().message()));
     return;
   }
   json cmd = std::move(parsed_json).value();
@@ -368,23 +370,11 @@ void UsageProcessor::ProcessCommand(const Record& record) {
 UsageProcessor::CommandOutcome UsageProcessor::SetPlan(const std::string& org, const json& cmd,
                                                        int64_t now) {
   const Catalog& c = options_->catalog;
-  const json plan = cmd.value("plan", json());
-  if (!plan.is_string())
-    return {400, ErrorBody("validation_error", "plan is required", {{"plans", c.PlanNames()}})};
-  if (!c.FindPlan(plan.get<std::string>())) {
-    return {400, ErrorBody("validation_error", "unknown plan '" + plan.get<std::string>() + "'",
-                           {{"plan", plan}, {"plans", c.PlanNames()}})};
-  }
+  if (auto error = CheckSetPlan(c, cmd)) return {400, std::move(*error)};
+  const json plan = cmd["plan"];
   OrgSettings settings = OrgSettings::Load(*orgs_, org);
-  int anchor = settings.billing_anchor_day;
-  if (cmd.contains("billingAnchorDay")) {
-    const json& a = cmd["billingAnchorDay"];
-    if (!a.is_number_integer() || a.get<int64_t>() < 1 || a.get<int64_t>() > 31) {
-      return {400, ErrorBody("validation_error", "billingAnchorDay must be an integer 1..31",
-                             {{"billingAnchorDay", a}})};
-    }
-    anchor = a.get<int>();
-  }
+  const int anchor = cmd.contains("billingAnchorDay") ? cmd["billingAnchorDay"].get<int>()
+                                                      : settings.billing_anchor_day;
   const std::string previous = settings.PlanAt(now, c);
   settings.AddPlanChange(plan.get<std::string>(), now);
   const bool anchor_changed = anchor != settings.billing_anchor_day;
@@ -406,41 +396,17 @@ UsageProcessor::CommandOutcome UsageProcessor::SetPlan(const std::string& org, c
 UsageProcessor::CommandOutcome UsageProcessor::SubscribeAlerts(const std::string& org,
                                                                const json& cmd, int64_t now) {
   const Catalog& c = options_->catalog;
-  const json metric = cmd.value("metricType", json());
-  if (!metric.is_string() || !c.FindMetric(metric.get<std::string>())) {
-    return {400, ErrorBody("validation_error", "metricType must name a catalog metric",
-                           {{"metricType", metric}, {"metricTypes", c.MetricTypes()}})};
-  }
+  if (auto error = CheckSubscribeAlerts(c, cmd)) return {400, std::move(*error)};
+  const json metric = cmd["metricType"];
   std::vector<double> thresholds;
   json tj = cmd.contains("thresholds") ? cmd["thresholds"] : json::array();
   if (cmd.contains("threshold")) tj.push_back(cmd["threshold"]);
-  if (!tj.is_array() || tj.empty()) {
-    return {400,
-            ErrorBody("validation_error", "threshold (or thresholds) is required, in percent", {})};
-  }
-  for (const auto& t : tj) {
-    if (!t.is_number() || !(t.get<double>() > 0) || t.get<double>() > 100) {
-      return {400, ErrorBody("validation_error", "thresholds must be percentages in (0, 100]",
-                             {{"threshold", t}})};
-    }
-    thresholds.push_back(std::round(t.get<double>() * 1000) / 1000);
-  }
+  for (const auto& t : tj) thresholds.push_back(std::round(t.get<double>() * 1000) / 1000);
   std::sort(thresholds.begin(), thresholds.end());
   thresholds.erase(std::unique(thresholds.begin(), thresholds.end()), thresholds.end());
   std::vector<std::string> channels;
-  json cj = cmd.value("notificationChannels", json::array({"in_app"}));
-  if (!cj.is_array() || cj.empty()) {
-    return {400,
-            ErrorBody("validation_error", "notificationChannels must be a non-empty array", {})};
-  }
-  for (const auto& ch : cj) {
-    if (!ch.is_string() || (ch != "email" && ch != "webhook" && ch != "in_app")) {
-      return {400,
-              ErrorBody("validation_error", "notificationChannels must be email, webhook or in_app",
-                        {{"channel", ch}})};
-    }
+  for (const auto& ch : cmd.value("notificationChannels", json::array({"in_app"})))
     channels.push_back(ch.get<std::string>());
-  }
   std::sort(channels.begin(), channels.end());
   channels.erase(std::unique(channels.begin(), channels.end()), channels.end());
   const std::string m = metric.get<std::string>();

@@ -15,8 +15,8 @@
 #include "processors/usage/usage_commands.h"
 #include "processors/usage/usage_event.h"
 #include "processors/usage/usage_stores.h"
-#include "topology/common/wall_clock.h"
 #include "topology/common/json.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm::usage {
 
@@ -280,6 +280,8 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     json fields = json::object();
     for (const char* f : {"plan", "billingAnchorDay"})
       if (body->contains(f)) fields[f] = (*body)[f];
+    if (auto error = CheckSetPlan(ctx->options.catalog, fields))
+      return HttpResponse::Json(400, *error);
     return ctx->Command(req, kSetPlanCommand, std::move(fields));
   });
 
@@ -358,6 +360,8 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     json fields = json::object();
     for (const char* f : {"metricType", "threshold", "thresholds", "notificationChannels"})
       if (body->contains(f)) fields[f] = (*body)[f];
+    if (auto error = CheckSubscribeAlerts(ctx->options.catalog, fields))
+      return HttpResponse::Json(400, *error);
     return ctx->Command(req, kSubscribeAlertsCommand, std::move(fields));
   });
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.h"
+#include "kafka_clients.h"
 #include "processors/usage/time_util.h"
 #include "topology/common/wall_clock.h"
 #include "usage_instance.h"
@@ -213,12 +214,37 @@ TEST_F(UsageHttpTest, SetsThePlanThenQuotaAndCheckQuotaFollowIt) {
   EXPECT_EQ(plan["organizationId"], "org-q");
   EXPECT_EQ(plan["plan"], "pro");
 
-  // An unknown plan is refused by the owning task with its error.
+  // An unknown plan, or an alert on no metric, is refused before anything is appended: no
+  // Kafka round trip for a command that cannot apply (issue 14).
+  auto commands_appended = [&] {
+    auto consumer = testing::NewClient(RD_KAFKA_CONSUMER, broker_.bootstrap(), {{"group.id", "p"}});
+    int64_t total = 0;
+    for (int32_t p = 0; p < 2; ++p) {
+      int64_t low = 0, high = 0;
+      EXPECT_EQ(rd_kafka_query_watermark_offsets(consumer.get(), "cloudmatrix.commands", p, &low,
+                                                 &high, 10000),
+                RD_KAFKA_RESP_ERR_NO_ERROR);
+      total += high;
+    }
+    return total;
+  };
+  const int64_t before = commands_appended();
   r = client_->Put("/v1/usage/orgs/org-q/plan", json({{"plan", "platinum"}}).dump(),
                    "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400) << r->body;
-  EXPECT_TRUE(json::parse(r->body).contains("error")) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["message"], "unknown plan 'platinum'") << r->body;
+  r = client_->Post("/v1/usage/orgs/org-q/alerts",
+                    json({{"metricType", "nope"}, {"threshold", 80}}).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = client_->Post(
+      "/v1/usage/orgs/org-q/alerts",
+      json({{"metricType", "api_calls"}, {"thresholds", 5}, {"threshold", 80}}).dump(),
+      "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(commands_appended(), before);
 
   int status = 0;
   json quota = GetJson("/v1/usage/orgs/org-q/quota", &status);

@@ -20,8 +20,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds io_timeout{10'000};
   size_t max_connections = 4096;
   // Worker threads of the read lane (GET) and as many again of the write lane; /health,
-  // /ready and /metrics have two workers of their own.
-  size_t threads = 16;
+  // /ready and /metrics have two workers of their own. A command's worker mostly waits for
+  // its commit (about one commit interval), so the write lane needs many.
+  size_t threads = 64;
   // Complete requests waiting for a worker, per lane; beyond it 503 with Retry-After.
   size_t max_queued = 1024;
   // Token bucket per client address: requests per second and burst; 0 means no limit.
