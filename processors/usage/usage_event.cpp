@@ -16,6 +16,15 @@ namespace {
 
 Status Bad(std::string msg) { return Status::InvalidArgument(std::move(msg)); }
 
+// A value quoted in an error message, cut to 64 bytes: an error never echoes a large input
+// (a 50 MB string was once echoed twice in a 400).
+std::string Excerpt(const json& value) {
+  constexpr size_t kMax = 64;
+  std::string text = value.dump();
+  if (text.size() <= kMax) return text;
+  return text.substr(0, kMax) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
 // A required id: a non-empty string of at most kMaxIdLength bytes.
 Status RequiredId(const json& j, const char* field, std::string& out) {
   auto it = j.find(field);
@@ -67,9 +76,11 @@ Result<json> FromCloudEvent(const json& ce) {
   if (!sv.is_string() || sv.get<std::string>() != "1.0") {
     return Bad("CloudEvents specversion must be \"1.0\"");
   }
-  if (ce.contains("data_base64")) return Bad("CloudEvents data_base64 is not supported; send JSON data");
+  if (ce.contains("data_base64"))
+    return Bad("CloudEvents data_base64 is not supported; send JSON data");
   if (ce.contains("datacontenttype")) {
-    if (!ce["datacontenttype"].is_string()) return Bad("CloudEvents datacontenttype must be a string");
+    if (!ce["datacontenttype"].is_string())
+      return Bad("CloudEvents datacontenttype must be a string");
     const auto& ct = ce["datacontenttype"].get_ref<const std::string&>();
     if (ct.rfind("application/json", 0) != 0 && ct.find("+json") == std::string::npos) {
       return Bad("CloudEvents datacontenttype '" + ct + "' is not JSON");
@@ -88,10 +99,12 @@ Result<json> FromCloudEvent(const json& ce) {
   out["eventId"] = ce["id"];
   out["eventType"] = ce["type"];
   if (ce.contains("time")) out["timestamp"] = ce["time"];
-  for (const char* f : {"organizationId", "userId", "resourceId", "resourceType", "quantity", "metadata"}) {
+  for (const char* f :
+       {"organizationId", "userId", "resourceId", "resourceType", "quantity", "metadata"}) {
     if (data.contains(f)) out[f] = data[f];
   }
-  if (!out.contains("organizationId") && ce.contains("organizationid")) out["organizationId"] = ce["organizationid"];
+  if (!out.contains("organizationId") && ce.contains("organizationid"))
+    out["organizationId"] = ce["organizationid"];
   if (!out.contains("userId") && ce.contains("userid")) out["userId"] = ce["userid"];
   if (!out.contains("resourceId") && ce.contains("subject")) out["resourceId"] = ce["subject"];
   json metadata = out.value("metadata", json::object());
@@ -183,12 +196,12 @@ Result<UsageEvent> ParseUsageEvent(const json& input, int64_t now_ms, const Cata
   if (auto it = j->find("quantity"); it != j->end() && !it->is_null()) {
     if (!it->is_number()) {
       // JSON has no NaN or Infinity; producers that print them emit strings or invalid JSON.
-      return Bad("quantity must be a finite number >= 0, got " + it->dump());
+      return Bad("quantity must be a finite number >= 0, got " + Excerpt(*it));
     }
     double q = it->get<double>();
     if (!std::isfinite(q)) return Bad("quantity must be finite");
-    if (q < 0) return Bad("quantity must be >= 0, got " + it->dump());
-    if (q > kMaxQuantity) return Bad("quantity must be at most 1e15, got " + it->dump());
+    if (q < 0) return Bad("quantity must be >= 0, got " + Excerpt(*it));
+    if (q > kMaxQuantity) return Bad("quantity must be at most 1e15, got " + Excerpt(*it));
     e.quantity = q;
   }
   if (auto it = j->find("metadata"); it != j->end() && !it->is_null()) {
@@ -219,9 +232,10 @@ Result<UsageEvent> ParseUsageEvent(const json& input, int64_t now_ms, const Cata
                      ? e.TextProperty(m.value_property).has_value()
                      : e.NumberProperty(m.value_property).has_value();
       if (!has) {
-        return Bad(m.value_property + " is required for " + e.event_type + " events (metric " +
-                   m.metric_type + ")" +
-                   (m.aggregation == Aggregation::kUniqueCount ? "" : " and must be a finite number"));
+        return Bad(
+            m.value_property + " is required for " + e.event_type + " events (metric " +
+            m.metric_type + ")" +
+            (m.aggregation == Aggregation::kUniqueCount ? "" : " and must be a finite number"));
       }
     }
     if (e.event_type == kSubscriptionChangedEvent) {
@@ -231,10 +245,12 @@ Result<UsageEvent> ParseUsageEvent(const json& input, int64_t now_ms, const Cata
         return Bad("billing.subscription_changed needs metadata.plan");
       }
       if (!catalog->FindPlan(plan->get<std::string>())) {
-        return Bad("billing.subscription_changed names unknown plan '" + plan->get<std::string>() + "'");
+        return Bad("billing.subscription_changed names unknown plan '" + plan->get<std::string>() +
+                   "'");
       }
       if (const json* anchor = MetadataPath(e.metadata, "billingAnchorDay")) {
-        if (!anchor->is_number_integer() || anchor->get<int64_t>() < 1 || anchor->get<int64_t>() > 31) {
+        if (!anchor->is_number_integer() || anchor->get<int64_t>() < 1 ||
+            anchor->get<int64_t>() > 31) {
           return Bad("metadata.billingAnchorDay must be an integer 1..31");
         }
       }

@@ -49,6 +49,8 @@ TEST(UsageIngest, EachInvalidEventGoesToDlqWithItsReason) {
       {"org-a", with("quantity", -1), "quantity must be >= 0"},
       {"org-a", with("quantity", "NaN"), "quantity must be a finite number"},
       {"org-a", with("quantity", 1e16), "at most 1e15"},
+      // A large wrong value is quoted in 64 bytes, not echoed whole.
+      {"org-a", with("quantity", std::string(60'000, '9')), "(60002 bytes)"},
       {"org-a", with("timestamp", "10/03/2024 12:00"), "is not ISO-8601"},
       {"org-a", with("timestamp", "2024-03-10T12:00:00"), "is not ISO-8601"},  // no zone
       {"org-a", with("timestamp", "2023-02-29T00:00:00Z"), "not a valid calendar date"},
@@ -68,6 +70,7 @@ TEST(UsageIngest, EachInvalidEventGoesToDlqWithItsReason) {
   ASSERT_EQ(dlq.size(), cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
     EXPECT_THAT(Reason(dlq[i]), HasSubstr(cases[i].reason)) << "case " << i << ": " << cases[i].bytes;
+    EXPECT_LT(Reason(dlq[i]).size(), 512u) << "case " << i;
     EXPECT_EQ(dlq[i].value, cases[i].bytes) << "the DLQ keeps the original bytes";
   }
   // Nothing was counted, and the task went on: a valid event still counts.
