@@ -26,12 +26,12 @@ class UsageHttpTest : public ::testing::Test {
     dir_ =
         std::filesystem::temp_directory_path() / ("cm-it-usage-http-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
-    auto broker = testing::UsageBroker::Start(2);
+    auto broker = testing::StartUsageBroker(2);
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
     instance_ = std::make_unique<testing::UsageInstance>(
-        broker_, testing::UsageInstanceOptions{.application_id = "it-usage-http",
-                                               .state_dir = (dir_ / "state").string()});
+        *broker_, testing::UsageInstanceOptions{.application_id = "it-usage-http",
+                                                .state_dir = (dir_ / "state").string()});
     auto started = instance_->Start();
     ASSERT_TRUE(started.ok()) << started.ToString();
     client_ = &instance_->client();
@@ -66,7 +66,7 @@ class UsageHttpTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  testing::UsageBroker broker_;
+  std::unique_ptr<testing::TestBroker> broker_;
   std::unique_ptr<testing::UsageInstance> instance_;
   httplib::Client* client_ = nullptr;
 };
