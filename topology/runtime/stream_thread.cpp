@@ -64,7 +64,6 @@ class StreamThread::Impl final {
   bool closed_ = false;
   std::chrono::steady_clock::time_point last_status_ = std::chrono::steady_clock::now();
   uint64_t processed_ = 0;
-  uint64_t task_failures_ = 0;
 };
 
 StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, int index,
@@ -196,10 +195,7 @@ void StreamThread::Impl::FailTask(const TaskRuntime& rt, const state::StoreFailu
   // A store that cannot read or write fails the task; its record is not poison, so it is not
   // dead-lettered. The thread fails like any fatal error: Close(false) commits nothing, so the
   // next owner (or a restart) processes the record again from the last sealed commit.
-  ++task_failures_;
-  Log(LogLevel::kError, "task_failed",
-      {{"thread", index_}, {"task", rt.task->name()}, {"error", e.what()}});
-  failure_.Fatal("task " + rt.task->name() + " failed: " + e.what());
+  failure_.FailTask(rt.task->name(), e.what());
 }
 
 void StreamThread::Impl::RefreshStatus() {
@@ -207,7 +203,7 @@ void StreamThread::Impl::RefreshStatus() {
   s.index = index_;
   s.assigned = tasks_->assigned();
   s.processed = processed_;
-  s.task_failures = task_failures_;
+  s.task_failures = failure_.task_failures();
   s.produced = producer_->produced();
   s.replayed_outputs_dropped = collector_->replayed_outputs_dropped();
   committer_->AddStatus(s);
