@@ -81,18 +81,8 @@ class TopicReader {
         msg.partition = m->partition;
         if (m->key) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
         if (m->payload) msg.value.assign(static_cast<const char*>(m->payload), m->len);
-        rd_kafka_headers_t* hdrs = nullptr;
-        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          const char* name;
-          const void* val;
-          size_t size;
-          for (size_t i = 0;
-               rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-               ++i) {
-            msg.headers.emplace_back(name,
-                                     val ? std::string(static_cast<const char*>(val), size) : "");
-          }
-        }
+        for (auto& h : topology::MessageHeaders(*m))
+          msg.headers.emplace_back(std::move(h.key), std::move(h.value));
         out.push_back(std::move(msg));
       }
       rd_kafka_message_destroy(m);

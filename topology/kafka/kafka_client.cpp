@@ -142,6 +142,32 @@ Status ReadPartition(rd_kafka_t* consumer, const std::string& topic, int32_t par
   return Status::OK();
 }
 
+std::vector<Header> MessageHeaders(const rd_kafka_message_t& m) {
+  std::vector<Header> out;
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(&m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0;
+       rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    out.push_back({name, value ? std::string(static_cast<const char*>(value), size) : ""});
+  }
+  return out;
+}
+
+std::optional<std::string_view> LastHeader(const rd_kafka_message_t& m, const char* name) {
+  rd_kafka_headers_t* headers = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_message_headers(&m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
+  if (value == nullptr) return std::string_view();
+  return std::string_view(static_cast<const char*>(value), size);
+}
+
 Status QueryWatermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition, int64_t& low,
                        int64_t& high) {
   rd_kafka_resp_err_t err =

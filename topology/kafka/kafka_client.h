@@ -10,11 +10,15 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "state/status.h"
 #include "topology/kafka/kafka_handle.h"
+#include "topology/processor/record.h"
 
 namespace cm::topology {
 
@@ -92,6 +96,11 @@ class PartitionReader {
 [[nodiscard]] state::Status ReadPartition(
     rd_kafka_t* consumer, const std::string& topic, int32_t partition, int64_t from, int64_t end,
     const std::function<bool(const rd_kafka_message_t&)>& visit);
+
+// Every header of `m`, in order (a header without a value has an empty one).
+std::vector<Header> MessageHeaders(const rd_kafka_message_t& m);
+// The value of the last header called `name` of `m`, if it has one; valid while `m` lives.
+std::optional<std::string_view> LastHeader(const rd_kafka_message_t& m, const char* name);
 
 // The log start and end offsets of a partition.
 [[nodiscard]] state::Status QueryWatermarks(rd_kafka_t* rk, const std::string& topic,

@@ -116,15 +116,7 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
       ++restored_;
       if (phase.store.empty()) {
         std::string_view value(static_cast<const char*>(m.payload), m.len);
-        std::string_view type = "seal";
-        rd_kafka_headers_t* headers = nullptr;
-        const void* type_value = nullptr;
-        size_t type_size = 0;
-        if (rd_kafka_message_headers(&m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            rd_kafka_header_get_last(headers, kCommitRecordTypeHeader, &type_value, &type_size) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR) {
-          type = std::string_view(static_cast<const char*>(type_value), type_size);
-        }
+        std::string_view type = LastHeader(m, kCommitRecordTypeHeader).value_or("seal");
         if (auto s = ApplyCommitRecord(type, value, m.offset); !s.ok()) return s;
         commit_position_ = m.offset + 1;
         return true;

@@ -166,16 +166,7 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
   r.topic = topic;
   r.partition = m->partition;
   r.offset = m->offset;
-  rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const char* name;
-    const void* val;
-    size_t size;
-    for (size_t i = 0;
-         rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-      r.headers.push_back({name, val ? std::string(static_cast<const char*>(val), size) : ""});
-    }
-  }
+  r.headers = MessageHeaders(*m);
   if (rt.committed_positions.count(r.topic) == 0) rt.committed_positions[r.topic] = m->offset;
   collector_->BeginInput(rt, r);
   try {

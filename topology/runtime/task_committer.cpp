@@ -87,19 +87,12 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
     int64_t from = std::max(low, hint == u.scan_from.end() ? low : hint->second);
     PartitionReader reader(restore_consumer_, topic, partition, from, high);
     auto done = reader.Read(deadline, [&](const rd_kafka_message_t& m) -> state::Result<bool> {
-      rd_kafka_headers_t* headers = nullptr;
-      const void* id = nullptr;
-      size_t size = 0;
-      if (rd_kafka_message_headers(&m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-          rd_kafka_header_get_last(headers, kOutputIdHeader, &id, &size) ==
-              RD_KAFKA_RESP_ERR_NO_ERROR) {
-        std::string_view value(static_cast<const char*>(id), size);
-        size_t index = 0;
-        if (value.substr(0, prefix.size()) == prefix &&
-            std::from_chars(value.data() + prefix.size(), value.data() + value.size(), index).ec ==
-                std::errc())
-          already.insert(index);
-      }
+      auto id = LastHeader(m, kOutputIdHeader);
+      size_t index = 0;
+      if (id && id->substr(0, prefix.size()) == prefix &&
+          std::from_chars(id->data() + prefix.size(), id->data() + id->size(), index).ec ==
+              std::errc())
+        already.insert(index);
       return true;
     });
     if (!done.ok()) {
