@@ -266,31 +266,32 @@ Result<UsageEvent> ParseUsageEvent(std::string_view bytes, int64_t now_ms, const
   return ParseUsageEvent(*j, now_ms, catalog, bounds);
 }
 
-Result<std::vector<UsageEvent>> ParseUsageEventBatch(std::string_view body, int64_t now_ms,
-                                                     const Catalog* catalog,
-                                                     const EventTimeBounds& bounds) {
+Result<UsageEventBatch> ParseUsageEventBatch(std::string_view body, int64_t now_ms,
+                                             const Catalog* catalog,
+                                             const EventTimeBounds& bounds) {
   auto parsed = topology::ParseJson(body);
   if (!parsed.ok()) return Bad("body is " + parsed.status().message());
   const json& j = *parsed;
-  std::vector<UsageEvent> out;
+  UsageEventBatch out;
   // Either one event or {"events": [...]}: a body that looks like both is refused, not read as
   // whichever one came first.
   if (j.is_object() && j.contains("events") && (j.contains("eventId") || j.contains("specversion")))
     return Bad("a body is one event or {\"events\": [...]}, not both");
   if (j.is_object() && j.contains("events")) {
+    out.batch = true;
     const json& events = j["events"];
     if (!events.is_array() || events.empty()) return Bad("events must be a non-empty array");
     if (events.size() > 1000) return Bad("at most 1000 events per request");
     for (size_t i = 0; i < events.size(); ++i) {
       auto e = ParseUsageEvent(events[i], now_ms, catalog, bounds);
       if (!e.ok()) return Bad("events[" + std::to_string(i) + "]: " + e.status().message());
-      out.push_back(std::move(e).value());
+      out.events.push_back(std::move(e).value());
     }
     return out;
   }
   auto e = ParseUsageEvent(j, now_ms, catalog, bounds);
   if (!e.ok()) return e.status();
-  out.push_back(std::move(e).value());
+  out.events.push_back(std::move(e).value());
   return out;
 }
 

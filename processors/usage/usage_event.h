@@ -76,11 +76,18 @@ state::Result<UsageEvent> ParseUsageEvent(const nlohmann::json& json, int64_t no
 state::Result<UsageEvent> ParseUsageEvent(std::string_view bytes, int64_t now_ms,
                                           const Catalog* catalog = nullptr,
                                           const EventTimeBounds& bounds = {});
-// The body of POST /v1/usage/events: one event, or {"events": [...]} (1..1000 events). All or
-// nothing: the first invalid event's reason is returned, prefixed by "events[i]: ".
-state::Result<std::vector<UsageEvent>> ParseUsageEventBatch(std::string_view body, int64_t now_ms,
-                                                            const Catalog* catalog = nullptr,
-                                                            const EventTimeBounds& bounds = {});
+// The body of POST /v1/usage/events, parsed once: its events and which shape it had, since
+// the answer to a batch lists every eventId and the answer to one event names it.
+struct UsageEventBatch {
+  std::vector<UsageEvent> events;
+  bool batch = false;  // {"events": [...]} rather than one event
+};
+
+// One event, or {"events": [...]} (1..1000 events). All or nothing: the first invalid event's
+// reason is returned, prefixed by "events[i]: ".
+state::Result<UsageEventBatch> ParseUsageEventBatch(std::string_view body, int64_t now_ms,
+                                                    const Catalog* catalog = nullptr,
+                                                    const EventTimeBounds& bounds = {});
 
 inline constexpr char kSubscriptionChangedEvent[] = "billing.subscription_changed";
 

@@ -166,18 +166,16 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
 
   server.Route("POST", "/v1/usage/events", [ctx](const HttpRequest& req) {
     const UsageOptions& o = ctx->options;
-    auto events =
+    auto parsed =
         ParseUsageEventBatch(req.body, topology::WallClockMs(), &o.catalog, o.event_time_bounds);
-    if (!events.ok()) {
-      return Validation(events.status().message(), {{"reason", events.status().message()}});
+    if (!parsed.ok()) {
+      return Validation(parsed.status().message(), {{"reason", parsed.status().message()}});
     }
-    // Parsed and bounded by ParseUsageEventBatch already.
-    json parsed = json::parse(req.body, nullptr, false);
-    const bool batch = parsed.is_object() && parsed.contains("events");
+    const bool batch = parsed->batch;
     const int sub = ctx->Subtopology();
     std::vector<topology::CommandSender::Message> messages;
     json ids = json::array();
-    for (const UsageEvent& e : *events) {
+    for (const UsageEvent& e : parsed->events) {
       std::string value = e.ToJson().dump();
       // Checked for every event before any is appended: a refused batch appends nothing.
       if (value.size() > kMaxEventBytes) {

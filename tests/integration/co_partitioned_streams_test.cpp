@@ -8,11 +8,8 @@
 #include <set>
 
 #include "child_process.h"
-#include "embedded_streams.h"
+#include "in_process.h"
 #include "kafka_clients.h"
-#include "topology/kafka/embedded_broker.h"
-#include "topology/kafka/topic_admin.h"
-#include "topology/runtime/kafka_streams.h"
 
 namespace cm {
 namespace {
@@ -47,11 +44,8 @@ TEST(CoPartitionedStreamsTest, EachTaskReadsTheSamePartitionOfEverySourceTopic) 
   auto dir =
       std::filesystem::temp_directory_path() / ("cm-it-copart-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
-  auto broker = topology::EmbeddedBroker::Start();
+  auto broker = testing::TestBroker::Start({{"left", 4}, {"right", 4}});
   ASSERT_TRUE(broker.ok());
-  ASSERT_TRUE((*broker)->CreateTopic("left", 4).ok());
-  ASSERT_TRUE((*broker)->CreateTopic("right", 4).ok());
-  auto admin = topology::NewEmbeddedTopicAdmin(**broker);
 
   topology::TopologyBuilder builder;
   state::StoreSpec spec;
@@ -63,13 +57,13 @@ TEST(CoPartitionedStreamsTest, EachTaskReadsTheSamePartitionOfEverySourceTopic) 
   auto topology = builder.Build("it-copart");
   ASSERT_TRUE(topology.ok()) << topology.status().ToString();
 
-  topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
-      "it-copart", (*broker)->bootstrap_servers(), (dir / "state").string());
-  config.threads = 2;
-  topology::KafkaStreams streams(*topology, config, *admin);
-  ASSERT_TRUE(streams.Start().ok());
-  ASSERT_TRUE(testing::WaitFor([&] { return streams.Ready(); }, 30s))
-      << streams.ReadyReport().dump();
+  testing::InProcessInstance instance(
+      **broker, *topology,
+      {.state_dir = (dir / "state").string(),
+       .configure = [](topology::StreamsConfig& c) { c.threads = 2; }});
+  auto started = instance.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  topology::KafkaStreams& streams = instance.streams();
 
   auto producer = testing::NewProducer((*broker)->bootstrap_servers());
   constexpr int kKeys = 40;

@@ -6,10 +6,7 @@
 #include <filesystem>
 
 #include "child_process.h"
-#include "embedded_streams.h"
-#include "topology/kafka/embedded_broker.h"
-#include "topology/kafka/topic_admin.h"
-#include "topology/runtime/kafka_streams.h"
+#include "in_process.h"
 
 namespace cm {
 namespace {
@@ -49,10 +46,8 @@ TEST(CommandSenderTest, AnswersWithTheAppliedResultOnceAndTimesOutClearly) {
   auto dir =
       std::filesystem::temp_directory_path() / ("cm-it-commands-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
-  auto broker = topology::EmbeddedBroker::Start();
+  auto broker = testing::TestBroker::Start({{"commands", 2}});
   ASSERT_TRUE(broker.ok());
-  ASSERT_TRUE((*broker)->CreateTopic("commands", 2).ok());
-  auto admin = topology::NewEmbeddedTopicAdmin(**broker);
   topology::TopologyBuilder builder;
   builder.AddSource("in", {"commands"})
       .AddProcessor("apply", [] { return std::make_unique<ApplyOnce>(); }, {"in"})
@@ -60,13 +55,11 @@ TEST(CommandSenderTest, AnswersWithTheAppliedResultOnceAndTimesOutClearly) {
       .AddStateStore(KeyValueSpec("applied"), {"apply"});
   auto topology = builder.Build("it-commands");
   ASSERT_TRUE(topology.ok());
-  topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
-      "it-commands", (*broker)->bootstrap_servers(), (dir / "state").string());
-  topology::KafkaStreams streams(*topology, config, *admin);
-  ASSERT_TRUE(streams.Start().ok());
-  ASSERT_TRUE(testing::WaitFor([&] { return streams.Ready(); }, 30s));
-
-  topology::CommandSender sender(streams, (*broker)->bootstrap_servers());
+  testing::InProcessInstance instance(**broker, *topology, {.state_dir = (dir / "state").string()});
+  auto ready = instance.Start();
+  ASSERT_TRUE(ready.ok()) << ready.ToString();
+  topology::KafkaStreams& streams = instance.streams();
+  topology::CommandSender& sender = instance.sender();
   auto command = [&](const std::string& org, const std::string& id, const std::string& payload) {
     return topology::CommandSender::Command{
         "commands", org, id + "|" + payload, streams.TaskForKey(0, org), "results", id};
@@ -92,7 +85,7 @@ TEST(CommandSenderTest, AnswersWithTheAppliedResultOnceAndTimesOutClearly) {
   ASSERT_FALSE(ignored.ok());
   EXPECT_EQ(ignored.status().code(), state::Status::Code::kUnavailable);
   EXPECT_GE(std::chrono::steady_clock::now() - started, 500ms);
-  streams.Stop();
+  instance.Stop();
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }
 

@@ -5,12 +5,9 @@
 #include <map>
 
 #include "child_process.h"
-#include "embedded_streams.h"
+#include "in_process.h"
 #include "kafka_clients.h"
 #include "processors/counting/counting_topology.h"
-#include "topology/kafka/embedded_broker.h"
-#include "topology/kafka/topic_admin.h"
-#include "topology/runtime/kafka_streams.h"
 
 namespace cm {
 namespace {
@@ -21,12 +18,9 @@ class CountingStreamsTest : public ::testing::TestWithParam<topology::Processing
  protected:
   void SetUp() override {
     dir_ = testing::FreshTestDirectory("cm-it-" + std::to_string(static_cast<int>(GetParam())));
-    auto broker = topology::EmbeddedBroker::Start();
+    auto broker = testing::TestBroker::Start({{"count-input", 4}, {"count-output", 4}});
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
-    ASSERT_TRUE(broker_->CreateTopic("count-input", 4).ok());
-    ASSERT_TRUE(broker_->CreateTopic("count-output", 4).ok());
-    admin_ = topology::NewEmbeddedTopicAdmin(*broker_);
     counting::AddCountingTopology(builder_);
     auto t = builder_.Build("it-count");
     ASSERT_TRUE(t.ok()) << t.status().ToString();
@@ -39,15 +33,16 @@ class CountingStreamsTest : public ::testing::TestWithParam<topology::Processing
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
-  std::unique_ptr<topology::KafkaStreams> StartStreams() {
-    topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
-        "it-count", broker_->bootstrap_servers(), (dir_ / "state").string());
-    config.guarantee = GetParam();
-    auto streams = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
-    EXPECT_TRUE(streams->Start().ok());
-    EXPECT_TRUE(testing::WaitFor([&] { return streams->Ready(); }, 30s))
-        << streams->ReadyReport().dump();
-    return streams;
+  std::unique_ptr<testing::InProcessInstance> StartStreams() {
+    auto instance = std::make_unique<testing::InProcessInstance>(
+        *broker_, *topology_,
+        testing::InstanceOptions{.state_dir = (dir_ / "state").string(),
+                                 .configure = [guarantee = GetParam()](topology::StreamsConfig& c) {
+                                   c.guarantee = guarantee;
+                                 }});
+    auto started = instance->Start();
+    EXPECT_TRUE(started.ok()) << started.ToString();
+    return instance;
   }
 
   void ProduceRound(int records, int keys) {
@@ -73,8 +68,7 @@ class CountingStreamsTest : public ::testing::TestWithParam<topology::Processing
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<topology::EmbeddedBroker> broker_;
-  std::unique_ptr<topology::TopicAdmin> admin_;
+  std::unique_ptr<testing::TestBroker> broker_;
   topology::TopologyBuilder builder_;
   std::unique_ptr<topology::Topology> topology_;
   testing::Kafka producer_;
@@ -94,7 +88,7 @@ TEST_P(CountingStreamsTest, RestoresFromChangelogAfterLocalStateIsDeleted) {
   ProduceRound(5000, 100);
   EXPECT_TRUE(OutputsReach(reader, last, 100, 100))
       << "counts did not continue from the restored state";
-  for (const auto& t : streams->Threads()) {
+  for (const auto& t : streams->streams().Threads()) {
     uint64_t entries = 0;
     for (const auto& task : t.tasks) entries += task.store_entries;
     EXPECT_GE(entries, 100u);

@@ -111,7 +111,7 @@ class PostgresSnapshotTest : public ::testing::Test {
             .ok());
     dir_ = std::filesystem::temp_directory_path() / ("cm-it-snapshot-" + schema_);
     std::filesystem::remove_all(dir_);
-    auto broker = testing::UsageBroker::Start(2);
+    auto broker = testing::StartUsageBroker(2);
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
     // Minute buckets are kept one hour, so that a record an hour and more ahead rolls them up.
@@ -132,10 +132,10 @@ class PostgresSnapshotTest : public ::testing::Test {
     snapshotter_->Start();
 
     instance_ = std::make_unique<testing::UsageInstance>(
-        broker_, testing::UsageInstanceOptions{.application_id = "it-snapshot",
-                                               .state_dir = (dir_ / "state").string(),
-                                               .usage = options,
-                                               .snapshot_listener = snapshotter_.get()});
+        *broker_, testing::UsageInstanceOptions{.application_id = "it-snapshot",
+                                                .state_dir = (dir_ / "state").string(),
+                                                .usage = options,
+                                                .snapshot_listener = snapshotter_.get()});
     auto started = instance_->Start();
     ASSERT_TRUE(started.ok()) << started.ToString();
     client_ = &instance_->client();
@@ -194,7 +194,7 @@ class PostgresSnapshotTest : public ::testing::Test {
 
   std::string schema_ = UniqueSchema("it_snapshot");
   std::filesystem::path dir_;
-  testing::UsageBroker broker_;
+  std::unique_ptr<testing::TestBroker> broker_;
   std::unique_ptr<testing::TcpProxy> proxy_;
   std::unique_ptr<postgres::Snapshotter> snapshotter_;
   std::unique_ptr<testing::UsageInstance> instance_;
@@ -231,7 +231,7 @@ TEST_F(PostgresSnapshotTest, RowsEqualHttpFiguresThroughAnOutageAndARollup) {
   // A record two hours ahead moves org-a's stream time past the minute retention: the rollup
   // deletes its minute buckets, and Postgres deletes their rows.
   ASSERT_FALSE(PgPoints("org-a", "minute").empty());
-  auto producer = testing::NewProducer(broker_.bootstrap());
+  auto producer = testing::NewProducer(broker_->bootstrap_servers());
   const int64_t ahead = now + 2 * usage::kHourMs;
   const std::string event = json({{"eventId", "ahead-1"},
                                   {"organizationId", "org-a"},

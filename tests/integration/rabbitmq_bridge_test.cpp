@@ -14,8 +14,8 @@
 #include "amqp_publisher.h"
 #include "bridges/rabbitmq/amqp_bridge.h"
 #include "child_process.h"
+#include "in_process.h"
 #include "kafka_clients.h"
-#include "topology/kafka/embedded_broker.h"
 #include "topology/kafka/partitioner.h"
 
 namespace cm {
@@ -30,7 +30,7 @@ constexpr int kPartitions = 4;
 class RabbitmqBridgeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto broker = topology::EmbeddedBroker::Start();
+    auto broker = testing::TestBroker::Start();
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
     exchange_ = testing::UniqueName("it-bridge-ex");
@@ -103,7 +103,7 @@ class RabbitmqBridgeTest : public ::testing::Test {
     return seen;
   }
 
-  std::unique_ptr<topology::EmbeddedBroker> broker_;
+  std::unique_ptr<testing::TestBroker> broker_;
   std::string exchange_, queue_, topic_, dlq_;
   std::unique_ptr<testing::AmqpPublisher> publisher_;
   std::vector<std::unique_ptr<rabbitmq::AmqpBridge>> bridges_;

@@ -5,11 +5,8 @@
 #include <map>
 
 #include "child_process.h"
-#include "embedded_streams.h"
+#include "in_process.h"
 #include "kafka_clients.h"
-#include "topology/kafka/embedded_broker.h"
-#include "topology/kafka/topic_admin.h"
-#include "topology/runtime/kafka_streams.h"
 #include "topology/tools/application_reset.h"
 
 namespace cm {
@@ -63,11 +60,9 @@ class RepartitionStreamsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::FreshTestDirectory("cm-it-repart");
-    auto broker = topology::EmbeddedBroker::Start();
+    auto broker = testing::TestBroker::Start({{"picks", kPartitions}});
     ASSERT_TRUE(broker.ok());
     broker_ = std::move(broker).value();
-    ASSERT_TRUE(broker_->CreateTopic("picks", kPartitions).ok());
-    admin_ = topology::NewEmbeddedTopicAdmin(*broker_);
     topology::TopologyBuilder builder;
     state::StoreSpec spec;
     spec.name = "per-colour";
@@ -95,13 +90,12 @@ class RepartitionStreamsTest : public ::testing::Test {
   }
 
   void Start() {
-    topology::StreamsConfig config = testing::EmbeddedStreamsConfig(
-        "it-repart", broker_->bootstrap_servers(), (dir_ / "state").string());
-    config.threads = 2;
-    streams_ = std::make_unique<topology::KafkaStreams>(*topology_, config, *admin_);
-    ASSERT_TRUE(streams_->Start().ok());
-    ASSERT_TRUE(testing::WaitFor([&] { return streams_->Ready(); }, 30s))
-        << streams_->ReadyReport().dump();
+    streams_ = std::make_unique<testing::InProcessInstance>(
+        *broker_, *topology_,
+        testing::InstanceOptions{.state_dir = (dir_ / "state").string(),
+                                 .configure = [](topology::StreamsConfig& c) { c.threads = 2; }});
+    auto started = streams_->Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
   }
 
   // Users `from`..`to`-1 each pick one of the colours; the users' keys spread over all input
@@ -138,11 +132,10 @@ class RepartitionStreamsTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<topology::EmbeddedBroker> broker_;
-  std::unique_ptr<topology::TopicAdmin> admin_;
+  std::unique_ptr<testing::TestBroker> broker_;
   std::unique_ptr<topology::Topology> topology_;
   testing::Kafka producer_;
-  std::unique_ptr<topology::KafkaStreams> streams_;
+  std::unique_ptr<testing::InProcessInstance> streams_;
   std::map<std::string, long> expected_;
   std::map<std::string, std::vector<long>> seen_;
   std::unique_ptr<testing::TopicReader> reader_;
@@ -167,7 +160,7 @@ TEST_F(RepartitionStreamsTest, ReplayRebuildsDownstreamCountsWithoutSendingTheir
   o.bootstrap_servers = broker_->bootstrap_servers();
   o.embedded_broker = true;
   o.state_dir = (dir_ / "state").string();
-  topology::ApplicationReset reset(*topology_, o, *admin_);
+  topology::ApplicationReset reset(*topology_, o, broker_->admin());
   ASSERT_TRUE(reset.CheckStopped().ok());
   auto plan = reset.Plan();
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
@@ -184,7 +177,7 @@ TEST_F(RepartitionStreamsTest, ReplayRebuildsDownstreamCountsWithoutSendingTheir
   ASSERT_TRUE(testing::WaitFor(
       [&] {
         uint64_t dropped = 0;
-        for (const auto& t : streams_->Threads()) dropped += t.replayed_outputs_dropped;
+        for (const auto& t : streams_->streams().Threads()) dropped += t.replayed_outputs_dropped;
         return dropped == 600;
       },
       60s));

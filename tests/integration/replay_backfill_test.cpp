@@ -6,12 +6,10 @@
 #include <map>
 
 #include "child_process.h"
-#include "embedded_streams.h"
+#include "in_process.h"
 #include "kafka_clients.h"
 #include "processors/counting/counting_topology.h"
 #include "topology/common/wall_clock.h"
-#include "topology/kafka/embedded_broker.h"
-#include "topology/kafka/topic_admin.h"
 #include "topology/query/streams_metadata.h"
 #include "topology/runtime/kafka_streams.h"
 #include "topology/tools/application_reset.h"
@@ -28,12 +26,10 @@ class ReplayBackfillTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::FreshTestDirectory("cm-replay");
-    auto broker = topology::EmbeddedBroker::Start();
+    auto broker =
+        testing::TestBroker::Start({{"count-input", kPartitions}, {"count-output", kPartitions}});
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
-    ASSERT_TRUE(broker_->CreateTopic("count-input", kPartitions).ok());
-    ASSERT_TRUE(broker_->CreateTopic("count-output", kPartitions).ok());
-    admin_ = topology::NewEmbeddedTopicAdmin(*broker_);
     producer_ = testing::NewProducer(broker_->bootstrap_servers());
     now_ = topology::WallClockMs();
   }
@@ -51,18 +47,17 @@ class ReplayBackfillTest : public ::testing::Test {
     return std::make_unique<topology::Topology>(std::move(t).value());
   }
 
-  topology::StreamsConfig Config(const std::string& app) {
-    return testing::EmbeddedStreamsConfig(app, broker_->bootstrap_servers(),
-                                          (dir_ / "state").string());
-  }
-
-  std::unique_ptr<topology::KafkaStreams> Start(const topology::Topology& t,
-                                                const topology::StreamsConfig& config) {
-    auto streams = std::make_unique<topology::KafkaStreams>(t, config, *admin_);
-    EXPECT_TRUE(streams->Start().ok());
-    EXPECT_TRUE(testing::WaitFor([&] { return streams->Ready(); }, 30s))
-        << streams->ReadyReport().dump();
-    return streams;
+  // `t` on the harness with its state in dir_/state; `configure` changes the config after that.
+  std::unique_ptr<testing::InProcessInstance> Start(
+      const topology::Topology& t,
+      std::function<void(topology::StreamsConfig&)> configure = nullptr) {
+    auto instance = std::make_unique<testing::InProcessInstance>(
+        *broker_, t,
+        testing::InstanceOptions{.state_dir = (dir_ / "state").string(),
+                                 .configure = std::move(configure)});
+    auto started = instance->Start();
+    EXPECT_TRUE(started.ok()) << started.ToString();
+    return instance;
   }
 
   topology::ResetOptions ResetFrom(std::optional<int64_t> from_ms) {
@@ -136,8 +131,7 @@ class ReplayBackfillTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<topology::EmbeddedBroker> broker_;
-  std::unique_ptr<topology::TopicAdmin> admin_;
+  std::unique_ptr<testing::TestBroker> broker_;
   testing::Kafka producer_;
   int64_t now_ = 0;
 };
@@ -146,11 +140,11 @@ TEST_F(ReplayBackfillTest, DryRunPlanChangesNothing) {
   auto t = BuildTopology("rp-dry");
   auto keys = Keys("k", 20);
   {
-    auto streams = Start(*t, Config("rp-dry"));
+    auto streams = Start(*t);
     ProduceKeys(keys, 10, 0);
-    ASSERT_TRUE(CountsAre(*streams, Expect(keys, 10)));
+    ASSERT_TRUE(CountsAre(streams->streams(), Expect(keys, 10)));
   }
-  topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), *admin_);
+  topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), broker_->admin());
   ASSERT_TRUE(reset.CheckStopped().ok());
   auto plan = reset.Plan();
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
@@ -173,25 +167,25 @@ TEST_F(ReplayBackfillTest, DryRunPlanChangesNothing) {
   // Planning wrote no marker and deleted nothing: the application continues where it was.
   EXPECT_EQ(EndOffset(topology::Topology::ResetsTopic("rp-dry"), 0), 0);
   EXPECT_TRUE(std::filesystem::exists(dir_ / "state" / "rp-dry"));
-  auto streams = Start(*t, Config("rp-dry"));
+  auto streams = Start(*t);
   ProduceKeys(keys, 5, 0);
-  EXPECT_TRUE(CountsAre(*streams, Expect(keys, 15)));
+  EXPECT_TRUE(CountsAre(streams->streams(), Expect(keys, 15)));
 }
 
 TEST_F(ReplayBackfillTest, ReplayFromBeginningRebuildsTheSameFigures) {
   auto t = BuildTopology("rp-all");
   auto keys = Keys("k", 30);
   {
-    auto streams = Start(*t, Config("rp-all"));
+    auto streams = Start(*t);
     ProduceKeys(keys, 10, 0);
-    ASSERT_TRUE(CountsAre(*streams, Expect(keys, 10)));
+    ASSERT_TRUE(CountsAre(streams->streams(), Expect(keys, 10)));
     ProduceKeys(keys, 7, 0);
-    ASSERT_TRUE(CountsAre(*streams, Expect(keys, 17)));
+    ASSERT_TRUE(CountsAre(streams->streams(), Expect(keys, 17)));
   }
   const int64_t changelog_end = TotalEnd("rp-all-counts-changelog");
   const int64_t outputs_before = TotalEnd("count-output");
   ASSERT_EQ(outputs_before, 30 * 17);
-  topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), *admin_);
+  topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), broker_->admin());
   ASSERT_TRUE(reset.CheckStopped().ok());
   auto plan = reset.Plan();
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
@@ -200,14 +194,14 @@ TEST_F(ReplayBackfillTest, ReplayFromBeginningRebuildsTheSameFigures) {
 
   // Every record is processed again into empty stores: the same figures as the first run, not
   // twice them (the old changelog is not restored on top).
-  auto streams = Start(*t, Config("rp-all"));
-  EXPECT_TRUE(CountsAre(*streams, Expect(keys, 17)));
+  auto streams = Start(*t);
+  EXPECT_TRUE(CountsAre(streams->streams(), Expect(keys, 17)));
   EXPECT_GT(TotalEnd("rp-all-counts-changelog"), changelog_end) << "the stores were rebuilt";
 
   // The replay sent none of its outputs again (the mock broker writes no transaction markers,
   // so end offsets count records); records after the old position have theirs as usual.
   ProduceKeys(keys, 2, 0);
-  EXPECT_TRUE(CountsAre(*streams, Expect(keys, 19)));
+  EXPECT_TRUE(CountsAre(streams->streams(), Expect(keys, 19)));
   EXPECT_TRUE(testing::WaitFor([&] { return TotalEnd("count-output") == 30 * 19; }, 30s))
       << TotalEnd("count-output") << " outputs, expected " << 30 * 19;
 }
@@ -219,15 +213,15 @@ TEST_F(ReplayBackfillTest, ReplayFromTimeSkipsEarlierRecordsAndRestoresNothingBe
   const int64_t t0 = now_ - 3'600'000;  // an hour ago
   const int64_t t1 = now_ - 600'000;    // ten minutes ago
   {
-    auto streams = Start(*t, Config("rp-time"));
+    auto streams = Start(*t);
     ProduceKeys(old_keys, 1, t0);
     ProduceKeys(keys, 3, t0);
     ProduceKeys(keys, 2, t1);
     auto all = Expect(keys, 5);
     for (const auto& k : old_keys) all[k] = 1;
-    ASSERT_TRUE(CountsAre(*streams, all));
+    ASSERT_TRUE(CountsAre(streams->streams(), all));
   }
-  topology::ApplicationReset reset(*t, ResetFrom(t1 - 60'000), *admin_);
+  topology::ApplicationReset reset(*t, ResetFrom(t1 - 60'000), broker_->admin());
   auto plan = reset.Plan();
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   int64_t skipped = 0;
@@ -237,55 +231,55 @@ TEST_F(ReplayBackfillTest, ReplayFromTimeSkipsEarlierRecordsAndRestoresNothingBe
   EXPECT_EQ(skipped, 40) << "the inputs move past the 40 records before --from";
   ASSERT_TRUE(reset.Apply(*plan).ok());
   {
-    auto streams = Start(*t, Config("rp-time"));
-    EXPECT_TRUE(CountsAre(*streams, Expect(keys, 2))) << "only the records after --from count";
-    for (const auto& k : old_keys) EXPECT_EQ(CountOf(*streams, k), std::nullopt) << k;
+    auto streams = Start(*t);
+    EXPECT_TRUE(CountsAre(streams->streams(), Expect(keys, 2)))
+        << "only the records after --from count";
+    for (const auto& k : old_keys) EXPECT_EQ(CountOf(streams->streams(), k), std::nullopt) << k;
     ProduceKeys(keys, 1, 0);
-    EXPECT_TRUE(CountsAre(*streams, Expect(keys, 3)));
+    EXPECT_TRUE(CountsAre(streams->streams(), Expect(keys, 3)));
   }
   // The local state is lost: the restore reads the changelog from the reset's offsets only,
   // so keys written to the changelog before the reset do not come back.
   std::filesystem::remove_all(dir_ / "state");
-  auto streams = Start(*t, Config("rp-time"));
-  EXPECT_TRUE(CountsAre(*streams, Expect(keys, 3)));
-  for (const auto& k : old_keys) EXPECT_EQ(CountOf(*streams, k), std::nullopt) << k;
+  auto streams = Start(*t);
+  EXPECT_TRUE(CountsAre(streams->streams(), Expect(keys, 3)));
+  for (const auto& k : old_keys) EXPECT_EQ(CountOf(streams->streams(), k), std::nullopt) << k;
 }
 
 TEST_F(ReplayBackfillTest, StateThatPredatesAResetIsDiscarded) {
   auto t = BuildTopology("rp-stale");
   auto keys = Keys("k", 10);
   {
-    auto streams = Start(*t, Config("rp-stale"));
+    auto streams = Start(*t);
     ProduceKeys(keys, 4, 0);
-    ASSERT_TRUE(CountsAre(*streams, Expect(keys, 4)));
+    ASSERT_TRUE(CountsAre(streams->streams(), Expect(keys, 4)));
   }
   // Another instance's state directory survives the reset (replay deletes only the one it
   // is given): a copy of it must not bring the old counts back.
   std::filesystem::copy(dir_ / "state", dir_ / "other-instance",
                         std::filesystem::copy_options::recursive);
-  topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), *admin_);
+  topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), broker_->admin());
   auto plan = reset.Plan();
   ASSERT_TRUE(plan.ok());
   ASSERT_TRUE(reset.Apply(*plan).ok());
-  auto config = Config("rp-stale");
-  config.state_dir = (dir_ / "other-instance").string();
-  auto streams = Start(*t, config);
-  EXPECT_TRUE(CountsAre(*streams, Expect(keys, 4)));
+  auto streams = Start(
+      *t, [&](topology::StreamsConfig& c) { c.state_dir = (dir_ / "other-instance").string(); });
+  EXPECT_TRUE(CountsAre(streams->streams(), Expect(keys, 4)));
   ProduceKeys(keys, 1, 0);
-  EXPECT_TRUE(CountsAre(*streams, Expect(keys, 5)));
+  EXPECT_TRUE(CountsAre(streams->streams(), Expect(keys, 5)));
 }
 
 TEST_F(ReplayBackfillTest, RefusesWhileAnInstanceRuns) {
   auto t = BuildTopology("rp-live");
-  auto streams = Start(*t, Config("rp-live"));
+  auto streams = Start(*t);
   topology::StreamsMetadata metadata({.bootstrap_servers = broker_->bootstrap_servers(),
                                       .topic = topology::KafkaStreams::InstancesTopic("rp-live"),
                                       .instance_id = "a",
                                       .endpoint = "127.0.0.1:1",
                                       .interval = 200ms},
-                                     [&] { return streams->RunningTasks(); });
+                                     [&] { return streams->streams().RunningTasks(); });
   ASSERT_TRUE(metadata.Start().ok());
-  topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), *admin_);
+  topology::ApplicationReset reset(*t, ResetFrom(std::nullopt), broker_->admin());
   state::Status refused;
   ASSERT_TRUE(testing::WaitFor(
       [&] {
@@ -297,42 +291,40 @@ TEST_F(ReplayBackfillTest, RefusesWhileAnInstanceRuns) {
   EXPECT_NE(refused.message().find("instance a"), std::string::npos) << refused.message();
   metadata.Stop();  // a clean stop announces that it leaves
   streams->Stop();
-  topology::ApplicationReset after(*t, ResetFrom(std::nullopt), *admin_);
+  topology::ApplicationReset after(*t, ResetFrom(std::nullopt), broker_->admin());
   EXPECT_TRUE(after.CheckStopped().ok());
 }
 
 TEST_F(ReplayBackfillTest, BackfillCountsOnlyItsRangeWithoutTouchingLiveOutputs) {
   auto t_live = BuildTopology("bf-live");
-  auto live = Start(*t_live, Config("bf-live"));
+  auto live = Start(*t_live);
   auto keys = Keys("k", 20);
   const int64_t t0 = now_ - 3 * 3'600'000, t1 = now_ - 2 * 3'600'000, t2 = now_ - 3'600'000;
   ProduceKeys(keys, 2, t0);
   ProduceKeys(keys, 3, t1);
   ProduceKeys(keys, 4, t2);
-  ASSERT_TRUE(CountsAre(*live, Expect(keys, 9)));
+  ASSERT_TRUE(CountsAre(live->streams(), Expect(keys, 9)));
   // Outputs are published right after the commit that made the counts visible.
   ASSERT_TRUE(testing::WaitFor([&] { return TotalEnd("count-output") == 20 * 9; }, 30s));
   int64_t dlq = TotalEnd("cloudmatrix.dlq");
 
   auto t_bf = BuildTopology("bf-range");
-  auto prepared = topology::Backfill::Prepare(*t_bf, *admin_, ResetFrom(t1), t2);
+  auto prepared = topology::Backfill::Prepare(*t_bf, broker_->admin(), ResetFrom(t1), t2);
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-  auto config = Config("bf-range");
-  prepared->Configure(config);
-  auto bf = Start(*t_bf, config);
+  auto bf = Start(*t_bf, [&](topology::StreamsConfig& c) { prepared->Configure(c); });
   // Input that arrives while the backfill runs is past its stop offsets.
   ProduceKeys(keys, 1, t1 + 1);
   topology::BackfillProgress progress;
   ASSERT_TRUE(testing::WaitFor(
       [&] {
-        progress = prepared->Progress(*bf);
+        progress = prepared->Progress(bf->streams());
         return progress.finished;
       },
       60s, 100ms));
   EXPECT_EQ(progress.total, 60u);
   EXPECT_EQ(progress.done, 60u);
-  EXPECT_TRUE(CountsAre(*bf, Expect(keys, 3))) << "the backfill counts exactly [t1, t2)";
-  EXPECT_TRUE(CountsAre(*live, Expect(keys, 10))) << "the live application keeps running";
+  EXPECT_TRUE(CountsAre(bf->streams(), Expect(keys, 3))) << "the backfill counts exactly [t1, t2)";
+  EXPECT_TRUE(CountsAre(live->streams(), Expect(keys, 10))) << "the live application keeps running";
 
   // Outputs went to the backfill's own topic; the live output topic got only the live
   // application's one output for each of the 20 new records (the mock broker writes no

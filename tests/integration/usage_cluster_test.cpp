@@ -140,7 +140,7 @@ class UsageClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::FreshTestDirectory("cm-it-usage-cluster");
-    auto broker = testing::UsageBroker::Start(kPartitions);
+    auto broker = testing::StartUsageBroker(kPartitions);
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
   }
@@ -153,9 +153,9 @@ class UsageClusterTest : public ::testing::Test {
 
   void StartInstance(std::unique_ptr<UsageInstance>& instance, const std::string& id) {
     instance = std::make_unique<UsageInstance>(
-        broker_, testing::UsageInstanceOptions{.application_id = "it-usage-cluster",
-                                               .instance_id = id,
-                                               .state_dir = (dir_ / id).string()});
+        *broker_, testing::UsageInstanceOptions{.application_id = "it-usage-cluster",
+                                                .instance_id = id,
+                                                .state_dir = (dir_ / id).string()});
     auto s = instance->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
@@ -358,7 +358,7 @@ class UsageClusterTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  testing::UsageBroker broker_;
+  std::unique_ptr<testing::TestBroker> broker_;
   std::unique_ptr<UsageInstance> a_;
   std::unique_ptr<UsageInstance> b_;
   std::vector<std::string> orgs_;
@@ -511,7 +511,7 @@ TEST_F(UsageClusterTest, ConcurrentProducersWithSharedEventIdsCountEachEventOnce
     });
   }
   producers.emplace_back([&] {
-    auto producer = testing::NewProducer(broker_.bootstrap());
+    auto producer = testing::NewProducer(broker_->bootstrap_servers());
     for (const auto& e : per_thread[kThreads])
       testing::Produce(producer.get(), "cloudmatrix.events", e.org, e.ToJson().dump());
     if (rd_kafka_flush(producer.get(), 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) ++failures;
@@ -611,7 +611,7 @@ void UsageClusterTest::CrossEightyPercentAndExpectEachAlertOnce(FiredAlerts& ale
 }
 
 TEST_F(UsageClusterTest, RestartWithoutLocalStateRestoresFiguresAndFiresNoAlertTwice) {
-  FiredAlerts alerts(broker_.bootstrap());
+  FiredAlerts alerts(broker_->bootstrap_servers());
   std::vector<Sent> before;
   int first = 0;
   const double limit = StartWithAFiredAlert(alerts, before, first);
@@ -635,7 +635,7 @@ TEST_F(UsageClusterTest, RestartWithoutLocalStateRestoresFiguresAndFiresNoAlertT
 // and sends no alert again that the application sent before the reset; alerts crossed after
 // it are sent as usual.
 TEST_F(UsageClusterTest, ReplayFromTheBeginningRebuildsTheFiguresAndSendsNoAlertAgain) {
-  FiredAlerts alerts(broker_.bootstrap());
+  FiredAlerts alerts(broker_->bootstrap_servers());
   std::vector<Sent> before;
   int first = 0;
   const double limit = StartWithAFiredAlert(alerts, before, first);
@@ -648,10 +648,10 @@ TEST_F(UsageClusterTest, ReplayFromTheBeginningRebuildsTheFiguresAndSendsNoAlert
   auto topology = builder.Build(a_->options().application_id);
   ASSERT_TRUE(topology.ok());
   topology::ResetOptions o;
-  o.bootstrap_servers = broker_.bootstrap();
+  o.bootstrap_servers = broker_->bootstrap_servers();
   o.embedded_broker = true;
   o.state_dir = a_->options().state_dir;
-  topology::ApplicationReset reset(*topology, o, *broker_.admin);
+  topology::ApplicationReset reset(*topology, o, broker_->admin());
   ASSERT_TRUE(reset.CheckStopped().ok());
   auto plan = reset.Plan();
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();

@@ -27,12 +27,12 @@ class UsageHttpTest : public ::testing::Test {
     dir_ =
         std::filesystem::temp_directory_path() / ("cm-it-usage-http-" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
-    auto broker = testing::UsageBroker::Start(2);
+    auto broker = testing::StartUsageBroker(2);
     ASSERT_TRUE(broker.ok()) << broker.status().ToString();
     broker_ = std::move(broker).value();
     instance_ = std::make_unique<testing::UsageInstance>(
-        broker_, testing::UsageInstanceOptions{.application_id = "it-usage-http",
-                                               .state_dir = (dir_ / "state").string()});
+        *broker_, testing::UsageInstanceOptions{.application_id = "it-usage-http",
+                                                .state_dir = (dir_ / "state").string()});
     auto started = instance_->Start();
     ASSERT_TRUE(started.ok()) << started.ToString();
     client_ = &instance_->client();
@@ -67,7 +67,7 @@ class UsageHttpTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  testing::UsageBroker broker_;
+  std::unique_ptr<testing::TestBroker> broker_;
   std::unique_ptr<testing::UsageInstance> instance_;
   httplib::Client* client_ = nullptr;
 };
@@ -217,7 +217,8 @@ TEST_F(UsageHttpTest, SetsThePlanThenQuotaAndCheckQuotaFollowIt) {
   // An unknown plan, or an alert on no metric, is refused before anything is appended: no
   // Kafka round trip for a command that cannot apply (issue 14).
   auto commands_appended = [&] {
-    auto consumer = testing::NewClient(RD_KAFKA_CONSUMER, broker_.bootstrap(), {{"group.id", "p"}});
+    auto consumer =
+        testing::NewClient(RD_KAFKA_CONSUMER, broker_->bootstrap_servers(), {{"group.id", "p"}});
     int64_t total = 0;
     for (int32_t p = 0; p < 2; ++p) {
       int64_t low = 0, high = 0;

@@ -8,29 +8,21 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "topology/kafka/kafka_client.h"
 
 namespace cm::testing {
 
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-using Kafka = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
+using Kafka = topology::KafkaHandle;
 
+// Throws when librdkafka refuses a setting or the client: a test cannot go on without it.
 inline Kafka NewClient(rd_kafka_type_t type, const std::string& bootstrap,
                        const std::map<std::string, std::string>& settings = {}) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-  for (const auto& [k, v] : settings) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      throw std::invalid_argument(err);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (rk == nullptr) throw std::runtime_error(err);
-  return Kafka(rk);
+  auto client = topology::NewKafkaClient(type, bootstrap, settings);
+  if (!client.ok()) throw std::invalid_argument(client.status().ToString());
+  return std::move(client).value();
 }
 
 inline Kafka NewProducer(const std::string& bootstrap) {
@@ -89,18 +81,8 @@ class TopicReader {
         msg.partition = m->partition;
         if (m->key) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
         if (m->payload) msg.value.assign(static_cast<const char*>(m->payload), m->len);
-        rd_kafka_headers_t* hdrs = nullptr;
-        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          const char* name;
-          const void* val;
-          size_t size;
-          for (size_t i = 0;
-               rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-               ++i) {
-            msg.headers.emplace_back(name,
-                                     val ? std::string(static_cast<const char*>(val), size) : "");
-          }
-        }
+        for (auto& h : topology::MessageHeaders(*m))
+          msg.headers.emplace_back(std::move(h.key), std::move(h.value));
         out.push_back(std::move(msg));
       }
       rd_kafka_message_destroy(m);

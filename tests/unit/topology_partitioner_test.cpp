@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "topology/kafka/kafka_client.h"
 #include "topology/kafka/partitioner.h"
 
 namespace cm::topology {
@@ -17,21 +18,23 @@ namespace {
 class LibrdkafkaPartitioner {
  public:
   LibrdkafkaPartitioner() {
-    char err[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
-    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (rk_ == nullptr) {
+    if (auto s = SetAll(conf, {{"log_level", "0"}}); !s.ok()) {
       rd_kafka_conf_destroy(conf);
-      error_ = err;
+      error_ = s.ToString();
       return;
     }
-    rkt_ = rd_kafka_topic_new(rk_, "partitioner-test", nullptr);
+    auto rk = CreateKafkaHandle(RD_KAFKA_PRODUCER, conf);
+    if (!rk.ok()) {
+      error_ = rk.status().ToString();
+      return;
+    }
+    rk_ = std::move(rk).value();
+    rkt_ = rd_kafka_topic_new(rk_.get(), "partitioner-test", nullptr);
     if (rkt_ == nullptr) error_ = rd_kafka_err2str(rd_kafka_last_error());
   }
   ~LibrdkafkaPartitioner() {
     if (rkt_ != nullptr) rd_kafka_topic_destroy(rkt_);
-    if (rk_ != nullptr) rd_kafka_destroy(rk_);
   }
   bool ok() const { return rkt_ != nullptr; }
   const std::string& error() const { return error_; }
@@ -41,7 +44,7 @@ class LibrdkafkaPartitioner {
   }
 
  private:
-  rd_kafka_t* rk_ = nullptr;
+  KafkaHandle rk_;
   rd_kafka_topic_t* rkt_ = nullptr;
   std::string error_;
 };

@@ -237,8 +237,12 @@ TEST(UsageIngest, BatchBodyForHttpIsAllOrNothing) {
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("events[1]: quantity is required"));
   batch["events"][1]["quantity"] = 10;
-  EXPECT_EQ(Ok(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog())).size(), 2u);
-  EXPECT_EQ(Ok(ParseUsageEventBatch(Ev("one", "org-a", "api.call", kNow).dump(), kNow)).size(), 1u);
+  auto two = Ok(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog()));
+  EXPECT_EQ(two.events.size(), 2u);
+  EXPECT_TRUE(two.batch);
+  auto one = Ok(ParseUsageEventBatch(Ev("one", "org-a", "api.call", kNow).dump(), kNow));
+  EXPECT_EQ(one.events.size(), 1u);
+  EXPECT_FALSE(one.batch);
   EXPECT_FALSE(ParseUsageEventBatch(R"({"events": []})", kNow).ok());
   // Both shapes in one body once took the top-level event and dropped the batch (issue 14).
   json both = Ev("top", "org-a", "api.call", kNow);

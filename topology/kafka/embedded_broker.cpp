@@ -12,6 +12,9 @@
 #include <cstdlib>
 #include <set>
 #include <sstream>
+#include <utility>
+
+#include "topology/kafka/kafka_client.h"
 
 namespace cm::topology {
 
@@ -51,25 +54,18 @@ void DisableNagle(const std::string& bootstraps) {
 }  // namespace
 
 Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(int broker_count) {
-  char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   // The handle only hosts the cluster; it never connects anywhere.
-  if (rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) != RD_KAFKA_CONF_OK) {
+  if (auto s = SetAll(conf, {{"log_level", "3"}}); !s.ok()) {
     rd_kafka_conf_destroy(conf);
-    return Status::InvalidArgument(std::string("log_level: ") + err);
+    return s;
   }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status::Unavailable(std::string("cannot create broker host handle: ") + err);
-  }
-  rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(rk, broker_count);
-  if (cluster == nullptr) {
-    rd_kafka_destroy(rk);
-    return Status::Unavailable("cannot start the embedded broker");
-  }
+  auto handle = CreateKafkaHandle(RD_KAFKA_PRODUCER, conf);
+  if (!handle.ok()) return handle.status();
+  rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(handle->get(), broker_count);
+  if (cluster == nullptr) return Status::Unavailable("cannot start the embedded broker");
   std::unique_ptr<EmbeddedBroker> broker(new EmbeddedBroker());
-  broker->handle_ = rk;
+  broker->handle_ = std::move(handle).value();
   broker->cluster_ = cluster;
   broker->bootstrap_servers_ = rd_kafka_mock_cluster_bootstraps(cluster);
   DisableNagle(broker->bootstrap_servers_);
@@ -77,8 +73,8 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(int broker_count) 
 }
 
 EmbeddedBroker::~EmbeddedBroker() {
+  // The cluster first: it runs on its host handle, which the member then destroys.
   if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
-  if (handle_ != nullptr) rd_kafka_destroy(handle_);
 }
 
 Status EmbeddedBroker::SetAvailable(bool available) {

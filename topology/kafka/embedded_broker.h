@@ -4,8 +4,8 @@
 #include <string>
 
 #include "state/status.h"
+#include "topology/kafka/kafka_handle.h"
 
-typedef struct rd_kafka_s rd_kafka_t;
 typedef struct rd_kafka_mock_cluster_s rd_kafka_mock_cluster_t;
 
 namespace cm::topology {
@@ -29,8 +29,8 @@ class EmbeddedBroker {
 
  private:
   EmbeddedBroker() = default;
-  rd_kafka_t* handle_ = nullptr;                // owned: destroyed with the cluster
-  rd_kafka_mock_cluster_t* cluster_ = nullptr;  // owned
+  KafkaHandle handle_;                          // hosts the cluster: outlives it
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;  // owned: destroyed first
   std::string bootstrap_servers_;
 };
 

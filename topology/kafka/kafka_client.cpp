@@ -1,34 +1,19 @@
 #include "topology/kafka/kafka_client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
+#include <utility>
 
 #include "topology/common/log.h"
+#include "topology/kafka/kafka_error.h"
 
 namespace cm::topology {
 
 using state::Result;
 using state::Status;
 
-Result<KafkaHandle> NewKafkaClient(rd_kafka_type_t type, const std::string& bootstrap,
-                                   const std::map<std::string, std::string>& settings) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::map<std::string, std::string> all = {{"bootstrap.servers", bootstrap}, {"log_level", "3"}};
-  for (const auto& [k, v] : settings) all[k] = v;
-  for (const auto& [k, v] : all) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return Status::InvalidArgument("Kafka setting " + k + ": " + err);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return Status::Unavailable(std::string("cannot create Kafka client: ") + err);
-  }
-  return KafkaHandle(rk);
-}
+void KafkaHandleDeleter::operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
 
 namespace {
 
@@ -42,65 +27,145 @@ void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char
 
 }  // namespace
 
-void SetOrThrow(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
+Status SetAll(rd_kafka_conf_t* conf, const std::map<std::string, std::string>& settings) {
   char err[512];
-  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    throw std::invalid_argument("Kafka setting " + key + "=" + value + ": " + err);
+  for (const auto& [k, v] : settings) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+      return Status::InvalidArgument("Kafka setting " + k + "=" + v + ": " + err);
   }
+  return Status::OK();
 }
 
-KafkaHandle NewKafkaHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+Result<KafkaHandle> CreateKafkaHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
   char err[512];
   rd_kafka_conf_set_log_cb(conf, &LogFromKafka);
   rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
   if (rk == nullptr) {
     rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("cannot create Kafka client: ") + err);
+    return Status::Unavailable(std::string("cannot create Kafka client: ") + err);
   }
   return KafkaHandle(rk);
+}
+
+Result<KafkaHandle> NewKafkaClient(rd_kafka_type_t type, const std::string& bootstrap,
+                                   const std::map<std::string, std::string>& settings) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::map<std::string, std::string> all = {{"bootstrap.servers", bootstrap}, {"log_level", "3"}};
+  for (const auto& [k, v] : settings) all[k] = v;
+  if (auto s = SetAll(conf, all); !s.ok()) {
+    rd_kafka_conf_destroy(conf);
+    return s;
+  }
+  return CreateKafkaHandle(type, conf);
+}
+
+void SetOrThrow(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
+  if (auto s = SetAll(conf, {{key, value}}); !s.ok()) throw std::invalid_argument(s.message());
+}
+
+KafkaHandle NewKafkaHandle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  auto handle = CreateKafkaHandle(type, conf);
+  if (!handle.ok()) throw std::runtime_error(handle.status().message());
+  return std::move(handle).value();
+}
+
+PartitionReader::PartitionReader(rd_kafka_t* consumer, std::string topic, int32_t partition,
+                                 int64_t from, int64_t end)
+    : consumer_(consumer),
+      topic_(std::move(topic)),
+      partition_(partition),
+      end_(end),
+      next_(from),
+      done_(from >= end) {}
+
+PartitionReader::~PartitionReader() {
+  if (!assigned_) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_, nullptr)) {
+    // The read itself is over and the next reader's assign replaces the assignment: logged only.
+    Log(LogLevel::kWarn, "unassign_failed",
+        {{"topic", topic_}, {"partition", partition_}, {"error", rd_kafka_err2str(err)}});
+  }
+}
+
+Result<bool> PartitionReader::Read(std::chrono::steady_clock::time_point deadline,
+                                   const Visit& visit) {
+  if (done_) return true;
+  if (!assigned_) {
+    PartitionList list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), partition_)->offset = next_;
+    if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_, list.get())) {
+      return Status::Unavailable("cannot assign " + topic_ + "[" + std::to_string(partition_) +
+                                 "]: " + rd_kafka_err2str(err));
+    }
+    assigned_ = true;
+  }
+  while (!done_) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    rd_kafka_message_t* m =
+        rd_kafka_consumer_poll(consumer_, static_cast<int>(std::min<int64_t>(left.count(), 100)));
+    if (m == nullptr) continue;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
+        m, &rd_kafka_message_destroy);
+    if (m->rkt == nullptr || m->partition != partition_ || topic_ != rd_kafka_topic_name(m->rkt))
+      continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      done_ = true;
+    } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      KafkaErrorAction action = ClassifyKafkaError(m->err);
+      if (action == KafkaErrorAction::kFatal || action == KafkaErrorAction::kAbortCommit) {
+        return Status::Unavailable("reading " + topic_ + "[" + std::to_string(partition_) +
+                                   "] failed: " + rd_kafka_message_errstr(m));
+      }
+    } else {
+      next_ = m->offset + 1;
+      auto go_on = visit(*m);
+      if (!go_on.ok()) return go_on.status();
+      done_ = !*go_on || next_ >= end_;
+    }
+  }
+  return true;
 }
 
 Status ReadPartition(rd_kafka_t* consumer, const std::string& topic, int32_t partition,
                      int64_t from, int64_t end,
                      const std::function<bool(const rd_kafka_message_t&)>& visit) {
-  if (from >= end) return Status::OK();
-  PartitionList list(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = from;
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer, list.get())) {
-    return Status::Unavailable(std::string("cannot assign ") + topic + ": " +
-                               rd_kafka_err2str(err));
+  PartitionReader reader(consumer, topic, partition, from, end);
+  auto done = reader.Read(std::chrono::steady_clock::now() + std::chrono::seconds(60),
+                          [&](const rd_kafka_message_t& m) -> Result<bool> { return visit(m); });
+  if (!done.ok()) return done.status();
+  if (!*done) {
+    return Status::Unavailable("reading " + topic + "[" + std::to_string(partition) +
+                               "] timed out at offset " + std::to_string(reader.next_offset()));
   }
-  Status status = Status::OK();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (int64_t next = from; next < end;) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      status = Status::Unavailable("reading " + topic + "[" + std::to_string(partition) +
-                                   "] timed out at offset " + std::to_string(next));
-      break;
-    }
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 500);
-    if (m == nullptr) continue;
-    bool mine =
-        m->rkt != nullptr && m->partition == partition && topic == rd_kafka_topic_name(m->rkt);
-    bool go_on = true;
-    if (mine && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      next = end;
-    } else if (mine && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      next = m->offset + 1;
-      go_on = visit(*m);
-    } else if (mine) {
-      status = Status::Unavailable("reading " + topic + ": " + rd_kafka_message_errstr(m));
-      go_on = false;
-    }
-    rd_kafka_message_destroy(m);
-    if (!go_on) break;
+  return Status::OK();
+}
+
+std::vector<Header> MessageHeaders(const rd_kafka_message_t& m) {
+  std::vector<Header> out;
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(&m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  for (size_t i = 0;
+       rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    out.push_back({name, value ? std::string(static_cast<const char*>(value), size) : ""});
   }
-  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer, nullptr)) {
-    // The read itself is done and the next read's assign replaces the assignment: logged only.
-    Log(LogLevel::kWarn, "unassign_failed",
-        {{"topic", topic}, {"partition", partition}, {"error", rd_kafka_err2str(err)}});
-  }
-  return status;
+  return out;
+}
+
+std::optional<std::string_view> LastHeader(const rd_kafka_message_t& m, const char* name) {
+  rd_kafka_headers_t* headers = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_message_headers(&m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
+  if (value == nullptr) return std::string_view();
+  return std::string_view(static_cast<const char*>(value), size);
 }
 
 Status QueryWatermarks(rd_kafka_t* rk, const std::string& topic, int32_t partition, int64_t& low,

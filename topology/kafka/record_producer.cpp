@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "topology/common/log.h"
+#include "topology/kafka/kafka_client.h"
 #include "topology/kafka/kafka_error.h"
 
 namespace cm::topology {
@@ -28,8 +29,6 @@ void OnDeliveryReport(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
 
 state::Result<std::unique_ptr<RecordProducer>> RecordProducer::Create(
     const RecordProducerOptions& options) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   std::map<std::string, std::string> settings = {
       {"bootstrap.servers", options.bootstrap_servers},
       {"client.id", options.client_id},
@@ -41,34 +40,29 @@ state::Result<std::unique_ptr<RecordProducer>> RecordProducer::Create(
       {"log_level", "3"},
   };
   for (const auto& [k, v] : options.overrides) settings[k] = v;
-  for (const auto& [k, v] : settings) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return state::Status::InvalidArgument("producer setting " + k + "=" + v + ": " + err);
-    }
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (auto s = SetAll(conf, settings); !s.ok()) {
+    rd_kafka_conf_destroy(conf);
+    return s;
   }
   rd_kafka_conf_set_dr_msg_cb(conf, &OnDeliveryReport);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return state::Status::InvalidArgument(std::string("cannot create producer: ") + err);
-  }
+  auto handle = CreateKafkaHandle(RD_KAFKA_PRODUCER, conf);
+  if (!handle.ok()) return handle.status();
   std::unique_ptr<RecordProducer> producer(new RecordProducer());
-  producer->producer_ = rk;
+  producer->producer_ = std::move(handle).value();
   return producer;
 }
 
 RecordProducer::~RecordProducer() {
-  if (rd_kafka_flush(producer_, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (rd_kafka_flush(producer_.get(), 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // Every callback still has to run once: purged records report a failure.
     rd_kafka_resp_err_t err =
-        rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = rd_kafka_flush(producer_, 1000);
+        rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = rd_kafka_flush(producer_.get(), 1000);
     // A destructor cannot report it otherwise; the records' callbacks may not all have run.
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
       Log(LogLevel::kWarn, "producer_close_incomplete", {{"error", rd_kafka_err2str(err)}});
   }
-  rd_kafka_destroy(producer_);
 }
 
 state::Status RecordProducer::Produce(const OutgoingRecord& record, OnDelivery on_delivery) {
@@ -83,7 +77,7 @@ state::Status RecordProducer::Produce(const OutgoingRecord& record, OnDelivery o
   auto callback = std::make_unique<OnDelivery>(std::move(on_delivery));
   for (;;) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        producer_, RD_KAFKA_V_TOPIC(record.topic.c_str()),
+        producer_.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()),
         RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(record.key.empty() ? nullptr : const_cast<char*>(record.key.data()),
@@ -95,7 +89,8 @@ state::Status RecordProducer::Produce(const OutgoingRecord& record, OnDelivery o
       return state::Status::OK();
     }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      rd_kafka_poll(producer_, 10);  // back-pressure: serve reports, then retry the same record
+      rd_kafka_poll(producer_.get(),
+                    10);  // back-pressure: serve reports, then retry the same record
       continue;
     }
     if (headers != nullptr) rd_kafka_headers_destroy(headers);
@@ -105,11 +100,11 @@ state::Status RecordProducer::Produce(const OutgoingRecord& record, OnDelivery o
 }
 
 void RecordProducer::Poll(std::chrono::milliseconds timeout) {
-  rd_kafka_poll(producer_, static_cast<int>(timeout.count()));
+  rd_kafka_poll(producer_.get(), static_cast<int>(timeout.count()));
 }
 
 state::Status RecordProducer::Flush(std::chrono::milliseconds timeout) {
-  rd_kafka_resp_err_t err = rd_kafka_flush(producer_, static_cast<int>(timeout.count()));
+  rd_kafka_resp_err_t err = rd_kafka_flush(producer_.get(), static_cast<int>(timeout.count()));
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return state::Status::OK();
   return state::Status::Unavailable(std::string("flush: ") + rd_kafka_err2str(err));
 }
@@ -117,10 +112,10 @@ state::Status RecordProducer::Flush(std::chrono::milliseconds timeout) {
 void RecordProducer::Purge() {
   // Only invalid flags fail a purge; the records then stay queued and deliver as usual.
   if (rd_kafka_resp_err_t err =
-          rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+          rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
     Log(LogLevel::kWarn, "producer_purge_failed", {{"error", rd_kafka_err2str(err)}});
 }
 
-int RecordProducer::InFlight() const { return rd_kafka_outq_len(producer_); }
+int RecordProducer::InFlight() const { return rd_kafka_outq_len(producer_.get()); }
 
 }  // namespace cm::topology

@@ -11,8 +11,7 @@
 #include <vector>
 
 #include "state/status.h"
-
-typedef struct rd_kafka_s rd_kafka_t;
+#include "topology/kafka/kafka_handle.h"
 
 namespace cm::topology {
 
@@ -74,7 +73,7 @@ class RecordProducer {
 
  private:
   RecordProducer() = default;
-  rd_kafka_t* producer_ = nullptr;  // owned
+  KafkaHandle producer_;
 };
 
 }  // namespace cm::topology

@@ -66,8 +66,10 @@ void RecordCollectorImpl::Send(TaskRuntime& rt, const std::string& topic, const 
     rt.outbox.push_back({target, record});
     return;
   }
-  producer_.Produce(target, PartitionFor(target, record.key), record.key, record.value,
-                    record.timestamp_ms, record.headers, nullptr);
+  auto partition = PartitionFor(target, record.key);
+  if (!partition) return;  // the thread has failed; nothing of this commit is kept
+  producer_.Produce(target, *partition, record.key, record.value, record.timestamp_ms,
+                    record.headers, nullptr);
 }
 
 const std::string& RecordCollectorImpl::OutputTopic(const std::string& topic) {
@@ -78,13 +80,16 @@ const std::string& RecordCollectorImpl::OutputTopic(const std::string& topic) {
   return it->second;
 }
 
-int32_t RecordCollectorImpl::PartitionFor(const std::string& topic, const std::string& key) {
+std::optional<int32_t> RecordCollectorImpl::PartitionFor(const std::string& topic,
+                                                         const std::string& key) {
   auto it = partition_counts_.find(topic);
   if (it == partition_counts_.end()) {
     const rd_kafka_metadata_t* md = nullptr;
     rd_kafka_resp_err_t err = rd_kafka_metadata(producer_.handle(), 1, nullptr, &md, 10000);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       failure_.Fatal(std::string("metadata request failed: ") + rd_kafka_err2str(err));
+      return std::nullopt;  // inside a rebalance callback Fatal returns
+    }
     for (int i = 0; i < md->topic_cnt; ++i) {
       if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[i].partition_cnt > 0) {
         partition_counts_[md->topics[i].topic] = md->topics[i].partition_cnt;
@@ -92,7 +97,10 @@ int32_t RecordCollectorImpl::PartitionFor(const std::string& topic, const std::s
     }
     rd_kafka_metadata_destroy(md);
     it = partition_counts_.find(topic);
-    if (it == partition_counts_.end()) failure_.Fatal("output topic " + topic + " does not exist");
+    if (it == partition_counts_.end()) {
+      failure_.Fatal("output topic " + topic + " does not exist");
+      return std::nullopt;
+    }
   }
   // Kafka's default partitioner, computed here so that outputs land where recovery looks.
   return PartitionForKey(key, it->second);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -38,7 +39,11 @@ class RecordCollectorImpl {
   void EndInput(TaskRuntime& task) { task.replaying = false; }
 
   void Send(TaskRuntime& task, const std::string& topic, const Record& record);
-  int32_t PartitionFor(const std::string& topic, const std::string& key);
+  // The partition of `topic` that Kafka's default partitioner picks for `key`. None when the
+  // topic's partition count cannot be learnt: the thread has then failed (Fatal throws, or
+  // inside a rebalance callback defers), and the caller stops what it was doing.
+  [[nodiscard]] std::optional<int32_t> PartitionFor(const std::string& topic,
+                                                    const std::string& key);
 
   uint64_t replayed_outputs_dropped() const { return replayed_outputs_dropped_; }
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "topology/common/log.h"
-#include "topology/kafka/kafka_error.h"
+#include "topology/kafka/kafka_client.h"
 #include "topology/runtime/reset_marker.h"
 
 namespace cm::topology {
@@ -26,6 +26,8 @@ int64_t ReadCheckpoint(const state::TaskState& state, const std::string& key) {
 StateRestorer::StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config,
                              const Topology& topology, TaskId task, state::TaskState& state)
     : consumer_(consumer), config_(config), topology_(topology), task_(task), state_(state) {}
+
+StateRestorer::~StateRestorer() = default;
 
 Status StateRestorer::Prepare() {
   started_ = std::chrono::steady_clock::now();
@@ -67,12 +69,9 @@ Status StateRestorer::Prepare() {
   }
   commit_position_ = phases_.front().from;
   for (auto& phase : phases_) {
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        consumer_, phase.topic.c_str(), task_.partition, &phase.low, &phase.high, 10000);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return Status::Unavailable("cannot read offsets of " + phase.topic + "[" +
-                                 std::to_string(task_.partition) + "]: " + rd_kafka_err2str(err));
-    }
+    if (auto s = QueryWatermarks(consumer_, phase.topic, task_.partition, phase.low, phase.high);
+        !s.ok())
+      return s;
     if (phase.from > phase.high) {
       return Status::Aborted(phase.topic + "[" + std::to_string(task_.partition) + "] ends at " +
                              std::to_string(phase.high) + " but the local state reflects offset " +
@@ -109,81 +108,36 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
   auto deadline = std::chrono::steady_clock::now() + budget;
   while (phase_ < phases_.size()) {
     Phase& phase = phases_[phase_];
-    if (!assigned_) {
-      next_offset_ = phase.from;
-      if (phase.from < phase.high) {
-        rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(list, phase.topic.c_str(), task_.partition)->offset =
-            phase.from;
-        rd_kafka_resp_err_t err = rd_kafka_assign(consumer_, list);
-        rd_kafka_topic_partition_list_destroy(list);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-          return Status::Unavailable(std::string("cannot assign restore consumer: ") +
-                                     rd_kafka_err2str(err));
-        }
-      }
-      assigned_ = true;
+    if (!reader_) {
+      reader_ = std::make_unique<PartitionReader>(consumer_, phase.topic, task_.partition,
+                                                  phase.from, phase.high);
     }
-    bool done = next_offset_ >= phase.high;
-    while (!done) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, 100);
-      if (m == nullptr) continue;
-      if (m->rkt == nullptr || m->partition != task_.partition ||
-          phase.topic != rd_kafka_topic_name(m->rkt)) {
-        rd_kafka_message_destroy(m);  // left over from the previous phase's partition
-        continue;
+    auto done = reader_->Read(deadline, [&](const rd_kafka_message_t& m) -> Result<bool> {
+      ++restored_;
+      if (phase.store.empty()) {
+        std::string_view value(static_cast<const char*>(m.payload), m.len);
+        std::string_view type = LastHeader(m, kCommitRecordTypeHeader).value_or("seal");
+        if (auto s = ApplyCommitRecord(type, value, m.offset); !s.ok()) return s;
+        commit_position_ = m.offset + 1;
+        return true;
       }
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        done = true;  // under read_committed this is the last stable offset
-      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        KafkaErrorAction action = ClassifyKafkaError(m->err);
-        std::string what = rd_kafka_message_errstr(m);
-        rd_kafka_message_destroy(m);
-        if (action == KafkaErrorAction::kFatal || action == KafkaErrorAction::kAbortCommit) {
-          return Status::Unavailable("restore of " + phase.topic + " failed: " + what);
-        }
-        continue;
+      if (Sealed(phase.store, m.offset)) {
+        state::StoreChange change;
+        change.key.assign(static_cast<const char*>(m.key), m.key_len);
+        if (m.payload != nullptr) change.value.emplace(static_cast<const char*>(m.payload), m.len);
+        batch_.push_back(std::move(change));
       } else {
-        ++restored_;
-        if (phase.store.empty()) {
-          std::string_view value(static_cast<const char*>(m->payload), m->len);
-          std::string_view type = "seal";
-          rd_kafka_headers_t* headers = nullptr;
-          const void* type_value = nullptr;
-          size_t type_size = 0;
-          if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-              rd_kafka_header_get_last(headers, kCommitRecordTypeHeader, &type_value, &type_size) ==
-                  RD_KAFKA_RESP_ERR_NO_ERROR) {
-            type = std::string_view(static_cast<const char*>(type_value), type_size);
-          }
-          if (auto s = ApplyCommitRecord(type, value, m->offset); !s.ok()) {
-            rd_kafka_message_destroy(m);
-            return s;
-          }
-          commit_position_ = m->offset + 1;
-        } else if (Sealed(phase.store, m->offset)) {
-          state::StoreChange change;
-          change.key.assign(static_cast<const char*>(m->key), m->key_len);
-          if (m->payload != nullptr)
-            change.value.emplace(static_cast<const char*>(m->payload), m->len);
-          batch_.push_back(std::move(change));
-        } else {
-          ++skipped_;
-        }
-        next_offset_ = m->offset + 1;
-        done = next_offset_ >= phase.high;
-        if (!phase.store.empty() && batch_.size() >= config_.restore_batch_records) {
-          if (auto s = Flush(phase, next_offset_); !s.ok()) {
-            rd_kafka_message_destroy(m);
-            return s;
-          }
-        }
+        ++skipped_;
       }
-      rd_kafka_message_destroy(m);
-    }
+      if (batch_.size() >= config_.restore_batch_records) {
+        if (auto s = Flush(phase, m.offset + 1); !s.ok()) return s;
+      }
+      return true;
+    });
+    if (!done.ok()) return done.status();
+    if (!*done) return false;  // the budget is spent; the next step reads on
     if (!phase.store.empty()) {
-      if (auto s = Flush(phase, std::max(next_offset_, phase.high)); !s.ok()) return s;
+      if (auto s = Flush(phase, std::max(reader_->next_offset(), phase.high)); !s.ok()) return s;
     }
     Log(LogLevel::kInfo, "restore_phase_done",
         {{"task", task_.ToString()},
@@ -191,12 +145,7 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
          {"from", phase.from},
          {"to", phase.high},
          {"records", phase.high - phase.from}});
-    if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_, nullptr)) {
-      // The next phase's assign replaces the assignment; the restore itself is complete.
-      Log(LogLevel::kWarn, "restore_unassign_failed",
-          {{"task", task_.ToString()}, {"topic", phase.topic}, {"error", rd_kafka_err2str(err)}});
-    }
-    assigned_ = false;
+    reader_.reset();  // unassigns the partition
     ++phase_;
   }
   if (unpublished_) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,10 @@
 #include "topology/runtime/streams_config.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
+
+namespace cm::topology {
+class PartitionReader;
+}
 
 namespace cm::topology {
 
@@ -45,6 +50,7 @@ class StateRestorer {
  public:
   StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config, const Topology& topology,
                 TaskId task, state::TaskState& state);
+  ~StateRestorer();
 
   // Restores for about `budget`. True when done. kAborted: the log is behind the local state
   // (the broker lost its topics); the caller wipes the local state and starts again.
@@ -82,8 +88,7 @@ class StateRestorer {
   bool prepared_ = false;
   std::vector<Phase> phases_;
   size_t phase_ = 0;
-  bool assigned_ = false;
-  int64_t next_offset_ = 0;
+  std::unique_ptr<PartitionReader> reader_;  // of the current phase's partition
   std::vector<state::StoreChange> batch_;
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> sealed_ranges_;
   std::map<std::string, size_t> range_cursor_;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "state/status.h"
+#include "topology/runtime/thread_failure.h"
 
 namespace cm::topology {
 
@@ -139,6 +140,8 @@ void StreamTask::ProcessAt(const std::string& node, const Record& record) {
     throw;  // from a descendant: already names its node
   } catch (const state::StoreFailure&) {
     throw;  // not the record's fault: the task fails (Process), the record is not dead-lettered
+  } catch (const StreamThreadFailure&) {
+    throw;  // nor is the engine's (an output's partition could not be learnt): the thread fails
   } catch (const std::exception& e) {
     throw ProcessorFailure(node, std::string("processor threw: ") + e.what());
   }
@@ -188,6 +191,8 @@ void StreamTask::RunPunctuator(const Punctuator& punctuator, const std::string& 
     punctuator(timestamp_ms);
   } catch (const state::StoreFailure&) {
     throw;  // as in ProcessAt: fails the task
+  } catch (const StreamThreadFailure&) {
+    throw;  // as in ProcessAt: fails the thread
   } catch (const std::exception& e) {
     // There is no record to dead-letter; the failure is recorded and the task goes on.
     Record marker;

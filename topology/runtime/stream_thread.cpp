@@ -66,7 +66,6 @@ class StreamThread::Impl final {
   bool closed_ = false;
   std::chrono::steady_clock::time_point last_status_ = std::chrono::steady_clock::now();
   uint64_t processed_ = 0;
-  uint64_t task_failures_ = 0;
   std::map<std::pair<std::string, int32_t>, uint64_t> records_lost_;
 
   void CheckForLostRecords(const TaskRuntime& rt, const char* topic, int32_t partition,
@@ -173,16 +172,7 @@ void StreamThread::Impl::ProcessMessage(rd_kafka_message_t* m) {
   r.topic = topic;
   r.partition = m->partition;
   r.offset = m->offset;
-  rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const char* name;
-    const void* val;
-    size_t size;
-    for (size_t i = 0;
-         rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-      r.headers.push_back({name, val ? std::string(static_cast<const char*>(val), size) : ""});
-    }
-  }
+  r.headers = MessageHeaders(*m);
   CheckForLostRecords(rt, topic, m->partition, m->offset);
   if (rt.committed_positions.count(r.topic) == 0) rt.committed_positions[r.topic] = m->offset;
   collector_->BeginInput(rt, r);
@@ -230,10 +220,7 @@ void StreamThread::Impl::FailTask(const TaskRuntime& rt, const state::StoreFailu
   // A store that cannot read or write fails the task; its record is not poison, so it is not
   // dead-lettered. The thread fails like any fatal error: Close(false) commits nothing, so the
   // next owner (or a restart) processes the record again from the last sealed commit.
-  ++task_failures_;
-  Log(LogLevel::kError, "task_failed",
-      {{"thread", index_}, {"task", rt.task->name()}, {"error", e.what()}});
-  failure_.Fatal("task " + rt.task->name() + " failed: " + e.what());
+  failure_.FailTask(rt.task->name(), e.what());
 }
 
 void StreamThread::Impl::RefreshStatus() {
@@ -241,7 +228,7 @@ void StreamThread::Impl::RefreshStatus() {
   s.index = index_;
   s.assigned = tasks_->assigned();
   s.processed = processed_;
-  s.task_failures = task_failures_;
+  s.task_failures = failure_.task_failures();
   s.records_lost = records_lost_;
   s.produced = producer_->produced();
   s.replayed_outputs_dropped = collector_->replayed_outputs_dropped();

@@ -29,6 +29,9 @@ struct StreamsConfig {
   std::string dlq_topic = "cloudmatrix.dlq";
   int32_t default_partitions = 8;  // for topics cmstream has to create
   size_t restore_batch_records = 20'000;
+  // How long a restarted task may take to find which of a crash's sealed outputs reached their
+  // partitions (TaskCommitter::Republish) before the task fails.
+  std::chrono::milliseconds republish_timeout{60'000};
   int session_timeout_ms = 6000;
   int heartbeat_interval_ms = 500;
   int max_poll_interval_ms = 10000;

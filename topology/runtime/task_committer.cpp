@@ -1,6 +1,7 @@
 #include "topology/runtime/task_committer.h"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -54,6 +55,7 @@ void TaskCommitter::Publish(TaskRuntime& rt, const std::string& writer, uint64_t
     // The outputs are sealed: a restart finds the ones that arrived and sends the rest.
     failure_.Fatal(std::string("publishing sealed outputs failed: ") +
                    rd_kafka_err2str(producer_.delivery_error()));
+    return;
   }
   for (const auto& [partition, range] : delivered) {
     if (range.last >= 0) rt.sink_positions[partition] = range.last + 1;
@@ -62,57 +64,51 @@ void TaskCommitter::Publish(TaskRuntime& rt, const std::string& writer, uint64_t
 
 void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
   std::vector<int32_t> partitions;
-  std::map<std::pair<std::string, int32_t>, bool> targets;
+  std::set<std::pair<std::string, int32_t>> targets;
   for (const auto& o : u.outputs) {
-    partitions.push_back(collector_.PartitionFor(o.topic, o.record.key));
-    targets[{o.topic, partitions.back()}] = true;
+    auto partition = collector_.PartitionFor(o.topic, o.record.key);
+    if (!partition) return;  // the thread has failed
+    partitions.push_back(*partition);
+    targets.insert({o.topic, *partition});
   }
   const std::string prefix = u.writer + "/" + std::to_string(u.seq) + "/";
   std::set<size_t> already;
-  for (const auto& [target, unused] : targets) {
-    const auto& [topic, partition] = target;
+  // One deadline for the whole scan: a partition that cannot be read to its end fails the
+  // task (the next owner tries again) rather than holding the thread forever.
+  const auto deadline = std::chrono::steady_clock::now() + config_.republish_timeout;
+  for (const auto& [topic, partition] : targets) {
+    const std::string where = topic + "[" + std::to_string(partition) + "]";
     int64_t low = 0, high = 0;
-    if (rd_kafka_query_watermark_offsets(restore_consumer_, topic.c_str(), partition, &low, &high,
-                                         10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      failure_.Fatal("cannot read offsets of " + topic);
+    if (auto s = QueryWatermarks(restore_consumer_, topic, partition, low, high); !s.ok()) {
+      failure_.FailTask(rt.id.ToString(), "republish: " + s.message());
+      return;
     }
     auto hint = u.scan_from.find(topic + "/" + std::to_string(partition));
     int64_t from = std::max(low, hint == u.scan_from.end() ? low : hint->second);
-    if (from >= high) continue;
-    auto list = NewPartitionList();
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = from;
-    if (rd_kafka_resp_err_t err = rd_kafka_assign(restore_consumer_, list.get())) {
-      // Unread, the partition would be republished in full or the loop below never end.
-      failure_.Fatal("task " + rt.id.ToString() + ": assign of " + topic + "[" +
-                     std::to_string(partition) +
-                     "] to scan for published outputs failed: " + rd_kafka_err2str(err));
+    PartitionReader reader(restore_consumer_, topic, partition, from, high);
+    auto done = reader.Read(deadline, [&](const rd_kafka_message_t& m) -> state::Result<bool> {
+      auto id = LastHeader(m, kOutputIdHeader);
+      size_t index = 0;
+      if (id && id->substr(0, prefix.size()) == prefix &&
+          std::from_chars(id->data() + prefix.size(), id->data() + id->size(), index).ec ==
+              std::errc())
+        already.insert(index);
+      return true;
+    });
+    if (!done.ok()) {
+      failure_.FailTask(rt.id.ToString(),
+                        "republish: scanning " + where +
+                            " for published outputs failed: " + done.status().message());
       return;
     }
-    for (int64_t next = from; next < high;) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(restore_consumer_, 1000);
-      if (m == nullptr) continue;
-      bool mine =
-          m->rkt != nullptr && m->partition == partition && topic == rd_kafka_topic_name(m->rkt);
-      if (mine && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) next = high;
-      if (mine && m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        next = m->offset + 1;
-        rd_kafka_headers_t* headers = nullptr;
-        const void* id = nullptr;
-        size_t size = 0;
-        if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            rd_kafka_header_get_last(headers, kOutputIdHeader, &id, &size) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR) {
-          std::string_view value(static_cast<const char*>(id), size);
-          if (value.substr(0, prefix.size()) == prefix)
-            already.insert(std::stoul(std::string(value.substr(prefix.size()))));
-        }
-      }
-      rd_kafka_message_destroy(m);
-    }
-    if (rd_kafka_resp_err_t err = rd_kafka_assign(restore_consumer_, nullptr)) {
-      // The next assign replaces the assignment anyway; worth a line, not the thread.
-      Log(LogLevel::kWarn, "restore_consumer_unassign_failed",
-          {{"task", rt.id.ToString()}, {"error", rd_kafka_err2str(err)}});
+    if (!*done) {
+      // Unread, the partition's outputs would be sent twice or the task wait forever.
+      const std::string why = "did not reach offset " + std::to_string(high) + " within " +
+                              std::to_string(config_.republish_timeout.count()) +
+                              " ms (stopped at " + std::to_string(reader.next_offset()) + ")";
+      failure_.FailTask(rt.id.ToString(),
+                        "republish: scanning " + where + " for published outputs " + why);
+      return;
     }
   }
   Log(LogLevel::kInfo, "outputs_republished",
@@ -124,8 +120,8 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
   Publish(rt, u.writer, u.seq, u.outputs, partitions, already);
   if (producer_.in_transaction()) {
     if (auto e = producer_.CommitTransaction(60000)) {
+      producer_.AbandonTransaction();  // before Fatal, which throws outside callbacks
       failure_.Fatal("commit_transaction of republished outputs failed: " + e->what);
-      producer_.AbandonTransaction();
     }
   }
 }
@@ -186,8 +182,11 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
   for (TaskRuntime* rt : dirty) {
     if (rt->outbox.empty()) continue;
     auto& parts = output_partitions[rt->id];
-    for (const auto& o : rt->outbox)
-      parts.push_back(collector_.PartitionFor(o.topic, o.record.key));
+    for (const auto& o : rt->outbox) {
+      auto partition = collector_.PartitionFor(o.topic, o.record.key);
+      if (!partition) return false;  // the thread failed (inside a rebalance callback)
+      parts.push_back(*partition);
+    }
     for (auto& chunk : EncodeOutbox(rt->outbox, 512 * 1024)) {
       producer_.Produce(Topology::CommitTopic(app, rt->id.subtopology), rt->id.partition,
                         rt->id.ToString(), chunk, WallClockMs(),

@@ -47,6 +47,7 @@ bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partit
         TaskId id{*sub, parts->elems[i].partition};
         assigned.push_back(id.ToString());
         if (tasks_.count(id) == 0) CreateTask(id);
+        if (failure_.deferred()) return false;  // the task's state did not open
       }
       Log(LogLevel::kInfo, "tasks_assigned", {{"thread", index_}, {"tasks", assigned}});
       break;
@@ -58,6 +59,9 @@ bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partit
       } else if (!committer_.CommitAll(tasks_)) {
         committer_.AbortAll(tasks_, "commit before revocation failed");
       }
+      // A commit that failed the thread (its error waits for the poll to return) committed
+      // nothing: the tasks close as after a lost assignment.
+      lost = lost || failure_.deferred();
       auto unassign = NewPartitionList();
       nlohmann::json revoked = nlohmann::json::array();
       for (int i = 0; i < parts->cnt; ++i) {
