@@ -1,10 +1,11 @@
 // Usage aggregation: every aggregation kind, bucket boundaries, arrival order, queries.
-#include "usage_test_support.h"
-
 #include <algorithm>
 #include <map>
 #include <random>
 #include <tuple>
+
+#include "processors/usage/aggregate.h"
+#include "usage_test_support.h"
 
 namespace cm::usage::testing {
 namespace {
@@ -14,11 +15,16 @@ using ::testing::HasSubstr;
 // The default catalog plus a max and a latest metric.
 UsageOptions OptionsWithExtraMetrics() {
   json c = json::parse(DefaultCatalogJson());
-  c["metrics"].push_back({{"metricType", "peak_latency_ms"}, {"eventTypes", {"api.call"}},
-                          {"aggregation", "max"}, {"valueProperty", "metadata.latencyMs"},
-                          {"onMissingValue", "skip"}, {"groupBy", {"userId"}}});
-  c["metrics"].push_back({{"metricType", "last_gauge"}, {"eventTypes", {"gauge.reported"}},
-                          {"aggregation", "latest"}, {"valueProperty", "quantity"}});
+  c["metrics"].push_back({{"metricType", "peak_latency_ms"},
+                          {"eventTypes", {"api.call"}},
+                          {"aggregation", "max"},
+                          {"valueProperty", "metadata.latencyMs"},
+                          {"onMissingValue", "skip"},
+                          {"groupBy", {"userId"}}});
+  c["metrics"].push_back({{"metricType", "last_gauge"},
+                          {"eventTypes", {"gauge.reported"}},
+                          {"aggregation", "latest"},
+                          {"valueProperty", "quantity"}});
   UsageOptions o;
   o.catalog = Ok(ParseCatalog(c));
   return o;
@@ -120,17 +126,25 @@ TEST(UsageAggregation, BucketBoundariesMonthLengthsAndLeapYears) {
   EXPECT_EQ(series("2024-03-10T00:00:00Z", "2024-03-12T00:00:00Z", "day"),
             (S{{"2024-03-10T00:00:00.000Z", 5}, {"2024-03-11T00:00:00.000Z", 1}}));
   EXPECT_EQ(series("2023-01-01T00:00:00Z", "2024-04-01T00:00:00Z", "month"),
-            (S{{"2023-02-01T00:00:00.000Z", 1}, {"2023-03-01T00:00:00.000Z", 1},
-               {"2023-12-01T00:00:00.000Z", 1}, {"2024-01-01T00:00:00.000Z", 2},
-               {"2024-02-01T00:00:00.000Z", 2}, {"2024-03-01T00:00:00.000Z", 7}}));
+            (S{{"2023-02-01T00:00:00.000Z", 1},
+               {"2023-03-01T00:00:00.000Z", 1},
+               {"2023-12-01T00:00:00.000Z", 1},
+               {"2024-01-01T00:00:00.000Z", 2},
+               {"2024-02-01T00:00:00.000Z", 2},
+               {"2024-03-01T00:00:00.000Z", 7}}));
   // Feb 29 2024 is its own day bucket; months have their calendar lengths.
-  EXPECT_EQ(series("2024-02-29T00:00:00Z", "2024-03-01T00:00:00Z", "day"), (S{{"2024-02-29T00:00:00.000Z", 1}}));
+  EXPECT_EQ(series("2024-02-29T00:00:00Z", "2024-03-01T00:00:00Z", "day"),
+            (S{{"2024-02-29T00:00:00.000Z", 1}}));
   EXPECT_EQ(BucketEnd(Granularity::kMonth, Ms("2024-02-01T00:00:00Z")), Ms("2024-03-01T00:00:00Z"));
-  EXPECT_EQ(BucketEnd(Granularity::kMonth, Ms("2024-02-01T00:00:00Z")) - Ms("2024-02-01T00:00:00Z"), 29 * kDayMs);
-  EXPECT_EQ(BucketEnd(Granularity::kMonth, Ms("2023-02-01T00:00:00Z")) - Ms("2023-02-01T00:00:00Z"), 28 * kDayMs);
+  EXPECT_EQ(BucketEnd(Granularity::kMonth, Ms("2024-02-01T00:00:00Z")) - Ms("2024-02-01T00:00:00Z"),
+            29 * kDayMs);
+  EXPECT_EQ(BucketEnd(Granularity::kMonth, Ms("2023-02-01T00:00:00Z")) - Ms("2023-02-01T00:00:00Z"),
+            28 * kDayMs);
   EXPECT_EQ(BucketEnd(Granularity::kMonth, Ms("2023-12-01T00:00:00Z")), Ms("2024-01-01T00:00:00Z"));
-  EXPECT_EQ(BucketStart(Granularity::kMonth, Ms("2024-02-29T23:59:59.999Z")), Ms("2024-02-01T00:00:00Z"));
-  EXPECT_EQ(BucketStart(Granularity::kMonth, Ms("2100-03-01T00:00:00Z") - 1), Ms("2100-02-01T00:00:00Z"));
+  EXPECT_EQ(BucketStart(Granularity::kMonth, Ms("2024-02-29T23:59:59.999Z")),
+            Ms("2024-02-01T00:00:00Z"));
+  EXPECT_EQ(BucketStart(Granularity::kMonth, Ms("2100-03-01T00:00:00Z") - 1),
+            Ms("2100-02-01T00:00:00Z"));
   EXPECT_EQ(DaysInMonth(2100, 2), 28u);  // not a leap year
   EXPECT_EQ(DaysInMonth(2000, 2), 29u);
 }
@@ -139,8 +153,8 @@ TEST(UsageAggregation, HalfOpenRangesAndQueryValidation) {
   UsageHarness h;
   const std::string org = "org-c";
   const int64_t t = Ms("2024-03-10T12:00:00Z");
-  h.Event(Ev("a", org, "api.call", t - 1), t);      // last ms before the range
-  h.Event(Ev("b", org, "api.call", t), t);          // first ms of the range
+  h.Event(Ev("a", org, "api.call", t - 1), t);  // last ms before the range
+  h.Event(Ev("b", org, "api.call", t), t);      // first ms of the range
   h.Event(Ev("c", org, "api.call", t + kHourMs - 1), t + kHourMs);
   h.Event(Ev("d", org, "api.call", t + kHourMs), t + kHourMs);  // = endTime: excluded
   json m = h.Metrics(org, t, t + kHourMs, "hour", {"api_calls"});
@@ -162,27 +176,38 @@ TEST(UsageAggregation, HalfOpenRangesAndQueryValidation) {
   };
   bad({t, t, Granularity::kHour, {"api_calls"}, {}}, "endTime must be after startTime");
   bad({t + kHourMs, t, Granularity::kHour, {"api_calls"}, {}}, "endTime must be after startTime");
-  bad({t + kMinuteMs, t + kHourMs, Granularity::kHour, {"api_calls"}, {}}, "not on a hour boundary");
+  bad({t + kMinuteMs, t + kHourMs, Granularity::kHour, {"api_calls"}, {}},
+      "not on a hour boundary");
   bad({t, t + kDayMs, Granularity::kMonth, {"api_calls"}, {}}, "not on a month boundary");
   bad({t, t + kHourMs, Granularity::kHour, {"bogus"}, {}}, "unknown metricType 'bogus'");
-  bad({t, t + kHourMs, Granularity::kHour, {"api_calls"}, {"resourceId"}}, "cannot be grouped by 'resourceId'");
+  bad({t, t + kHourMs, Granularity::kHour, {"api_calls"}, {"resourceId"}},
+      "cannot be grouped by 'resourceId'");
   bad({t, t + kHourMs, Granularity::kHour, {"active_users"}, {"userId"}}, "allowed: none");
   bad({0, 400 * kDayMs, Granularity::kMinute, {"api_calls"}, {}}, "more than 100000 buckets");
 
   // HTTP query parameters.
-  auto parsed = Ok(ParseAggregationQuery(std::map<std::string, std::string>{
-      {"startTime", "2024-03-10T12:00:00Z"}, {"endTime", "1710075600000"}, {"granularity", "hour"},
-      {"metricTypes", "api_calls,events"}, {"dimensions", "userId"}}));
+  auto parsed = Ok(ParseAggregationQuery(
+      std::map<std::string, std::string>{{"startTime", "2024-03-10T12:00:00Z"},
+                                         {"endTime", "1710075600000"},
+                                         {"granularity", "hour"},
+                                         {"metricTypes", "api_calls,events"},
+                                         {"dimensions", "userId"}}));
   EXPECT_EQ(parsed.start_time, t);
   EXPECT_EQ(parsed.end_time, t + kHourMs);
   EXPECT_EQ(parsed.metric_types, (std::vector<std::string>{"api_calls", "events"}));
   EXPECT_EQ(parsed.dimensions, (std::vector<std::string>{"userId"}));
-  EXPECT_THAT(ParseAggregationQuery(std::map<std::string, std::string>{
-                  {"startTime", "x"}, {"endTime", "1"}, {"granularity", "hour"}}).status().message(),
-              HasSubstr("startTime"));
-  EXPECT_THAT(ParseAggregationQuery(std::map<std::string, std::string>{
-                  {"startTime", "1"}, {"endTime", "2"}, {"granularity", "week"}}).status().message(),
-              HasSubstr("'week' is not minute, hour, day or month"));
+  EXPECT_THAT(
+      ParseAggregationQuery(std::map<std::string, std::string>{
+                                {"startTime", "x"}, {"endTime", "1"}, {"granularity", "hour"}})
+          .status()
+          .message(),
+      HasSubstr("startTime"));
+  EXPECT_THAT(
+      ParseAggregationQuery(std::map<std::string, std::string>{
+                                {"startTime", "1"}, {"endTime", "2"}, {"granularity", "week"}})
+          .status()
+          .message(),
+      HasSubstr("'week' is not minute, hour, day or month"));
 }
 
 struct RawEvent {
@@ -196,8 +221,8 @@ struct RawEvent {
 
 std::vector<RawEvent> RandomEvents(uint32_t seed, int count, int64_t start, int64_t span) {
   std::mt19937_64 rng(seed);
-  const std::vector<std::string> types = {"api.call", "api.call", "storage.upload", "storage.delete",
-                                          "compute.used", "document.created"};
+  const std::vector<std::string> types = {"api.call",       "api.call",     "storage.upload",
+                                          "storage.delete", "compute.used", "document.created"};
   std::vector<RawEvent> out;
   for (int i = 0; i < count; ++i) {
     RawEvent e;
@@ -214,7 +239,8 @@ std::vector<RawEvent> RandomEvents(uint32_t seed, int count, int64_t start, int6
   return out;
 }
 
-void Pipe(UsageHarness& h, const std::string& org, const std::vector<RawEvent>& events, int64_t record_ts) {
+void Pipe(UsageHarness& h, const std::string& org, const std::vector<RawEvent>& events,
+          int64_t record_ts) {
   for (const auto& e : events) {
     json extra = {{"quantity", e.quantity}};
     if (e.user) extra["userId"] = *e.user;
@@ -228,7 +254,8 @@ using Points = std::map<std::tuple<std::string, std::string, std::string>, doubl
 
 Points FromQuery(const json& m) {
   Points p;
-  for (const auto& d : m["dataPoints"]) p[{d["timestamp"], d["metricType"], d["dimensions"].dump()}] = d["value"].get<double>();
+  for (const auto& d : m["dataPoints"])
+    p[{d["timestamp"], d["metricType"], d["dimensions"].dump()}] = d["value"].get<double>();
   return p;
 }
 
@@ -239,12 +266,18 @@ Points BruteForce(const std::vector<RawEvent>& events, const std::string& metric
   for (const auto& e : events) {
     if (e.ts < from || e.ts >= to) continue;
     double v = 0;
-    if (metric == "api_calls" && e.type == "api.call") v = 1;
-    else if (metric == "events") v = 1;
-    else if (metric == "storage_bytes" && e.type == "storage.upload") v = e.quantity;
-    else if (metric == "storage_bytes" && e.type == "storage.delete") v = -e.quantity;
-    else if (metric == "compute_seconds" && e.type == "compute.used") v = e.quantity;
-    else continue;
+    if (metric == "api_calls" && e.type == "api.call")
+      v = 1;
+    else if (metric == "events")
+      v = 1;
+    else if (metric == "storage_bytes" && e.type == "storage.upload")
+      v = e.quantity;
+    else if (metric == "storage_bytes" && e.type == "storage.delete")
+      v = -e.quantity;
+    else if (metric == "compute_seconds" && e.type == "compute.used")
+      v = e.quantity;
+    else
+      continue;
     json d = json::object();
     for (const auto& dim : dims) {
       const auto& val = dim == "userId" ? e.user : e.resource_type;
@@ -269,11 +302,16 @@ TEST(UsageAggregation, RandomEventsMatchABruteForceSumAtEveryGranularity) {
   Pipe(h, org, shuffled, start + span + kHourMs);
   ASSERT_TRUE(h.Dlq().empty());
 
-  const std::vector<std::string> metrics = {"api_calls", "storage_bytes", "compute_seconds", "events"};
-  const std::vector<std::vector<std::string>> groupings = {{}, {"userId"}, {"resourceType", "userId"}};
+  const std::vector<std::string> metrics = {"api_calls", "storage_bytes", "compute_seconds",
+                                            "events"};
+  const std::vector<std::vector<std::string>> groupings = {
+      {}, {"userId"}, {"resourceType", "userId"}};
   for (Granularity g : kGranularities) {
-    int64_t from = g == Granularity::kMonth ? Ms("2024-02-01T00:00:00Z") : start + (g == Granularity::kDay ? kDayMs : 0);
-    int64_t to = g == Granularity::kMonth ? Ms("2024-04-01T00:00:00Z") : start + span - (g == Granularity::kMinute ? kHourMs : 0);
+    int64_t from = g == Granularity::kMonth ? Ms("2024-02-01T00:00:00Z")
+                                            : start + (g == Granularity::kDay ? kDayMs : 0);
+    int64_t to = g == Granularity::kMonth
+                     ? Ms("2024-04-01T00:00:00Z")
+                     : start + span - (g == Granularity::kMinute ? kHourMs : 0);
     for (const auto& dims : groupings) {
       json m = h.Metrics(org, from, to, GranularityName(g), metrics, dims);
       Points expected;
@@ -301,7 +339,8 @@ TEST(UsageAggregation, ArrivalOrderDoesNotChangeAnyFigure) {
   for (int i = 0; i < 200; ++i) {
     presence.push_back(Ev("p-" + std::to_string(i), "org-o", "presence.joined",
                           Ms("2024-03-09T00:00:00Z") + i * 7 * kMinuteMs,
-                          {{"userId", "u" + std::to_string(i % 37)}, {"resourceId", "doc-" + std::to_string(i % 5)}}));
+                          {{"userId", "u" + std::to_string(i % 37)},
+                           {"resourceId", "doc-" + std::to_string(i % 5)}}));
   }
   UsageHarness forward, backward;
   const int64_t now = Ms("2024-03-11T01:00:00Z");
@@ -312,15 +351,18 @@ TEST(UsageAggregation, ArrivalOrderDoesNotChangeAnyFigure) {
   for (auto it = presence.rbegin(); it != presence.rend(); ++it) backward.Event(*it, now);
   Pipe(backward, "org-o", reversed, now);
   for (const char* g : {"minute", "hour", "day", "month"}) {
-    int64_t from = std::string(g) == "month" ? Ms("2024-03-01T00:00:00Z") : Ms("2024-03-09T00:00:00Z");
-    int64_t to = std::string(g) == "month" ? Ms("2024-04-01T00:00:00Z") : Ms("2024-03-11T00:00:00Z");
-    EXPECT_EQ(forward.Metrics("org-o", from, to, g, {}), backward.Metrics("org-o", from, to, g, {})) << g;
+    int64_t from =
+        std::string(g) == "month" ? Ms("2024-03-01T00:00:00Z") : Ms("2024-03-09T00:00:00Z");
+    int64_t to =
+        std::string(g) == "month" ? Ms("2024-04-01T00:00:00Z") : Ms("2024-03-11T00:00:00Z");
+    EXPECT_EQ(forward.Metrics("org-o", from, to, g, {}), backward.Metrics("org-o", from, to, g, {}))
+        << g;
     EXPECT_EQ(forward.Metrics("org-o", from, to, g, {"collaborators"}, {"resourceId"}),
               backward.Metrics("org-o", from, to, g, {"collaborators"}, {"resourceId"}))
         << g;
   }
-  EXPECT_EQ(forward.Metrics("org-o", Ms("2024-03-01T00:00:00Z"), Ms("2024-04-01T00:00:00Z"), "month",
-                            {"collaborators"})["totals"]["collaborators"],
+  EXPECT_EQ(forward.Metrics("org-o", Ms("2024-03-01T00:00:00Z"), Ms("2024-04-01T00:00:00Z"),
+                            "month", {"collaborators"})["totals"]["collaborators"],
             37);
 }
 
@@ -331,9 +373,11 @@ TEST(UsageAggregation, UniqueCountsMergeAcrossBuckets) {
   const int64_t now = Ms("2024-03-10T00:00:00Z");
   for (int i = 0; i < 100; ++i) {  // day 1: users 0..99; day 2: users 50..149
     h.Event(Ev("j1-" + std::to_string(i), org, "presence.joined", d1 + i * kMinuteMs,
-               {{"userId", "user-" + std::to_string(i)}}), now);
+               {{"userId", "user-" + std::to_string(i)}}),
+            now);
     h.Event(Ev("j2-" + std::to_string(i), org, "presence.joined", d1 + kDayMs + i * kMinuteMs,
-               {{"userId", "user-" + std::to_string(i + 50)}}), now);
+               {{"userId", "user-" + std::to_string(i + 50)}}),
+            now);
   }
   json days = h.Metrics(org, d1, d1 + 2 * kDayMs, "day", {"collaborators", "active_users"});
   ASSERT_EQ(days["dataPoints"].size(), 4u);
@@ -344,8 +388,27 @@ TEST(UsageAggregation, UniqueCountsMergeAcrossBuckets) {
   EXPECT_NEAR(union_estimate.get<double>(), 150, 2);
   EXPECT_EQ(days["totals"]["active_users"], union_estimate);
   // Registers merge exactly, so months and hours give the very same estimate.
-  EXPECT_EQ(h.Total(org, "collaborators", Ms("2024-03-01T00:00:00Z"), Ms("2024-04-01T00:00:00Z"), "month"), union_estimate);
+  EXPECT_EQ(h.Total(org, "collaborators", Ms("2024-03-01T00:00:00Z"), Ms("2024-04-01T00:00:00Z"),
+                    "month"),
+            union_estimate);
   EXPECT_EQ(h.Total(org, "collaborators", d1, d1 + 2 * kDayMs, "hour"), union_estimate);
+}
+
+// Found by fuzz_usage_store_values: merging two sums decoded from a corrupted changelog
+// overflowed __int128 (undefined behaviour; in practice a huge positive sum became negative).
+TEST(UsageAggregation, SumsSaturateInsteadOfWrapping) {
+  Aggregate big;
+  big.events = 1;
+  big.sum = static_cast<Nanos>(~static_cast<unsigned __int128>(0) >> 2) + 1;  // 2^126
+  auto decoded = Aggregate::Decode(Aggregation::kSum, big.Encode(Aggregation::kSum));
+  ASSERT_TRUE(decoded);
+  Aggregate merged = *decoded;
+  merged.Merge(Aggregation::kSum, *decoded);
+  merged.Merge(Aggregation::kSum, *decoded);
+  EXPECT_GT(merged.sum, decoded->sum);
+  EXPECT_GT(merged.Value(Aggregation::kSum), 0);
+  merged.AddEvent(Aggregation::kSum, 1e15, "", 0, "e");
+  EXPECT_GT(merged.sum, decoded->sum);
 }
 
 }  // namespace
