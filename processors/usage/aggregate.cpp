@@ -38,6 +38,15 @@ Nanos ToNanos(double value) {
          static_cast<Nanos>(std::llround(frac * 1e9));
 }
 
+Nanos SaturatingAdd(Nanos a, Nanos b) {
+  Nanos out;
+  if (!__builtin_add_overflow(a, b, &out)) return out;
+  // Only corrupted state gets here (1e15 per event would need 1e14 events): clamp rather than
+  // wrap a sum into a figure of the opposite sign.
+  constexpr Nanos kMax = static_cast<Nanos>(~static_cast<unsigned __int128>(0) >> 1);
+  return b > 0 ? kMax : -kMax - 1;
+}
+
 double NanosToDouble(Nanos n) {
   const Nanos whole = n / kNanosPerUnit;
   const Nanos rem = n % kNanosPerUnit;
@@ -58,7 +67,7 @@ void Aggregate::AddEvent(Aggregation kind, double number, std::string_view text,
     case Aggregation::kCount:
       break;
     case Aggregation::kSum:
-      sum += ToNanos(number);
+      sum = SaturatingAdd(sum, ToNanos(number));
       break;
     case Aggregation::kMax:
       if (!max || number > *max) max = number;
@@ -84,7 +93,7 @@ void Aggregate::Merge(Aggregation kind, const Aggregate& o) {
     case Aggregation::kCount:
       break;
     case Aggregation::kSum:
-      sum += o.sum;
+      sum = SaturatingAdd(sum, o.sum);
       break;
     case Aggregation::kMax:
       if (o.max && (!max || *o.max > *max)) max = o.max;

@@ -1,11 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "processors/usage/hyper_log_log.h"
 
@@ -23,6 +22,8 @@ using Nanos = __int128;
 inline constexpr int64_t kNanosPerUnit = 1'000'000'000;
 Nanos ToNanos(double value);  // |value| < 9.2e18
 double NanosToDouble(Nanos n);
+// a + b clamped to the range of Nanos: sums never wrap, whatever a changelog held.
+Nanos SaturatingAdd(Nanos a, Nanos b);
 // An integral double as a JSON integer, anything else as a JSON number.
 nlohmann::json NumberJson(double v);
 
@@ -30,12 +31,12 @@ nlohmann::json NumberJson(double v);
 // contributing events for every aggregation; the other fields serve one aggregation each.
 struct Aggregate {
   uint64_t events = 0;
-  Nanos sum = 0;                          // kSum
-  std::optional<double> max;              // kMax
-  std::optional<double> latest;           // kLatest: value of the latest event, ordered by
-  int64_t latest_ts = 0;                  //   (event time, eventId), so arrival order does not
-  std::string latest_event_id;            //   matter
-  HyperLogLog hll;                        // kUniqueCount
+  Nanos sum = 0;                 // kSum
+  std::optional<double> max;     // kMax
+  std::optional<double> latest;  // kLatest: value of the latest event, ordered by
+  int64_t latest_ts = 0;         //   (event time, eventId), so arrival order does not
+  std::string latest_event_id;   //   matter
+  HyperLogLog hll;               // kUniqueCount
 
   // One event's contribution; `number` for sum/max/latest, `text` for unique_count.
   void AddEvent(Aggregation kind, double number, std::string_view text, int64_t event_ts,

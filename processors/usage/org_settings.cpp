@@ -29,11 +29,12 @@ int64_t RetentionPolicy::For(Granularity g) const {
 
 state::Status RetentionPolicy::Validate() const {
   if (minute_ms <= 0 || hour_ms < minute_ms || day_ms < hour_ms || month_ms < day_ms) {
-    return state::Status::InvalidArgument(
-        "retention: need 0 < minute <= hour <= day <= month");
+    return state::Status::InvalidArgument("retention: need 0 < minute <= hour <= day <= month");
   }
-  if (month_ms != kForever) return state::Status::InvalidArgument("retention: months are kept forever");
-  if (day_ms < 62 * kDayMs) return state::Status::InvalidArgument("retention: days must be kept at least 62 days");
+  if (month_ms != kForever)
+    return state::Status::InvalidArgument("retention: months are kept forever");
+  if (day_ms < 62 * kDayMs)
+    return state::Status::InvalidArgument("retention: days must be kept at least 62 days");
   return state::Status::OK();
 }
 
@@ -83,32 +84,48 @@ void OrgSettings::SetRolledUpBefore(const std::string& metric, Granularity g, in
 
 json OrgSettings::ToJson() const {
   json history = json::array();
-  for (const auto& c : plan_history) history.push_back({{"plan", c.plan}, {"effectiveFrom", c.effective_from}});
+  for (const auto& c : plan_history)
+    history.push_back({{"plan", c.plan}, {"effectiveFrom", c.effective_from}});
   json marks = json::object();
   for (const auto& [metric, arr] : rolled_up_before) {
     json m = json::object();
     for (Granularity g : kGranularities) {
-      if (arr[static_cast<size_t>(g)] != kNever) m[GranularityName(g)] = arr[static_cast<size_t>(g)];
+      if (arr[static_cast<size_t>(g)] != kNever)
+        m[GranularityName(g)] = arr[static_cast<size_t>(g)];
     }
     marks[metric] = m;
   }
-  return {{"planHistory", history}, {"billingAnchorDay", billing_anchor_day}, {"rolledUpBefore", marks}};
+  return {{"planHistory", history},
+          {"billingAnchorDay", billing_anchor_day},
+          {"rolledUpBefore", marks}};
 }
 
 OrgSettings OrgSettings::FromJson(const json& j) {
+  // What ToJson wrote, read back; a field of the wrong type or out of range is left at its
+  // default rather than thrown (json::value throws on a type mismatch) or converted (a float
+  // such as 1e69 does not fit an int64_t).
   OrgSettings s;
   if (!j.is_object()) return s;
   if (auto it = j.find("planHistory"); it != j.end() && it->is_array()) {
     for (const auto& c : *it) {
-      if (c.is_object()) s.plan_history.push_back({c.value("plan", ""), c.value("effectiveFrom", int64_t{0})});
+      if (!c.is_object()) continue;
+      auto plan = c.find("plan");
+      auto from = c.find("effectiveFrom");
+      if (plan == c.end() || !plan->is_string() || from == c.end() || !from->is_number_integer())
+        continue;
+      // Kept sorted and bounded, as AddPlanChange keeps them.
+      s.AddPlanChange(plan->get<std::string>(), from->get<int64_t>());
     }
   }
-  s.billing_anchor_day = j.value("billingAnchorDay", 1);
+  if (auto it = j.find("billingAnchorDay"); it != j.end() && it->is_number_integer() &&
+                                            it->get<int64_t>() >= 1 && it->get<int64_t>() <= 31)
+    s.billing_anchor_day = it->get<int>();
   if (auto it = j.find("rolledUpBefore"); it != j.end() && it->is_object()) {
     for (auto m = it->begin(); m != it->end(); ++m) {
       for (Granularity g : kGranularities) {
         auto v = m->find(GranularityName(g));
-        if (v != m->end() && v->is_number_integer()) s.SetRolledUpBefore(m.key(), g, v->get<int64_t>());
+        if (v != m->end() && v->is_number_integer())
+          s.SetRolledUpBefore(m.key(), g, v->get<int64_t>());
       }
     }
   }

@@ -1,6 +1,7 @@
 #include "processors/usage/time_util.h"
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -165,7 +166,8 @@ Result<int64_t> ParseTimestampString(std::string_view s) {
     return Status::InvalidArgument("timestamp '" + std::string(s.substr(0, 64)) +
                                    "' is not a valid calendar date (years 1970..9999)");
   }
-  int64_t ms = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * kDayMs;
+  int64_t ms =
+      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * kDayMs;
   if (s.size() == 10) return ms;
   int64_t hh, mi, ss;
   if (s.size() < 19 || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !Digits(s, 11, 2, hh) ||
@@ -202,7 +204,8 @@ Result<int64_t> ParseTimestampString(std::string_view s) {
   if (!Digits(s, mpos, 2, om) || mpos + 2 != s.size() || oh > 23 || om > 59) return BadFormat(s);
   ms -= sign * (oh * kHourMs + om * kMinuteMs);
   if (ms < kMinTimeMs || ms >= kMaxTimeMs) {
-    return Status::InvalidArgument("timestamp '" + std::string(s) + "' is before 1970 or after 9999");
+    return Status::InvalidArgument("timestamp '" + std::string(s) +
+                                   "' is before 1970 or after 9999");
   }
   return ms;
 }
@@ -220,15 +223,21 @@ Result<int64_t> ParseTimestamp(const nlohmann::json& value) {
     return v;
   }
   if (value.is_number_float()) {
-    double d = value.get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d)) && d >= 0 && d < kMaxTimeMs) {
-      return static_cast<int64_t>(d);
+    const double d = value.get<double>();
+    // The range first: converting a double beyond int64_t (1e120) is undefined behaviour.
+    if (!(d >= kMinTimeMs && d < kMaxTimeMs)) {
+      return Status::InvalidArgument("timestamp " + value.dump() +
+                                     " (epoch ms) is before 1970 or after 9999");
     }
-    return Status::InvalidArgument("timestamp " + value.dump() +
-                                   " is not a whole number of epoch milliseconds");
+    if (d != std::trunc(d)) {
+      return Status::InvalidArgument("timestamp " + value.dump() +
+                                     " is not a whole number of epoch milliseconds");
+    }
+    return static_cast<int64_t>(d);
   }
-  return Status::InvalidArgument("timestamp must be an ISO-8601 string or epoch milliseconds, got " +
-                                 std::string(value.type_name()));
+  return Status::InvalidArgument(
+      "timestamp must be an ISO-8601 string or epoch milliseconds, got " +
+      std::string(value.type_name()));
 }
 
 Period BillingPeriodAt(int64_t ts, int anchor_day) {

@@ -1,6 +1,7 @@
 #include "processors/usage/usage_queries.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -79,7 +80,8 @@ std::string CsvField(const json& v) {
   std::string s = v.is_string() ? v.get<std::string>() : (v.is_null() ? "" : v.dump());
   // A text cell that starts like a formula would be run by a spreadsheet that opens the report
   // (organization and user ids are the client's): a leading ' makes it text (OWASP's advice).
-  if (v.is_string() && !s.empty() && std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos)
+  if (v.is_string() && !s.empty() &&
+      std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos)
     s.insert(0, 1, '\'');
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
   std::string out = "\"";
@@ -94,8 +96,9 @@ std::string CsvField(const json& v) {
 }  // namespace
 
 UsageStoreViews UsageStoreViews::Committed(state::TaskState& task) {
-  return {task.committed_key_value_store(kAggregatesStore), task.committed_key_value_store(kTotalsStore),
-          task.committed_key_value_store(kOrgsStore), task.committed_key_value_store(kAlertsStore),
+  return {task.committed_key_value_store(kAggregatesStore),
+          task.committed_key_value_store(kTotalsStore), task.committed_key_value_store(kOrgsStore),
+          task.committed_key_value_store(kAlertsStore),
           task.committed_key_value_store(kCommandResultsStore)};
 }
 
@@ -111,6 +114,45 @@ Result<AggregationQuery> ParseAggregationQuery(const std::map<std::string, std::
   return ParseAggregationQuery(j);
 }
 
+Result<QuotaCheckQuery> ParseQuotaCheckQuery(const std::map<std::string, std::string>& params) {
+  QuotaCheckQuery q;
+  auto metric = params.find("metricType");
+  if (metric == params.end() || metric->second.empty()) return Bad("metricType is required");
+  q.metric_type = metric->second;
+  if (auto a = params.find("amount"); a != params.end()) {
+    // Plain decimal only: std::stod would also take "0x10", " 5" and "inf".
+    const std::string& text = a->second;
+    auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), q.amount,
+                                      std::chars_format::general);
+    if (err != std::errc() || end != text.data() + text.size() || !std::isfinite(q.amount) ||
+        q.amount < 0)
+      return Bad("amount must be a finite decimal number >= 0");
+  }
+  return q;
+}
+
+Result<ReportQuery> ParseReportQuery(const std::map<std::string, std::string>& params) {
+  auto field = [&](const char* name) -> Result<int64_t> {
+    auto it = params.find(name);
+    if (it == params.end() || it->second.empty()) return Bad(std::string(name) + " is required");
+    auto t = ParseTimestampString(it->second);
+    if (!t.ok()) return Bad(std::string(name) + ": " + t.status().message());
+    return *t;
+  };
+  ReportQuery q;
+  auto start = field("periodStart");
+  if (!start.ok()) return start.status();
+  auto end = field("periodEnd");
+  if (!end.ok()) return end.status();
+  q.period_start = *start;
+  q.period_end = *end;
+  auto format = params.find("format");
+  if (format != params.end() && format->second != "json" && format->second != "csv")
+    return Bad("format must be json or csv");
+  q.csv = format != params.end() && format->second == "csv";
+  return q;
+}
+
 Result<AggregationQuery> ParseAggregationQuery(const json& j) {
   if (!j.is_object()) return Bad("query must be an object");
   AggregationQuery q;
@@ -124,7 +166,9 @@ Result<AggregationQuery> ParseAggregationQuery(const json& j) {
     return Bad("granularity is required: minute, hour, day or month");
   }
   auto g = ParseGranularity(j["granularity"].get<std::string>());
-  if (!g) return Bad("granularity '" + j["granularity"].get<std::string>() + "' is not minute, hour, day or month");
+  if (!g)
+    return Bad("granularity '" + j["granularity"].get<std::string>() +
+               "' is not minute, hour, day or month");
   q.granularity = *g;
   auto list = [&j](const char* f, std::vector<std::string>& out) -> Status {
     if (!j.contains(f) || j[f].is_null()) return Status::OK();
@@ -144,21 +188,24 @@ Result<AggregationQuery> ParseAggregationQuery(const json& j) {
   return q;
 }
 
-Result<json> UsageQueries::GetAggregatedMetrics(const std::string& org, const AggregationQuery& q) const {
+Result<json> UsageQueries::GetAggregatedMetrics(const std::string& org,
+                                                const AggregationQuery& q) const {
   if (org.empty()) return Bad("organizationId is required");
   const Catalog& c = options_.catalog;
   const Granularity g = q.granularity;
   if (q.end_time <= q.start_time) return Bad("endTime must be after startTime");
   for (auto [t, name] : {std::pair{q.start_time, "startTime"}, std::pair{q.end_time, "endTime"}}) {
     if (!IsAligned(g, t)) {
-      return Bad(std::string(name) + " " + FormatTimestamp(t) + " is not on a " + GranularityName(g) +
+      return Bad(std::string(name) + " " + FormatTimestamp(t) + " is not on a " +
+                 GranularityName(g) +
                  " boundary (UTC); the range is [startTime, endTime) in whole buckets");
     }
   }
   constexpr int64_t kMaxBuckets = 100'000;
   const int64_t approx = g == Granularity::kMonth ? (q.end_time - q.start_time) / (28 * kDayMs)
                                                   : (q.end_time - q.start_time) / (BucketEnd(g, 0));
-  if (approx > kMaxBuckets) return Bad("the range spans more than 100000 buckets; use a coarser granularity");
+  if (approx > kMaxBuckets)
+    return Bad("the range spans more than 100000 buckets; use a coarser granularity");
   std::vector<const MetricDefinition*> metrics;
   if (q.metric_types.empty()) {
     for (const auto& m : c.metrics) metrics.push_back(&m);
@@ -175,8 +222,8 @@ Result<json> UsageQueries::GetAggregatedMetrics(const std::string& org, const Ag
     for (const auto& d : dims) {
       if (!m->AllowsDimension(d)) {
         std::string allowed = keys::Dimset(m->group_by);
-        return Bad("metric " + m->metric_type + " cannot be grouped by '" + d + "' (allowed: " +
-                   (allowed.empty() ? "none" : allowed) + ")");
+        return Bad("metric " + m->metric_type + " cannot be grouped by '" + d +
+                   "' (allowed: " + (allowed.empty() ? "none" : allowed) + ")");
       }
     }
   }
@@ -195,13 +242,15 @@ Result<json> UsageQueries::GetAggregatedMetrics(const std::string& org, const Ag
     const MetricDefinition& m = *metrics[mi];
     AggregateReader reader(*stores_.aggregates, org, m, settings);
     Aggregate total;
-    reader.Scan(g, dims, q.start_time, q.end_time, [&](int64_t bucket, const DimValues& v, const Aggregate& a) {
-      collected.push_back({bucket, mi, v, NumberJson(a.Value(m.aggregation))});
-      if (dims.empty()) total.Merge(m.aggregation, a);
-    });
+    reader.Scan(g, dims, q.start_time, q.end_time,
+                [&](int64_t bucket, const DimValues& v, const Aggregate& a) {
+                  collected.push_back({bucket, mi, v, NumberJson(a.Value(m.aggregation))});
+                  if (dims.empty()) total.Merge(m.aggregation, a);
+                });
     if (!dims.empty()) {
-      reader.Scan(g, {}, q.start_time, q.end_time,
-                  [&](int64_t, const DimValues&, const Aggregate& a) { total.Merge(m.aggregation, a); });
+      reader.Scan(
+          g, {}, q.start_time, q.end_time,
+          [&](int64_t, const DimValues&, const Aggregate& a) { total.Merge(m.aggregation, a); });
     }
     totals[m.metric_type] = NumberJson(total.Value(m.aggregation));
     const int64_t w = settings.RolledUpBefore(m.metric_type, g);
@@ -286,12 +335,16 @@ Result<json> UsageQueries::CheckQuota(const std::string& org, const std::string&
   const std::string plan_name = settings.PlanAt(now, c);
   const PlanMetric* pm = c.FindPlan(plan_name)->Find(metric_type);
   const bool lifetime = m->quota_scope == QuotaScope::kLifetime;
-  auto total = ReadTotal(*stores_.totals, *m,
-                         lifetime ? keys::TotalLifetimeKey(org, metric_type)
-                                  : keys::TotalPeriodKey(org, metric_type, settings.PeriodAt(now).start));
+  auto total =
+      ReadTotal(*stores_.totals, *m,
+                lifetime ? keys::TotalLifetimeKey(org, metric_type)
+                         : keys::TotalPeriodKey(org, metric_type, settings.PeriodAt(now).start));
   const double used = total ? total->Value(m->aggregation) : 0.0;
-  json out = {{"organizationId", org}, {"metricType", metric_type}, {"plan", plan_name},
-              {"used", NumberJson(used)}, {"amount", NumberJson(amount)}};
+  json out = {{"organizationId", org},
+              {"metricType", metric_type},
+              {"plan", plan_name},
+              {"used", NumberJson(used)},
+              {"amount", NumberJson(amount)}};
   if (!pm || !pm->limit) {
     out["allowed"] = true;
     out["remaining"] = nullptr;
@@ -312,7 +365,8 @@ Result<json> UsageQueries::GenerateUsageReport(const std::string& org, int64_t p
                                                int64_t period_end, int64_t now) const {
   if (org.empty()) return Bad("organizationId is required");
   if (period_end <= period_start) return Bad("periodEnd must be after periodStart");
-  if (!IsAligned(Granularity::kMinute, period_start) || !IsAligned(Granularity::kMinute, period_end)) {
+  if (!IsAligned(Granularity::kMinute, period_start) ||
+      !IsAligned(Granularity::kMinute, period_end)) {
     return Bad("periodStart and periodEnd must be whole minutes");
   }
   if (period_end - period_start > 400 * kDayMs) return Bad("a report covers at most 400 days");
@@ -358,7 +412,8 @@ Result<json> UsageQueries::GenerateUsageReport(const std::string& org, int64_t p
   }
   const int64_t base_cents = RoundToCents(plan.base_price_micros, 10'000);
   const std::string report_id =
-      "rpt_" + Hex16(Hash64(org + '\0' + std::to_string(period_start) + '\0' + std::to_string(period_end)));
+      "rpt_" +
+      Hex16(Hash64(org + '\0' + std::to_string(period_start) + '\0' + std::to_string(period_end)));
   return json{{"reportId", report_id},
               {"organizationId", org},
               {"periodStart", FormatTimestamp(period_start)},
@@ -384,22 +439,24 @@ std::string UsageReportToCsv(const json& r) {
     for (size_t i = 0; i < fields.size(); ++i) out << (i ? "," : "") << CsvField(fields[i]);
     out << "\r\n";
   };
-  const json head[] = {r["reportId"], r["organizationId"], r["periodStart"], r["periodEnd"], r["plan"]};
+  const json head[] = {r["reportId"], r["organizationId"], r["periodStart"], r["periodEnd"],
+                       r["plan"]};
   for (const auto& li : r["lineItems"]) {
     row({head[0], head[1], head[2], head[3], head[4], li["metricType"], li["unit"], li["quantity"],
-         li["includedQuantity"], li["overageQuantity"], li["unitPrice"], li["pricePer"], li["amount"],
-         li["currency"]});
+         li["includedQuantity"], li["overageQuantity"], li["unitPrice"], li["pricePer"],
+         li["amount"], li["currency"]});
   }
   const json& s = r["summary"];
-  row({head[0], head[1], head[2], head[3], head[4], "base_price", "", "", "", "", "", "", s["basePrice"],
-       s["currency"]});
-  row({head[0], head[1], head[2], head[3], head[4], "total", "", "", "", "", "", "", s["totalAmount"],
-       s["currency"]});
+  row({head[0], head[1], head[2], head[3], head[4], "base_price", "", "", "", "", "", "",
+       s["basePrice"], s["currency"]});
+  row({head[0], head[1], head[2], head[3], head[4], "total", "", "", "", "", "", "",
+       s["totalAmount"], s["currency"]});
   return out.str();
 }
 
-Result<std::string> UsageQueries::GenerateUsageReportCsv(const std::string& org, int64_t period_start,
-                                                         int64_t period_end, int64_t now) const {
+Result<std::string> UsageQueries::GenerateUsageReportCsv(const std::string& org,
+                                                         int64_t period_start, int64_t period_end,
+                                                         int64_t now) const {
   auto r = GenerateUsageReport(org, period_start, period_end, now);
   if (!r.ok()) return r.status();
   return UsageReportToCsv(*r);
@@ -441,7 +498,8 @@ Result<json> UsageQueries::GetDashboardData(const std::string& org, int64_t now)
                 {"previous", prev ? NumberJson(*prev) : json(nullptr)}};
       if (cur && prev) {
         t["change"] = NumberJson(*cur - *prev);
-        t["changePercent"] = *prev == 0 ? json(nullptr) : json(Round2((*cur - *prev) * 100.0 / *prev));
+        t["changePercent"] =
+            *prev == 0 ? json(nullptr) : json(Round2((*cur - *prev) * 100.0 / *prev));
       }
       out[m.metric_type] = t;
     }
@@ -467,7 +525,9 @@ Result<json> UsageQueries::GetDashboardData(const std::string& org, int64_t now)
       return a.first != b.first ? a.first > b.first : a.second < b.second;
     });
     for (size_t i = 0; i < ranked.size() && i < static_cast<size_t>(c.dashboard.top_n); ++i) {
-      list.push_back({{dim, ranked[i].second}, {"metricType", metric}, {"value", NumberJson(ranked[i].first)}});
+      list.push_back({{dim, ranked[i].second},
+                      {"metricType", metric},
+                      {"value", NumberJson(ranked[i].first)}});
     }
     return list;
   };
@@ -476,7 +536,8 @@ Result<json> UsageQueries::GetDashboardData(const std::string& org, int64_t now)
 
   const int64_t rt_end = BucketEnd(Granularity::kMinute, BucketStart(Granularity::kMinute, now));
   const int64_t rt_start = rt_end - 5 * kMinuteMs;
-  json realtime = {{"windowStart", FormatTimestamp(rt_start)}, {"windowEnd", FormatTimestamp(rt_end)},
+  json realtime = {{"windowStart", FormatTimestamp(rt_start)},
+                   {"windowEnd", FormatTimestamp(rt_end)},
                    {"asOf", FormatTimestamp(now)}};
   if (const MetricDefinition* m = c.FindMetric(c.dashboard.active_users_metric)) {
     auto v = figure(*m, rt_start, rt_end);
@@ -515,11 +576,12 @@ Result<json> UsageQueries::GetDashboardData(const std::string& org, int64_t now)
 Result<json> UsageQueries::ListAlertSubscriptions(const std::string& org) const {
   if (org.empty()) return Bad("organizationId is required");
   json subs = json::array();
-  stores_.alerts->PrefixScan(keys::AlertSubscriptionPrefix(org), [&](std::string_view, std::string_view v) {
-    json s = json::parse(v, nullptr, false);
-    if (!s.is_discarded()) subs.push_back(std::move(s));
-    return true;
-  });
+  stores_.alerts->PrefixScan(keys::AlertSubscriptionPrefix(org),
+                             [&](std::string_view, std::string_view v) {
+                               json s = json::parse(v, nullptr, false);
+                               if (!s.is_discarded()) subs.push_back(std::move(s));
+                               return true;
+                             });
   return json{{"organizationId", org}, {"subscriptions", subs}};
 }
 

@@ -2,10 +2,9 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "processors/usage/time_util.h"
 #include "processors/usage/usage_options.h"
@@ -42,9 +41,28 @@ struct AggregationQuery {
 
 // From HTTP query parameters: startTime, endTime (ISO-8601 or epoch ms), granularity,
 // metricTypes=a,b and dimensions=userId,resourceType (comma lists).
-state::Result<AggregationQuery> ParseAggregationQuery(const std::map<std::string, std::string>& params);
+state::Result<AggregationQuery> ParseAggregationQuery(
+    const std::map<std::string, std::string>& params);
 // From a JSON object with the same field names (arrays or comma lists).
 state::Result<AggregationQuery> ParseAggregationQuery(const nlohmann::json& query);
+
+// GET .../quota/check: metricType (required) and amount (default 1; a plain decimal >= 0,
+// never "0x10", " 5" or "inf").
+struct QuotaCheckQuery {
+  std::string metric_type;
+  double amount = 1;
+};
+state::Result<QuotaCheckQuery> ParseQuotaCheckQuery(
+    const std::map<std::string, std::string>& params);
+
+// GET .../report: periodStart and periodEnd (required, as ParseTimestampString reads them) and
+// format (json, the default, or csv).
+struct ReportQuery {
+  int64_t period_start = 0;
+  int64_t period_end = 0;
+  bool csv = false;
+};
+state::Result<ReportQuery> ParseReportQuery(const std::map<std::string, std::string>& params);
 
 // The read side of the seeds' UsageAnalyticsAggregator. Every method answers from the stores
 // of the task that owns the organization; InvalidArgument (HTTP 400) for bad parameters.

@@ -210,46 +210,24 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   });
 
   server.Route("GET", "/v1/usage/orgs/{org}/quota/check", [ctx](const HttpRequest& req) {
-    auto metric = req.query.find("metricType");
-    if (metric == req.query.end() || metric->second.empty())
-      return Validation("metricType is required");
-    double amount = 1;
-    if (auto a = req.query.find("amount"); a != req.query.end()) {
-      // Plain decimal only: std::stod would also take "0x10", " 5" and "inf".
-      const std::string& text = a->second;
-      auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), amount,
-                                        std::chars_format::general);
-      if (err != std::errc() || end != text.data() + text.size() || !std::isfinite(amount) ||
-          amount < 0)
-        return Validation("amount must be a finite decimal number >= 0", {{"amount", text}});
-    }
+    auto check = ParseQuotaCheckQuery(req.query);
+    if (!check.ok()) return HttpResponse::FromStatus(check.status());
     const int64_t now = topology::WallClockMs();
     return ctx->Query(req, [&](const UsageQueries& q) {
-      return JsonOr(q.CheckQuota(req.path_params.at("org"), metric->second, amount, now));
+      return JsonOr(
+          q.CheckQuota(req.path_params.at("org"), check->metric_type, check->amount, now));
     });
   });
 
   server.Route("GET", "/v1/usage/orgs/{org}/report", [ctx](const HttpRequest& req) {
-    auto field = [&](const char* name) -> state::Result<int64_t> {
-      auto it = req.query.find(name);
-      if (it == req.query.end() || it->second.empty())
-        return state::Status::InvalidArgument(std::string(name) + " is required");
-      auto t = ParseTimestampString(it->second);
-      if (!t.ok())
-        return state::Status::InvalidArgument(std::string(name) + ": " + t.status().message());
-      return *t;
-    };
-    auto start = field("periodStart");
-    if (!start.ok()) return HttpResponse::FromStatus(start.status());
-    auto end = field("periodEnd");
-    if (!end.ok()) return HttpResponse::FromStatus(end.status());
-    std::string format = req.query.count("format") ? req.query.at("format") : "json";
-    if (format != "json" && format != "csv") return Validation("format must be json or csv");
+    auto report = ParseReportQuery(req.query);
+    if (!report.ok()) return HttpResponse::FromStatus(report.status());
     const int64_t now = topology::WallClockMs();
     return ctx->Query(req, [&](const UsageQueries& q) {
       const std::string& org = req.path_params.at("org");
-      if (format == "json") return JsonOr(q.GenerateUsageReport(org, *start, *end, now));
-      auto csv = q.GenerateUsageReportCsv(org, *start, *end, now);
+      const int64_t start = report->period_start, end = report->period_end;
+      if (!report->csv) return JsonOr(q.GenerateUsageReport(org, start, end, now));
+      auto csv = q.GenerateUsageReportCsv(org, start, end, now);
       if (!csv.ok()) return HttpResponse::FromStatus(csv.status());
       HttpResponse r;
       r.status = 200;

@@ -27,6 +27,10 @@ class HttpServerTest : public ::testing::Test {
     server_.Route("DELETE", "/v1/things/{id}", [](const HttpRequest&) {
       return HttpResponse::Error(404, "not_found", "no such thing");
     });
+    // Like a route refusing a query value, quoting it in the message.
+    server_.Route("GET", "/v1/echo", [](const HttpRequest& req) {
+      return HttpResponse::Error(400, "validation_error", "value '" + req.query.at("v") + "'");
+    });
     server_.Route("POST", "/v1/things",
                   [](const HttpRequest&) { return HttpResponse::Json(201, json::object()); });
     server_.AddMetrics([] { return std::string("cm_test_source 7\n"); });
@@ -277,6 +281,15 @@ TEST_F(HttpLimitsTest, ConnectionsOverTheLimitAre503) {
   RawHttpConnection c(port());
   std::string answer = c.ReadUntilClosed(5s);
   EXPECT_EQ(RawHttpConnection::Status(answer), 503) << answer;
+}
+
+// A 400 quoting a query value that is not UTF-8 (granularity=%FF) threw in json::dump and was
+// answered 500 (found by fuzz_http_route).
+TEST_F(HttpServerTest, ARefusalQuotingBytesThatAreNotUtf8IsStillA400) {
+  auto r = client_->Get("/v1/echo?v=a%FFb");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"]["message"], "value 'a\xEF\xBF\xBD" "b'");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <random>
 #include <tuple>
 
+#include "processors/usage/aggregate.h"
 #include "usage_test_support.h"
 
 namespace cm::usage::testing {
@@ -420,6 +421,23 @@ TEST(UsageAggregation, SumsPastInt64AndTinyFractionsStayExact) {
   auto max_decoded = Aggregate::Decode(Aggregation::kMax, max.Encode(Aggregation::kMax));
   ASSERT_TRUE(max_decoded.has_value());
   EXPECT_EQ(max_decoded->Value(Aggregation::kMax), kMaxQuantity);
+}
+
+// Found by fuzz_usage_store_values: merging two sums decoded from a corrupted changelog
+// overflowed __int128 (undefined behaviour; in practice a huge positive sum became negative).
+TEST(UsageAggregation, SumsSaturateInsteadOfWrapping) {
+  Aggregate big;
+  big.events = 1;
+  big.sum = static_cast<Nanos>(~static_cast<unsigned __int128>(0) >> 2) + 1;  // 2^126
+  auto decoded = Aggregate::Decode(Aggregation::kSum, big.Encode(Aggregation::kSum));
+  ASSERT_TRUE(decoded);
+  Aggregate merged = *decoded;
+  merged.Merge(Aggregation::kSum, *decoded);
+  merged.Merge(Aggregation::kSum, *decoded);
+  EXPECT_GT(merged.sum, decoded->sum);
+  EXPECT_GT(merged.Value(Aggregation::kSum), 0);
+  merged.AddEvent(Aggregation::kSum, 1e15, "", 0, "e");
+  EXPECT_GT(merged.sum, decoded->sum);
 }
 
 }  // namespace

@@ -122,6 +122,24 @@ TEST(UsageIngest, TimestampFormats) {
   EXPECT_FALSE(ParseTimestamp(json(true)).ok());
 }
 
+// Found by fuzz_usage_event: a timestamp of 1e120 (a JSON number too large for an integer)
+// was converted to int64_t before its range was checked (undefined behaviour, reported by
+// UBSan under the asan preset) and refused as "not a whole number".
+TEST(UsageIngest, AFloatTimestampOutOfRangeIsRefusedAsOutOfRange) {
+  for (double t : {1e120, 9.3e18, -1.0, 253402300800000.0}) {
+    auto r = ParseTimestamp(json(t));
+    ASSERT_FALSE(r.ok()) << t;
+    EXPECT_THAT(r.status().message(), HasSubstr("before 1970 or after 9999")) << t;
+  }
+  EXPECT_EQ(Ok(ParseTimestamp(json(1710072000000.0))), Ms("2024-03-10T12:00:00Z"));
+  auto e = ParseUsageEvent(
+      std::string_view(R"({"eventId":"e","organizationId":"o","eventType":"api.call","timestamp":)"
+                       "1714568888888888888888888888888888888888888888888888888888888888888}"),
+      Ms("2024-05-01T12:00:00Z"));
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(e.status().message(), HasSubstr("before 1970 or after 9999"));
+}
+
 TEST(UsageIngest, CloudEventsEnvelopeIsMappedOntoUsageEvent) {
   UsageHarness h;
   json ce = {{"specversion", "1.0"},

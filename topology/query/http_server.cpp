@@ -6,12 +6,12 @@
 
 #include <chrono>
 #include <cstring>
-#include <regex>
 #include <sstream>
 #include <vector>
 
 #include "topology/common/prometheus_text.h"
 #include "topology/query/http_reactor.h"
+#include "topology/query/route_pattern.h"
 
 namespace cm::topology {
 
@@ -22,7 +22,9 @@ constexpr double kLatencyBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0
 HttpResponse HttpResponse::Json(int status, const nlohmann::json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump();
+  // Messages can quote client input (a query value, a header): bytes that are not UTF-8 are
+  // written as U+FFFD rather than turning a 4xx into an exception and a 500.
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return r;
 }
 
@@ -148,7 +150,7 @@ struct HttpServer::Impl {
   std::unique_ptr<HttpReactor> reactor;
   // Every route's path pattern with its method, to answer 405 with Allow when a path exists
   // under other methods only. Written before Start, read by the server threads after.
-  std::vector<std::pair<std::regex, std::string>> routes;
+  std::vector<std::pair<RoutePattern, std::string>> routes;
 };
 
 HttpServer::HttpServer(HttpServerOptions options)
@@ -167,20 +169,8 @@ HttpServer::HttpServer(HttpServerOptions options)
 HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Route(const std::string& method, const std::string& pattern, HttpHandler handler) {
-  // "/v1/teams/{id}" becomes a regex with one capture per {name}.
-  std::vector<std::string> names;
-  std::string regex;
-  for (size_t i = 0; i < pattern.size();) {
-    if (pattern[i] == '{') {
-      size_t end = pattern.find('}', i);
-      names.push_back(pattern.substr(i + 1, end - i - 1));
-      regex += "([^/]+)";
-      i = end + 1;
-    } else {
-      if (std::string("().[]*+?^$\\|").find(pattern[i]) != std::string::npos) regex += '\\';
-      regex += pattern[i++];
-    }
-  }
+  RoutePattern compiled(pattern);
+  const std::vector<std::string> names = compiled.names();
   std::string key = method + " " + pattern;
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
@@ -220,7 +210,8 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
       if (seconds <= kLatencyBounds[i]) ++s.buckets[i];
     }
   };
-  impl_->routes.emplace_back(std::regex(regex), method);
+  const std::string regex = compiled.regex();
+  impl_->routes.emplace_back(std::move(compiled), method);
   if (method == "GET")
     impl_->server.Get(regex, wrapped);
   else if (method == "POST")
@@ -242,7 +233,7 @@ state::Status HttpServer::Start(const std::string& host, int port) {
       // The path exists under other methods: 405 with Allow (RFC 9110 §15.5.6).
       std::string allow;
       for (const auto& [pattern, method] : impl_->routes) {
-        if (std::regex_match(req.path, pattern) && allow.find(method) == std::string::npos)
+        if (pattern.Match(req.path) && allow.find(method) == std::string::npos)
           allow += (allow.empty() ? "" : ", ") + method;
       }
       if (!allow.empty()) {

@@ -2,7 +2,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <charconv>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "topology/kafka/kafka_client.h"
 
@@ -34,10 +36,21 @@ nlohmann::json ToJson(const PartitionOffsets& offsets) {
   return topics;
 }
 
-// Throws on a malformed partition number or offset.
+// Throws std::invalid_argument on a malformed partition number or offset (an offset must be a
+// JSON integer: converting a float such as 1e50 to int64_t is undefined behaviour).
 void FromJson(const nlohmann::json& topics, PartitionOffsets& out) {
   for (const auto& [topic, parts] : topics.items()) {
-    for (const auto& [p, offset] : parts.items()) out[topic][std::stoi(p)] = offset.get<int64_t>();
+    if (!parts.is_object())
+      throw std::invalid_argument("partitions of " + topic + " are not an object");
+    for (const auto& [p, offset] : parts.items()) {
+      int32_t partition = -1;
+      auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), partition);
+      if (ec != std::errc() || end != p.data() + p.size() || partition < 0)
+        throw std::invalid_argument("partition '" + p + "' of " + topic + " is not a number");
+      if (!offset.is_number_integer())
+        throw std::invalid_argument("offset of " + topic + "/" + p + " is not an integer");
+      out[topic][partition] = offset.get<int64_t>();
+    }
   }
 }
 
@@ -68,6 +81,11 @@ Result<ResetMarker> ResetMarker::Decode(std::string_view text) {
   }
   ResetMarker m;
   m.id = j["resetId"].get<std::string>();
+  // Optional fields of the wrong type are refused like the rest, never thrown or converted.
+  if (j.contains("createdMs") && !j["createdMs"].is_number_integer())
+    return Status::Corruption("unreadable reset marker: createdMs is not an integer");
+  if (j.contains("from") && !j["from"].is_string())
+    return Status::Corruption("unreadable reset marker: from is not a string");
   m.created_ms = j.value("createdMs", int64_t{0});
   m.from = j.value("from", "");
   try {
