@@ -27,6 +27,7 @@
 
 #include "topology/common/wall_clock.h"
 #include "topology/kafka/embedded_broker.h"
+#include "topology/kafka/kafka_client.h"
 #include "topology/kafka/topic_admin.h"
 #include "topology/processor/topology.h"
 
@@ -197,22 +198,11 @@ inline void Set(rd_kafka_conf_t* conf, const char* key, const std::string& value
   }
 }
 
-inline rd_kafka_t* NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
-  char err[512];
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (rk == nullptr) Die(std::string("rd_kafka_new: ") + err);
-  return rk;
-}
-
-// The value of a record's last header named `name`, if any.
-inline std::optional<std::string> HeaderValue(const rd_kafka_message_t* m, const char* name) {
-  rd_kafka_headers_t* headers = nullptr;
-  const void* value = nullptr;
-  size_t size = 0;
-  if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
-  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return std::nullopt;
-  return std::string(static_cast<const char*>(value), size);
+// The engine's owning handle (kafka_client), so no bench destroys a client by hand.
+inline cm::topology::KafkaHandle NewClient(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  auto rk = cm::topology::CreateKafkaHandle(type, conf);
+  if (!rk.ok()) Die(rk.status().ToString());
+  return std::move(rk).value();
 }
 
 struct Watermarks {
@@ -235,16 +225,16 @@ inline Watermarks QueryWatermarks(const std::string& bootstrap, const std::strin
   Set(conf, "bootstrap.servers", bootstrap);
   Set(conf, "group.id", "bench-watermarks");
   Set(conf, "log_level", "3");
-  rd_kafka_t* rk = NewClient(RD_KAFKA_CONSUMER, conf);
+  cm::topology::KafkaHandle rk = NewClient(RD_KAFKA_CONSUMER, conf);
   Watermarks w;
   for (int p = 0; p < partitions; ++p) {
     int64_t lo = -1, hi = -1;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 10000);
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi, 10000);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) Die("watermarks of " + topic + ": " + rd_kafka_err2str(e));
     w.low.push_back(lo);
     w.high.push_back(hi);
   }
-  rd_kafka_destroy(rk);
   return w;
 }
 
@@ -294,32 +284,31 @@ class Loader {
     rd_kafka_conf_set_opaque(conf, this);
     rk_ = NewClient(RD_KAFKA_PRODUCER, conf);
   }
-  ~Loader() { rd_kafka_destroy(rk_); }
 
   void Send(const std::string& topic, const std::string& key, const std::string& value,
             int64_t ts) {
     for (;;) {
       rd_kafka_resp_err_t err = rd_kafka_producev(
-          rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
           RD_KAFKA_V_KEY(key.data(), key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_TIMESTAMP(ts),
           RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
         Die(std::string("produce: ") + rd_kafka_err2str(err));
-      rd_kafka_poll(rk_, 10);
+      rd_kafka_poll(rk_.get(), 10);
     }
   }
-  void Poll() { rd_kafka_poll(rk_, 0); }
+  void Poll() { rd_kafka_poll(rk_.get(), 0); }
   void Flush() {
-    rd_kafka_resp_err_t err = rd_kafka_flush(rk_, 120000);
+    rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), 120000);
     if (err) Die(std::string("flush: ") + rd_kafka_err2str(err));
     if (failed_ > 0) Die(std::to_string(failed_) + " records failed delivery");
   }
   uint64_t delivered() const { return delivered_; }
 
  private:
-  rd_kafka_t* rk_ = nullptr;
+  cm::topology::KafkaHandle rk_;
   uint64_t delivered_ = 0, failed_ = 0;
 };
 
@@ -357,7 +346,8 @@ inline ConsumeStats ConsumeAll(const std::string& bootstrap,
   Set(conf, "enable.partition.eof", "true");
   Set(conf, "isolation.level", "read_committed");
   for (const auto& [k, v] : overrides) Set(conf, k.c_str(), v);
-  rd_kafka_t* rk = NewClient(RD_KAFKA_CONSUMER, conf);
+  cm::topology::KafkaHandle consumer = NewClient(RD_KAFKA_CONSUMER, conf);
+  rd_kafka_t* rk = consumer.get();
   rd_kafka_poll_set_consumer(rk);
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(64);
   size_t partitions = 0;
@@ -410,7 +400,6 @@ inline ConsumeStats ConsumeAll(const std::string& bootstrap,
   stats.seconds = Seconds(last - first);
   stats.cpu_seconds = cpu_last - cpu_first;
   rd_kafka_consumer_close(rk);
-  rd_kafka_destroy(rk);
   return stats;
 }
 
@@ -436,7 +425,7 @@ inline SealTimeline ReadSealTimeline(const std::string& bootstrap, const std::st
   std::map<uint64_t, std::vector<Seal>> by_seq;
   const std::string commits = cm::topology::Topology::CommitTopic(app, 0);
   ConsumeAll(bootstrap, {{commits, partitions}}, group, [&](const rd_kafka_message_t* m) {
-    if (HeaderValue(m, "cm-type").value_or("seal") != "seal") return;
+    if (cm::topology::LastHeader(*m, "cm-type").value_or("seal") != "seal") return;
     auto j = nlohmann::json::parse(std::string_view(static_cast<const char*>(m->payload), m->len),
                                    nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("seq") || !j.contains("inputs")) {
