@@ -36,8 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(r.status == 400 && !r.body.empty(), r.body);
     return 0;
   }
-  FUZZ_CHECK(!events->empty() && events->size() <= 1000, "batch size out of bounds");
-  for (const UsageEvent& e : *events) {
+  FUZZ_CHECK(!events->events.empty() && events->events.size() <= 1000, "batch size out of bounds");
+  for (const UsageEvent& e : events->events) {
     FUZZ_CHECK(CheckOrganizationId(e.organization_id).ok(), e.organization_id);
     FUZZ_CHECK(!e.event_id.empty() && e.event_id.size() <= kMaxIdLength, e.event_id);
     FUZZ_CHECK(!e.quantity ||
