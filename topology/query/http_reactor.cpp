@@ -271,15 +271,16 @@ void HttpReactor::Advance(int fd) {
   // sends only after 100 Continue, is read by the worker within the I/O timeout.
   size_t need = head.head_bytes + head.content_length.value_or(0);
   if (!head.chunked && !head.expect_continue && c.buffer.size() < need) return;
-  const bool health = IsHealthPath(head.path);
-  if (!health) {
+  // The lane decides both where the request runs and whether it is rate limited: health
+  // checks are never limited.
+  Lane& lane = LaneFor(head);
+  if (&lane != &health_) {
     if (int wait = Admit(c.remote_ip); wait > 0) {
       Refuse(c, 429, "rate_limited", "too many requests from " + c.remote_ip,
              "Retry-After: " + std::to_string(wait) + "\r\n");
       return;
     }
   }
-  Lane& lane = LaneFor(head);
   std::unique_lock<std::mutex> lock(lane.mu);
   if (lane.queue.size() >= lane.max_queued) {
     lock.unlock();
