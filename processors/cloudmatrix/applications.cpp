@@ -1,5 +1,6 @@
 #include "processors/cloudmatrix/applications.h"
 
+#include "processors/auth/auth_application.h"
 #include "processors/counting/counting_application.h"
 #include "processors/usage/usage_application.h"
 
@@ -7,6 +8,8 @@ namespace cm::cloudmatrix {
 
 state::Result<Composition> Compose(const std::string& name, const std::string& app_id) {
   Applications apps;
+  // Every topology serves authenticated routes: the API keys come first.
+  apps.push_back(std::make_unique<auth::AuthApplication>());
   if (name == "cloudmatrix") {
     apps.push_back(std::make_unique<usage::UsageApplication>());
   } else if (name == "counting") {

@@ -19,6 +19,7 @@ struct Composition {
 };
 
 // "cloudmatrix": the CloudMatrix services (usage); "counting": the engine's test application.
+// Both with the API keys (auth) that authenticate their routes.
 // InvalidArgument for any other name or when an application's options are inconsistent.
 state::Result<Composition> Compose(const std::string& name, const std::string& app_id);
 // Every application's snapshot tables in one schema.

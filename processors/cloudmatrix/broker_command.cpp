@@ -70,9 +70,10 @@ class BrokerCommand final : public Subcommand {
         return 1;
       }
     }
-    // The admin endpoint stands in for the Admin API the embedded broker lacks.
+    // The admin endpoint stands in for the Admin API the embedded broker lacks; it is as open
+    // as the broker's own Kafka port (a development broker on loopback, DESIGN.md §3).
     topology::HttpServer server;
-    server.Route("POST", "/topics", [&](const topology::HttpRequest& req) {
+    server.Route("POST", "/topics", topology::RouteAccess::Public(), [&](const topology::HttpRequest& req) {
       auto body = nlohmann::json::parse(req.body, nullptr, false);
       if (!body.is_array())
         return HttpResponse::Error(400, "validation_error", "expected [{name, partitions}]");

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   commands.push_back(cm::cloudmatrix::AddReplayCommand(app));
   commands.push_back(cm::cloudmatrix::AddBackfillCommand(app));
   commands.push_back(cm::cloudmatrix::AddMigrateCommand(app));
+  commands.push_back(cm::cloudmatrix::AddApiKeyCommand(app));
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {
     if (command->selected()) return command->Execute();

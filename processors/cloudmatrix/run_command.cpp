@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "bridges/postgres/snapshotter.h"
+#include "processors/auth/auth_application.h"
 #include "processors/cloudmatrix/applications.h"
 #include "processors/cloudmatrix/subcommand.h"
 #include "topology/common/log.h"
@@ -316,10 +317,13 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
        .instance_id = config.instance_id,
        .endpoint = advertised},
       [&streams] { return streams.RunningTasks(); });
-  topology::QueryRouter router(streams, metadata);
+  std::optional<topology::ClusterSigner> signer;
+  if (!o.cluster_secret.empty()) signer.emplace(o.cluster_secret);
+  topology::QueryRouter router(streams, metadata, signer ? &*signer : nullptr);
   // Its producer needs no running streams; it is created before the routes that use it.
   topology::CommandSender commands(streams, config.bootstrap_servers);
   topology::HttpServer server(*http_options);
+  if (signer) server.SetClusterSigner(&*signer);
   if (backfill != nullptr) {
     server.RejectWrites("a backfill serves its figures read-only: write to the live application");
   }
@@ -338,6 +342,15 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   if (auto s = metadata.Start(); !s.ok()) {
     Log(LogLevel::kError, "metadata_failed", {{"error", s.ToString()}});
     return 1;
+  }
+  // The first admin key: written once the api-keys store is restored, before any request.
+  if (const char* admin_key = std::getenv("CM_ADMIN_KEY");
+      admin_key != nullptr && *admin_key != '\0' && backfill == nullptr) {
+    if (auto s = auth::EnsureAdminKey(streams, commands, admin_key, std::chrono::seconds(60));
+        !s.ok()) {
+      Log(LogLevel::kError, "admin_key_failed", {{"error", s.ToString()}});
+      return s.code() == state::Status::Code::kInvalidArgument ? 2 : 1;
+    }
   }
   if (serve_http) {
     if (auto s = server.Start(http->host, http->port); !s.ok()) {
@@ -424,6 +437,10 @@ class RunCommand final : public Subcommand {
                     "address, 127.0.0.1 for 0.0.0.0)")
         ->envname("CM_ADVERTISED_HTTP");
     AddHttpFlags(cmd, o_);
+    cmd->add_option("--cluster-secret", o_.cluster_secret,
+                    "shared by every instance: signs the requests one forwards to another (an "
+                    "instance without it neither forwards nor accepts forwarded requests)")
+        ->envname("CM_CLUSTER_SECRET");
     AddEngineFlags(cmd, o_);
     cmd->add_option("--partitions", o_.partitions, "partitions of input topics cmstream creates")
         ->envname("CM_PARTITIONS")

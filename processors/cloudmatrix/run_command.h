@@ -17,6 +17,7 @@ struct RunOptions {
   std::string state_dir = "./data";
   std::string http = "0.0.0.0:8080";
   std::string advertised_http;
+  std::string cluster_secret;  // --cluster-secret: signs requests forwarded between instances
   // HTTP limits (topology::HttpServerOptions; README "HTTP limits").
   std::string http_max_body = "1MiB";
   std::string http_max_header_bytes = "32KiB";

@@ -35,6 +35,8 @@ std::unique_ptr<Subcommand> AddReplayCommand(CLI::App& app);
 std::unique_ptr<Subcommand> AddBridgeCommand(CLI::App& app);
 // `broker`: the embedded Kafka-protocol broker, with an HTTP stand-in for the Admin API.
 std::unique_ptr<Subcommand> AddBrokerCommand(CLI::App& app);
+// `apikey`: API keys (create, list, revoke, token) through the broker.
+std::unique_ptr<Subcommand> AddApiKeyCommand(CLI::App& app);
 // `migrate`: the Postgres migrations, each once, in order.
 std::unique_ptr<Subcommand> AddMigrateCommand(CLI::App& app);
 

@@ -6,7 +6,8 @@ void AddCountingRoutes(topology::HttpServer& server, const topology::KafkaStream
                        const topology::QueryRouter& router,
                        const CountingTopologyOptions& options) {
   server.Route(
-      "GET", "/v1/counts/{key}", [&streams, &router, options](const topology::HttpRequest& req) {
+      "GET", "/v1/counts/{key}", topology::RouteAccess::Scope(topology::Principal::kAdminScope),
+      [&streams, &router, options](const topology::HttpRequest& req) {
         const std::string& key = req.path_params.at("key");
         int sub = *streams.topology().SubTopologyOfSource(options.input_topic);
         return router.Route(

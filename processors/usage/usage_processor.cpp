@@ -363,6 +363,9 @@ void UsageProcessor::ProcessCommand(const Record& record) {
   json result = {{"commandId", command_id}, {"type", t},
                  {"organizationId", org},   {"status", outcome.status},
                  {"body", outcome.body},    {"appliedAt", FormatTimestamp(now)}};
+  // What the HTTP edge compares a retry's request with (a reused Idempotency-Key).
+  if (cmd.contains("requestHash") && cmd["requestHash"].is_string())
+    result["requestHash"] = cmd["requestHash"];
   results_->Put(rkey, result.dump());
   results_->Put(keys::CommandExpiryKey(now, command_id), "");
 }

@@ -5,11 +5,9 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "processors/usage/time_util.h"
 #include "processors/usage/usage_commands.h"
@@ -17,6 +15,7 @@
 #include "processors/usage/usage_stores.h"
 #include "topology/common/json.h"
 #include "topology/common/wall_clock.h"
+#include "topology/query/idempotency.h"
 
 namespace cm::usage {
 
@@ -44,41 +43,16 @@ HttpResponse JsonOr(const state::Result<T>& result, int status = 200) {
   return HttpResponse::Json(status, result.value());
 }
 
-// A random RFC 4122 version-4 id (randomness is allowed at the HTTP edge).
-std::string RandomId() {
-  thread_local std::mt19937_64 rng{[] {
-    std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-    return std::mt19937_64(seq);
-  }()};
-  uint64_t hi = rng(), lo = rng();
-  hi = (hi & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
-  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
-                static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
-  return buf;
+constexpr const char* kRead = "usage:read";
+using topology::RouteAccess;
+RouteAccess Access(const char* scope, const char* org_param = "") {
+  return RouteAccess::Scope(scope, org_param);
 }
+constexpr const char* kWrite = "usage:write";
 
-std::string Header(const HttpRequest& req, const std::string& name) {
-  for (const auto& [k, v] : req.headers) {
-    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
-          return std::tolower(a) == std::tolower(b);
-        }))
-      return v;
-  }
-  return {};
-}
-
-// A command's id: the request's Idempotency-Key (so a retry applies once), else a fresh one.
-state::Result<std::string> CommandIdOf(const HttpRequest& req) {
-  std::string id = Header(req, "Idempotency-Key");
-  if (id.empty()) return RandomId();
-  if (id.size() > kMaxIdLength)
-    return state::Status::InvalidArgument("Idempotency-Key must be at most 256 bytes");
-  return id;
+// The answer for another organization's data: as if it did not exist (no existence oracle).
+HttpResponse NoSuchOrganization() {
+  return HttpResponse::Error(404, "not_found", "no such organization");
 }
 
 struct Context {
@@ -110,22 +84,24 @@ struct Context {
 
   // Appends a usage command for the organization and answers with its stored result.
   HttpResponse Command(const HttpRequest& req, const char* type, json fields) const {
-    auto command_id = CommandIdOf(req);
-    if (!command_id.ok()) return Validation(command_id.status().message());
     const std::string& org = req.path_params.at("org");
     if (auto s = CheckOrganizationId(org, "the organization in the path"); !s.ok())
       return Validation(s.message());
-    return CommandOnTask(req, type, std::move(fields), org, TaskOf(org), *command_id);
+    auto identity = topology::IdentifyCommand(req, org);
+    if (!identity.ok()) return Validation(identity.status().message());
+    return CommandOnTask(req, type, std::move(fields), org, TaskOf(org), *identity);
   }
 
   // Appends a command to `task`'s partition (on the instance that runs it) and answers with
   // its stored result. An empty org addresses every organization of the task.
   HttpResponse CommandOnTask(const HttpRequest& req, const char* type, json fields,
                              const std::string& org, const topology::TaskId& task,
-                             const std::string& command_id) const {
+                             const topology::CommandIdentity& identity) const {
+    const std::string& command_id = identity.command_id;
     return router.RouteToOwner(req, task, [&] {
       fields["type"] = type;
       fields["commandId"] = command_id;
+      fields["requestHash"] = identity.request_hash;
       if (!org.empty()) fields["organizationId"] = org;
       fields["issuedAt"] = FormatTimestamp(topology::WallClockMs());
       topology::CommandSender::Command command{
@@ -137,6 +113,8 @@ struct Context {
       json result = json::parse(*stored, nullptr, false);
       if (!result.is_object() || !result.contains("status"))
         return HttpResponse::Error(500, "internal", "unreadable command result");
+      if (result.value("requestHash", identity.request_hash) != identity.request_hash)
+        return topology::IdempotencyKeyReused();
       return HttpResponse::Json(result["status"].get<int>(), result.value("body", json::object()));
     });
   }
@@ -164,7 +142,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   auto ctx = std::make_shared<const Context>(
       Context{streams, router, commands, std::move(append_event), options});
 
-  server.Route("POST", "/v1/usage/events", [ctx](const HttpRequest& req) {
+  server.Route("POST", "/v1/usage/events", Access(kWrite), [ctx](const HttpRequest& req) {
     const UsageOptions& o = ctx->options;
     auto parsed =
         ParseUsageEventBatch(req.body, topology::WallClockMs(), &o.catalog, o.event_time_bounds);
@@ -176,6 +154,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     std::vector<topology::CommandSender::Message> messages;
     json ids = json::array();
     for (const UsageEvent& e : parsed->events) {
+      if (!req.principal->CanAccess(e.organization_id)) return NoSuchOrganization();
       std::string value = e.ToJson().dump();
       // Checked for every event before any is appended: a refused batch appends nothing.
       if (value.size() > kMaxEventBytes) {
@@ -194,7 +173,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     return HttpResponse::Json(202, {{"recorded", true}, {"eventId", ids[0]}});
   });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/metrics", [ctx](const HttpRequest& req) {
+  server.Route("GET", "/v1/usage/orgs/{org}/metrics", Access(kRead, "org"), [ctx](const HttpRequest& req) {
     auto query = ParseAggregationQuery(req.query);
     if (!query.ok()) return HttpResponse::FromStatus(query.status());
     return ctx->Query(req, [&](const UsageQueries& q) {
@@ -202,14 +181,14 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     });
   });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/quota", [ctx](const HttpRequest& req) {
+  server.Route("GET", "/v1/usage/orgs/{org}/quota", Access(kRead, "org"), [ctx](const HttpRequest& req) {
     const int64_t now = topology::WallClockMs();
     return ctx->Query(req, [&](const UsageQueries& q) {
       return JsonOr(q.GetQuotaStatus(req.path_params.at("org"), now));
     });
   });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/quota/check", [ctx](const HttpRequest& req) {
+  server.Route("GET", "/v1/usage/orgs/{org}/quota/check", Access(kRead, "org"), [ctx](const HttpRequest& req) {
     auto check = ParseQuotaCheckQuery(req.query);
     if (!check.ok()) return HttpResponse::FromStatus(check.status());
     const int64_t now = topology::WallClockMs();
@@ -219,7 +198,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     });
   });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/report", [ctx](const HttpRequest& req) {
+  server.Route("GET", "/v1/usage/orgs/{org}/report", Access(kRead, "org"), [ctx](const HttpRequest& req) {
     auto report = ParseReportQuery(req.query);
     if (!report.ok()) return HttpResponse::FromStatus(report.status());
     const int64_t now = topology::WallClockMs();
@@ -237,20 +216,22 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     });
   });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/dashboard", [ctx](const HttpRequest& req) {
+  server.Route("GET", "/v1/usage/orgs/{org}/dashboard", Access(kRead, "org"), [ctx](const HttpRequest& req) {
     const int64_t now = topology::WallClockMs();
     return ctx->Query(req, [&](const UsageQueries& q) {
       return JsonOr(q.GetDashboardData(req.path_params.at("org"), now));
     });
   });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/alerts", [ctx](const HttpRequest& req) {
+  server.Route("GET", "/v1/usage/orgs/{org}/alerts", Access(kRead, "org"), [ctx](const HttpRequest& req) {
     return ctx->Query(req, [&](const UsageQueries& q) {
       return JsonOr(q.ListAlertSubscriptions(req.path_params.at("org")));
     });
   });
 
-  server.Route("PUT", "/v1/usage/orgs/{org}/plan", [ctx](const HttpRequest& req) {
+  // Plans set limits: an organization's own key must not raise them (billing sets them).
+  server.Route("PUT", "/v1/usage/orgs/{org}/plan", Access(topology::Principal::kAdminScope, "org"),
+               [ctx](const HttpRequest& req) {
     auto body = BodyObject(req);
     if (!body) return Validation("the body must be a JSON object {plan, billingAnchorDay?}");
     json fields = json::object();
@@ -264,7 +245,9 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   // rollupMetrics. With organizationId: that organization's task. Without: one command per
   // partition (each task rolls up all of its organizations), run in parallel on the instances
   // that own them; the answer sums them. A copy forwarded to an owner carries ?partition=N.
-  server.Route("POST", "/v1/usage/rollups", [ctx](const HttpRequest& req) {
+  // An organization's key rolls up its own organization only (organizationId defaults to it);
+  // every organization at once takes an admin key.
+  server.Route("POST", "/v1/usage/rollups", Access(kWrite), [ctx](const HttpRequest& req) {
     auto body = BodyObject(req);
     if (!body)
       return Validation(
@@ -273,17 +256,25 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     json fields = json::object();
     for (const char* f : {"metricType", "cutoffTime", "granularities"})
       if (body->contains(f)) fields[f] = (*body)[f];
-    auto id = CommandIdOf(req);
-    if (!id.ok()) return Validation(id.status().message());
-    const std::string& command_id = *id;
+    const topology::Principal& principal = *req.principal;
+    if (!body->contains("organizationId") && !principal.organization.empty())
+      (*body)["organizationId"] = principal.organization;
     if (body->contains("organizationId")) {
-      const json& org = (*body)["organizationId"];
-      if (!org.is_string()) return Validation("organizationId must be a string");
-      if (auto s = CheckOrganizationId(org.get_ref<const std::string&>()); !s.ok())
-        return Validation(s.message());
-      return ctx->CommandOnTask(req, kRollupCommand, fields, org.get<std::string>(),
-                                ctx->TaskOf(org.get<std::string>()), command_id);
+      const json& org_json = (*body)["organizationId"];
+      if (!org_json.is_string()) return Validation("organizationId must be a string");
+      const std::string org = org_json.get<std::string>();
+      if (auto s = CheckOrganizationId(org); !s.ok()) return Validation(s.message());
+      if (!principal.CanAccess(org)) return NoSuchOrganization();
+      auto identity = topology::IdentifyCommand(req, org);
+      if (!identity.ok()) return Validation(identity.status().message());
+      return ctx->CommandOnTask(req, kRollupCommand, fields, org, ctx->TaskOf(org), *identity);
     }
+    auto id = topology::IdentifyCommand(req, "");
+    if (!id.ok()) return Validation(id.status().message());
+    auto on_partition = [&](int32_t p) {
+      return topology::CommandIdentity{id->command_id + "#" + std::to_string(p),
+                                       id->request_hash};
+    };
     const int sub = ctx->Subtopology();
     const int32_t partitions = ctx->streams.PartitionCount(sub);
     if (auto it = req.query.find("partition"); it != req.query.end()) {
@@ -293,7 +284,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
           p >= partitions)
         return Validation("partition must be 0.." + std::to_string(partitions - 1));
       return ctx->CommandOnTask(req, kRollupCommand, fields, "", topology::TaskId{sub, p},
-                                command_id + "#" + std::to_string(p));
+                                on_partition(p));
     }
     std::vector<std::future<HttpResponse>> parts;
     for (int32_t p = 0; p < partitions; ++p) {
@@ -301,7 +292,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
         HttpRequest one = req;
         one.query["partition"] = std::to_string(p);
         return ctx->CommandOnTask(one, kRollupCommand, fields, "", topology::TaskId{sub, p},
-                                  command_id + "#" + std::to_string(p));
+                                  on_partition(p));
       }));
     }
     json sum = json::object();
@@ -327,7 +318,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     return HttpResponse::Json(200, sum);
   });
 
-  server.Route("POST", "/v1/usage/orgs/{org}/alerts", [ctx](const HttpRequest& req) {
+  server.Route("POST", "/v1/usage/orgs/{org}/alerts", Access(kWrite, "org"), [ctx](const HttpRequest& req) {
     auto body = BodyObject(req);
     if (!body)
       return Validation(

@@ -1,7 +1,9 @@
 #pragma once
 
 // A cmstream (or other) process started by a test, with its output in a log file, so tests can
-// kill it with SIGKILL, restart it, and read what it logged.
+// kill it with SIGKILL, restart it, and read what it logged. A child runs with the test
+// cluster's credentials (test_credentials.h) in CM_ADMIN_KEY and CM_CLUSTER_SECRET unless the
+// test's own environment sets them.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -21,6 +23,10 @@
 #include <utility>
 #include <vector>
 
+#include "test_credentials.h"
+
+extern char** environ;
+
 namespace cm::testing {
 
 class ChildProcess {
@@ -32,6 +38,15 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   void Start() {
+    // Built before fork: the child only calls async-signal-safe functions.
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+    if (::getenv("CM_ADMIN_KEY") == nullptr) env.push_back(std::string("CM_ADMIN_KEY=") + kTestAdminKey);
+    if (::getenv("CM_CLUSTER_SECRET") == nullptr)
+      env.push_back(std::string("CM_CLUSTER_SECRET=") + kTestClusterSecret);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
@@ -41,7 +56,7 @@ class ChildProcess {
       std::vector<char*> args;
       for (auto& a : argv_) args.push_back(a.data());
       args.push_back(nullptr);
-      ::execv(args[0], args.data());
+      ::execve(args[0], args.data(), envp.data());
       ::_exit(127);
     }
   }

@@ -25,6 +25,7 @@
 #include "topology/query/http_server.h"
 #include "topology/query/query_router.h"
 #include "topology/query/streams_metadata.h"
+#include "topology/query/streams_routes.h"
 #include "topology/runtime/kafka_streams.h"
 #include "topology/runtime/streams_config.h"
 
@@ -79,7 +80,8 @@ struct InstanceOptions {
   std::string state_dir{};
   // Changes to the embedded StreamsConfig (threads, guarantee, listener, ...).
   std::function<void(topology::StreamsConfig&)> configure{};
-  // Set: the instance serves HTTP like `cmstream run`, with these routes added to its server.
+  // Set: the instance serves HTTP like `cmstream run`, with these routes added to its server
+  // (forwarding with the test cluster secret; its client sends the test admin key).
   std::function<void(InProcessInstance&)> add_routes{};
 };
 
@@ -118,12 +120,14 @@ class InProcessInstance {
             .instance_id = config_.instance_id,
             .endpoint = "127.0.0.1:" + std::to_string(port_)},
         [this] { return streams_->RunningTasks(); });
-    router_ = std::make_unique<topology::QueryRouter>(*streams_, *metadata_);
+    router_ = std::make_unique<topology::QueryRouter>(*streams_, *metadata_, &signer_);
     server_ = std::make_unique<topology::HttpServer>();
+    server_->SetClusterSigner(&signer_);
+    topology::AddStreamsRoutes(*server_, *streams_, *metadata_);
     options_.add_routes(*this);
     if (auto s = server_->Start("127.0.0.1", port_); !s.ok()) return s;
     if (auto s = metadata_->Start(); !s.ok()) return s;
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_ = AdminClient(port_);
     client_->set_read_timeout(30, 0);
     return state::Status::OK();
   }
@@ -167,6 +171,7 @@ class InProcessInstance {
   topology::StreamsConfig config_;
   int port_ = 0;
   std::unique_ptr<topology::KafkaStreams> streams_;
+  topology::ClusterSigner signer_{kTestClusterSecret};
   std::unique_ptr<topology::StreamsMetadata> metadata_;
   std::unique_ptr<topology::QueryRouter> router_;
   std::unique_ptr<topology::CommandSender> sender_;

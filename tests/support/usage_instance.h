@@ -1,14 +1,16 @@
 #pragma once
 
 // The usage application on the in-process harness (in_process.h), wired as `cmstream run
-// --topology cloudmatrix` wires it: the usage topology, and the usage routes on the instance's
-// HTTP server. Stop() then Start() is a clean restart.
+// --topology cloudmatrix` wires it: the API keys and the usage topology, and the auth and usage
+// routes on the instance's HTTP server, with the test admin key. Stop() then Start() is a clean
+// restart.
 #include <atomic>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "in_process.h"
+#include "processors/auth/auth_application.h"
 #include "processors/usage/usage_options.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
@@ -41,6 +43,7 @@ class UsageInstance {
   state::Status Start() {
     if (!topology_) {
       topology::TopologyBuilder builder;
+      if (auto s = auth::AuthApplication().AddTo(builder); !s.ok()) return s;
       if (auto s = usage::AddUsageTopology(builder, options_.usage); !s.ok()) return s;
       auto built = builder.Build(options_.application_id);
       if (!built.ok()) return built.status();
@@ -55,7 +58,9 @@ class UsageInstance {
                               },
                           .add_routes = [this](InProcessInstance& i) { AddRoutes(i); }});
     }
-    return instance_->Start();
+    if (auto s = instance_->Start(); !s.ok()) return s;
+    return auth::EnsureAdminKey(instance_->streams(), instance_->sender(), kTestAdminKey,
+                                std::chrono::seconds(30));
   }
   void Stop() {
     if (instance_) instance_->Stop();
@@ -63,6 +68,7 @@ class UsageInstance {
 
   // Valid while the instance runs (a restart makes new ones).
   httplib::Client& client() { return instance_->client(); }
+  topology::HttpServer& server() { return instance_->server(); }
   topology::KafkaStreams& streams() { return instance_->streams(); }
   const UsageInstanceOptions& options() const { return options_; }
   int port() const { return instance_->port(); }
@@ -85,6 +91,8 @@ class UsageInstance {
 
  private:
   void AddRoutes(InProcessInstance& i) {
+    topology::RouteContext context{i.server(), i.streams(), i.router(), i.sender()};
+    auth::AuthApplication().AddRoutes(context);
     usage::AddUsageRoutes(
         i.server(), i.streams(), i.router(), i.sender(),
         [this, &i](const std::string& topic, const std::string& key, const std::string& value,

@@ -21,17 +21,17 @@ using nlohmann::json;
 class HttpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.Route("GET", "/v1/things/{id}", [](const HttpRequest& req) {
+    server_.Route("GET", "/v1/things/{id}", RouteAccess::Public(), [](const HttpRequest& req) {
       return HttpResponse::Json(200, {{"id", req.path_params.at("id")}});
     });
-    server_.Route("DELETE", "/v1/things/{id}", [](const HttpRequest&) {
+    server_.Route("DELETE", "/v1/things/{id}", RouteAccess::Public(), [](const HttpRequest&) {
       return HttpResponse::Error(404, "not_found", "no such thing");
     });
     // Like a route refusing a query value, quoting it in the message.
-    server_.Route("GET", "/v1/echo", [](const HttpRequest& req) {
+    server_.Route("GET", "/v1/echo", RouteAccess::Public(), [](const HttpRequest& req) {
       return HttpResponse::Error(400, "validation_error", "value '" + req.query.at("v") + "'");
     });
-    server_.Route("POST", "/v1/things",
+    server_.Route("POST", "/v1/things", RouteAccess::Public(),
                   [](const HttpRequest&) { return HttpResponse::Json(201, json::object()); });
     server_.AddMetrics([] { return std::string("cm_test_source 7\n"); });
     ASSERT_TRUE(server_.Start("127.0.0.1", 0).ok());
@@ -85,13 +85,13 @@ class HttpLimitsTest : public ::testing::Test {
  protected:
   void Start(HttpServerOptions options) {
     server_ = std::make_unique<HttpServer>(options);
-    server_->Route("GET", "/v1/things/{id}", [](const HttpRequest& req) {
+    server_->Route("GET", "/v1/things/{id}", RouteAccess::Public(), [](const HttpRequest& req) {
       return HttpResponse::Json(200, {{"id", req.path_params.at("id")}});
     });
-    server_->Route("POST", "/v1/things", [](const HttpRequest& req) {
+    server_->Route("POST", "/v1/things", RouteAccess::Public(), [](const HttpRequest& req) {
       return HttpResponse::Json(201, {{"bytes", req.body.size()}});
     });
-    server_->Route("POST", "/v1/slow", [this](const HttpRequest&) {
+    server_->Route("POST", "/v1/slow", RouteAccess::Public(), [this](const HttpRequest&) {
       std::unique_lock<std::mutex> lock(mu_);
       ++waiting_;
       cv_.notify_all();

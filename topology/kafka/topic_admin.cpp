@@ -59,6 +59,7 @@ class KafkaTopicAdmin final : public TopicAdmin {
         rd_kafka_NewTopic_destroy_array(new_topics.data(), new_topics.size());
         return Status::InvalidArgument("topic " + t->name + ": " + err);
       }
+      if (t->compacted) rd_kafka_NewTopic_set_config(topic, "cleanup.policy", "compact");
       new_topics.push_back(topic);
     }
     rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);

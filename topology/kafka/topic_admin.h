@@ -15,6 +15,9 @@ class EmbeddedBroker;
 struct TopicSpec {
   std::string name;
   int32_t partitions = 1;
+  // cleanup.policy=compact: the latest value per key is kept (global stores' topics). The
+  // embedded broker does not compact; it keeps its 5 MiB per partition either way.
+  bool compacted = false;
 };
 
 // Creates topics and reads partition counts. A real cluster is served through the Kafka Admin

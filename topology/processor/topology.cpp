@@ -90,7 +90,11 @@ nlohmann::json Topology::Describe() const {
                     {"nodes", std::move(nodes)},
                     {"stores", std::move(stores)}});
   }
-  return {{"applicationId", application_id_}, {"subtopologies", std::move(subs)}};
+  nlohmann::json globals = nlohmann::json::array();
+  for (const auto& g : global_stores_) globals.push_back({{"name", g.name}, {"topic", g.topic}});
+  return {{"applicationId", application_id_},
+          {"subtopologies", std::move(subs)},
+          {"globalStores", std::move(globals)}};
 }
 
 TopologyBuilder& TopologyBuilder::AddSource(std::string name, std::vector<std::string> topics) {
@@ -140,6 +144,11 @@ TopologyBuilder& TopologyBuilder::AddRepartitionSource(std::string name, std::st
 TopologyBuilder& TopologyBuilder::AddStateStore(state::StoreSpec spec,
                                                 std::vector<std::string> processors) {
   stores_.emplace_back(std::move(spec), std::move(processors));
+  return *this;
+}
+
+TopologyBuilder& TopologyBuilder::AddGlobalStore(std::string name, std::string topic) {
+  global_stores_.push_back({std::move(name), std::move(topic)});
   return *this;
 }
 
@@ -286,6 +295,17 @@ Result<Topology> TopologyBuilder::Build(const std::string& application_id) const
                                      " has no source, so no task could run it");
     }
   }
+  std::set<std::string> global_names;
+  for (const auto& g : global_stores_) {
+    if (g.name.empty() || g.topic.empty())
+      return Status::InvalidArgument("a global store needs a name and a topic");
+    if (stores.count(g.name) != 0 || !global_names.insert(g.name).second)
+      return Status::InvalidArgument("store '" + g.name + "' is defined twice");
+    if (topic_reader.count(g.topic) != 0)
+      return Status::InvalidArgument("topic '" + g.topic + "' is read by both global store '" +
+                                     g.name + "' and '" + topic_reader.at(g.topic) + "'");
+  }
+  t.global_stores_ = global_stores_;
   return t;
 }
 

@@ -35,11 +35,21 @@ struct SubTopology {
   std::vector<state::StoreSpec> stores;
 };
 
+// A store every instance holds in full (Kafka Streams' global store, as behind a GlobalKTable):
+// a copy of a compacted topic's latest value per key, read from all its partitions, restored
+// before the instance is ready and updated while it runs. Not part of any task, so any request
+// on any instance can read it without forwarding (API keys, for instance).
+struct GlobalStoreSpec {
+  std::string name;
+  std::string topic;
+};
+
 // A validated, immutable description of processors, stores and topics.
 class Topology {
  public:
   const std::string& application_id() const { return application_id_; }
   const std::vector<SubTopology>& subtopologies() const { return subtopologies_; }
+  const std::vector<GlobalStoreSpec>& global_stores() const { return global_stores_; }
   const Node& node(const std::string& name) const { return nodes_.at(name); }
   // The sub-topology that reads a topic, or nullopt.
   std::optional<int> SubTopologyOfSource(const std::string& topic) const;
@@ -59,6 +69,7 @@ class Topology {
   std::map<std::string, Node> nodes_;
   std::vector<SubTopology> subtopologies_;
   std::vector<std::string> repartition_topics_;
+  std::vector<GlobalStoreSpec> global_stores_;
 };
 
 // Assembles a Topology (Kafka Streams' Topology.addSource/addProcessor/addSink/addStateStore).
@@ -75,6 +86,9 @@ class TopologyBuilder {
                                       std::vector<std::string> parents);
   TopologyBuilder& AddRepartitionSource(std::string name, std::string repartition);
   TopologyBuilder& AddStateStore(state::StoreSpec spec, std::vector<std::string> processors);
+  // A global store `name` holding the latest value of each key of `topic` (a tombstone deletes
+  // it). Its topic must not also be a source of a sub-topology.
+  TopologyBuilder& AddGlobalStore(std::string name, std::string topic);
 
   state::Result<Topology> Build(const std::string& application_id) const;
 
@@ -85,6 +99,7 @@ class TopologyBuilder {
   };
   std::vector<PendingNode> nodes_;
   std::vector<std::pair<state::StoreSpec, std::vector<std::string>>> stores_;
+  std::vector<GlobalStoreSpec> global_stores_;
 };
 
 }  // namespace cm::topology

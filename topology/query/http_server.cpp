@@ -9,7 +9,9 @@
 #include <sstream>
 #include <vector>
 
+#include "topology/common/log.h"
 #include "topology/common/prometheus_text.h"
+#include "topology/common/wall_clock.h"
 #include "topology/query/http_reactor.h"
 #include "topology/query/route_pattern.h"
 
@@ -55,6 +57,46 @@ HttpResponse HttpResponse::FromStatus(const state::Status& status) {
       return Error(500, "internal", status.message());
   }
   return Error(500, "internal", status.message());
+}
+
+std::string HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        }))
+      return v;
+  }
+  return {};
+}
+
+namespace {
+
+std::string PercentEncode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string HttpRequest::CanonicalTarget() const {
+  std::string target = path;
+  char sep = '?';
+  for (const auto& [k, v] : query) {
+    target += sep + PercentEncode(k) + "=" + PercentEncode(v);
+    sep = '&';
+  }
+  return target;
 }
 
 namespace {
@@ -155,10 +197,10 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(HttpServerOptions options)
     : impl_(std::make_unique<Impl>()), options_(options) {
-  Route("GET", "/health", [](const HttpRequest&) {
+  Route("GET", "/health", RouteAccess::Public(), [](const HttpRequest&) {
     return HttpResponse::Json(200, {{"status", "ok"}});
   });
-  Route("GET", "/metrics", [this](const HttpRequest&) {
+  Route("GET", "/metrics", RouteAccess::Public(), [this](const HttpRequest&) {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = RenderMetrics();
@@ -168,7 +210,45 @@ HttpServer::HttpServer(HttpServerOptions options)
 
 HttpServer::~HttpServer() { Stop(); }
 
-void HttpServer::Route(const std::string& method, const std::string& pattern, HttpHandler handler) {
+std::vector<RouteInfo> HttpServer::Routes() const { return route_infos_; }
+
+std::variant<Principal, HttpResponse> HttpServer::Admit(const HttpRequest& r,
+                                                        const RouteAccess& access) const {
+  auto unauthenticated = [](const std::string& message) {
+    HttpResponse out = HttpResponse::Error(401, "unauthenticated", message);
+    out.headers.emplace("WWW-Authenticate", "Bearer");
+    return out;
+  };
+  Principal principal;
+  if (!r.Header(ClusterSigner::kForwardedByHeader).empty()) {
+    // Another instance authenticated the caller; only the cluster secret makes that believable.
+    if (cluster_signer_ == nullptr)
+      return unauthenticated("this instance accepts no forwarded requests (no --cluster-secret)");
+    auto verified = cluster_signer_->Verify(r, WallClockMs() / 1000);
+    if (!verified.ok()) return unauthenticated(verified.status().message());
+    principal = std::move(verified).value();
+  } else {
+    if (!authenticator_) return unauthenticated("this server has no way to check credentials");
+    auto authenticated = authenticator_->Authenticate(r);
+    if (!authenticated.ok()) return unauthenticated(authenticated.status().message());
+    principal = std::move(authenticated).value();
+  }
+  if (!principal.HasScope(access.scope))
+    return HttpResponse::Error(403, "forbidden",
+                               "this credential lacks the scope " + access.scope,
+                               {{"requiredScope", access.scope}});
+  if (!access.organization_param.empty()) {
+    auto it = r.path_params.find(access.organization_param);
+    // Another organization's data is answered as if it did not exist.
+    if (it != r.path_params.end() && !principal.CanAccess(it->second))
+      return HttpResponse::Error(404, "not_found", "no such organization");
+  }
+  return principal;
+}
+
+void HttpServer::Route(const std::string& method, const std::string& pattern, RouteAccess access,
+                       HttpHandler handler) {
+  route_infos_.push_back({method, pattern, access});
   RoutePattern compiled(pattern);
   const std::vector<std::string> names = compiled.names();
   std::string key = method + " " + pattern;
@@ -176,11 +256,14 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_[key].buckets.assign(std::size(kLatencyBounds), 0);
   }
-  auto wrapped = [this, names, key, method, handler = std::move(handler)](
-                     const httplib::Request& req, httplib::Response& res) {
+  auto wrapped = [this, names, key, method, pattern, access = std::move(access),
+                  handler = std::move(handler)](const httplib::Request& req,
+                                                httplib::Response& res) {
     auto started = std::chrono::steady_clock::now();
     HttpRequest r;
     r.method = method;
+    r.route = pattern;
+    r.target = req.target;
     r.path = req.path;
     for (size_t i = 0; i < names.size() && i + 1 < req.matches.size(); ++i) {
       r.path_params[names[i]] = req.matches[i + 1].str();
@@ -189,12 +272,42 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ht
     for (const auto& [k, v] : req.headers) r.headers[k] = v;
     r.body = req.body;
     HttpResponse out;
-    try {
-      out = method != "GET" && !reject_writes_.empty()
-                ? HttpResponse::Error(409, "read_only", reject_writes_)
-                : handler(r);
-    } catch (const std::exception& e) {
-      out = HttpResponse::Error(500, "internal", e.what());
+    bool admitted = access.is_public;
+    if (!access.is_public) {
+      auto admission = Admit(r, access);
+      if (auto* p = std::get_if<Principal>(&admission)) {
+        r.principal = std::move(*p);
+        admitted = true;
+      } else {
+        out = std::get<HttpResponse>(std::move(admission));
+      }
+    }
+    if (admitted) {
+      try {
+        out = method != "GET" && !reject_writes_.empty()
+                  ? HttpResponse::Error(409, "read_only", reject_writes_)
+                  : handler(r);
+      } catch (const std::exception& e) {
+        out = HttpResponse::Error(500, "internal", e.what());
+      }
+    }
+    if (method != "GET" && !access.is_public) {
+      // Who changed what (or tried to): one JSON line per mutating request, forwarded copies
+      // included, since the owner is where the change is applied.
+      std::string org;
+      if (!access.organization_param.empty() && r.path_params.count(access.organization_param))
+        org = r.path_params.at(access.organization_param);
+      else if (r.principal)
+        org = r.principal->organization;
+      Log(LogLevel::kInfo, "audit",
+          {{"principal", r.principal ? r.principal->key_id : ""},
+           {"userId", r.principal ? r.principal->user_id : ""},
+           {"organization", org},
+           {"method", method},
+           {"route", pattern},
+           {"path", r.path},
+           {"forwardedBy", r.Header(ClusterSigner::kForwardedByHeader)},
+           {"status", out.status}});
     }
     res.status = out.status;
     for (const auto& [k, v] : out.headers) res.set_header(k, v);

@@ -2,24 +2,11 @@
 
 #include <httplib.h>
 
+#include "topology/common/wall_clock.h"
+
 namespace cm::topology {
 
 namespace {
-
-std::string PercentEncode(const std::string& s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 HttpResponse Unavailable(const std::string& message) {
   HttpResponse r = HttpResponse::Error(503, "unavailable", message);
@@ -50,25 +37,28 @@ HttpResponse QueryRouter::Elsewhere(const HttpRequest& request, const TaskId& ta
   if (!owner || owner->instance_id == metadata_.instance_id()) {
     return Unavailable("task " + task.ToString() + " has no running owner yet; retry shortly");
   }
-  if (request.headers.count(kForwardedHeader) != 0) {
+  if (!request.Header(ClusterSigner::kForwardedByHeader).empty()) {
     // Owners disagree for a moment during a rebalance: answer rather than bounce the request.
     return Unavailable("task " + task.ToString() + " is moving between instances; retry shortly");
+  }
+  if (signer_ == nullptr) {
+    return Unavailable("task " + task.ToString() + " runs on " + owner->instance_id +
+                       ", and this instance cannot forward requests without --cluster-secret");
   }
   return Forward(request, owner->endpoint);
 }
 
 HttpResponse QueryRouter::Forward(const HttpRequest& request, const std::string& endpoint) const {
-  std::string target = request.path;
-  char sep = '?';
-  for (const auto& [k, v] : request.query) {
-    target += sep + PercentEncode(k) + "=" + PercentEncode(v);
-    sep = '&';
-  }
+  const std::string target = request.CanonicalTarget();
   httplib::Client client("http://" + endpoint);
   client.set_connection_timeout(2);
   client.set_tcp_nodelay(true);
   client.set_read_timeout(30);
-  httplib::Headers headers = {{kForwardedHeader, metadata_.instance_id()}};
+  httplib::Headers headers;
+  for (auto& [k, v] : signer_->Sign(request, metadata_.instance_id(), WallClockMs() / 1000))
+    headers.emplace(k, v);
+  if (auto key = request.Header("Idempotency-Key"); !key.empty())
+    headers.emplace("Idempotency-Key", key);
   auto content_type = [&] {
     auto it = request.headers.find("Content-Type");
     return it == request.headers.end() ? std::string("application/json") : it->second;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "topology/processor/read_only_stores.h"
+#include "topology/query/cluster_signer.h"
 #include "topology/query/http_server.h"
 #include "topology/query/streams_metadata.h"
 #include "topology/runtime/kafka_streams.h"
@@ -12,13 +13,15 @@ namespace cm::topology {
 
 // Serves a request about one key wherever the key's task runs: here from the committed stores,
 // elsewhere by forwarding the request to the owning instance, and with 503 + Retry-After while
-// no running instance owns it (restoring, or between owners during a rebalance).
+// no running instance owns it (restoring, or between owners during a rebalance). A forwarded
+// copy carries the caller's principal under the cluster signature (cluster_signer.h); without
+// a signer nothing is forwarded.
 class QueryRouter {
  public:
-  static constexpr const char* kForwardedHeader = "X-Cm-Forwarded-By";
-
-  QueryRouter(const KafkaStreams& streams, const StreamsMetadata& metadata)
-      : streams_(streams), metadata_(metadata) {}
+  // `signer` may be null; it must outlive the router.
+  QueryRouter(const KafkaStreams& streams, const StreamsMetadata& metadata,
+              const ClusterSigner* signer)
+      : streams_(streams), metadata_(metadata), signer_(signer) {}
 
   HttpResponse Route(const HttpRequest& request, const TaskId& task,
                      const std::function<HttpResponse(const ReadOnlyStores&)>& local) const;
@@ -33,6 +36,7 @@ class QueryRouter {
 
   const KafkaStreams& streams_;
   const StreamsMetadata& metadata_;
+  const ClusterSigner* signer_;
 };
 
 }  // namespace cm::topology

@@ -6,13 +6,14 @@ namespace cm::topology {
 
 void AddStreamsRoutes(HttpServer& server, const KafkaStreams& streams,
                       const StreamsMetadata& metadata) {
-  server.Route("GET", "/ready", [&streams](const HttpRequest&) {
+  server.Route("GET", "/ready", RouteAccess::Public(), [&streams](const HttpRequest&) {
     auto report = streams.ReadyReport();
     HttpResponse r = HttpResponse::Json(report["ready"].get<bool>() ? 200 : 503, report);
     if (r.status == 503) r.headers.emplace("Retry-After", "1");
     return r;
   });
-  server.Route("GET", "/v1/topology", [&streams, &metadata](const HttpRequest&) {
+  server.Route("GET", "/v1/topology", RouteAccess::Scope(Principal::kAdminScope),
+               [&streams, &metadata](const HttpRequest&) {
     nlohmann::json j = streams.topology().Describe();
     nlohmann::json tasks = nlohmann::json::array();
     for (const auto& t : streams.Threads()) {

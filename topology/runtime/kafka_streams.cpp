@@ -80,12 +80,28 @@ Status KafkaStreams::EnsureTopics() {
   if (counts->count(InstancesTopic(app)) == 0) wanted.push_back({InstancesTopic(app), 1});
   if (counts->count(Topology::ResetsTopic(app)) == 0)
     wanted.push_back({Topology::ResetsTopic(app), 1});
+  // A global store's topic is one partition when cmstream creates it: it is read whole anyway.
+  global_partitions_.clear();
+  for (const auto& g : topology_.global_stores()) {
+    auto it = counts->find(g.topic);
+    if (it == counts->end()) {
+      wanted.push_back({g.topic, 1, true});
+      global_partitions_[g.topic] = 1;
+    } else {
+      global_partitions_[g.topic] = it->second;
+    }
+  }
   return admin_.EnsureTopics(wanted);
 }
 
 Status KafkaStreams::Start() {
   if (auto s = EnsureTopics(); !s.ok()) return s;
   resources_ = std::make_unique<state::StateResources>(config_.rocksdb_memory_bytes);
+  if (!topology_.global_stores().empty()) {
+    global_thread_ =
+        std::make_unique<GlobalStreamThread>(topology_, config_, global_partitions_, *resources_);
+    if (auto s = global_thread_->Start(); !s.ok()) return s;
+  }
   for (int i = 0; i < config_.threads; ++i) {
     try {
       threads_.push_back(std::make_unique<StreamThread>(topology_, config_, i, *resources_));
@@ -104,6 +120,7 @@ Status KafkaStreams::Start() {
 void KafkaStreams::Stop() {
   for (auto& t : threads_) t->Stop();
   threads_.clear();
+  if (global_thread_) global_thread_->Stop();
 }
 
 TaskId KafkaStreams::TaskForKey(int subtopology, std::string_view key) const {
@@ -136,7 +153,7 @@ std::vector<ThreadStatus> KafkaStreams::Threads() const {
 }
 
 bool KafkaStreams::Ready() const {
-  if (threads_.empty()) return false;
+  if (threads_.empty() || !GlobalStoresRestored()) return false;
   for (const auto& t : Threads()) {
     if (!t.alive || !t.assigned) return false;  // not ready before joining the group
     for (const auto& task : t.tasks) {
@@ -147,6 +164,8 @@ bool KafkaStreams::Ready() const {
 }
 
 std::string KafkaStreams::Failure() const {
+  if (global_thread_ && !global_thread_->Failure().empty())
+    return "global stream thread: " + global_thread_->Failure();
   for (const auto& t : Threads()) {
     if (!t.alive) return "stream thread " + std::to_string(t.index) + ": " + t.error;
   }
@@ -177,8 +196,10 @@ nlohmann::json KafkaStreams::ReadyReport() const {
     for (const auto& [where, records] : t.records_lost)
       lost.push_back({{"topic", where.first}, {"partition", where.second}, {"records", records}});
   }
-  return {
+  nlohmann::json report = {
       {"ready", Ready()}, {"threads", threads}, {"restoring", restoring}, {"recordsLost", lost}};
+  if (global_thread_) report["globalStores"] = global_thread_->Report();
+  return report;
 }
 
 std::string KafkaStreams::RenderMetrics() const {

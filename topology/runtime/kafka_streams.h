@@ -8,6 +8,7 @@
 #include "state/task_state.h"
 #include "topology/kafka/topic_admin.h"
 #include "topology/processor/topology.h"
+#include "topology/runtime/global_stream_thread.h"
 #include "topology/runtime/stream_thread.h"
 #include "topology/runtime/streams_config.h"
 
@@ -26,7 +27,8 @@ class KafkaStreams {
   void Stop();
 
   std::vector<ThreadStatus> Threads() const;
-  // True once every thread is alive and every assigned task is running (not restoring).
+  // True once the global stores are restored, every thread is alive and every assigned task
+  // is running (not restoring).
   bool Ready() const;
   // The first thread failure, or empty.
   std::string Failure() const;
@@ -47,6 +49,13 @@ class KafkaStreams {
   // NotFound when it runs elsewhere or nowhere (restoring counts as nowhere).
   state::Status Query(const TaskId& task,
                       const std::function<void(const ReadOnlyStores&)>& query) const;
+  // A global store of the topology (TopologyBuilder::AddGlobalStore), readable from any thread;
+  // null before Start or when there is none of that name.
+  state::ReadOnlyKeyValueStore* GlobalStore(std::string_view name) const {
+    return global_thread_ ? global_thread_->Store(name) : nullptr;
+  }
+  // True once every global store has read its topic to the end it had at Start.
+  bool GlobalStoresRestored() const { return !global_thread_ || global_thread_->Restored(); }
   // Tasks running here, as "0_3".
   std::vector<std::string> RunningTasks() const;
   static std::string InstancesTopic(const std::string& app_id) { return app_id + "-instances"; }
@@ -61,7 +70,9 @@ class KafkaStreams {
   StreamsConfig config_;
   TopicAdmin& admin_;
   std::unique_ptr<state::StateResources> resources_;
+  std::unique_ptr<GlobalStreamThread> global_thread_;  // null without global stores
   std::vector<std::unique_ptr<StreamThread>> threads_;
+  std::map<std::string, int32_t> global_partitions_;
   std::vector<int32_t> partitions_;  // per sub-topology
 };
 
