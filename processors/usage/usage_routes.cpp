@@ -73,11 +73,12 @@ std::string Header(const HttpRequest& req, const std::string& name) {
 }
 
 // A command's id: the request's Idempotency-Key (so a retry applies once), else a fresh one.
-state::Result<std::string> CommandIdOf(const HttpRequest& req) {
+state::Result<std::string> CommandIdOf(const HttpRequest& req, const UsageLimits& limits) {
   std::string id = Header(req, "Idempotency-Key");
   if (id.empty()) return RandomId();
-  if (id.size() > kMaxIdLength)
-    return state::Status::InvalidArgument("Idempotency-Key must be at most 256 bytes");
+  if (id.size() > limits.max_id_bytes)
+    return state::Status::InvalidArgument("Idempotency-Key must be at most " +
+                                          std::to_string(limits.max_id_bytes) + " bytes");
   return id;
 }
 
@@ -97,7 +98,7 @@ struct Context {
   HttpResponse Query(const HttpRequest& req,
                      const std::function<HttpResponse(const UsageQueries&)>& query) const {
     const std::string& org = req.path_params.at("org");
-    if (auto s = CheckOrganizationId(org, "the organization in the path"); !s.ok())
+    if (auto s = CheckOrganizationId(org, options.limits, "the organization in the path"); !s.ok())
       return Validation(s.message());
     return router.Route(req, TaskOf(org), [&](const topology::ReadOnlyStores& stores) {
       UsageStoreViews views = CommittedUsageStores(stores);
@@ -110,10 +111,10 @@ struct Context {
 
   // Appends a usage command for the organization and answers with its stored result.
   HttpResponse Command(const HttpRequest& req, const char* type, json fields) const {
-    auto command_id = CommandIdOf(req);
+    auto command_id = CommandIdOf(req, options.limits);
     if (!command_id.ok()) return Validation(command_id.status().message());
     const std::string& org = req.path_params.at("org");
-    if (auto s = CheckOrganizationId(org, "the organization in the path"); !s.ok())
+    if (auto s = CheckOrganizationId(org, options.limits, "the organization in the path"); !s.ok())
       return Validation(s.message());
     return CommandOnTask(req, type, std::move(fields), org, TaskOf(org), *command_id);
   }
@@ -143,9 +144,9 @@ struct Context {
 };
 
 // The request body as a JSON object (an empty body is an empty object).
-std::optional<json> BodyObject(const HttpRequest& req) {
+std::optional<json> BodyObject(const HttpRequest& req, const UsageLimits& limits) {
   if (req.body.empty()) return json::object();
-  auto body = topology::ParseJson(req.body);
+  auto body = topology::ParseJson(req.body, limits.max_json_depth);
   if (!body.ok() || !body->is_object()) return std::nullopt;
   return std::move(body).value();
 }
@@ -166,8 +167,8 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
 
   server.Route("POST", "/v1/usage/events", [ctx](const HttpRequest& req) {
     const UsageOptions& o = ctx->options;
-    auto parsed =
-        ParseUsageEventBatch(req.body, topology::WallClockMs(), &o.catalog, o.event_time_bounds);
+    auto parsed = ParseUsageEventBatch(req.body, topology::WallClockMs(), &o.catalog,
+                                       o.event_time_bounds, o.limits);
     if (!parsed.ok()) {
       return Validation(parsed.status().message(), {{"reason", parsed.status().message()}});
     }
@@ -178,9 +179,10 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     for (const UsageEvent& e : parsed->events) {
       std::string value = e.ToJson().dump();
       // Checked for every event before any is appended: a refused batch appends nothing.
-      if (value.size() > kMaxEventBytes) {
+      if (value.size() > o.limits.max_event_bytes) {
         return Validation((batch ? "events[" + std::to_string(messages.size()) + "]" : "event") +
-                          " is larger than " + std::to_string(kMaxEventBytes) + " bytes");
+                          " is larger than " + std::to_string(o.limits.max_event_bytes) +
+                          " bytes");
       }
       messages.push_back({o.events_topic, e.organization_id, std::move(value),
                           ctx->streams.TaskForKey(sub, e.organization_id).partition});
@@ -251,7 +253,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   });
 
   server.Route("PUT", "/v1/usage/orgs/{org}/plan", [ctx](const HttpRequest& req) {
-    auto body = BodyObject(req);
+    auto body = BodyObject(req, ctx->options.limits);
     if (!body) return Validation("the body must be a JSON object {plan, billingAnchorDay?}");
     json fields = json::object();
     for (const char* f : {"plan", "billingAnchorDay"})
@@ -265,7 +267,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   // partition (each task rolls up all of its organizations), run in parallel on the instances
   // that own them; the answer sums them. A copy forwarded to an owner carries ?partition=N.
   server.Route("POST", "/v1/usage/rollups", [ctx](const HttpRequest& req) {
-    auto body = BodyObject(req);
+    auto body = BodyObject(req, ctx->options.limits);
     if (!body)
       return Validation(
           "the body must be a JSON object {metricType, cutoffTime, granularities?, "
@@ -273,13 +275,14 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     json fields = json::object();
     for (const char* f : {"metricType", "cutoffTime", "granularities"})
       if (body->contains(f)) fields[f] = (*body)[f];
-    auto id = CommandIdOf(req);
+    auto id = CommandIdOf(req, ctx->options.limits);
     if (!id.ok()) return Validation(id.status().message());
     const std::string& command_id = *id;
     if (body->contains("organizationId")) {
       const json& org = (*body)["organizationId"];
       if (!org.is_string()) return Validation("organizationId must be a string");
-      if (auto s = CheckOrganizationId(org.get_ref<const std::string&>()); !s.ok())
+      if (auto s = CheckOrganizationId(org.get_ref<const std::string&>(), ctx->options.limits);
+          !s.ok())
         return Validation(s.message());
       return ctx->CommandOnTask(req, kRollupCommand, fields, org.get<std::string>(),
                                 ctx->TaskOf(org.get<std::string>()), command_id);
@@ -328,7 +331,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   });
 
   server.Route("POST", "/v1/usage/orgs/{org}/alerts", [ctx](const HttpRequest& req) {
-    auto body = BodyObject(req);
+    auto body = BodyObject(req, ctx->options.limits);
     if (!body)
       return Validation(
           "the body must be a JSON object {metricType, threshold|thresholds, "
