@@ -6,12 +6,15 @@
 
 namespace cm::cloudmatrix {
 
-state::Result<Composition> Compose(const std::string& name, const std::string& app_id) {
+state::Result<Composition> Compose(const std::string& name, const std::string& app_id,
+                                   const CloudMatrixOptions& options) {
   Applications apps;
   // Every topology serves authenticated routes: the API keys come first.
   apps.push_back(std::make_unique<auth::AuthApplication>());
   if (name == "cloudmatrix") {
-    apps.push_back(std::make_unique<usage::UsageApplication>());
+    usage::UsageOptions usage;
+    usage.limits = options.usage_limits;
+    apps.push_back(std::make_unique<usage::UsageApplication>(std::move(usage)));
   } else if (name == "counting") {
     apps.push_back(std::make_unique<counting::CountingApplication>());
   } else {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "processors/usage/usage_limits.h"
 #include "state/status.h"
 #include "topology/application/stream_application.h"
 
@@ -18,10 +19,16 @@ struct Composition {
   topology::Topology topology;
 };
 
+// What the command line sets in the CloudMatrix applications; each application takes its part.
+struct CloudMatrixOptions {
+  usage::UsageLimits usage_limits;
+};
+
 // "cloudmatrix": the CloudMatrix services (usage); "counting": the engine's test application.
 // Both with the API keys (auth) that authenticate their routes.
 // InvalidArgument for any other name or when an application's options are inconsistent.
-state::Result<Composition> Compose(const std::string& name, const std::string& app_id);
+state::Result<Composition> Compose(const std::string& name, const std::string& app_id,
+                                   const CloudMatrixOptions& options = {});
 // Every application's snapshot tables in one schema.
 topology::SnapshotSchema SnapshotSchemaOf(const Applications& apps);
 

@@ -112,4 +112,66 @@ bool ResolveBridgeFlags(BridgeFlags& f, const std::string& bootstrap_servers,
   return true;
 }
 
+void AddLimitFlags(CLI::App* cmd, LimitFlags& f) {
+  cmd->add_option("--max-event-bytes", f.max_event_bytes,
+                  "largest usage event as appended; a larger one is 400 (or the DLQ); at most "
+                  "--http-max-body")
+      ->envname("CM_MAX_EVENT_BYTES")
+      ->capture_default_str();
+  cmd->add_option("--max-batch-events", f.max_batch_events,
+                  "most events in one POST /v1/usage/events {\"events\":[...]}; more is 400")
+      ->envname("CM_MAX_BATCH_EVENTS")
+      ->capture_default_str();
+  cmd->add_option("--max-json-depth", f.max_json_depth,
+                  "deepest nesting of arrays and objects in a usage body or record, 3 to 64; "
+                  "deeper is 400 (or the DLQ)")
+      ->envname("CM_MAX_JSON_DEPTH")
+      ->capture_default_str();
+  cmd->add_option("--max-id-bytes", f.max_id_bytes,
+                  "longest eventId, organizationId, userId, resourceId, eventType, "
+                  "resourceType, commandId or Idempotency-Key; longer is 400")
+      ->envname("CM_MAX_ID_BYTES")
+      ->capture_default_str();
+  cmd->add_option("--max-query-buckets", f.max_query_buckets,
+                  "most buckets of its granularity a metrics query spans (100000 minutes is 69 "
+                  "days); more is 400")
+      ->envname("CM_MAX_QUERY_BUCKETS")
+      ->capture_default_str();
+  cmd->add_option("--max-report-range", f.max_report_range,
+                  "longest usage report period; longer is 400")
+      ->envname("CM_MAX_REPORT_RANGE")
+      ->capture_default_str();
+}
+
+state::Result<usage::UsageLimits> ParseLimitFlags(const LimitFlags& f, uint64_t max_body_bytes) {
+  auto bad = [](const std::string& message) { return state::Status::InvalidArgument(message); };
+  usage::UsageLimits limits;
+  auto event = topology::ParseBytes(f.max_event_bytes);
+  if (!event.ok()) return bad("--max-event-bytes: " + event.status().message());
+  if (*event == 0) return bad("--max-event-bytes must be positive");
+  if (*event > max_body_bytes)
+    return bad("--max-event-bytes (" + std::to_string(*event) + ") must not exceed --http-max-body (" +
+               std::to_string(max_body_bytes) + "): an event arrives in a request body");
+  limits.max_event_bytes = static_cast<size_t>(*event);
+  for (auto [flag, value] : {std::pair{"--max-batch-events", f.max_batch_events},
+                             std::pair{"--max-id-bytes", f.max_id_bytes},
+                             std::pair{"--max-query-buckets", f.max_query_buckets}}) {
+    if (value <= 0) return bad(std::string(flag) + " must be positive, got " + std::to_string(value));
+  }
+  limits.max_batch_events = static_cast<size_t>(f.max_batch_events);
+  limits.max_id_bytes = static_cast<size_t>(f.max_id_bytes);
+  limits.max_query_buckets = f.max_query_buckets;
+  if (f.max_json_depth < 3 || f.max_json_depth > topology::kMaxJsonDepth)
+    return bad("--max-json-depth must be 3 (a batch {\"events\":[{...}]}) to " +
+               std::to_string(topology::kMaxJsonDepth) + ", got " +
+               std::to_string(f.max_json_depth));
+  limits.max_json_depth = f.max_json_depth;
+  auto range = topology::ParseDuration(f.max_report_range);
+  if (!range.ok() || range->count() <= 0)
+    return bad("--max-report-range: expected a positive duration like 400d");
+  limits.max_report_range_ms = range->count();
+  if (auto s = limits.Validate(); !s.ok()) return s;
+  return limits;
+}
+
 }  // namespace cm::cloudmatrix

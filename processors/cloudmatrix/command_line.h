@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bridges/rabbitmq/amqp_bridge.h"
+#include "processors/usage/usage_limits.h"
 #include "state/status.h"
 #include "topology/kafka/embedded_broker.h"
 #include "topology/kafka/topic_admin.h"
@@ -56,5 +57,21 @@ void AddBridgeFlags(CLI::App* cmd, BridgeFlags& f, const std::string& url_help);
 // Fills in the options from the flags; false (after saying why) when one is invalid.
 bool ResolveBridgeFlags(BridgeFlags& f, const std::string& bootstrap_servers,
                         const std::string& dlq_topic);
+
+// The usage application's input limits (README "Configuration"), the same for `run` and
+// `backfill`, so a backfill judges every record as the live application did. Defaults are
+// usage::UsageLimits's.
+struct LimitFlags {
+  std::string max_event_bytes = "64KiB";
+  int64_t max_batch_events = 1000;
+  int max_json_depth = 32;
+  int64_t max_id_bytes = 256;
+  int64_t max_query_buckets = 100'000;
+  std::string max_report_range = "400d";
+};
+void AddLimitFlags(CLI::App* cmd, LimitFlags& f);
+// The limits the flags describe, or InvalidArgument naming the bad flag. An event arrives in a
+// request body, so it may not be larger than `max_body_bytes` (--http-max-body).
+state::Result<usage::UsageLimits> ParseLimitFlags(const LimitFlags& f, uint64_t max_body_bytes);
 
 }  // namespace cm::cloudmatrix

@@ -250,6 +250,11 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
     std::cerr << http_options.status().message() << '\n';
     return 2;
   }
+  auto limits = ParseLimitFlags(o.limits, http_options->limits.max_body_bytes);
+  if (!limits.ok()) {
+    std::cerr << limits.status().message() << '\n';
+    return 2;
+  }
   auto snapshot_interval = topology::ParseDuration(o.snapshot_interval);
   if (!snapshot_interval.ok()) {
     std::cerr << "--snapshot-interval: " << snapshot_interval.status().message() << '\n';
@@ -271,7 +276,7 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   config.bootstrap_servers = cluster->bootstrap;
   config.broker_filters_aborted = !cluster->embedded;
   topology::TopicAdmin& admin = *cluster->admin;
-  auto composed = Compose(o.topology, config.application_id);
+  auto composed = Compose(o.topology, config.application_id, {.usage_limits = *limits});
   if (!composed.ok()) {
     Log(LogLevel::kError, "topology_invalid", {{"error", composed.status().ToString()}});
     return composed.status().code() == state::Status::Code::kInvalidArgument ? 2 : 1;
@@ -410,6 +415,7 @@ void AddEngineFlags(CLI::App* cmd, RunOptions& o) {
                   "application)")
       ->envname("CM_TOPOLOGY")
       ->capture_default_str();
+  AddLimitFlags(cmd, o.limits);
 }
 
 namespace {

@@ -38,6 +38,7 @@ struct RunOptions {
   std::string database_url;
   std::string database_schema = "public";
   std::string snapshot_interval = "30s";
+  LimitFlags limits;
 };
 
 // A backfill is `run` over a bounded range, as another application id.
@@ -50,7 +51,7 @@ struct BackfillRequest {
 };
 
 // The flags `run` and `backfill` share: --state-dir, --threads, --guarantee, --rocksdb-memory,
-// --commit-interval and --topology.
+// --commit-interval, --topology and the input limits (--max-event-bytes, ...).
 void AddEngineFlags(CLI::App* cmd, RunOptions& o);
 
 // Runs one instance of the application until SIGINT/SIGTERM or a stream failure (or, with

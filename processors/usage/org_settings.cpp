@@ -40,6 +40,7 @@ state::Status RetentionPolicy::Validate() const {
 
 state::Status UsageOptions::Validate() const {
   if (auto s = retention.Validate(); !s.ok()) return s;
+  if (auto s = limits.Validate(); !s.ok()) return s;
   if (dedup_retention_ms <= event_time_bounds.max_age_ms + event_time_bounds.max_future_ms) {
     return state::Status::InvalidArgument(
         "dedup retention must exceed the acceptance window (max event age + future skew)");

@@ -25,41 +25,41 @@ std::string Excerpt(const json& value) {
   return text.substr(0, kMax) + "... (" + std::to_string(text.size()) + " bytes)";
 }
 
-// A required id: a non-empty string of at most kMaxIdLength bytes.
-Status RequiredId(const json& j, const char* field, std::string& out) {
+std::string TooLong(std::string_view field, const UsageLimits& limits) {
+  return std::string(field) + " is longer than " + std::to_string(limits.max_id_bytes) + " bytes";
+}
+
+// A required id: a non-empty string of at most limits.max_id_bytes bytes.
+Status RequiredId(const json& j, const char* field, const UsageLimits& limits, std::string& out) {
   auto it = j.find(field);
   if (it == j.end() || it->is_null()) return Bad(std::string(field) + " is required");
   if (!it->is_string()) return Bad(std::string(field) + " must be a string");
   const auto& s = it->get_ref<const std::string&>();
   if (s.empty()) return Bad(std::string(field) + " must not be empty");
-  if (s.size() > kMaxIdLength) {
-    return Bad(std::string(field) + " is longer than " + std::to_string(kMaxIdLength) + " bytes");
-  }
+  if (s.size() > limits.max_id_bytes) return Bad(TooLong(field, limits));
   out = s;
   return Status::OK();
 }
 
-Status OptionalString(const json& j, const char* field, std::optional<std::string>& out) {
+Status OptionalString(const json& j, const char* field, const UsageLimits& limits,
+                      std::optional<std::string>& out) {
   auto it = j.find(field);
   if (it == j.end() || it->is_null()) return Status::OK();
   if (!it->is_string()) return Bad(std::string(field) + " must be a string");
   const auto& s = it->get_ref<const std::string&>();
   if (s.empty()) return Bad(std::string(field) + " must not be empty when present");
-  if (s.size() > kMaxIdLength) {
-    return Bad(std::string(field) + " is longer than " + std::to_string(kMaxIdLength) + " bytes");
-  }
+  if (s.size() > limits.max_id_bytes) return Bad(TooLong(field, limits));
   out = s;
   return Status::OK();
 }
 
 }  // namespace
 
-Status CheckOrganizationId(std::string_view id, std::string_view field) {
+Status CheckOrganizationId(std::string_view id, const UsageLimits& limits,
+                           std::string_view field) {
   const std::string name(field);
   if (id.empty()) return Bad(name + " must not be empty");
-  if (id.size() > kMaxIdLength) {
-    return Bad(name + " is longer than " + std::to_string(kMaxIdLength) + " bytes");
-  }
+  if (id.size() > limits.max_id_bytes) return Bad(TooLong(name, limits));
   for (unsigned char c : id) {
     if (c == '/' || c < 0x20 || c == 0x7f) {
       return Bad(name + " must not contain '/' or control characters");
@@ -175,7 +175,7 @@ std::optional<double> UsageEvent::NumberProperty(std::string_view path) const {
 }
 
 Result<UsageEvent> ParseUsageEvent(const json& input, int64_t now_ms, const Catalog* catalog,
-                                   const EventTimeBounds& bounds) {
+                                   const EventTimeBounds& bounds, const UsageLimits& limits) {
   if (!input.is_object()) return Bad("an event must be a JSON object");
   json mapped;
   const json* j = &input;
@@ -186,13 +186,13 @@ Result<UsageEvent> ParseUsageEvent(const json& input, int64_t now_ms, const Cata
     j = &mapped;
   }
   UsageEvent e;
-  if (auto s = RequiredId(*j, "eventId", e.event_id); !s.ok()) return s;
-  if (auto s = RequiredId(*j, "organizationId", e.organization_id); !s.ok()) return s;
-  if (auto s = CheckOrganizationId(e.organization_id); !s.ok()) return s;
-  if (auto s = RequiredId(*j, "eventType", e.event_type); !s.ok()) return s;
-  if (auto s = OptionalString(*j, "userId", e.user_id); !s.ok()) return s;
-  if (auto s = OptionalString(*j, "resourceId", e.resource_id); !s.ok()) return s;
-  if (auto s = OptionalString(*j, "resourceType", e.resource_type); !s.ok()) return s;
+  if (auto s = RequiredId(*j, "eventId", limits, e.event_id); !s.ok()) return s;
+  if (auto s = RequiredId(*j, "organizationId", limits, e.organization_id); !s.ok()) return s;
+  if (auto s = CheckOrganizationId(e.organization_id, limits); !s.ok()) return s;
+  if (auto s = RequiredId(*j, "eventType", limits, e.event_type); !s.ok()) return s;
+  if (auto s = OptionalString(*j, "userId", limits, e.user_id); !s.ok()) return s;
+  if (auto s = OptionalString(*j, "resourceId", limits, e.resource_id); !s.ok()) return s;
+  if (auto s = OptionalString(*j, "resourceType", limits, e.resource_type); !s.ok()) return s;
   if (auto it = j->find("quantity"); it != j->end() && !it->is_null()) {
     if (!it->is_number()) {
       // JSON has no NaN or Infinity; producers that print them emit strings or invalid JSON.
@@ -260,16 +260,16 @@ Result<UsageEvent> ParseUsageEvent(const json& input, int64_t now_ms, const Cata
 }
 
 Result<UsageEvent> ParseUsageEvent(std::string_view bytes, int64_t now_ms, const Catalog* catalog,
-                                   const EventTimeBounds& bounds) {
-  auto j = topology::ParseJson(bytes);
+                                   const EventTimeBounds& bounds, const UsageLimits& limits) {
+  auto j = topology::ParseJson(bytes, limits.max_json_depth);
   if (!j.ok()) return Bad("event is " + j.status().message());
-  return ParseUsageEvent(*j, now_ms, catalog, bounds);
+  return ParseUsageEvent(*j, now_ms, catalog, bounds, limits);
 }
 
 Result<UsageEventBatch> ParseUsageEventBatch(std::string_view body, int64_t now_ms,
-                                             const Catalog* catalog,
-                                             const EventTimeBounds& bounds) {
-  auto parsed = topology::ParseJson(body);
+                                             const Catalog* catalog, const EventTimeBounds& bounds,
+                                             const UsageLimits& limits) {
+  auto parsed = topology::ParseJson(body, limits.max_json_depth);
   if (!parsed.ok()) return Bad("body is " + parsed.status().message());
   const json& j = *parsed;
   UsageEventBatch out;
@@ -281,15 +281,16 @@ Result<UsageEventBatch> ParseUsageEventBatch(std::string_view body, int64_t now_
     out.batch = true;
     const json& events = j["events"];
     if (!events.is_array() || events.empty()) return Bad("events must be a non-empty array");
-    if (events.size() > 1000) return Bad("at most 1000 events per request");
+    if (events.size() > limits.max_batch_events)
+      return Bad("at most " + std::to_string(limits.max_batch_events) + " events per request");
     for (size_t i = 0; i < events.size(); ++i) {
-      auto e = ParseUsageEvent(events[i], now_ms, catalog, bounds);
+      auto e = ParseUsageEvent(events[i], now_ms, catalog, bounds, limits);
       if (!e.ok()) return Bad("events[" + std::to_string(i) + "]: " + e.status().message());
       out.events.push_back(std::move(e).value());
     }
     return out;
   }
-  auto e = ParseUsageEvent(j, now_ms, catalog, bounds);
+  auto e = ParseUsageEvent(j, now_ms, catalog, bounds, limits);
   if (!e.ok()) return e.status();
   out.events.push_back(std::move(e).value());
   return out;

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "processors/usage/usage_limits.h"
 #include "state/status.h"
 
 namespace cm::usage {
@@ -43,16 +44,14 @@ struct EventTimeBounds {
   int64_t max_future_ms = 5 * 60'000;          // 5 minutes
 };
 
-inline constexpr size_t kMaxIdLength = 256;
-
 // An organizationId is a path segment of every query route (/v1/usage/orgs/{org}/...): 1 to
-// kMaxIdLength bytes without '/' or control characters, so that every id accepted can be read
-// back. InvalidArgument naming `field` otherwise.
-state::Status CheckOrganizationId(std::string_view id, std::string_view field = "organizationId");
+// limits.max_id_bytes bytes without '/' or control characters, so that every id accepted can be
+// read back. The one rule for ingest and every route. InvalidArgument naming `field` otherwise.
+state::Status CheckOrganizationId(std::string_view id, const UsageLimits& limits,
+                                  std::string_view field = "organizationId");
 inline constexpr double kMaxQuantity = 1e15;
-// An event as appended to the events topic is at most this large: a larger one is a client
-// error (400, or the DLQ), never a broker error after part of a batch was appended.
-inline constexpr size_t kMaxEventBytes = 64 * 1024;
+// An event as appended to the events topic is at most limits.max_event_bytes: a larger one is a
+// client error (400, or the DLQ), never a broker error after part of a batch was appended.
 
 // Validates one event in the seeds' shape or as a CloudEvents 1.0 JSON envelope (structured
 // mode) and maps it onto UsageEvent. Returns InvalidArgument with a precise reason.
@@ -70,12 +69,16 @@ inline constexpr size_t kMaxEventBytes = 64 * 1024;
 //
 // With a catalog, also checks what the catalog needs: the value property of every metric the
 // event feeds (e.g. quantity for storage_bytes), and a known plan in billing.subscription_changed.
+//
+// `limits` bounds ids (max_id_bytes) and, for bytes, the nesting depth (max_json_depth).
 state::Result<UsageEvent> ParseUsageEvent(const nlohmann::json& json, int64_t now_ms,
                                           const Catalog* catalog = nullptr,
-                                          const EventTimeBounds& bounds = {});
+                                          const EventTimeBounds& bounds = {},
+                                          const UsageLimits& limits = {});
 state::Result<UsageEvent> ParseUsageEvent(std::string_view bytes, int64_t now_ms,
                                           const Catalog* catalog = nullptr,
-                                          const EventTimeBounds& bounds = {});
+                                          const EventTimeBounds& bounds = {},
+                                          const UsageLimits& limits = {});
 // The body of POST /v1/usage/events, parsed once: its events and which shape it had, since
 // the answer to a batch lists every eventId and the answer to one event names it.
 struct UsageEventBatch {
@@ -83,11 +86,12 @@ struct UsageEventBatch {
   bool batch = false;  // {"events": [...]} rather than one event
 };
 
-// One event, or {"events": [...]} (1..1000 events). All or nothing: the first invalid event's
-// reason is returned, prefixed by "events[i]: ".
+// One event, or {"events": [...]} (1..limits.max_batch_events events). All or nothing: the
+// first invalid event's reason is returned, prefixed by "events[i]: ".
 state::Result<UsageEventBatch> ParseUsageEventBatch(std::string_view body, int64_t now_ms,
                                                     const Catalog* catalog = nullptr,
-                                                    const EventTimeBounds& bounds = {});
+                                                    const EventTimeBounds& bounds = {},
+                                                    const UsageLimits& limits = {});
 
 inline constexpr char kSubscriptionChangedEvent[] = "billing.subscription_changed";
 

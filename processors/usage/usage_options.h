@@ -7,6 +7,7 @@
 #include "processors/usage/metric_catalog.h"
 #include "processors/usage/time_util.h"
 #include "processors/usage/usage_event.h"
+#include "processors/usage/usage_limits.h"
 #include "state/status.h"
 
 namespace cm::usage {
@@ -36,6 +37,8 @@ struct UsageOptions {
   std::string quota_alerts_topic = "cloudmatrix.quota-alerts";
   RetentionPolicy retention;
   EventTimeBounds event_time_bounds;
+  // Input limits of the HTTP routes and the processor (flags of `cmstream run`).
+  UsageLimits limits;
   // An eventId is remembered this long after its event time (by stream time). It must exceed
   // the 35-day acceptance window: an event can only be accepted while its time is at most 35
   // days before its record's timestamp, so a redelivery after 36 days is refused by that bound

@@ -72,19 +72,20 @@ void UsageProcessor::Process(const Record& record) {
 
 void UsageProcessor::ProcessEvent(const Record& record) {
   const UsageOptions& o = *options_;
-  auto parsed_json = topology::ParseJson(record.value);
+  auto parsed_json = topology::ParseJson(record.value, o.limits.max_json_depth);
   if (!parsed_json.ok()) {
     context_->SendToDlq(record, "event is " + parsed_json.status().message());
     return;
   }
-  if (record.value.size() > kMaxEventBytes) {
-    context_->SendToDlq(record,
-                        "event is larger than " + std::to_string(kMaxEventBytes) + " bytes");
+  if (record.value.size() > o.limits.max_event_bytes) {
+    context_->SendToDlq(record, "event is larger than " +
+                                    std::to_string(o.limits.max_event_bytes) + " bytes");
     return;
   }
   const json& raw = *parsed_json;
   // "Now" for the age bounds is the record's Kafka timestamp, never the wall clock.
-  auto parsed = ParseUsageEvent(raw, record.timestamp_ms, &o.catalog, o.event_time_bounds);
+  auto parsed =
+      ParseUsageEvent(raw, record.timestamp_ms, &o.catalog, o.event_time_bounds, o.limits);
   if (!parsed.ok()) {
     context_->SendToDlq(record, "invalid usage event: " + parsed.status().message());
     return;
@@ -308,7 +309,8 @@ void UsageProcessor::CheckAllAlerts(const std::string& org, const OrgSettings& s
 // --- commands ------------------------------------------------------------------------------
 
 void UsageProcessor::ProcessCommand(const Record& record) {
-  auto parsed_json = topology::ParseJson(record.value);
+  const UsageLimits& limits = options_->limits;
+  auto parsed_json = topology::ParseJson(record.value, limits.max_json_depth);
   if (!parsed_json.ok() || !parsed_json->is_object()) {
     context_->SendToDlq(record,
                         "command is not a JSON object" +
@@ -325,8 +327,9 @@ void UsageProcessor::ProcessCommand(const Record& record) {
   if (t.rfind("usage.", 0) != 0) return;  // another application's command
   const json id = cmd.value("commandId", json());
   if (!id.is_string() || id.get_ref<const std::string&>().empty() ||
-      id.get_ref<const std::string&>().size() > kMaxIdLength) {
-    context_->SendToDlq(record, "usage command needs a commandId (a string of 1..256 bytes)");
+      id.get_ref<const std::string&>().size() > limits.max_id_bytes) {
+    context_->SendToDlq(record, "usage command needs a commandId (a string of 1.." +
+                                    std::to_string(limits.max_id_bytes) + " bytes)");
     return;
   }
   const std::string command_id = id.get<std::string>();

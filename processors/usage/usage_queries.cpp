@@ -36,6 +36,15 @@ std::vector<std::string> SplitList(const std::string& s) {
   return out;
 }
 
+// "400 days", "6 hours", "90 minutes", "1500 ms": a configured range in an error message.
+std::string DurationText(int64_t ms) {
+  for (auto [unit, name] : {std::pair{kDayMs, " days"}, std::pair{kHourMs, " hours"},
+                            std::pair{kMinuteMs, " minutes"}}) {
+    if (ms % unit == 0) return std::to_string(ms / unit) + name;
+  }
+  return std::to_string(ms) + " ms";
+}
+
 double Round2(double v) { return std::round(v * 100.0) / 100.0; }
 
 std::string Hex16(uint64_t v) {
@@ -201,11 +210,12 @@ Result<json> UsageQueries::GetAggregatedMetrics(const std::string& org,
                  " boundary (UTC); the range is [startTime, endTime) in whole buckets");
     }
   }
-  constexpr int64_t kMaxBuckets = 100'000;
+  const int64_t max_buckets = options_.limits.max_query_buckets;
   const int64_t approx = g == Granularity::kMonth ? (q.end_time - q.start_time) / (28 * kDayMs)
                                                   : (q.end_time - q.start_time) / (BucketEnd(g, 0));
-  if (approx > kMaxBuckets)
-    return Bad("the range spans more than 100000 buckets; use a coarser granularity");
+  if (approx > max_buckets)
+    return Bad("the range spans more than " + std::to_string(max_buckets) +
+               " buckets; use a coarser granularity");
   std::vector<const MetricDefinition*> metrics;
   if (q.metric_types.empty()) {
     for (const auto& m : c.metrics) metrics.push_back(&m);
@@ -369,7 +379,8 @@ Result<json> UsageQueries::GenerateUsageReport(const std::string& org, int64_t p
       !IsAligned(Granularity::kMinute, period_end)) {
     return Bad("periodStart and periodEnd must be whole minutes");
   }
-  if (period_end - period_start > 400 * kDayMs) return Bad("a report covers at most 400 days");
+  if (period_end - period_start > options_.limits.max_report_range_ms)
+    return Bad("a report covers at most " + DurationText(options_.limits.max_report_range_ms));
   const Catalog& c = options_.catalog;
   const OrgSettings settings = OrgSettings::Load(*stores_.orgs, org);
   const std::string plan_name = settings.PlanAt(period_end - 1, c);

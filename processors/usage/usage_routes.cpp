@@ -71,7 +71,7 @@ struct Context {
   HttpResponse Query(const HttpRequest& req,
                      const std::function<HttpResponse(const UsageQueries&)>& query) const {
     const std::string& org = req.path_params.at("org");
-    if (auto s = CheckOrganizationId(org, "the organization in the path"); !s.ok())
+    if (auto s = CheckOrganizationId(org, options.limits, "the organization in the path"); !s.ok())
       return Validation(s.message());
     return router.Route(req, TaskOf(org), [&](const topology::ReadOnlyStores& stores) {
       UsageStoreViews views = CommittedUsageStores(stores);
@@ -82,12 +82,23 @@ struct Context {
     });
   }
 
+  // The command's id and request hash; an Idempotency-Key is an id like any other, so it
+  // obeys --max-id-bytes.
+  state::Result<topology::CommandIdentity> Identify(const HttpRequest& req,
+                                                    const std::string& org) const {
+    if (req.Header("Idempotency-Key").size() > options.limits.max_id_bytes)
+      return state::Status::InvalidArgument("Idempotency-Key must be at most " +
+                                            std::to_string(options.limits.max_id_bytes) +
+                                            " bytes");
+    return topology::IdentifyCommand(req, org);
+  }
+
   // Appends a usage command for the organization and answers with its stored result.
   HttpResponse Command(const HttpRequest& req, const char* type, json fields) const {
     const std::string& org = req.path_params.at("org");
-    if (auto s = CheckOrganizationId(org, "the organization in the path"); !s.ok())
+    if (auto s = CheckOrganizationId(org, options.limits, "the organization in the path"); !s.ok())
       return Validation(s.message());
-    auto identity = topology::IdentifyCommand(req, org);
+    auto identity = Identify(req, org);
     if (!identity.ok()) return Validation(identity.status().message());
     return CommandOnTask(req, type, std::move(fields), org, TaskOf(org), *identity);
   }
@@ -121,9 +132,9 @@ struct Context {
 };
 
 // The request body as a JSON object (an empty body is an empty object).
-std::optional<json> BodyObject(const HttpRequest& req) {
+std::optional<json> BodyObject(const HttpRequest& req, const UsageLimits& limits) {
   if (req.body.empty()) return json::object();
-  auto body = topology::ParseJson(req.body);
+  auto body = topology::ParseJson(req.body, limits.max_json_depth);
   if (!body.ok() || !body->is_object()) return std::nullopt;
   return std::move(body).value();
 }
@@ -144,8 +155,8 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
 
   server.Route("POST", "/v1/usage/events", Access(kWrite), [ctx](const HttpRequest& req) {
     const UsageOptions& o = ctx->options;
-    auto parsed =
-        ParseUsageEventBatch(req.body, topology::WallClockMs(), &o.catalog, o.event_time_bounds);
+    auto parsed = ParseUsageEventBatch(req.body, topology::WallClockMs(), &o.catalog,
+                                       o.event_time_bounds, o.limits);
     if (!parsed.ok()) {
       return Validation(parsed.status().message(), {{"reason", parsed.status().message()}});
     }
@@ -157,9 +168,10 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
       if (!req.principal->CanAccess(e.organization_id)) return NoSuchOrganization();
       std::string value = e.ToJson().dump();
       // Checked for every event before any is appended: a refused batch appends nothing.
-      if (value.size() > kMaxEventBytes) {
+      if (value.size() > o.limits.max_event_bytes) {
         return Validation((batch ? "events[" + std::to_string(messages.size()) + "]" : "event") +
-                          " is larger than " + std::to_string(kMaxEventBytes) + " bytes");
+                          " is larger than " + std::to_string(o.limits.max_event_bytes) +
+                          " bytes");
       }
       messages.push_back({o.events_topic, e.organization_id, std::move(value),
                           ctx->streams.TaskForKey(sub, e.organization_id).partition});
@@ -232,7 +244,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   // Plans set limits: an organization's own key must not raise them (billing sets them).
   server.Route("PUT", "/v1/usage/orgs/{org}/plan", Access(topology::Principal::kAdminScope, "org"),
                [ctx](const HttpRequest& req) {
-    auto body = BodyObject(req);
+    auto body = BodyObject(req, ctx->options.limits);
     if (!body) return Validation("the body must be a JSON object {plan, billingAnchorDay?}");
     json fields = json::object();
     for (const char* f : {"plan", "billingAnchorDay"})
@@ -248,7 +260,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   // An organization's key rolls up its own organization only (organizationId defaults to it);
   // every organization at once takes an admin key.
   server.Route("POST", "/v1/usage/rollups", Access(kWrite), [ctx](const HttpRequest& req) {
-    auto body = BodyObject(req);
+    auto body = BodyObject(req, ctx->options.limits);
     if (!body)
       return Validation(
           "the body must be a JSON object {metricType, cutoffTime, granularities?, "
@@ -263,13 +275,14 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
       const json& org_json = (*body)["organizationId"];
       if (!org_json.is_string()) return Validation("organizationId must be a string");
       const std::string org = org_json.get<std::string>();
-      if (auto s = CheckOrganizationId(org); !s.ok()) return Validation(s.message());
+      if (auto s = CheckOrganizationId(org, ctx->options.limits); !s.ok())
+        return Validation(s.message());
       if (!principal.CanAccess(org)) return NoSuchOrganization();
-      auto identity = topology::IdentifyCommand(req, org);
+      auto identity = ctx->Identify(req, org);
       if (!identity.ok()) return Validation(identity.status().message());
       return ctx->CommandOnTask(req, kRollupCommand, fields, org, ctx->TaskOf(org), *identity);
     }
-    auto id = topology::IdentifyCommand(req, "");
+    auto id = ctx->Identify(req, "");
     if (!id.ok()) return Validation(id.status().message());
     auto on_partition = [&](int32_t p) {
       return topology::CommandIdentity{id->command_id + "#" + std::to_string(p),
@@ -319,7 +332,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   });
 
   server.Route("POST", "/v1/usage/orgs/{org}/alerts", Access(kWrite, "org"), [ctx](const HttpRequest& req) {
-    auto body = BodyObject(req);
+    auto body = BodyObject(req, ctx->options.limits);
     if (!body)
       return Validation(
           "the body must be a JSON object {metricType, threshold|thresholds, "

@@ -79,7 +79,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const std::string& p = matched->pattern();
   if (p.rfind("/v1/usage/orgs/", 0) == 0) {
-    if (auto s = cm::usage::CheckOrganizationId(captures.at("org"), "the organization in the path");
+    if (auto s = cm::usage::CheckOrganizationId(captures.at("org"), cm::usage::UsageLimits{},
+                                                "the organization in the path");
         !s.ok()) {
       Refused(s);
       return 0;

@@ -63,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string value(cm::fuzz::Bytes(data + 1, size - 1));
   // Keyed as the HTTP layer keys them: by the organizationId the record names.
   std::string key = "org-1";
-  auto parsed = cm::topology::ParseJson(value);
+  const cm::usage::UsageLimits& limits = h.options.limits;
+  auto parsed = cm::topology::ParseJson(value, limits.max_json_depth);
   if (parsed.ok() && parsed->is_object() && parsed->contains("organizationId") &&
       (*parsed)["organizationId"].is_string())
     key = (*parsed)["organizationId"].get<std::string>();
@@ -84,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (type == cmd.end() || !type->is_string() ||
       type->get_ref<const std::string&>().rfind("usage.", 0) != 0 || id == cmd.end() ||
       !id->is_string() || id->get_ref<const std::string&>().empty() ||
-      id->get_ref<const std::string&>().size() > cm::usage::kMaxIdLength)
+      id->get_ref<const std::string&>().size() > limits.max_id_bytes)
     return 0;
   auto views = cm::usage::UsageStoreViews::Live(h.driver->TaskFor(kCommands, key).state());
   auto result = cm::usage::ReadCommandResult(*views.command_results, id->get<std::string>());

@@ -26,7 +26,8 @@ bool Same(const cm::usage::UsageEvent& a, const cm::usage::UsageEvent& b) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cm::usage;
   const Catalog& catalog = DefaultCatalog();
-  auto events = ParseUsageEventBatch(cm::fuzz::Bytes(data, size), kNow, &catalog);
+  const UsageLimits limits;  // the defaults of `cmstream run`
+  auto events = ParseUsageEventBatch(cm::fuzz::Bytes(data, size), kNow, &catalog, {}, limits);
   if (!events.ok()) {
     FUZZ_CHECK(events.status().code() == cm::state::Status::Code::kInvalidArgument,
                events.status().ToString());
@@ -36,16 +37,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(r.status == 400 && !r.body.empty(), r.body);
     return 0;
   }
-  FUZZ_CHECK(!events->events.empty() && events->events.size() <= 1000, "batch size out of bounds");
+  FUZZ_CHECK(!events->events.empty() && events->events.size() <= limits.max_batch_events,
+             "batch size out of bounds");
   for (const UsageEvent& e : events->events) {
-    FUZZ_CHECK(CheckOrganizationId(e.organization_id).ok(), e.organization_id);
-    FUZZ_CHECK(!e.event_id.empty() && e.event_id.size() <= kMaxIdLength, e.event_id);
+    FUZZ_CHECK(CheckOrganizationId(e.organization_id, limits).ok(), e.organization_id);
+    FUZZ_CHECK(!e.event_id.empty() && e.event_id.size() <= limits.max_id_bytes, e.event_id);
     FUZZ_CHECK(!e.quantity ||
                    (std::isfinite(*e.quantity) && *e.quantity >= 0 && *e.quantity <= kMaxQuantity),
                "quantity out of bounds");
     FUZZ_CHECK(e.metadata.is_object(), "metadata is not an object");
     const std::string appended = e.ToJson().dump();
-    auto again = ParseUsageEvent(std::string_view(appended), kNow, &catalog);
+    auto again = ParseUsageEvent(std::string_view(appended), kNow, &catalog, {}, limits);
     FUZZ_CHECK(again.ok(), "the appended event is refused: " + again.status().ToString());
     FUZZ_CHECK(Same(e, *again), "the appended event reads back differently: " + appended);
     for (const auto& m : catalog.metrics) {

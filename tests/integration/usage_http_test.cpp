@@ -32,11 +32,15 @@ class UsageHttpTest : public ::testing::Test {
     broker_ = std::move(broker).value();
     instance_ = std::make_unique<testing::UsageInstance>(
         *broker_, testing::UsageInstanceOptions{.application_id = "it-usage-http",
-                                                .state_dir = (dir_ / "state").string()});
+                                                .state_dir = (dir_ / "state").string(),
+                                                .usage = Usage()});
     auto started = instance_->Start();
     ASSERT_TRUE(started.ok()) << started.ToString();
     client_ = &instance_->client();
   }
+
+  // The usage application's options (limits), the same for its routes and its processor.
+  virtual usage::UsageOptions Usage() const { return {}; }
 
   void TearDown() override {
     instance_.reset();
@@ -164,7 +168,7 @@ TEST_F(UsageHttpTest, RefusesInvalidEventsWithTheReasonAndAppendsNothing) {
     ASSERT_TRUE(r) << "the server died on a deeply nested body";
     EXPECT_EQ(r->status, 400);
     EXPECT_THAT(json::parse(r->body)["error"]["message"].get<std::string>(),
-                ::testing::HasSubstr("nested deeper than 64"));
+                ::testing::HasSubstr("nested deeper than 32"));
   }
   // An event larger than 64 KiB is a client error, and a batch holding one appends nothing
   // (issue 14: a 2 MB event answered 503 with the broker's error after the good ones were
@@ -452,6 +456,65 @@ TEST_F(UsageHttpTest, DashboardAndCsvReportAnswerFromTheCommittedFigures) {
   auto bad = client_->Get("/v1/usage/orgs/" + org + "/report?format=xml&" + range);
   ASSERT_TRUE(bad);
   EXPECT_EQ(bad->status, 400) << bad->body;
+}
+
+// Limits set as `cmstream run --max-batch-events 3 --max-id-bytes 16 --max-event-bytes 2KiB`
+// set them: the routes refuse one more with 400 and append nothing.
+class UsageHttpLimitsTest : public UsageHttpTest {
+ protected:
+  usage::UsageOptions Usage() const override {
+    usage::UsageOptions o;
+    o.limits.max_batch_events = 3;
+    o.limits.max_id_bytes = 16;
+    o.limits.max_event_bytes = 2048;
+    return o;
+  }
+};
+
+TEST_F(UsageHttpLimitsTest, ConfiguredLimitsAreEnforcedOnIngestAndQueryRoutes) {
+  const std::string org(16, 'o'), long_org(17, 'o');
+  auto post = [&](const std::string& body) {
+    auto r = client_->Post("/v1/usage/events", body, "application/json");
+    EXPECT_TRUE(r);
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(0, std::string());
+  };
+  json batch = {{"events", json::array()}};
+  for (int i = 0; i < 4; ++i)
+    batch["events"].push_back(json::parse(Event("l" + std::to_string(i), org, "api.call")));
+  auto [status, body] = post(batch.dump());
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_THAT(body, ::testing::HasSubstr("at most 3 events per request"));
+  EXPECT_THAT(body, ::testing::HasSubstr("validation_error"));
+
+  std::tie(status, body) = post(Event("l9", long_org, "api.call"));
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_THAT(body, ::testing::HasSubstr("organizationId is longer than 16 bytes"));
+  json big = json::parse(Event("l8", org, "api.call"));
+  big["metadata"] = {{"blob", std::string(2048, 'x')}};
+  std::tie(status, body) = post(big.dump());
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_THAT(body, ::testing::HasSubstr("event is larger than 2048 bytes"));
+  for (const char* route : {"/quota", "/dashboard", "/alerts"}) {
+    auto r = client_->Get("/v1/usage/orgs/" + long_org + route);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << route << ": " << r->body;
+    EXPECT_THAT(r->body, ::testing::HasSubstr("longer than 16 bytes")) << route;
+  }
+  httplib::Headers key = {{"Idempotency-Key", std::string(17, 'k')}};
+  auto plan = client_->Put("/v1/usage/orgs/" + org + "/plan", key, R"({"plan":"pro"})",
+                           "application/json");
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->status, 400) << plan->body;
+  EXPECT_THAT(plan->body, ::testing::HasSubstr("Idempotency-Key must be at most 16 bytes"));
+  EXPECT_EQ(instance_->events_appended(), 0);
+
+  // At the limits: accepted, and counted by the processor under the same limits.
+  batch["events"].erase(3);
+  std::tie(status, body) = post(batch.dump());
+  EXPECT_EQ(status, 202) << body;
+  EXPECT_EQ(instance_->events_appended(), 3);
+  ASSERT_TRUE(testing::WaitFor([&] { return Totals(org).value("api_calls", 0.0) == 3; }, 30s))
+      << Totals(org).dump();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "processors/cloudmatrix/applications.h"
+#include "processors/cloudmatrix/command_line.h"
 #include "processors/counting/counting_topology.h"
 #include "processors/usage/usage_stores.h"
 
@@ -64,6 +65,40 @@ TEST(CloudmatrixApplicationsTest, AnUnknownTopologyIsAnInvalidArgumentNamingTheK
   EXPECT_EQ(composed.status().code(), state::Status::Code::kInvalidArgument);
   EXPECT_NE(composed.status().message().find("cloudmatrix"), std::string::npos);
   EXPECT_NE(composed.status().message().find("teams-and-more"), std::string::npos);
+}
+
+// The limit flags of `run` and `backfill` (command_line.h) reach the usage application through
+// Compose; their defaults are usage::UsageLimits's.
+TEST(CloudmatrixApplicationsTest, LimitFlagsParseToTheUsageLimitsAndCheckThemAgainstTheBody) {
+  const uint64_t body = 1 << 20;  // --http-max-body's default
+  auto defaults = ParseLimitFlags(LimitFlags{}, body);
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  const usage::UsageLimits expected;
+  EXPECT_EQ(defaults->max_event_bytes, expected.max_event_bytes);
+  EXPECT_EQ(defaults->max_batch_events, expected.max_batch_events);
+  EXPECT_EQ(defaults->max_json_depth, expected.max_json_depth);
+  EXPECT_EQ(defaults->max_id_bytes, expected.max_id_bytes);
+  EXPECT_EQ(defaults->max_query_buckets, expected.max_query_buckets);
+  EXPECT_EQ(defaults->max_report_range_ms, expected.max_report_range_ms);
+
+  LimitFlags f;
+  f.max_event_bytes = "1MiB";  // as large as a body may be
+  f.max_report_range = "31d";
+  auto set = ParseLimitFlags(f, body);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->max_event_bytes, body);
+  EXPECT_EQ(set->max_report_range_ms, 31LL * 86'400'000);
+  f.max_event_bytes = "1048577";
+  auto over = ParseLimitFlags(f, body);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), state::Status::Code::kInvalidArgument);
+  EXPECT_NE(over.status().message().find("--http-max-body"), std::string::npos);
+
+  // Limits that reach Compose unchecked are still refused there.
+  auto composed = Compose("cloudmatrix", "x", {.usage_limits = {.max_batch_events = 0}});
+  ASSERT_FALSE(composed.ok());
+  EXPECT_EQ(composed.status().code(), state::Status::Code::kInvalidArgument);
+  EXPECT_TRUE(Compose("cloudmatrix", "x", {.usage_limits = *set}).ok());
 }
 
 }  // namespace

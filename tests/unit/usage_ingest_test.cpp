@@ -35,12 +35,12 @@ TEST(UsageIngest, EachInvalidEventGoesToDlqWithItsReason) {
                         std::string(70'000, '[') + std::string(70'000, ']'));
   std::vector<Case> cases = {
       {"org-a", "{not json", "not valid JSON"},
-      {"org-a", deep_metadata, "nested deeper than 64"},
+      {"org-a", deep_metadata, "nested deeper than 32"},
       // Accepted once, then no route could read it back (issue 14, case 8).
       {"org/a", with("organizationId", "org/a"), "organizationId must not contain '/'"},
       {"org\na", with("organizationId", "org\na"), "organizationId must not contain '/' or control"},
       // Larger than an event may be: refused as a client error, never half-appended (issue 14).
-      {"org-a", with("metadata", {{"blob", std::string(kMaxEventBytes, 'x')}}), "larger than 65536 bytes"},
+      {"org-a", with("metadata", {{"blob", std::string(UsageLimits{}.max_event_bytes, 'x')}}), "larger than 65536 bytes"},
       {"org-a", without("eventId"), "eventId is required"},
       {"org-a", with("eventId", ""), "eventId must not be empty"},
       {"org-a", with("eventId", 42), "eventId must be a string"},
@@ -268,6 +268,154 @@ TEST(UsageIngest, BatchBodyForHttpIsAllOrNothing) {
   auto refused = ParseUsageEventBatch(both.dump(), kNow, &DefaultCatalog());
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(), HasSubstr("not both"));
+}
+
+// --- limits set by flags (README "Configuration"): each is enforced at its configured value ---
+
+// `levels` nested objects: {"a":{"a":...{}}}. As an event's metadata, the event is levels + 1
+// deep; inside a batch body, levels + 3.
+json Nested(int levels) {
+  json j = json::object();
+  for (int i = 1; i < levels; ++i) j = json{{"a", std::move(j)}};
+  return j;
+}
+
+UsageOptions WithLimits(UsageLimits limits) {
+  UsageOptions o;
+  o.limits = limits;
+  return o;
+}
+
+TEST(UsageLimitsTest, TheDefaultsAreTheDocumentedOnes) {
+  const UsageLimits d;
+  EXPECT_EQ(d.max_event_bytes, 64u * 1024);
+  EXPECT_EQ(d.max_batch_events, 1000u);
+  EXPECT_EQ(d.max_json_depth, 32);
+  EXPECT_EQ(d.max_id_bytes, 256u);
+  EXPECT_EQ(d.max_query_buckets, 100'000);
+  EXPECT_EQ(d.max_report_range_ms, 400 * kDayMs);
+  EXPECT_TRUE(d.Validate().ok());
+  for (auto bad : {UsageLimits{.max_event_bytes = 0}, UsageLimits{.max_batch_events = 0},
+                   UsageLimits{.max_json_depth = 2}, UsageLimits{.max_json_depth = 65},
+                   UsageLimits{.max_id_bytes = 0}, UsageLimits{.max_query_buckets = 0},
+                   UsageLimits{.max_report_range_ms = -1}}) {
+    EXPECT_FALSE(bad.Validate().ok());
+    topology::TopologyBuilder b;
+    EXPECT_FALSE(AddUsageTopology(b, WithLimits(bad)).ok()) << "the topology refuses them too";
+  }
+}
+
+TEST(UsageLimitsTest, MaxBatchEventsRefusesOneMoreWhole) {
+  const UsageLimits limits{.max_batch_events = 3};
+  json batch = {{"events", json::array()}};
+  for (int i = 0; i < 3; ++i)
+    batch["events"].push_back(Ev("b" + std::to_string(i), "org-a", "api.call", kNow));
+  EXPECT_EQ(Ok(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog(), {}, limits)).events.size(), 3u);
+  batch["events"].push_back(Ev("b3", "org-a", "api.call", kNow));
+  auto r = ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog(), {}, limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), state::Status::Code::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("at most 3 events per request"));
+  // The default takes the same 4 events.
+  EXPECT_TRUE(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog()).ok());
+}
+
+TEST(UsageLimitsTest, MaxJsonDepthIsTheDepthOfTheWholeDocument) {
+  const UsageLimits limits{.max_json_depth = 8};
+  UsageHarness h(WithLimits(limits));
+  // An event 8 deep (metadata 7) is accepted by the edge and by the processor; 9 deep is not.
+  json ok = Ev("deep-8", "org-a", "api.call", kNow, {{"metadata", Nested(7)}});
+  json deep = Ev("deep-9", "org-a", "api.call", kNow, {{"metadata", Nested(8)}});
+  EXPECT_TRUE(ParseUsageEvent(std::string_view(ok.dump()), kNow, &DefaultCatalog(), {}, limits).ok());
+  auto r = ParseUsageEvent(std::string_view(deep.dump()), kNow, &DefaultCatalog(), {}, limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("nested deeper than 8 levels"));
+  // A batch body adds two levels: metadata 5 deep is 8.
+  json batch = {{"events", {Ev("b-8", "org-a", "api.call", kNow, {{"metadata", Nested(5)}})}}};
+  EXPECT_TRUE(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog(), {}, limits).ok());
+  batch["events"][0]["metadata"] = Nested(6);
+  EXPECT_FALSE(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog(), {}, limits).ok());
+
+  h.Event(ok, kNow);
+  h.Event(deep, kNow);
+  auto dlq = h.Dlq();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].value, deep.dump());
+  EXPECT_THAT(Reason(dlq[0]), HasSubstr("nested deeper than 8 levels"));
+  const int64_t day = Ms("2024-03-10T00:00:00Z");
+  EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "day"), 1);
+  // With the default (32), the 9-deep event counts.
+  UsageHarness d;
+  d.Event(deep, kNow);
+  EXPECT_TRUE(d.Dlq().empty());
+}
+
+TEST(UsageLimitsTest, MaxIdBytesBoundsEveryIdOfAnEventAndACommand) {
+  const UsageLimits limits{.max_id_bytes = 16};
+  UsageHarness h(WithLimits(limits));
+  const std::string at(16, 'o'), over(17, 'o');
+  EXPECT_TRUE(CheckOrganizationId(at, limits).ok());
+  auto r = CheckOrganizationId(over, limits, "the organization in the path");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.message(), "the organization in the path is longer than 16 bytes");
+  EXPECT_TRUE(CheckOrganizationId(over, UsageLimits{}).ok()) << "the default is 256";
+  for (const char* field : {"eventId", "organizationId", "eventType", "userId", "resourceId"}) {
+    json e = Ev("e-1", at, "api.call", kNow);
+    e[field] = over;
+    auto p = ParseUsageEvent(e, kNow, &DefaultCatalog(), {}, limits);
+    ASSERT_FALSE(p.ok()) << field;
+    EXPECT_THAT(p.status().message(), HasSubstr(std::string(field) + " is longer than 16 bytes"));
+  }
+  h.Event(Ev("e-at", at, "api.call", kNow), kNow);
+  h.Event(Ev("e-over", over, "api.call", kNow), kNow);
+  h.Command(at, kSetPlanCommand, std::string(17, 'c'), {{"plan", "pro"}}, kNow);
+  auto dlq = h.Dlq();
+  ASSERT_EQ(dlq.size(), 2u);
+  EXPECT_THAT(Reason(dlq[0]), HasSubstr("organizationId is longer than 16 bytes"));
+  EXPECT_THAT(Reason(dlq[1]), HasSubstr("commandId (a string of 1..16 bytes)"));
+  const int64_t day = Ms("2024-03-10T00:00:00Z");
+  EXPECT_EQ(h.Total(at, "api_calls", day, day + kDayMs, "day"), 1);
+}
+
+TEST(UsageLimitsTest, MaxEventBytesRefusesARecordOneByteOver) {
+  const UsageLimits limits{.max_event_bytes = 1024};
+  UsageHarness h(WithLimits(limits));
+  // Events of exactly 1024 and 1025 bytes, padded in metadata.
+  auto sized = [](const std::string& id, size_t bytes) {
+    json e = Ev(id, "org-a", "api.call", kNow, {{"metadata", {{"pad", ""}}}});
+    const size_t base = e.dump().size();
+    e["metadata"]["pad"] = std::string(bytes - base, 'x');
+    return e.dump();
+  };
+  const std::string at = sized("at", 1024), over = sized("over", 1025);
+  ASSERT_EQ(at.size(), 1024u);
+  ASSERT_EQ(over.size(), 1025u);
+  h.RawEvent("org-a", at, kNow);
+  h.RawEvent("org-a", over, kNow);
+  auto dlq = h.Dlq();
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].value, over);
+  EXPECT_THAT(Reason(dlq[0]), HasSubstr("event is larger than 1024 bytes"));
+  const int64_t day = Ms("2024-03-10T00:00:00Z");
+  EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "day"), 1);
+}
+
+TEST(UsageLimitsTest, QueryRangesFollowTheConfiguredLimits) {
+  UsageHarness h(WithLimits({.max_query_buckets = 24, .max_report_range_ms = 2 * kDayMs}));
+  h.Event(Ev("e", "org-a", "api.call", kNow), kNow);
+  const int64_t day = Ms("2024-03-10T00:00:00Z");
+  EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "hour"), 1);  // 24 hours
+  AggregationQuery q{day, day + kDayMs + kHourMs, Granularity::kHour, {"api_calls"}, {}};
+  auto r = h.Queries("org-a").GetAggregatedMetrics("org-a", q);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("more than 24 buckets"));
+  // The same 25 hours are one or two buckets of a day.
+  EXPECT_EQ(h.Total("org-a", "api_calls", day, day + 2 * kDayMs, "day"), 1);
+
+  EXPECT_TRUE(h.Queries("org-a").GenerateUsageReport("org-a", day, day + 2 * kDayMs, kNow).ok());
+  auto report = h.Queries("org-a").GenerateUsageReport("org-a", day, day + 2 * kDayMs + kMinuteMs, kNow);
+  ASSERT_FALSE(report.ok());
+  EXPECT_THAT(report.status().message(), HasSubstr("a report covers at most 2 days"));
 }
 
 }  // namespace
