@@ -79,6 +79,14 @@ state::Result<topology::HttpServerOptions> ParseHttpOptions(const RunOptions& o)
         "100 or 100:200 (requests per second per address)");
   h.rate_limit = rate;
   h.rate_burst = burst;
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    return state::Status::InvalidArgument(
+        "--tls-cert and --tls-key go together: give both or neither");
+  if (!o.tls_ca.empty() && o.tls_cert.empty())
+    return state::Status::InvalidArgument(
+        "--tls-ca verifies the other instances' HTTPS: it needs --tls-cert and --tls-key");
+  h.tls_cert_file = o.tls_cert;
+  h.tls_key_file = o.tls_key;
   if (h.threads == 0 || h.max_connections == 0 || h.max_queued == 0 ||
       h.limits.max_header_count == 0)
     return state::Status::InvalidArgument(
@@ -125,6 +133,15 @@ void AddHttpFlags(CLI::App* cmd, RunOptions& o) {
                   "beyond it); 0 is no limit; /health, /ready and /metrics are never limited")
       ->envname("CM_HTTP_RATE_LIMIT")
       ->capture_default_str();
+  cmd->add_option("--tls-cert", o.tls_cert,
+                  "PEM certificate (chain): serve HTTPS only, with --tls-key")
+      ->envname("CM_TLS_CERT");
+  cmd->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert (unencrypted)")
+      ->envname("CM_TLS_KEY");
+  cmd->add_option("--tls-ca", o.tls_ca,
+                  "PEM CA certificates that verify other instances when a request is forwarded "
+                  "to them over HTTPS; without it they are not verified")
+      ->envname("CM_TLS_CA");
 }
 
 // The stream configuration the flags describe; nullopt (after saying why) when one is bad.
@@ -316,7 +333,8 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
        .instance_id = config.instance_id,
        .endpoint = advertised},
       [&streams] { return streams.RunningTasks(); });
-  topology::QueryRouter router(streams, metadata);
+  topology::QueryRouter router(streams, metadata,
+                               {.https = http_options->tls(), .ca_file = o.tls_ca});
   // Its producer needs no running streams; it is created before the routes that use it.
   topology::CommandSender commands(streams, config.bootstrap_servers);
   topology::HttpServer server(*http_options);

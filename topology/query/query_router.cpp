@@ -64,7 +64,13 @@ HttpResponse QueryRouter::Forward(const HttpRequest& request, const std::string&
     target += sep + PercentEncode(k) + "=" + PercentEncode(v);
     sep = '&';
   }
-  httplib::Client client("http://" + endpoint);
+  httplib::Client client((forwarding_.https ? "https://" : "http://") + endpoint);
+  if (forwarding_.https) {
+    // Without a CA the instances trust each other's certificates blindly: they are meant to
+    // talk over the cluster's private network (README "TLS").
+    client.enable_server_certificate_verification(!forwarding_.ca_file.empty());
+    if (!forwarding_.ca_file.empty()) client.set_ca_cert_path(forwarding_.ca_file);
+  }
   client.set_connection_timeout(2);
   client.set_tcp_nodelay(true);
   client.set_read_timeout(30);

@@ -10,15 +10,22 @@
 
 namespace cm::topology {
 
+// How a QueryRouter reaches other instances: over HTTPS when this cluster serves TLS,
+// verifying their certificates against `ca_file` when one is given (else not at all).
+struct QueryForwarding {
+  bool https = false;
+  std::string ca_file;
+};
+
 // Serves a request about one key wherever the key's task runs: here from the committed stores,
 // elsewhere by forwarding the request to the owning instance, and with 503 + Retry-After while
 // no running instance owns it (restoring, or between owners during a rebalance).
 class QueryRouter {
  public:
   static constexpr const char* kForwardedHeader = "X-Cm-Forwarded-By";
-
-  QueryRouter(const KafkaStreams& streams, const StreamsMetadata& metadata)
-      : streams_(streams), metadata_(metadata) {}
+  QueryRouter(const KafkaStreams& streams, const StreamsMetadata& metadata,
+              QueryForwarding forwarding = {})
+      : streams_(streams), metadata_(metadata), forwarding_(std::move(forwarding)) {}
 
   HttpResponse Route(const HttpRequest& request, const TaskId& task,
                      const std::function<HttpResponse(const ReadOnlyStores&)>& local) const;
@@ -33,6 +40,7 @@ class QueryRouter {
 
   const KafkaStreams& streams_;
   const StreamsMetadata& metadata_;
+  QueryForwarding forwarding_;
 };
 
 }  // namespace cm::topology
