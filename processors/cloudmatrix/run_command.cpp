@@ -360,7 +360,8 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   if (serve_http) {
     if (auto s = server.Start(http->host, http->port); !s.ok()) {
       Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
-      return 1;
+      // A TLS certificate or key that cannot be used is a usage error, like a bad flag.
+      return s.code() == state::Status::Code::kInvalidArgument ? 2 : 1;
     }
     Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
   }
