@@ -267,7 +267,7 @@ class UsageBench {
                                                .endpoint = ""},
         [s = running->streams.get()] { return s->RunningTasks(); });
     running->router =
-        std::make_unique<cm::topology::QueryRouter>(*running->streams, *running->metadata, nullptr);
+        std::make_unique<cm::topology::QueryRouter>(*running->streams, *running->metadata);
     running->sender = std::make_unique<cm::topology::CommandSender>(*running->streams, bootstrap_);
     cm::usage::AddUsageRoutes(running->server, *running->streams, *running->router,
                               *running->sender);

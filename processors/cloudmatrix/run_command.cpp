@@ -80,6 +80,14 @@ state::Result<topology::HttpServerOptions> ParseHttpOptions(const RunOptions& o)
         "100 or 100:200 (requests per second per address)");
   h.rate_limit = rate;
   h.rate_burst = burst;
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    return state::Status::InvalidArgument(
+        "--tls-cert and --tls-key go together: give both or neither");
+  if (!o.tls_ca.empty() && o.tls_cert.empty())
+    return state::Status::InvalidArgument(
+        "--tls-ca verifies the other instances' HTTPS: it needs --tls-cert and --tls-key");
+  h.tls_cert_file = o.tls_cert;
+  h.tls_key_file = o.tls_key;
   if (h.threads == 0 || h.max_connections == 0 || h.max_queued == 0 ||
       h.limits.max_header_count == 0)
     return state::Status::InvalidArgument(
@@ -126,6 +134,15 @@ void AddHttpFlags(CLI::App* cmd, RunOptions& o) {
                   "beyond it); 0 is no limit; /health, /ready and /metrics are never limited")
       ->envname("CM_HTTP_RATE_LIMIT")
       ->capture_default_str();
+  cmd->add_option("--tls-cert", o.tls_cert,
+                  "PEM certificate (chain): serve HTTPS only, with --tls-key")
+      ->envname("CM_TLS_CERT");
+  cmd->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert (unencrypted)")
+      ->envname("CM_TLS_KEY");
+  cmd->add_option("--tls-ca", o.tls_ca,
+                  "PEM CA certificates that verify other instances when a request is forwarded "
+                  "to them over HTTPS; without it they are not verified")
+      ->envname("CM_TLS_CA");
 }
 
 // The stream configuration the flags describe; nullopt (after saying why) when one is bad.
@@ -324,7 +341,9 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
       [&streams] { return streams.RunningTasks(); });
   std::optional<topology::ClusterSigner> signer;
   if (!o.cluster_secret.empty()) signer.emplace(o.cluster_secret);
-  topology::QueryRouter router(streams, metadata, signer ? &*signer : nullptr);
+  topology::QueryRouter router(
+      streams, metadata,
+      {.signer = signer ? &*signer : nullptr, .https = http_options->tls(), .ca_file = o.tls_ca});
   // Its producer needs no running streams; it is created before the routes that use it.
   topology::CommandSender commands(streams, config.bootstrap_servers);
   topology::HttpServer server(*http_options);
@@ -360,7 +379,8 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   if (serve_http) {
     if (auto s = server.Start(http->host, http->port); !s.ok()) {
       Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
-      return 1;
+      // A TLS certificate or key that cannot be used is a usage error, like a bad flag.
+      return s.code() == state::Status::Code::kInvalidArgument ? 2 : 1;
     }
     Log(LogLevel::kInfo, "http_listening", {{"host", http->host}, {"port", server.port()}});
   }

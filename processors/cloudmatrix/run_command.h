@@ -28,6 +28,11 @@ struct RunOptions {
   size_t http_max_connections = 4096;
   size_t http_max_queued = 1024;
   std::string http_rate_limit = "0";
+  // TLS (README "TLS"): PEM certificate and key of this instance's HTTP server, and the CA
+  // that signs the other instances' certificates when requests are forwarded to them.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
   int threads = 1;
   std::string guarantee = "exactly_once";
   std::string rocksdb_memory = "256MiB";

@@ -74,12 +74,13 @@ HttpConnection::HttpConnection(int socket, std::atomic<size_t>& open_count)
 }
 
 HttpConnection::~HttpConnection() {
+  transport.reset();  // a TLS goodbye needs the socket still open
   ::close(fd);
   open_count_.fetch_sub(1);
 }
 
-HttpReactor::HttpReactor(HttpServerOptions options, Serve serve)
-    : options_(std::move(options)), serve_(std::move(serve)) {
+HttpReactor::HttpReactor(HttpServerOptions options, Serve serve, std::unique_ptr<TlsContext> tls)
+    : options_(std::move(options)), serve_(std::move(serve)), tls_(std::move(tls)) {
   health_.name = "health";
   reads_.name = "read";
   writes_.name = "write";
@@ -192,9 +193,13 @@ void HttpReactor::AcceptAll() {
         accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN: all accepted; EMFILE and the like: the next round retries
     if (open_connections_.load() >= options_.max_connections) {
-      std::string answer =
-          RawErrorResponse(503, "overloaded", "too many open connections", "Retry-After: 1\r\n");
-      [[maybe_unused]] ssize_t w = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+      // A TLS client could read the answer only after a handshake, which is what an overloaded
+      // server must not spend: it is just closed.
+      if (!tls_) {
+        std::string answer =
+            RawErrorResponse(503, "overloaded", "too many open connections", "Retry-After: 1\r\n");
+        [[maybe_unused]] ssize_t w = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+      }
       ::close(fd);
       CountRefusal("too_many_connections");
       continue;
@@ -203,6 +208,8 @@ void HttpReactor::AcceptAll() {
     // Without it, small keep-alive answers meet Nagle plus delayed ACK: about 40 ms each.
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     auto connection = std::make_unique<HttpConnection>(fd, open_connections_);
+    connection->transport = tls_ ? tls_->Accept(fd) : Transport::Plain(fd);
+    if (!connection->transport) continue;  // no memory for a TLS session: closed
     char ip[INET6_ADDRSTRLEN] = {};
     if (peer.ss_family == AF_INET6) {
       auto* a = reinterpret_cast<sockaddr_in6*>(&peer);
@@ -214,7 +221,9 @@ void HttpReactor::AcceptAll() {
       connection->remote_port = ntohs(a->sin_port);
     }
     connection->remote_ip = ip;
-    connection->deadline = Clock::now() + options_.idle_timeout;
+    // A TLS handshake must be done within the request timeout, as a request's head must.
+    connection->state = tls_ ? HttpConnection::State::kHandshaking : HttpConnection::State::kIdle;
+    connection->deadline = Clock::now() + (tls_ ? options_.request_timeout : options_.idle_timeout);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
@@ -227,22 +236,41 @@ void HttpReactor::OnReadable(int fd) {
   auto it = connections_.find(fd);
   if (it == connections_.end()) return;
   HttpConnection& c = *it->second;
+  if (c.state == HttpConnection::State::kHandshaking) {
+    Transport::Io io = c.transport->Handshake();
+    if (io == Transport::Io::kWantRead || io == Transport::Io::kWantWrite) {
+      Watch(c, io == Transport::Io::kWantWrite);
+      return;
+    }
+    if (io != Transport::Io::kOk) {
+      CountRefusal("tls_handshake_failed");
+      Close(fd);
+      return;
+    }
+    c.state = HttpConnection::State::kIdle;
+    c.deadline = Clock::now() + options_.idle_timeout;
+    // On to reading: the request may have come with the handshake's last flight.
+  }
   // Never hold more than one request's worth: the limits refuse anything larger.
   const size_t cap = options_.limits.max_header_bytes + options_.limits.max_body_bytes + 1;
   bool closed = false;
+  bool writable = false;
   char chunk[kReadChunk];
+  // Until the transport would block: TLS may hold decrypted bytes the socket no longer shows.
   for (;;) {
-    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-    if (n > 0) {
+    size_t n = 0;
+    Transport::Io io = c.transport->Read(chunk, sizeof chunk, n);
+    if (io == Transport::Io::kOk) {
       if (c.state == HttpConnection::State::kDraining) continue;
-      c.buffer.append(chunk, static_cast<size_t>(n));
+      c.buffer.append(chunk, n);
       if (c.buffer.size() >= cap) break;
       continue;
     }
-    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) closed = true;
-    if (n < 0 && errno == EINTR) continue;
+    writable = io == Transport::Io::kWantWrite;
+    closed = io == Transport::Io::kClosed || io == Transport::Io::kError;
     break;
   }
+  if (!closed) Watch(c, writable);
   if (c.state == HttpConnection::State::kDraining) {
     if (closed) Close(fd);
     return;
@@ -363,9 +391,15 @@ void HttpReactor::TakeReturned() {
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    HttpConnection& held = *c;
+    held.wait_writable = false;
     connections_.emplace(fd, std::move(c));
-    // A pipelined request may already be complete in the buffer.
+    // A pipelined request may already be complete in the buffer, or wait decrypted in the
+    // TLS session, where epoll cannot see it.
     Advance(fd);
+    if (connections_.count(fd) && held.state != HttpConnection::State::kDraining &&
+        held.transport->HasPending())
+      OnReadable(fd);
   }
 }
 
@@ -378,7 +412,10 @@ void HttpReactor::SweepDeadlines() {
   }
   for (int fd : expired) {
     HttpConnection& c = *connections_.at(fd);
-    if (c.state == HttpConnection::State::kReading) {
+    if (c.state == HttpConnection::State::kHandshaking) {
+      CountRefusal("tls_handshake_timeout");
+      Close(fd);
+    } else if (c.state == HttpConnection::State::kReading) {
       Refuse(c, 408, "request_timeout",
              "the request did not arrive within " +
                  std::to_string(options_.request_timeout.count()) + " ms");
@@ -393,7 +430,11 @@ void HttpReactor::Refuse(HttpConnection& c, int status, const std::string& code,
   CountRefusal(code);
   std::string answer = RawErrorResponse(status, code, message, extra_headers);
   // The answer is small: it fits the socket's send buffer, or the client is not reading.
-  [[maybe_unused]] ssize_t n = ::send(c.fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+  for (size_t sent = 0, n = 0; sent < answer.size(); sent += n) {
+    if (c.transport->Write(answer.data() + sent, answer.size() - sent, n) != Transport::Io::kOk)
+      break;
+  }
+  c.transport->Shutdown();
   ::shutdown(c.fd, SHUT_WR);
   c.buffer.clear();
   c.buffer.shrink_to_fit();
@@ -404,6 +445,15 @@ void HttpReactor::Refuse(HttpConnection& c, int status, const std::string& code,
 void HttpReactor::Close(int fd) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   connections_.erase(fd);
+}
+
+void HttpReactor::Watch(HttpConnection& c, bool writable) {
+  if (c.wait_writable == writable) return;
+  c.wait_writable = writable;
+  epoll_event ev{};
+  ev.events = (writable ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP;
+  ev.data.fd = c.fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
 }
 
 void HttpReactor::CountRefusal(const std::string& code) {

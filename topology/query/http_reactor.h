@@ -24,12 +24,15 @@
 #include "topology/common/prometheus_text.h"
 #include "topology/query/http_server_options.h"
 #include "topology/query/request_head.h"
+#include "topology/query/tls_context.h"
+#include "topology/query/transport.h"
 
 namespace cm::topology {
 
 // One client connection. Moved between the reactor and a worker; closes its socket.
 struct HttpConnection {
-  enum class State { kIdle, kReading, kDraining };
+  // kHandshaking: TLS only, until the handshake completes (or the request deadline passes).
+  enum class State { kHandshaking, kIdle, kReading, kDraining };
 
   explicit HttpConnection(int socket, std::atomic<size_t>& open_count);
   ~HttpConnection();
@@ -37,6 +40,8 @@ struct HttpConnection {
   HttpConnection& operator=(const HttpConnection&) = delete;
 
   int fd;
+  // Plain or TLS; every read and write of the connection goes through it.
+  std::unique_ptr<Transport> transport;
   std::string remote_ip;
   int remote_port = 0;
   // Bytes received and not yet served: the current request's head (and body) at the start.
@@ -44,6 +49,8 @@ struct HttpConnection {
   RequestHead head;
   State state = State::kIdle;
   std::chrono::steady_clock::time_point deadline;
+  // The reactor waits for the socket to become writable (TLS wants to write before it reads).
+  bool wait_writable = false;
 
  private:
   std::atomic<size_t>& open_count_;
@@ -55,7 +62,9 @@ class HttpReactor {
   // the buffer what follows it. False when the connection must be closed.
   using Serve = std::function<bool(HttpConnection& connection)>;
 
-  HttpReactor(HttpServerOptions options, Serve serve);
+  // With `tls`, every connection speaks TLS: the reactor runs the handshake, and a connection
+  // that has not finished it by the request timeout is closed.
+  HttpReactor(HttpServerOptions options, Serve serve, std::unique_ptr<TlsContext> tls = nullptr);
   ~HttpReactor();
   HttpReactor(const HttpReactor&) = delete;
   HttpReactor& operator=(const HttpReactor&) = delete;
@@ -93,6 +102,8 @@ class HttpReactor {
   void Refuse(HttpConnection& connection, int status, const std::string& code,
               const std::string& message, const std::string& extra_headers = {});
   void Close(int fd);
+  // Has epoll report `fd` when readable, or when writable after Transport::Io::kWantWrite.
+  void Watch(HttpConnection& connection, bool writable);
   // 0 when admitted, else the seconds to wait before the next request.
   int Admit(const std::string& address);
   Lane& LaneFor(const RequestHead& head);
@@ -101,6 +112,8 @@ class HttpReactor {
 
   HttpServerOptions options_;
   Serve serve_;
+  // Declared before the connections: their TLS sessions use it until they close.
+  std::unique_ptr<TlsContext> tls_;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;

@@ -14,6 +14,7 @@
 #include "topology/common/wall_clock.h"
 #include "topology/query/http_reactor.h"
 #include "topology/query/route_pattern.h"
+#include "topology/query/tls_context.h"
 
 namespace cm::topology {
 
@@ -113,7 +114,7 @@ class RouteTable : public httplib::Server {
 };
 
 // A connection as cpp-httplib reads it: first the bytes the reactor already received, then
-// the socket, each wait bounded by the connection's deadline.
+// the connection's transport (plain or TLS), each wait bounded by the connection's deadline.
 class ConnectionStream : public httplib::Stream {
  public:
   ConnectionStream(HttpConnection& connection, std::chrono::milliseconds io_timeout)
@@ -121,7 +122,9 @@ class ConnectionStream : public httplib::Stream {
   // What was not consumed stays in the connection's buffer for the next request.
   ~ConnectionStream() override { c_.buffer.erase(0, offset_); }
 
-  bool is_readable() const override { return offset_ < c_.buffer.size() || Wait(POLLIN); }
+  bool is_readable() const override {
+    return offset_ < c_.buffer.size() || c_.transport->HasPending() || Wait(POLLIN);
+  }
   bool is_writable() const override { return Wait(POLLOUT); }
 
   ssize_t read(char* ptr, size_t size) override {
@@ -132,10 +135,11 @@ class ConnectionStream : public httplib::Stream {
       return static_cast<ssize_t>(n);
     }
     for (;;) {
-      ssize_t n = ::recv(c_.fd, ptr, size, 0);
-      if (n >= 0) return n;
-      if (errno == EINTR) continue;
-      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !Wait(POLLIN)) return -1;
+      size_t n = 0;
+      Transport::Io io = c_.transport->Read(ptr, size, n);
+      if (io == Transport::Io::kOk) return static_cast<ssize_t>(n);
+      if (io == Transport::Io::kClosed) return 0;
+      if (!WaitFor(io, c_.deadline)) return -1;
     }
   }
 
@@ -143,16 +147,13 @@ class ConnectionStream : public httplib::Stream {
     auto deadline = Clock::now() + io_timeout_;
     size_t done = 0;
     while (done < size) {
-      ssize_t n = ::send(c_.fd, ptr + done, size - done, MSG_NOSIGNAL);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
+      size_t n = 0;
+      Transport::Io io = c_.transport->Write(ptr + done, size - done, n);
+      if (io == Transport::Io::kOk) {
+        done += n;
         continue;
       }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && Clock::now() < deadline &&
-          Wait(POLLOUT, deadline))
-        continue;
-      return -1;
+      if (!WaitFor(io, deadline)) return -1;
     }
     return static_cast<ssize_t>(size);
   }
@@ -169,6 +170,12 @@ class ConnectionStream : public httplib::Stream {
 
  private:
   bool Wait(short events) const { return Wait(events, c_.deadline); }
+  // Waits for what a transport call that would block needs; false on an error or timeout.
+  bool WaitFor(Transport::Io io, Clock::time_point deadline) const {
+    if (io == Transport::Io::kWantRead) return Wait(POLLIN, deadline);
+    if (io == Transport::Io::kWantWrite) return Wait(POLLOUT, deadline);
+    return false;
+  }
   bool Wait(short events, Clock::time_point deadline) const {
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -369,12 +376,21 @@ state::Status HttpServer::Start(const std::string& host, int port) {
                                  res.status == 404 ? "no such route" : "request failed");
     res.set_content(r.body, r.content_type);
   });
-  impl_->reactor = std::make_unique<HttpReactor>(options_, [this](HttpConnection& c) {
-    ConnectionStream stream(c, options_.io_timeout);
-    bool closed = false;
-    bool served = impl_->server.ServeOne(stream, impl_->reactor->stopping(), closed);
-    return served && !closed;
-  });
+  std::unique_ptr<TlsContext> tls;
+  if (options_.tls()) {
+    auto loaded = TlsContext::Load(options_.tls_cert_file, options_.tls_key_file);
+    if (!loaded.ok()) return loaded.status();
+    tls = std::move(loaded).value();
+  }
+  impl_->reactor = std::make_unique<HttpReactor>(
+      options_,
+      [this](HttpConnection& c) {
+        ConnectionStream stream(c, options_.io_timeout);
+        bool closed = false;
+        bool served = impl_->server.ServeOne(stream, impl_->reactor->stopping(), closed);
+        return served && !closed;
+      },
+      std::move(tls));
   auto bound = impl_->reactor->Listen(host, port);
   if (!bound.ok()) return bound.status();
   port_ = *bound;

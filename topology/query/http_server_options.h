@@ -5,6 +5,7 @@
 // handler runs; a client that is slow or idle is cut off, never waited on by a worker.
 #include <chrono>
 #include <cstddef>
+#include <string>
 
 #include "topology/query/request_head.h"
 
@@ -29,6 +30,10 @@ struct HttpServerOptions {
   // /health, /ready and /metrics are never limited.
   double rate_limit = 0;
   double rate_burst = 0;
+  // PEM files: with both, the server speaks only TLS (1.2 and later); with neither, plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  bool tls() const { return !tls_cert_file.empty() || !tls_key_file.empty(); }
 };
 
 }  // namespace cm::topology

@@ -41,7 +41,7 @@ HttpResponse QueryRouter::Elsewhere(const HttpRequest& request, const TaskId& ta
     // Owners disagree for a moment during a rebalance: answer rather than bounce the request.
     return Unavailable("task " + task.ToString() + " is moving between instances; retry shortly");
   }
-  if (signer_ == nullptr) {
+  if (forwarding_.signer == nullptr) {
     return Unavailable("task " + task.ToString() + " runs on " + owner->instance_id +
                        ", and this instance cannot forward requests without --cluster-secret");
   }
@@ -50,12 +50,18 @@ HttpResponse QueryRouter::Elsewhere(const HttpRequest& request, const TaskId& ta
 
 HttpResponse QueryRouter::Forward(const HttpRequest& request, const std::string& endpoint) const {
   const std::string target = request.CanonicalTarget();
-  httplib::Client client("http://" + endpoint);
+  httplib::Client client((forwarding_.https ? "https://" : "http://") + endpoint);
+  if (forwarding_.https) {
+    // Without a CA the instances trust each other's certificates blindly: they are meant to
+    // talk over the cluster's private network (README "TLS").
+    client.enable_server_certificate_verification(!forwarding_.ca_file.empty());
+    if (!forwarding_.ca_file.empty()) client.set_ca_cert_path(forwarding_.ca_file);
+  }
   client.set_connection_timeout(2);
   client.set_tcp_nodelay(true);
   client.set_read_timeout(30);
   httplib::Headers headers;
-  for (auto& [k, v] : signer_->Sign(request, metadata_.instance_id(), WallClockMs() / 1000))
+  for (auto& [k, v] : forwarding_.signer->Sign(request, metadata_.instance_id(), WallClockMs() / 1000))
     headers.emplace(k, v);
   if (auto key = request.Header("Idempotency-Key"); !key.empty())
     headers.emplace("Idempotency-Key", key);

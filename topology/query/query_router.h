@@ -11,6 +11,15 @@
 
 namespace cm::topology {
 
+// How a QueryRouter reaches other instances: over HTTPS when this cluster serves TLS,
+// verifying their certificates against `ca_file` when one is given (else not at all).
+struct QueryForwarding {
+  // Signs forwarded requests with the cluster secret; null: nothing is forwarded. Not owned.
+  const ClusterSigner* signer = nullptr;
+  bool https = false;
+  std::string ca_file;
+};
+
 // Serves a request about one key wherever the key's task runs: here from the committed stores,
 // elsewhere by forwarding the request to the owning instance, and with 503 + Retry-After while
 // no running instance owns it (restoring, or between owners during a rebalance). A forwarded
@@ -18,10 +27,9 @@ namespace cm::topology {
 // a signer nothing is forwarded.
 class QueryRouter {
  public:
-  // `signer` may be null; it must outlive the router.
   QueryRouter(const KafkaStreams& streams, const StreamsMetadata& metadata,
-              const ClusterSigner* signer)
-      : streams_(streams), metadata_(metadata), signer_(signer) {}
+              QueryForwarding forwarding = {})
+      : streams_(streams), metadata_(metadata), forwarding_(std::move(forwarding)) {}
 
   HttpResponse Route(const HttpRequest& request, const TaskId& task,
                      const std::function<HttpResponse(const ReadOnlyStores&)>& local) const;
@@ -36,7 +44,7 @@ class QueryRouter {
 
   const KafkaStreams& streams_;
   const StreamsMetadata& metadata_;
-  const ClusterSigner* signer_;
+  QueryForwarding forwarding_;
 };
 
 }  // namespace cm::topology
