@@ -37,6 +37,7 @@ TEST(HttpOverloadTest, HealthAndReadyAnswerWhileSlowAndBusyClientsHoldTheServer)
       (dir / "cmstream.log").string());
   cmstream.Start();
   httplib::Client probe("127.0.0.1", port);
+  probe.set_bearer_token_auth(cm::testing::kTestAdminKey);
   probe.set_connection_timeout(1, 0);
   probe.set_read_timeout(1, 0);
   ASSERT_TRUE(testing::WaitFor(
@@ -62,6 +63,7 @@ TEST(HttpOverloadTest, HealthAndReadyAnswerWhileSlowAndBusyClientsHoldTheServer)
   for (int i = 0; i < 200; ++i) {
     senders.emplace_back([&, i] {
       httplib::Client client("127.0.0.1", port);
+      client.set_bearer_token_auth(cm::testing::kTestAdminKey);
       client.set_read_timeout(30, 0);
       std::string body = nlohmann::json{{"plan", i % 2 ? "pro" : "free"}}.dump();
       while (!stop.load()) {
