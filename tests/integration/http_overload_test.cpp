@@ -54,7 +54,8 @@ TEST(HttpOverloadTest, HealthAndReadyAnswerWhileSlowAndBusyClientsHoldTheServer)
     slow.push_back(std::make_unique<RawHttpConnection>(port));
     ASSERT_TRUE(slow.back()->Send(
         "GET /v1/usage/orgs/org-1/quota/check?metricType=api_calls&amount=1 HTTP/1.1\r\n"
-        "Host: x\r\nX-Slow: "));
+        "Host: x\r\nAuthorization: Bearer " +
+        std::string(cm::testing::kTestAdminKey) + "\r\nX-Slow: "));
   }
   // 200 clients sending commands (each one a Kafka round trip) as fast as they are answered.
   std::atomic<bool> stop{false};
