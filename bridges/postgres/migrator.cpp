@@ -1,6 +1,5 @@
 #include "bridges/postgres/migrator.h"
 
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -11,6 +10,7 @@
 #include <sstream>
 
 #include "bridges/postgres/postgres_url.h"
+#include "topology/common/crypto.h"
 
 namespace cm::postgres {
 
@@ -24,19 +24,6 @@ struct Migration {
   std::string sql;
   std::string checksum;
 };
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
-  return out;
-}
 
 Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
   std::error_code ec;
@@ -56,7 +43,7 @@ Result<std::vector<Migration>> LoadMigrations(const std::string& dir) {
     text << in.rdbuf();
     if (!in) return Status::IOError("cannot read " + entry.path().string());
     Migration m{file.substr(0, file.size() - 4), text.str(), ""};
-    m.checksum = Sha256Hex(m.sql);
+    m.checksum = topology::HexEncode(topology::Sha256(m.sql));
     out.push_back(std::move(m));
   }
   std::sort(out.begin(), out.end(),
