@@ -292,5 +292,23 @@ TEST_F(AuthTest, KeysAreLoadedFromTheGlobalStoreBeforeARestartedInstanceIsReady)
   EXPECT_EQ(ready["globalStores"]["restored"], true) << ready.dump();
 }
 
+// A store kept across a broker that was replaced (an embedded broker starts empty): keys the new
+// topic does not hold must not keep working from the old local copy.
+TEST_F(AuthTest, AGlobalStoreOlderThanItsTopicIsRebuiltFromTheTopic) {
+  const std::string key = CreateKey("org-old", {"usage:read"});
+  ASSERT_EQ(Send("GET", "/v1/usage/orgs/org-old/quota", "", Bearer(key))->status, 200);
+  a_.reset();
+  // Only the global store's directory stays; the tasks start afresh on the new broker.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_ / "a" / "it-auth"))
+    if (entry.path().filename() != "global") std::filesystem::remove_all(entry.path());
+  auto broker = testing::StartUsageBroker(2);
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  broker_ = std::move(broker).value();
+  a_ = Start("a");
+  EXPECT_EQ(Send("GET", "/v1/usage/orgs/org-old/quota", "", Bearer(key))->status, 401);
+  EXPECT_EQ(Send("GET", "/v1/usage/orgs/org-old/quota", "", Bearer(testing::kTestAdminKey))->status,
+            200);
+}
+
 }  // namespace
 }  // namespace cm

@@ -113,24 +113,37 @@ Status GlobalStreamThread::RestoreAndFollow() {
   std::map<std::string, std::string> store_of_topic;
   for (const auto& g : topology_.global_stores()) {
     store_of_topic[g.topic] = g.name;
+    std::map<int32_t, std::pair<int64_t, int64_t>> marks;  // partition -> (low, high)
+    bool rebuild = false;
     for (int32_t p = 0; p < partitions_.at(g.topic); ++p) {
       int64_t low = 0, high = 0;
       if (auto s = QueryWatermarks(consumer, g.topic, p, low, high); !s.ok()) return s;
+      marks[p] = {low, high};
       int64_t from = low;
-      if (auto saved = state_->GetCheckpoint(CheckpointKey(g.topic, p))) {
-        from = std::stoll(*saved);
-        // Records between the checkpoint and the log start are gone: the store may hold keys
-        // whose later deletes were lost too. Rebuilding from the start is the only safe read.
-        if (from < low)
-          return Status::Corruption("global store " + g.name + ": " + g.topic + "[" +
-                                    std::to_string(p) + "] starts at " + std::to_string(low) +
-                                    " but the store was read up to " + std::to_string(from) +
-                                    "; delete " + config_.state_dir + "/" +
-                                    config_.application_id + "/global to rebuild it");
-      }
+      if (auto saved = state_->GetCheckpoint(CheckpointKey(g.topic, p))) from = std::stoll(*saved);
+      // Records between the checkpoint and the log start are gone, or the topic is younger
+      // than the store (a new broker): the store may hold keys the topic no longer has.
+      if (from < low || from > high) rebuild = true;
       next[{g.topic, p}] = from;
-      if (high > from) restore_end[{g.topic, p}] = high;
     }
+    if (rebuild) {
+      Log(LogLevel::kWarn, "global_store_rebuilt",
+          {{"store", g.name}, {"topic", g.topic},
+           {"reason", "its checkpoint is outside the topic's offsets"}});
+      std::vector<state::StoreChange> wipe;
+      state_->committed_key_value_store(g.name)->Range("", "", [&](std::string_view k, auto) {
+        wipe.push_back({std::string(k), std::nullopt});
+        return true;
+      });
+      state::CheckpointEntries reset;
+      for (const auto& [p, m] : marks) {
+        next[{g.topic, p}] = m.first;
+        reset[CheckpointKey(g.topic, p)] = std::to_string(m.first);
+      }
+      if (auto s = state_->ApplyRestored(g.name, wipe, reset); !s.ok()) return s;
+    }
+    for (const auto& [p, m] : marks)
+      if (m.second > next[{g.topic, p}]) restore_end[{g.topic, p}] = m.second;
   }
   PartitionList list = NewPartitionList();
   for (const auto& [tp, from] : next)
