@@ -13,12 +13,16 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
 #include "bench_common.h"
 
 using namespace cm::bench;
+
+extern char** environ;
 
 namespace {
 
@@ -69,6 +73,18 @@ class Instance {
                                   (dir / "state").string(),
                                   "--http",
                                   "127.0.0.1:" + std::to_string(port_)};
+    // Every route but /health, /ready and /metrics needs a key: a fresh admin key for this run.
+    FILE* token = ::popen((o.cmstream + " apikey token").c_str(), "r");
+    char buf[128] = {0};
+    if (token == nullptr || std::fgets(buf, sizeof buf, token) == nullptr) Die("apikey token failed");
+    ::pclose(token);
+    key_ = std::string(buf, std::strcspn(buf, "\n"));
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+    env.push_back("CM_ADMIN_KEY=" + key_);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -77,7 +93,7 @@ class Instance {
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
-      ::execv(args[0], args.data());
+      ::execve(args[0], args.data(), envp.data());
       ::_exit(127);
     }
     httplib::Client c("127.0.0.1", port_);
@@ -95,15 +111,18 @@ class Instance {
     ::waitpid(pid_, nullptr, 0);
   }
   int port() const { return port_; }
+  const std::string& key() const { return key_; }
 
  private:
   int port_;
+  std::string key_;
   pid_t pid_ = -1;
 };
 
 // /health and checkQuota, one after the other on one keep-alive connection each.
-std::pair<Latency, Latency> Probe(int port, int probes) {
+std::pair<Latency, Latency> Probe(int port, const std::string& key, int probes) {
   httplib::Client health("127.0.0.1", port), quota("127.0.0.1", port);
+  quota.set_bearer_token_auth(key);
   for (auto* c : {&health, &quota}) {
     c->set_keep_alive(true);
     c->set_tcp_nodelay(true);
@@ -126,7 +145,7 @@ std::pair<Latency, Latency> Probe(int port, int probes) {
 // The load: slow connections that reconnect when the server cuts them off, and command senders.
 class Load {
  public:
-  Load(const Options& o, int port) : port_(port) {
+  Load(const Options& o, int port, std::string key) : port_(port), key_(std::move(key)) {
     for (int i = 0; i < o.slow; ++i) slow_.push_back(-1);
     slow_thread_ = std::thread([this] { HoldSlow(); });
     for (int i = 0; i < o.senders; ++i) senders_.emplace_back([this, i] { Send(i); });
@@ -149,7 +168,7 @@ class Load {
   void HoldSlow() {
     static const std::string kHead =
         "GET /v1/usage/orgs/org-1/quota/check?metricType=api_calls&amount=1 HTTP/1.1\r\n"
-        "Host: x\r\nX-Slow: ";
+        "Host: x\r\nAuthorization: Bearer x\r\nX-Slow: ";
     while (!stop_.load()) {
       for (int& fd : slow_) {
         // One more byte per round; a connection the server closed (408) is opened again.
@@ -169,6 +188,7 @@ class Load {
   }
   void Send(int i) {
     httplib::Client c("127.0.0.1", port_);
+    c.set_bearer_token_auth(key_);
     c.set_keep_alive(true);
     c.set_read_timeout(30, 0);
     std::string path = "/v1/usage/orgs/org-" + std::to_string(i) + "/plan";
@@ -180,6 +200,7 @@ class Load {
   }
 
   int port_;
+  std::string key_;
   std::atomic<bool> stop_{false};
   std::vector<int> slow_;
   std::thread slow_thread_;
@@ -215,11 +236,11 @@ int main(int argc, char** argv) {
                {"failed", "%.0f"}});
   for (int run = 1; run <= o.runs; ++run) {
     Instance instance(o, std::filesystem::temp_directory_path() / "cm-bench-overload");
-    auto [idle_health, idle_quota] = Probe(instance.port(), o.probes);
-    Load load(o, instance.port());
+    auto [idle_health, idle_quota] = Probe(instance.port(), instance.key(), o.probes);
+    Load load(o, instance.port(), instance.key());
     uint64_t before = load.commands();
     auto start = Clock::now();
-    auto [loaded_health, loaded_quota] = Probe(instance.port(), o.probes);
+    auto [loaded_health, loaded_quota] = Probe(instance.port(), instance.key(), o.probes);
     double rate = static_cast<double>(load.commands() - before) / Seconds(Clock::now() - start);
     table.Add("run " + std::to_string(run),
               {idle_health.p50_ms, idle_health.p99_ms, idle_quota.p99_ms, loaded_health.p50_ms,

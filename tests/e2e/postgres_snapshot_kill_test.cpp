@@ -22,6 +22,7 @@ using testing::WaitFor;
 
 bool Ready(int port) {
   httplib::Client c("127.0.0.1", port);
+  c.set_bearer_token_auth(cm::testing::kTestAdminKey);
   c.set_connection_timeout(1);
   auto r = c.Get("/ready");
   return r && r->status == 200;
@@ -40,6 +41,7 @@ bool PostEvents(int port, const std::string& org, int n, const std::string& tag)
                                {"timestamp", now - 60'000 + i}});
   }
   httplib::Client c("127.0.0.1", port);
+  c.set_bearer_token_auth(cm::testing::kTestAdminKey);
   c.set_read_timeout(30, 0);
   auto r = c.Post("/v1/usage/events", batch.dump(), "application/json");
   return r && r->status == 202;
@@ -99,6 +101,7 @@ TEST(PostgresSnapshotKillTest, PostgresEqualsHttpAfterSigkillAndRestart) {
   };
   const std::vector<std::string> orgs = {"org-a", "org-b", "org-c", "org-d", "org-e"};
   httplib::Client client("127.0.0.1", port);
+  client.set_bearer_token_auth(cm::testing::kTestAdminKey);
   client.set_read_timeout(30, 0);
 
   auto run = start();

@@ -27,6 +27,7 @@ struct Answer {
 
 Answer GetCount(int port, const std::string& key) {
   httplib::Client c("127.0.0.1", port);
+  c.set_bearer_token_auth(cm::testing::kTestAdminKey);
   c.set_connection_timeout(2);
   auto r = c.Get("/v1/counts/" + key);
   if (!r) return {};
@@ -36,6 +37,7 @@ Answer GetCount(int port, const std::string& key) {
 
 bool Ready(int port) {
   httplib::Client c("127.0.0.1", port);
+  c.set_bearer_token_auth(cm::testing::kTestAdminKey);
   c.set_connection_timeout(1);
   auto r = c.Get("/ready");
   return r && r->status == 200;

@@ -38,6 +38,7 @@ using testing::CmstreamBinary;
 
 json GetJson(int port, const std::string& path) {
   httplib::Client c("127.0.0.1", port);
+  c.set_bearer_token_auth(cm::testing::kTestAdminKey);
   c.set_connection_timeout(1);
   c.set_read_timeout(10, 0);
   auto r = c.Get(path);
@@ -49,6 +50,7 @@ json GetJson(int port, const std::string& path) {
 // A counter of the bridge's /metrics, or -1 when it does not answer.
 long BridgeMetric(int port, const std::string& name) {
   httplib::Client c("127.0.0.1", port);
+  c.set_bearer_token_auth(cm::testing::kTestAdminKey);
   c.set_connection_timeout(1);
   auto r = c.Get("/metrics");
   if (!r || r->status != 200) return -1;

@@ -34,6 +34,7 @@ struct Http {
 
 Http Get(int port, const std::string& path) {
   httplib::Client c("127.0.0.1", port);
+  c.set_bearer_token_auth(cm::testing::kTestAdminKey);
   c.set_connection_timeout(2);
   c.set_read_timeout(10);
   auto r = c.Get(path);
@@ -306,6 +307,7 @@ TEST_F(ReplayBackfillE2eTest, BackfillOfARangeEqualsTheLiveFiguresWithoutSideEff
   }
   // Its Postgres schema holds the same figures as its HTTP API.
   httplib::Client client("127.0.0.1", bf_port);
+  client.set_bearer_token_auth(cm::testing::kTestAdminKey);
   EXPECT_TRUE(WaitFor(
       [&] {
         return testing::PgEqualsHttp(client, schema, {"org-0", "org-1", "org-2", "org-3", "org-4"});

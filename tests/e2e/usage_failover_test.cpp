@@ -180,7 +180,9 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
   ASSERT_TRUE(WaitFor([&] { return a.Ready() && b.Ready(); }, 60s))
       << a.process->Log() << b.process->Log();
   httplib::Client client_a("127.0.0.1", a.port);
+  client_a.set_bearer_token_auth(cm::testing::kTestAdminKey);
   httplib::Client client_b("127.0.0.1", b.port);
+  client_b.set_bearer_token_auth(cm::testing::kTestAdminKey);
   for (auto* c : {&client_a, &client_b}) c->set_read_timeout(30, 0);
 
   // Plans and alert subscriptions first, over HTTP (commands answered once applied). Until

@@ -3,6 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <httplib.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "child_process.h"
 
 namespace cm {
@@ -65,6 +71,87 @@ TEST_F(CmstreamCliTest, RunRefusesBadFlagsWithExitCode2) {
     EXPECT_EQ(code, 2) << c.says << ": " << out;
     EXPECT_THAT(out, HasSubstr(c.says)) << out;
   }
+}
+
+// `cmstream apikey` writes through the broker what the admin routes write: the first admin key
+// only on a topic without one, keys listed without secrets, revocations, and a running
+// instance authenticates with exactly those keys.
+TEST_F(CmstreamCliTest, ApiKeyCommandCreatesListsAndRevokesKeysThatInstancesUse) {
+  using namespace std::chrono_literals;
+  const std::string info = (dir_ / "broker.json").string();
+  testing::ChildProcess broker({testing::CmstreamBinary(), "broker", "--info-file", info},
+                               (dir_ / "broker.log").string());
+  broker.Start();
+  ASSERT_TRUE(testing::WaitFor([&] { return std::filesystem::exists(info); }, 20s));
+  nlohmann::json endpoints;
+  for (int i = 0; i < 50 && !endpoints.is_object(); ++i) {
+    std::ifstream in(info);
+    endpoints = nlohmann::json::parse(in, nullptr, false);
+  }
+  ASSERT_TRUE(endpoints.is_object());
+  const std::vector<std::string> at{"--brokers", endpoints["bootstrap"], "--broker-admin",
+                                    endpoints["admin"]};
+  auto apikey = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "apikey");
+    if (args[1] != "token") args.insert(args.begin() + 2, at.begin(), at.end());
+    return Run(args);
+  };
+
+  auto [token_code, token] = apikey({"token"});
+  EXPECT_EQ(token_code, 0);
+  EXPECT_THAT(token, ::testing::MatchesRegex("cmk_[0-9a-f]{16}_[A-Za-z0-9_-]{32}[[:space:]]*"));
+
+  auto [admin_code, admin_out] = apikey({"create", "--admin", "--name", "first"});
+  ASSERT_EQ(admin_code, 0) << admin_out;
+  const auto admin = nlohmann::json::parse(admin_out);
+  EXPECT_EQ(admin["scopes"], nlohmann::json::array({"admin"}));
+  const std::string admin_key = admin["key"];
+  auto [again_code, again_out] = apikey({"create", "--admin"});
+  EXPECT_EQ(again_code, 1);
+  EXPECT_THAT(again_out, HasSubstr("already has a working admin key"));
+
+  auto [org_code, org_out] =
+      apikey({"create", "--org", "acme", "--scopes", "usage:read,usage:write", "--user", "u-1"});
+  ASSERT_EQ(org_code, 0) << org_out;
+  const auto org = nlohmann::json::parse(org_out);
+  const std::string org_key = org["key"];
+  auto [bad_code, bad_out] = apikey({"create", "--org", "acme", "--scopes", "usage:all"});
+  EXPECT_EQ(bad_code, 2);
+  EXPECT_THAT(bad_out, HasSubstr("unknown scope"));
+
+  auto [list_code, list_out] = apikey({"list"});
+  EXPECT_EQ(list_code, 0);
+  EXPECT_THAT(list_out, HasSubstr(org["keyId"].get<std::string>()));
+  EXPECT_THAT(list_out, ::testing::Not(HasSubstr(org_key)));
+  EXPECT_THAT(list_out, ::testing::Not(HasSubstr(admin_key)));
+  EXPECT_THAT(list_out, ::testing::Not(HasSubstr("secretSha256")));
+
+  auto [revoke_code, revoke_out] = apikey({"revoke", org["keyId"]});
+  EXPECT_EQ(revoke_code, 0) << revoke_out;
+  EXPECT_THAT(revoke_out, HasSubstr("revokedAt"));
+
+  // An instance on that broker knows both keys: the admin key works, the revoked one does not.
+  const int port = testing::FreePort();
+  std::vector<std::string> run{testing::CmstreamBinary(), "run", "--app-id", "cli-keys",
+                               "--state-dir", (dir_ / "state").string(), "--http",
+                               "127.0.0.1:" + std::to_string(port)};
+  run.insert(run.begin() + 2, at.begin(), at.end());
+  testing::ChildProcess instance(run, (dir_ / "run.log").string());
+  instance.Start();
+  httplib::Client c("127.0.0.1", port);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        auto r = c.Get("/ready");
+        return r && r->status == 200;
+      },
+      60s))
+      << instance.Log();
+  auto listed = c.Get("/v1/admin/api-keys", {{"Authorization", "Bearer " + admin_key}});
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->status, 200) << listed->body;
+  EXPECT_THAT(listed->body, HasSubstr("\"revoked\":true"));
+  auto refused = c.Get("/v1/usage/orgs/acme/quota", {{"Authorization", "Bearer " + org_key}});
+  EXPECT_EQ(refused->status, 401);
 }
 
 }  // namespace

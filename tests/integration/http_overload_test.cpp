@@ -37,6 +37,7 @@ TEST(HttpOverloadTest, HealthAndReadyAnswerWhileSlowAndBusyClientsHoldTheServer)
       (dir / "cmstream.log").string());
   cmstream.Start();
   httplib::Client probe("127.0.0.1", port);
+  probe.set_bearer_token_auth(cm::testing::kTestAdminKey);
   probe.set_connection_timeout(1, 0);
   probe.set_read_timeout(1, 0);
   ASSERT_TRUE(testing::WaitFor(
@@ -53,7 +54,8 @@ TEST(HttpOverloadTest, HealthAndReadyAnswerWhileSlowAndBusyClientsHoldTheServer)
     slow.push_back(std::make_unique<RawHttpConnection>(port));
     ASSERT_TRUE(slow.back()->Send(
         "GET /v1/usage/orgs/org-1/quota/check?metricType=api_calls&amount=1 HTTP/1.1\r\n"
-        "Host: x\r\nX-Slow: "));
+        "Host: x\r\nAuthorization: Bearer " +
+        std::string(cm::testing::kTestAdminKey) + "\r\nX-Slow: "));
   }
   // 200 clients sending commands (each one a Kafka round trip) as fast as they are answered.
   std::atomic<bool> stop{false};
@@ -62,6 +64,7 @@ TEST(HttpOverloadTest, HealthAndReadyAnswerWhileSlowAndBusyClientsHoldTheServer)
   for (int i = 0; i < 200; ++i) {
     senders.emplace_back([&, i] {
       httplib::Client client("127.0.0.1", port);
+      client.set_bearer_token_auth(cm::testing::kTestAdminKey);
       client.set_read_timeout(30, 0);
       std::string body = nlohmann::json{{"plan", i % 2 ? "pro" : "free"}}.dump();
       while (!stop.load()) {

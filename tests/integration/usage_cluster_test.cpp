@@ -499,6 +499,7 @@ TEST_F(UsageClusterTest, ConcurrentProducersWithSharedEventIdsCountEachEventOnce
   for (int t = 0; t < kThreads; ++t) {
     producers.emplace_back([&, t] {
       httplib::Client client("127.0.0.1", (t % 2 ? b_ : a_)->port());
+      client.set_bearer_token_auth(cm::testing::kTestAdminKey);
       client.set_read_timeout(30, 0);
       const auto& events = per_thread[t];
       for (size_t i = 0; i < events.size(); i += 10) {

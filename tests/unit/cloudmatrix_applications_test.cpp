@@ -33,8 +33,12 @@ TEST(CloudmatrixApplicationsTest, CloudmatrixComposesUsageWithItsStoresTopicsAnd
   auto composed = Compose("cloudmatrix", "cm-test");
   ASSERT_TRUE(composed.ok()) << composed.status().ToString();
   EXPECT_EQ(composed->topology.application_id(), "cm-test");
-  ASSERT_EQ(composed->apps.size(), 1u);
-  EXPECT_EQ(composed->apps[0]->name(), "usage");
+  ASSERT_EQ(composed->apps.size(), 2u);
+  EXPECT_EQ(composed->apps[0]->name(), "auth");
+  EXPECT_EQ(composed->apps[1]->name(), "usage");
+  // The API keys: a global store every instance reads in full, not a task's store.
+  ASSERT_EQ(composed->topology.global_stores().size(), 1u);
+  EXPECT_EQ(composed->topology.global_stores()[0].topic, "cloudmatrix.api-keys");
   auto stores = StoresOf(composed->topology);
   for (const char* store : {usage::kAggregatesStore, usage::kTotalsStore, usage::kOrgsStore,
                             usage::kAlertsStore, usage::kDedupStore, usage::kCommandResultsStore}) {
