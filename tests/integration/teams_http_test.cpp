@@ -53,11 +53,10 @@ class TeamsHttpTest : public ::testing::Test {
     httplib::Headers h = {{"Authorization", "Bearer " + key}};
     if (!idempotency_key.empty()) h.emplace("Idempotency-Key", idempotency_key);
     const std::string text = body.is_null() ? "" : body.dump();
-    httplib::Result r;
-    if (method == "GET") r = c.Get(path, h);
-    else if (method == "POST") r = c.Post(path, h, text, "application/json");
-    else if (method == "PATCH") r = c.Patch(path, h, text, "application/json");
-    else r = c.Delete(path, h, text, "application/json");
+    httplib::Result r = method == "GET"     ? c.Get(path, h)
+                        : method == "POST"  ? c.Post(path, h, text, "application/json")
+                        : method == "PATCH" ? c.Patch(path, h, text, "application/json")
+                                            : c.Delete(path, h, text, "application/json");
     if (!r) return {0, json()};
     return {r->status, json::parse(r->body, nullptr, false)};
   }
