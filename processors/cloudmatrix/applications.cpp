@@ -2,6 +2,7 @@
 
 #include "processors/auth/auth_application.h"
 #include "processors/counting/counting_application.h"
+#include "processors/teams/teams_application.h"
 #include "processors/usage/usage_application.h"
 
 namespace cm::cloudmatrix {
@@ -15,6 +16,8 @@ state::Result<Composition> Compose(const std::string& name, const std::string& a
     usage::UsageOptions usage;
     usage.limits = options.usage_limits;
     apps.push_back(std::make_unique<usage::UsageApplication>(std::move(usage)));
+    // After usage: teams hangs its processor on usage's source of cloudmatrix.commands.
+    apps.push_back(std::make_unique<teams::TeamsApplication>());
   } else if (name == "counting") {
     apps.push_back(std::make_unique<counting::CountingApplication>());
   } else {

@@ -104,6 +104,23 @@ const std::map<std::string, Sample>& Samples() {
       {"GET /v1/admin/api-keys", {"", ""}},
       {"DELETE /v1/admin/api-keys/{id}", {"", ""}},
       {"GET /v1/topology", {"", ""}},
+      // Teams: {id}, {user}, {invitationId} and {token} come from TeamParams below.
+      {"POST /v1/teams",
+       {R"({"organizationId":"org-a","name":"walk-created","actorUserId":"walker"})", ""}},
+      {"GET /v1/teams/{id}", {"", "?includeMembers=true&includeSubteams=true"}},
+      {"PATCH /v1/teams/{id}", {R"({"description":"walked","actorUserId":"walker"})", ""}},
+      {"DELETE /v1/teams/{id}", {R"({"actorUserId":"walker"})", ""}},
+      {"POST /v1/teams/{id}/members", {R"({"userId":"joiner","actorUserId":"walker"})", ""}},
+      {"PATCH /v1/teams/{id}/members/{user}", {R"({"role":"admin","actorUserId":"walker"})", ""}},
+      {"DELETE /v1/teams/{id}/members/{user}", {R"({"actorUserId":"walker"})", ""}},
+      {"POST /v1/teams/{id}/move", {R"({"newParentId":null,"actorUserId":"walker"})", ""}},
+      {"GET /v1/teams/{id}/hierarchy", {"", "?direction=both"}},
+      {"GET /v1/teams/{id}/permissions/{user}", {"", ""}},
+      {"GET /v1/teams/{id}/permissions/{user}/check", {"", "?permission=team.read"}},
+      {"POST /v1/teams/{id}/invitations",
+       {R"({"email":"walk@example.com","actorUserId":"walker"})", ""}},
+      {"DELETE /v1/teams/{id}/invitations/{invitationId}", {R"({"actorUserId":"walker"})", ""}},
+      {"POST /v1/invitations/{token}/accept", {R"({"actorUserId":"acceptor"})", ""}},
   };
   return kSamples;
 }
@@ -112,7 +129,17 @@ TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServes
   const std::string org_b_key =
       CreateKey("org-b", {"usage:read", "usage:write", "teams:read", "teams:write",
                           "webhooks:read", "webhooks:write"});
-  const std::string no_scope_key = CreateKey("org-a", {"teams:read"});
+  // Per route scope, a key of org-a with every other scope but that one (and not admin).
+  std::map<std::string, std::string> lacking;
+  auto KeyLacking = [&](const std::string& scope) {
+    auto it = lacking.find(scope);
+    if (it != lacking.end()) return it->second;
+    std::vector<std::string> others;
+    for (const char* s : {"usage:read", "usage:write", "teams:read", "teams:write",
+                          "webhooks:read", "webhooks:write"})
+      if (s != scope) others.push_back(s);
+    return lacking[scope] = CreateKey("org-a", others);
+  };
   // A key the DELETE route can revoke.
   const std::string victim = CreateKey("org-a", {"usage:read"});
   const std::string victim_id = *auth::KeyIdOf(victim);
@@ -123,6 +150,39 @@ TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServes
                 ->status,
             200);
 
+  // Teams of org-a for the team routes (made by the admin key acting as "walker"): one to
+  // delete, one for everything else, with members to promote and remove and two invitations.
+  auto admin = [&](const std::string& method, const std::string& path, const json& body) {
+    auto r = Send(method, path, body.dump(), Bearer(testing::kTestAdminKey));
+    EXPECT_TRUE(r && r->status >= 200 && r->status < 300) << path << (r ? r->body : "");
+    return r ? json::parse(r->body, nullptr, false) : json();
+  };
+  const std::string team =
+      admin("POST", "/v1/teams",
+            {{"organizationId", "org-a"}, {"name", "walk"}, {"actorUserId", "walker"}})["id"];
+  const std::string doomed =
+      admin("POST", "/v1/teams",
+            {{"organizationId", "org-a"}, {"name", "walk-doomed"}, {"actorUserId", "walker"}})["id"];
+  for (const char* user : {"promoted", "leaver"})
+    admin("POST", "/v1/teams/" + team + "/members", {{"userId", user}, {"actorUserId", "walker"}});
+  const json revocable = admin("POST", "/v1/teams/" + team + "/invitations",
+                               {{"email", "r@example.com"}, {"actorUserId", "walker"}});
+  const json acceptable = admin("POST", "/v1/teams/" + team + "/invitations",
+                                {{"email", "a@example.com"}, {"actorUserId", "walker"}});
+  const std::map<std::string, std::map<std::string, std::string>> team_params = {
+      {"DELETE /v1/teams/{id}", {{"id", doomed}}},
+      {"PATCH /v1/teams/{id}/members/{user}", {{"id", team}, {"user", "promoted"}}},
+      {"DELETE /v1/teams/{id}/members/{user}", {{"id", team}, {"user", "leaver"}}},
+      {"DELETE /v1/teams/{id}/invitations/{invitationId}",
+       {{"id", team}, {"invitationId", revocable.value("id", "")}}},
+      {"POST /v1/invitations/{token}/accept", {{"token", acceptable.value("token", "")}}},
+  };
+  auto TeamParams = [&](const std::string& name) {
+    auto it = team_params.find(name);
+    if (it != team_params.end()) return it->second;
+    return std::map<std::string, std::string>{{"id", team}, {"user", "walker"}};
+  };
+
   size_t walked = 0;
   for (const auto& route : a_->server().Routes()) {
     if (route.access.is_public) continue;
@@ -130,6 +190,10 @@ TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServes
     auto sample = Samples().find(name);
     ASSERT_NE(sample, Samples().end()) << name << " has no sample request in this test";
     std::string path = std::regex_replace(route.pattern, std::regex("\\{org\\}"), "org-a");
+    if (route.pattern.rfind("/v1/teams", 0) == 0 || route.pattern.rfind("/v1/invitations", 0) == 0) {
+      for (const auto& [param, value] : TeamParams(name))
+        path = std::regex_replace(path, std::regex("\\{" + param + "\\}"), value);
+    }
     path = std::regex_replace(path, std::regex("\\{id\\}"), victim_id) + sample->second.query;
     const std::string& body = sample->second.body;
     SCOPED_TRACE(name);
@@ -146,7 +210,7 @@ TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServes
     EXPECT_EQ(other->body.find("\"pro\""), std::string::npos) << other->body;
     EXPECT_EQ(other->body.find("org-a"), std::string::npos) << other->body;
 
-    auto scopeless = Send(route.method, path, body, Bearer(no_scope_key));
+    auto scopeless = Send(route.method, path, body, Bearer(KeyLacking(route.access.scope)));
     EXPECT_EQ(scopeless->status, 403) << scopeless->body;
 
     auto right = Send(route.method, path, body, Bearer(testing::kTestAdminKey));

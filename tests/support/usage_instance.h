@@ -1,8 +1,8 @@
 #pragma once
 
-// The usage application on the in-process harness (in_process.h), wired as `cmstream run
-// --topology cloudmatrix` wires it: the API keys and the usage topology, and the auth and usage
-// routes on the instance's HTTP server, with the test admin key. Stop() then Start() is a clean
+// The CloudMatrix applications on the in-process harness (in_process.h), wired as `cmstream run
+// --topology cloudmatrix` wires them: the API keys, the usage and the teams topologies, and
+// their routes on the instance's HTTP server, with the test admin key. Stop() then Start() is a clean
 // restart.
 #include <atomic>
 #include <memory>
@@ -11,6 +11,8 @@
 
 #include "in_process.h"
 #include "processors/auth/auth_application.h"
+#include "processors/teams/teams_routes.h"
+#include "processors/teams/teams_topology.h"
 #include "processors/usage/usage_options.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
@@ -18,11 +20,12 @@
 
 namespace cm::testing {
 
-// An embedded broker with the usage application's topics.
+// An embedded broker with the usage and teams applications' topics.
 inline state::Result<std::unique_ptr<TestBroker>> StartUsageBroker(int partitions) {
   return TestBroker::Start({{"cloudmatrix.events", partitions},
                             {"cloudmatrix.commands", partitions},
-                            {"cloudmatrix.quota-alerts", partitions}});
+                            {"cloudmatrix.quota-alerts", partitions},
+                            {"cloudmatrix.team-events", partitions}});
 }
 
 struct UsageInstanceOptions {
@@ -30,6 +33,7 @@ struct UsageInstanceOptions {
   std::string instance_id = "it";  // names the transactional producers: unique per instance
   std::string state_dir{};
   usage::UsageOptions usage{};  // for the topology and the routes alike
+  teams::TeamsOptions teams{};
   topology::StateSnapshotListener* snapshot_listener = nullptr;  // not owned; may be null
 };
 
@@ -45,6 +49,7 @@ class UsageInstance {
       topology::TopologyBuilder builder;
       if (auto s = auth::AuthApplication().AddTo(builder); !s.ok()) return s;
       if (auto s = usage::AddUsageTopology(builder, options_.usage); !s.ok()) return s;
+      if (auto s = teams::AddTeamsTopology(builder, options_.teams); !s.ok()) return s;
       auto built = builder.Build(options_.application_id);
       if (!built.ok()) return built.status();
       topology_ = std::make_unique<topology::Topology>(std::move(built).value());
@@ -101,6 +106,7 @@ class UsageInstance {
           return i.sender().Append(topic, key, value, partition);
         },
         options_.usage);
+    teams::AddTeamsRoutes(i.server(), i.streams(), i.router(), i.sender(), options_.teams);
   }
 
   const TestBroker& broker_;

@@ -9,6 +9,8 @@
 #include "processors/cloudmatrix/applications.h"
 #include "processors/cloudmatrix/command_line.h"
 #include "processors/counting/counting_topology.h"
+#include "processors/teams/teams_processor.h"
+#include "processors/teams/teams_stores.h"
 #include "processors/usage/usage_stores.h"
 
 namespace cm::cloudmatrix {
@@ -29,13 +31,14 @@ std::set<std::string> SourcesOf(const topology::Topology& t) {
   return topics;
 }
 
-TEST(CloudmatrixApplicationsTest, CloudmatrixComposesUsageWithItsStoresTopicsAndSnapshotTables) {
+TEST(CloudmatrixApplicationsTest, CloudmatrixComposesUsageAndTeamsWithTheirStoresTopicsAndSnapshotTables) {
   auto composed = Compose("cloudmatrix", "cm-test");
   ASSERT_TRUE(composed.ok()) << composed.status().ToString();
   EXPECT_EQ(composed->topology.application_id(), "cm-test");
-  ASSERT_EQ(composed->apps.size(), 2u);
+  ASSERT_EQ(composed->apps.size(), 3u);
   EXPECT_EQ(composed->apps[0]->name(), "auth");
   EXPECT_EQ(composed->apps[1]->name(), "usage");
+  EXPECT_EQ(composed->apps[2]->name(), "teams");
   // The API keys: a global store every instance reads in full, not a task's store.
   ASSERT_EQ(composed->topology.global_stores().size(), 1u);
   EXPECT_EQ(composed->topology.global_stores()[0].topic, "cloudmatrix.api-keys");
@@ -44,6 +47,19 @@ TEST(CloudmatrixApplicationsTest, CloudmatrixComposesUsageWithItsStoresTopicsAnd
                             usage::kAlertsStore, usage::kDedupStore, usage::kCommandResultsStore}) {
     EXPECT_TRUE(stores.count(store)) << store;
   }
+  // Teams reads the commands through usage's source, in the same sub-topology (so a team's
+  // organization has one owning task for both), and writes cloudmatrix.team-events.
+  for (const char* store : {teams::kTeamsStore, teams::kMembersStore, teams::kPermissionsStore,
+                            teams::kInvitationsStore, teams::kCommandResultsStore,
+                            teams::kInvitationTimersStore}) {
+    EXPECT_TRUE(stores.count(store)) << store;
+  }
+  const auto& teams_node = composed->topology.node(teams::kTeamsProcessorNode);
+  EXPECT_EQ(teams_node.parents, (std::vector<std::string>{"usage-source"}));
+  bool team_events = false;
+  for (const auto& sub : composed->topology.subtopologies())
+    for (const auto& t : sub.sink_topics) team_events |= t == "cloudmatrix.team-events";
+  EXPECT_TRUE(team_events);
   auto sources = SourcesOf(composed->topology);
   EXPECT_TRUE(sources.count("cloudmatrix.events"));
   EXPECT_TRUE(sources.count("cloudmatrix.commands"));

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "state/status.h"
+
+namespace cm::teams {
+
+// The node that reads the commands topic. The builder lets one source read a topic, and the
+// usage application (added before teams in `cmstream run --topology cloudmatrix`) owns that
+// source, so the teams processor hangs off it as a second child. `own_source` makes the teams
+// topology add that source itself (a test of teams alone on the test driver).
+inline constexpr char kCommandsSourceNode[] = "usage-source";
+
+struct TeamsOptions {
+  std::string commands_topic = "cloudmatrix.commands";
+  std::string team_events_topic = "cloudmatrix.team-events";
+  std::string source_node = kCommandsSourceNode;
+  bool own_source = false;
+  // A hierarchy has at most this many levels (a root team is level 1), as documented.
+  int max_depth = 32;
+  // Invitations expire this long after they are made unless the request says otherwise.
+  int64_t invitation_ttl_ms = 7LL * 24 * 3600 * 1000;
+  // How often the expiry punctuation looks for invitations past their expiry (wall clock).
+  int64_t expiry_check_interval_ms = 1000;
+  size_t max_id_bytes = 128;
+  size_t max_json_depth = 32;
+
+  state::Status Validate() const {
+    if (commands_topic.empty() || team_events_topic.empty() || source_node.empty())
+      return state::Status::InvalidArgument("teams: topics and the source node must be named");
+    if (max_depth < 1 || max_depth > 1000)
+      return state::Status::InvalidArgument("teams: max_depth must be 1..1000");
+    if (invitation_ttl_ms <= 0 || expiry_check_interval_ms <= 0)
+      return state::Status::InvalidArgument("teams: invitation times must be positive");
+    return state::Status::OK();
+  }
+};
+
+}  // namespace cm::teams

@@ -1,0 +1,101 @@
+#include "processors/teams/teams_stores.h"
+
+#include "state/key_codec.h"
+
+namespace cm::teams {
+
+std::vector<state::StoreSpec> TeamsStoreSpecs() {
+  std::vector<state::StoreSpec> specs;
+  for (const char* name :
+       {kTeamsStore, kMembersStore, kPermissionsStore, kInvitationsStore, kCommandResultsStore}) {
+    state::StoreSpec spec;
+    spec.name = name;
+    spec.type = state::StoreType::kKeyValue;
+    spec.logged = true;
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
+TeamsStoreViews TeamsStoreViews::Live(state::TaskState& task) {
+  return {task.key_value_store(kTeamsStore), task.key_value_store(kMembersStore),
+          task.key_value_store(kPermissionsStore), task.key_value_store(kInvitationsStore),
+          task.key_value_store(kCommandResultsStore)};
+}
+
+TeamsStoreViews TeamsStoreViews::Committed(const topology::ReadOnlyStores& stores) {
+  return {stores.KeyValue(kTeamsStore), stores.KeyValue(kMembersStore),
+          stores.KeyValue(kPermissionsStore), stores.KeyValue(kInvitationsStore),
+          stores.KeyValue(kCommandResultsStore)};
+}
+
+namespace keys {
+
+void AppendString(std::string& out, std::string_view s) {
+  state::AppendLength32(out, s.size());
+  out.append(s);
+}
+
+bool ReadString(std::string_view key, size_t& pos, std::string& out) {
+  if (pos + 4 > key.size()) return false;
+  const uint32_t n = state::ReadLength32(key.substr(pos));
+  pos += 4;
+  if (pos + n > key.size()) return false;
+  out.assign(key.substr(pos, n));
+  pos += n;
+  return true;
+}
+
+namespace {
+
+std::string Tagged(char tag, std::initializer_list<std::string_view> fields) {
+  std::string out(1, tag);
+  for (auto f : fields) AppendString(out, f);
+  return out;
+}
+
+}  // namespace
+
+std::string TeamKey(std::string_view org, std::string_view team) {
+  return Tagged('t', {org, team});
+}
+std::string TeamsOfOrgPrefix(std::string_view org) { return Tagged('t', {org}); }
+std::string NameKey(std::string_view org, std::string_view lower_name) {
+  return Tagged('n', {org, lower_name});
+}
+std::string ChildKey(std::string_view org, std::string_view parent, std::string_view child) {
+  return Tagged('c', {org, parent, child});
+}
+std::string ChildrenPrefix(std::string_view org, std::string_view parent) {
+  return Tagged('c', {org, parent});
+}
+std::string MemberKey(std::string_view org, std::string_view team, std::string_view user) {
+  return Tagged('m', {org, team, user});
+}
+std::string MembersPrefix(std::string_view org, std::string_view team) {
+  return Tagged('m', {org, team});
+}
+std::string GrantsKey(std::string_view org, std::string_view team, std::string_view user) {
+  return Tagged('p', {org, team, user});
+}
+std::string GrantsPrefix(std::string_view org, std::string_view team) {
+  return Tagged('p', {org, team});
+}
+std::string InvitationKey(std::string_view org, std::string_view invitation_id) {
+  return Tagged('i', {org, invitation_id});
+}
+std::string TokenHashKey(std::string_view token_hash) { return Tagged('h', {token_hash}); }
+std::string CommandResultKey(std::string_view command_id) { return Tagged('c', {command_id}); }
+
+std::string LastField(std::string_view key) {
+  size_t pos = 1;
+  std::string field;
+  while (pos < key.size()) {
+    if (!ReadString(key, pos, field)) return "";
+  }
+  return field;
+}
+
+}  // namespace keys
+
+}  // namespace cm::teams
