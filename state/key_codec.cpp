@@ -68,4 +68,19 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
   return a + b;
 }
 
+void AppendLengthPrefixed(std::string& out, std::string_view s) {
+  AppendLength32(out, s.size());
+  out.append(s);
+}
+
+bool ReadLengthPrefixed(std::string_view bytes, size_t& pos, std::string& out) {
+  if (pos + 4 > bytes.size()) return false;
+  const uint32_t n = ReadLength32(bytes.substr(pos));
+  pos += 4;
+  if (pos + n > bytes.size()) return false;
+  out.assign(bytes.substr(pos, n));
+  pos += n;
+  return true;
+}
+
 }  // namespace cm::state

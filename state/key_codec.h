@@ -23,6 +23,10 @@ int64_t ReadOrderedInt64(std::string_view bytes);
 // still sorts as a whole unit before it). Throws std::length_error above 4 GiB.
 void AppendLength32(std::string& out, size_t n);
 uint32_t ReadLength32(std::string_view bytes);
+// A string after its Length32, so that keys made of several strings parse back unambiguously.
+void AppendLengthPrefixed(std::string& out, std::string_view s);
+// Reads what AppendLengthPrefixed wrote at `pos` and advances `pos`; false when too short.
+bool ReadLengthPrefixed(std::string_view bytes, size_t& pos, std::string& out);
 
 // The smallest string greater than every string starting with prefix, or "" (no upper bound)
 // when there is none (prefix empty or all 0xff bytes).

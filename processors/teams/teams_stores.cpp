@@ -31,26 +31,11 @@ TeamsStoreViews TeamsStoreViews::Committed(const topology::ReadOnlyStores& store
 
 namespace keys {
 
-void AppendString(std::string& out, std::string_view s) {
-  state::AppendLength32(out, s.size());
-  out.append(s);
-}
-
-bool ReadString(std::string_view key, size_t& pos, std::string& out) {
-  if (pos + 4 > key.size()) return false;
-  const uint32_t n = state::ReadLength32(key.substr(pos));
-  pos += 4;
-  if (pos + n > key.size()) return false;
-  out.assign(key.substr(pos, n));
-  pos += n;
-  return true;
-}
-
 namespace {
 
 std::string Tagged(char tag, std::initializer_list<std::string_view> fields) {
   std::string out(1, tag);
-  for (auto f : fields) AppendString(out, f);
+  for (auto f : fields) state::AppendLengthPrefixed(out, f);
   return out;
 }
 
@@ -91,7 +76,7 @@ std::string LastField(std::string_view key) {
   size_t pos = 1;
   std::string field;
   while (pos < key.size()) {
-    if (!ReadString(key, pos, field)) return "";
+    if (!state::ReadLengthPrefixed(key, pos, field)) return "";
   }
   return field;
 }

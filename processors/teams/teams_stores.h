@@ -54,9 +54,6 @@ struct TeamsStoreViews {
 
 namespace keys {
 
-void AppendString(std::string& out, std::string_view s);
-bool ReadString(std::string_view key, size_t& pos, std::string& out);
-
 std::string TeamKey(std::string_view org, std::string_view team);
 std::string TeamsOfOrgPrefix(std::string_view org);
 std::string NameKey(std::string_view org, std::string_view lower_name);

@@ -145,7 +145,7 @@ void UsageProcessor::ProcessEvent(const Record& record) {
   alerts_->PrefixScan(prefix, [&](std::string_view k, std::string_view) {
     size_t pos = prefix.size();
     std::string metric;
-    if (keys::ReadString(k, pos, metric)) subscribed.insert(std::move(metric));
+    if (state::ReadLengthPrefixed(k, pos, metric)) subscribed.insert(std::move(metric));
     return true;
   });
   for (const auto& metric : affected) {

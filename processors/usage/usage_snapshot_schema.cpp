@@ -65,7 +65,7 @@ topology::SnapshotTable Totals(std::shared_ptr<const Catalog> catalog) {
   t.decode = [catalog](std::string_view key, Value value) -> std::optional<Row> {
     size_t pos = 0;
     std::string org, metric;
-    if (!keys::ReadString(key, pos, org) || !keys::ReadString(key, pos, metric) ||
+    if (!state::ReadLengthPrefixed(key, pos, org) || !state::ReadLengthPrefixed(key, pos, metric) ||
         pos >= key.size()) {
       return std::nullopt;
     }
@@ -131,8 +131,8 @@ topology::SnapshotTable AlertSubscriptions() {
   t.decode = [](std::string_view key, Value value) -> std::optional<Row> {
     size_t pos = 0;
     std::string org, metric;
-    if (!keys::ReadString(key, pos, org) || pos >= key.size() || key[pos++] != 's' ||
-        !keys::ReadString(key, pos, metric)) {
+    if (!state::ReadLengthPrefixed(key, pos, org) || pos >= key.size() || key[pos++] != 's' ||
+        !state::ReadLengthPrefixed(key, pos, metric)) {
       return std::nullopt;
     }
     Row row = {org, metric, std::string(key.substr(pos))};
@@ -155,8 +155,8 @@ topology::SnapshotTable FiredAlerts() {
     size_t pos = 0;
     std::string org, subscription;
     int64_t threshold_milli = 0, period_start = 0;
-    if (!keys::ReadString(key, pos, org) || pos >= key.size() || key[pos++] != 'f' ||
-        !keys::ReadString(key, pos, subscription) || !ReadTime(key, pos, threshold_milli) ||
+    if (!state::ReadLengthPrefixed(key, pos, org) || pos >= key.size() || key[pos++] != 'f' ||
+        !state::ReadLengthPrefixed(key, pos, subscription) || !ReadTime(key, pos, threshold_milli) ||
         !ReadTime(key, pos, period_start) || pos != key.size()) {
       return std::nullopt;
     }

@@ -21,21 +21,6 @@ std::vector<state::StoreSpec> UsageStoreSpecs() {
 
 namespace keys {
 
-void AppendString(std::string& out, std::string_view s) {
-  state::AppendLength32(out, s.size());
-  out.append(s);
-}
-
-bool ReadString(std::string_view key, size_t& pos, std::string& out) {
-  if (pos + 4 > key.size()) return false;
-  uint32_t n = state::ReadLength32(key.substr(pos));
-  pos += 4;
-  if (pos + n > key.size()) return false;
-  out.assign(key.substr(pos, n));
-  pos += n;
-  return true;
-}
-
 std::string Dimset(const std::vector<std::string>& sorted_dims) {
   std::string out;
   for (size_t i = 0; i < sorted_dims.size(); ++i) {
@@ -58,15 +43,15 @@ std::vector<std::string> SplitDimset(std::string_view dimset) {
 
 std::string AggregateOrgPrefix(std::string_view org) {
   std::string k;
-  AppendString(k, org);
+  state::AppendLengthPrefixed(k, org);
   return k;
 }
 
 std::string AggregateGranularityPrefix(std::string_view org, std::string_view metric,
                                        Granularity g) {
   std::string k;
-  AppendString(k, org);
-  AppendString(k, metric);
+  state::AppendLengthPrefixed(k, org);
+  state::AppendLengthPrefixed(k, metric);
   k.push_back(static_cast<char>(g));
   return k;
 }
@@ -74,7 +59,7 @@ std::string AggregateGranularityPrefix(std::string_view org, std::string_view me
 std::string AggregateSeriesPrefix(std::string_view org, std::string_view metric, Granularity g,
                                   std::string_view dimset) {
   std::string k = AggregateGranularityPrefix(org, metric, g);
-  AppendString(k, dimset);
+  state::AppendLengthPrefixed(k, dimset);
   return k;
 }
 
@@ -87,7 +72,7 @@ std::string AggregateKey(std::string_view org, std::string_view metric, Granular
       k.push_back('\x00');
     } else {
       k.push_back('\x01');
-      AppendString(k, *v);
+      state::AppendLengthPrefixed(k, *v);
     }
   }
   return k;
@@ -96,13 +81,13 @@ std::string AggregateKey(std::string_view org, std::string_view metric, Granular
 std::optional<AggregateKeyParts> ParseAggregateKey(std::string_view key) {
   AggregateKeyParts p;
   size_t pos = 0;
-  if (!ReadString(key, pos, p.org) || !ReadString(key, pos, p.metric) || pos >= key.size()) {
+  if (!state::ReadLengthPrefixed(key, pos, p.org) || !state::ReadLengthPrefixed(key, pos, p.metric) || pos >= key.size()) {
     return std::nullopt;
   }
   uint8_t g = static_cast<uint8_t>(key[pos++]);
   if (g > 3) return std::nullopt;
   p.granularity = static_cast<Granularity>(g);
-  if (!ReadString(key, pos, p.dimset) || pos + 8 > key.size()) return std::nullopt;
+  if (!state::ReadLengthPrefixed(key, pos, p.dimset) || pos + 8 > key.size()) return std::nullopt;
   p.bucket_start = state::ReadOrderedInt64(key.substr(pos));
   pos += 8;
   size_t n = p.dimset.empty() ? 0 : SplitDimset(p.dimset).size();
@@ -113,7 +98,7 @@ std::optional<AggregateKeyParts> ParseAggregateKey(std::string_view key) {
       p.values.emplace_back(std::nullopt);
     } else {
       std::string v;
-      if (!ReadString(key, pos, v)) return std::nullopt;
+      if (!state::ReadLengthPrefixed(key, pos, v)) return std::nullopt;
       p.values.emplace_back(std::move(v));
     }
   }
@@ -124,19 +109,19 @@ std::optional<AggregateKeyParts> ParseAggregateKey(std::string_view key) {
 std::optional<std::string> KeyOrg(std::string_view key) {
   size_t pos = 0;
   std::string org;
-  if (!ReadString(key, pos, org)) return std::nullopt;
+  if (!state::ReadLengthPrefixed(key, pos, org)) return std::nullopt;
   return org;
 }
 
 std::string TotalsOrgPrefix(std::string_view org) {
   std::string k;
-  AppendString(k, org);
+  state::AppendLengthPrefixed(k, org);
   return k;
 }
 
 std::string TotalsPeriodPrefix(std::string_view org, std::string_view metric) {
   std::string k = TotalsOrgPrefix(org);
-  AppendString(k, metric);
+  state::AppendLengthPrefixed(k, metric);
   k.push_back('P');
   return k;
 }
@@ -149,21 +134,21 @@ std::string TotalPeriodKey(std::string_view org, std::string_view metric, int64_
 
 std::string TotalLifetimeKey(std::string_view org, std::string_view metric) {
   std::string k = TotalsOrgPrefix(org);
-  AppendString(k, metric);
+  state::AppendLengthPrefixed(k, metric);
   k.push_back('L');
   return k;
 }
 
 std::string AlertSubscriptionPrefix(std::string_view org) {
   std::string k;
-  AppendString(k, org);
+  state::AppendLengthPrefixed(k, org);
   k.push_back('s');
   return k;
 }
 
 std::string AlertSubscriptionMetricPrefix(std::string_view org, std::string_view metric) {
   std::string k = AlertSubscriptionPrefix(org);
-  AppendString(k, metric);
+  state::AppendLengthPrefixed(k, metric);
   return k;
 }
 
@@ -177,9 +162,9 @@ std::string AlertSubscriptionKey(std::string_view org, std::string_view metric,
 std::string AlertFiredKey(std::string_view org, std::string_view subscription_id, double threshold,
                           int64_t period_start) {
   std::string k;
-  AppendString(k, org);
+  state::AppendLengthPrefixed(k, org);
   k.push_back('f');
-  AppendString(k, subscription_id);
+  state::AppendLengthPrefixed(k, subscription_id);
   state::AppendOrderedInt64(k, std::llround(threshold * 1000));
   state::AppendOrderedInt64(k, period_start);
   return k;
@@ -187,7 +172,7 @@ std::string AlertFiredKey(std::string_view org, std::string_view subscription_id
 
 std::string DedupKey(std::string_view org, std::string_view event_id) {
   std::string k(1, 'e');
-  AppendString(k, org);
+  state::AppendLengthPrefixed(k, org);
   k.append(event_id);
   return k;
 }
@@ -195,7 +180,7 @@ std::string DedupKey(std::string_view org, std::string_view event_id) {
 std::string DedupExpiryKey(int64_t event_time, std::string_view org, std::string_view event_id) {
   std::string k(1, kDedupExpiryTag);
   state::AppendOrderedInt64(k, event_time);
-  AppendString(k, org);
+  state::AppendLengthPrefixed(k, org);
   k.append(event_id);
   return k;
 }

@@ -49,10 +49,6 @@ using DimValues = std::vector<std::optional<std::string>>;
 
 namespace keys {
 
-void AppendString(std::string& out, std::string_view s);
-// Reads a string AppendString wrote at pos and advances pos; false when the key is too short.
-bool ReadString(std::string_view key, size_t& pos, std::string& out);
-
 std::string Dimset(const std::vector<std::string>& sorted_dims);
 std::vector<std::string> SplitDimset(std::string_view dimset);
 

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "processors/teams/roles.h"
+#include "state/key_codec.h"
 #include "teams_test_support.h"
 
 namespace cm::teams::testing {
@@ -148,8 +149,8 @@ TEST(TeamsPermissions, MaterializedGrantsEqualANaiveRecomputationThroughoutARand
       ++grant_teams;
       size_t pos = 1;
       std::string org, team;
-      keys::ReadString(k, pos, org);
-      keys::ReadString(k, pos, team);
+      state::ReadLengthPrefixed(k, pos, org);
+      state::ReadLengthPrefixed(k, pos, team);
       EXPECT_TRUE(g.Team(org, team)) << "grants for deleted team " << team;
       return true;
     });
