@@ -1,6 +1,5 @@
 #include "bridges/postgres/migrator.h"
 
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>

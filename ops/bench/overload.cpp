@@ -76,7 +76,8 @@ class Instance {
     // Every route but /health, /ready and /metrics needs a key: a fresh admin key for this run.
     FILE* token = ::popen((o.cmstream + " apikey token").c_str(), "r");
     char buf[128] = {0};
-    if (token == nullptr || std::fgets(buf, sizeof buf, token) == nullptr) Die("apikey token failed");
+    if (token == nullptr || std::fgets(buf, sizeof buf, token) == nullptr)
+      Die("apikey token failed");
     ::pclose(token);
     key_ = std::string(buf, std::strcspn(buf, "\n"));
     std::vector<std::string> env;

@@ -26,15 +26,16 @@ std::string IsoTime(int64_t ms) {
 }
 
 const std::vector<std::string>& KnownScopes() {
-  static const std::vector<std::string> kScopes = {
-      "usage:read", "usage:write", "teams:read", "teams:write",
-      "webhooks:read", "webhooks:write", "admin"};
+  static const std::vector<std::string> kScopes = {"usage:read",  "usage:write",   "teams:read",
+                                                   "teams:write", "webhooks:read", "webhooks:write",
+                                                   "admin"};
   return kScopes;
 }
 
 json ApiKeyRecord::ToPublicJson() const {
-  json j = {{"keyId", key_id},   {"organizationId", organization}, {"scopes", scopes},
-            {"userId", user_id}, {"name", name},                   {"createdAt", created_at},
+  json j = {{"keyId", key_id},     {"organizationId", organization},
+            {"scopes", scopes},    {"userId", user_id},
+            {"name", name},        {"createdAt", created_at},
             {"revoked", revoked()}};
   if (revoked()) j["revokedAt"] = revoked_at;
   return j;
@@ -88,8 +89,7 @@ state::Result<NewKey> CreateApiKey(std::string organization, std::vector<std::st
   if (scopes.empty()) return state::Status::InvalidArgument("scopes: give at least one scope");
   for (const auto& s : scopes) {
     if (std::find(KnownScopes().begin(), KnownScopes().end(), s) == KnownScopes().end())
-      return state::Status::InvalidArgument("scopes: unknown scope '" +
-                                            s.substr(0, 64) + "'");
+      return state::Status::InvalidArgument("scopes: unknown scope '" + s.substr(0, 64) + "'");
   }
   const bool admin = std::find(scopes.begin(), scopes.end(), "admin") != scopes.end();
   if (admin && !organization.empty())

@@ -89,8 +89,7 @@ state::Result<Principal> ApiKeyAuthenticator::Signed(const topology::HttpRequest
   const std::string signing_key = record ? record->secret_sha256 : std::string(64, '0');
   const std::string to_sign = request.method + "\n" + request.target + "\n" + timestamp + "\n" +
                               topology::HexEncode(topology::Sha256(request.body));
-  const std::string expected =
-      topology::HexEncode(topology::HmacSha256(signing_key, to_sign));
+  const std::string expected = topology::HexEncode(topology::HmacSha256(signing_key, to_sign));
   if (!record || record->revoked() || !topology::ConstantTimeEquals(signature, expected))
     return Invalid();
   if (!FirstUse(signature, now))

@@ -52,8 +52,9 @@ state::Status WriteApiKey(const topology::KafkaStreams& streams,
       },
       timeout);
   if (!seen)
-    return state::Status::Unavailable("the key was written but this instance has not read it "
-                                      "back yet; it takes effect shortly");
+    return state::Status::Unavailable(
+        "the key was written but this instance has not read it "
+        "back yet; it takes effect shortly");
   return state::Status::OK();
 }
 
@@ -85,18 +86,21 @@ void AuthApplication::AddRoutes(topology::RouteContext& context) const {
       "POST", "/v1/admin/api-keys", admin, [&streams, &commands](const HttpRequest& req) {
         auto body = topology::ParseJson(req.body.empty() ? "{}" : req.body);
         if (!body.ok() || !body->is_object())
-          return Validation("the body must be a JSON object {organizationId?, scopes, userId?, "
-                            "name?}");
+          return Validation(
+              "the body must be a JSON object {organizationId?, scopes, userId?, "
+              "name?}");
         auto text = [&](const char* f) -> std::optional<std::string> {
           if (!body->contains(f) || (*body)[f].is_null()) return std::string();
           if (!(*body)[f].is_string()) return std::nullopt;
           return (*body)[f].get<std::string>();
         };
         auto org = text("organizationId"), user = text("userId"), name = text("name");
-        if (!org || !user || !name) return Validation("organizationId, userId and name are strings");
+        if (!org || !user || !name)
+          return Validation("organizationId, userId and name are strings");
         std::vector<std::string> scopes;
         if (body->contains("scopes")) {
-          if (!(*body)["scopes"].is_array()) return Validation("scopes must be an array of strings");
+          if (!(*body)["scopes"].is_array())
+            return Validation("scopes must be an array of strings");
           for (const auto& s : (*body)["scopes"]) {
             if (!s.is_string()) return Validation("scopes must be an array of strings");
             scopes.push_back(s.get<std::string>());

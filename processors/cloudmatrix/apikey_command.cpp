@@ -27,19 +27,19 @@ state::Result<std::map<std::string, auth::ApiKeyRecord>> ReadKeys(const Cluster&
         !s.ok())
       return s;
     if (high <= low) continue;
-    auto s = topology::ReadPartition(consumer->get(), auth::kApiKeysTopic, p, low, high,
-                                     [&](const rd_kafka_message_t& m) {
-                                       if (m.key == nullptr) return true;
-                                       std::string key(static_cast<const char*>(m.key), m.key_len);
-                                       if (m.payload == nullptr) {
-                                         keys.erase(key);
-                                         return true;
-                                       }
-                                       auto r = auth::ApiKeyRecord::Parse(std::string_view(
-                                           static_cast<const char*>(m.payload), m.len));
-                                       if (r) keys[key] = *r;
-                                       return true;
-                                     });
+    auto s = topology::ReadPartition(
+        consumer->get(), auth::kApiKeysTopic, p, low, high, [&](const rd_kafka_message_t& m) {
+          if (m.key == nullptr) return true;
+          std::string key(static_cast<const char*>(m.key), m.key_len);
+          if (m.payload == nullptr) {
+            keys.erase(key);
+            return true;
+          }
+          auto r = auth::ApiKeyRecord::Parse(
+              std::string_view(static_cast<const char*>(m.payload), m.len));
+          if (r) keys[key] = *r;
+          return true;
+        });
     if (!s.ok()) return s;
   }
   return keys;
@@ -66,11 +66,12 @@ class ApiKeyCommand final : public Subcommand {
  public:
   explicit ApiKeyCommand(CLI::App& app)
       : Subcommand(app.add_subcommand(
-            "apikey", "create, list and revoke API keys in cloudmatrix.api-keys (through the "
-                      "broker; the same as the /v1/admin/api-keys routes)")) {
+            "apikey",
+            "create, list and revoke API keys in cloudmatrix.api-keys (through the "
+            "broker; the same as the /v1/admin/api-keys routes)")) {
     cli_->require_subcommand(1);
-    token_ = cli_->add_subcommand(
-        "token", "print a new random key for CM_ADMIN_KEY (nothing is written)");
+    token_ = cli_->add_subcommand("token",
+                                  "print a new random key for CM_ADMIN_KEY (nothing is written)");
     create_ = cli_->add_subcommand("create", "create a key and print it (shown only once)");
     AddBrokerFlags(create_, cluster_);
     create_->add_flag("--admin", admin_,
@@ -127,8 +128,8 @@ class ApiKeyCommand final : public Subcommand {
     if (admin_) {
       for (const auto& [id, r] : *keys) {
         if (!r.revoked() && r.organization.empty()) {
-          std::cerr << "apikey create --admin: the topic already has a working admin key ("
-                    << id << "); create further keys with POST /v1/admin/api-keys\n";
+          std::cerr << "apikey create --admin: the topic already has a working admin key (" << id
+                    << "); create further keys with POST /v1/admin/api-keys\n";
           return 1;
         }
       }

@@ -24,9 +24,9 @@ struct CloudMatrixOptions {
   usage::UsageLimits usage_limits;
 };
 
-// "cloudmatrix": the CloudMatrix services (usage, then teams); "counting": the engine's test application.
-// Both with the API keys (auth) that authenticate their routes.
-// InvalidArgument for any other name or when an application's options are inconsistent.
+// "cloudmatrix": the CloudMatrix services (usage, then teams); "counting": the engine's test
+// application. Both with the API keys (auth) that authenticate their routes. InvalidArgument for
+// any other name or when an application's options are inconsistent.
 state::Result<Composition> Compose(const std::string& name, const std::string& app_id,
                                    const CloudMatrixOptions& options = {});
 // Every application's snapshot tables in one schema.

@@ -73,22 +73,23 @@ class BrokerCommand final : public Subcommand {
     // The admin endpoint stands in for the Admin API the embedded broker lacks; it is as open
     // as the broker's own Kafka port (a development broker on loopback, DESIGN.md §3).
     topology::HttpServer server;
-    server.Route("POST", "/topics", topology::RouteAccess::Public(), [&](const topology::HttpRequest& req) {
-      auto body = nlohmann::json::parse(req.body, nullptr, false);
-      if (!body.is_array())
-        return HttpResponse::Error(400, "validation_error", "expected [{name, partitions}]");
-      for (const auto& t : body) {
-        if (!t.contains("name") || !t["name"].is_string() || !t.contains("partitions") ||
-            !t["partitions"].is_number_integer() || t["partitions"].get<int>() < 1) {
-          return HttpResponse::Error(400, "validation_error",
-                                     "each topic needs a name and partitions >= 1");
-        }
-        if (auto s = broker->CreateTopic(t["name"], t["partitions"]); !s.ok()) {
-          return HttpResponse::FromStatus(s);
-        }
-      }
-      return HttpResponse::Json(200, {{"created", body.size()}});
-    });
+    server.Route(
+        "POST", "/topics", topology::RouteAccess::Public(), [&](const topology::HttpRequest& req) {
+          auto body = nlohmann::json::parse(req.body, nullptr, false);
+          if (!body.is_array())
+            return HttpResponse::Error(400, "validation_error", "expected [{name, partitions}]");
+          for (const auto& t : body) {
+            if (!t.contains("name") || !t["name"].is_string() || !t.contains("partitions") ||
+                !t["partitions"].is_number_integer() || t["partitions"].get<int>() < 1) {
+              return HttpResponse::Error(400, "validation_error",
+                                         "each topic needs a name and partitions >= 1");
+            }
+            if (auto s = broker->CreateTopic(t["name"], t["partitions"]); !s.ok()) {
+              return HttpResponse::FromStatus(s);
+            }
+          }
+          return HttpResponse::Json(200, {{"created", body.size()}});
+        });
     if (auto s = server.Start(admin_hp->host, admin_hp->port); !s.ok()) {
       Log(LogLevel::kError, "http_failed", {{"error", s.ToString()}});
       return 1;

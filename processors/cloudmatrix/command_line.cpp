@@ -150,13 +150,15 @@ state::Result<usage::UsageLimits> ParseLimitFlags(const LimitFlags& f, uint64_t 
   if (!event.ok()) return bad("--max-event-bytes: " + event.status().message());
   if (*event == 0) return bad("--max-event-bytes must be positive");
   if (*event > max_body_bytes)
-    return bad("--max-event-bytes (" + std::to_string(*event) + ") must not exceed --http-max-body (" +
-               std::to_string(max_body_bytes) + "): an event arrives in a request body");
+    return bad("--max-event-bytes (" + std::to_string(*event) +
+               ") must not exceed --http-max-body (" + std::to_string(max_body_bytes) +
+               "): an event arrives in a request body");
   limits.max_event_bytes = static_cast<size_t>(*event);
   for (auto [flag, value] : {std::pair{"--max-batch-events", f.max_batch_events},
                              std::pair{"--max-id-bytes", f.max_id_bytes},
                              std::pair{"--max-query-buckets", f.max_query_buckets}}) {
-    if (value <= 0) return bad(std::string(flag) + " must be positive, got " + std::to_string(value));
+    if (value <= 0)
+      return bad(std::string(flag) + " must be positive, got " + std::to_string(value));
   }
   limits.max_batch_events = static_cast<size_t>(f.max_batch_events);
   limits.max_id_bytes = static_cast<size_t>(f.max_id_bytes);

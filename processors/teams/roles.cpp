@@ -9,12 +9,12 @@ namespace {
 // (permission, least role that has it), in the documented order.
 const std::vector<std::pair<std::string, Role>>& Table() {
   static const std::vector<std::pair<std::string, Role>> kTable = {
-      {"team.read", Role::kMember},        {"members.read", Role::kMember},
-      {"documents.read", Role::kMember},   {"documents.write", Role::kMember},
-      {"team.update", Role::kAdmin},       {"members.manage", Role::kAdmin},
+      {"team.read", Role::kMember},         {"members.read", Role::kMember},
+      {"documents.read", Role::kMember},    {"documents.write", Role::kMember},
+      {"team.update", Role::kAdmin},        {"members.manage", Role::kAdmin},
       {"invitations.manage", Role::kAdmin}, {"documents.share", Role::kAdmin},
-      {"subteams.create", Role::kAdmin},   {"team.delete", Role::kOwner},
-      {"team.move", Role::kOwner},         {"owners.manage", Role::kOwner},
+      {"subteams.create", Role::kAdmin},    {"team.delete", Role::kOwner},
+      {"team.move", Role::kOwner},          {"owners.manage", Role::kOwner},
   };
   return kTable;
 }

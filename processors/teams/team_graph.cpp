@@ -90,8 +90,7 @@ std::vector<std::string> TeamGraph::Ancestors(const std::string& org,
   return out;
 }
 
-std::vector<std::string> TeamGraph::Subtree(const std::string& org,
-                                            const std::string& team) const {
+std::vector<std::string> TeamGraph::Subtree(const std::string& org, const std::string& team) const {
   std::vector<std::string> out = {team};
   for (size_t i = 0; i < out.size(); ++i) {
     for (auto& c : Children(org, out[i])) out.push_back(std::move(c));

@@ -58,7 +58,8 @@ std::optional<json> CheckTeamFields(const json& c, bool create) {
     const size_t n = CodePoints(name);
     if (n < 1 || n > 100) return Invalid("name", "name must be 1 to 100 characters");
     for (unsigned char ch : name)
-      if (ch < 0x20 || ch == 0x7f) return Invalid("name", "name must not contain control characters");
+      if (ch < 0x20 || ch == 0x7f)
+        return Invalid("name", "name must not contain control characters");
     if (name.find_first_not_of(' ') == std::string::npos)
       return Invalid("name", "name must not be blank");
   }
@@ -129,8 +130,8 @@ std::optional<json> CheckCommandFields(std::string_view type, const json& c,
         email.get<std::string>().front() == '@' || email.get<std::string>().back() == '@')
       return Invalid("email", "email must be an address (local@domain, at most 254 bytes)");
     if (auto e = CheckRole(c, false)) return e;
-    if (c.contains("message") && (!c["message"].is_string() ||
-                                  c["message"].get<std::string>().size() > 2000))
+    if (c.contains("message") &&
+        (!c["message"].is_string() || c["message"].get<std::string>().size() > 2000))
       return Invalid("message", "message must be a string of at most 2000 bytes");
     if (c.contains("expiresInMs") &&
         (!c["expiresInMs"].is_number_integer() || c["expiresInMs"].get<int64_t>() <= 0 ||

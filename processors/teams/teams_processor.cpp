@@ -34,8 +34,11 @@ std::optional<std::string> ParentOf(const json& team) {
 
 json Membership(const std::string& team, const std::string& user, Role role,
                 const std::string& joined_at, const std::string& added_by) {
-  return {{"teamId", team}, {"userId", user}, {"role", RoleName(role)},
-          {"joinedAt", joined_at}, {"addedBy", added_by}};
+  return {{"teamId", team},
+          {"userId", user},
+          {"role", RoleName(role)},
+          {"joinedAt", joined_at},
+          {"addedBy", added_by}};
 }
 
 void PutGrants(state::KeyValueStore& store, const std::string& key, Grants grants) {
@@ -66,8 +69,8 @@ PermissionCheck CheckPermission(const TeamGraph& graph, const std::string& org,
     return out;
   }
   out.grant = best;
-  const std::string how = best->team_id == team ? "directly in team " + team
-                                                : "inherited from team " + best->team_id;
+  const std::string how =
+      best->team_id == team ? "directly in team " + team : "inherited from team " + best->team_id;
   if (RoleHas(best->role, permission)) {
     out.allowed = true;
     out.reason = std::string("role ") + RoleName(best->role) + " " + how + " grants " + permission;
@@ -113,8 +116,12 @@ void TeamsProcessor::Process(const Record& record) {
   const std::string rkey = keys::CommandResultKey(id);
   if (results_->Get(rkey)) return;  // applied before: a retry changes nothing
 
-  Command c{type, id, OptString(cmd, "organizationId"), OptString(cmd, "actorUserId"),
-            record.timestamp_ms, &cmd};
+  Command c{type,
+            id,
+            OptString(cmd, "organizationId"),
+            OptString(cmd, "actorUserId"),
+            record.timestamp_ms,
+            &cmd};
   pending_events_.clear();
   Outcome outcome;
   if (c.org.empty() || c.org != record.key) {
@@ -160,7 +167,9 @@ std::optional<json> TeamsProcessor::Require(const Command& c, const std::string&
   PermissionCheck check = CheckPermission(*graph_, c.org, team, c.actor, permission);
   if (check.allowed) return std::nullopt;
   return Forbidden("actor " + c.actor + " may not do this: " + check.reason,
-                   {{"permission", permission}, {"teamId", team}, {"actorUserId", c.actor},
+                   {{"permission", permission},
+                    {"teamId", team},
+                    {"actorUserId", c.actor},
                     {"reason", check.reason}});
 }
 
@@ -168,8 +177,7 @@ std::optional<json> TeamsProcessor::LoadTeam(const Command& c, const std::string
                                              const std::string& team, Outcome& error) {
   auto org = OrganizationOfTeamId(team);
   if (org && *org != c.org) {
-    error = {422, ErrorBody("cross_organization",
-                            field + " names a team of another organization",
+    error = {422, ErrorBody("cross_organization", field + " names a team of another organization",
                             {{"field", field}})};
     return std::nullopt;
   }
@@ -233,10 +241,11 @@ void TeamsProcessor::RemoveTeamRecord(const std::string& org, const std::string&
   for (const auto& [user, role] : graph_->Members(org, team))
     members_->Delete(keys::MemberKey(org, team, user));
   std::vector<std::string> grant_keys;
-  permissions_->PrefixScan(keys::GrantsPrefix(org, team), [&](std::string_view k, std::string_view) {
-    grant_keys.emplace_back(k);
-    return true;
-  });
+  permissions_->PrefixScan(keys::GrantsPrefix(org, team),
+                           [&](std::string_view k, std::string_view) {
+                             grant_keys.emplace_back(k);
+                             return true;
+                           });
   for (const auto& k : grant_keys) permissions_->Delete(k);
   teams_->Delete(keys::NameKey(org, LowerName(t->value("name", ""))));
   teams_->Delete(keys::ChildKey(org, ParentOf(*t).value_or(""), team));
@@ -247,8 +256,9 @@ void TeamsProcessor::Emit(const Command& c, const std::string& type, const std::
                           json data) {
   // Deterministic: the command id and the event's place among the command's events.
   const std::string id =
-      "tev_" + topology::HexEncode(topology::Sha256(
-                   c.id + '\0' + std::to_string(pending_events_.size()))).substr(0, 32);
+      "tev_" +
+      topology::HexEncode(topology::Sha256(c.id + '\0' + std::to_string(pending_events_.size())))
+          .substr(0, 32);
   json event = {{"specversion", "1.0"},
                 {"id", id},
                 {"eventId", id},
@@ -266,8 +276,11 @@ void TeamsProcessor::Emit(const Command& c, const std::string& type, const std::
   r.key = c.org;
   r.value = event.dump();
   r.timestamp_ms = c.now;
-  r.headers = {{"content-type", "application/json"}, {"ce_type", type}, {"ce_id", id},
-               {"ce_source", "cmstream/teams"}, {"ce_specversion", "1.0"}};
+  r.headers = {{"content-type", "application/json"},
+               {"ce_type", type},
+               {"ce_id", id},
+               {"ce_source", "cmstream/teams"},
+               {"ce_specversion", "1.0"}};
   pending_events_.push_back(std::move(r));
 }
 
@@ -295,9 +308,9 @@ TeamsProcessor::Outcome TeamsProcessor::CreateTeam(const Command& c) {
     if (!p) return error;
     if (auto e = Require(c, *parent, "subteams.create")) return {403, *e};
     if (visibility == "secret" || p->value("visibility", "") == "secret") {
-      return {422, ErrorBody("secret_nesting",
-                             "a secret team can neither have a parent nor be a parent",
-                             {{"field", "parentTeamId"}})};
+      return {422,
+              ErrorBody("secret_nesting", "a secret team can neither have a parent nor be a parent",
+                        {{"field", "parentTeamId"}})};
     }
     const int level = static_cast<int>(graph_->Ancestors(c.org, *parent).size()) + 2;
     if (level > options_->max_depth) {
@@ -315,7 +328,7 @@ TeamsProcessor::Outcome TeamsProcessor::CreateTeam(const Command& c) {
                {"parentTeamId", parent ? json(*parent) : json()},
                {"visibility", visibility},
                {"settings", f.contains("settings") && f["settings"].is_object() ? f["settings"]
-                                                                               : json::object()},
+                                                                                : json::object()},
                {"createdAt", now},
                {"updatedAt", now},
                {"createdBy", c.actor}};
@@ -354,11 +367,10 @@ TeamsProcessor::Outcome TeamsProcessor::UpdateTeam(const Command& c) {
   if (f.contains("description") && f["description"] != team->value("description", json()))
     changes["description"] = f["description"];
   if (f.contains("visibility") && f["visibility"] != (*team)["visibility"]) {
-    if (f["visibility"] == "secret" &&
-        (ParentOf(*team) || !graph_->Children(c.org, id).empty())) {
-      return {422, ErrorBody("secret_nesting",
-                             "a team with a parent or subteams cannot become secret",
-                             {{"field", "visibility"}})};
+    if (f["visibility"] == "secret" && (ParentOf(*team) || !graph_->Children(c.org, id).empty())) {
+      return {422,
+              ErrorBody("secret_nesting", "a team with a parent or subteams cannot become secret",
+                        {{"field", "visibility"}})};
     }
     changes["visibility"] = f["visibility"];
   }
@@ -388,8 +400,7 @@ TeamsProcessor::Outcome TeamsProcessor::DeleteTeam(const Command& c) {
   if (!team) return error;
   if (auto e = Require(c, id, "team.delete")) return {403, *e};
   const std::vector<std::string> subtree = graph_->Subtree(c.org, id);
-  const std::vector<std::string> doomed =
-      delete_subteams ? subtree : std::vector<std::string>{id};
+  const std::vector<std::string> doomed = delete_subteams ? subtree : std::vector<std::string>{id};
   std::optional<std::string> reassign;
   if (f.contains("reassignTo") && f["reassignTo"].is_string()) {
     reassign = f["reassignTo"].get<std::string>();
@@ -435,8 +446,10 @@ TeamsProcessor::Outcome TeamsProcessor::DeleteTeam(const Command& c) {
   }
   for (const auto& m : moved) {
     Emit(c, "team.moved", m.get<std::string>(),
-         {{"teamId", m}, {"previousParentId", id},
-          {"newParentId", parent ? json(*parent) : json()}, {"reason", "parent deleted"}});
+         {{"teamId", m},
+          {"previousParentId", id},
+          {"newParentId", parent ? json(*parent) : json()},
+          {"reason", "parent deleted"}});
   }
   for (const auto& [user, role] : moving) {
     auto existing = graph_->RoleIn(c.org, *reassign, user);
@@ -485,12 +498,12 @@ TeamsProcessor::Outcome TeamsProcessor::MoveTeam(const Command& c) {
                              {{"field", "newParentId"}, {"teamId", id}, {"newParentId", *target}})};
     }
     if (team->value("visibility", "") == "secret" || parent->value("visibility", "") == "secret") {
-      return {422, ErrorBody("secret_nesting",
-                             "a secret team can neither have a parent nor be a parent",
-                             {{"field", "newParentId"}})};
+      return {422,
+              ErrorBody("secret_nesting", "a secret team can neither have a parent nor be a parent",
+                        {{"field", "newParentId"}})};
     }
-    const int levels = static_cast<int>(graph_->Ancestors(c.org, *target).size()) + 1 +
-                       graph_->Height(c.org, id);
+    const int levels =
+        static_cast<int>(graph_->Ancestors(c.org, *target).size()) + 1 + graph_->Height(c.org, id);
     if (levels > options_->max_depth) {
       return {422, ErrorBody("depth_exceeded",
                              "the hierarchy may have at most " +
@@ -503,7 +516,8 @@ TeamsProcessor::Outcome TeamsProcessor::MoveTeam(const Command& c) {
   Reparent(c.org, *team, target, c.now);
   json moved = *graph_->Team(c.org, id);
   Emit(c, "team.moved", id,
-       {{"teamId", id}, {"previousParentId", previous ? json(*previous) : json()},
+       {{"teamId", id},
+        {"previousParentId", previous ? json(*previous) : json()},
         {"newParentId", target ? json(*target) : json()}});
   return {200, moved};
 }
@@ -539,8 +553,8 @@ TeamsProcessor::Outcome TeamsProcessor::RemoveMember(const Command& c) {
   if (!LoadTeam(c, "teamId", id, error)) return error;
   auto role = graph_->RoleIn(c.org, id, user);
   if (!role) {
-    return {404, ErrorBody("not_found", "the user is not a member of the team",
-                           {{"field", "userId"}})};
+    return {404,
+            ErrorBody("not_found", "the user is not a member of the team", {{"field", "userId"}})};
   }
   // A member may always leave; removing someone else takes members.manage (owners.manage
   // for an owner).
@@ -575,8 +589,8 @@ TeamsProcessor::Outcome TeamsProcessor::UpdateMemberRole(const Command& c) {
   auto stored = members_->Get(keys::MemberKey(c.org, id, user));
   auto current = graph_->RoleIn(c.org, id, user);
   if (!stored || !current) {
-    return {404, ErrorBody("not_found", "the user is not a member of the team",
-                           {{"field", "userId"}})};
+    return {404,
+            ErrorBody("not_found", "the user is not a member of the team", {{"field", "userId"}})};
   }
   if (auto e = Require(c, id, "members.manage")) return {403, *e};
   if (role == Role::kOwner || *current == Role::kOwner) {
@@ -655,8 +669,9 @@ TeamsProcessor::Outcome TeamsProcessor::AcceptInvitation(const Command& c) {
   const std::string status = inv.value("status", "");
   const bool past_due = c.now >= inv.value("expiresAtMs", int64_t{0});
   if (status != "pending" || past_due) {
-    return {410, ErrorBody("gone", "the invitation is " + (status == "pending" ? "expired" : status),
-                           {{"status", status == "pending" ? "expired" : status}})};
+    return {410,
+            ErrorBody("gone", "the invitation is " + (status == "pending" ? "expired" : status),
+                      {{"status", status == "pending" ? "expired" : status}})};
   }
   const std::string team = inv.value("teamId", "");
   if (!graph_->Team(c.org, team)) return {410, ErrorBody("gone", "the team no longer exists")};

@@ -59,7 +59,8 @@ Result<json> TeamsQueries::GetHierarchy(const std::string& id, const std::string
     for (const auto& c : graph_.Children(*org, parent)) {
       auto t = graph_.Team(*org, c);
       if (!t) continue;
-      list.push_back({{"team", std::move(*t)}, {"children", nodes(c, depth + 1)}, {"depth", depth}});
+      list.push_back(
+          {{"team", std::move(*t)}, {"children", nodes(c, depth + 1)}, {"depth", depth}});
     }
     return list;
   };
@@ -105,8 +106,11 @@ Result<json> TeamsQueries::CheckPermission(const std::string& id, const std::str
   auto org = OrganizationOfTeamId(id);
   if (!org || !graph_.Team(*org, id)) return NoSuchTeam();
   PermissionCheck check = teams::CheckPermission(graph_, *org, id, user, permission);
-  json out = {{"allowed", check.allowed}, {"reason", check.reason}, {"teamId", id},
-              {"userId", user},           {"permission", permission}};
+  json out = {{"allowed", check.allowed},
+              {"reason", check.reason},
+              {"teamId", id},
+              {"userId", user},
+              {"permission", permission}};
   if (check.grant) {
     out["grantedBy"] = {{"teamId", check.grant->team_id},
                         {"role", RoleName(check.grant->role)},

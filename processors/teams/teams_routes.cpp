@@ -95,8 +95,8 @@ struct Context {
     std::string asked;
     for (const char* field : {"actorUserId", alias}) {
       if (field == nullptr || !body.contains(field) || body[field].is_null()) continue;
-      if (!body[field].is_string()) return Validation(std::string(field) + " must be a string",
-                                                      {{"field", field}});
+      if (!body[field].is_string())
+        return Validation(std::string(field) + " must be a string", {{"field", field}});
       asked = body[field].get<std::string>();
     }
     if (!asked.empty() && asked != p.user_id && !p.admin()) {
@@ -123,8 +123,7 @@ struct Context {
   // Appends the command to the organization's partition and answers with its stored result;
   // `decorate` may add to a successful answer (the invitation token).
   HttpResponse Command(const HttpRequest& req, const std::string& org, const char* type,
-                       json fields,
-                       const std::function<void(json&)>& decorate = nullptr) const {
+                       json fields, const std::function<void(json&)>& decorate = nullptr) const {
     if (auto s = CheckId(org, options.max_id_bytes, "organizationId"); !s.ok())
       return Validation(s.message(), {{"field", "organizationId"}});
     if (auto error = CheckCommandFields(type, fields, options))
@@ -140,9 +139,10 @@ struct Context {
       fields["requestHash"] = identity->request_hash;
       fields["organizationId"] = org;
       fields["issuedAt"] = FormatTime(topology::WallClockMs());
-      topology::CommandSender::Command command{options.commands_topic, org, fields.dump(), task,
-                                               kCommandResultsStore,
-                                               keys::CommandResultKey(identity->command_id)};
+      topology::CommandSender::Command command{
+          options.commands_topic, org,
+          fields.dump(),          task,
+          kCommandResultsStore,   keys::CommandResultKey(identity->command_id)};
       auto stored = commands.AppendAndAwait(command, kCommandTimeout);
       if (!stored.ok()) return HttpResponse::FromStatus(stored.status());
       json result = json::parse(*stored, nullptr, false);
@@ -208,8 +208,8 @@ void AddTeamsRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
   });
 
   // The mutating routes on one team: {id} (and {user}) go into the command's fields.
-  auto team_command = [ctx](const char* type, const std::function<void(const HttpRequest&,
-                                                                     json&)>& fill) {
+  auto team_command = [ctx](const char* type,
+                            const std::function<void(const HttpRequest&, json&)>& fill) {
     return [ctx, type, fill](const HttpRequest& req) {
       auto org = ctx->TeamOrg(req);
       if (!org) return NotFound();
@@ -227,8 +227,8 @@ void AddTeamsRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
                team_command(kDeleteTeam, [](const HttpRequest& req, json& body) {
                  if (auto it = req.query.find("reassignTo"); it != req.query.end())
                    body["reassignTo"] = it->second;
-                 if (req.query.count("deleteSubteams")) body["deleteSubteams"] =
-                     Flag(req, "deleteSubteams");
+                 if (req.query.count("deleteSubteams"))
+                   body["deleteSubteams"] = Flag(req, "deleteSubteams");
                }));
   server.Route("POST", "/v1/teams/{id}/members", write, team_command(kAddMember, nullptr));
   server.Route("PATCH", "/v1/teams/{id}/members/{user}", write,
@@ -254,8 +254,7 @@ void AddTeamsRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     (*body)["teamId"] = req.path_params.at("id");
     // The token is made here and only its hash is sent: it never reaches Kafka or a store.
     const std::string token = MakeInvitationToken(*org);
-    const std::string invitation_id =
-        "inv_" + topology::HexEncode(topology::RandomBytes(12));
+    const std::string invitation_id = "inv_" + topology::HexEncode(topology::RandomBytes(12));
     (*body)["invitationId"] = invitation_id;
     (*body)["tokenHash"] = topology::HexEncode(topology::Sha256(token));
     return ctx->Command(req, *org, kCreateInvitation, std::move(*body), [&](json& answer) {
@@ -293,23 +292,23 @@ void AddTeamsRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     auto org = ctx->TeamOrg(req);
     if (!org) return NotFound();
     return ctx->Query(req, *org, [&](const TeamsQueries& q) {
-      return JsonOr(q.GetEffectivePermissions(req.path_params.at("id"),
-                                              req.path_params.at("user")));
+      return JsonOr(
+          q.GetEffectivePermissions(req.path_params.at("id"), req.path_params.at("user")));
     });
   });
 
-  server.Route("GET", "/v1/teams/{id}/permissions/{user}/check", read,
-               [ctx](const HttpRequest& req) {
-                 auto org = ctx->TeamOrg(req);
-                 if (!org) return NotFound();
-                 auto it = req.query.find("permission");
-                 if (it == req.query.end() || it->second.empty())
-                   return Validation("permission is required", {{"field", "permission"}});
-                 return ctx->Query(req, *org, [&](const TeamsQueries& q) {
-                   return JsonOr(q.CheckPermission(req.path_params.at("id"),
-                                                   req.path_params.at("user"), it->second));
-                 });
-               });
+  server.Route(
+      "GET", "/v1/teams/{id}/permissions/{user}/check", read, [ctx](const HttpRequest& req) {
+        auto org = ctx->TeamOrg(req);
+        if (!org) return NotFound();
+        auto it = req.query.find("permission");
+        if (it == req.query.end() || it->second.empty())
+          return Validation("permission is required", {{"field", "permission"}});
+        return ctx->Query(req, *org, [&](const TeamsQueries& q) {
+          return JsonOr(
+              q.CheckPermission(req.path_params.at("id"), req.path_params.at("user"), it->second));
+        });
+      });
 }
 
 }  // namespace cm::teams

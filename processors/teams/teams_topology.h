@@ -10,6 +10,7 @@ namespace cm::teams {
 // topic (options.source_node; with own_source it adds that source too), the stores of
 // teams_stores.h plus the invitation timer store, and a sink to cloudmatrix.team-events.
 // InvalidArgument (adding nothing) when the options are inconsistent.
-state::Status AddTeamsTopology(topology::TopologyBuilder& builder, const TeamsOptions& options = {});
+state::Status AddTeamsTopology(topology::TopologyBuilder& builder,
+                               const TeamsOptions& options = {});
 
 }  // namespace cm::teams

@@ -55,8 +55,7 @@ Status OptionalString(const json& j, const char* field, const UsageLimits& limit
 
 }  // namespace
 
-Status CheckOrganizationId(std::string_view id, const UsageLimits& limits,
-                           std::string_view field) {
+Status CheckOrganizationId(std::string_view id, const UsageLimits& limits, std::string_view field) {
   const std::string name(field);
   if (id.empty()) return Bad(name + " must not be empty");
   if (id.size() > limits.max_id_bytes) return Bad(TooLong(name, limits));

@@ -78,8 +78,8 @@ void UsageProcessor::ProcessEvent(const Record& record) {
     return;
   }
   if (record.value.size() > o.limits.max_event_bytes) {
-    context_->SendToDlq(record, "event is larger than " +
-                                    std::to_string(o.limits.max_event_bytes) + " bytes");
+    context_->SendToDlq(
+        record, "event is larger than " + std::to_string(o.limits.max_event_bytes) + " bytes");
     return;
   }
   const json& raw = *parsed_json;

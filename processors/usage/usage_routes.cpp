@@ -88,8 +88,7 @@ struct Context {
                                                     const std::string& org) const {
     if (req.Header("Idempotency-Key").size() > options.limits.max_id_bytes)
       return state::Status::InvalidArgument("Idempotency-Key must be at most " +
-                                            std::to_string(options.limits.max_id_bytes) +
-                                            " bytes");
+                                            std::to_string(options.limits.max_id_bytes) + " bytes");
     return topology::IdentifyCommand(req, org);
   }
 
@@ -170,8 +169,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
       // Checked for every event before any is appended: a refused batch appends nothing.
       if (value.size() > o.limits.max_event_bytes) {
         return Validation((batch ? "events[" + std::to_string(messages.size()) + "]" : "event") +
-                          " is larger than " + std::to_string(o.limits.max_event_bytes) +
-                          " bytes");
+                          " is larger than " + std::to_string(o.limits.max_event_bytes) + " bytes");
       }
       messages.push_back({o.events_topic, e.organization_id, std::move(value),
                           ctx->streams.TaskForKey(sub, e.organization_id).partition});
@@ -185,74 +183,81 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     return HttpResponse::Json(202, {{"recorded", true}, {"eventId", ids[0]}});
   });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/metrics", Access(kRead, "org"), [ctx](const HttpRequest& req) {
-    auto query = ParseAggregationQuery(req.query);
-    if (!query.ok()) return HttpResponse::FromStatus(query.status());
-    return ctx->Query(req, [&](const UsageQueries& q) {
-      return JsonOr(q.GetAggregatedMetrics(req.path_params.at("org"), *query));
-    });
-  });
+  server.Route("GET", "/v1/usage/orgs/{org}/metrics", Access(kRead, "org"),
+               [ctx](const HttpRequest& req) {
+                 auto query = ParseAggregationQuery(req.query);
+                 if (!query.ok()) return HttpResponse::FromStatus(query.status());
+                 return ctx->Query(req, [&](const UsageQueries& q) {
+                   return JsonOr(q.GetAggregatedMetrics(req.path_params.at("org"), *query));
+                 });
+               });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/quota", Access(kRead, "org"), [ctx](const HttpRequest& req) {
-    const int64_t now = topology::WallClockMs();
-    return ctx->Query(req, [&](const UsageQueries& q) {
-      return JsonOr(q.GetQuotaStatus(req.path_params.at("org"), now));
-    });
-  });
+  server.Route("GET", "/v1/usage/orgs/{org}/quota", Access(kRead, "org"),
+               [ctx](const HttpRequest& req) {
+                 const int64_t now = topology::WallClockMs();
+                 return ctx->Query(req, [&](const UsageQueries& q) {
+                   return JsonOr(q.GetQuotaStatus(req.path_params.at("org"), now));
+                 });
+               });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/quota/check", Access(kRead, "org"), [ctx](const HttpRequest& req) {
-    auto check = ParseQuotaCheckQuery(req.query);
-    if (!check.ok()) return HttpResponse::FromStatus(check.status());
-    const int64_t now = topology::WallClockMs();
-    return ctx->Query(req, [&](const UsageQueries& q) {
-      return JsonOr(
-          q.CheckQuota(req.path_params.at("org"), check->metric_type, check->amount, now));
-    });
-  });
+  server.Route("GET", "/v1/usage/orgs/{org}/quota/check", Access(kRead, "org"),
+               [ctx](const HttpRequest& req) {
+                 auto check = ParseQuotaCheckQuery(req.query);
+                 if (!check.ok()) return HttpResponse::FromStatus(check.status());
+                 const int64_t now = topology::WallClockMs();
+                 return ctx->Query(req, [&](const UsageQueries& q) {
+                   return JsonOr(q.CheckQuota(req.path_params.at("org"), check->metric_type,
+                                              check->amount, now));
+                 });
+               });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/report", Access(kRead, "org"), [ctx](const HttpRequest& req) {
-    auto report = ParseReportQuery(req.query);
-    if (!report.ok()) return HttpResponse::FromStatus(report.status());
-    const int64_t now = topology::WallClockMs();
-    return ctx->Query(req, [&](const UsageQueries& q) {
-      const std::string& org = req.path_params.at("org");
-      const int64_t start = report->period_start, end = report->period_end;
-      if (!report->csv) return JsonOr(q.GenerateUsageReport(org, start, end, now));
-      auto csv = q.GenerateUsageReportCsv(org, start, end, now);
-      if (!csv.ok()) return HttpResponse::FromStatus(csv.status());
-      HttpResponse r;
-      r.status = 200;
-      r.content_type = "text/csv";
-      r.body = *csv;
-      return r;
-    });
-  });
+  server.Route("GET", "/v1/usage/orgs/{org}/report", Access(kRead, "org"),
+               [ctx](const HttpRequest& req) {
+                 auto report = ParseReportQuery(req.query);
+                 if (!report.ok()) return HttpResponse::FromStatus(report.status());
+                 const int64_t now = topology::WallClockMs();
+                 return ctx->Query(req, [&](const UsageQueries& q) {
+                   const std::string& org = req.path_params.at("org");
+                   const int64_t start = report->period_start, end = report->period_end;
+                   if (!report->csv) return JsonOr(q.GenerateUsageReport(org, start, end, now));
+                   auto csv = q.GenerateUsageReportCsv(org, start, end, now);
+                   if (!csv.ok()) return HttpResponse::FromStatus(csv.status());
+                   HttpResponse r;
+                   r.status = 200;
+                   r.content_type = "text/csv";
+                   r.body = *csv;
+                   return r;
+                 });
+               });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/dashboard", Access(kRead, "org"), [ctx](const HttpRequest& req) {
-    const int64_t now = topology::WallClockMs();
-    return ctx->Query(req, [&](const UsageQueries& q) {
-      return JsonOr(q.GetDashboardData(req.path_params.at("org"), now));
-    });
-  });
+  server.Route("GET", "/v1/usage/orgs/{org}/dashboard", Access(kRead, "org"),
+               [ctx](const HttpRequest& req) {
+                 const int64_t now = topology::WallClockMs();
+                 return ctx->Query(req, [&](const UsageQueries& q) {
+                   return JsonOr(q.GetDashboardData(req.path_params.at("org"), now));
+                 });
+               });
 
-  server.Route("GET", "/v1/usage/orgs/{org}/alerts", Access(kRead, "org"), [ctx](const HttpRequest& req) {
-    return ctx->Query(req, [&](const UsageQueries& q) {
-      return JsonOr(q.ListAlertSubscriptions(req.path_params.at("org")));
-    });
-  });
+  server.Route("GET", "/v1/usage/orgs/{org}/alerts", Access(kRead, "org"),
+               [ctx](const HttpRequest& req) {
+                 return ctx->Query(req, [&](const UsageQueries& q) {
+                   return JsonOr(q.ListAlertSubscriptions(req.path_params.at("org")));
+                 });
+               });
 
   // Plans set limits: an organization's own key must not raise them (billing sets them).
   server.Route("PUT", "/v1/usage/orgs/{org}/plan", Access(topology::Principal::kAdminScope, "org"),
                [ctx](const HttpRequest& req) {
-    auto body = BodyObject(req, ctx->options.limits);
-    if (!body) return Validation("the body must be a JSON object {plan, billingAnchorDay?}");
-    json fields = json::object();
-    for (const char* f : {"plan", "billingAnchorDay"})
-      if (body->contains(f)) fields[f] = (*body)[f];
-    if (auto error = CheckSetPlan(ctx->options.catalog, fields))
-      return HttpResponse::Json(400, *error);
-    return ctx->Command(req, kSetPlanCommand, std::move(fields));
-  });
+                 auto body = BodyObject(req, ctx->options.limits);
+                 if (!body)
+                   return Validation("the body must be a JSON object {plan, billingAnchorDay?}");
+                 json fields = json::object();
+                 for (const char* f : {"plan", "billingAnchorDay"})
+                   if (body->contains(f)) fields[f] = (*body)[f];
+                 if (auto error = CheckSetPlan(ctx->options.catalog, fields))
+                   return HttpResponse::Json(400, *error);
+                 return ctx->Command(req, kSetPlanCommand, std::move(fields));
+               });
 
   // rollupMetrics. With organizationId: that organization's task. Without: one command per
   // partition (each task rolls up all of its organizations), run in parallel on the instances
@@ -285,8 +290,7 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     auto id = ctx->Identify(req, "");
     if (!id.ok()) return Validation(id.status().message());
     auto on_partition = [&](int32_t p) {
-      return topology::CommandIdentity{id->command_id + "#" + std::to_string(p),
-                                       id->request_hash};
+      return topology::CommandIdentity{id->command_id + "#" + std::to_string(p), id->request_hash};
     };
     const int sub = ctx->Subtopology();
     const int32_t partitions = ctx->streams.PartitionCount(sub);
@@ -331,19 +335,20 @@ void AddUsageRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     return HttpResponse::Json(200, sum);
   });
 
-  server.Route("POST", "/v1/usage/orgs/{org}/alerts", Access(kWrite, "org"), [ctx](const HttpRequest& req) {
-    auto body = BodyObject(req, ctx->options.limits);
-    if (!body)
-      return Validation(
-          "the body must be a JSON object {metricType, threshold|thresholds, "
-          "notificationChannels}");
-    json fields = json::object();
-    for (const char* f : {"metricType", "threshold", "thresholds", "notificationChannels"})
-      if (body->contains(f)) fields[f] = (*body)[f];
-    if (auto error = CheckSubscribeAlerts(ctx->options.catalog, fields))
-      return HttpResponse::Json(400, *error);
-    return ctx->Command(req, kSubscribeAlertsCommand, std::move(fields));
-  });
+  server.Route(
+      "POST", "/v1/usage/orgs/{org}/alerts", Access(kWrite, "org"), [ctx](const HttpRequest& req) {
+        auto body = BodyObject(req, ctx->options.limits);
+        if (!body)
+          return Validation(
+              "the body must be a JSON object {metricType, threshold|thresholds, "
+              "notificationChannels}");
+        json fields = json::object();
+        for (const char* f : {"metricType", "threshold", "thresholds", "notificationChannels"})
+          if (body->contains(f)) fields[f] = (*body)[f];
+        if (auto error = CheckSubscribeAlerts(ctx->options.catalog, fields))
+          return HttpResponse::Json(400, *error);
+        return ctx->Command(req, kSubscribeAlertsCommand, std::move(fields));
+      });
 }
 
 }  // namespace cm::usage

@@ -156,8 +156,9 @@ topology::SnapshotTable FiredAlerts() {
     std::string org, subscription;
     int64_t threshold_milli = 0, period_start = 0;
     if (!state::ReadLengthPrefixed(key, pos, org) || pos >= key.size() || key[pos++] != 'f' ||
-        !state::ReadLengthPrefixed(key, pos, subscription) || !ReadTime(key, pos, threshold_milli) ||
-        !ReadTime(key, pos, period_start) || pos != key.size()) {
+        !state::ReadLengthPrefixed(key, pos, subscription) ||
+        !ReadTime(key, pos, threshold_milli) || !ReadTime(key, pos, period_start) ||
+        pos != key.size()) {
       return std::nullopt;
     }
     Row row = {org, subscription, DoubleText(static_cast<double>(threshold_milli) / 1000.0),

@@ -81,7 +81,8 @@ std::string AggregateKey(std::string_view org, std::string_view metric, Granular
 std::optional<AggregateKeyParts> ParseAggregateKey(std::string_view key) {
   AggregateKeyParts p;
   size_t pos = 0;
-  if (!state::ReadLengthPrefixed(key, pos, p.org) || !state::ReadLengthPrefixed(key, pos, p.metric) || pos >= key.size()) {
+  if (!state::ReadLengthPrefixed(key, pos, p.org) ||
+      !state::ReadLengthPrefixed(key, pos, p.metric) || pos >= key.size()) {
     return std::nullopt;
   }
   uint8_t g = static_cast<uint8_t>(key[pos++]);

@@ -59,10 +59,10 @@ TEST(QueryRoutingTest, EveryInstanceAnswersForEveryKeyAndSaysWhenNoOneCan) {
 
   auto start = [&](const std::string& id, int port) {
     auto p = std::make_unique<ChildProcess>(
-        std::vector<std::string>{CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin",
-                                 endpoints["admin"], "--topology", "counting", "--app-id", "e2e-routing", "--instance-id", id,
-                                 "--state-dir", (dir / id).string(), "--http",
-                                 "127.0.0.1:" + std::to_string(port)},
+        std::vector<std::string>{
+            CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin", endpoints["admin"],
+            "--topology", "counting", "--app-id", "e2e-routing", "--instance-id", id, "--state-dir",
+            (dir / id).string(), "--http", "127.0.0.1:" + std::to_string(port)},
         (dir / (id + ".log")).string());
     p->Start();
     return p;

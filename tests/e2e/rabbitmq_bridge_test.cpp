@@ -86,17 +86,18 @@ TEST(RabbitmqBridgeE2eTest, SigkilledBridgeLosesNoEventAndUsageFiguresAreExact) 
   const std::string admin = endpoints["admin"];
 
   const int http = testing::FreePort();
-  ChildProcess run({CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin", admin, "--app-id",
-                    "e2e-bridge", "--instance-id", "a", "--state-dir", (dir / "a").string(),
-                    "--http", "127.0.0.1:" + std::to_string(http), "--topology", "cloudmatrix"},
-                   (dir / "run.log").string());
+  ChildProcess run(
+      {CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin", admin, "--app-id",
+       "e2e-bridge", "--instance-id", "a", "--state-dir", (dir / "a").string(), "--http",
+       "127.0.0.1:" + std::to_string(http), "--topology", "cloudmatrix"},
+      (dir / "run.log").string());
   run.Start();
   ASSERT_TRUE(WaitFor([&] { return GetJson(http, "/ready").value("ready", false); }, 60s))
       << run.Log();
 
   const int bridge_http = testing::FreePort();
   const std::vector<std::string> bridge_argv = {
-      CmstreamBinary(),         "bridge",
+      CmstreamBinary(), "bridge",
       "--brokers",      bootstrap,
       "--broker-admin", admin,
       "--amqp-url",     testing::RabbitmqUrl(),
@@ -223,11 +224,12 @@ TEST(RabbitmqBridgeE2eTest, RunWithAmqpUrlBridgesIntoItsOwnApplication) {
   publisher.DeclareQueue(exchange, queue, {"api.#", "document.#"});
 
   const int http = testing::FreePort();
-  ChildProcess run({CmstreamBinary(), "run", "--embedded", "--app-id", "e2e-run-bridge", "--state-dir",
-                    (dir / "state").string(), "--http", "127.0.0.1:" + std::to_string(http),
-                    "--partitions", "4", "--topology", "cloudmatrix", "--amqp-url",
-                    testing::RabbitmqUrl(), "--exchange", exchange, "--queue", queue},
-                   (dir / "run.log").string());
+  ChildProcess run(
+      {CmstreamBinary(), "run", "--embedded", "--app-id", "e2e-run-bridge", "--state-dir",
+       (dir / "state").string(), "--http", "127.0.0.1:" + std::to_string(http), "--partitions", "4",
+       "--topology", "cloudmatrix", "--amqp-url", testing::RabbitmqUrl(), "--exchange", exchange,
+       "--queue", queue},
+      (dir / "run.log").string());
   run.Start();
   ASSERT_TRUE(WaitFor([&] { return GetJson(http, "/ready").value("ready", false); }, 60s))
       << run.Log();

@@ -126,8 +126,9 @@ TEST_F(ReplayBackfillE2eTest, ReplayRefusesWhileRunningDryRunChangesNothingAndRe
   };
   ASSERT_TRUE(WaitFor([&] { return counts_are(20); }, 60s)) << run->Log();
 
-  std::vector<std::string> replay{"replay", "--app-id", "e2e-rp", "--topology", "counting",
-                                  "--state-dir", (dir_ / "a").string()};
+  std::vector<std::string> replay{
+      "replay",      "--app-id",           "e2e-rp", "--topology", "counting",
+      "--state-dir", (dir_ / "a").string()};
   for (const auto& f : BrokerFlags()) replay.push_back(f);
   auto with = [&](std::vector<std::string> extra) {
     auto args = replay;

@@ -153,8 +153,8 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
   std::filesystem::create_directories(dir);
   const std::string info = (dir / "broker.json").string();
   const std::string parts = ":" + std::to_string(kPartitions);
-  ChildProcess broker({CmstreamBinary(), "broker", "--info-file", info, "--topic", kEventsTopic + parts,
-                       "--topic", "cloudmatrix.commands" + parts, "--topic",
+  ChildProcess broker({CmstreamBinary(), "broker", "--info-file", info, "--topic",
+                       kEventsTopic + parts, "--topic", "cloudmatrix.commands" + parts, "--topic",
                        "cloudmatrix.quota-alerts" + parts, "--topic", "cloudmatrix.dlq" + parts},
                       (dir / "broker.log").string());
   broker.Start();

@@ -49,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // What the signer signs, it believes (the principal survives the trip).
   topology::HttpRequest forwarded = request;
   forwarded.headers.clear();
-  auto principal = topology::Principal::FromJson(nlohmann::json::parse(Part(in, 2), nullptr, false));
+  auto principal =
+      topology::Principal::FromJson(nlohmann::json::parse(Part(in, 2), nullptr, false));
   if (principal) {
     forwarded.principal = *principal;
     for (auto& [k, v] : signer.Sign(forwarded, "a", 1'700'000'000)) forwarded.headers.emplace(k, v);

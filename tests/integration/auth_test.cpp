@@ -32,9 +32,9 @@ class AuthTest : public ::testing::Test {
 
   std::unique_ptr<testing::UsageInstance> Start(const std::string& id) {
     auto instance = std::make_unique<testing::UsageInstance>(
-        *broker_, testing::UsageInstanceOptions{.application_id = "it-auth",
-                                                .instance_id = id,
-                                                .state_dir = (dir_ / id).string()});
+        *broker_,
+        testing::UsageInstanceOptions{
+            .application_id = "it-auth", .instance_id = id, .state_dir = (dir_ / id).string()});
     auto started = instance->Start();
     EXPECT_TRUE(started.ok()) << started.ToString();
     return instance;
@@ -50,8 +50,8 @@ class AuthTest : public ::testing::Test {
   std::string CreateKey(const std::string& org, const std::vector<std::string>& scopes,
                         testing::UsageInstance* on = nullptr) {
     json body = {{"organizationId", org}, {"scopes", scopes}, {"name", "test"}};
-    auto r = (on ? on : a_.get())->client().Post("/v1/admin/api-keys", body.dump(),
-                                                  "application/json");
+    auto r =
+        (on ? on : a_.get())->client().Post("/v1/admin/api-keys", body.dump(), "application/json");
     EXPECT_TRUE(r && r->status == 201) << (r ? r->body : "no answer");
     if (!r || r->status != 201) return "";
     return json::parse(r->body).at("key").get<std::string>();
@@ -127,16 +127,16 @@ const std::map<std::string, Sample>& Samples() {
 
 TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServesTheRightKey) {
   const std::string org_b_key =
-      CreateKey("org-b", {"usage:read", "usage:write", "teams:read", "teams:write",
-                          "webhooks:read", "webhooks:write"});
+      CreateKey("org-b", {"usage:read", "usage:write", "teams:read", "teams:write", "webhooks:read",
+                          "webhooks:write"});
   // Per route scope, a key of org-a with every other scope but that one (and not admin).
   std::map<std::string, std::string> lacking;
   auto KeyLacking = [&](const std::string& scope) {
     auto it = lacking.find(scope);
     if (it != lacking.end()) return it->second;
     std::vector<std::string> others;
-    for (const char* s : {"usage:read", "usage:write", "teams:read", "teams:write",
-                          "webhooks:read", "webhooks:write"})
+    for (const char* s : {"usage:read", "usage:write", "teams:read", "teams:write", "webhooks:read",
+                          "webhooks:write"})
       if (s != scope) others.push_back(s);
     return lacking[scope] = CreateKey("org-a", others);
   };
@@ -145,10 +145,10 @@ TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServes
   const std::string victim_id = *auth::KeyIdOf(victim);
   ASSERT_FALSE(org_b_key.empty());
   // Data org-b must never see: a plan and an alert of org-a.
-  ASSERT_EQ(Send("PUT", "/v1/usage/orgs/org-a/plan", R"({"plan":"pro"})",
-                 Bearer(testing::kTestAdminKey))
-                ->status,
-            200);
+  ASSERT_EQ(
+      Send("PUT", "/v1/usage/orgs/org-a/plan", R"({"plan":"pro"})", Bearer(testing::kTestAdminKey))
+          ->status,
+      200);
 
   // Teams of org-a for the team routes (made by the admin key acting as "walker"): one to
   // delete, one for everything else, with members to promote and remove and two invitations.
@@ -160,9 +160,9 @@ TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServes
   const std::string team =
       admin("POST", "/v1/teams",
             {{"organizationId", "org-a"}, {"name", "walk"}, {"actorUserId", "walker"}})["id"];
-  const std::string doomed =
-      admin("POST", "/v1/teams",
-            {{"organizationId", "org-a"}, {"name", "walk-doomed"}, {"actorUserId", "walker"}})["id"];
+  const std::string doomed = admin(
+      "POST", "/v1/teams",
+      {{"organizationId", "org-a"}, {"name", "walk-doomed"}, {"actorUserId", "walker"}})["id"];
   for (const char* user : {"promoted", "leaver"})
     admin("POST", "/v1/teams/" + team + "/members", {{"userId", user}, {"actorUserId", "walker"}});
   const json revocable = admin("POST", "/v1/teams/" + team + "/invitations",
@@ -190,7 +190,8 @@ TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServes
     auto sample = Samples().find(name);
     ASSERT_NE(sample, Samples().end()) << name << " has no sample request in this test";
     std::string path = std::regex_replace(route.pattern, std::regex("\\{org\\}"), "org-a");
-    if (route.pattern.rfind("/v1/teams", 0) == 0 || route.pattern.rfind("/v1/invitations", 0) == 0) {
+    if (route.pattern.rfind("/v1/teams", 0) == 0 ||
+        route.pattern.rfind("/v1/invitations", 0) == 0) {
       for (const auto& [param, value] : TeamParams(name))
         path = std::regex_replace(path, std::regex("\\{" + param + "\\}"), value);
     }
@@ -202,7 +203,8 @@ TEST_F(AuthTest, EveryRouteRefusesStrangersOtherTenantsAndMissingScopesAndServes
     auto none = Send(route.method, path, body, {});
     ASSERT_TRUE(none);
     EXPECT_EQ(none->status, 401) << none->body;
-    auto bad = Send(route.method, path, body, Bearer("cmk_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    auto bad = Send(route.method, path, body,
+                    Bearer("cmk_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
     EXPECT_EQ(bad->status, 401);
 
     auto other = Send(route.method, path, body, Bearer(org_b_key));
@@ -237,7 +239,8 @@ TEST_F(AuthTest, UnknownAndWrongKeysGetTheSameAnswer) {
 TEST_F(AuthTest, IdempotencyKeysAreScopedToTenantAndRouteAndBoundToTheBody) {
   const std::string t2 = CreateKey("tenant-2", {"usage:read", "usage:write"});
   const std::string t4 = CreateKey("tenant-4", {"usage:read", "usage:write"});
-  const std::string alert = R"({"metricType":"api_calls","threshold":75,"notificationChannels":["email"]})";
+  const std::string alert =
+      R"({"metricType":"api_calls","threshold":75,"notificationChannels":["email"]})";
   httplib::Headers h2 = Bearer(t2), h4 = Bearer(t4);
   h2.emplace("Idempotency-Key", "shared-key");
   h4.emplace("Idempotency-Key", "shared-key");
@@ -255,9 +258,9 @@ TEST_F(AuthTest, IdempotencyKeysAreScopedToTenantAndRouteAndBoundToTheBody) {
   auto retry = Send("POST", "/v1/usage/orgs/tenant-2/alerts", alert, h2);
   EXPECT_EQ(retry->status, 201);
   EXPECT_EQ(retry->body, first->body);
-  auto changed = Send("POST", "/v1/usage/orgs/tenant-2/alerts",
-                      R"({"metricType":"api_calls","threshold":90,"notificationChannels":["email"]})",
-                      h2);
+  auto changed =
+      Send("POST", "/v1/usage/orgs/tenant-2/alerts",
+           R"({"metricType":"api_calls","threshold":90,"notificationChannels":["email"]})", h2);
   EXPECT_EQ(changed->status, 422) << changed->body;
   EXPECT_EQ(json::parse(changed->body)["error"]["code"], "idempotency_key_reused");
   // The same key on another route of the same tenant is a new request there.
@@ -270,13 +273,13 @@ TEST_F(AuthTest, IdempotencyKeysAreScopedToTenantAndRouteAndBoundToTheBody) {
 httplib::Headers Signed(const std::string& key, const std::string& method,
                         const std::string& target, const std::string& body, int64_t timestamp) {
   const std::string ts = std::to_string(timestamp);
-  const std::string to_sign = method + "\n" + target + "\n" + ts + "\n" +
-                              topology::HexEncode(topology::Sha256(body));
+  const std::string to_sign =
+      method + "\n" + target + "\n" + ts + "\n" + topology::HexEncode(topology::Sha256(body));
   const std::string signature =
       topology::HexEncode(topology::HmacSha256(auth::TokenHash(key), to_sign));
-  return {{"Authorization",
-           "CM-HMAC-SHA256 keyId=" + *auth::KeyIdOf(key) + ",signature=" + signature},
-          {"X-Cm-Timestamp", ts}};
+  return {
+      {"Authorization", "CM-HMAC-SHA256 keyId=" + *auth::KeyIdOf(key) + ",signature=" + signature},
+      {"X-Cm-Timestamp", ts}};
 }
 
 TEST_F(AuthTest, SignedRequestsAreCheckedForSkewReplayAndTampering) {
@@ -327,9 +330,9 @@ TEST_F(AuthTest, ARevokedKeyStopsWorkingOnAnotherInstanceWithinASecond) {
 TEST_F(AuthTest, ForwardedRequestsWithoutTheClusterSignatureAreRefused) {
   const std::string path = "/v1/usage/orgs/org-a/quota";
   json admin_principal = {{"keyId", "x"}, {"organizationId", ""}, {"scopes", {"admin"}}};
-  auto unsigned_copy = Send("GET", path, "",
-                            {{"X-Cm-Forwarded-By", "intruder"},
-                             {"X-Cm-Principal", admin_principal.dump()}});
+  auto unsigned_copy =
+      Send("GET", path, "",
+           {{"X-Cm-Forwarded-By", "intruder"}, {"X-Cm-Principal", admin_principal.dump()}});
   EXPECT_EQ(unsigned_copy->status, 401) << unsigned_copy->body;
   const std::string ts = std::to_string(topology::WallClockMs() / 1000);
   auto forged = Send("GET", path, "",

@@ -2,7 +2,6 @@
 // flag, before it starts anything (no terminate on a bad number, no half-started broker).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <httplib.h>
 
 #include <fstream>
@@ -132,8 +131,13 @@ TEST_F(CmstreamCliTest, ApiKeyCommandCreatesListsAndRevokesKeysThatInstancesUse)
 
   // An instance on that broker knows both keys: the admin key works, the revoked one does not.
   const int port = testing::FreePort();
-  std::vector<std::string> run{testing::CmstreamBinary(), "run", "--app-id", "cli-keys",
-                               "--state-dir", (dir_ / "state").string(), "--http",
+  std::vector<std::string> run{testing::CmstreamBinary(),
+                               "run",
+                               "--app-id",
+                               "cli-keys",
+                               "--state-dir",
+                               (dir_ / "state").string(),
+                               "--http",
                                "127.0.0.1:" + std::to_string(port)};
   run.insert(run.begin() + 2, at.begin(), at.end());
   testing::ChildProcess instance(run, (dir_ / "run.log").string());

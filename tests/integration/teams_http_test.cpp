@@ -79,8 +79,8 @@ TEST_F(TeamsHttpTest, CreateReadUpdateAndDeleteATeam) {
   const std::string alice = Key("org-a", "alice");
   const std::string id = CreateTeam(alice, "Platform", "", {{"visibility", "public"}});
   ASSERT_EQ(id.rfind("org-a~t", 0), 0u) << id;
-  auto got = Call("GET", "/v1/teams/" + id + "?includeMembers=true&includeSubteams=true",
-                  nullptr, alice);
+  auto got =
+      Call("GET", "/v1/teams/" + id + "?includeMembers=true&includeSubteams=true", nullptr, alice);
   ASSERT_EQ(got.first, 200) << got.second.dump();
   EXPECT_EQ(got.second["name"], "Platform");
   ASSERT_EQ(got.second["members"].size(), 1u);
@@ -117,10 +117,9 @@ TEST_F(TeamsHttpTest, TheActorIsTheKeysUserUnlessAnAdminNamesAnother) {
   auto admin_alone = Call("POST", "/v1/teams", {{"name", "X"}, {"organizationId", "org-a"}},
                           testing::kTestAdminKey);
   EXPECT_EQ(admin_alone.first, 403);
-  auto admin_as_carol =
-      Call("POST", "/v1/teams",
-           {{"name", "X"}, {"organizationId", "org-a"}, {"actorUserId", "carol"}},
-           testing::kTestAdminKey);
+  auto admin_as_carol = Call("POST", "/v1/teams",
+                             {{"name", "X"}, {"organizationId", "org-a"}, {"actorUserId", "carol"}},
+                             testing::kTestAdminKey);
   ASSERT_EQ(admin_as_carol.first, 201) << admin_as_carol.second.dump();
   EXPECT_EQ(admin_as_carol.second["createdBy"], "carol");
   // alice has no role in carol's team.
@@ -145,26 +144,29 @@ TEST_F(TeamsHttpTest, AnotherOrganizationsKeySeesNoTeam) {
     EXPECT_EQ(r.first, 404) << method << " " << path;
     EXPECT_EQ(r.second.dump().find("Private"), std::string::npos);
   }
-  EXPECT_EQ(Call("POST", "/v1/teams", {{"name", "x"}, {"organizationId", "org-a"}}, eve).first, 404);
+  EXPECT_EQ(Call("POST", "/v1/teams", {{"name", "x"}, {"organizationId", "org-a"}}, eve).first,
+            404);
 }
 
 TEST_F(TeamsHttpTest, MembersHierarchyAndPermissionsOverHttp) {
   const std::string alice = Key("org-a", "alice");
   const std::string root = CreateTeam(alice, "Root");
   const std::string child = CreateTeam(alice, "Child", root);
-  auto added = Call("POST", "/v1/teams/" + root + "/members", {{"userId", "bob"}, {"role", "admin"}},
-                    alice);
+  auto added =
+      Call("POST", "/v1/teams/" + root + "/members", {{"userId", "bob"}, {"role", "admin"}}, alice);
   ASSERT_EQ(added.first, 201) << added.second.dump();
   EXPECT_EQ(Call("POST", "/v1/teams/" + root + "/members", {{"userId", "bob"}}, alice).first, 409);
-  auto check = Call("GET", "/v1/teams/" + child + "/permissions/bob/check?permission=members.manage",
-                    nullptr, alice);
+  auto check =
+      Call("GET", "/v1/teams/" + child + "/permissions/bob/check?permission=members.manage",
+           nullptr, alice);
   ASSERT_EQ(check.first, 200) << check.second.dump();
   EXPECT_TRUE(check.second["allowed"]);
   EXPECT_EQ(check.second["grantedBy"]["teamId"], root);
   auto eff = Call("GET", "/v1/teams/" + child + "/permissions/bob", nullptr, alice);
   ASSERT_EQ(eff.first, 200);
   EXPECT_EQ(eff.second["sources"]["members.manage"][0]["inherited"], true);
-  EXPECT_EQ(Call("GET", "/v1/teams/" + child + "/permissions/bob/check", nullptr, alice).first, 400);
+  EXPECT_EQ(Call("GET", "/v1/teams/" + child + "/permissions/bob/check", nullptr, alice).first,
+            400);
 
   auto role = Call("PATCH", "/v1/teams/" + root + "/members/bob", {{"role", "member"}}, alice);
   ASSERT_EQ(role.first, 200) << role.second.dump();
@@ -179,7 +181,8 @@ TEST_F(TeamsHttpTest, MembersHierarchyAndPermissionsOverHttp) {
   auto cycle = Call("POST", "/v1/teams/" + root + "/move", {{"newParentId", child}}, alice);
   EXPECT_EQ(cycle.first, 422);
   EXPECT_EQ(cycle.second["error"]["code"], "cycle");
-  auto hierarchy = Call("GET", "/v1/teams/" + child + "/hierarchy?direction=ancestors", nullptr, alice);
+  auto hierarchy =
+      Call("GET", "/v1/teams/" + child + "/hierarchy?direction=ancestors", nullptr, alice);
   ASSERT_EQ(hierarchy.first, 200);
   EXPECT_EQ(hierarchy.second["ancestors"][0]["id"], root);
   auto moved = Call("POST", "/v1/teams/" + child + "/move", {{"newParentId", nullptr}}, alice);
@@ -215,13 +218,16 @@ TEST_F(TeamsHttpTest, InvitationsOverHttp) {
   EXPECT_EQ(Call("POST", "/v1/invitations/cmi_6f72672d61.AAAA/accept", nullptr, nina).first, 404);
   EXPECT_EQ(Call("POST", "/v1/invitations/garbage/accept", nullptr, nina).first, 404);
 
-  auto second = Call("POST", "/v1/teams/" + id + "/invitations", {{"email", "x@example.com"}}, alice);
+  auto second =
+      Call("POST", "/v1/teams/" + id + "/invitations", {{"email", "x@example.com"}}, alice);
   ASSERT_EQ(second.first, 201);
-  auto revoked = Call("DELETE", "/v1/teams/" + id + "/invitations/" + second.second["id"].get<std::string>(),
-                      nullptr, alice);
+  auto revoked =
+      Call("DELETE", "/v1/teams/" + id + "/invitations/" + second.second["id"].get<std::string>(),
+           nullptr, alice);
   EXPECT_EQ(revoked.first, 200) << revoked.second.dump();
   EXPECT_EQ(Call("POST", "/v1/invitations/" + second.second["token"].get<std::string>() + "/accept",
-                 nullptr, nina).first,
+                 nullptr, nina)
+                .first,
             410);
 }
 
@@ -241,13 +247,19 @@ TEST_F(TeamsHttpTest, FiftyConcurrentMembershipChangesEndConsistent) {
         const std::string user = "user-" + std::to_string(c) + "-" + std::to_string(i);
         // Every client adds six users, promotes its first two, then removes its last two.
         std::pair<int, json> r;
-        if (i < 6) r = Call("POST", "/v1/teams/" + id + "/members",
-                            {{"userId", user}, {"role", "member"}}, alice);
-        else if (i < 8) r = Call("PATCH", "/v1/teams/" + id + "/members/user-" +
-                                     std::to_string(c) + "-" + std::to_string(i - 6),
-                                 {{"role", "admin"}}, alice);
-        else r = Call("DELETE", "/v1/teams/" + id + "/members/user-" + std::to_string(c) + "-" +
-                          std::to_string(i - 6 + 2), nullptr, alice);
+        if (i < 6)
+          r = Call("POST", "/v1/teams/" + id + "/members", {{"userId", user}, {"role", "member"}},
+                   alice);
+        else if (i < 8)
+          r = Call("PATCH",
+                   "/v1/teams/" + id + "/members/user-" + std::to_string(c) + "-" +
+                       std::to_string(i - 6),
+                   {{"role", "admin"}}, alice);
+        else
+          r = Call("DELETE",
+                   "/v1/teams/" + id + "/members/user-" + std::to_string(c) + "-" +
+                       std::to_string(i - 6 + 2),
+                   nullptr, alice);
         if (r.first >= 200 && r.first < 300) {
           ++ok;
         } else {

@@ -501,8 +501,8 @@ TEST_F(UsageHttpLimitsTest, ConfiguredLimitsAreEnforcedOnIngestAndQueryRoutes) {
     EXPECT_THAT(r->body, ::testing::HasSubstr("longer than 16 bytes")) << route;
   }
   httplib::Headers key = {{"Idempotency-Key", std::string(17, 'k')}};
-  auto plan = client_->Put("/v1/usage/orgs/" + org + "/plan", key, R"({"plan":"pro"})",
-                           "application/json");
+  auto plan =
+      client_->Put("/v1/usage/orgs/" + org + "/plan", key, R"({"plan":"pro"})", "application/json");
   ASSERT_TRUE(plan);
   EXPECT_EQ(plan->status, 400) << plan->body;
   EXPECT_THAT(plan->body, ::testing::HasSubstr("Idempotency-Key must be at most 16 bytes"));

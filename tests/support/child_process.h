@@ -41,7 +41,8 @@ class ChildProcess {
     // Built before fork: the child only calls async-signal-safe functions.
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-    if (::getenv("CM_ADMIN_KEY") == nullptr) env.push_back(std::string("CM_ADMIN_KEY=") + kTestAdminKey);
+    if (::getenv("CM_ADMIN_KEY") == nullptr)
+      env.push_back(std::string("CM_ADMIN_KEY=") + kTestAdminKey);
     if (::getenv("CM_CLUSTER_SECRET") == nullptr)
       env.push_back(std::string("CM_CLUSTER_SECRET=") + kTestClusterSecret);
     std::vector<char*> envp;

@@ -121,7 +121,8 @@ class InProcessInstance {
             .endpoint = "127.0.0.1:" + std::to_string(port_)},
         [this] { return streams_->RunningTasks(); });
     router_ = std::make_unique<topology::QueryRouter>(
-        *streams_, *metadata_, topology::QueryForwarding{.signer = &signer_, .https = false, .ca_file = ""});
+        *streams_, *metadata_,
+        topology::QueryForwarding{.signer = &signer_, .https = false, .ca_file = ""});
     server_ = std::make_unique<topology::HttpServer>();
     server_->SetClusterSigner(&signer_);
     topology::AddStreamsRoutes(*server_, *streams_, *metadata_);

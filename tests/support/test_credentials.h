@@ -10,7 +10,8 @@
 
 namespace cm::testing {
 
-inline constexpr const char* kTestAdminKey = "cmk_0123456789abcdef_dGVzdC1hZG1pbi1rZXktZm9yLWNtc3Ry";
+inline constexpr const char* kTestAdminKey =
+    "cmk_0123456789abcdef_dGVzdC1hZG1pbi1rZXktZm9yLWNtc3Ry";
 inline constexpr const char* kTestClusterSecret = "test-cluster-secret";
 
 // A client of 127.0.0.1:port that sends the test admin key.

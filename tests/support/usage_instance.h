@@ -2,8 +2,8 @@
 
 // The CloudMatrix applications on the in-process harness (in_process.h), wired as `cmstream run
 // --topology cloudmatrix` wires them: the API keys, the usage and the teams topologies, and
-// their routes on the instance's HTTP server, with the test admin key. Stop() then Start() is a clean
-// restart.
+// their routes on the instance's HTTP server, with the test admin key. Stop() then Start() is a
+// clean restart.
 #include <atomic>
 #include <memory>
 #include <nlohmann/json.hpp>

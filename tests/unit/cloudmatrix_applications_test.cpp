@@ -31,7 +31,8 @@ std::set<std::string> SourcesOf(const topology::Topology& t) {
   return topics;
 }
 
-TEST(CloudmatrixApplicationsTest, CloudmatrixComposesUsageAndTeamsWithTheirStoresTopicsAndSnapshotTables) {
+TEST(CloudmatrixApplicationsTest,
+     CloudmatrixComposesUsageAndTeamsWithTheirStoresTopicsAndSnapshotTables) {
   auto composed = Compose("cloudmatrix", "cm-test");
   ASSERT_TRUE(composed.ok()) << composed.status().ToString();
   EXPECT_EQ(composed->topology.application_id(), "cm-test");
@@ -49,9 +50,9 @@ TEST(CloudmatrixApplicationsTest, CloudmatrixComposesUsageAndTeamsWithTheirStore
   }
   // Teams reads the commands through usage's source, in the same sub-topology (so a team's
   // organization has one owning task for both), and writes cloudmatrix.team-events.
-  for (const char* store : {teams::kTeamsStore, teams::kMembersStore, teams::kPermissionsStore,
-                            teams::kInvitationsStore, teams::kCommandResultsStore,
-                            teams::kInvitationTimersStore}) {
+  for (const char* store :
+       {teams::kTeamsStore, teams::kMembersStore, teams::kPermissionsStore,
+        teams::kInvitationsStore, teams::kCommandResultsStore, teams::kInvitationTimersStore}) {
     EXPECT_TRUE(stores.count(store)) << store;
   }
   const auto& teams_node = composed->topology.node(teams::kTeamsProcessorNode);

@@ -39,8 +39,7 @@ TEST(TeamsHierarchy, AncestorsDescendantsAndBothWithDepth) {
   ASSERT_TRUE(both.ok());
   EXPECT_EQ((*both)["ancestors"].size(), 1u);
   EXPECT_EQ((*both)["descendants"].size(), 1u);
-  EXPECT_EQ(q.GetHierarchy(mid, "sideways").status().code(),
-            state::Status::Code::kInvalidArgument);
+  EXPECT_EQ(q.GetHierarchy(mid, "sideways").status().code(), state::Status::Code::kInvalidArgument);
 }
 
 TEST(TeamsHierarchy, AnEmptyTeamHasAnEmptyHierarchy) {
@@ -95,10 +94,12 @@ TEST(TeamsHierarchy, SecretTeamsNeitherNestNorHaveSubteams) {
                               {{"name", "S2"}, {"parentTeamId", root}, {"visibility", "secret"}});
   EXPECT_EQ(Code(nested_secret), "secret_nesting");
   const std::string kid = h.Create("org-a", "Kid", "alice", root);
-  EXPECT_EQ(Code(h.Send("org-a", kUpdateTeam, "alice", {{"teamId", kid}, {"visibility", "secret"}})),
-            "secret_nesting");
-  EXPECT_EQ(Code(h.Send("org-a", kUpdateTeam, "alice", {{"teamId", root}, {"visibility", "secret"}})),
-            "secret_nesting");
+  EXPECT_EQ(
+      Code(h.Send("org-a", kUpdateTeam, "alice", {{"teamId", kid}, {"visibility", "secret"}})),
+      "secret_nesting");
+  EXPECT_EQ(
+      Code(h.Send("org-a", kUpdateTeam, "alice", {{"teamId", root}, {"visibility", "secret"}})),
+      "secret_nesting");
   EXPECT_EQ(Status(h.Move(secret, "", "alice")), 200);  // already a root: no change
 }
 
@@ -107,7 +108,8 @@ TEST(TeamsHierarchy, DepthIsLimitedToThirtyTwoLevels) {
   std::vector<std::string> chain = {h.Create("org-a", "L1", "alice")};
   for (int level = 2; level <= 32; ++level)
     chain.push_back(h.Create("org-a", "L" + std::to_string(level), "alice", chain.back()));
-  json deeper = h.Send("org-a", kCreateTeam, "alice", {{"name", "L33"}, {"parentTeamId", chain.back()}});
+  json deeper =
+      h.Send("org-a", kCreateTeam, "alice", {{"name", "L33"}, {"parentTeamId", chain.back()}});
   EXPECT_EQ(Status(deeper), 422);
   EXPECT_EQ(Code(deeper), "depth_exceeded");
   // A two-level subtree cannot go under level 31 either.

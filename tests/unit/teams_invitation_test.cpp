@@ -1,14 +1,12 @@
 // Invitations: hashed tokens, accept once, revoke, and expiry by a wall-clock timer that also
 // fires after a restart.
-#include "topology/common/crypto.h"
 #include "teams_test_support.h"
+#include "topology/common/crypto.h"
 
 namespace cm::teams::testing {
 namespace {
 
-std::string Hash(const std::string& token) {
-  return topology::HexEncode(topology::Sha256(token));
-}
+std::string Hash(const std::string& token) { return topology::HexEncode(topology::Sha256(token)); }
 
 class TeamsInvitation : public ::testing::Test {
  protected:
@@ -57,9 +55,9 @@ TEST_F(TeamsInvitation, OnlyInvitationManagersInviteAndOnlyOwnersInviteOwners) {
   EXPECT_EQ(Status(Invite("t1", "inv_1", "mia")), 403);
   EXPECT_EQ(Status(Invite("t2", "inv_2", "adam", {{"role", "owner"}})), 403);
   EXPECT_EQ(Status(Invite("t3", "inv_3", "adam")), 201);
-  json bad = h_.Send("org-a", kCreateInvitation, "alice",
-                     {{"teamId", team_}, {"email", "nope"}, {"invitationId", "i"},
-                      {"tokenHash", "h"}});
+  json bad =
+      h_.Send("org-a", kCreateInvitation, "alice",
+              {{"teamId", team_}, {"email", "nope"}, {"invitationId", "i"}, {"tokenHash", "h"}});
   EXPECT_EQ(Status(bad), 400);
   EXPECT_EQ(bad["body"]["error"]["details"]["field"], "email");
 }
@@ -75,8 +73,8 @@ TEST_F(TeamsInvitation, AcceptWorksOnceThenIsGone) {
   EXPECT_EQ(Status(again), 410);
   EXPECT_FALSE(h_.Allowed(team_, "olaf", "team.read"));
   auto types = TeamsHarness::Types(h_.Events());
-  EXPECT_EQ(types, (std::vector<std::string>{"invitation.sent", "member.added",
-                                             "invitation.accepted"}));
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"invitation.sent", "member.added", "invitation.accepted"}));
 }
 
 TEST_F(TeamsInvitation, AnUnknownTokenIs404) {
@@ -87,8 +85,8 @@ TEST_F(TeamsInvitation, AnUnknownTokenIs404) {
 
 TEST_F(TeamsInvitation, ARevokedInvitationCannotBeAccepted) {
   ASSERT_EQ(Status(Invite("tok", "inv_1")), 201);
-  json revoked = h_.Send("org-a", kRevokeInvitation, "alice",
-                         {{"teamId", team_}, {"invitationId", "inv_1"}});
+  json revoked =
+      h_.Send("org-a", kRevokeInvitation, "alice", {{"teamId", team_}, {"invitationId", "inv_1"}});
   ASSERT_EQ(Status(revoked), 200) << revoked.dump();
   EXPECT_EQ(revoked["body"]["status"], "revoked");
   EXPECT_EQ(Status(Accept("tok", "nina")), 410);

@@ -40,7 +40,8 @@ TEST_F(TeamsMembership, RoleMustBeKnown) {
   json r = h_.Add(team_, "x", "superuser", "alice");
   EXPECT_EQ(Status(r), 400);
   EXPECT_EQ(r["body"]["error"]["details"]["field"], "role");
-  json missing = h_.Send("org-a", kUpdateMemberRole, "alice", {{"teamId", team_}, {"userId", "mia"}});
+  json missing =
+      h_.Send("org-a", kUpdateMemberRole, "alice", {{"teamId", team_}, {"userId", "mia"}});
   EXPECT_EQ(Status(missing), 400);
 }
 
@@ -75,7 +76,7 @@ TEST_F(TeamsMembership, TheLastOwnerCanNeitherLeaveNorBeDemoted) {
   ASSERT_EQ(Status(h_.SetRole(team_, "adam", "owner", "alice")), 200);
   EXPECT_EQ(Status(h_.SetRole(team_, "alice", "admin", "alice")), 200);
   json last = h_.Remove(team_, "adam", "adam");
-  EXPECT_EQ(Status(last), 403);  // adam is now the only owner
+  EXPECT_EQ(Status(last), 403);                                // adam is now the only owner
   EXPECT_EQ(Status(h_.Remove(team_, "alice", "alice")), 200);  // an admin may leave
 }
 
@@ -109,7 +110,8 @@ TEST_F(TeamsMembership, RoleChangesChangePermissionsAndEmitOnce) {
 }
 
 TEST_F(TeamsMembership, AnOwnerAboveManagesMembersBelow) {
-  const std::string sub = h_.Create("org-a", "Sub", "adam", team_);  // adam: admin above, owner here
+  const std::string sub =
+      h_.Create("org-a", "Sub", "adam", team_);  // adam: admin above, owner here
   h_.Add(sub, "sam", "member", "adam");
   // alice owns the parent, so she is owner in the subteam by inheritance.
   EXPECT_EQ(Status(h_.SetRole(sub, "sam", "owner", "alice")), 200);

@@ -10,9 +10,9 @@ namespace cm::teams::testing {
 namespace {
 
 TEST(TeamsPermissions, TheTableIsCumulative) {
-  EXPECT_EQ(PermissionsOf(Role::kMember),
-            (std::vector<std::string>{"team.read", "members.read", "documents.read",
-                                      "documents.write"}));
+  EXPECT_EQ(
+      PermissionsOf(Role::kMember),
+      (std::vector<std::string>{"team.read", "members.read", "documents.read", "documents.write"}));
   for (const auto& p : PermissionsOf(Role::kMember)) EXPECT_TRUE(RoleHas(Role::kAdmin, p));
   for (const auto& p : PermissionsOf(Role::kAdmin)) EXPECT_TRUE(RoleHas(Role::kOwner, p));
   EXPECT_TRUE(RoleHas(Role::kAdmin, "members.manage"));

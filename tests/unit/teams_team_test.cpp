@@ -8,7 +8,9 @@ namespace {
 TEST(TeamsTeam, CreateMakesTheCreatorOwnerAndEmitsCloudEvents) {
   TeamsHarness h;
   json r = h.Send("org-a", kCreateTeam, "alice",
-                  {{"name", "Platform"}, {"visibility", "public"}, {"description", "infra"},
+                  {{"name", "Platform"},
+                   {"visibility", "public"},
+                   {"description", "infra"},
                    {"settings", {{"slack", "#platform"}}}});
   ASSERT_EQ(Status(r), 201) << r.dump();
   const json& team = r["body"];
@@ -23,7 +25,8 @@ TEST(TeamsTeam, CreateMakesTheCreatorOwnerAndEmitsCloudEvents) {
   EXPECT_EQ(h.Graph("org-a").RoleIn("org-a", id, "alice"), Role::kOwner);
 
   auto events = h.Events();
-  ASSERT_EQ(TeamsHarness::Types(events), (std::vector<std::string>{"team.created", "member.added"}));
+  ASSERT_EQ(TeamsHarness::Types(events),
+            (std::vector<std::string>{"team.created", "member.added"}));
   EXPECT_EQ(events[0]["specversion"], "1.0");
   EXPECT_EQ(events[0]["subject"], id);
   EXPECT_EQ(events[0]["actorUserId"], "alice");
@@ -87,8 +90,11 @@ TEST(TeamsTeam, ARetriedCommandIsAppliedOnce) {
 TEST(TeamsTeam, OtherApplicationsCommandsAndUsageEventsAreIgnored) {
   TeamsHarness h;
   h.driver().PipeInput(kCommands, "org-a",
-                       json{{"type", "usage.set_plan"}, {"commandId", "u1"},
-                            {"organizationId", "org-a"}, {"plan", "pro"}}.dump(),
+                       json{{"type", "usage.set_plan"},
+                            {"commandId", "u1"},
+                            {"organizationId", "org-a"},
+                            {"plan", "pro"}}
+                           .dump(),
                        h.now());
   h.driver().PipeInput(kCommands, "org-a", "not json", h.now());
   EXPECT_FALSE(ReadCommandResult(*h.Views("org-a").command_results, "u1"));
@@ -155,8 +161,8 @@ TEST(TeamsTeam, UpdateNeedsTeamUpdate) {
 TEST(TeamsTeam, UnknownTeamIs404AndAnotherOrganizationsTeamIs422) {
   TeamsHarness h;
   const std::string other = h.Create("org-b", "B", "bob");
-  json unknown = h.Send("org-a", kUpdateTeam, "alice",
-                        {{"teamId", "org-a~t0123456789abcdef"}, {"name", "x"}});
+  json unknown =
+      h.Send("org-a", kUpdateTeam, "alice", {{"teamId", "org-a~t0123456789abcdef"}, {"name", "x"}});
   EXPECT_EQ(Status(unknown), 404);
   json bad = h.Send("org-a", kUpdateTeam, "alice", {{"teamId", "not-a-team"}, {"name", "x"}});
   EXPECT_EQ(Status(bad), 400);

@@ -58,8 +58,8 @@ class TeamsHarness {
   void Advance(int64_t ms) { now_ += ms; }
 
   // Sends a command and returns its stored result {status, body, ...}.
-  json Send(const std::string& org, const std::string& type, const std::string& actor,
-            json fields, std::string command_id = "") {
+  json Send(const std::string& org, const std::string& type, const std::string& actor, json fields,
+            std::string command_id = "") {
     if (command_id.empty()) command_id = "cmd-" + std::to_string(++next_command_);
     fields["type"] = type;
     fields["commandId"] = command_id;
@@ -152,8 +152,6 @@ class TeamsHarness {
 };
 
 inline int Status(const json& result) { return result.value("status", 0); }
-inline std::string Code(const json& result) {
-  return result["body"]["error"].value("code", "");
-}
+inline std::string Code(const json& result) { return result["body"]["error"].value("code", ""); }
 
 }  // namespace cm::teams::testing

@@ -289,7 +289,9 @@ TEST_F(HttpServerTest, ARefusalQuotingBytesThatAreNotUtf8IsStillA400) {
   auto r = client_->Get("/v1/echo?v=a%FFb");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
-  EXPECT_EQ(json::parse(r->body)["error"]["message"], "value 'a\xEF\xBF\xBD" "b'");
+  EXPECT_EQ(json::parse(r->body)["error"]["message"],
+            "value 'a\xEF\xBF\xBD"
+            "b'");
 }
 
 }  // namespace

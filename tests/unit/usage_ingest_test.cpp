@@ -1,7 +1,6 @@
 // Usage ingestion: validation, CloudEvents mapping, timestamps, dedup.
-#include "usage_test_support.h"
-
 #include "processors/usage/usage_event.h"
+#include "usage_test_support.h"
 
 namespace cm::usage::testing {
 namespace {
@@ -38,9 +37,11 @@ TEST(UsageIngest, EachInvalidEventGoesToDlqWithItsReason) {
       {"org-a", deep_metadata, "nested deeper than 32"},
       // Accepted once, then no route could read it back (issue 14, case 8).
       {"org/a", with("organizationId", "org/a"), "organizationId must not contain '/'"},
-      {"org\na", with("organizationId", "org\na"), "organizationId must not contain '/' or control"},
+      {"org\na", with("organizationId", "org\na"),
+       "organizationId must not contain '/' or control"},
       // Larger than an event may be: refused as a client error, never half-appended (issue 14).
-      {"org-a", with("metadata", {{"blob", std::string(UsageLimits{}.max_event_bytes, 'x')}}), "larger than 65536 bytes"},
+      {"org-a", with("metadata", {{"blob", std::string(UsageLimits{}.max_event_bytes, 'x')}}),
+       "larger than 65536 bytes"},
       {"org-a", without("eventId"), "eventId is required"},
       {"org-a", with("eventId", ""), "eventId must not be empty"},
       {"org-a", with("eventId", 42), "eventId must be a string"},
@@ -54,29 +55,36 @@ TEST(UsageIngest, EachInvalidEventGoesToDlqWithItsReason) {
       {"org-a", with("timestamp", "10/03/2024 12:00"), "is not ISO-8601"},
       {"org-a", with("timestamp", "2024-03-10T12:00:00"), "is not ISO-8601"},  // no zone
       {"org-a", with("timestamp", "2023-02-29T00:00:00Z"), "not a valid calendar date"},
-      {"org-a", with("timestamp", FormatTimestamp(kNow - 35 * kDayMs - 1)), "more than 35 days before"},
-      {"org-a", with("timestamp", FormatTimestamp(kNow + 5 * kMinuteMs + 1)), "more than 5 minutes after"},
+      {"org-a", with("timestamp", FormatTimestamp(kNow - 35 * kDayMs - 1)),
+       "more than 35 days before"},
+      {"org-a", with("timestamp", FormatTimestamp(kNow + 5 * kMinuteMs + 1)),
+       "more than 5 minutes after"},
       {"org-a", with("metadata", json::array()), "metadata must be a JSON object"},
       {"org-a", with("userId", 7), "userId must be a string"},
       {"org-b", good.dump(), "does not match the record key"},
       {"org-a", with("eventType", "storage.upload"), "quantity is required for storage.upload"},
-      {"org-a", Ev("e-p", "org-a", "presence.joined", kNow).dump(), "userId is required for presence.joined"},
+      {"org-a", Ev("e-p", "org-a", "presence.joined", kNow).dump(),
+       "userId is required for presence.joined"},
       {"org-a",
-       Ev("e-s", "org-a", "billing.subscription_changed", kNow, {{"metadata", {{"plan", "platinum"}}}}).dump(),
+       Ev("e-s", "org-a", "billing.subscription_changed", kNow,
+          {{"metadata", {{"plan", "platinum"}}}})
+           .dump(),
        "unknown plan 'platinum'"},
   };
   for (const auto& c : cases) h.RawEvent(c.key, c.bytes, kNow);
   auto dlq = h.Dlq();
   ASSERT_EQ(dlq.size(), cases.size());
   for (size_t i = 0; i < cases.size(); ++i) {
-    EXPECT_THAT(Reason(dlq[i]), HasSubstr(cases[i].reason)) << "case " << i << ": " << cases[i].bytes;
+    EXPECT_THAT(Reason(dlq[i]), HasSubstr(cases[i].reason))
+        << "case " << i << ": " << cases[i].bytes;
     EXPECT_LT(Reason(dlq[i]).size(), 512u) << "case " << i;
     EXPECT_EQ(dlq[i].value, cases[i].bytes) << "the DLQ keeps the original bytes";
   }
   // Nothing was counted, and the task went on: a valid event still counts.
   h.Event(good, kNow);
   EXPECT_TRUE(h.Dlq().empty());
-  EXPECT_EQ(h.Total("org-a", "events", Ms("2024-03-10T00:00:00Z"), Ms("2024-03-11T00:00:00Z"), "day"), 1);
+  EXPECT_EQ(
+      h.Total("org-a", "events", Ms("2024-03-10T00:00:00Z"), Ms("2024-03-11T00:00:00Z"), "day"), 1);
 }
 
 TEST(UsageIngest, TimeBoundsAreInclusiveAndMeasuredFromTheRecordTimestamp) {
@@ -89,10 +97,13 @@ TEST(UsageIngest, TimeBoundsAreInclusiveAndMeasuredFromTheRecordTimestamp) {
   auto dlq = h.Dlq();
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_THAT(Reason(dlq[0]), HasSubstr("more than 35 days before 2024-03-11T12:00:00.000Z"));
-  EXPECT_EQ(h.Total("org-a", "api_calls", Ms("2024-01-01T00:00:00Z"), Ms("2024-04-01T00:00:00Z"), "month"), 2);
+  EXPECT_EQ(h.Total("org-a", "api_calls", Ms("2024-01-01T00:00:00Z"), Ms("2024-04-01T00:00:00Z"),
+                    "month"),
+            2);
 
   // HTTP validates with the same function before appending, and gets the same reasons.
-  auto r = ParseUsageEvent(Ev("x", "org-a", "api.call", kNow + 6 * kMinuteMs), kNow, &DefaultCatalog());
+  auto r =
+      ParseUsageEvent(Ev("x", "org-a", "api.call", kNow + 6 * kMinuteMs), kNow, &DefaultCatalog());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), state::Status::Code::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("more than 5 minutes after"));
@@ -110,12 +121,14 @@ TEST(UsageIngest, TimestampFormats) {
   EXPECT_EQ(Ok(ParseTimestampString("2024-02-29T23:59:59.999Z")), Ms("2024-03-01T00:00:00Z") - 1);
   EXPECT_EQ(Ok(ParseTimestampString("2024-03-10T14:00:00+02:00")), Ms("2024-03-10T12:00:00Z"));
   EXPECT_EQ(Ok(ParseTimestampString("2024-03-10T06:30:00-0530")), Ms("2024-03-10T12:00:00Z"));
-  EXPECT_EQ(Ok(ParseTimestampString("2024-03-10T12:00:00.123456789Z")), Ms("2024-03-10T12:00:00Z") + 123);
+  EXPECT_EQ(Ok(ParseTimestampString("2024-03-10T12:00:00.123456789Z")),
+            Ms("2024-03-10T12:00:00Z") + 123);
   EXPECT_EQ(Ok(ParseTimestampString("2024-03-10")), Ms("2024-03-10T00:00:00Z"));
   EXPECT_EQ(Ok(ParseTimestampString("1710072000000")), Ms("2024-03-10T12:00:00Z"));
   EXPECT_EQ(FormatTimestamp(Ms("2024-03-10T12:00:00.5Z")), "2024-03-10T12:00:00.500Z");
-  for (const char* bad : {"", "2024-13-01T00:00:00Z", "2024-03-10T24:00:00Z", "2024-03-10T12:00:00.Z",
-                          "2024-03-10T12:00Z", "1969-12-31T23:59:59Z", "yesterday", "2024-03-10T12:00:00+25:00"}) {
+  for (const char* bad :
+       {"", "2024-13-01T00:00:00Z", "2024-03-10T24:00:00Z", "2024-03-10T12:00:00.Z",
+        "2024-03-10T12:00Z", "1969-12-31T23:59:59Z", "yesterday", "2024-03-10T12:00:00+25:00"}) {
     EXPECT_FALSE(ParseTimestampString(bad).ok()) << bad;
   }
   EXPECT_FALSE(ParseTimestamp(json(1.5)).ok());
@@ -142,14 +155,15 @@ TEST(UsageIngest, AFloatTimestampOutOfRangeIsRefusedAsOutOfRange) {
 
 TEST(UsageIngest, CloudEventsEnvelopeIsMappedOntoUsageEvent) {
   UsageHarness h;
-  json ce = {{"specversion", "1.0"},
-             {"id", "ce-1"},
-             {"type", "api.call"},
-             {"source", "//cloudmatrix/api-gateway"},
-             {"subject", "doc-9"},
-             {"time", "2024-03-10T11:59:00Z"},
-             {"datacontenttype", "application/json"},
-             {"data", {{"organizationId", "org-a"}, {"userId", "u1"}, {"resourceType", "document"}}}};
+  json ce = {
+      {"specversion", "1.0"},
+      {"id", "ce-1"},
+      {"type", "api.call"},
+      {"source", "//cloudmatrix/api-gateway"},
+      {"subject", "doc-9"},
+      {"time", "2024-03-10T11:59:00Z"},
+      {"datacontenttype", "application/json"},
+      {"data", {{"organizationId", "org-a"}, {"userId", "u1"}, {"resourceType", "document"}}}};
   auto e = Ok(ParseUsageEvent(ce, kNow, &DefaultCatalog()));
   EXPECT_EQ(e.event_id, "ce-1");
   EXPECT_EQ(e.event_type, "api.call");
@@ -180,8 +194,8 @@ TEST(UsageIngest, CloudEventsEnvelopeIsMappedOntoUsageEvent) {
   EXPECT_THAT(Reason(dlq[0]), HasSubstr("CloudEvents source is required"));
   EXPECT_THAT(Reason(dlq[1]), HasSubstr("data_base64"));
 
-  json m = h.Metrics("org-a", Ms("2024-03-10T11:00:00Z"), Ms("2024-03-10T12:00:00Z"), "hour", {"api_calls"},
-                     {"userId"});
+  json m = h.Metrics("org-a", Ms("2024-03-10T11:00:00Z"), Ms("2024-03-10T12:00:00Z"), "hour",
+                     {"api_calls"}, {"userId"});
   ASSERT_EQ(m["dataPoints"].size(), 1u);
   EXPECT_EQ(m["dataPoints"][0]["value"], 2);
   EXPECT_EQ(m["dataPoints"][0]["dimensions"], json({{"userId", "u1"}}));
@@ -210,24 +224,30 @@ TEST(UsageIngest, DuplicateEventIdCountsOnce) {
 TEST(UsageIngest, RedeliveryAfterRestartNeverChangesAFigure) {
   UsageHarness h;
   const int64_t day = Ms("2024-03-10T00:00:00Z");
-  for (int i = 0; i < 5; ++i) h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
+  for (int i = 0; i < 5; ++i)
+    h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
   h.driver().Commit();
   // Processed but not committed when the "crash" happens: lost, and redelivered below.
-  for (int i = 5; i < 8; ++i) h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
+  for (int i = 5; i < 8; ++i)
+    h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
   ASSERT_TRUE(h.driver().Restart().ok());
   EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "day"), 5);
   // The source redelivers everything since an older offset: each event counts exactly once.
-  for (int i = 0; i < 8; ++i) h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
+  for (int i = 0; i < 8; ++i)
+    h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
   EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "day"), 8);
   h.driver().Commit();
   ASSERT_TRUE(h.driver().Restart().ok());
-  for (int i = 0; i < 8; ++i) h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
+  for (int i = 0; i < 8; ++i)
+    h.Event(Ev("r-" + std::to_string(i), "org-a", "api.call", kNow + i), kNow + i);
   EXPECT_EQ(h.Total("org-a", "api_calls", day, day + kDayMs, "day"), 8);
   EXPECT_TRUE(h.Dlq().empty());
   // Committed views (what HTTP reads) agree.
   auto views = UsageStoreViews::Committed(h.driver().TaskFor(kEvents, "org-a").state());
   AggregationQuery q{day, day + kDayMs, Granularity::kDay, {"api_calls"}, {}};
-  EXPECT_EQ(Ok(UsageQueries(h.options(), views).GetAggregatedMetrics("org-a", q))["totals"]["api_calls"], 8);
+  EXPECT_EQ(
+      Ok(UsageQueries(h.options(), views).GetAggregatedMetrics("org-a", q))["totals"]["api_calls"],
+      8);
 }
 
 TEST(UsageIngest, DedupEntriesExpireOnlyAfterTheAcceptanceWindow) {
@@ -239,18 +259,23 @@ TEST(UsageIngest, DedupEntriesExpireOnlyAfterTheAcceptanceWindow) {
   h.Event(Ev("old-id", "org-a", "api.call", kNow), kNow + 35 * kDayMs);
   EXPECT_TRUE(dedup->Get(keys::DedupKey("org-a", "old-id")).has_value());
   // Past 36 days of stream time it expires, and a redelivery is refused by the age bound.
-  h.Event(Ev("tick", "org-a", "api.call", kNow + 36 * kDayMs + kMinuteMs), kNow + 36 * kDayMs + kMinuteMs);
-  h.Event(Ev("tick2", "org-a", "api.call", kNow + 36 * kDayMs + 3 * kMinuteMs), kNow + 36 * kDayMs + 3 * kMinuteMs);
+  h.Event(Ev("tick", "org-a", "api.call", kNow + 36 * kDayMs + kMinuteMs),
+          kNow + 36 * kDayMs + kMinuteMs);
+  h.Event(Ev("tick2", "org-a", "api.call", kNow + 36 * kDayMs + 3 * kMinuteMs),
+          kNow + 36 * kDayMs + 3 * kMinuteMs);
   EXPECT_FALSE(dedup->Get(keys::DedupKey("org-a", "old-id")).has_value());
   h.Event(Ev("old-id", "org-a", "api.call", kNow), kNow + 36 * kDayMs + 4 * kMinuteMs);
   auto dlq = h.Dlq();
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_THAT(Reason(dlq[0]), HasSubstr("more than 35 days before"));
-  EXPECT_EQ(h.Total("org-a", "api_calls", Ms("2024-03-01T00:00:00Z"), Ms("2024-05-01T00:00:00Z"), "month"), 3);
+  EXPECT_EQ(h.Total("org-a", "api_calls", Ms("2024-03-01T00:00:00Z"), Ms("2024-05-01T00:00:00Z"),
+                    "month"),
+            3);
 }
 
 TEST(UsageIngest, BatchBodyForHttpIsAllOrNothing) {
-  json batch = {{"events", {Ev("b1", "org-a", "api.call", kNow), Ev("b2", "org-a", "storage.upload", kNow)}}};
+  json batch = {
+      {"events", {Ev("b1", "org-a", "api.call", kNow), Ev("b2", "org-a", "storage.upload", kNow)}}};
   auto r = ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog());
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("events[1]: quantity is required"));
@@ -310,7 +335,9 @@ TEST(UsageLimitsTest, MaxBatchEventsRefusesOneMoreWhole) {
   json batch = {{"events", json::array()}};
   for (int i = 0; i < 3; ++i)
     batch["events"].push_back(Ev("b" + std::to_string(i), "org-a", "api.call", kNow));
-  EXPECT_EQ(Ok(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog(), {}, limits)).events.size(), 3u);
+  EXPECT_EQ(
+      Ok(ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog(), {}, limits)).events.size(),
+      3u);
   batch["events"].push_back(Ev("b3", "org-a", "api.call", kNow));
   auto r = ParseUsageEventBatch(batch.dump(), kNow, &DefaultCatalog(), {}, limits);
   ASSERT_FALSE(r.ok());
@@ -326,7 +353,8 @@ TEST(UsageLimitsTest, MaxJsonDepthIsTheDepthOfTheWholeDocument) {
   // An event 8 deep (metadata 7) is accepted by the edge and by the processor; 9 deep is not.
   json ok = Ev("deep-8", "org-a", "api.call", kNow, {{"metadata", Nested(7)}});
   json deep = Ev("deep-9", "org-a", "api.call", kNow, {{"metadata", Nested(8)}});
-  EXPECT_TRUE(ParseUsageEvent(std::string_view(ok.dump()), kNow, &DefaultCatalog(), {}, limits).ok());
+  EXPECT_TRUE(
+      ParseUsageEvent(std::string_view(ok.dump()), kNow, &DefaultCatalog(), {}, limits).ok());
   auto r = ParseUsageEvent(std::string_view(deep.dump()), kNow, &DefaultCatalog(), {}, limits);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("nested deeper than 8 levels"));
@@ -413,7 +441,8 @@ TEST(UsageLimitsTest, QueryRangesFollowTheConfiguredLimits) {
   EXPECT_EQ(h.Total("org-a", "api_calls", day, day + 2 * kDayMs, "day"), 1);
 
   EXPECT_TRUE(h.Queries("org-a").GenerateUsageReport("org-a", day, day + 2 * kDayMs, kNow).ok());
-  auto report = h.Queries("org-a").GenerateUsageReport("org-a", day, day + 2 * kDayMs + kMinuteMs, kNow);
+  auto report =
+      h.Queries("org-a").GenerateUsageReport("org-a", day, day + 2 * kDayMs + kMinuteMs, kNow);
   ASSERT_FALSE(report.ok());
   EXPECT_THAT(report.status().message(), HasSubstr("a report covers at most 2 days"));
 }

@@ -241,8 +241,7 @@ std::variant<Principal, HttpResponse> HttpServer::Admit(const HttpRequest& r,
     principal = std::move(authenticated).value();
   }
   if (!principal.HasScope(access.scope))
-    return HttpResponse::Error(403, "forbidden",
-                               "this credential lacks the scope " + access.scope,
+    return HttpResponse::Error(403, "forbidden", "this credential lacks the scope " + access.scope,
                                {{"requiredScope", access.scope}});
   if (!access.organization_param.empty()) {
     auto it = r.path_params.find(access.organization_param);

@@ -24,7 +24,7 @@ namespace cm::topology {
 
 struct HttpRequest {
   std::string method;
-  std::string route;  // the pattern the request matched, "/v1/usage/orgs/{org}/quota"
+  std::string route;   // the pattern the request matched, "/v1/usage/orgs/{org}/quota"
   std::string target;  // path and query exactly as the request line sent them
   std::string path;
   std::map<std::string, std::string> path_params;  // {name} segments of the route

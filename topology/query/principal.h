@@ -25,9 +25,7 @@ struct Principal {
   }
   bool admin() const { return HasScope(kAdminScope); }
   // Whether it may see or change anything of `org`.
-  bool CanAccess(std::string_view org) const {
-    return organization.empty() || organization == org;
-  }
+  bool CanAccess(std::string_view org) const { return organization.empty() || organization == org; }
 
   nlohmann::json ToJson() const {
     return {{"keyId", key_id},

@@ -61,7 +61,8 @@ HttpResponse QueryRouter::Forward(const HttpRequest& request, const std::string&
   client.set_tcp_nodelay(true);
   client.set_read_timeout(30);
   httplib::Headers headers;
-  for (auto& [k, v] : forwarding_.signer->Sign(request, metadata_.instance_id(), WallClockMs() / 1000))
+  for (auto& [k, v] :
+       forwarding_.signer->Sign(request, metadata_.instance_id(), WallClockMs() / 1000))
     headers.emplace(k, v);
   if (auto key = request.Header("Idempotency-Key"); !key.empty())
     headers.emplace("Idempotency-Key", key);

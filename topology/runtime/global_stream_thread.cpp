@@ -85,8 +85,8 @@ Status GlobalStreamThread::Apply(std::map<std::string, std::vector<state::StoreC
   for (const auto& g : topology_.global_stores()) {
     state::CheckpointEntries checkpoint;
     for (const auto& [tp, offset] : next)
-      if (tp.first == g.topic) checkpoint[CheckpointKey(tp.first, tp.second)] =
-          std::to_string(offset);
+      if (tp.first == g.topic)
+        checkpoint[CheckpointKey(tp.first, tp.second)] = std::to_string(offset);
     auto& list = changes[g.name];
     if (list.empty() && checkpoint.empty()) continue;
     if (auto s = state_->ApplyRestored(g.name, list, checkpoint); !s.ok()) return s;
@@ -128,7 +128,8 @@ Status GlobalStreamThread::RestoreAndFollow() {
     }
     if (rebuild) {
       Log(LogLevel::kWarn, "global_store_rebuilt",
-          {{"store", g.name}, {"topic", g.topic},
+          {{"store", g.name},
+           {"topic", g.topic},
            {"reason", "its checkpoint is outside the topic's offsets"}});
       std::vector<state::StoreChange> wipe;
       state_->committed_key_value_store(g.name)->Range("", "", [&](std::string_view k, auto) {
@@ -180,8 +181,7 @@ Status GlobalStreamThread::RestoreAndFollow() {
       if (it == store_of_topic.end() || m->key == nullptr) continue;
       state::StoreChange change;
       change.key.assign(static_cast<const char*>(m->key), m->key_len);
-      if (m->payload != nullptr)
-        change.value.emplace(static_cast<const char*>(m->payload), m->len);
+      if (m->payload != nullptr) change.value.emplace(static_cast<const char*>(m->payload), m->len);
       changes[it->second].push_back(std::move(change));
       next[{topic, m->partition}] = m->offset + 1;
     }

@@ -27,8 +27,7 @@ class GlobalStreamThread {
  public:
   // `partitions`: the partition count of each global store's topic.
   GlobalStreamThread(const Topology& topology, const StreamsConfig& config,
-                     std::map<std::string, int32_t> partitions,
-                     state::StateResources& resources);
+                     std::map<std::string, int32_t> partitions, state::StateResources& resources);
   ~GlobalStreamThread();
   GlobalStreamThread(const GlobalStreamThread&) = delete;
   GlobalStreamThread& operator=(const GlobalStreamThread&) = delete;
