@@ -1,6 +1,8 @@
 #pragma once
 
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "state/window_store.h"
 
@@ -16,6 +18,13 @@ struct StoreSpec {
   StoreType type = StoreType::kKeyValue;
   WindowSpec window;   // only for kWindow
   bool logged = true;  // backed by a changelog topic
+
+  // Logged stores of one type, one per name: how applications declare most of theirs.
+  static std::vector<StoreSpec> Logged(StoreType type, std::initializer_list<const char*> names) {
+    std::vector<StoreSpec> specs;
+    for (const char* name : names) specs.push_back({name, type, {}, true});
+    return specs;
+  }
 };
 
 inline const char* StoreTypeName(StoreType type) {

@@ -34,6 +34,12 @@ std::optional<Grant> DecidingGrant(const Grants& grants, std::string_view team_i
   return best;
 }
 
+std::optional<std::string> ParentTeamOf(const json& team) {
+  auto it = team.find("parentTeamId");
+  if (it == team.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
 std::string LowerName(std::string_view name) {
   std::string out(name);
   for (char& c : out)
@@ -82,9 +88,9 @@ std::vector<std::string> TeamGraph::Ancestors(const std::string& org,
   for (int i = 0; i < 100000; ++i) {
     auto t = Team(org, current);
     if (!t) break;
-    const json parent = t->value("parentTeamId", json());
-    if (!parent.is_string()) break;
-    current = parent.get<std::string>();
+    auto parent = ParentTeamOf(*t);
+    if (!parent) break;
+    current = std::move(*parent);
     out.push_back(current);
   }
   return out;

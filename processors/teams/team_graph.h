@@ -62,6 +62,9 @@ class TeamGraph {
   TeamsStoreViews views_;
 };
 
+// The parentTeamId of a team record; nullopt for a root team.
+std::optional<std::string> ParentTeamOf(const nlohmann::json& team);
+
 // ASCII case folding: team names are unique per organization case-insensitively.
 std::string LowerName(std::string_view name);
 

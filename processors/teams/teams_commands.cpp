@@ -11,11 +11,6 @@ namespace cm::teams {
 
 using nlohmann::json;
 
-json ErrorBody(std::string_view code, std::string_view message, json details) {
-  if (details.is_null()) details = json::object();
-  return {{"error", {{"code", code}, {"message", message}, {"details", std::move(details)}}}};
-}
-
 namespace {
 
 json Invalid(const std::string& field, const std::string& message) {
@@ -146,26 +141,6 @@ std::optional<json> CheckCommandFields(std::string_view type, const json& c,
     return CheckIdField(c, "invitationId", true, o);
   }
   return ErrorBody("validation_error", "unknown teams command type '" + std::string(type) + "'");
-}
-
-std::optional<json> ReadCommandResult(state::ReadOnlyKeyValueStore& command_results,
-                                      std::string_view command_id) {
-  auto v = command_results.Get(keys::CommandResultKey(command_id));
-  if (!v) return std::nullopt;
-  json j = json::parse(*v, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
-}
-
-std::string FormatTime(int64_t ms) {
-  const time_t secs = static_cast<time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-  const int millis = static_cast<int>(ms - static_cast<int64_t>(secs) * 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-  return buf;
 }
 
 }  // namespace cm::teams

@@ -7,6 +7,8 @@
 
 #include "processors/teams/teams_options.h"
 #include "state/key_value_store.h"
+#include "topology/common/timestamp.h"
+#include "topology/processor/command_results.h"
 
 namespace cm::teams {
 
@@ -26,9 +28,9 @@ namespace cm::teams {
 //   teams.accept_invitation  {tokenHash}   (actorUserId becomes the member)
 //   teams.revoke_invitation  {teamId, invitationId}
 //
-// The outcome is stored in teams-command-results under CommandResultKey(commandId) as
-// {commandId, type, organizationId, status, body, requestHash, appliedAt}; a command whose id
-// has a result is not applied again. A failing command changes no other store.
+// The outcome is recorded in teams-command-results (topology::CommandResults, kept for
+// TeamsOptions::command_result_retention_ms); a command whose id has a result is not applied
+// again. A failing command changes no other store.
 inline constexpr char kCreateTeam[] = "teams.create_team";
 inline constexpr char kUpdateTeam[] = "teams.update_team";
 inline constexpr char kDeleteTeam[] = "teams.delete_team";
@@ -40,20 +42,13 @@ inline constexpr char kCreateInvitation[] = "teams.create_invitation";
 inline constexpr char kAcceptInvitation[] = "teams.accept_invitation";
 inline constexpr char kRevokeInvitation[] = "teams.revoke_invitation";
 
-// {"error": {"code", "message", "details"}} (DESIGN §6).
-nlohmann::json ErrorBody(std::string_view code, std::string_view message,
-                         nlohmann::json details = nlohmann::json::object());
+using topology::ErrorBody;
+using topology::FormatTimestamp;
 
 // The field checks that need no state, for the routes (before appending) and the processor
 // (commands may come from elsewhere). nullopt when valid, else a 400 body naming the field.
 std::optional<nlohmann::json> CheckCommandFields(std::string_view type,
                                                  const nlohmann::json& command,
                                                  const TeamsOptions& options);
-
-std::optional<nlohmann::json> ReadCommandResult(state::ReadOnlyKeyValueStore& command_results,
-                                                std::string_view command_id);
-
-// ISO-8601 UTC with milliseconds ("2026-12-02T10:15:04.000Z").
-std::string FormatTime(int64_t epoch_ms);
 
 }  // namespace cm::teams

@@ -24,6 +24,8 @@ struct TeamsOptions {
   int64_t invitation_ttl_ms = 7LL * 24 * 3600 * 1000;
   // How often the expiry punctuation looks for invitations past their expiry (wall clock).
   int64_t expiry_check_interval_ms = 1000;
+  // A command's result answers its retries (same Idempotency-Key) for this long.
+  int64_t command_result_retention_ms = 7LL * 24 * 3600 * 1000;
   size_t max_id_bytes = 128;
   size_t max_json_depth = 32;
 
@@ -32,8 +34,9 @@ struct TeamsOptions {
       return state::Status::InvalidArgument("teams: topics and the source node must be named");
     if (max_depth < 1 || max_depth > 1000)
       return state::Status::InvalidArgument("teams: max_depth must be 1..1000");
-    if (invitation_ttl_ms <= 0 || expiry_check_interval_ms <= 0)
-      return state::Status::InvalidArgument("teams: invitation times must be positive");
+    if (invitation_ttl_ms <= 0 || expiry_check_interval_ms <= 0 || command_result_retention_ms <= 0)
+      return state::Status::InvalidArgument(
+          "teams: invitation and retention times must be positive");
     return state::Status::OK();
   }
 };

@@ -8,6 +8,7 @@
 #include "processors/teams/teams_commands.h"
 #include "processors/teams/teams_queries.h"
 #include "processors/teams/teams_stores.h"
+#include "processors/teams/user_teams_processor.h"
 #include "topology/common/crypto.h"
 #include "topology/common/json.h"
 #include "topology/common/wall_clock.h"
@@ -30,19 +31,7 @@ std::optional<std::string> OrganizationOfInvitationToken(const std::string& toke
   const size_t dot = token.find('.');
   if (dot == std::string::npos || dot == 4 || (dot - 4) % 2 != 0 || dot + 1 >= token.size())
     return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string org;
-  for (size_t i = 4; i < dot; i += 2) {
-    const int hi = nibble(token[i]);
-    const int lo = nibble(token[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    org.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return org;
+  return topology::HexDecode(std::string_view(token).substr(4, dot - 4));
 }
 
 namespace {
@@ -56,6 +45,15 @@ HttpResponse NotFound(const std::string& what = "no such team") {
 }
 HttpResponse Validation(const std::string& message, json details = json::object()) {
   return HttpResponse::Error(400, "validation_error", message, std::move(details));
+}
+
+// A page size: 1..500.
+std::optional<size_t> ParseLimit(const std::string& text) {
+  if (text.empty() || text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  const int n = std::stoi(text);
+  if (n < 1 || n > 500) return std::nullopt;
+  return static_cast<size_t>(n);
 }
 
 bool Flag(const HttpRequest& req, const std::string& name) {
@@ -134,27 +132,17 @@ struct Context {
     if (!identity.ok()) return Validation(identity.status().message());
     const topology::TaskId task = TaskOf(org);
     return router.RouteToOwner(req, task, [&] {
-      fields["type"] = type;
-      fields["commandId"] = identity->command_id;
-      fields["requestHash"] = identity->request_hash;
-      fields["organizationId"] = org;
-      fields["issuedAt"] = FormatTime(topology::WallClockMs());
-      topology::CommandSender::Command command{
-          options.commands_topic, org,
-          fields.dump(),          task,
-          kCommandResultsStore,   keys::CommandResultKey(identity->command_id)};
-      auto stored = commands.AppendAndAwait(command, kCommandTimeout);
-      if (!stored.ok()) return HttpResponse::FromStatus(stored.status());
-      json result = json::parse(*stored, nullptr, false);
-      if (!result.is_object() || !result.contains("status"))
-        return HttpResponse::Error(500, "internal", "unreadable command result");
-      if (result.value("requestHash", identity->request_hash) != identity->request_hash)
-        return topology::IdempotencyKeyReused();
-      json body = result.value("body", json::object());
-      const int status = result["status"].get<int>();
-      if (decorate && status < 300) decorate(body);
-      return HttpResponse::Json(status, body);
+      return commands.Submit({options.commands_topic, org, task, kCommandResultsStore, type, org,
+                              *identity, std::move(fields)},
+                             kCommandTimeout, decorate);
     });
+  }
+
+  // The user index is keyed by user: its task is the user's partition of the repartition topic.
+  topology::TaskId TaskOfUser(const std::string& user) const {
+    const std::string topic = topology::Topology::RepartitionTopic(
+        streams.topology().application_id(), kUserTeamsRepartition);
+    return streams.TaskForKey(*streams.topology().SubTopologyOfSource(topic), user);
   }
 
   HttpResponse Query(const HttpRequest& req, const std::string& org,
@@ -309,6 +297,31 @@ void AddTeamsRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
               q.CheckPermission(req.path_params.at("id"), req.path_params.at("user"), it->second));
         });
       });
+
+  // getUserTeams: the user's direct memberships in every organization the key may see.
+  server.Route("GET", "/v1/users/{user}/teams", read, [ctx](const HttpRequest& req) {
+    UserTeamsPage page;
+    page.user = req.path_params.at("user");
+    if (auto s = CheckId(page.user, ctx->options.max_id_bytes, "userId"); !s.ok())
+      return Validation(s.message(), {{"field", "userId"}});
+    if (auto it = req.query.find("cursor"); it != req.query.end()) page.cursor = it->second;
+    if (auto it = req.query.find("limit"); it != req.query.end()) {
+      auto limit = ParseLimit(it->second);
+      if (!limit) return Validation("limit must be an integer 1..500", {{"field", "limit"}});
+      page.limit = *limit;
+    }
+    const topology::Principal principal = *req.principal;
+    return ctx->router.Route(
+        req, ctx->TaskOfUser(page.user), [&](const topology::ReadOnlyStores& stores) {
+          auto* index = stores.KeyValue(kUserTeamsStore);
+          if (!index)
+            return HttpResponse::Error(500, "internal", "the user index is missing on this task");
+          auto visible = [&](const std::string& org) { return principal.CanAccess(org); };
+          auto answer = GetUserTeams(*index, page, visible);
+          if (!answer.ok()) return Validation(answer.status().message(), {{"field", "cursor"}});
+          return HttpResponse::Json(200, answer.value());
+        });
+  });
 }
 
 }  // namespace cm::teams

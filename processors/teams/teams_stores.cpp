@@ -5,16 +5,9 @@
 namespace cm::teams {
 
 std::vector<state::StoreSpec> TeamsStoreSpecs() {
-  std::vector<state::StoreSpec> specs;
-  for (const char* name :
-       {kTeamsStore, kMembersStore, kPermissionsStore, kInvitationsStore, kCommandResultsStore}) {
-    state::StoreSpec spec;
-    spec.name = name;
-    spec.type = state::StoreType::kKeyValue;
-    spec.logged = true;
-    specs.push_back(spec);
-  }
-  return specs;
+  return state::StoreSpec::Logged(
+      state::StoreType::kKeyValue,
+      {kTeamsStore, kMembersStore, kPermissionsStore, kInvitationsStore, kCommandResultsStore});
 }
 
 TeamsStoreViews TeamsStoreViews::Live(state::TaskState& task) {
@@ -70,8 +63,10 @@ std::string InvitationKey(std::string_view org, std::string_view invitation_id) 
   return Tagged('i', {org, invitation_id});
 }
 std::string TokenHashKey(std::string_view token_hash) { return Tagged('h', {token_hash}); }
-std::string CommandResultKey(std::string_view command_id) { return Tagged('c', {command_id}); }
-
+std::string UserTeamKey(std::string_view user, std::string_view org, std::string_view team) {
+  return Tagged('u', {user, org, team});
+}
+std::string UserTeamsPrefix(std::string_view user) { return Tagged('u', {user}); }
 std::string LastField(std::string_view key) {
   size_t pos = 1;
   std::string field;

@@ -26,14 +26,20 @@ namespace cm::teams {
 // teams-invitations  'i' str org str invitationId     -> invitation JSON (tokenHash, never the
 //                                                        token)
 //                    'h' str tokenHash               -> invitationId
-// teams-command-results 'c' commandId                -> {commandId, type, organizationId,
-//                                                        status, body, requestHash, appliedAt}
+// teams-command-results                              -> topology::CommandResults
 // teams-invitation-timers (timer store)              -> expiry of pending invitations
+//
+// The user index, owned by the task of the user's partition of the teams-user-teams
+// repartition topic (memberships re-keyed by userId), so a user's teams across organizations
+// are one prefix scan:
+// teams-user-teams   'u' str user str org str teamId -> membership JSON + organizationId,
+//                                                        teamName, visibility
 inline constexpr char kTeamsStore[] = "teams-teams";
 inline constexpr char kMembersStore[] = "teams-members";
 inline constexpr char kPermissionsStore[] = "teams-permissions";
 inline constexpr char kInvitationsStore[] = "teams-invitations";
 inline constexpr char kCommandResultsStore[] = "teams-command-results";
+inline constexpr char kUserTeamsStore[] = "teams-user-teams";
 
 std::vector<state::StoreSpec> TeamsStoreSpecs();
 
@@ -65,7 +71,8 @@ std::string GrantsKey(std::string_view org, std::string_view team, std::string_v
 std::string GrantsPrefix(std::string_view org, std::string_view team);
 std::string InvitationKey(std::string_view org, std::string_view invitation_id);
 std::string TokenHashKey(std::string_view token_hash);
-std::string CommandResultKey(std::string_view command_id);
+std::string UserTeamKey(std::string_view user, std::string_view org, std::string_view team);
+std::string UserTeamsPrefix(std::string_view user);
 
 // The last str field of a key (the child, user or team id a scan visits).
 std::string LastField(std::string_view key);

@@ -4,6 +4,7 @@
 
 #include "processors/teams/teams_processor.h"
 #include "processors/teams/teams_stores.h"
+#include "processors/teams/user_teams_processor.h"
 
 namespace cm::teams {
 
@@ -15,13 +16,17 @@ state::Status AddTeamsTopology(topology::TopologyBuilder& builder, const TeamsOp
       .AddProcessor(kTeamsProcessorNode,
                     [shared] { return std::make_unique<TeamsProcessor>(shared); },
                     {options.source_node})
-      .AddSink(kTeamEventsSinkNode, options.team_events_topic, {kTeamsProcessorNode});
+      .AddSink(kTeamEventsSinkNode, options.team_events_topic, {kTeamsProcessorNode})
+      // getUserTeams: memberships re-keyed by user into the user index.
+      .AddRepartitionSink(kUserIndexSinkNode, kUserTeamsRepartition, {kTeamsProcessorNode})
+      .AddRepartitionSource(kUserIndexSourceNode, kUserTeamsRepartition)
+      .AddProcessor(kUserTeamsProcessorNode, [] { return std::make_unique<UserTeamsProcessor>(); },
+                    {kUserIndexSourceNode});
   for (auto& spec : TeamsStoreSpecs()) builder.AddStateStore(spec, {kTeamsProcessorNode});
-  state::StoreSpec timers;
-  timers.name = kInvitationTimersStore;
-  timers.type = state::StoreType::kTimer;
-  timers.logged = true;
-  builder.AddStateStore(timers, {kTeamsProcessorNode});
+  for (auto& spec : state::StoreSpec::Logged(state::StoreType::kKeyValue, {kUserTeamsStore}))
+    builder.AddStateStore(spec, {kUserTeamsProcessorNode});
+  for (auto& spec : state::StoreSpec::Logged(state::StoreType::kTimer, {kInvitationTimersStore}))
+    builder.AddStateStore(spec, {kTeamsProcessorNode});
   return state::Status::OK();
 }
 

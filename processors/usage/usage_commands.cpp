@@ -4,11 +4,6 @@
 
 namespace cm::usage {
 
-nlohmann::json ErrorBody(std::string_view code, std::string_view message, nlohmann::json details) {
-  if (details.is_null()) details = nlohmann::json::object();
-  return {{"error", {{"code", code}, {"message", message}, {"details", std::move(details)}}}};
-}
-
 std::optional<nlohmann::json> CheckSetPlan(const Catalog& c, const nlohmann::json& cmd) {
   using nlohmann::json;
   const json plan = cmd.value("plan", json());
@@ -57,15 +52,6 @@ std::optional<nlohmann::json> CheckSubscribeAlerts(const Catalog& c, const nlohm
     }
   }
   return std::nullopt;
-}
-
-std::optional<nlohmann::json> ReadCommandResult(state::ReadOnlyKeyValueStore& command_results,
-                                                std::string_view command_id) {
-  auto v = command_results.Get(keys::CommandResultKey(command_id));
-  if (!v) return std::nullopt;
-  auto j = nlohmann::json::parse(*v, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
 }
 
 }  // namespace cm::usage

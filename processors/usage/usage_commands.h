@@ -7,6 +7,7 @@
 
 #include "processors/usage/metric_catalog.h"
 #include "state/key_value_store.h"
+#include "topology/processor/command_results.h"
 
 namespace cm::usage {
 
@@ -31,17 +32,16 @@ namespace cm::usage {
 //                           sends one copy per partition and sums rolledUp / errors.
 //
 // The effective time of a command is its record's Kafka timestamp (set when HTTP appended it).
-// The outcome is stored in usage-command-results under CommandResultKey(commandId) as
-//   {"commandId", "type", "organizationId", "status": HTTP status, "body": success body or
-//    {"error": {"code", "message", "details"}}, "appliedAt"}
-// and a command whose commandId already has a result is not applied again. A command without
-// a commandId or that is not JSON goes to the DLQ (there is nowhere to put its result).
+// The outcome is recorded in usage-command-results (topology::CommandResults: status, body or
+// {"error": {"code", "message", "details"}}, requestHash, appliedAt; kept for
+// command_result_retention_ms) and a command whose commandId has a result is not applied again. A
+// command without a commandId or that is not JSON goes to the DLQ (there is nowhere to put its
+// result).
 inline constexpr char kSetPlanCommand[] = "usage.set_plan";
 inline constexpr char kSubscribeAlertsCommand[] = "usage.subscribe_alerts";
 inline constexpr char kRollupCommand[] = "usage.rollup";
 
-// {"error": {"code", "message", "details"}} (DESIGN §6).
-nlohmann::json ErrorBody(std::string_view code, std::string_view message, nlohmann::json details);
+using topology::ErrorBody;
 
 // The checks of a command's fields that need no state. The HTTP routes run them before
 // appending, so an invalid command is refused without a Kafka round trip; the processor runs
@@ -53,7 +53,5 @@ std::optional<nlohmann::json> CheckSubscribeAlerts(const Catalog& catalog,
 
 // The stored result of a command, or nullopt while it has not been applied (what the HTTP
 // layer polls after appending a command).
-std::optional<nlohmann::json> ReadCommandResult(state::ReadOnlyKeyValueStore& command_results,
-                                                std::string_view command_id);
 
 }  // namespace cm::usage

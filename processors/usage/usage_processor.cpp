@@ -54,7 +54,7 @@ void UsageProcessor::Init(topology::ProcessorContext& context) {
   orgs_ = &context.GetKeyValueStore(kOrgsStore);
   alerts_ = &context.GetKeyValueStore(kAlertsStore);
   dedup_ = &context.GetKeyValueStore(kDedupStore);
-  results_ = &context.GetKeyValueStore(kCommandResultsStore);
+  results_.emplace(context.GetKeyValueStore(kCommandResultsStore));
   context.Schedule(std::chrono::milliseconds(options_->maintenance_interval_ms),
                    topology::PunctuationType::kStreamTime,
                    [this](int64_t stream_time) { Maintain(stream_time); });
@@ -333,8 +333,7 @@ void UsageProcessor::ProcessCommand(const Record& record) {
     return;
   }
   const std::string command_id = id.get<std::string>();
-  const std::string rkey = keys::CommandResultKey(command_id);
-  if (results_->Get(rkey)) return;  // applied before: a retry changes nothing
+  if (results_->Applied(command_id)) return;  // applied before: a retry changes nothing
   const int64_t now = record.timestamp_ms;
 
   std::string org;
@@ -363,14 +362,11 @@ void UsageProcessor::ProcessCommand(const Record& record) {
                     {{"knownTypes", {kSetPlanCommand, kSubscribeAlertsCommand, kRollupCommand}}})};
     }
   }
-  json result = {{"commandId", command_id}, {"type", t},
-                 {"organizationId", org},   {"status", outcome.status},
-                 {"body", outcome.body},    {"appliedAt", FormatTimestamp(now)}};
+  std::optional<std::string> request_hash;
   // What the HTTP edge compares a retry's request with (a reused Idempotency-Key).
   if (cmd.contains("requestHash") && cmd["requestHash"].is_string())
-    result["requestHash"] = cmd["requestHash"];
-  results_->Put(rkey, result.dump());
-  results_->Put(keys::CommandExpiryKey(now, command_id), "");
+    request_hash = cmd["requestHash"].get<std::string>();
+  results_->Record({command_id, t, org, outcome.status, outcome.body, request_hash, now});
 }
 
 UsageProcessor::CommandOutcome UsageProcessor::SetPlan(const std::string& org, const json& cmd,
@@ -584,8 +580,7 @@ void UsageProcessor::Maintain(int64_t stream_time) {
            std::string_view id = rest.substr(4 + (org ? org->size() : 0));
            return keys::DedupKey(org.value_or(""), id);
          });
-  expire(*results_, keys::kCommandExpiryTag, stream_time - options_->command_result_retention_ms,
-         [](std::string_view rest) { return keys::CommandResultKey(rest); });
+  results_->ExpireBefore(stream_time - options_->command_result_retention_ms, kBatch);
   if (last_rollup_ == INT64_MIN || stream_time - last_rollup_ >= options_->rollup_interval_ms) {
     last_rollup_ = stream_time;
     ScheduledRollup(stream_time);

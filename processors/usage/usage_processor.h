@@ -2,14 +2,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "processors/usage/metric_catalog.h"
 #include "processors/usage/org_settings.h"
 #include "processors/usage/usage_options.h"
+#include "topology/processor/command_results.h"
 #include "topology/processor/processor.h"
 
 namespace cm::usage {
@@ -45,7 +46,8 @@ class UsageProcessor final : public topology::Processor {
   void ProcessEvent(const topology::Record& record);
   void ProcessCommand(const topology::Record& record);
   CommandOutcome SetPlan(const std::string& org, const nlohmann::json& command, int64_t now);
-  CommandOutcome SubscribeAlerts(const std::string& org, const nlohmann::json& command, int64_t now);
+  CommandOutcome SubscribeAlerts(const std::string& org, const nlohmann::json& command,
+                                 int64_t now);
   CommandOutcome Rollup(const std::string& org, const nlohmann::json& command, int64_t now);
 
   void CountEvent(const UsageEvent& event, const OrgSettings& settings,
@@ -73,7 +75,7 @@ class UsageProcessor final : public topology::Processor {
   state::KeyValueStore* orgs_ = nullptr;
   state::KeyValueStore* alerts_ = nullptr;
   state::KeyValueStore* dedup_ = nullptr;
-  state::KeyValueStore* results_ = nullptr;
+  std::optional<topology::CommandResults> results_;
   int64_t last_rollup_ = INT64_MIN;
 };
 

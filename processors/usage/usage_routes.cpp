@@ -107,25 +107,10 @@ struct Context {
   HttpResponse CommandOnTask(const HttpRequest& req, const char* type, json fields,
                              const std::string& org, const topology::TaskId& task,
                              const topology::CommandIdentity& identity) const {
-    const std::string& command_id = identity.command_id;
     return router.RouteToOwner(req, task, [&] {
-      fields["type"] = type;
-      fields["commandId"] = command_id;
-      fields["requestHash"] = identity.request_hash;
-      if (!org.empty()) fields["organizationId"] = org;
-      fields["issuedAt"] = FormatTimestamp(topology::WallClockMs());
-      topology::CommandSender::Command command{
-          options.commands_topic, org,
-          fields.dump(),          task,
-          kCommandResultsStore,   keys::CommandResultKey(command_id)};
-      auto stored = commands.AppendAndAwait(command, kCommandTimeout);
-      if (!stored.ok()) return HttpResponse::FromStatus(stored.status());
-      json result = json::parse(*stored, nullptr, false);
-      if (!result.is_object() || !result.contains("status"))
-        return HttpResponse::Error(500, "internal", "unreadable command result");
-      if (result.value("requestHash", identity.request_hash) != identity.request_hash)
-        return topology::IdempotencyKeyReused();
-      return HttpResponse::Json(result["status"].get<int>(), result.value("body", json::object()));
+      return commands.Submit({options.commands_topic, org, task, kCommandResultsStore, type, org,
+                              identity, std::move(fields)},
+                             kCommandTimeout);
     });
   }
 };

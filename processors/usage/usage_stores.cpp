@@ -7,16 +7,9 @@
 namespace cm::usage {
 
 std::vector<state::StoreSpec> UsageStoreSpecs() {
-  std::vector<state::StoreSpec> specs;
-  for (const char* name : {kAggregatesStore, kTotalsStore, kOrgsStore, kAlertsStore, kDedupStore,
-                           kCommandResultsStore}) {
-    state::StoreSpec spec;
-    spec.name = name;
-    spec.type = state::StoreType::kKeyValue;
-    spec.logged = true;
-    specs.push_back(spec);
-  }
-  return specs;
+  return state::StoreSpec::Logged(state::StoreType::kKeyValue,
+                                  {kAggregatesStore, kTotalsStore, kOrgsStore, kAlertsStore,
+                                   kDedupStore, kCommandResultsStore});
 }
 
 namespace keys {
@@ -183,19 +176,6 @@ std::string DedupExpiryKey(int64_t event_time, std::string_view org, std::string
   state::AppendOrderedInt64(k, event_time);
   state::AppendLengthPrefixed(k, org);
   k.append(event_id);
-  return k;
-}
-
-std::string CommandResultKey(std::string_view command_id) {
-  std::string k(1, 'c');
-  k.append(command_id);
-  return k;
-}
-
-std::string CommandExpiryKey(int64_t applied_at, std::string_view command_id) {
-  std::string k(1, kCommandExpiryTag);
-  state::AppendOrderedInt64(k, applied_at);
-  k.append(command_id);
   return k;
 }
 

@@ -34,8 +34,7 @@ namespace cm::usage {
 //                        -> alertId (the fired marker: at most one alert per key, ever)
 // usage-dedup        'e' | str org | eventId -> time eventTime + 8-byte content hash
 //                    'x' | time eventTime | str org | eventId -> "" (expiry index)
-// usage-command-results  'c' | commandId -> JSON {commandId, type, organizationId, status,
-//                        body, appliedAt};  'x' | time appliedAt | commandId -> "" (expiry)
+// usage-command-results  topology::CommandResults (results by command id, expiry index)
 inline constexpr char kAggregatesStore[] = "usage-aggregates";
 inline constexpr char kTotalsStore[] = "usage-totals";
 inline constexpr char kOrgsStore[] = "usage-orgs";
@@ -87,10 +86,6 @@ std::string AlertFiredKey(std::string_view org, std::string_view subscription_id
 std::string DedupKey(std::string_view org, std::string_view event_id);
 std::string DedupExpiryKey(int64_t event_time, std::string_view org, std::string_view event_id);
 inline constexpr char kDedupExpiryTag = 'x';
-
-std::string CommandResultKey(std::string_view command_id);
-std::string CommandExpiryKey(int64_t applied_at, std::string_view command_id);
-inline constexpr char kCommandExpiryTag = 'x';
 
 }  // namespace keys
 

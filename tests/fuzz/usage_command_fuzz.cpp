@@ -88,7 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       id->get_ref<const std::string&>().size() > limits.max_id_bytes)
     return 0;
   auto views = cm::usage::UsageStoreViews::Live(h.driver->TaskFor(kCommands, key).state());
-  auto result = cm::usage::ReadCommandResult(*views.command_results, id->get<std::string>());
+  auto result = cm::topology::CommandResults::Read(*views.command_results, id->get<std::string>());
   FUZZ_CHECK(result.has_value(), "a usage command with a commandId left no result");
   FUZZ_CHECK(result->contains("status") && (*result)["status"].is_number_integer(), result->dump());
   return 0;

@@ -190,6 +190,62 @@ TEST_F(TeamsHttpTest, MembersHierarchyAndPermissionsOverHttp) {
   EXPECT_TRUE(moved.second["parentTeamId"].is_null());
 }
 
+TEST_F(TeamsHttpTest, AUsersTeamsAcrossOrganizationsThroughTheUserIndex) {
+  const std::string alice_a = Key("org-a", "alice");
+  const std::string bob_b = Key("org-b", "bob");
+  const std::string admin = testing::kTestAdminKey;
+  const std::string a1 = CreateTeam(alice_a, "A1");
+  const std::string a2 = CreateTeam(alice_a, "A2");
+  const std::string b1 = CreateTeam(bob_b, "B1");
+  ASSERT_EQ(
+      Call("POST", "/v1/teams/" + b1 + "/members", {{"userId", "alice"}, {"role", "admin"}}, bob_b)
+          .first,
+      201);
+  // The index is fed asynchronously (a repartition topic): wait until it shows all three.
+  auto teams_of = [&](const std::string& key, const std::string& query = "") {
+    return Call("GET", "/v1/users/alice/teams" + query, json(), key);
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  std::pair<int, json> all;
+  do {
+    all = teams_of(admin);
+    if (all.first == 200 && all.second.value("total", 0) == 3) break;
+    std::this_thread::sleep_for(50ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(all.first, 200) << all.second.dump();
+  ASSERT_EQ(all.second["total"], 3) << all.second.dump();
+  std::map<std::string, std::string> roles;
+  for (const auto& t : all.second["teams"]) roles[t["teamId"]] = t["role"];
+  EXPECT_EQ(roles,
+            (std::map<std::string, std::string>{{a1, "owner"}, {a2, "owner"}, {b1, "admin"}}));
+
+  // An organization's key sees only that organization's teams of the user.
+  auto seen_by_b = teams_of(bob_b);
+  ASSERT_EQ(seen_by_b.first, 200);
+  EXPECT_EQ(seen_by_b.second["total"], 1);
+  EXPECT_EQ(seen_by_b.second["teams"][0]["teamId"], b1);
+  EXPECT_EQ(seen_by_b.second["teams"][0]["teamName"], "B1");
+
+  // Pages follow nextCursor.
+  auto first = teams_of(admin, "?limit=2");
+  ASSERT_EQ(first.first, 200);
+  EXPECT_EQ(first.second["teams"].size(), 2u);
+  ASSERT_TRUE(first.second["hasMore"].get<bool>());
+  auto second = teams_of(admin, "?limit=2&cursor=" + first.second["nextCursor"].get<std::string>());
+  ASSERT_EQ(second.first, 200);
+  EXPECT_EQ(second.second["teams"].size(), 1u);
+  EXPECT_FALSE(second.second["hasMore"].get<bool>());
+
+  // Bad input names the field.
+  auto bad_limit = teams_of(admin, "?limit=0");
+  EXPECT_EQ(bad_limit.first, 400);
+  EXPECT_EQ(bad_limit.second["error"]["details"]["field"], "limit");
+  auto bad_cursor = teams_of(admin, "?cursor=nothex");
+  EXPECT_EQ(bad_cursor.first, 400);
+  EXPECT_EQ(bad_cursor.second["error"]["details"]["field"], "cursor");
+  EXPECT_EQ(Call("GET", "/v1/users/" + std::string(300, 'u') + "/teams", json(), admin).first, 400);
+}
+
 TEST_F(TeamsHttpTest, AnIdempotencyKeyAppliesOnceAndRefusesAnotherRequest) {
   const std::string alice = Key("org-a", "alice");
   auto first = Call("POST", "/v1/teams", {{"name", "Once"}}, alice, "key-1");

@@ -143,6 +143,11 @@ TEST(TeamsPermissions, MaterializedGrantsEqualANaiveRecomputationThroughoutARand
       ASSERT_EQ(g.MaterializedGrantsOf("org-r", t), g.NaiveGrantsOf("org-r", t))
           << "step " << step << " team " << t << " after " << r.dump();
     }
+    // The user index (another task, fed through the repartition topic) follows every change.
+    if (step % 25 == 0 || step == 1999) {
+      for (const auto& u : users)
+        ASSERT_EQ(h.IndexedTeamsOf(u), h.MembershipsOf(u, {"org-r"})) << "step " << step;
+    }
     // No grants linger for teams that are gone.
     size_t grant_teams = 0;
     h.Views("org-r").permissions->Range("", "", [&](std::string_view k, std::string_view) {

@@ -97,7 +97,7 @@ TEST(TeamsTeam, OtherApplicationsCommandsAndUsageEventsAreIgnored) {
                            .dump(),
                        h.now());
   h.driver().PipeInput(kCommands, "org-a", "not json", h.now());
-  EXPECT_FALSE(ReadCommandResult(*h.Views("org-a").command_results, "u1"));
+  EXPECT_FALSE(topology::CommandResults::Read(*h.Views("org-a").command_results, "u1"));
   EXPECT_TRUE(h.driver().ReadOutput(kDlq).empty());  // usage's to report, not ours
   // A teams command without an id has nowhere for its result: DLQ.
   h.driver().PipeInput(kCommands, "org-a", json{{"type", "teams.create_team"}}.dump(), h.now());
@@ -285,6 +285,26 @@ TEST(TeamsTeam, StateSurvivesARestart) {
   ASSERT_TRUE(h.driver().Restart().ok());
   EXPECT_TRUE(h.Allowed(b, "alice", "team.delete"));
   EXPECT_EQ(Status(h.Send("org-a", kCreateTeam, "x", {{"name", "a"}})), 409);
+}
+
+TEST(TeamsTeam, ARetryIsAnsweredFromTheResultUntilTheRetentionEnds) {
+  TeamsOptions o;
+  o.command_result_retention_ms = 3600 * 1000;
+  TeamsHarness h(o);
+  json first = h.Send("org-a", kCreateTeam, "alice", {{"name", "Core"}}, "create-core");
+  ASSERT_EQ(first["status"], 201) << first.dump();
+  // Within the retention the retry is answered with the first result, not applied again.
+  json retry = h.Send("org-a", kCreateTeam, "alice", {{"name", "Core"}}, "create-core");
+  EXPECT_EQ(retry, first);
+  h.driver().AdvanceWallClock(2 * 3600 * 1000);
+  EXPECT_FALSE(topology::CommandResults::Read(*h.Views("org-a").command_results, "create-core"));
+  // Afterwards the same id is a new command; the team it would make exists, so nothing doubles.
+  json late = h.Send("org-a", kCreateTeam, "alice", {{"name", "Core"}}, "create-core");
+  EXPECT_EQ(late["status"], 409) << late.dump();
+  EXPECT_EQ(h.Queries("org-a")
+                .GetTeam(first["body"]["id"].get<std::string>(), false, false)
+                ->value("name", ""),
+            "Core");
 }
 
 }  // namespace

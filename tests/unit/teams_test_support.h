@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "processors/teams/teams_queries.h"
 #include "processors/teams/teams_stores.h"
 #include "processors/teams/teams_topology.h"
+#include "processors/teams/user_teams_processor.h"
 #include "topology/processor/topology.h"
 #include "topology/testing/topology_test_driver.h"
 
@@ -67,7 +69,7 @@ class TeamsHarness {
     if (!actor.empty()) fields["actorUserId"] = actor;
     now_ += 1000;
     driver_->PipeInput(kCommands, org, fields.dump(), now_);
-    auto r = ReadCommandResult(*Views(org).command_results, command_id);
+    auto r = topology::CommandResults::Read(*Views(org).command_results, command_id);
     return r ? *r : json();
   }
 
@@ -107,6 +109,44 @@ class TeamsHarness {
     return TeamsStoreViews::Live(driver_->TaskFor(kCommands, org).state());
   }
   TeamsQueries Queries(const std::string& org) { return TeamsQueries(Views(org)); }
+
+  // The user index's store on the task of `user`'s partition of the repartition topic.
+  state::KeyValueStore& UserIndex(const std::string& user) {
+    const std::string topic =
+        topology::Topology::RepartitionTopic(topology_->application_id(), kUserTeamsRepartition);
+    return *driver_->TaskFor(topic, user).state().key_value_store(kUserTeamsStore);
+  }
+  // getUserTeams as the route answers it for an admin key (every organization visible).
+  json UserTeams(const std::string& user, const std::string& cursor = "", size_t limit = 500) {
+    auto r = GetUserTeams(UserIndex(user), {user, cursor, limit},
+                          [](const std::string&) { return true; });
+    if (!r.ok()) throw std::runtime_error(r.status().ToString());
+    return *r;
+  }
+  // The user's direct memberships read from the organizations' stores: what the index must be,
+  // as "org/team/role/teamName" lines.
+  std::set<std::string> MembershipsOf(const std::string& user,
+                                      const std::vector<std::string>& orgs) {
+    std::set<std::string> out;
+    for (const auto& org : orgs) {
+      TeamGraph g = Graph(org);
+      for (const auto& t : g.TeamsOf(org)) {
+        auto role = g.RoleIn(org, t, user);
+        if (role)
+          out.insert(org + "/" + t + "/" + RoleName(*role) + "/" +
+                     g.Team(org, t)->value("name", ""));
+      }
+    }
+    return out;
+  }
+  std::set<std::string> IndexedTeamsOf(const std::string& user) {
+    std::set<std::string> out;
+    const json page = UserTeams(user);
+    for (const auto& e : page["teams"])
+      out.insert(e.value("organizationId", "") + "/" + e.value("teamId", "") + "/" +
+                 e.value("role", "") + "/" + e.value("teamName", ""));
+    return out;
+  }
   TeamGraph Graph(const std::string& org) { return TeamGraph(Views(org)); }
 
   json Check(const std::string& team, const std::string& user, const std::string& permission) {

@@ -88,7 +88,7 @@ class UsageHarness {
     return CommandResult(org, command_id);
   }
   json CommandResult(const std::string& org, const std::string& command_id) {
-    auto r = ReadCommandResult(*Views(org).command_results, command_id);
+    auto r = topology::CommandResults::Read(*Views(org).command_results, command_id);
     return r ? *r : json();
   }
 

@@ -3,6 +3,7 @@
 // The few cryptographic primitives cmstream needs (OpenSSL underneath): random tokens, SHA-256,
 // HMAC-SHA256 and a comparison that takes the same time wherever two secrets differ.
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,8 @@ std::string Sha256(std::string_view data);
 std::string HmacSha256(std::string_view key, std::string_view data);
 // Lower-case hex, and base64url without padding (RFC 4648 §5); standard base64 with padding.
 std::string HexEncode(std::string_view bytes);
+// nullopt unless `hex` is an even number of lower-case hex digits (what HexEncode writes).
+std::optional<std::string> HexDecode(std::string_view hex);
 std::string Base64UrlEncode(std::string_view bytes);
 std::string Base64Encode(std::string_view bytes);
 // True when a == b, in time that depends on the lengths only (CRYPTO_memcmp).

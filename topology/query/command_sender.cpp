@@ -4,6 +4,10 @@
 #include <stdexcept>
 #include <thread>
 
+#include "topology/common/timestamp.h"
+#include "topology/common/wall_clock.h"
+#include "topology/processor/command_results.h"
+
 namespace cm::topology {
 
 namespace {
@@ -93,6 +97,29 @@ state::Result<std::string> CommandSender::AppendAndAwait(const Command& command,
   return state::Status::Unavailable("the command was appended but not applied within " +
                                     std::to_string(timeout.count()) +
                                     " ms; retry with the same command id");
+}
+
+HttpResponse CommandSender::Submit(Submission s, std::chrono::milliseconds timeout,
+                                   const std::function<void(nlohmann::json&)>& decorate) const {
+  const CommandIdentity& identity = s.identity;
+  s.fields["type"] = s.type;
+  s.fields["commandId"] = identity.command_id;
+  s.fields["requestHash"] = identity.request_hash;
+  if (!s.organization.empty()) s.fields["organizationId"] = s.organization;
+  s.fields["issuedAt"] = FormatTimestamp(WallClockMs());
+  Command command{s.topic, s.key,          s.fields.dump(),
+                  s.task,  s.result_store, CommandResults::ResultKey(identity.command_id)};
+  auto stored = AppendAndAwait(command, timeout);
+  if (!stored.ok()) return HttpResponse::FromStatus(stored.status());
+  auto result = nlohmann::json::parse(*stored, nullptr, false);
+  if (!result.is_object() || !result.contains("status") || !result["status"].is_number_integer())
+    return HttpResponse::Error(500, "internal", "unreadable command result");
+  if (result.value("requestHash", identity.request_hash) != identity.request_hash)
+    return IdempotencyKeyReused();
+  nlohmann::json body = result.value("body", nlohmann::json::object());
+  const int status = result["status"].get<int>();
+  if (decorate && status < 300) decorate(body);
+  return HttpResponse::Json(status, std::move(body));
 }
 
 }  // namespace cm::topology

@@ -1,12 +1,16 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "state/status.h"
 #include "topology/kafka/record_producer.h"
+#include "topology/query/http_server.h"
+#include "topology/query/idempotency.h"
 #include "topology/runtime/kafka_streams.h"
 
 namespace cm::topology {
@@ -35,6 +39,24 @@ class CommandSender {
   // the same id is applied once).
   state::Result<std::string> AppendAndAwait(const Command& command,
                                             std::chrono::milliseconds timeout) const;
+
+  // What an HTTP handler submits (DESIGN.md §6), on the instance that owns `task`.
+  struct Submission {
+    std::string topic;
+    std::string key;  // partitions the command: it must map to `task`
+    TaskId task;
+    std::string result_store;  // where the task records results (CommandResults)
+    std::string type;
+    std::string organization;  // stamped as organizationId unless empty (a whole-task command)
+    CommandIdentity identity;
+    nlohmann::json fields;
+  };
+  // Stamps the fields with type, commandId, requestHash, organizationId and issuedAt, appends
+  // and awaits the command, and answers with its recorded status and body: 422
+  // idempotency_key_reused when the result was recorded for another request, 503 when the task
+  // has not applied it in time. `decorate` may add to a successful body.
+  HttpResponse Submit(Submission submission, std::chrono::milliseconds timeout,
+                      const std::function<void(nlohmann::json&)>& decorate = nullptr) const;
 
   struct Message {
     std::string topic;
