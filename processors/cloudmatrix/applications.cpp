@@ -1,6 +1,7 @@
 #include "processors/cloudmatrix/applications.h"
 
 #include "processors/auth/auth_application.h"
+#include "processors/cloudmatrix/plan_team_limits.h"
 #include "processors/counting/counting_application.h"
 #include "processors/teams/teams_application.h"
 #include "processors/usage/usage_application.h"
@@ -15,9 +16,12 @@ state::Result<Composition> Compose(const std::string& name, const std::string& a
   if (name == "cloudmatrix") {
     usage::UsageOptions usage;
     usage.limits = options.usage_limits;
+    // Teams limits organizations to their usage plan's maxTeams.
+    teams::TeamsOptions teams;
+    teams.team_limits = std::make_shared<const PlanTeamLimits>(usage.catalog);
     apps.push_back(std::make_unique<usage::UsageApplication>(std::move(usage)));
     // After usage: teams hangs its processor on usage's source of cloudmatrix.commands.
-    apps.push_back(std::make_unique<teams::TeamsApplication>());
+    apps.push_back(std::make_unique<teams::TeamsApplication>(std::move(teams)));
   } else if (name == "counting") {
     apps.push_back(std::make_unique<counting::CountingApplication>());
   } else {

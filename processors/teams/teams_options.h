@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "processors/teams/team_limits.h"
 #include "state/status.h"
 
 namespace cm::teams {
@@ -27,6 +29,9 @@ struct TeamsOptions {
   // A command's result answers its retries (same Idempotency-Key) for this long.
   int64_t command_result_retention_ms = 7LL * 24 * 3600 * 1000;
   size_t max_id_bytes = 128;
+  // The per-organization team limit (429 quota_exceeded beyond it); null: no limit. Shared by
+  // the copies of the options each processor instance holds; immutable.
+  std::shared_ptr<const TeamLimits> team_limits;
   size_t max_json_depth = 32;
 
   state::Status Validate() const {

@@ -17,6 +17,17 @@ TeamsProcessor::Outcome TeamsProcessor::CreateTeam(const Command& c) {
   const std::string id = TeamIdFor(c.org, c.id);
   if (graph_->Team(c.org, id))
     return {409, ErrorBody("conflict", "a team with this id exists", {{"teamId", id}})};
+  if (options_->team_limits) {
+    if (auto limit = options_->team_limits->For(*context_, c.org, c.now)) {
+      const auto teams = static_cast<int64_t>(graph_->TeamsOf(c.org).size());
+      if (teams >= limit->max_teams) {
+        return {429, ErrorBody("quota_exceeded",
+                               "the organization has " + std::to_string(teams) +
+                                   " teams, the most its " + limit->source + " allows",
+                               {{"maxTeams", limit->max_teams}, {"teams", teams}})};
+      }
+    }
+  }
   if (graph_->TeamIdByName(c.org, name)) {
     return {409, ErrorBody("conflict",
                            "the organization has a team of that name (names are unique "

@@ -23,6 +23,8 @@ state::Status AddTeamsTopology(topology::TopologyBuilder& builder, const TeamsOp
       .AddProcessor(kUserTeamsProcessorNode, [] { return std::make_unique<UserTeamsProcessor>(); },
                     {kUserIndexSourceNode});
   for (auto& spec : TeamsStoreSpecs()) builder.AddStateStore(spec, {kTeamsProcessorNode});
+  if (options.team_limits)
+    builder.ConnectProcessorAndStateStores(kTeamsProcessorNode, options.team_limits->stores());
   for (auto& spec : state::StoreSpec::Logged(state::StoreType::kKeyValue, {kUserTeamsStore}))
     builder.AddStateStore(spec, {kUserTeamsProcessorNode});
   for (auto& spec : state::StoreSpec::Logged(state::StoreType::kTimer, {kInvitationTimersStore}))

@@ -45,7 +45,7 @@ constexpr char kDefaultCatalogJson[] = R"CATALOG(
      "groupBy": ["resourceId", "userId"], "quotaScope": "period"}
   ],
   "plans": [
-    {"name": "free", "displayName": "Free", "basePrice": 0, "currency": "USD",
+    {"name": "free", "displayName": "Free", "basePrice": 0, "currency": "USD", "maxTeams": 50,
      "metrics": {
        "api_calls": {"limit": 10000},
        "storage_bytes": {"limit": 1073741824},
@@ -53,7 +53,7 @@ constexpr char kDefaultCatalogJson[] = R"CATALOG(
        "collaborators": {"limit": 5},
        "compute_seconds": {"limit": 3600},
        "active_users": {"limit": 5}}},
-    {"name": "pro", "displayName": "Pro", "basePrice": 49, "currency": "USD",
+    {"name": "pro", "displayName": "Pro", "basePrice": 49, "currency": "USD", "maxTeams": 500,
      "metrics": {
        "api_calls": {"limit": 1000000, "included": 500000, "unitPrice": 0.05, "pricePer": 1000},
        "storage_bytes": {"limit": 107374182400, "included": 53687091200, "unitPrice": 0.10, "pricePer": 1073741824},
@@ -61,7 +61,7 @@ constexpr char kDefaultCatalogJson[] = R"CATALOG(
        "collaborators": {"limit": 50},
        "compute_seconds": {"limit": 360000, "included": 36000, "unitPrice": 0.01, "pricePer": 60},
        "active_users": {"limit": 50}}},
-    {"name": "enterprise", "displayName": "Enterprise", "basePrice": 499, "currency": "USD",
+    {"name": "enterprise", "displayName": "Enterprise", "basePrice": 499, "currency": "USD", "maxTeams": null,
      "metrics": {
        "api_calls": {"limit": null, "included": 10000000, "unitPrice": 0.02, "pricePer": 1000},
        "storage_bytes": {"limit": null, "included": 1099511627776, "unitPrice": 0.05, "pricePer": 1073741824},
@@ -120,8 +120,9 @@ Result<MetricDefinition> ParseMetric(const json& m, size_t index) {
   where = "metric " + d.metric_type;
   for (const auto& [key, _] : m.items()) {
     static const std::set<std::string> kKnown = {
-        "metricType", "description", "unit", "eventTypes", "eventType", "negateEventTypes",
-        "where", "aggregation", "valueProperty", "onMissingValue", "groupBy", "quotaScope"};
+        "metricType",    "description",      "unit",    "eventTypes",
+        "eventType",     "negateEventTypes", "where",   "aggregation",
+        "valueProperty", "onMissingValue",   "groupBy", "quotaScope"};
     if (!kKnown.count(key)) return Invalid(where, "unknown field '" + key + "'");
   }
   d.description = m.value("description", d.metric_type);
@@ -146,9 +147,11 @@ Result<MetricDefinition> ParseMetric(const json& m, size_t index) {
   }
   d.aggregation = *agg;
   if (m.contains("valueProperty")) {
-    if (!m["valueProperty"].is_string() || !IsValidPropertyPath(m["valueProperty"].get<std::string>())) {
-      return Invalid(where, "valueProperty must be quantity, userId, resourceId, resourceType, "
-                            "eventType or metadata.<path>");
+    if (!m["valueProperty"].is_string() ||
+        !IsValidPropertyPath(m["valueProperty"].get<std::string>())) {
+      return Invalid(where,
+                     "valueProperty must be quantity, userId, resourceId, resourceType, "
+                     "eventType or metadata.<path>");
     }
     d.value_property = m["valueProperty"].get<std::string>();
   }
@@ -183,15 +186,17 @@ Result<MetricDefinition> ParseMetric(const json& m, size_t index) {
     }
   }
   std::string missing = m.value("onMissingValue", "reject");
-  if (missing != "reject" && missing != "skip") return Invalid(where, "onMissingValue must be reject or skip");
+  if (missing != "reject" && missing != "skip")
+    return Invalid(where, "onMissingValue must be reject or skip");
   d.skip_if_missing = missing == "skip";
   if (m.contains("groupBy")) {
     auto l = StringList(m["groupBy"], where + ".groupBy");
     if (!l.ok()) return l.status();
     for (const auto& dim : *l) {
       if (!IsValidPropertyPath(dim) || dim == "quantity" || dim.find(',') != std::string::npos) {
-        return Invalid(where, "groupBy '" + dim + "' is not a dimension (userId, resourceId, "
-                              "resourceType, eventType, metadata.<path>)");
+        return Invalid(where, "groupBy '" + dim +
+                                  "' is not a dimension (userId, resourceId, "
+                                  "resourceType, eventType, metadata.<path>)");
       }
     }
     d.group_by = *l;
@@ -202,7 +207,8 @@ Result<MetricDefinition> ParseMetric(const json& m, size_t index) {
     if (d.group_by.size() > 4) return Invalid(where, "groupBy allows at most 4 dimensions");
   }
   std::string scope = m.value("quotaScope", "period");
-  if (scope != "period" && scope != "lifetime") return Invalid(where, "quotaScope must be period or lifetime");
+  if (scope != "period" && scope != "lifetime")
+    return Invalid(where, "quotaScope must be period or lifetime");
   d.quota_scope = scope == "period" ? QuotaScope::kPeriod : QuotaScope::kLifetime;
   return d;
 }
@@ -224,6 +230,11 @@ Result<Plan> ParsePlan(const json& p, size_t index, const std::set<std::string>&
     auto micros = Micros(plan.base_price);
     if (!micros.ok()) return Invalid(where, "basePrice must be between 0 and 1e12");
     plan.base_price_micros = *micros;
+  }
+  if (p.contains("maxTeams") && !p["maxTeams"].is_null()) {
+    if (!p["maxTeams"].is_number_integer() || p["maxTeams"].get<int64_t>() < 0)
+      return Invalid(where, "maxTeams must be an integer >= 0, or null for unlimited");
+    plan.max_teams = p["maxTeams"].get<int64_t>();
   }
   if (p.contains("metrics")) {
     if (!p["metrics"].is_object()) return Invalid(where, "metrics must be an object");
@@ -269,8 +280,8 @@ Result<Plan> ParsePlan(const json& p, size_t index, const std::set<std::string>&
 }  // namespace
 
 bool IsValidPropertyPath(std::string_view p) {
-  static const std::set<std::string_view> kTop = {"eventId", "organizationId", "userId", "eventType",
-                                                  "resourceId", "resourceType", "quantity"};
+  static const std::set<std::string_view> kTop = {
+      "eventId", "organizationId", "userId", "eventType", "resourceId", "resourceType", "quantity"};
   if (kTop.count(p)) return true;
   if (p.rfind("metadata.", 0) != 0 || p.size() == 9) return false;
   std::string_view rest = p.substr(9);
@@ -375,33 +386,44 @@ Result<Catalog> ParseCatalog(const json& j) {
   for (size_t i = 0; i < j["plans"].size(); ++i) {
     auto p = ParsePlan(j["plans"][i], i, names);
     if (!p.ok()) return p.status();
-    if (!plan_names.insert(p->name).second) return Invalid("plan " + p->name, "name is defined twice");
+    if (!plan_names.insert(p->name).second)
+      return Invalid("plan " + p->name, "name is defined twice");
     c.plans.push_back(std::move(p).value());
   }
   c.default_plan = j.value("defaultPlan", c.plans.front().name);
-  if (!c.FindPlan(c.default_plan)) return Invalid("defaultPlan", "'" + c.default_plan + "' is not a plan");
+  if (!c.FindPlan(c.default_plan))
+    return Invalid("defaultPlan", "'" + c.default_plan + "' is not a plan");
   if (j.contains("dashboard")) {
     const json& d = j["dashboard"];
     if (!d.is_object()) return Invalid("dashboard", "must be an object");
     c.dashboard.top_users_metric = d.value("topUsersMetric", c.dashboard.top_users_metric);
-    c.dashboard.top_documents_metric = d.value("topDocumentsMetric", c.dashboard.top_documents_metric);
+    c.dashboard.top_documents_metric =
+        d.value("topDocumentsMetric", c.dashboard.top_documents_metric);
     c.dashboard.active_users_metric = d.value("activeUsersMetric", c.dashboard.active_users_metric);
-    c.dashboard.open_documents_metric = d.value("openDocumentsMetric", c.dashboard.open_documents_metric);
+    c.dashboard.open_documents_metric =
+        d.value("openDocumentsMetric", c.dashboard.open_documents_metric);
     c.dashboard.top_n = d.value("topN", c.dashboard.top_n);
-    if (c.dashboard.top_n < 1 || c.dashboard.top_n > 100) return Invalid("dashboard.topN", "must be 1..100");
+    if (c.dashboard.top_n < 1 || c.dashboard.top_n > 100)
+      return Invalid("dashboard.topN", "must be 1..100");
   }
   // Dashboard metrics are optional (the dashboard leaves out what the catalog lacks), but when
   // present they must allow the dimension the dashboard groups by.
   auto check_dim = [&c](const std::string& metric, const char* dim, const char* field) -> Status {
     const MetricDefinition* m = c.FindMetric(metric);
     if (m && !m->AllowsDimension(dim)) {
-      return Invalid(std::string("dashboard.") + field, "metric " + metric + " must allow groupBy " + dim);
+      return Invalid(std::string("dashboard.") + field,
+                     "metric " + metric + " must allow groupBy " + dim);
     }
     return Status::OK();
   };
-  if (auto s = check_dim(c.dashboard.top_users_metric, "userId", "topUsersMetric"); !s.ok()) return s;
-  if (auto s = check_dim(c.dashboard.top_documents_metric, "resourceId", "topDocumentsMetric"); !s.ok()) return s;
-  if (auto s = check_dim(c.dashboard.open_documents_metric, "resourceId", "openDocumentsMetric"); !s.ok()) return s;
+  if (auto s = check_dim(c.dashboard.top_users_metric, "userId", "topUsersMetric"); !s.ok())
+    return s;
+  if (auto s = check_dim(c.dashboard.top_documents_metric, "resourceId", "topDocumentsMetric");
+      !s.ok())
+    return s;
+  if (auto s = check_dim(c.dashboard.open_documents_metric, "resourceId", "openDocumentsMetric");
+      !s.ok())
+    return s;
   if (const MetricDefinition* m = c.FindMetric(c.dashboard.active_users_metric);
       m && m->aggregation != Aggregation::kUniqueCount) {
     return Invalid("dashboard.activeUsersMetric", "must be a unique_count metric");
@@ -415,7 +437,8 @@ Result<Catalog> LoadCatalog(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   json j = json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::InvalidArgument("catalog file " + path + " is not valid JSON");
+  if (j.is_discarded())
+    return Status::InvalidArgument("catalog file " + path + " is not valid JSON");
   auto c = ParseCatalog(j);
   if (!c.ok()) return Status::InvalidArgument(path + ": " + c.status().message());
   return c;

@@ -1,12 +1,11 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "processors/usage/aggregate.h"
 #include "processors/usage/usage_event.h"
@@ -61,13 +60,16 @@ struct PlanMetric {
 };
 
 // Catalog JSON, one object of "plans": {"name", "displayName", "basePrice", "currency",
-// "metrics": {metricType: PlanMetric}}. A metric a plan does not list is unlimited.
+// "maxTeams", "metrics": {metricType: PlanMetric}}. A metric a plan does not list is unlimited;
+// "maxTeams" (absent or null: unlimited) is how many teams the teams application lets an
+// organization on the plan have.
 struct Plan {
   std::string name;
   std::string display_name;
   double base_price = 0;
   int64_t base_price_micros = 0;
   std::string currency = "USD";
+  std::optional<int64_t> max_teams;
   std::map<std::string, PlanMetric> metrics;
 
   const PlanMetric* Find(std::string_view metric) const;

@@ -9,9 +9,13 @@
 #include "processors/cloudmatrix/applications.h"
 #include "processors/cloudmatrix/command_line.h"
 #include "processors/counting/counting_topology.h"
+#include "processors/teams/teams_commands.h"
 #include "processors/teams/teams_processor.h"
 #include "processors/teams/teams_stores.h"
+#include "processors/usage/usage_commands.h"
 #include "processors/usage/usage_stores.h"
+#include "topology/processor/command_results.h"
+#include "topology/testing/topology_test_driver.h"
 
 namespace cm::cloudmatrix {
 namespace {
@@ -70,6 +74,42 @@ TEST(CloudmatrixApplicationsTest,
   EXPECT_TRUE(tables.count("usage_aggregates"));
   EXPECT_TRUE(schema.HasStore(usage::kAggregatesStore));
   EXPECT_FALSE(schema.HasStore(usage::kDedupStore));  // an index, not snapshotted
+}
+
+// Teams refuses a team beyond the usage plan's maxTeams, and follows a plan change: both
+// applications on one task of the composed topology, on the topology test driver.
+TEST(CloudmatrixApplicationsTest, TheUsagePlanLimitsTeamsPerOrganization) {
+  auto composed = Compose("cloudmatrix", "cm-test");
+  ASSERT_TRUE(composed.ok()) << composed.status().ToString();
+  topology::TestDriverOptions o;
+  o.partitions = 2;
+  auto driver = topology::TopologyTestDriver::Create(composed->topology, o);
+  ASSERT_TRUE(driver.ok()) << driver.status().ToString();
+  auto& d = **driver;
+  int64_t now = 1'800'000'000'000;
+  int next = 0;
+  auto send = [&](nlohmann::json command, state::KeyValueStore* results) {
+    const std::string id = "c" + std::to_string(++next);
+    command["commandId"] = id;
+    command["organizationId"] = "org-a";
+    d.PipeInput("cloudmatrix.commands", "org-a", command.dump(), now += 1000);
+    auto r = topology::CommandResults::Read(*results, id);
+    return r ? r->value("status", 0) : 0;
+  };
+  auto& state = d.TaskFor("cloudmatrix.commands", "org-a").state();
+  auto* teams_results = state.key_value_store(teams::kCommandResultsStore);
+  auto* usage_results = state.key_value_store(usage::kCommandResultsStore);
+  auto create = [&](int i) {
+    return send({{"type", teams::kCreateTeam},
+                 {"actorUserId", "alice"},
+                 {"name", "team " + std::to_string(i)}},
+                teams_results);
+  };
+  const auto free_limit = *usage::DefaultCatalog().FindPlan("free")->max_teams;
+  for (int i = 0; i < free_limit; ++i) ASSERT_EQ(create(i), 201) << i;
+  EXPECT_EQ(create(-1), 429);  // the free plan (the default) is full
+  ASSERT_EQ(send({{"type", usage::kSetPlanCommand}, {"plan", "enterprise"}}, usage_results), 200);
+  EXPECT_EQ(create(-2), 201);  // enterprise has no team limit
 }
 
 TEST(CloudmatrixApplicationsTest, CountingHasItsStoreAndNoSnapshotTables) {

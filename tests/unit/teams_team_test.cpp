@@ -287,6 +287,42 @@ TEST(TeamsTeam, StateSurvivesARestart) {
   EXPECT_EQ(Status(h.Send("org-a", kCreateTeam, "x", {{"name", "a"}})), 409);
 }
 
+// A fixed limit for every organization: how teams sees any TeamLimits.
+class FixedTeamLimits final : public TeamLimits {
+ public:
+  explicit FixedTeamLimits(int64_t max) : max_(max) {}
+  std::vector<std::string> stores() const override { return {}; }
+  std::optional<TeamLimit> For(topology::ProcessorContext&, const std::string& org,
+                               int64_t) const override {
+    if (org == "org-unlimited") return std::nullopt;
+    return TeamLimit{max_, "test limit"};
+  }
+
+ private:
+  int64_t max_;
+};
+
+TEST(TeamsTeam, AnOrganizationAtItsTeamLimitGets429UntilATeamIsDeleted) {
+  TeamsOptions o;
+  o.team_limits = std::make_shared<const FixedTeamLimits>(2);
+  TeamsHarness h(o);
+  const std::string a = h.Create("org-a", "A", "alice");
+  h.Create("org-a", "B", "alice", a);
+  json third = h.Send("org-a", kCreateTeam, "alice", {{"name", "C"}});
+  EXPECT_EQ(Status(third), 429) << third.dump();
+  EXPECT_EQ(Code(third), "quota_exceeded");
+  EXPECT_EQ(third["body"]["error"]["details"]["maxTeams"], 2);
+  EXPECT_NE(third["body"]["error"]["message"].get<std::string>().find("test limit"),
+            std::string::npos);
+  EXPECT_EQ(h.Graph("org-a").TeamsOf("org-a").size(), 2u);
+  // Other organizations count their own teams; an organization without a limit has none.
+  h.Create("org-b", "A", "bob");
+  for (int i = 0; i < 3; ++i) h.Create("org-unlimited", "T" + std::to_string(i), "carol");
+  // Deleting one frees a place.
+  ASSERT_EQ(Status(h.Delete(a, "alice", {{"deleteSubteams", false}})), 200);
+  EXPECT_EQ(Status(h.Send("org-a", kCreateTeam, "alice", {{"name", "C"}})), 201);
+}
+
 TEST(TeamsTeam, ARetryIsAnsweredFromTheResultUntilTheRetentionEnds) {
   TeamsOptions o;
   o.command_result_retention_ms = 3600 * 1000;

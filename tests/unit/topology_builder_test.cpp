@@ -280,6 +280,29 @@ TEST(TopologyBuilderTest, ChainsSharingAStoreAreOneSubTopology) {
   EXPECT_EQ(t.node("y-proc").stores, std::vector<std::string>{"shared"});
 }
 
+TEST(TopologyBuilderTest, AConnectedProcessorReadsAnotherProcessorsStoreInItsSubTopology) {
+  TopologyBuilder b;
+  AddChain(b, "x");
+  AddChain(b, "y");
+  b.AddStateStore(KeyValueSpec("x-store"), {"x-proc"})
+      .ConnectProcessorAndStateStores("y-proc", {"x-store"});
+  auto built = b.Build("app");
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  ASSERT_EQ(built->subtopologies().size(), 1u);
+  EXPECT_EQ(built->subtopologies()[0].stores.size(), 1u);
+  EXPECT_EQ(built->node("y-proc").stores, std::vector<std::string>{"x-store"});
+
+  TopologyBuilder unknown_store;
+  AddChain(unknown_store, "x");
+  unknown_store.ConnectProcessorAndStateStores("x-proc", {"nowhere"});
+  ExpectRejected(unknown_store, {"x-proc", "nowhere"});
+  TopologyBuilder unknown_processor;
+  AddChain(unknown_processor, "x");
+  unknown_processor.AddStateStore(KeyValueSpec("s"), {"x-proc"})
+      .ConnectProcessorAndStateStores("ghost", {"s"});
+  ExpectRejected(unknown_processor, {"ghost"});
+}
+
 TEST(TopologyBuilderTest, ProcessorWithTwoSourcesJoinsThem) {
   TopologyBuilder b;
   b.AddSource("left", {"left-in"})

@@ -147,6 +147,12 @@ TopologyBuilder& TopologyBuilder::AddStateStore(state::StoreSpec spec,
   return *this;
 }
 
+TopologyBuilder& TopologyBuilder::ConnectProcessorAndStateStores(std::string processor,
+                                                                 std::vector<std::string> stores) {
+  connections_.emplace_back(std::move(processor), std::move(stores));
+  return *this;
+}
+
 TopologyBuilder& TopologyBuilder::AddGlobalStore(std::string name, std::string topic) {
   global_stores_.push_back({std::move(name), std::move(topic)});
   return *this;
@@ -251,6 +257,25 @@ Result<Topology> TopologyBuilder::Build(const std::string& application_id) const
       it->second.stores.push_back(spec.name);
     }
   }
+  // Connections join a store's users (so the sub-topologies below follow them).
+  auto store_users = stores_;
+  for (const auto& [processor, names] : connections_) {
+    auto it = t.nodes_.find(processor);
+    if (it == t.nodes_.end() || it->second.type != NodeType::kProcessor)
+      return Status::InvalidArgument("cannot connect stores to unknown processor '" + processor +
+                                     "'");
+    for (const auto& name : names) {
+      auto user = std::find_if(store_users.begin(), store_users.end(),
+                               [&](const auto& entry) { return entry.first.name == name; });
+      if (user == store_users.end())
+        return Status::InvalidArgument("processor '" + processor + "' is connected to store '" +
+                                       name + "', which no AddStateStore defines");
+      if (std::find(it->second.stores.begin(), it->second.stores.end(), name) ==
+          it->second.stores.end())
+        it->second.stores.push_back(name);
+      user->second.push_back(processor);
+    }
+  }
 
   // Sub-topologies: connected components over parent edges and shared stores.
   std::map<std::string, std::string> root;
@@ -262,7 +287,7 @@ Result<Topology> TopologyBuilder::Build(const std::string& application_id) const
   for (const auto& [name, n] : t.nodes_) {
     for (const auto& parent : n.parents) unite(name, parent);
   }
-  for (const auto& [spec, users] : stores_) {
+  for (const auto& [spec, users] : store_users) {
     for (const auto& user : users) unite(user, users.front());
   }
   std::map<std::string, int> component_id;

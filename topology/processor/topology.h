@@ -86,6 +86,10 @@ class TopologyBuilder {
                                       std::vector<std::string> parents);
   TopologyBuilder& AddRepartitionSource(std::string name, std::string repartition);
   TopologyBuilder& AddStateStore(state::StoreSpec spec, std::vector<std::string> processors);
+  // Gives `processor` access to stores added by AddStateStore for other processors (Kafka
+  // Streams' connectProcessorAndStateStores); they then share a sub-topology.
+  TopologyBuilder& ConnectProcessorAndStateStores(std::string processor,
+                                                  std::vector<std::string> stores);
   // A global store `name` holding the latest value of each key of `topic` (a tombstone deletes
   // it). Its topic must not also be a source of a sub-topology.
   TopologyBuilder& AddGlobalStore(std::string name, std::string topic);
@@ -99,6 +103,7 @@ class TopologyBuilder {
   };
   std::vector<PendingNode> nodes_;
   std::vector<std::pair<state::StoreSpec, std::vector<std::string>>> stores_;
+  std::vector<std::pair<std::string, std::vector<std::string>>> connections_;
   std::vector<GlobalStoreSpec> global_stores_;
 };
 
