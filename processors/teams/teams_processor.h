@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "processors/teams/invitation_mailer.h"
 #include "processors/teams/roles.h"
 #include "processors/teams/team_graph.h"
 #include "processors/teams/teams_options.h"
@@ -94,6 +95,7 @@ class TeamsProcessor final : public topology::Processor {
   state::KeyValueStore* results_ = nullptr;
   state::TimerStore* timers_ = nullptr;
   std::unique_ptr<TeamGraph> graph_;
+  std::unique_ptr<InvitationMailer> mailer_;      // invitation emails (a no-op without a sender)
   std::vector<topology::Record> pending_events_;  // sent once the command succeeded
 };
 

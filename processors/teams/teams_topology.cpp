@@ -17,11 +17,18 @@ state::Status AddTeamsTopology(topology::TopologyBuilder& builder, const TeamsOp
                     {options.source_node})
       .AddSink(kTeamEventsSinkNode, options.team_events_topic, {kTeamsProcessorNode});
   for (auto& spec : TeamsStoreSpecs()) builder.AddStateStore(spec, {kTeamsProcessorNode});
-  state::StoreSpec timers;
-  timers.name = kInvitationTimersStore;
-  timers.type = state::StoreType::kTimer;
-  timers.logged = true;
-  builder.AddStateStore(timers, {kTeamsProcessorNode});
+  for (const char* name : {kInvitationTimersStore, kMailTimersStore}) {
+    state::StoreSpec timers;
+    timers.name = name;
+    timers.type = state::StoreType::kTimer;
+    timers.logged = true;
+    builder.AddStateStore(timers, {kTeamsProcessorNode});
+  }
+  state::StoreSpec outbox;
+  outbox.name = kMailOutboxStore;
+  outbox.type = state::StoreType::kKeyValue;
+  outbox.logged = true;
+  builder.AddStateStore(outbox, {kTeamsProcessorNode});
   return state::Status::OK();
 }
 
