@@ -17,7 +17,7 @@ state::Result<Composition> Compose(const std::string& name, const std::string& a
     usage.limits = options.usage_limits;
     apps.push_back(std::make_unique<usage::UsageApplication>(std::move(usage)));
     // After usage: teams hangs its processor on usage's source of cloudmatrix.commands.
-    apps.push_back(std::make_unique<teams::TeamsApplication>());
+    apps.push_back(std::make_unique<teams::TeamsApplication>(options.teams));
   } else if (name == "counting") {
     apps.push_back(std::make_unique<counting::CountingApplication>());
   } else {
