@@ -316,6 +316,10 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   }
   auto parsed = ConfigFromFlags(o, *http, backfill != nullptr);
   if (!parsed) return 2;
+  auto teams_options = TeamsFromFlags(o, *http, http_options->tls(), backfill != nullptr);
+  if (!teams_options) return 2;
+  // Stopped after the streams (below), so that no task hands it a mail once it has stopped.
+  std::shared_ptr<teams::MailSender> mail_sender = teams_options->mail.sender;
   topology::StreamsConfig config = std::move(*parsed);
 
   auto cluster = ConnectCluster(o.cluster, o.embedded);
@@ -330,10 +334,6 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   config.bootstrap_servers = cluster->bootstrap;
   config.broker_filters_aborted = !cluster->embedded;
   topology::TopicAdmin& admin = *cluster->admin;
-  auto teams_options = TeamsFromFlags(o, *http, http_options->tls(), backfill != nullptr);
-  if (!teams_options) return 2;
-  // Stopped after the streams (below), so that no task hands it a mail once it has stopped.
-  std::shared_ptr<teams::MailSender> mail_sender = teams_options->mail.sender;
   auto composed = Compose(o.topology, config.application_id,
                           {.usage_limits = *limits, .teams = *teams_options});
   if (!composed.ok()) {
