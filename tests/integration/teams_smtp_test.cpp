@@ -3,7 +3,8 @@
 // process over the embedded broker, with the SMTP mail sender `cmstream run --smtp-url` uses.
 // The email's token is the one POST /v1/invitations/{token}/accept takes; a server that is down
 // at first gets the email once it is up; a restart sends no second email; a revoked invitation
-// sends none.
+// sends none; a replay from the beginning (`cmstream replay`) rebuilds the invitation without
+// emailing it again.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -18,6 +19,9 @@
 #include "child_process.h"
 #include "processors/cloudmatrix/invitation_mail.h"
 #include "processors/teams/invitation_mailer.h"
+#include "processors/teams/teams_topology.h"
+#include "processors/usage/usage_topology.h"
+#include "topology/tools/application_reset.h"
 #include "usage_instance.h"
 
 namespace cm {
@@ -323,6 +327,49 @@ TEST_F(TeamsSmtpTest, AnInvitationRevokedBeforeItsEmailWentOutSendsNothing) {
   ASSERT_TRUE(testing::WaitFor([&] { return OutboxState(kept, "sent"); }, 30s));
   EXPECT_TRUE(For(sink_->Received(), revoked).empty());
   EXPECT_EQ(sink_->Received().size(), 1u);
+}
+
+TEST_F(TeamsSmtpTest, AReplayFromTheBeginningRebuildsInvitationsWithoutEmailingThemAgain) {
+  sink_->Start();
+  StartInstance();
+  const std::string alice = Key("org-a", "alice");
+  const std::string bob = Key("org-a", "bob");
+  const std::string team = CreateTeam(alice, "Replayed");
+  json inv = Invite(alice, team, "henry@example.com");
+  const std::string first = inv.value("id", "");
+  ASSERT_EQ(For(sink_->AwaitAtLeast(1), first).size(), 1u);
+  ASSERT_TRUE(testing::WaitFor([&] { return OutboxState(first, "sent"); }, 30s));
+
+  // `cmstream replay` from the beginning: local state and changelogs go, the input is read again.
+  StopInstance();
+  topology::TopologyBuilder builder;
+  ASSERT_TRUE(auth::AuthApplication().AddTo(builder).ok());
+  ASSERT_TRUE(usage::AddUsageTopology(builder).ok());
+  ASSERT_TRUE(teams::AddTeamsTopology(builder).ok());
+  auto topology = builder.Build("it-smtp");
+  ASSERT_TRUE(topology.ok()) << topology.status().ToString();
+  topology::ResetOptions o;
+  o.bootstrap_servers = broker_->bootstrap_servers();
+  o.embedded_broker = true;
+  o.state_dir = (dir_ / "state").string();
+  topology::ApplicationReset reset(*topology, o, broker_->admin());
+  auto plan = reset.Plan();
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_TRUE(reset.Apply(*plan).ok());
+  StartInstance();
+
+  // A new invitation's email arrives after the replayed commands were processed (one
+  // organization, one partition) ...
+  const std::string second = Invite(alice, team, "ivy@example.com").value("id", "");
+  ASSERT_EQ(For(sink_->AwaitAtLeast(2), second).size(), 1u);
+  ASSERT_TRUE(testing::WaitFor([&] { return OutboxState(second, "sent"); }, 30s));
+  // ... the first was not emailed again and has no outbox entry, yet the replay rebuilt it.
+  EXPECT_EQ(For(sink_->Received(), first).size(), 1u);
+  EXPECT_EQ(sink_->Received().size(), 2u);
+  EXPECT_TRUE(Outbox(first).is_null()) << Outbox(first).dump();
+  auto accepted =
+      Call("POST", "/v1/invitations/" + inv.value("token", "") + "/accept", nullptr, bob);
+  EXPECT_EQ(accepted.first, 200) << accepted.second.dump();
 }
 
 }  // namespace
