@@ -61,7 +61,14 @@ std::string Body(const std::string& text, bool& base64) {
     }
   }
   if (crlf.size() < 2 || crlf.compare(crlf.size() - 2, 2, "\r\n") != 0) crlf += "\r\n";
-  base64 = !Ascii(crlf);
+  // SMTP lines end at 998 bytes (RFC 5321 §4.5.3.1.6): a longer line goes out in base64 too.
+  size_t longest = 0;
+  for (size_t start = 0, end; start < crlf.size(); start = end + 2) {
+    end = crlf.find("\r\n", start);
+    if (end == std::string::npos) end = crlf.size();
+    longest = std::max(longest, end - start);
+  }
+  base64 = !Ascii(crlf) || longest > 998;
   if (!base64) return crlf;
   const std::string encoded = topology::Base64Encode(crlf);
   std::string out;

@@ -263,6 +263,11 @@ std::optional<teams::TeamsOptions> TeamsFromFlags(const RunOptions& o, const Hos
     std::cerr << "--smtp-max-age: expected a positive duration like 24h\n";
     return std::nullopt;
   }
+  if (o.smtp_from.find_first_of("\r\n") != std::string::npos ||
+      smtp::SmtpClient::AddressOf(o.smtp_from).find('@') == std::string::npos) {
+    std::cerr << "--smtp-from: expected an address, or Name <address>, on one line\n";
+    return std::nullopt;
+  }
   auto sender = StartSmtpMailSender(o.smtp_url);
   if (!sender.ok()) {
     std::cerr << sender.status().message() << '\n';

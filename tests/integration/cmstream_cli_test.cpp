@@ -69,6 +69,7 @@ TEST_F(CmstreamCliTest, RunRefusesBadFlagsWithExitCode2) {
         Case{{"--cluster-secret", "", "--smtp-url", "smtp://127.0.0.1:25"},
              "--smtp-url needs --cluster-secret"},
         Case{{"--smtp-url", "http://mail.example.com"}, "--smtp-url must be"},
+        Case{{"--smtp-url", "smtp://127.0.0.1:25", "--smtp-from", "nobody"}, "--smtp-from"},
         Case{{"--smtp-url", "smtp://127.0.0.1:25", "--smtp-max-age", "0s"}, "--smtp-max-age"}}) {
     std::vector<std::string> args{"run", "--embedded", "--state-dir",
                                   state, "--http",     "127.0.0.1:0"};
