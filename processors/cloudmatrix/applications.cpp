@@ -17,7 +17,7 @@ state::Result<Composition> Compose(const std::string& name, const std::string& a
     usage::UsageOptions usage;
     usage.limits = options.usage_limits;
     // Teams limits organizations to their usage plan's maxTeams.
-    teams::TeamsOptions teams;
+    teams::TeamsOptions teams = options.teams;
     teams.team_limits = std::make_shared<const PlanTeamLimits>(usage.catalog);
     apps.push_back(std::make_unique<usage::UsageApplication>(std::move(usage)));
     // After usage: teams hangs its processor on usage's source of cloudmatrix.commands.

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "processors/teams/teams_options.h"
 #include "processors/usage/usage_limits.h"
 #include "state/status.h"
 #include "topology/application/stream_application.h"
@@ -22,6 +23,7 @@ struct Composition {
 // What the command line sets in the CloudMatrix applications; each application takes its part.
 struct CloudMatrixOptions {
   usage::UsageLimits usage_limits;
+  teams::TeamsOptions teams;  // the invitation secret and emails
 };
 
 // "cloudmatrix": the CloudMatrix services (usage, then teams); "counting": the engine's test

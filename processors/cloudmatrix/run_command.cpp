@@ -12,6 +12,7 @@
 #include "bridges/postgres/snapshotter.h"
 #include "processors/auth/auth_application.h"
 #include "processors/cloudmatrix/applications.h"
+#include "processors/cloudmatrix/invitation_mail.h"
 #include "processors/cloudmatrix/subcommand.h"
 #include "topology/common/log.h"
 #include "topology/common/units.h"
@@ -245,6 +246,47 @@ std::optional<int> AwaitBackfill(const sigset_t& signals, topology::Backfill& jo
   return std::nullopt;
 }
 
+// The teams application's invitation secret and emails the flags describe; nullopt (after
+// saying why) when they are inconsistent. A backfill sends no email: it gets no sender.
+std::optional<teams::TeamsOptions> TeamsFromFlags(const RunOptions& o, const HostPort& http,
+                                                  bool tls, bool backfill) {
+  teams::TeamsOptions t;
+  t.invitation_secret = o.cluster_secret;
+  if (o.smtp_url.empty() || backfill) return t;
+  if (o.cluster_secret.empty()) {
+    std::cerr << "--smtp-url needs --cluster-secret: invitation tokens are never stored, so the "
+                 "mailer rebuilds each one from the secret\n";
+    return std::nullopt;
+  }
+  auto max_age = topology::ParseDuration(o.smtp_max_age);
+  if (!max_age.ok() || max_age->count() <= 0) {
+    std::cerr << "--smtp-max-age: expected a positive duration like 24h\n";
+    return std::nullopt;
+  }
+  if (o.smtp_from.find_first_of("\r\n") != std::string::npos ||
+      smtp::SmtpClient::AddressOf(o.smtp_from).find('@') == std::string::npos) {
+    std::cerr << "--smtp-from: expected an address, or Name <address>, on one line\n";
+    return std::nullopt;
+  }
+  auto sender = StartSmtpMailSender(o.smtp_url);
+  if (!sender.ok()) {
+    std::cerr << sender.status().message() << '\n';
+    return std::nullopt;
+  }
+  t.mail.sender = std::move(sender).value();
+  t.mail.from = o.smtp_from;
+  t.mail.max_age_ms = max_age->count();
+  t.mail.public_url = o.public_url;
+  if (t.mail.public_url.empty()) {
+    std::string address = o.advertised_http;
+    if (address.empty())
+      address = (http.host == "0.0.0.0" ? std::string("127.0.0.1") : http.host) + ":" +
+                std::to_string(http.port);
+    t.mail.public_url = (tls ? "https://" : "http://") + address;
+  }
+  return t;
+}
+
 }  // namespace
 
 int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
@@ -279,6 +321,10 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   }
   auto parsed = ConfigFromFlags(o, *http, backfill != nullptr);
   if (!parsed) return 2;
+  auto teams_options = TeamsFromFlags(o, *http, http_options->tls(), backfill != nullptr);
+  if (!teams_options) return 2;
+  // Stopped after the streams (below), so that no task hands it a mail once it has stopped.
+  std::shared_ptr<teams::MailSender> mail_sender = teams_options->mail.sender;
   topology::StreamsConfig config = std::move(*parsed);
 
   auto cluster = ConnectCluster(o.cluster, o.embedded);
@@ -293,7 +339,8 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   config.bootstrap_servers = cluster->bootstrap;
   config.broker_filters_aborted = !cluster->embedded;
   topology::TopicAdmin& admin = *cluster->admin;
-  auto composed = Compose(o.topology, config.application_id, {.usage_limits = *limits});
+  auto composed = Compose(o.topology, config.application_id,
+                          {.usage_limits = *limits, .teams = *teams_options});
   if (!composed.ok()) {
     Log(LogLevel::kError, "topology_invalid", {{"error", composed.status().ToString()}});
     return composed.status().code() == state::Status::Code::kInvalidArgument ? 2 : 1;
@@ -406,6 +453,7 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   if (bridge) bridge->Stop();
   metadata.Stop();
   streams.Stop();
+  if (mail_sender) mail_sender->Stop();  // lets the emails being sent finish
   if (snapshotter) snapshotter->Stop();  // after the streams: their last commits go out too
   server.Stop();
   Log(LogLevel::kInfo, "stopped", {{"clean", clean}});
@@ -482,6 +530,23 @@ class RunCommand final : public Subcommand {
     cmd->add_option("--snapshot-interval", o_.snapshot_interval,
                     "how often each task's changed rows are written to Postgres")
         ->envname("CM_SNAPSHOT_INTERVAL")
+        ->capture_default_str();
+    cmd->add_option(
+           "--smtp-url", o_.smtp_url,
+           "email invitations through this SMTP server: smtp://[user:password@]host[:port] "
+           "(STARTTLS when offered) or smtps://...; needs --cluster-secret")
+        ->envname("CM_SMTP_URL");
+    cmd->add_option("--smtp-from", o_.smtp_from, "From of invitation emails")
+        ->envname("CM_SMTP_FROM")
+        ->capture_default_str();
+    cmd->add_option("--public-url", o_.public_url,
+                    "base URL of the accept links in invitation emails (default: this instance's "
+                    "advertised HTTP address)")
+        ->envname("CM_PUBLIC_URL");
+    cmd->add_option("--smtp-max-age", o_.smtp_max_age,
+                    "an invitation email not sent this long after the invitation was made is "
+                    "given up (state failed)")
+        ->envname("CM_SMTP_MAX_AGE")
         ->capture_default_str();
   }
 

@@ -44,6 +44,11 @@ struct RunOptions {
   std::string database_schema = "public";
   std::string snapshot_interval = "30s";
   LimitFlags limits;
+  // Invitation emails (README "Teams"): off without an SMTP URL; never in a backfill.
+  std::string smtp_url;
+  std::string smtp_from = "cmstream <no-reply@localhost>";
+  std::string public_url;  // base of accept links; default http(s)://<advertised HTTP address>
+  std::string smtp_max_age = "24h";
 };
 
 // A backfill is `run` over a bounded range, as another application id.

@@ -132,6 +132,15 @@ std::optional<json> CheckCommandFields(std::string_view type, const json& c,
         (!c["expiresInMs"].is_number_integer() || c["expiresInMs"].get<int64_t>() <= 0 ||
          c["expiresInMs"].get<int64_t>() > 90LL * 24 * 3600 * 1000))
       return Invalid("expiresInMs", "expiresInMs must be a positive integer, at most 90 days");
+    if (c.contains("nonce")) {
+      // The token's derivation input (invitation_token.h): base64url, kept for the mailer.
+      const json& n = c["nonce"];
+      if (!n.is_string() || n.get<std::string>().size() < 16 || n.get<std::string>().size() > 64 ||
+          n.get<std::string>().find_first_not_of(
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+              "0123456789-_") != std::string::npos)
+        return Invalid("nonce", "nonce must be 16..64 base64url characters");
+    }
     if (auto e = CheckIdField(c, "invitationId", true, o)) return e;
     return CheckIdField(c, "tokenHash", true, o);
   }

@@ -53,6 +53,8 @@ void TeamsProcessor::Init(topology::ProcessorContext& context) {
   context.Schedule(std::chrono::milliseconds(options_->expiry_check_interval_ms),
                    topology::PunctuationType::kWallClockTime,
                    [this](int64_t now) { Maintain(now); });
+  // After the expiry punctuation: an invitation that expires is not emailed in the same tick.
+  mailer_ = std::make_unique<InvitationMailer>(context, options_);
 }
 
 void TeamsProcessor::Process(const Record& record) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "processors/teams/invitation_mailer.h"
 #include "processors/teams/roles.h"
 #include "processors/teams/team_graph.h"
 #include "processors/teams/teams_options.h"
@@ -112,6 +113,7 @@ class TeamsProcessor final : public topology::Processor {
   std::optional<topology::CommandResults> results_;
   state::TimerStore* timers_ = nullptr;
   std::unique_ptr<TeamGraph> graph_;
+  std::unique_ptr<InvitationMailer> mailer_;  // invitation emails (a no-op without a sender)
   // Sent once the command succeeded, dropped when it is refused.
   std::vector<topology::Record> pending_events_;
   std::vector<topology::Record> pending_index_;

@@ -40,6 +40,7 @@ TeamsProcessor::Outcome TeamsProcessor::CreateInvitation(const Command& c) {
   invitations_->Put(keys::TokenHashKey(token_hash), invitation_id);
   json timer = {{"organizationId", c.org}, {"invitationId", invitation_id}};
   timers_->Schedule(c.org + '\0' + invitation_id, expires, timer.dump());
+  mailer_->Invited(inv, f.value("nonce", ""), c.now);
   json data = inv;
   data.erase("tokenHash");
   Emit(c, "invitation.sent", id, data);
@@ -80,6 +81,7 @@ TeamsProcessor::Outcome TeamsProcessor::AcceptInvitation(const Command& c) {
   inv["acceptedBy"] = c.actor;
   invitations_->Put(keys::InvitationKey(c.org, *inv_id), inv.dump());
   timers_->Cancel(c.org + '\0' + *inv_id);
+  mailer_->Closed(c.org, *inv_id, "accepted");
   json data = inv;
   data.erase("tokenHash");
   Emit(c, "invitation.accepted", team, data);
@@ -106,6 +108,7 @@ TeamsProcessor::Outcome TeamsProcessor::RevokeInvitation(const Command& c) {
   inv["revokedBy"] = c.actor;
   invitations_->Put(keys::InvitationKey(c.org, inv_id), inv.dump());
   timers_->Cancel(c.org + '\0' + inv_id);
+  mailer_->Closed(c.org, inv_id, "revoked");
   json data = inv;
   data.erase("tokenHash");
   Emit(c, "invitation.revoked", team, data);
@@ -124,6 +127,7 @@ void TeamsProcessor::ExpireInvitations(int64_t now) {
     if (inv.value("status", "") != "pending") continue;
     inv["status"] = "expired";
     invitations_->Put(keys::InvitationKey(org, inv_id), inv.dump());
+    mailer_->Closed(org, inv_id, "expired");
     // The event id derives from the invitation, so it is the same whenever expiry runs.
     Command c{"teams.expire", "expire:" + org + '\0' + inv_id, org, "", timer.due_ms, nullptr};
     pending_events_.clear();

@@ -4,6 +4,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "processors/teams/invitation_token.h"
 #include "processors/teams/team_id.h"
 #include "processors/teams/teams_commands.h"
 #include "processors/teams/teams_queries.h"
@@ -20,19 +21,6 @@ using nlohmann::json;
 using topology::HttpRequest;
 using topology::HttpResponse;
 using topology::RouteAccess;
-
-std::string MakeInvitationToken(const std::string& organization) {
-  return "cmi_" + topology::HexEncode(organization) + "." +
-         topology::Base64UrlEncode(topology::RandomBytes(24));
-}
-
-std::optional<std::string> OrganizationOfInvitationToken(const std::string& token) {
-  if (token.rfind("cmi_", 0) != 0) return std::nullopt;
-  const size_t dot = token.find('.');
-  if (dot == std::string::npos || dot == 4 || (dot - 4) % 2 != 0 || dot + 1 >= token.size())
-    return std::nullopt;
-  return topology::HexDecode(std::string_view(token).substr(4, dot - 4));
-}
 
 namespace {
 
@@ -241,8 +229,17 @@ void AddTeamsRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
     if (auto denied = ctx->ResolveActor(req, *body, "inviterUserId")) return *denied;
     (*body)["teamId"] = req.path_params.at("id");
     // The token is made here and only its hash is sent: it never reaches Kafka or a store.
-    const std::string token = MakeInvitationToken(*org);
+    // With a cluster secret it derives from the invitation id and a nonce the command carries,
+    // so that the invitation mailer can rebuild it for the email (invitation_token.h).
     const std::string invitation_id = "inv_" + topology::HexEncode(topology::RandomBytes(12));
+    std::string token;
+    if (ctx->options.invitation_secret.empty()) {
+      token = RandomInvitationToken(*org);
+    } else {
+      const std::string nonce = NewInvitationNonce();
+      token = DeriveInvitationToken(ctx->options.invitation_secret, *org, invitation_id, nonce);
+      (*body)["nonce"] = nonce;
+    }
     (*body)["invitationId"] = invitation_id;
     (*body)["tokenHash"] = topology::HexEncode(topology::Sha256(token));
     return ctx->Command(req, *org, kCreateInvitation, std::move(*body), [&](json& answer) {

@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 
+#include "processors/teams/invitation_token.h"
 #include "processors/teams/teams_options.h"
 #include "topology/query/command_sender.h"
 #include "topology/query/http_server.h"
@@ -20,11 +21,5 @@ namespace cm::teams {
 void AddTeamsRoutes(topology::HttpServer& server, const topology::KafkaStreams& streams,
                     const topology::QueryRouter& router, const topology::CommandSender& commands,
                     const TeamsOptions& options = {});
-
-// Invitation tokens: "cmi_" + hex(organizationId) + "." + base64url(24 random bytes), so the
-// accept route finds the organization's task without a lookup. Only SHA-256 of the token is
-// stored.
-std::string MakeInvitationToken(const std::string& organization);
-std::optional<std::string> OrganizationOfInvitationToken(const std::string& token);
 
 }  // namespace cm::teams

@@ -27,7 +27,10 @@ state::Status AddTeamsTopology(topology::TopologyBuilder& builder, const TeamsOp
     builder.ConnectProcessorAndStateStores(kTeamsProcessorNode, options.team_limits->stores());
   for (auto& spec : state::StoreSpec::Logged(state::StoreType::kKeyValue, {kUserTeamsStore}))
     builder.AddStateStore(spec, {kUserTeamsProcessorNode});
-  for (auto& spec : state::StoreSpec::Logged(state::StoreType::kTimer, {kInvitationTimersStore}))
+  for (auto& spec : state::StoreSpec::Logged(state::StoreType::kKeyValue, {kMailOutboxStore}))
+    builder.AddStateStore(spec, {kTeamsProcessorNode});
+  for (auto& spec : state::StoreSpec::Logged(state::StoreType::kTimer,
+                                             {kInvitationTimersStore, kMailTimersStore}))
     builder.AddStateStore(spec, {kTeamsProcessorNode});
   return state::Status::OK();
 }

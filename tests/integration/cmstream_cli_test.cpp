@@ -47,22 +47,30 @@ TEST_F(CmstreamCliTest, RunRefusesBadFlagsWithExitCode2) {
     std::vector<std::string> args;
     const char* says;
   };
-  for (const Case& c : {Case{{"--topology", "nope"}, "unknown --topology 'nope'"},
-                        Case{{"--http-max-body", "lots"}, "--http-max-body"},
-                        Case{{"--guarantee", "maybe"}, "--guarantee must be"},
-                        Case{{"--commit-interval", "soon"}, "--commit-interval"},
-                        Case{{"--http-rate-limit", "fast"}, "--http-rate-limit"},
-                        Case{{"--http-request-timeout", "0s"}, "--http-request-timeout"},
-                        // The usage application's input limits (README "Configuration").
-                        Case{{"--max-batch-events", "0"}, "--max-batch-events must be positive"},
-                        Case{{"--max-id-bytes=-1"}, "--max-id-bytes must be positive"},
-                        Case{{"--max-query-buckets", "0"}, "--max-query-buckets must be positive"},
-                        Case{{"--max-json-depth", "2"}, "--max-json-depth must be 3"},
-                        Case{{"--max-json-depth", "65"}, "--max-json-depth must be 3"},
-                        Case{{"--max-event-bytes", "0"}, "--max-event-bytes must be positive"},
-                        Case{{"--max-event-bytes", "lots"}, "--max-event-bytes"},
-                        Case{{"--max-event-bytes", "2MiB"}, "must not exceed --http-max-body"},
-                        Case{{"--max-report-range", "0d"}, "--max-report-range"}}) {
+  for (const Case& c :
+       {Case{{"--topology", "nope"}, "unknown --topology 'nope'"},
+        Case{{"--http-max-body", "lots"}, "--http-max-body"},
+        Case{{"--guarantee", "maybe"}, "--guarantee must be"},
+        Case{{"--commit-interval", "soon"}, "--commit-interval"},
+        Case{{"--http-rate-limit", "fast"}, "--http-rate-limit"},
+        Case{{"--http-request-timeout", "0s"}, "--http-request-timeout"},
+        // The usage application's input limits (README "Configuration").
+        Case{{"--max-batch-events", "0"}, "--max-batch-events must be positive"},
+        Case{{"--max-id-bytes=-1"}, "--max-id-bytes must be positive"},
+        Case{{"--max-query-buckets", "0"}, "--max-query-buckets must be positive"},
+        Case{{"--max-json-depth", "2"}, "--max-json-depth must be 3"},
+        Case{{"--max-json-depth", "65"}, "--max-json-depth must be 3"},
+        Case{{"--max-event-bytes", "0"}, "--max-event-bytes must be positive"},
+        Case{{"--max-event-bytes", "lots"}, "--max-event-bytes"},
+        Case{{"--max-event-bytes", "2MiB"}, "must not exceed --http-max-body"},
+        Case{{"--max-report-range", "0d"}, "--max-report-range"},
+        // Invitation emails (README "Teams"): the mailer rebuilds tokens from
+        // the cluster secret, so SMTP without one is refused.
+        Case{{"--cluster-secret", "", "--smtp-url", "smtp://127.0.0.1:25"},
+             "--smtp-url needs --cluster-secret"},
+        Case{{"--smtp-url", "http://mail.example.com"}, "--smtp-url must be"},
+        Case{{"--smtp-url", "smtp://127.0.0.1:25", "--smtp-from", "nobody"}, "--smtp-from"},
+        Case{{"--smtp-url", "smtp://127.0.0.1:25", "--smtp-max-age", "0s"}, "--smtp-max-age"}}) {
     std::vector<std::string> args{"run", "--embedded", "--state-dir",
                                   state, "--http",     "127.0.0.1:0"};
     args.insert(args.end(), c.args.begin(), c.args.end());

@@ -156,10 +156,11 @@ TEST(CloudmatrixApplicationsTest, LimitFlagsParseToTheUsageLimitsAndCheckThemAga
   EXPECT_NE(over.status().message().find("--http-max-body"), std::string::npos);
 
   // Limits that reach Compose unchecked are still refused there.
-  auto composed = Compose("cloudmatrix", "x", {.usage_limits = {.max_batch_events = 0}});
+  auto composed =
+      Compose("cloudmatrix", "x", {.usage_limits = {.max_batch_events = 0}, .teams = {}});
   ASSERT_FALSE(composed.ok());
   EXPECT_EQ(composed.status().code(), state::Status::Code::kInvalidArgument);
-  EXPECT_TRUE(Compose("cloudmatrix", "x", {.usage_limits = *set}).ok());
+  EXPECT_TRUE(Compose("cloudmatrix", "x", {.usage_limits = *set, .teams = {}}).ok());
 }
 
 }  // namespace

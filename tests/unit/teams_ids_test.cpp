@@ -24,7 +24,7 @@ TEST(TeamsIds, ATeamIdNamesItsOrganizationAndIsStablePerCommand) {
 TEST(TeamsIds, InvitationTokensAreRandomAndNameTheirOrganization) {
   std::set<std::string> seen;
   for (int i = 0; i < 100; ++i) {
-    const std::string token = MakeInvitationToken("org/ä");
+    const std::string token = RandomInvitationToken("org/ä");
     EXPECT_EQ(OrganizationOfInvitationToken(token), "org/ä");
     const std::string random = token.substr(token.find('.') + 1);
     EXPECT_GE(random.size() * 6, 128u);  // base64url: 6 bits a character

@@ -422,6 +422,38 @@ TEST(TopologyTestDriverTest, StreamTimeIsTheLargestTimestampSeenPerTask) {
 
 // --- forwarding ----------------------------------------------------------------------------
 
+// Input marked as replayed after a reset (the engine's kReplayedHeader) is processed as the
+// engine processes it: Replaying() is true for that input only, and its outputs to external
+// topics are dropped, as they were published before the reset.
+TEST(TopologyTestDriverTest, ReplayedInputIsReplayingAndItsOutputsAreDropped) {
+  std::vector<std::pair<std::string, bool>> seen;
+  bool replaying_in_punctuation = true;
+  TopologyBuilder b;
+  b.AddSource("src", {"in"})
+      .AddProcessor("p",
+                    Fn(
+                        [&seen](ProcessorContext& ctx, const Record& r) {
+                          seen.emplace_back(r.key, ctx.Replaying());
+                          ctx.Forward(r);
+                        },
+                        [&replaying_in_punctuation](ProcessorContext& ctx) {
+                          ctx.Schedule(1s, PunctuationType::kWallClockTime,
+                                       [&replaying_in_punctuation, &ctx](int64_t) {
+                                         replaying_in_punctuation = ctx.Replaying();
+                                       });
+                        }),
+                    {"src"})
+      .AddSink("sink", "out", {"p"});
+  Topology t = BuildOrDie(b, "replay-app");
+  auto driver = MakeDriver(t);
+  driver->PipeInput("in", "old", "v", 1, {{"cm-replayed", "1"}});
+  driver->PipeInput("in", "new", "v", 2);
+  driver->AdvanceWallClock(1000);
+  EXPECT_EQ(seen, (std::vector<std::pair<std::string, bool>>{{"old", true}, {"new", false}}));
+  EXPECT_FALSE(replaying_in_punctuation);
+  EXPECT_EQ(AsKeyValues(driver->ReadOutput("out")), (KeyValues{{"new", "v"}}));
+}
+
 TEST(TopologyTestDriverTest, ForwardToReachesOnlyTheNamedChild) {
   std::vector<std::string> audited;
   TopologyBuilder b;

@@ -41,6 +41,13 @@ class ProcessorContext {
   virtual void Schedule(std::chrono::milliseconds interval, PunctuationType type,
                         Punctuator punctuator) = 0;
 
+  // True while the input being processed had its outputs published before the latest reset
+  // (`cmstream replay`): the engine drops this input's outputs to external topics. A processor
+  // that starts a side effect of its own (an email) skips it then, or the replay repeats it.
+  // False in wall-clock punctuations (a stream-time punctuation runs inside its record's
+  // processing and sees that record's answer).
+  virtual bool Replaying() const = 0;
+
   // The largest record timestamp the task has seen.
   virtual int64_t StreamTime() const = 0;
   virtual const std::string& TaskId() const = 0;

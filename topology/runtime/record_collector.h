@@ -13,6 +13,9 @@ class RecordCollector {
   virtual ~RecordCollector() = default;
   // Partitioned by key with Kafka's default partitioner.
   virtual void Send(const std::string& topic, const Record& record) = 0;
+  // Whether the input being processed is a replay, whose external outputs Send drops
+  // (ProcessorContext::Replaying).
+  virtual bool Replaying() const = 0;
 };
 
 }  // namespace cm::topology

@@ -17,6 +17,7 @@ class TaskCollector final : public RecordCollector {
   void Send(const std::string& topic, const Record& record) override {
     collector_.Send(task_, topic, record);
   }
+  bool Replaying() const override { return task_.replaying; }
 
  private:
   RecordCollectorImpl& collector_;

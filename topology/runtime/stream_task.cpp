@@ -49,6 +49,7 @@ class StreamTask::NodeContext final : public ProcessorContext {
     int64_t next = start == INT64_MIN ? INT64_MIN : start + interval.count();
     task_.punctuations_.push_back({interval, type, std::move(punctuator), next, node_.name});
   }
+  bool Replaying() const override { return task_.collector_.Replaying(); }
   int64_t StreamTime() const override { return task_.stream_time_; }
   const std::string& TaskId() const override { return task_.name_; }
   int32_t Partition() const override { return task_.id_.partition; }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <deque>
@@ -9,6 +10,7 @@
 #include <set>
 
 #include "topology/kafka/partitioner.h"
+#include "topology/runtime/outbox.h"
 
 namespace cm::topology {
 
@@ -16,16 +18,24 @@ using state::Result;
 using state::Status;
 
 // Captures sends; records sent to a topic some sub-topology reads (a repartition topic) are
-// routed back in, as the broker would deliver them.
+// routed back in, as the broker would deliver them. While a replayed input (one carrying
+// kReplayedHeader) is processed, it does what the engine's collector does after a reset: drops
+// outputs to external topics and marks those to internal ones.
 class TopologyTestDriver::Collector final : public RecordCollector {
  public:
   explicit Collector(TopologyTestDriver& driver) : driver_(driver) {}
   void Send(const std::string& topic, const Record& record) override {
-    outputs_[topic].push_back(record);
-    if (driver_.topology_.SubTopologyOfSource(topic)) pending_.emplace_back(topic, record);
+    const bool internal = driver_.topology_.SubTopologyOfSource(topic).has_value();
+    if (replaying_ && !internal) return;
+    Record sent = record;
+    if (replaying_) sent.headers.push_back({kReplayedHeader, "1"});
+    outputs_[topic].push_back(sent);
+    if (internal) pending_.emplace_back(topic, std::move(sent));
   }
+  bool Replaying() const override { return replaying_; }
   std::map<std::string, std::vector<Record>> outputs_;
   std::deque<std::pair<std::string, Record>> pending_;
+  bool replaying_ = false;
 
  private:
   TopologyTestDriver& driver_;
@@ -97,7 +107,10 @@ void TopologyTestDriver::Route(const std::string& topic, Record record) {
   record.topic = topic;
   record.partition = PartitionForKey(record.key, options_.partitions);
   record.offset = next_offset_[topic + "/" + std::to_string(record.partition)]++;
+  collector_->replaying_ = std::any_of(record.headers.begin(), record.headers.end(),
+                                       [](const Header& h) { return h.key == kReplayedHeader; });
   tasks_.at(TaskId{*sub, record.partition})->Process(record);
+  collector_->replaying_ = false;
   DeliverRepartitioned();
 }
 

@@ -29,6 +29,9 @@ class TopologyTestDriver {
                                                                    TestDriverOptions options);
   ~TopologyTestDriver();
 
+  // Input carrying the header kReplayedHeader ("cm-replayed") is processed as a replay after
+  // `cmstream replay`: ProcessorContext::Replaying() is true and outputs to external topics are
+  // dropped.
   void PipeInput(const std::string& topic, const std::string& key, const std::string& value,
                  int64_t timestamp_ms, std::vector<Header> headers = {});
   // Removes and returns what was sent to a topic so far, in send order.
