@@ -1,6 +1,7 @@
 #include "processors/teams/teams_application.h"
 
 #include "processors/teams/teams_routes.h"
+#include "processors/teams/teams_snapshot_schema.h"
 #include "processors/teams/teams_topology.h"
 
 namespace cm::teams {
@@ -12,5 +13,7 @@ state::Status TeamsApplication::AddTo(topology::TopologyBuilder& builder) const 
 void TeamsApplication::AddRoutes(topology::RouteContext& context) const {
   AddTeamsRoutes(context.server, context.streams, context.router, context.commands, options_);
 }
+
+topology::SnapshotSchema TeamsApplication::snapshot_schema() const { return TeamsSnapshotSchema(); }
 
 }  // namespace cm::teams

@@ -15,6 +15,7 @@ class TeamsApplication final : public topology::StreamApplication {
   std::string name() const override { return "teams"; }
   state::Status AddTo(topology::TopologyBuilder& builder) const override;
   void AddRoutes(topology::RouteContext& context) const override;
+  topology::SnapshotSchema snapshot_schema() const override;
 
  private:
   TeamsOptions options_;

@@ -303,6 +303,17 @@ TEST(TopologyBuilderTest, AConnectedProcessorReadsAnotherProcessorsStoreInItsSub
   ExpectRejected(unknown_processor, {"ghost"});
 }
 
+TEST(TopologyBuilderTest, SubTopologiesAreNumberedInTheOrderTheirSourcesWereAdded) {
+  // Not by name: an application added later never renumbers the ones before it.
+  TopologyBuilder b;
+  AddChain(b, "zulu");
+  AddChain(b, "alpha");
+  auto built = b.Build("app");
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  EXPECT_EQ(built->SubTopologyOfSource("zulu-in"), 0);
+  EXPECT_EQ(built->SubTopologyOfSource("alpha-in"), 1);
+}
+
 TEST(TopologyBuilderTest, ProcessorWithTwoSourcesJoinsThem) {
   TopologyBuilder b;
   b.AddSource("left", {"left-in"})

@@ -215,12 +215,14 @@ Result<Topology> TopologyBuilder::Build(const std::string& application_id) const
     for (const auto& parent : n.parents) t.nodes_.at(parent).children.push_back(name);
   }
 
-  // Topological order (Kahn); anything left over sits on a cycle.
+  // Topological order (Kahn) from the roots in the order they were added, as Kafka Streams
+  // numbers sub-topologies: adding an application never renumbers the ones added before it.
+  // Anything left over sits on a cycle.
   std::map<std::string, size_t> pending_parents;
   std::vector<std::string> order;
-  for (const auto& [name, n] : t.nodes_) {
-    pending_parents[name] = n.parents.size();
-    if (n.parents.empty()) order.push_back(name);
+  for (const auto& [name, n] : t.nodes_) pending_parents[name] = n.parents.size();
+  for (const auto& pending : nodes_) {
+    if (pending.node.parents.empty()) order.push_back(pending.node.name);
   }
   for (size_t i = 0; i < order.size(); ++i) {
     for (const auto& child : t.nodes_.at(order[i]).children) {
