@@ -18,6 +18,14 @@ Status NoSuchTeam() { return Status::NotFound("no such team"); }
 
 }  // namespace
 
+bool TeamsQueries::Visible(const std::string& id, const std::string& user) const {
+  auto org = OrganizationOfTeamId(id);
+  if (!org) return true;
+  auto team = graph_.Team(*org, id);
+  if (!team || team->value("visibility", "") != "secret") return true;
+  return !user.empty() && graph_.RoleIn(*org, id, user).has_value();
+}
+
 Result<json> TeamsQueries::GetTeam(const std::string& id, bool include_members,
                                    bool include_subteams) const {
   auto org = OrganizationOfTeamId(id);

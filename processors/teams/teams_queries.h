@@ -26,6 +26,9 @@ class TeamsQueries {
   // permission to the grants that give it ({teamId, role, inherited}), the direct one first.
   state::Result<nlohmann::json> GetEffectivePermissions(const std::string& team,
                                                         const std::string& user) const;
+  // Whether `user` may see `team`: any team but a secret one, which only its members see
+  // (GitHub's rule). An unknown team is "visible": its reads answer 404 anyway.
+  bool Visible(const std::string& team, const std::string& user) const;
   // {allowed, reason, ...}: one point lookup in teams-permissions.
   state::Result<nlohmann::json> CheckPermission(const std::string& team, const std::string& user,
                                                 const std::string& permission) const;

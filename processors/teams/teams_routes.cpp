@@ -133,13 +133,19 @@ struct Context {
     return streams.TaskForKey(*streams.topology().SubTopologyOfSource(topic), user);
   }
 
+  // Runs a read of the {id} team on its task. A secret team is 404 for a key whose user is not
+  // a member of it, as if it did not exist; an admin key sees every team.
   HttpResponse Query(const HttpRequest& req, const std::string& org,
                      const std::function<HttpResponse(const TeamsQueries&)>& query) const {
     return router.Route(req, TaskOf(org), [&](const topology::ReadOnlyStores& stores) {
       TeamsStoreViews views = TeamsStoreViews::Committed(stores);
       if (!views.complete())
         return HttpResponse::Error(500, "internal", "the teams stores are missing on this task");
-      return query(TeamsQueries(views));
+      const TeamsQueries queries(views);
+      if (!req.principal->admin() &&
+          !queries.Visible(req.path_params.at("id"), req.principal->user_id))
+        return NotFound();
+      return query(queries);
     });
   }
 };
@@ -313,7 +319,12 @@ void AddTeamsRoutes(topology::HttpServer& server, const topology::KafkaStreams& 
           auto* index = stores.KeyValue(kUserTeamsStore);
           if (!index)
             return HttpResponse::Error(500, "internal", "the user index is missing on this task");
-          auto visible = [&](const std::string& org) { return principal.CanAccess(org); };
+          // Another user's secret teams are not listed (only an admin key sees them).
+          const bool sees_secret = principal.admin() || principal.user_id == page.user;
+          auto visible = [&](const json& entry) {
+            return principal.CanAccess(entry.value("organizationId", "")) &&
+                   (sees_secret || entry.value("visibility", "") != "secret");
+          };
           auto answer = GetUserTeams(*index, page, visible);
           if (!answer.ok()) return Validation(answer.status().message(), {{"field", "cursor"}});
           return HttpResponse::Json(200, answer.value());

@@ -35,7 +35,7 @@ void UserTeamsProcessor::Process(const topology::Record& record) {
 }
 
 state::Result<json> GetUserTeams(state::ReadOnlyKeyValueStore& index, const UserTeamsPage& page,
-                                 const std::function<bool(const std::string&)>& visible) {
+                                 const std::function<bool(const json&)>& visible) {
   const std::string prefix = keys::UserTeamsPrefix(page.user);
   std::string begin = prefix;
   if (!page.cursor.empty()) {
@@ -52,7 +52,7 @@ state::Result<json> GetUserTeams(state::ReadOnlyKeyValueStore& index, const User
   size_t total = 0;
   index.Range(begin, end, [&](std::string_view k, std::string_view v) {
     json entry = json::parse(v, nullptr, false);
-    if (!entry.is_object() || !visible(entry.value("organizationId", ""))) return true;
+    if (!entry.is_object() || !visible(entry)) return true;
     if (teams.size() == page.limit) {
       has_more = true;
       return false;
@@ -63,7 +63,7 @@ state::Result<json> GetUserTeams(state::ReadOnlyKeyValueStore& index, const User
   });
   index.PrefixScan(prefix, [&](std::string_view, std::string_view v) {
     json entry = json::parse(v, nullptr, false);
-    if (entry.is_object() && visible(entry.value("organizationId", ""))) ++total;
+    if (entry.is_object() && visible(entry)) ++total;
     return true;
   });
   return json{{"userId", page.user},

@@ -31,14 +31,14 @@ class UserTeamsProcessor final : public topology::Processor {
 
 // getUserTeams over a user index: {userId, teams: [membership + organizationId, teamName,
 // visibility], total, hasMore, nextCursor}, ordered by organization then team id. `visible`
-// says which organizations the caller may see; `cursor` is a previous answer's nextCursor.
+// says which entries the caller may see; `cursor` is a previous answer's nextCursor.
 struct UserTeamsPage {
   std::string user;
   std::string cursor;
   size_t limit = 50;
 };
-state::Result<nlohmann::json> GetUserTeams(state::ReadOnlyKeyValueStore& index,
-                                           const UserTeamsPage& page,
-                                           const std::function<bool(const std::string&)>& visible);
+state::Result<nlohmann::json> GetUserTeams(
+    state::ReadOnlyKeyValueStore& index, const UserTeamsPage& page,
+    const std::function<bool(const nlohmann::json&)>& visible);
 
 }  // namespace cm::teams

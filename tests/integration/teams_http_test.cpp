@@ -246,6 +246,43 @@ TEST_F(TeamsHttpTest, AUsersTeamsAcrossOrganizationsThroughTheUserIndex) {
   EXPECT_EQ(Call("GET", "/v1/users/" + std::string(300, 'u') + "/teams", json(), admin).first, 400);
 }
 
+TEST_F(TeamsHttpTest, ASecretTeamIsSeenOnlyByItsMembersAndAdminKeys) {
+  const std::string alice = Key("org-a", "alice");
+  const std::string bob = Key("org-a", "bob");
+  const std::string secret = CreateTeam(alice, "Hidden", "", {{"visibility", "secret"}});
+  const std::string open = CreateTeam(alice, "Open");
+  for (const std::string& path : {"/v1/teams/" + secret, "/v1/teams/" + secret + "/hierarchy",
+                                  "/v1/teams/" + secret + "/permissions/alice"}) {
+    auto hidden = Call("GET", path, json(), bob);
+    EXPECT_EQ(hidden.first, 404) << path << " " << hidden.second.dump();
+    EXPECT_EQ(hidden.second.dump().find("Hidden"), std::string::npos);
+    EXPECT_EQ(Call("GET", path, json(), alice).first, 200) << path;
+    EXPECT_EQ(Call("GET", path, json(), testing::kTestAdminKey).first, 200) << path;
+  }
+  EXPECT_EQ(Call("GET", "/v1/teams/" + open, json(), bob).first, 200);
+  // Bob becomes a member: now he sees it.
+  ASSERT_EQ(Call("POST", "/v1/teams/" + secret + "/members", {{"userId", "bob"}}, alice).first,
+            201);
+  EXPECT_EQ(Call("GET", "/v1/teams/" + secret, json(), bob).first, 200);
+
+  // Alice's teams: her own key and an admin key list the secret one, Bob's key does not.
+  auto count = [&](const std::string& key) {
+    std::pair<int, json> r;
+    // The index lags the commands by one repartition hop.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    do {
+      r = Call("GET", "/v1/users/alice/teams", json(), testing::kTestAdminKey);
+      if (r.first == 200 && r.second.value("total", 0) == 2) break;
+      std::this_thread::sleep_for(50ms);
+    } while (std::chrono::steady_clock::now() < deadline);
+    r = Call("GET", "/v1/users/alice/teams", json(), key);
+    return r.second.value("total", -1);
+  };
+  EXPECT_EQ(count(alice), 2);
+  EXPECT_EQ(count(testing::kTestAdminKey), 2);
+  EXPECT_EQ(count(bob), 1);
+}
+
 TEST_F(TeamsHttpTest, AnIdempotencyKeyAppliesOnceAndRefusesAnotherRequest) {
   const std::string alice = Key("org-a", "alice");
   auto first = Call("POST", "/v1/teams", {{"name", "Once"}}, alice, "key-1");

@@ -118,8 +118,7 @@ class TeamsHarness {
   }
   // getUserTeams as the route answers it for an admin key (every organization visible).
   json UserTeams(const std::string& user, const std::string& cursor = "", size_t limit = 500) {
-    auto r = GetUserTeams(UserIndex(user), {user, cursor, limit},
-                          [](const std::string&) { return true; });
+    auto r = GetUserTeams(UserIndex(user), {user, cursor, limit}, [](const json&) { return true; });
     if (!r.ok()) throw std::runtime_error(r.status().ToString());
     return *r;
   }

@@ -84,21 +84,21 @@ TEST(TeamsUserTeams, PagesWithACursorAndCountsOnlyVisibleOrganizations) {
   EXPECT_EQ(pages, 2);  // 3 + 3 + 1
   EXPECT_EQ(seen, teams);
 
-  auto only_b = GetUserTeams(h.UserIndex("dana"), {"dana", "", 50},
-                             [](const std::string& org) { return org == "org-b"; });
+  auto only_b = GetUserTeams(h.UserIndex("dana"), {"dana", "", 50}, [](const json& e) {
+    return e.value("organizationId", "") == "org-b";
+  });
   ASSERT_TRUE(only_b.ok());
   EXPECT_EQ((*only_b)["total"], 2);
   EXPECT_EQ(Ids(*only_b), (std::vector<std::string>(teams.begin() + 5, teams.end())));
 
   // A cursor that is not one of ours, or another user's, is refused.
-  EXPECT_FALSE(GetUserTeams(h.UserIndex("dana"), {"dana", "zz", 3}, [](const std::string&) {
-                 return true;
-               }).ok());
+  EXPECT_FALSE(
+      GetUserTeams(h.UserIndex("dana"), {"dana", "zz", 3}, [](const json&) { return true; }).ok());
   json erin = h.UserTeams("erin");
   EXPECT_EQ(erin["total"], 0);
   EXPECT_TRUE(erin["teams"].empty());
   const std::string dana_cursor = h.UserTeams("dana", "", 1)["nextCursor"];
-  EXPECT_FALSE(GetUserTeams(h.UserIndex("erin"), {"erin", dana_cursor, 3}, [](const std::string&) {
+  EXPECT_FALSE(GetUserTeams(h.UserIndex("erin"), {"erin", dana_cursor, 3}, [](const json&) {
                  return true;
                }).ok());
 }
