@@ -25,8 +25,13 @@ state::Status AddTeamsTopology(topology::TopologyBuilder& builder, const TeamsOp
   for (auto& spec : TeamsStoreSpecs()) builder.AddStateStore(spec, {kTeamsProcessorNode});
   if (options.team_limits)
     builder.ConnectProcessorAndStateStores(kTeamsProcessorNode, options.team_limits->stores());
+  // The teams processor is connected to the user index too, which keeps the index in the
+  // commands' sub-topology (the repartition topic becomes a co-partitioned source of the same
+  // tasks). As a sub-topology of its own, its tasks were balanced against the commands' tasks
+  // as a whole (the engine subscribes one topic per sub-topology and cooperative-sticky
+  // balances partitions, not sub-topologies), so one instance could get every organization.
   for (auto& spec : state::StoreSpec::Logged(state::StoreType::kKeyValue, {kUserTeamsStore}))
-    builder.AddStateStore(spec, {kUserTeamsProcessorNode});
+    builder.AddStateStore(spec, {kUserTeamsProcessorNode, kTeamsProcessorNode});
   for (auto& spec : state::StoreSpec::Logged(state::StoreType::kKeyValue, {kMailOutboxStore}))
     builder.AddStateStore(spec, {kTeamsProcessorNode});
   for (auto& spec : state::StoreSpec::Logged(state::StoreType::kTimer,

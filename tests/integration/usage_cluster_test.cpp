@@ -166,6 +166,10 @@ class UsageClusterTest : public ::testing::Test {
   // partition: once the 80% alert is there, a second 50% alert would be too.
   void CrossEightyPercentAndExpectEachAlertOnce(class FiredAlerts& alerts, double limit, int first);
 
+  // Every task of the topology: one per partition of each sub-topology (usage and teams share
+  // one; the teams user index is another).
+  size_t AllTasks() const { return a_->streams().topology().subtopologies().size() * kPartitions; }
+
   // Two instances that split the partitions between them, and two organizations owned by each
   // (as their running tasks say, not by assumption).
   void StartTwo() {
@@ -177,7 +181,7 @@ class UsageClusterTest : public ::testing::Test {
           std::set<std::string> all(ta.begin(), ta.end());
           all.insert(tb.begin(), tb.end());
           return a_->streams().Ready() && b_->streams().Ready() && !ta.empty() && !tb.empty() &&
-                 all.size() == ta.size() + tb.size() && all.size() == kPartitions;
+                 all.size() == ta.size() + tb.size() && all.size() == AllTasks();
         },
         60s))
         << a_->streams().ReadyReport().dump() << b_->streams().ReadyReport().dump();
@@ -459,7 +463,7 @@ TEST_F(UsageClusterTest, SurvivorTakesOverAndCountsNewEventsOnceAndDuplicatesNev
 
   b_->Stop();
   ASSERT_TRUE(WaitFor(
-      [&] { return a_->streams().Ready() && a_->streams().RunningTasks().size() == kPartitions; },
+      [&] { return a_->streams().Ready() && a_->streams().RunningTasks().size() == AllTasks(); },
       60s))
       << a_->streams().ReadyReport().dump();
   // The survivor restored the other's partitions from their changelogs: the same answers.
