@@ -8,6 +8,7 @@
 #include "processors/teams/teams_commands.h"
 #include "processors/teams/teams_stores.h"
 #include "state/key_codec.h"
+#include "topology/common/backoff.h"
 #include "topology/common/crypto.h"
 #include "topology/common/log.h"
 
@@ -63,15 +64,7 @@ std::string InvitationMailer::OutboxKey(const std::string& org, const std::strin
 
 int64_t InvitationMailer::RetryDelayMs(const InvitationMailOptions& o, int attempts,
                                        const std::string& key) {
-  int64_t delay = o.backoff_base_ms;
-  for (int i = 1; i < attempts && delay < o.backoff_max_ms; ++i) delay *= 2;
-  delay = std::min(delay, o.backoff_max_ms);
-  // Jitter spreads the retries of emails that failed together (a mail server outage); derived
-  // from the key and attempt, so that processing stays a function of its inputs.
-  const std::string h = topology::Sha256(key + '\0' + std::to_string(attempts));
-  const double u =
-      (static_cast<unsigned char>(h[0]) * 256 + static_cast<unsigned char>(h[1])) / 65536.0;
-  return delay - static_cast<int64_t>(static_cast<double>(delay) * 0.2 * u);
+  return topology::ExponentialBackoffMs(o.backoff_base_ms, o.backoff_max_ms, attempts, 0.2, key);
 }
 
 void InvitationMailer::Put(const std::string& key, const json& entry) {

@@ -47,6 +47,11 @@ class ProcessorContext {
   // False in wall-clock punctuations (a stream-time punctuation runs inside its record's
   // processing and sees that record's answer).
   virtual bool Replaying() const = 0;
+  // True while some input of this task that was published before the latest reset has not
+  // been processed again yet. A wall-clock punctuation that starts side effects (webhook
+  // deliveries) waits for it: until the replay has passed, state does not yet know what was
+  // already done before the reset.
+  virtual bool ReplayPending() const = 0;
 
   // The largest record timestamp the task has seen.
   virtual int64_t StreamTime() const = 0;

@@ -16,6 +16,9 @@ class RecordCollector {
   // Whether the input being processed is a replay, whose external outputs Send drops
   // (ProcessorContext::Replaying).
   virtual bool Replaying() const = 0;
+  // Whether some source partition of the task is still below where it was before the reset
+  // (ProcessorContext::ReplayPending).
+  virtual bool ReplayPending() const = 0;
 };
 
 }  // namespace cm::topology

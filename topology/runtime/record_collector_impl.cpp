@@ -18,6 +18,13 @@ class TaskCollector final : public RecordCollector {
     collector_.Send(task_, topic, record);
   }
   bool Replaying() const override { return task_.replaying; }
+  bool ReplayPending() const override {
+    for (const auto& [topic, until] : task_.published_until) {
+      auto at = task_.positions.find(topic);
+      if (at == task_.positions.end() || at->second < until) return true;
+    }
+    return false;
+  }
 
  private:
   RecordCollectorImpl& collector_;

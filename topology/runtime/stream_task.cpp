@@ -50,6 +50,7 @@ class StreamTask::NodeContext final : public ProcessorContext {
     task_.punctuations_.push_back({interval, type, std::move(punctuator), next, node_.name});
   }
   bool Replaying() const override { return task_.collector_.Replaying(); }
+  bool ReplayPending() const override { return task_.collector_.ReplayPending(); }
   int64_t StreamTime() const override { return task_.stream_time_; }
   const std::string& TaskId() const override { return task_.name_; }
   int32_t Partition() const override { return task_.id_.partition; }

@@ -33,6 +33,8 @@ class TopologyTestDriver::Collector final : public RecordCollector {
     if (internal) pending_.emplace_back(topic, std::move(sent));
   }
   bool Replaying() const override { return replaying_; }
+  // The driver has no reset positions: a replay is one record at a time (kReplayedHeader).
+  bool ReplayPending() const override { return false; }
   std::map<std::string, std::vector<Record>> outputs_;
   std::deque<std::pair<std::string, Record>> pending_;
   bool replaying_ = false;

@@ -1,0 +1,120 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "processors/webhooks/webhook_transport.h"
+#include "state/status.h"
+
+namespace cm::webhooks {
+
+// Where the sender appends the outcome of each attempt: cloudmatrix.webhook-attempts, keyed by
+// organization, so the task that owns the delivery applies it (processors/cloudmatrix wires a
+// Kafka producer in). Append returns once the record is durable, or an error.
+class AttemptLog {
+ public:
+  virtual ~AttemptLog() = default;
+  virtual state::Status Append(const std::string& organization, const std::string& value,
+                               int64_t timestamp_ms) = 0;
+};
+
+struct WebhookSenderOptions {
+  size_t threads = 16;        // --webhook-concurrency: attempts in flight at once, all endpoints
+  size_t per_endpoint = 4;    // --webhook-endpoint-concurrency: in flight to one endpoint
+  size_t capacity = 4096;     // queued or in flight; Submit refuses more
+};
+
+// One attempt handed to the sender: what to send, and whom it belongs to.
+struct DeliveryJob {
+  std::string organization;
+  std::string webhook_id;
+  std::string delivery_id;  // also the webhook-id header
+  int attempt = 1;
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;  // the endpoint's custom headers
+  std::string body;
+  // The endpoint's signing secrets (whsec_...), newest first: one signature each.
+  std::vector<std::string> secrets;
+  int64_t timeout_ms = 30'000;
+};
+
+// The outcome record of one attempt, as appended to cloudmatrix.webhook-attempts.
+struct AttemptOutcome {
+  std::string organization;
+  std::string webhook_id;
+  std::string delivery_id;
+  int attempt = 0;
+  int64_t attempted_at_ms = 0;
+  DeliveryResponse response;
+
+  std::string ToJson() const;
+  static state::Result<AttemptOutcome> FromJson(std::string_view value);
+};
+
+// Sends webhook attempts on threads of its own (attemptDelivery of the seeds), so a slow or
+// unreachable endpoint never stalls a stream thread: signs each request when it goes out
+// (Standard Webhooks), sends it through the WebhookTransport and appends the outcome to the
+// AttemptLog. Owned by `cmstream run`, shared by every task; stopped after the streams.
+//
+// A delivery stays busy from Submit until its outcome has been appended, so it is never in
+// flight twice from one process; at most `per_endpoint` attempts go to one endpoint at once.
+// Thread-safe.
+class WebhookSender {
+ public:
+  enum class Handover { kAccepted, kBusy, kEndpointBusy, kFull, kStopped };
+
+  WebhookSender(std::unique_ptr<WebhookTransport> transport, std::unique_ptr<AttemptLog> log,
+                WebhookSenderOptions options = {});
+  ~WebhookSender();
+  WebhookSender(const WebhookSender&) = delete;
+  WebhookSender& operator=(const WebhookSender&) = delete;
+
+  Handover Submit(DeliveryJob job);
+  // Lets the attempts being sent finish (and their outcomes be appended), drops the queued
+  // ones (their deliveries are retried once their lease ends) and joins the threads.
+  void Stop();
+
+  struct Counters {
+    uint64_t submitted = 0;
+    uint64_t refused = 0;  // busy, endpoint busy or full
+    uint64_t sent = 0;     // attempts that reached the transport
+    uint64_t succeeded = 0;
+    uint64_t failed = 0;
+    uint64_t outcome_append_failures = 0;
+    size_t queued = 0;
+    size_t in_flight = 0;
+  };
+  Counters counters() const;
+
+  // The request of an attempt at `now_s`: Content-Type, the Standard Webhooks headers (one
+  // signature per secret) and the custom headers.
+  static state::Result<DeliveryRequest> Compose(const DeliveryJob& job, int64_t now_s);
+
+ private:
+  void Work();
+
+  std::unique_ptr<WebhookTransport> transport_;
+  std::unique_ptr<AttemptLog> log_;
+  WebhookSenderOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<DeliveryJob> queue_;
+  size_t sending_ = 0;
+  std::set<std::string> busy_;                  // deliveries handed over, outcome not appended
+  std::map<std::string, size_t> per_endpoint_;  // attempts queued or in flight per webhook
+  Counters counters_;
+  bool stopped_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace cm::webhooks

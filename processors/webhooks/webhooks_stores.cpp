@@ -1,0 +1,78 @@
+#include "processors/webhooks/webhooks_stores.h"
+
+#include "state/key_codec.h"
+
+namespace cm::webhooks {
+
+std::vector<state::StoreSpec> WebhooksStoreSpecs() {
+  auto specs = state::StoreSpec::Logged(
+      state::StoreType::kKeyValue,
+      {kEndpointsStore, kDeliveriesStore, kHealthStore, kCommandResultsStore});
+  for (auto& t : state::StoreSpec::Logged(state::StoreType::kTimer, {kDeliveryTimersStore}))
+    specs.push_back(std::move(t));
+  return specs;
+}
+
+WebhooksStoreViews WebhooksStoreViews::Committed(const topology::ReadOnlyStores& stores) {
+  return {stores.KeyValue(kEndpointsStore), stores.KeyValue(kDeliveriesStore),
+          stores.KeyValue(kHealthStore), stores.KeyValue(kCommandResultsStore)};
+}
+
+namespace keys {
+
+namespace {
+
+std::string Tagged(char tag, std::initializer_list<std::string_view> fields) {
+  std::string out(1, tag);
+  for (auto f : fields) state::AppendLengthPrefixed(out, f);
+  return out;
+}
+
+}  // namespace
+
+std::string Endpoint(std::string_view org, std::string_view webhook) {
+  return Tagged('w', {org, webhook});
+}
+std::string EndpointsOf(std::string_view org) { return Tagged('w', {org}); }
+std::string Delivery(std::string_view org, std::string_view delivery) {
+  return Tagged('d', {org, delivery});
+}
+std::string Event(std::string_view org, std::string_view event) { return Tagged('e', {org, event}); }
+std::string History(std::string_view org, std::string_view webhook, int64_t created_ms,
+                    std::string_view delivery) {
+  std::string out = Tagged('h', {org, webhook});
+  state::AppendOrderedInt64(out, created_ms);
+  state::AppendLengthPrefixed(out, delivery);
+  return out;
+}
+std::string HistoryOf(std::string_view org, std::string_view webhook) {
+  return Tagged('h', {org, webhook});
+}
+std::string Health(std::string_view org, std::string_view webhook, int64_t hour_ms) {
+  std::string out = Tagged('l', {org, webhook});
+  state::AppendOrderedInt64(out, hour_ms);
+  return out;
+}
+std::string HealthOf(std::string_view org, std::string_view webhook) {
+  return Tagged('l', {org, webhook});
+}
+
+bool ParseHistory(std::string_view key, int64_t& created_ms, std::string& delivery) {
+  size_t pos = 1;
+  std::string field;
+  for (int i = 0; i < 2; ++i) {
+    if (!state::ReadLengthPrefixed(key, pos, field)) return false;
+  }
+  if (key.size() < pos + 8) return false;
+  created_ms = state::ReadOrderedInt64(key.substr(pos, 8));
+  pos += 8;
+  return state::ReadLengthPrefixed(key, pos, delivery);
+}
+
+int64_t HealthHour(std::string_view key) {
+  return key.size() < 8 ? 0 : state::ReadOrderedInt64(key.substr(key.size() - 8));
+}
+
+}  // namespace keys
+
+}  // namespace cm::webhooks
