@@ -5,6 +5,7 @@
 #include "processors/counting/counting_application.h"
 #include "processors/teams/teams_application.h"
 #include "processors/usage/usage_application.h"
+#include "processors/webhooks/webhooks_application.h"
 
 namespace cm::cloudmatrix {
 
@@ -22,6 +23,8 @@ state::Result<Composition> Compose(const std::string& name, const std::string& a
     apps.push_back(std::make_unique<usage::UsageApplication>(std::move(usage)));
     // After usage: teams hangs its processor on usage's source of cloudmatrix.commands.
     apps.push_back(std::make_unique<teams::TeamsApplication>(std::move(teams)));
+    // Last: webhooks reads usage's source and the topics usage and teams write.
+    apps.push_back(std::make_unique<webhooks::WebhooksApplication>(options.webhooks));
   } else if (name == "counting") {
     apps.push_back(std::make_unique<counting::CountingApplication>());
   } else {

@@ -7,6 +7,7 @@
 
 #include "processors/teams/teams_options.h"
 #include "processors/usage/usage_limits.h"
+#include "processors/webhooks/webhooks_options.h"
 #include "state/status.h"
 #include "topology/application/stream_application.h"
 
@@ -24,9 +25,10 @@ struct Composition {
 struct CloudMatrixOptions {
   usage::UsageLimits usage_limits;
   teams::TeamsOptions teams;  // the invitation secret and emails
+  webhooks::WebhooksOptions webhooks;  // the sender, timeouts, retries, circuit breaker
 };
 
-// "cloudmatrix": the CloudMatrix services (usage, then teams); "counting": the engine's test
+// "cloudmatrix": the CloudMatrix services (usage, then teams, then webhooks); "counting": the engine's test
 // application. Both with the API keys (auth) that authenticate their routes. InvalidArgument for
 // any other name or when an application's options are inconsistent.
 state::Result<Composition> Compose(const std::string& name, const std::string& app_id,

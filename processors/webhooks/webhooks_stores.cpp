@@ -1,5 +1,7 @@
 #include "processors/webhooks/webhooks_stores.h"
 
+#include <limits>
+
 #include "state/key_codec.h"
 
 namespace cm::webhooks {
@@ -11,6 +13,11 @@ std::vector<state::StoreSpec> WebhooksStoreSpecs() {
   for (auto& t : state::StoreSpec::Logged(state::StoreType::kTimer, {kDeliveryTimersStore}))
     specs.push_back(std::move(t));
   return specs;
+}
+
+WebhooksStoreViews WebhooksStoreViews::Live(state::TaskState& task) {
+  return {task.key_value_store(kEndpointsStore), task.key_value_store(kDeliveriesStore),
+          task.key_value_store(kHealthStore), task.key_value_store(kCommandResultsStore)};
 }
 
 WebhooksStoreViews WebhooksStoreViews::Committed(const topology::ReadOnlyStores& stores) {
@@ -41,7 +48,7 @@ std::string Event(std::string_view org, std::string_view event) { return Tagged(
 std::string History(std::string_view org, std::string_view webhook, int64_t created_ms,
                     std::string_view delivery) {
   std::string out = Tagged('h', {org, webhook});
-  state::AppendOrderedInt64(out, created_ms);
+  state::AppendOrderedInt64(out, std::numeric_limits<int64_t>::max() - created_ms);  // newest first
   state::AppendLengthPrefixed(out, delivery);
   return out;
 }
@@ -64,7 +71,7 @@ bool ParseHistory(std::string_view key, int64_t& created_ms, std::string& delive
     if (!state::ReadLengthPrefixed(key, pos, field)) return false;
   }
   if (key.size() < pos + 8) return false;
-  created_ms = state::ReadOrderedInt64(key.substr(pos, 8));
+  created_ms = std::numeric_limits<int64_t>::max() - state::ReadOrderedInt64(key.substr(pos, 8));
   pos += 8;
   return state::ReadLengthPrefixed(key, pos, delivery);
 }

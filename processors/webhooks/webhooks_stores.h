@@ -7,6 +7,7 @@
 
 #include "state/key_value_store.h"
 #include "state/store_spec.h"
+#include "state/task_state.h"
 #include "topology/processor/read_only_stores.h"
 
 namespace cm::webhooks {
@@ -20,8 +21,8 @@ namespace cm::webhooks {
 //                      fields, every attempt, the lease of the attempt in flight
 //                      'e' str org str eventId          -> event JSON: type, time, the body
 //                      sent, and its deliveries
-//                      'h' str org str webhookId time str deliveryId -> status (the
-//                      history of an endpoint, oldest first)
+//                      'h' str org str webhookId (max - time) str deliveryId -> status
+//                      (the history of an endpoint, newest first)
 // webhooks-health      'l' str org str webhookId time   -> LatencyHistogram of the hour
 // webhooks-command-results                              -> topology::CommandResults
 // webhooks-delivery-timers (timer store, id = deliveryId) -> when a delivery is next due (an
@@ -41,6 +42,7 @@ struct WebhooksStoreViews {
   state::ReadOnlyKeyValueStore* health = nullptr;
   state::ReadOnlyKeyValueStore* command_results = nullptr;
 
+  static WebhooksStoreViews Live(state::TaskState& task);
   static WebhooksStoreViews Committed(const topology::ReadOnlyStores& stores);
   bool complete() const { return endpoints && deliveries && health && command_results; }
 };

@@ -1,0 +1,16 @@
+#include "processors/webhooks/webhooks_application.h"
+
+#include "processors/webhooks/webhooks_routes.h"
+#include "processors/webhooks/webhooks_topology.h"
+
+namespace cm::webhooks {
+
+state::Status WebhooksApplication::AddTo(topology::TopologyBuilder& builder) const {
+  return AddWebhooksTopology(builder, options_);
+}
+
+void WebhooksApplication::AddRoutes(topology::RouteContext& context) const {
+  AddWebhooksRoutes(context.server, context.streams, context.router, context.commands, options_);
+}
+
+}  // namespace cm::webhooks

@@ -1,0 +1,108 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "processors/webhooks/webhooks_options.h"
+#include "topology/processor/command_results.h"
+#include "topology/processor/processor.h"
+
+namespace cm::webhooks {
+
+inline constexpr char kWebhooksProcessorNode[] = "webhooks-processor";
+// Reads the team events, quota alerts and attempt outcomes (the events and commands come
+// through usage's source).
+inline constexpr char kWebhooksSourceNode[] = "webhooks-source";
+
+struct AttemptOutcome;
+
+// Webhook delivery (seed task 3) for the organizations of one task:
+//  - applies webhooks.* commands (endpoints, enqueueEvent, retryDelivery, sendTestEvent,
+//    resetCircuit) and records their results;
+//  - fans every event (cloudmatrix.events, team events, quota alerts, enqueued events) out to
+//    the organization's matching active endpoints: one delivery per (event, endpoint), its id
+//    derived from both, due at once in the delivery timer store;
+//  - processQueue, a wall-clock punctuation: hands due deliveries to the WebhookSender when
+//    their endpoint's circuit lets them through, and takes attempts whose outcome never came
+//    back (their lease ended) as failed;
+//  - applies each attempt outcome from cloudmatrix.webhook-attempts: status, attempts, stats,
+//    latency histogram, circuit, the next retry or giving up, 410 disabling the endpoint.
+// Everything but the punctuation follows from the records, so a replay rebuilds the same
+// state; the punctuation sends nothing while a replay is pending (ProcessorContext::
+// ReplayPending), so what was delivered before a reset is not delivered again.
+class WebhooksProcessor final : public topology::Processor {
+ public:
+  explicit WebhooksProcessor(std::shared_ptr<const WebhooksOptions> options);
+  void Init(topology::ProcessorContext& context) override;
+  void Process(const topology::Record& record) override;
+
+  // processQueue: public so tests can drive it.
+  void ProcessQueue(int64_t now_ms);
+
+ private:
+  struct Outcome {
+    int status = 200;
+    nlohmann::json body;
+  };
+  struct Command {
+    std::string type;
+    std::string id;
+    std::string org;
+    int64_t now = 0;
+    const nlohmann::json* fields = nullptr;
+  };
+  struct Event {
+    std::string org;
+    std::string id;
+    std::string type;
+    std::string occurred_at;
+    nlohmann::json data;
+  };
+
+  void ProcessCommand(const topology::Record& record);
+  Outcome Apply(const Command& c);
+  Outcome Register(const Command& c);
+  Outcome Update(const Command& c);
+  Outcome Delete(const Command& c);
+  Outcome Enqueue(const Command& c);
+  Outcome RetryDelivery(const Command& c);
+  Outcome SendTest(const Command& c);
+  Outcome ResetCircuit(const Command& c);
+
+  // An event from a topic: fanned out when the organization has endpoints.
+  void ProcessEvent(const topology::Record& record);
+  // Makes the deliveries of `event` to the given endpoints (all matching active ones when
+  // `only` is empty); returns the ids of the endpoints that got a new delivery.
+  std::vector<std::string> FanOut(const Event& event, int64_t now,
+                                  const std::optional<std::string>& only = std::nullopt);
+
+  void ApplyOutcome(const AttemptOutcome& outcome, int64_t now);
+  // Records a failed attempt's consequences on the delivery: the next retry, or giving up.
+  void ScheduleRetryOrGiveUp(nlohmann::json& delivery, const std::string& error_class,
+                             std::optional<int64_t> retry_after_ms, int64_t now);
+  void Dispatch(const std::string& delivery_id, int64_t now);
+
+  std::optional<nlohmann::json> LoadEndpoint(const std::string& org, const std::string& id);
+  void SaveEndpoint(const nlohmann::json& endpoint);
+  std::optional<nlohmann::json> LoadDelivery(const std::string& org, const std::string& id);
+  void SaveDelivery(const nlohmann::json& delivery);
+  // Marks a pending or in-flight delivery cancelled; false when it had finished.
+  bool Cancel(nlohmann::json& delivery, const std::string& why, int64_t now);
+  // The deliveries of an endpoint that are pending (waiting for an attempt or a retry).
+  std::vector<std::string> PendingDeliveries(const std::string& org, const std::string& webhook);
+  std::string Body(const nlohmann::json& delivery, const nlohmann::json& event) const;
+
+  std::shared_ptr<const WebhooksOptions> options_;
+  topology::ProcessorContext* context_ = nullptr;
+  state::KeyValueStore* endpoints_ = nullptr;
+  state::KeyValueStore* deliveries_ = nullptr;
+  state::KeyValueStore* health_ = nullptr;
+  state::TimerStore* timers_ = nullptr;
+  std::optional<topology::CommandResults> results_;
+};
+
+}  // namespace cm::webhooks

@@ -1,0 +1,366 @@
+// The delivery half of the webhooks processor: fan-out, processQueue, attempt outcomes.
+#include <algorithm>
+
+#include "processors/webhooks/circuit_breaker.h"
+#include "processors/webhooks/event_catalog.h"
+#include "processors/webhooks/latency_histogram.h"
+#include "processors/webhooks/webhook_sender.h"
+#include "processors/webhooks/webhooks_processor.h"
+#include "processors/webhooks/webhooks_stores.h"
+#include "topology/common/backoff.h"
+#include "topology/common/entity_id.h"
+#include "topology/common/json.h"
+#include "topology/common/timestamp.h"
+
+namespace cm::webhooks {
+
+using nlohmann::json;
+using topology::FormatTimestamp;
+using topology::Record;
+
+namespace {
+
+constexpr int64_t kHourMs = 3'600'000;
+// A delivery keeps its latest attempts; older ones are summarized by attemptNumber and stats.
+constexpr size_t kMaxAttemptsKept = 50;
+
+std::string OptString(const json& j, const char* field) {
+  auto it = j.find(field);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// The error class of an attempt for the breakdown; empty for a success.
+std::string ErrorClass(const DeliveryResponse& r) {
+  if (r.failure != TransportFailure::kNone) return std::string(TransportFailureName(r.failure));
+  if (r.status >= 200 && r.status < 300) return "";
+  if (r.status >= 300 && r.status < 400) return "redirect";
+  if (r.status == 410) return "gone";
+  if (r.status == 429) return "rate_limited";
+  if (r.status >= 400 && r.status < 500) return "http_4xx";
+  if (r.status >= 500 && r.status < 600) return "http_5xx";
+  return "http_other";
+}
+
+}  // namespace
+
+void WebhooksProcessor::ProcessEvent(const Record& record) {
+  // Most organizations have no endpoint: one seek decides, before any parsing.
+  bool any = false;
+  endpoints_->PrefixScan(keys::EndpointsOf(record.key), [&](std::string_view, std::string_view) {
+    any = true;
+    return false;
+  });
+  if (!any) return;
+  auto parsed = topology::ParseJson(record.value, static_cast<int>(options_->max_json_depth));
+  if (!parsed.ok() || !parsed->is_object()) return;  // the usage processor reports bad events
+  const json& j = *parsed;
+  Event event;
+  event.org = record.key;
+  event.id = OptString(j, "eventId");
+  if (event.id.empty()) event.id = OptString(j, "id");  // a CloudEvents envelope
+  event.type = OptString(j, "eventType");
+  if (event.type.empty()) event.type = OptString(j, "type");
+  if (event.id.empty() || event.type.empty() || event.id.size() > 256 || event.type.size() > 128)
+    return;
+  event.occurred_at = OptString(j, "occurredAt");
+  if (event.occurred_at.empty()) event.occurred_at = OptString(j, "time");
+  if (event.occurred_at.empty()) event.occurred_at = FormatTimestamp(record.timestamp_ms);
+  // Team events and CloudEvents carry their payload in data; a usage event is its own payload.
+  event.data = j.contains("data") && j["data"].is_object() ? j["data"] : j;
+  FanOut(event, record.timestamp_ms);
+}
+
+std::vector<std::string> WebhooksProcessor::FanOut(const Event& event, int64_t now,
+                                                   const std::optional<std::string>& only) {
+  std::vector<json> targets;
+  endpoints_->PrefixScan(keys::EndpointsOf(event.org), [&](std::string_view, std::string_view v) {
+    auto e = json::parse(v, nullptr, false);
+    if (e.is_discarded()) return true;
+    if (only) {
+      if (e.value("id", "") == *only) targets.push_back(std::move(e));
+    } else if (e.value("active", true) && Matches(e.value("events", json()), event.type)) {
+      targets.push_back(std::move(e));
+    }
+    return true;
+  });
+  std::vector<std::string> webhooks;
+  if (targets.empty()) return webhooks;
+  auto stored = deliveries_->Get(keys::Event(event.org, event.id));
+  json ev = stored ? json::parse(*stored, nullptr, false) : json();
+  if (!ev.is_object()) {
+    ev = {{"eventId", event.id},
+          {"eventType", event.type},
+          {"organizationId", event.org},
+          {"occurredAt", event.occurred_at},
+          {"data", event.data},
+          {"deliveries", json::array()}};
+  }
+  for (const auto& e : targets) {
+    const std::string webhook = e.value("id", "");
+    const std::string id = topology::EntityIdFor(event.org, 'd', event.id + '\0' + webhook);
+    if (deliveries_->Get(keys::Delivery(event.org, id))) continue;  // the event came again
+    const std::string at = FormatTimestamp(now);
+    json d = {{"id", id},
+              {"webhookId", webhook},
+              {"eventId", event.id},
+              {"eventType", ev.value("eventType", event.type)},
+              {"organizationId", event.org},
+              {"status", "pending"},
+              {"attemptNumber", 0},
+              {"scheduledAt", at},
+              {"scheduledAtMs", now},
+              {"createdAt", at},
+              {"createdAtMs", now},
+              {"attempts", json::array()}};
+    SaveDelivery(d);
+    timers_->Schedule(id, now, "");
+    ev["deliveries"].push_back(id);
+    webhooks.push_back(webhook);
+  }
+  deliveries_->Put(keys::Event(event.org, event.id), ev.dump());
+  return webhooks;
+}
+
+std::string WebhooksProcessor::Body(const json& d, const json& event) const {
+  // The same bytes on every attempt: receivers deduplicate on the id (also webhook-id).
+  return json({{"id", d.value("id", "")},
+               {"deliveryId", d.value("id", "")},
+               {"type", event.value("eventType", "")},
+               {"eventId", event.value("eventId", "")},
+               {"organizationId", event.value("organizationId", "")},
+               {"webhookId", d.value("webhookId", "")},
+               {"timestamp", event.value("occurredAt", "")},
+               {"data", event.value("data", json::object())}})
+      .dump();
+}
+
+void WebhooksProcessor::ProcessQueue(int64_t now) {
+  results_->ExpireBefore(now - options_->command_result_retention_ms);
+  // Without a sender (a backfill, a test driving outcomes) deliveries wait in state; while a
+  // replay is pending, state does not yet know what was delivered before the reset.
+  if (!options_->sender || context_->ReplayPending()) return;
+  for (const auto& timer : timers_->PopDue(now, options_->queue_batch)) Dispatch(timer.id, now);
+}
+
+void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
+  auto org = topology::OrganizationOfEntityId(delivery_id, 'd');
+  if (!org) return;
+  auto delivery = LoadDelivery(*org, delivery_id);
+  if (!delivery) return;
+  json& d = *delivery;
+  const std::string status = d.value("status", "");
+  const std::string webhook = d.value("webhookId", "");
+  auto endpoint = LoadEndpoint(*org, webhook);
+  if (status == "in_progress") {
+    const int64_t lease = d.value("leaseUntilMs", int64_t{0});
+    if (now < lease) {
+      timers_->Schedule(delivery_id, lease, "");
+      return;
+    }
+    // The outcome never came back (the instance that sent it stopped): a failed attempt.
+    DeliveryResponse lost;
+    lost.failure = TransportFailure::kConnection;
+    lost.error = "no outcome came back before the attempt's lease ended";
+    AttemptOutcome o{*org, webhook, delivery_id, d.value("attemptNumber", 0), now, lost};
+    ApplyOutcome(o, now);
+    return;
+  }
+  if (status != "pending") return;
+  if (!endpoint || !endpoint->value("active", true)) {
+    if (Cancel(d, endpoint ? "the webhook is disabled" : "the webhook was deleted", now))
+      SaveDelivery(d);
+    return;
+  }
+  const int64_t base = d.value("retryBaseMs", d.value("createdAtMs", now));
+  if (now - base >= options_->retry.max_age_ms) {
+    d["status"] = "failed";
+    d["errorMessage"] = "given up: not delivered within the maximum age";
+    d["finishedAt"] = FormatTimestamp(now);
+    SaveDelivery(d);
+    return;
+  }
+  CircuitBreaker circuit = CircuitBreaker::FromJson(endpoint->value("circuit", json()));
+  const auto before = circuit.ToJson();
+  auto admission = circuit.Admit(options_->circuit, delivery_id, now);
+  if (!admission.send) {
+    timers_->Schedule(delivery_id, admission.retry_at_ms, "");  // waits; does not fail
+    return;
+  }
+  auto stored_event = deliveries_->Get(keys::Event(*org, d.value("eventId", "")));
+  json event = stored_event ? json::parse(*stored_event, nullptr, false) : json();
+  if (!event.is_object()) {
+    if (Cancel(d, "the event's payload is missing", now)) SaveDelivery(d);
+    return;
+  }
+  DeliveryJob job;
+  job.organization = *org;
+  job.webhook_id = webhook;
+  job.delivery_id = delivery_id;
+  job.attempt = d.value("attemptNumber", 0) + 1;
+  job.url = endpoint->value("url", "");
+  const json headers = endpoint->value("headers", json::object());  // outlives the loop
+  for (const auto& [name, value] : headers.items()) {
+    if (value.is_string()) job.headers.emplace_back(name, value.get<std::string>());
+  }
+  job.body = Body(d, event);
+  for (const auto& s : endpoint->value("secrets", json::array())) {
+    if (!s.is_object()) continue;
+    const json expires = s.value("expiresAtMs", json());
+    if (expires.is_null() || (expires.is_number_integer() && expires.get<int64_t>() > now))
+      job.secrets.push_back(s.value("secret", ""));
+  }
+  job.timeout_ms = options_->timeout_ms;
+  switch (options_->sender->Submit(std::move(job))) {
+    case WebhookSender::Handover::kAccepted: break;
+    case WebhookSender::Handover::kBusy:
+    case WebhookSender::Handover::kEndpointBusy:
+    case WebhookSender::Handover::kFull:
+    case WebhookSender::Handover::kStopped:
+      // Not sent: the probe slot (if this took it) goes back, and the delivery asks again.
+      circuit.Release(delivery_id);
+      if (circuit.ToJson() != before) {
+        (*endpoint)["circuit"] = circuit.ToJson();
+        SaveEndpoint(*endpoint);
+      }
+      timers_->Schedule(delivery_id, now + options_->queue_interval_ms, "");
+      return;
+  }
+  if (circuit.ToJson() != before) {
+    (*endpoint)["circuit"] = circuit.ToJson();
+    SaveEndpoint(*endpoint);
+  }
+  d["status"] = "in_progress";
+  d["attemptNumber"] = d.value("attemptNumber", 0) + 1;
+  d["attemptedAt"] = FormatTimestamp(now);
+  const int64_t lease = now + options_->timeout_ms + options_->outcome_grace_ms;
+  d["leaseUntilMs"] = lease;
+  d.erase("nextRetryAt");
+  SaveDelivery(d);
+  timers_->Schedule(delivery_id, lease, "");
+}
+
+void WebhooksProcessor::ApplyOutcome(const AttemptOutcome& o, int64_t now) {
+  auto delivery = LoadDelivery(o.organization, o.delivery_id);
+  if (!delivery) return;
+  json& d = *delivery;
+  const std::string status = d.value("status", "");
+  if (context_->Replaying() && (status == "pending" || status == "in_progress") &&
+      o.attempt > d.value("attemptNumber", 0)) {
+    // A replay after a reset: the attempt was made before it, and its outcome says so.
+    d["status"] = "in_progress";
+    d["attemptNumber"] = o.attempt;
+  }
+  // Only the outcome of the attempt in flight counts; a late or repeated one changes nothing.
+  if (d.value("status", "") != "in_progress" || d.value("attemptNumber", 0) != o.attempt) return;
+  const DeliveryResponse& r = o.response;
+  const std::string error_class = ErrorClass(r);
+  const bool success = error_class.empty();
+  const int64_t attempted = o.attempted_at_ms > 0 ? o.attempted_at_ms : now;
+  json attempt = {{"attemptNumber", o.attempt},
+                  {"attemptedAt", FormatTimestamp(attempted)},
+                  {"responseTimeMs", r.response_time_ms},
+                  {"success", success}};
+  if (r.status != 0) attempt["responseStatus"] = r.status;
+  if (!success) {
+    attempt["errorClass"] = error_class;
+    attempt["errorMessage"] =
+        r.error.empty() ? "the endpoint answered " + std::to_string(r.status) : r.error;
+  }
+  json& attempts = d["attempts"];
+  if (!attempts.is_array()) attempts = json::array();
+  attempts.push_back(attempt);
+  if (attempts.size() > kMaxAttemptsKept) attempts.erase(attempts.begin());
+  d["attemptedAt"] = attempt["attemptedAt"];
+  d["responseTimeMs"] = r.response_time_ms;
+  if (r.status != 0) {
+    d["responseStatus"] = r.status;
+  } else {
+    d.erase("responseStatus");
+  }
+  d.erase("leaseUntilMs");
+
+  auto endpoint = LoadEndpoint(o.organization, o.webhook_id);
+  if (endpoint) {
+    json& e = *endpoint;
+    json& stats = e["stats"];
+    const int64_t total = stats.value("totalDeliveries", int64_t{0}) + 1;
+    const int64_t sum = e.value("responseTimeSumMs", int64_t{0}) + r.response_time_ms;
+    stats["totalDeliveries"] = total;
+    stats[success ? "successfulDeliveries" : "failedDeliveries"] =
+        stats.value(success ? "successfulDeliveries" : "failedDeliveries", int64_t{0}) + 1;
+    e["responseTimeSumMs"] = sum;
+    stats["averageResponseTimeMs"] = static_cast<double>(sum) / static_cast<double>(total);
+    stats["lastDeliveryAt"] = FormatTimestamp(attempted);
+    stats["lastDeliveryStatus"] = success ? "succeeded" : "failed";
+    CircuitBreaker circuit = CircuitBreaker::FromJson(e.value("circuit", json()));
+    if (success) {
+      circuit.OnSuccess(options_->circuit, o.delivery_id, now);
+    } else {
+      circuit.OnFailure(options_->circuit, o.delivery_id, now);
+    }
+    e["circuit"] = circuit.ToJson();
+    if (r.failure == TransportFailure::kNone && r.status == 410) {
+      e["active"] = false;  // 410 Gone: the receiver asks for no more deliveries
+      e["disabledReason"] = "the endpoint answered 410 Gone at " + FormatTimestamp(attempted);
+    }
+    SaveEndpoint(e);
+    // The hour's latency histogram, for getHealthMetrics.
+    const int64_t hour = attempted - attempted % kHourMs;
+    const std::string key = keys::Health(o.organization, o.webhook_id, hour);
+    auto stored = health_->Get(key);
+    LatencyHistogram h =
+        LatencyHistogram::FromJson(stored ? json::parse(*stored, nullptr, false) : json());
+    h.Add(r.response_time_ms, success, error_class);
+    health_->Put(key, h.ToJson().dump());
+  }
+
+  if (success) {
+    d["status"] = "succeeded";
+    d.erase("errorMessage");
+    d.erase("errorClass");
+    d["finishedAt"] = FormatTimestamp(now);
+    timers_->Cancel(o.delivery_id);
+  } else {
+    d["errorClass"] = error_class;
+    d["errorMessage"] = attempt["errorMessage"];
+    if (!endpoint) {
+      Cancel(d, "the webhook was deleted", now);
+    } else if (error_class == "gone") {
+      d["status"] = "failed";
+      d["finishedAt"] = FormatTimestamp(now);
+      timers_->Cancel(o.delivery_id);
+    } else {
+      std::optional<int64_t> retry_after;
+      if (r.status == 429 || r.status == 503) retry_after = r.retry_after_ms;
+      ScheduleRetryOrGiveUp(d, error_class, retry_after, now);
+    }
+  }
+  SaveDelivery(d);
+}
+
+void WebhooksProcessor::ScheduleRetryOrGiveUp(json& d, const std::string& error_class,
+                                              std::optional<int64_t> retry_after_ms,
+                                              int64_t now) {
+  const RetryPolicy& p = options_->retry;
+  const int attempts = d.value("attemptNumber", 0) - d.value("retryBaseAttempts", 0);
+  const int64_t base = d.value("retryBaseMs", d.value("createdAtMs", now));
+  int64_t delay = topology::ExponentialBackoffMs(p.base_delay_ms, p.max_delay_ms, attempts,
+                                                 p.jitter, d.value("id", ""));
+  if (retry_after_ms) delay = std::max(delay, std::min(*retry_after_ms, p.max_age_ms));
+  const int64_t next = now + delay;
+  if ((p.max_attempts > 0 && attempts >= p.max_attempts) || next - base > p.max_age_ms) {
+    d["status"] = "failed";
+    d["errorMessage"] = "given up after " + std::to_string(d.value("attemptNumber", 0)) +
+                        " attempts; the last: " + d.value("errorMessage", error_class);
+    d["finishedAt"] = FormatTimestamp(now);
+    timers_->Cancel(d.value("id", ""));
+    return;
+  }
+  d["status"] = "pending";
+  d["scheduledAt"] = FormatTimestamp(next);
+  d["scheduledAtMs"] = next;
+  d["nextRetryAt"] = FormatTimestamp(next);
+  timers_->Schedule(d.value("id", ""), next, "");
+}
+
+}  // namespace cm::webhooks
