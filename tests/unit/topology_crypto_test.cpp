@@ -24,6 +24,28 @@ TEST(CryptoTest, Base64FollowsRfc4648) {
   EXPECT_EQ(Base64UrlEncode(std::string("\xfb\xff", 2)), "-_8");
 }
 
+TEST(CryptoTest, Base64DecodeUndoesBase64EncodeAndNothingElse) {
+  EXPECT_EQ(Base64Decode(""), "");
+  EXPECT_EQ(Base64Decode("Zg=="), "f");
+  EXPECT_EQ(Base64Decode("Zm8="), "fo");
+  EXPECT_EQ(Base64Decode("Zm9v"), "foo");
+  EXPECT_EQ(Base64Decode("Zm9vYmFy"), "foobar");
+  EXPECT_EQ(Base64Decode("+/8="), std::string("\xfb\xff", 2));
+  const std::string all = [] {
+    std::string s;
+    for (int i = 0; i < 256; ++i) s.push_back(static_cast<char>(i));
+    return s;
+  }();
+  for (size_t n = 0; n <= all.size(); n += 37)
+    EXPECT_EQ(Base64Decode(Base64Encode(all.substr(0, n))), all.substr(0, n)) << n;
+  // Strict: no missing padding, no base64url, no whitespace, '=' only at the end, and no
+  // second spelling of a value through non-zero bits after its last byte.
+  for (const char* bad : {"Zg", "Zg=", "Zm8", "-_8=", "Zm9v\n", " Zm9v", "Zm 9v",
+                          "Zg==Zg==", "Z===", "====", "Zm=v", "Zh==", "Zm9=", "Zm8=="}) {
+    EXPECT_EQ(Base64Decode(bad), std::nullopt) << bad;
+  }
+}
+
 TEST(CryptoTest, ConstantTimeEqualsComparesWholeValues) {
   EXPECT_TRUE(ConstantTimeEquals("secret", "secret"));
   EXPECT_FALSE(ConstantTimeEquals("secret", "secreT"));

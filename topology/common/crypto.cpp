@@ -91,6 +91,41 @@ std::string Base64Encode(std::string_view bytes) {
   return Base64(bytes, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", true);
 }
 
+std::optional<std::string> Base64Decode(std::string_view text) {
+  auto sextet = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (text.size() % 4 != 0) return std::nullopt;
+  size_t pad = 0;
+  if (!text.empty() && text.back() == '=') pad = text[text.size() - 2] == '=' ? 2 : 1;
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    const size_t digits = last ? 4 - pad : 4;
+    uint32_t n = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      int v = 0;
+      if (j < digits) {
+        v = sextet(text[i + j]);
+        if (v < 0) return std::nullopt;  // also '=' anywhere but the end
+      }
+      n = (n << 6) | static_cast<uint32_t>(v);
+    }
+    out.push_back(static_cast<char>(n >> 16));
+    if (digits > 2) out.push_back(static_cast<char>((n >> 8) & 255));
+    if (digits > 3) out.push_back(static_cast<char>(n & 255));
+    // A padded group's unused low bits must be zero: "Zh==" would otherwise also mean "f".
+    if ((digits == 2 && (n & 0xffff) != 0) || (digits == 3 && (n & 0xff) != 0)) return std::nullopt;
+  }
+  return out;
+}
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }

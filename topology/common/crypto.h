@@ -21,6 +21,9 @@ std::string HexEncode(std::string_view bytes);
 std::optional<std::string> HexDecode(std::string_view hex);
 std::string Base64UrlEncode(std::string_view bytes);
 std::string Base64Encode(std::string_view bytes);
+// nullopt unless `text` is what Base64Encode writes: the standard alphabet, padded to a multiple
+// of four, no whitespace, and zero bits after the last byte (so each value has one encoding).
+std::optional<std::string> Base64Decode(std::string_view text);
 // True when a == b, in time that depends on the lengths only (CRYPTO_memcmp).
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
