@@ -1,8 +1,9 @@
 // The cmstream command line: `run` joins an application's consumer group, `broker` hosts the
 // embedded development broker, `bridge` moves RabbitMQ messages into Kafka, `migrate` applies
 // the Postgres migrations, `replay` resets a stopped application, `backfill` runs a second
-// application id over a bounded range of the input. Each lives in <name>_command.cpp. Flags
-// have environment variables (CM_*) and may come from --config FILE (TOML or INI).
+// application id over a bounded range of the input, `webhook sign|verify` signs a webhook body
+// or checks its signature. Each lives in <name>_command.cpp. Flags have environment variables
+// (CM_*) and may come from --config FILE (TOML or INI).
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <vector>
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   commands.push_back(cm::cloudmatrix::AddBackfillCommand(app));
   commands.push_back(cm::cloudmatrix::AddMigrateCommand(app));
   commands.push_back(cm::cloudmatrix::AddApiKeyCommand(app));
+  commands.push_back(cm::cloudmatrix::AddWebhookCommand(app));
   CLI11_PARSE(app, argc, argv);
   for (const auto& command : commands) {
     if (command->selected()) return command->Execute();

@@ -39,5 +39,7 @@ std::unique_ptr<Subcommand> AddBrokerCommand(CLI::App& app);
 std::unique_ptr<Subcommand> AddApiKeyCommand(CLI::App& app);
 // `migrate`: the Postgres migrations, each once, in order.
 std::unique_ptr<Subcommand> AddMigrateCommand(CLI::App& app);
+// `webhook sign|verify`: Standard Webhooks signatures of a body, by hand.
+std::unique_ptr<Subcommand> AddWebhookCommand(CLI::App& app);
 
 }  // namespace cm::cloudmatrix
