@@ -1,0 +1,541 @@
+#include "bridges/http/delivery_client.h"
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <netdb.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace cm::http {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MillisSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+// Enforces the call's one deadline on whatever httplib is doing when it passes (connecting,
+// the TLS handshake, writing, or reading headers a byte at a time): it shuts the connection
+// down, so the blocked call returns at once. httplib's own timeouts apply per read or write,
+// so a server dripping bytes would otherwise hold the sender indefinitely. The socket is
+// watched through a duplicate descriptor of our own, so shutting it down can never hit a
+// descriptor number httplib closed and the process reused meanwhile.
+class Watchdog {
+ public:
+  explicit Watchdog(Clock::time_point deadline) : deadline_(deadline), thread_([this] { Run(); }) {}
+  ~Watchdog() { Finish(); }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  // Called by httplib (socket options) for the socket it is about to connect.
+  void Watch(int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (fired_ && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
+
+  // Stops watching; whether the deadline cut the connection.
+  bool Finish() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return fired_;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cv_.wait_until(lock, deadline_, [this] { return done_; })) return;
+    fired_ = true;
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
+
+  const Clock::time_point deadline_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  int fd_ = -1;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// OpenSSL writes to the socket with write(2), so a peer resetting the connection while the
+// request is sent would raise SIGPIPE and end the process. Blocked on this thread for the call,
+// and a SIGPIPE the call raised is consumed before the mask is restored (as libpq does).
+class SigpipeBlock {
+ public:
+  SigpipeBlock() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &previous_);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~SigpipeBlock() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{};
+        sigtimedwait(&pipe_, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  SigpipeBlock(const SigpipeBlock&) = delete;
+  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t previous_;
+  bool was_pending_ = false;
+};
+
+bool IsTokenChar(unsigned char c) {
+  return std::isalnum(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Headers that describe the connection and the framing: the client sets them itself, a
+// caller's copy could only contradict them.
+bool IsClientManaged(std::string_view name) {
+  for (std::string_view managed : {"Host", "Content-Length", "Connection", "Transfer-Encoding"})
+    if (EqualsIgnoreCase(name, managed)) return true;
+  return false;
+}
+
+std::string HostHeader(const ParsedUrl& url) {
+  std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  if (url.port != (url.https ? 443 : 80)) host += ":" + std::to_string(url.port);
+  return host;
+}
+
+struct Attempt {
+  DeliveryOutcome outcome;
+  bool not_connected = false;  // nothing was sent: the next address may be tried
+};
+
+DeliveryOutcome Failure(DeliveryFailure failure, std::string error) {
+  DeliveryOutcome outcome;
+  outcome.failure = failure;
+  outcome.error = std::move(error);
+  return outcome;
+}
+
+// What an httplib error means for the caller. Every case is listed so that a new httplib
+// version's errors fail the build here instead of landing in a default.
+DeliveryOutcome Classify(httplib::Error error, const httplib::SSLClient* tls,
+                         const std::string& address) {
+  switch (error) {
+    case httplib::Error::Success:
+    case httplib::Error::Unknown:
+      return Failure(DeliveryFailure::kConnection, "the request failed for an unknown reason");
+    case httplib::Error::Connection:
+      return Failure(DeliveryFailure::kConnection, "cannot connect to " + address);
+    case httplib::Error::BindIPAddress:
+      return Failure(DeliveryFailure::kConnection, "cannot bind the local address");
+    case httplib::Error::Read:
+      return Failure(DeliveryFailure::kConnection,
+                     "the connection was closed or reset before a complete response");
+    case httplib::Error::Write:
+      return Failure(DeliveryFailure::kConnection, "the connection failed while sending");
+    case httplib::Error::ExceedRedirectCount:  // redirects are not followed
+      return Failure(DeliveryFailure::kConnection, "too many redirects");
+    case httplib::Error::Canceled:
+      return Failure(DeliveryFailure::kConnection, "the response was abandoned");
+    case httplib::Error::SSLConnection:
+      return Failure(DeliveryFailure::kTls, "the TLS handshake failed");
+    case httplib::Error::SSLLoadingCerts:
+      return Failure(DeliveryFailure::kTls, "cannot load the trusted CA certificates");
+    case httplib::Error::SSLServerVerification: {
+      long verify = tls ? tls->get_openssl_verify_result() : X509_V_OK;
+      if (verify != X509_V_OK)
+        return Failure(DeliveryFailure::kTls, std::string("certificate verification failed: ") +
+                                                  X509_verify_cert_error_string(verify));
+      return Failure(DeliveryFailure::kTls, "the certificate does not match the host");
+    }
+    case httplib::Error::UnsupportedMultipartBoundaryChars:
+      return Failure(DeliveryFailure::kConnection, "unsupported multipart boundary");
+    case httplib::Error::Compression:
+      return Failure(DeliveryFailure::kConnection, "cannot decode the response");
+    case httplib::Error::ConnectionTimeout:
+      return Failure(DeliveryFailure::kTimeout, "connecting to " + address + " timed out");
+  }
+  return Failure(DeliveryFailure::kConnection, "the request failed");
+}
+
+std::string JoinAddress(const IpAddress& address, int port) {
+  return (address.is_v4() ? address.ToString() : "[" + address.ToString() + "]") + ":" +
+         std::to_string(port);
+}
+
+// One POST to `address`, which the policy allowed.
+Attempt PostTo(const DeliveryClientOptions& options, const ParsedUrl& url, const IpAddress& address,
+               const httplib::Headers& headers, const std::string& body, Clock::time_point deadline,
+               int64_t timeout_ms) {
+  Attempt attempt;
+  std::string where = JoinAddress(address, url.port);
+  std::unique_ptr<httplib::ClientImpl> client;
+  httplib::SSLClient* tls = nullptr;
+  if (url.https) {
+    auto ssl = std::make_unique<httplib::SSLClient>(url.host, url.port);
+    if (!ssl->is_valid()) {
+      attempt.outcome = Failure(DeliveryFailure::kTls, "cannot create a TLS context");
+      return attempt;
+    }
+    ssl->enable_server_certificate_verification(true);
+    // Loaded into the context's store before httplib adds the system's CAs to it (it does when
+    // no CA path of its own is set), so both are trusted.
+    if (!options.ca_file.empty() &&
+        SSL_CTX_load_verify_locations(ssl->ssl_context(), options.ca_file.c_str(), nullptr) != 1) {
+      attempt.outcome = Failure(DeliveryFailure::kTls, "cannot load the CA file");
+      return attempt;
+    }
+    tls = ssl.get();
+    client = std::move(ssl);
+  } else {
+    client = std::make_unique<httplib::ClientImpl>(url.host, url.port);
+  }
+
+  Watchdog watchdog(deadline);
+  // Connect to the address that was checked; Host, SNI and certificate verification still use
+  // the URL's host. Resolving again here would let a second DNS answer point elsewhere.
+  client->set_hostname_addr_map({{url.host, address.ToString()}});
+  client->set_socket_options([&watchdog](int fd) { watchdog.Watch(fd); });
+  client->set_follow_location(false);
+  client->set_keep_alive(false);
+  client->set_decompress(false);  // the body is never used: no reason to inflate it
+  client->set_url_encode(false);  // ParseUrl already produced a valid request target
+  auto remaining = std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+  client->set_connection_timeout(std::chrono::milliseconds(remaining));
+  client->set_read_timeout(std::chrono::milliseconds(timeout_ms));
+  client->set_write_timeout(std::chrono::milliseconds(timeout_ms));
+
+  std::optional<int> status;
+  std::optional<std::string> retry_after;
+  size_t received = 0;
+  bool capped = false;
+  bool late = false;
+  httplib::Request request;
+  request.method = "POST";
+  request.path = url.target;
+  request.headers = headers;
+  request.headers.emplace("Host", HostHeader(url));
+  request.body = body;
+  request.response_handler = [&](const httplib::Response& response) {
+    status = response.status;
+    if (response.has_header("Retry-After")) retry_after = response.get_header_value("Retry-After");
+    return true;
+  };
+  // The status is what matters: the body is read only to end the exchange cleanly, up to the
+  // cap and the deadline, and dropped.
+  request.content_receiver = [&](const char*, size_t length, uint64_t, uint64_t) {
+    received += length;
+    if (received > options.max_response_bytes) {
+      capped = true;
+      return false;
+    }
+    if (Clock::now() >= deadline) {
+      late = true;
+      return false;
+    }
+    return true;
+  };
+
+  httplib::Response response;
+  httplib::Error error = httplib::Error::Success;
+  bool sent;
+  {
+    SigpipeBlock no_sigpipe;
+    sent = client->send(request, response, error);
+  }
+  bool fired = watchdog.Finish();
+
+  if (sent || (capped && status)) {
+    attempt.outcome.status = sent ? response.status : *status;
+    if (attempt.outcome.status == 429 || attempt.outcome.status == 503) {
+      if (!retry_after && sent && response.has_header("Retry-After"))
+        retry_after = response.get_header_value("Retry-After");
+      if (retry_after) {
+        int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+        attempt.outcome.retry_after_ms = DeliveryClient::ParseRetryAfter(*retry_after, now_ms);
+      }
+    }
+    return attempt;
+  }
+  if (fired || late) {
+    std::string what =
+        status ? "the response body (status " + std::to_string(*status) + ")" : "the response";
+    attempt.outcome = Failure(DeliveryFailure::kTimeout, what + " did not complete within " +
+                                                             std::to_string(timeout_ms) + " ms");
+    return attempt;
+  }
+  attempt.outcome = Classify(error, tls, where);
+  attempt.not_connected = error == httplib::Error::Connection;
+  return attempt;
+}
+
+// The host's addresses in getaddrinfo's order (RFC 6724), without duplicates.
+state::Result<std::vector<IpAddress>> Resolve(const std::string& host) {
+  if (std::optional<IpAddress> literal = IpAddress::Parse(host))
+    return std::vector<IpAddress>{*literal};
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (rc != 0)
+    return state::Status::Unavailable("cannot resolve " + host + ": " + gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(found, &freeaddrinfo);
+  std::vector<IpAddress> addresses;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    std::optional<IpAddress> address = IpAddress::FromSockaddr(ai->ai_addr);
+    if (address && std::find(addresses.begin(), addresses.end(), *address) == addresses.end())
+      addresses.push_back(*address);
+  }
+  if (addresses.empty()) return state::Status::Unavailable("no address for " + host);
+  return addresses;
+}
+
+std::string_view TrimBlanks(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
+std::string_view DeliveryFailureName(DeliveryFailure failure) {
+  switch (failure) {
+    case DeliveryFailure::kNone:
+      return "none";
+    case DeliveryFailure::kTimeout:
+      return "timeout";
+    case DeliveryFailure::kConnection:
+      return "connection";
+    case DeliveryFailure::kTls:
+      return "tls";
+    case DeliveryFailure::kBlockedAddress:
+      return "blocked_address";
+    case DeliveryFailure::kInvalidUrl:
+      return "invalid_url";
+  }
+  return "unknown";
+}
+
+DeliveryClient::DeliveryClient(DeliveryClientOptions options) : options_(std::move(options)) {}
+
+state::Result<ParsedUrl> DeliveryClient::ParseUrl(std::string_view url) {
+  auto bad = [](std::string why) { return state::Status::InvalidArgument(std::move(why)); };
+  if (url.size() > 8192) return bad("the URL is longer than 8192 characters");
+  for (char c : url) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte <= 0x20 || byte == 0x7f) return bad("the URL contains a blank or control character");
+  }
+  size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return bad("not an absolute http(s) URL");
+  ParsedUrl parsed;
+  std::string_view scheme = url.substr(0, scheme_end);
+  if (EqualsIgnoreCase(scheme, "https")) {
+    parsed.https = true;
+    parsed.port = 443;
+  } else if (EqualsIgnoreCase(scheme, "http")) {
+    parsed.https = false;
+    parsed.port = 80;
+  } else {
+    return bad("the scheme must be https or http");
+  }
+  std::string_view rest = url.substr(scheme_end + 3);
+  size_t authority_end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view tail =
+      authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
+  if (authority.find('@') != std::string_view::npos)
+    return bad("credentials in the URL are not allowed");
+
+  std::string_view host;
+  std::string_view port_text;
+  bool has_port = false;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad("unterminated IPv6 address");
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return bad("unexpected text after the IPv6 address");
+      has_port = true;
+      port_text = after.substr(1);
+    }
+    if (host.find('%') != std::string_view::npos) return bad("IPv6 zones are not allowed");
+    std::optional<IpAddress> literal = IpAddress::Parse(host);
+    if (!literal || literal->is_v4()) return bad("not an IPv6 address in brackets");
+  } else {
+    size_t colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      has_port = true;
+      port_text = authority.substr(colon + 1);
+    }
+    if (host.empty()) return bad("the URL has no host");
+    if (host.size() > 253) return bad("the host name is too long");
+    for (char c : host) {
+      auto byte = static_cast<unsigned char>(c);
+      if (!std::isalnum(byte) && c != '.' && c != '-' && c != '_')
+        return bad("the host name has a character other than letters, digits, '.', '-', '_'");
+    }
+  }
+  parsed.host.reserve(host.size());
+  for (char c : host) parsed.host += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (has_port) {
+    int port = 0;
+    auto [end, error] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (port_text.empty() || port_text.size() > 5 || error != std::errc() ||
+        end != port_text.data() + port_text.size() || port < 1 || port > 65535)
+      return bad("the port must be 1..65535");
+    parsed.port = port;
+  }
+
+  std::string_view target = tail.substr(0, tail.find('#'));
+  if (target.empty() || target.front() == '?') parsed.target = "/";
+  // Raw non-ASCII bytes are not valid in a request line; percent-encoded they are.
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : target) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x80) {
+      parsed.target += '%';
+      parsed.target += kHex[byte >> 4];
+      parsed.target += kHex[byte & 0xf];
+    } else {
+      parsed.target += c;
+    }
+  }
+  return parsed;
+}
+
+std::optional<int64_t> DeliveryClient::ParseRetryAfter(std::string_view value, int64_t now_ms) {
+  value = TrimBlanks(value);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / 1000;
+    int64_t seconds = 0;
+    auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (error == std::errc::result_out_of_range || seconds > kMaxSeconds) seconds = kMaxSeconds;
+    return seconds * 1000;
+  }
+  // HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime forms.
+  std::string text(value);
+  for (const char* format :
+       {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"}) {
+    std::tm tm{};
+    const char* end = strptime(text.c_str(), format, &tm);
+    if (end == nullptr || *end != '\0') continue;
+    time_t seconds = timegm(&tm);
+    if (seconds == static_cast<time_t>(-1)) continue;
+    return std::max<int64_t>(0, static_cast<int64_t>(seconds) * 1000 - now_ms);
+  }
+  return std::nullopt;
+}
+
+DeliveryOutcome DeliveryClient::Post(
+    std::string_view url, const std::vector<std::pair<std::string, std::string>>& headers,
+    const std::string& body, int64_t timeout_ms) const {
+  Clock::time_point start = Clock::now();
+  timeout_ms = std::max<int64_t>(1, timeout_ms);
+  Clock::time_point deadline = start + std::chrono::milliseconds(timeout_ms);
+  auto finish = [&](DeliveryOutcome outcome) {
+    outcome.response_time_ms = MillisSince(start);
+    return outcome;
+  };
+
+  state::Result<ParsedUrl> parsed = ParseUrl(url);
+  if (!parsed.ok()) return finish(Failure(DeliveryFailure::kInvalidUrl, parsed.status().message()));
+  if (!parsed->https && !options_.allow_http)
+    return finish(Failure(DeliveryFailure::kInvalidUrl, "only https URLs are allowed"));
+
+  httplib::Headers wire;
+  bool has_user_agent = false;
+  for (const auto& [name, value] : headers) {
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+          return IsTokenChar(static_cast<unsigned char>(c));
+        }))
+      return finish(Failure(DeliveryFailure::kInvalidUrl, "a header name is not a token"));
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+      return finish(Failure(DeliveryFailure::kInvalidUrl,
+                            "the value of header " + name + " has a line break"));
+    if (IsClientManaged(name)) continue;
+    has_user_agent = has_user_agent || EqualsIgnoreCase(name, "User-Agent");
+    wire.emplace(name, value);
+  }
+  if (!has_user_agent) wire.emplace("User-Agent", options_.user_agent);
+
+  state::Result<std::vector<IpAddress>> resolved = Resolve(parsed->host);
+  if (!resolved.ok())
+    return finish(Failure(DeliveryFailure::kConnection, resolved.status().message()));
+  std::vector<IpAddress> allowed;
+  std::string refused;
+  for (const IpAddress& address : *resolved) {
+    if (options_.policy.Allowed(address)) {
+      allowed.push_back(address);
+    } else {
+      refused += (refused.empty() ? "" : ", ") + address.ToString() + " (" +
+                 std::string(AddressClassName(AddressPolicy::Classify(address))) + ")";
+    }
+  }
+  if (allowed.empty()) {
+    std::string error = resolved->size() == 1 && IpAddress::Parse(parsed->host)
+                            ? "the address " + refused + " is refused"
+                            : "every address of " + parsed->host + " is refused: " + refused;
+    return finish(Failure(DeliveryFailure::kBlockedAddress, error));
+  }
+  if (Clock::now() >= deadline)
+    return finish(Failure(
+        DeliveryFailure::kTimeout,
+        "resolving " + parsed->host + " took longer than " + std::to_string(timeout_ms) + " ms"));
+
+  // Addresses are tried in order while connecting fails outright (an IPv6 address on a host
+  // without IPv6, say); once a connection exists its outcome is the answer.
+  Attempt attempt;
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    attempt = PostTo(options_, *parsed, allowed[i], wire, body, deadline, timeout_ms);
+    if (!attempt.not_connected || Clock::now() >= deadline) break;
+  }
+  return finish(std::move(attempt.outcome));
+}
+
+}  // namespace cm::http
