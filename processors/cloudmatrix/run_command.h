@@ -8,6 +8,23 @@
 
 namespace cm::cloudmatrix {
 
+// Webhook delivery (README "Webhooks"); a backfill never sends.
+struct WebhookFlags {
+  bool allow_http = false;      // http:// endpoints may be registered
+  std::string allow_addresses;  // CIDRs delivered to although not public (tests, private nets)
+  std::string ca_file;          // extra CA certificates to trust (PEM)
+  size_t concurrency = 16;      // attempts in flight at once
+  size_t endpoint_concurrency = 4;
+  std::string timeout = "30s";
+  std::string max_age = "24h";
+  int max_attempts = 0;
+  std::string backoff_base = "1s";
+  std::string backoff_max = "1h";
+  int circuit_failures = 5;
+  std::string circuit_cooldown = "60s";
+  int circuit_successes = 2;
+};
+
 // The flags of `run`, most of which `backfill` shares.
 struct RunOptions {
   BrokerFlags cluster;
@@ -49,6 +66,7 @@ struct RunOptions {
   std::string smtp_from = "cmstream <no-reply@localhost>";
   std::string public_url;  // base of accept links; default http(s)://<advertised HTTP address>
   std::string smtp_max_age = "24h";
+  WebhookFlags webhooks;
 };
 
 // A backfill is `run` over a bounded range, as another application id.

@@ -5,8 +5,8 @@
 
 namespace cm::cloudmatrix {
 
-state::Result<std::unique_ptr<KafkaAttemptLog>> KafkaAttemptLog::Create(const std::string& bootstrap,
-                                                                        std::string topic) {
+state::Result<std::unique_ptr<KafkaAttemptLog>> KafkaAttemptLog::Create(
+    const std::string& bootstrap, std::string topic) {
   topology::RecordProducerOptions options;
   options.bootstrap_servers = bootstrap;
   options.client_id = "cmstream-webhook-attempts";

@@ -26,9 +26,12 @@ json TimeOrNull(const std::optional<int64_t>& ms) {
 
 std::string_view CircuitBreaker::StateName(State state) {
   switch (state) {
-    case State::kClosed: return "closed";
-    case State::kOpen: return "open";
-    case State::kHalfOpen: return "half_open";
+    case State::kClosed:
+      return "closed";
+    case State::kOpen:
+      return "open";
+    case State::kHalfOpen:
+      return "half_open";
   }
   return "closed";
 }
@@ -37,7 +40,9 @@ CircuitBreaker CircuitBreaker::FromJson(const json& j) {
   CircuitBreaker c;
   if (!j.is_object()) return c;
   const std::string state = j.value("state", "closed");
-  c.state_ = state == "open" ? State::kOpen : state == "half_open" ? State::kHalfOpen : State::kClosed;
+  c.state_ = state == "open"        ? State::kOpen
+             : state == "half_open" ? State::kHalfOpen
+                                    : State::kClosed;
   c.failure_count_ = j.value("failureCount", 0);
   c.success_count_ = j.value("successCount", 0);
   c.last_failure_ms_ = OptMs(j, "lastFailureMs");
@@ -48,9 +53,12 @@ CircuitBreaker CircuitBreaker::FromJson(const json& j) {
 }
 
 json CircuitBreaker::ToJson() const {
-  return {{"state", StateName(state_)},     {"failureCount", failure_count_},
-          {"successCount", success_count_}, {"lastFailureMs", MsOrNull(last_failure_ms_)},
-          {"openedAtMs", MsOrNull(opened_at_ms_)}, {"halfOpenAtMs", MsOrNull(half_open_at_ms_)},
+  return {{"state", StateName(state_)},
+          {"failureCount", failure_count_},
+          {"successCount", success_count_},
+          {"lastFailureMs", MsOrNull(last_failure_ms_)},
+          {"openedAtMs", MsOrNull(opened_at_ms_)},
+          {"halfOpenAtMs", MsOrNull(half_open_at_ms_)},
           {"probe", probe_}};
 }
 
@@ -68,7 +76,8 @@ CircuitBreaker::Admission CircuitBreaker::Admit(const CircuitPolicy& policy,
                                                 const std::string& delivery_id, int64_t now_ms) {
   (void)policy;
   switch (state_) {
-    case State::kClosed: return {true, 0};
+    case State::kClosed:
+      return {true, 0};
     case State::kOpen:
       if (half_open_at_ms_ && now_ms < *half_open_at_ms_) return {false, *half_open_at_ms_};
       state_ = State::kHalfOpen;
@@ -97,7 +106,9 @@ void CircuitBreaker::OnSuccess(const CircuitPolicy& policy, const std::string& d
                                int64_t now_ms) {
   (void)now_ms;
   switch (state_) {
-    case State::kClosed: failure_count_ = 0; break;
+    case State::kClosed:
+      failure_count_ = 0;
+      break;
     case State::kHalfOpen:
       if (probe_ == delivery_id) probe_.clear();
       if (++success_count_ >= policy.success_threshold) {
@@ -108,7 +119,8 @@ void CircuitBreaker::OnSuccess(const CircuitPolicy& policy, const std::string& d
         half_open_at_ms_.reset();
       }
       break;
-    case State::kOpen: break;  // an attempt sent before the circuit opened
+    case State::kOpen:
+      break;  // an attempt sent before the circuit opened
   }
 }
 
@@ -123,7 +135,8 @@ void CircuitBreaker::OnFailure(const CircuitPolicy& policy, const std::string& d
     case State::kHalfOpen:
       if (probe_ == delivery_id || probe_.empty()) Open(policy, now_ms);
       break;
-    case State::kOpen: break;
+    case State::kOpen:
+      break;
   }
 }
 

@@ -24,8 +24,8 @@ const std::vector<std::string>& EventCatalog() {
   static const std::vector<std::string> kCatalog = {
       // usage events (cloudmatrix.events)
       "api.call", "billing.subscription_changed", "compute.used", "document.created",
-      "document.deleted", "document.shared", "document.updated", "presence.joined",
-      "presence.left", "storage.delete", "storage.upload",
+      "document.deleted", "document.shared", "document.updated", "presence.joined", "presence.left",
+      "storage.delete", "storage.upload",
       // team events (cloudmatrix.team-events)
       "invitation.accepted", "invitation.expired", "invitation.revoked", "invitation.sent",
       "member.added", "member.removed", "member.role_changed", "team.created", "team.deleted",

@@ -41,7 +41,7 @@ LatencyHistogram LatencyHistogram::FromJson(const json& j) {
 json LatencyHistogram::ToJson() const {
   json buckets = json::object();
   for (const auto& [b, n] : buckets_) buckets[std::to_string(b)] = n;
-  return {{"count", count_}, {"successes", successes_}, {"sumMs", sum_ms_},
+  return {{"count", count_},  {"successes", successes_}, {"sumMs", sum_ms_},
           {"maxMs", max_ms_}, {"buckets", buckets},      {"errors", errors_}};
 }
 

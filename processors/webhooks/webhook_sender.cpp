@@ -48,8 +48,8 @@ state::Result<AttemptOutcome> AttemptOutcome::FromJson(std::string_view value) {
   if (!parsed.ok()) return parsed.status();
   const json& j = *parsed;
   if (!j.is_object() || !j.contains("deliveryId") || !j["deliveryId"].is_string() ||
-      !j.contains("webhookId") || !j["webhookId"].is_string() ||
-      !j.contains("attemptNumber") || !j["attemptNumber"].is_number_integer())
+      !j.contains("webhookId") || !j["webhookId"].is_string() || !j.contains("attemptNumber") ||
+      !j["attemptNumber"].is_number_integer())
     return state::Status::InvalidArgument(
         "an attempt outcome needs deliveryId, webhookId and attemptNumber");
   AttemptOutcome o;

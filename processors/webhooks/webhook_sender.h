@@ -29,9 +29,9 @@ class AttemptLog {
 };
 
 struct WebhookSenderOptions {
-  size_t threads = 16;        // --webhook-concurrency: attempts in flight at once, all endpoints
-  size_t per_endpoint = 4;    // --webhook-endpoint-concurrency: in flight to one endpoint
-  size_t capacity = 4096;     // queued or in flight; Submit refuses more
+  size_t threads = 16;      // --webhook-concurrency: attempts in flight at once, all endpoints
+  size_t per_endpoint = 4;  // --webhook-endpoint-concurrency: in flight to one endpoint
+  size_t capacity = 4096;   // queued or in flight; Submit refuses more
 };
 
 // One attempt handed to the sender: what to send, and whom it belongs to.

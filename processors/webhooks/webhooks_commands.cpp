@@ -16,16 +16,29 @@ namespace {
 
 // Headers cmstream sets itself, or that only mean something to one hop (RFC 9110 §7.6.1).
 const std::set<std::string>& ReservedHeaders() {
-  static const std::set<std::string> kReserved = {
-      "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-      "te", "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
-      "content-type", "expect", "webhook-id", "webhook-timestamp", "webhook-signature"};
+  static const std::set<std::string> kReserved = {"connection",
+                                                  "keep-alive",
+                                                  "proxy-authenticate",
+                                                  "proxy-authorization",
+                                                  "proxy-connection",
+                                                  "te",
+                                                  "trailer",
+                                                  "trailers",
+                                                  "transfer-encoding",
+                                                  "upgrade",
+                                                  "host",
+                                                  "content-length",
+                                                  "content-type",
+                                                  "expect",
+                                                  "webhook-id",
+                                                  "webhook-timestamp",
+                                                  "webhook-signature"};
   return kReserved;
 }
 
 bool IsTokenChar(unsigned char c) {
-  return std::isalnum(c) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                     std::string_view::npos;
+  return std::isalnum(c) != 0 ||
+         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 std::string Lower(std::string s) {
@@ -53,8 +66,8 @@ std::optional<json> CheckOptionalString(const json& c, const char* field, size_t
   if (!c.contains(field) || c[field].is_null()) return std::nullopt;
   if (!c[field].is_string()) return Invalid(field, std::string(field) + " must be a string");
   if (c[field].get_ref<const std::string&>().size() > max_bytes)
-    return Invalid(field, std::string(field) + " must be at most " + std::to_string(max_bytes) +
-                              " bytes");
+    return Invalid(field,
+                   std::string(field) + " must be at most " + std::to_string(max_bytes) + " bytes");
   return std::nullopt;
 }
 
@@ -117,9 +130,9 @@ std::optional<std::string> CheckHeaders(const json& headers, const WebhooksOptio
     return "headers may hold at most " + std::to_string(o.max_headers) + " entries";
   std::set<std::string> seen;
   for (const auto& [name, value] : headers.items()) {
-    if (name.empty() || name.size() > 256 ||
-        !std::all_of(name.begin(), name.end(),
-                     [](char c) { return IsTokenChar(static_cast<unsigned char>(c)); }))
+    if (name.empty() || name.size() > 256 || !std::all_of(name.begin(), name.end(), [](char c) {
+          return IsTokenChar(static_cast<unsigned char>(c));
+        }))
       return "header name '" + name.substr(0, 64) + "' is not a valid HTTP header name";
     const std::string lower = Lower(name);
     if (ReservedHeaders().count(lower) != 0)

@@ -76,8 +76,8 @@ struct WebhooksOptions {
     if (timeout_ms <= 0 || queue_interval_ms <= 0 || queue_batch == 0 || outcome_grace_ms <= 0 ||
         secret_overlap_ms < 0 || command_result_retention_ms <= 0)
       return state::Status::InvalidArgument("webhooks: times and batch sizes must be positive");
-    if (retry.base_delay_ms <= 0 || retry.max_delay_ms < retry.base_delay_ms ||
-        retry.jitter < 0 || retry.jitter >= 1 || retry.max_attempts < 0 || retry.max_age_ms <= 0)
+    if (retry.base_delay_ms <= 0 || retry.max_delay_ms < retry.base_delay_ms || retry.jitter < 0 ||
+        retry.jitter >= 1 || retry.max_attempts < 0 || retry.max_age_ms <= 0)
       return state::Status::InvalidArgument(
           "webhooks: retry delays must be positive, the maximum at least the base, jitter in "
           "[0, 1)");

@@ -83,8 +83,7 @@ void WebhooksProcessor::ProcessCommand(const Record& record) {
     outcome = {400, ErrorBody("validation_error",
                               "organizationId is required and must equal the record key",
                               {{"field", "organizationId"}})};
-  } else if (auto s = topology::CheckId(c.org, options_->max_id_bytes, "organizationId");
-             !s.ok()) {
+  } else if (auto s = topology::CheckId(c.org, options_->max_id_bytes, "organizationId"); !s.ok()) {
     outcome = {400, ErrorBody("validation_error", s.message(), {{"field", "organizationId"}})};
   } else if (auto error = CheckCommandFields(type, cmd, *options_)) {
     outcome = {400, std::move(*error)};
@@ -125,29 +124,29 @@ WebhooksProcessor::Outcome WebhooksProcessor::Register(const Command& c) {
                                std::to_string(options_->max_webhooks_per_org) + " webhooks",
                            {{"limit", options_->max_webhooks_per_org}})};
   const std::string now = FormatTimestamp(c.now);
-  json endpoint = {{"id", id},
-                   {"organizationId", c.org},
-                   {"url", f["url"]},
-                   {"events", f["events"]},
-                   {"active", f.value("active", true)},
-                   {"description", f.value("description", json("")).is_string()
-                                       ? f.value("description", json(""))
-                                       : json("")},
-                   {"headers", f.contains("headers") && f["headers"].is_object() ? f["headers"]
-                                                                                : json::object()},
-                   {"createdBy", f["createdBy"]},
-                   {"createdAt", now},
-                   {"updatedAt", now},
-                   {"secrets", json::array({{{"secret", f["secret"]}, {"expiresAtMs", nullptr}}})},
-                   {"stats",
-                    {{"totalDeliveries", 0},
-                     {"successfulDeliveries", 0},
-                     {"failedDeliveries", 0},
-                     {"averageResponseTimeMs", 0},
-                     {"lastDeliveryAt", nullptr},
-                     {"lastDeliveryStatus", nullptr}}},
-                   {"responseTimeSumMs", 0},
-                   {"circuit", CircuitBreaker().ToJson()}};
+  json endpoint = {
+      {"id", id},
+      {"organizationId", c.org},
+      {"url", f["url"]},
+      {"events", f["events"]},
+      {"active", f.value("active", true)},
+      {"description",
+       f.value("description", json("")).is_string() ? f.value("description", json("")) : json("")},
+      {"headers",
+       f.contains("headers") && f["headers"].is_object() ? f["headers"] : json::object()},
+      {"createdBy", f["createdBy"]},
+      {"createdAt", now},
+      {"updatedAt", now},
+      {"secrets", json::array({{{"secret", f["secret"]}, {"expiresAtMs", nullptr}}})},
+      {"stats",
+       {{"totalDeliveries", 0},
+        {"successfulDeliveries", 0},
+        {"failedDeliveries", 0},
+        {"averageResponseTimeMs", 0},
+        {"lastDeliveryAt", nullptr},
+        {"lastDeliveryStatus", nullptr}}},
+      {"responseTimeSumMs", 0},
+      {"circuit", CircuitBreaker().ToJson()}};
   SaveEndpoint(endpoint);
   json body = WebhookView(endpoint);
   body["secret"] = f["secret"];  // shown this once
@@ -166,7 +165,8 @@ WebhooksProcessor::Outcome WebhooksProcessor::Update(const Command& c) {
     reset_circuit = true;  // another endpoint: its health starts afresh
   }
   if (f.contains("events")) e["events"] = f["events"];
-  if (f.contains("description") && f["description"].is_string()) e["description"] = f["description"];
+  if (f.contains("description") && f["description"].is_string())
+    e["description"] = f["description"];
   if (f.contains("headers") && f["headers"].is_object()) e["headers"] = f["headers"];
   if (f.contains("active")) {
     const bool active = f["active"].get<bool>();
@@ -273,7 +273,10 @@ WebhooksProcessor::Outcome WebhooksProcessor::SendTest(const Command& c) {
   const std::string id = f["webhookId"].get<std::string>();
   auto endpoint = LoadEndpoint(c.org, id);
   if (!endpoint) return {404, NotFound("webhookId", id)};
-  Event event{c.org, f["eventId"].get<std::string>(), "webhook.test", FormatTimestamp(c.now),
+  Event event{c.org,
+              f["eventId"].get<std::string>(),
+              "webhook.test",
+              FormatTimestamp(c.now),
               {{"webhookId", id}, {"message", "a test event sent by sendTestEvent"}}};
   FanOut(event, c.now, id);
   const std::string delivery_id = topology::EntityIdFor(c.org, 'd', event.id + '\0' + id);
@@ -319,9 +322,9 @@ void WebhooksProcessor::SaveDelivery(const json& d) {
   const std::string org = d.value("organizationId", "");
   const std::string id = d.value("id", "");
   deliveries_->Put(keys::Delivery(org, id), d.dump());
-  deliveries_->Put(keys::History(org, d.value("webhookId", ""), d.value("createdAtMs", int64_t{0}),
-                                 id),
-                   d.value("status", ""));
+  deliveries_->Put(
+      keys::History(org, d.value("webhookId", ""), d.value("createdAtMs", int64_t{0}), id),
+      d.value("status", ""));
 }
 
 bool WebhooksProcessor::Cancel(json& d, const std::string& why, int64_t now) {

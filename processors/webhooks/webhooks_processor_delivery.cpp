@@ -88,12 +88,9 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event, int64_t n
   auto stored = deliveries_->Get(keys::Event(event.org, event.id));
   json ev = stored ? json::parse(*stored, nullptr, false) : json();
   if (!ev.is_object()) {
-    ev = {{"eventId", event.id},
-          {"eventType", event.type},
-          {"organizationId", event.org},
-          {"occurredAt", event.occurred_at},
-          {"data", event.data},
-          {"deliveries", json::array()}};
+    ev = {{"eventId", event.id},         {"eventType", event.type},
+          {"organizationId", event.org}, {"occurredAt", event.occurred_at},
+          {"data", event.data},          {"deliveries", json::array()}};
   }
   for (const auto& e : targets) {
     const std::string webhook = e.value("id", "");
@@ -211,7 +208,8 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
   }
   job.timeout_ms = options_->timeout_ms;
   switch (options_->sender->Submit(std::move(job))) {
-    case WebhookSender::Handover::kAccepted: break;
+    case WebhookSender::Handover::kAccepted:
+      break;
     case WebhookSender::Handover::kBusy:
     case WebhookSender::Handover::kEndpointBusy:
     case WebhookSender::Handover::kFull:
@@ -339,8 +337,7 @@ void WebhooksProcessor::ApplyOutcome(const AttemptOutcome& o, int64_t now) {
 }
 
 void WebhooksProcessor::ScheduleRetryOrGiveUp(json& d, const std::string& error_class,
-                                              std::optional<int64_t> retry_after_ms,
-                                              int64_t now) {
+                                              std::optional<int64_t> retry_after_ms, int64_t now) {
   const RetryPolicy& p = options_->retry;
   const int attempts = d.value("attemptNumber", 0) - d.value("retryBaseAttempts", 0);
   const int64_t base = d.value("retryBaseMs", d.value("createdAtMs", now));

@@ -100,9 +100,8 @@ Result<json> WebhooksQueries::GetEventDeliveryStatus(const std::string& org,
               {"summary", summary}};
 }
 
-Result<json> WebhooksQueries::GetDeliveryHistory(const std::string& org,
-                                                 const std::string& webhook, size_t limit,
-                                                 const std::string& cursor,
+Result<json> WebhooksQueries::GetDeliveryHistory(const std::string& org, const std::string& webhook,
+                                                 size_t limit, const std::string& cursor,
                                                  const std::string& status) const {
   if (!Endpoint(org, webhook)) return Status::NotFound("no such webhook");
   const std::string prefix = keys::HistoryOf(org, webhook);
@@ -168,24 +167,24 @@ Result<json> WebhooksQueries::GetHealthMetrics(const std::string& org, const std
   json breakdown = json::array();
   const int64_t failures = total.count() - total.successes();
   for (const auto& [error_class, n] : total.errors()) {
-    breakdown.push_back(
-        {{"errorClass", error_class},
-         {"count", n},
-         {"percentage", failures == 0 ? 0.0 : Round2(100.0 * static_cast<double>(n) /
-                                                     static_cast<double>(failures))}});
+    breakdown.push_back({{"errorClass", error_class},
+                         {"count", n},
+                         {"percentage", failures == 0 ? 0.0
+                                                      : Round2(100.0 * static_cast<double>(n) /
+                                                               static_cast<double>(failures))}});
   }
-  return json{{"webhookId", webhook},
-              {"startTime", topology::FormatTimestamp(start_ms)},
-              {"endTime", topology::FormatTimestamp(end_ms)},
-              {"successRate", total.count() == 0
-                                  ? 0.0
-                                  : Round2(100.0 * static_cast<double>(total.successes()) /
-                                           static_cast<double>(total.count()))},
-              {"averageLatencyMs", Round2(total.Average())},
-              {"p95LatencyMs", Round2(total.Quantile(0.95))},
-              {"p99LatencyMs", Round2(total.Quantile(0.99))},
-              {"deliveriesInPeriod", total.count()},
-              {"errorBreakdown", breakdown}};
+  return json{
+      {"webhookId", webhook},
+      {"startTime", topology::FormatTimestamp(start_ms)},
+      {"endTime", topology::FormatTimestamp(end_ms)},
+      {"successRate", total.count() == 0 ? 0.0
+                                         : Round2(100.0 * static_cast<double>(total.successes()) /
+                                                  static_cast<double>(total.count()))},
+      {"averageLatencyMs", Round2(total.Average())},
+      {"p95LatencyMs", Round2(total.Quantile(0.95))},
+      {"p99LatencyMs", Round2(total.Quantile(0.99))},
+      {"deliveriesInPeriod", total.count()},
+      {"errorBreakdown", breakdown}};
 }
 
 }  // namespace cm::webhooks

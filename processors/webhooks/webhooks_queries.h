@@ -34,9 +34,8 @@ class WebhooksQueries {
   state::Result<nlohmann::json> GetCircuitState(const std::string& org,
                                                 const std::string& webhook) const;
   // The seeds' WebhookHealthMetrics over the hours that start in [start_ms, end_ms).
-  state::Result<nlohmann::json> GetHealthMetrics(const std::string& org,
-                                                 const std::string& webhook, int64_t start_ms,
-                                                 int64_t end_ms) const;
+  state::Result<nlohmann::json> GetHealthMetrics(const std::string& org, const std::string& webhook,
+                                                 int64_t start_ms, int64_t end_ms) const;
 
  private:
   std::optional<nlohmann::json> Endpoint(const std::string& org, const std::string& id) const;

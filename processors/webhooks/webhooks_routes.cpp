@@ -142,9 +142,9 @@ struct Context {
     if (!body.is_object() || !body.contains("deliveryId")) return accepted;
     const std::string id = body["deliveryId"].get<std::string>();
     const int before = body.value("attemptNumber", 0);
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(options.timeout_ms + options.queue_interval_ms +
-                                                    2000);
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::milliseconds(options.timeout_ms + options.queue_interval_ms + 2000);
     while (std::chrono::steady_clock::now() < deadline) {
       std::optional<json> delivery;
       router.Route(req, TaskOf(org), [&](const topology::ReadOnlyStores& stores) {
@@ -164,8 +164,8 @@ struct Context {
 }  // namespace
 
 void AddWebhooksRoutes(topology::HttpServer& server, const topology::KafkaStreams& streams,
-                       const topology::QueryRouter& router,
-                       const topology::CommandSender& commands, const WebhooksOptions& options) {
+                       const topology::QueryRouter& router, const topology::CommandSender& commands,
+                       const WebhooksOptions& options) {
   auto ctx = std::make_shared<const Context>(Context{streams, router, commands, options});
   const RouteAccess read = RouteAccess::Scope(kRead);
   const RouteAccess write = RouteAccess::Scope(kWrite);
@@ -218,17 +218,17 @@ void AddWebhooksRoutes(topology::HttpServer& server, const topology::KafkaStream
     };
   };
 
-  server.Route("PATCH", "/v1/webhooks/{id}", write,
-               webhook_command(kUpdate, [](json& body) -> std::optional<HttpResponse> {
-                 if (body.contains("rotateSecret")) {
-                   if (!body["rotateSecret"].is_boolean())
-                     return Validation("rotateSecret must be true or false",
-                                       {{"field", "rotateSecret"}});
-                   if (body["rotateSecret"].get<bool>()) body["newSecret"] = NewWebhookSecret();
-                   body.erase("rotateSecret");
-                 }
-                 return std::nullopt;
-               }));
+  server.Route(
+      "PATCH", "/v1/webhooks/{id}", write,
+      webhook_command(kUpdate, [](json& body) -> std::optional<HttpResponse> {
+        if (body.contains("rotateSecret")) {
+          if (!body["rotateSecret"].is_boolean())
+            return Validation("rotateSecret must be true or false", {{"field", "rotateSecret"}});
+          if (body["rotateSecret"].get<bool>()) body["newSecret"] = NewWebhookSecret();
+          body.erase("rotateSecret");
+        }
+        return std::nullopt;
+      }));
   server.Route("DELETE", "/v1/webhooks/{id}", write, webhook_command(kDelete, nullptr));
   server.Route("DELETE", "/v1/webhooks/{id}/circuit", write,
                webhook_command(kResetCircuit, nullptr));
@@ -250,8 +250,8 @@ void AddWebhooksRoutes(topology::HttpServer& server, const topology::KafkaStream
     auto identity = ctx->Identify(req, *org);
     if (!identity.ok()) return Validation(identity.status().message());
     json fields = {{"deliveryId", req.path_params.at("id")}};
-    return ctx->AwaitAttempt(
-        req, *org, ctx->Command(req, *org, kRetryDelivery, std::move(fields), *identity));
+    return ctx->AwaitAttempt(req, *org,
+                             ctx->Command(req, *org, kRetryDelivery, std::move(fields), *identity));
   });
 
   // enqueueEvent: the seeds' WebhookEvent {eventId, eventType, organizationId, data, occurredAt}.
@@ -275,7 +275,8 @@ void AddWebhooksRoutes(topology::HttpServer& server, const topology::KafkaStream
                      !s.ok())
                    return Validation(s.message(), {{"field", "org"}});
                  auto limit = ParseLimit(req, 50);
-                 if (!limit) return Validation("limit must be an integer 1..500", {{"field", "limit"}});
+                 if (!limit)
+                   return Validation("limit must be an integer 1..500", {{"field", "limit"}});
                  return ctx->Read(req, org, [&](const WebhooksQueries& q) {
                    return JsonOr(q.ListWebhooks(org, *limit, Query(req, "cursor")));
                  });

@@ -13,7 +13,7 @@ namespace cm::webhooks {
 // Reads need `webhooks:read`, the rest `webhooks:write`; ids carry their organization, so a key
 // of another organization gets 404.
 void AddWebhooksRoutes(topology::HttpServer& server, const topology::KafkaStreams& streams,
-                       const topology::QueryRouter& router,
-                       const topology::CommandSender& commands, const WebhooksOptions& options);
+                       const topology::QueryRouter& router, const topology::CommandSender& commands,
+                       const WebhooksOptions& options);
 
 }  // namespace cm::webhooks

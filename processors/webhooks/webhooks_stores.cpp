@@ -44,7 +44,9 @@ std::string EndpointsOf(std::string_view org) { return Tagged('w', {org}); }
 std::string Delivery(std::string_view org, std::string_view delivery) {
   return Tagged('d', {org, delivery});
 }
-std::string Event(std::string_view org, std::string_view event) { return Tagged('e', {org, event}); }
+std::string Event(std::string_view org, std::string_view event) {
+  return Tagged('e', {org, event});
+}
 std::string History(std::string_view org, std::string_view webhook, int64_t created_ms,
                     std::string_view delivery) {
   std::string out = Tagged('h', {org, webhook});

@@ -12,6 +12,7 @@
 #include "processors/teams/teams_commands.h"
 #include "processors/teams/teams_processor.h"
 #include "processors/teams/teams_stores.h"
+#include "processors/webhooks/webhooks_stores.h"
 #include "processors/usage/usage_commands.h"
 #include "processors/usage/usage_stores.h"
 #include "topology/processor/command_results.h"
@@ -36,14 +37,15 @@ std::set<std::string> SourcesOf(const topology::Topology& t) {
 }
 
 TEST(CloudmatrixApplicationsTest,
-     CloudmatrixComposesUsageAndTeamsWithTheirStoresTopicsAndSnapshotTables) {
+     CloudmatrixComposesUsageTeamsAndWebhooksWithTheirStoresTopicsAndSnapshotTables) {
   auto composed = Compose("cloudmatrix", "cm-test");
   ASSERT_TRUE(composed.ok()) << composed.status().ToString();
   EXPECT_EQ(composed->topology.application_id(), "cm-test");
-  ASSERT_EQ(composed->apps.size(), 3u);
+  ASSERT_EQ(composed->apps.size(), 4u);
   EXPECT_EQ(composed->apps[0]->name(), "auth");
   EXPECT_EQ(composed->apps[1]->name(), "usage");
   EXPECT_EQ(composed->apps[2]->name(), "teams");
+  EXPECT_EQ(composed->apps[3]->name(), "webhooks");
   // The API keys: a global store every instance reads in full, not a task's store.
   ASSERT_EQ(composed->topology.global_stores().size(), 1u);
   EXPECT_EQ(composed->topology.global_stores()[0].topic, "cloudmatrix.api-keys");
@@ -68,6 +70,18 @@ TEST(CloudmatrixApplicationsTest,
   auto sources = SourcesOf(composed->topology);
   EXPECT_TRUE(sources.count("cloudmatrix.events"));
   EXPECT_TRUE(sources.count("cloudmatrix.commands"));
+  // Webhooks fans out the events, team events and quota alerts of an organization on the task
+  // that owns its commands, and applies the attempt outcomes there too: one sub-topology.
+  const auto commands_sub = composed->topology.SubTopologyOfSource("cloudmatrix.commands");
+  for (const char* topic : {"cloudmatrix.events", "cloudmatrix.team-events",
+                            "cloudmatrix.quota-alerts", "cloudmatrix.webhook-attempts"}) {
+    EXPECT_TRUE(sources.count(topic)) << topic;
+    EXPECT_EQ(composed->topology.SubTopologyOfSource(topic), commands_sub) << topic;
+  }
+  for (const char* store : {webhooks::kEndpointsStore, webhooks::kDeliveriesStore,
+                            webhooks::kHealthStore, webhooks::kCommandResultsStore,
+                            webhooks::kDeliveryTimersStore})
+    EXPECT_TRUE(stores.count(store)) << store;
   auto schema = SnapshotSchemaOf(composed->apps);
   std::set<std::string> tables;
   for (const auto& t : schema.tables) tables.insert(t.table);
@@ -157,10 +171,10 @@ TEST(CloudmatrixApplicationsTest, LimitFlagsParseToTheUsageLimitsAndCheckThemAga
 
   // Limits that reach Compose unchecked are still refused there.
   auto composed =
-      Compose("cloudmatrix", "x", {.usage_limits = {.max_batch_events = 0}, .teams = {}});
+      Compose("cloudmatrix", "x", {.usage_limits = {.max_batch_events = 0}, .teams = {}, .webhooks = {}});
   ASSERT_FALSE(composed.ok());
   EXPECT_EQ(composed.status().code(), state::Status::Code::kInvalidArgument);
-  EXPECT_TRUE(Compose("cloudmatrix", "x", {.usage_limits = *set, .teams = {}}).ok());
+  EXPECT_TRUE(Compose("cloudmatrix", "x", {.usage_limits = *set, .teams = {}, .webhooks = {}}).ok());
 }
 
 }  // namespace

@@ -234,7 +234,6 @@ TEST(WebhooksSenderTest, OutcomeRecordsRoundTrip) {
   EXPECT_FALSE(AttemptOutcome::FromJson("not json").ok());
 }
 
-
 // A transport that holds every request until released.
 class GateTransport final : public WebhookTransport {
  public:

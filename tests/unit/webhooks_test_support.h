@@ -157,8 +157,8 @@ class WebhooksHarness {
 
   void Event(const std::string& org, const std::string& event_id,
              const std::string& type = "document.created", const char* topic = kEvents) {
-    json e = {{"eventId", event_id}, {"organizationId", org}, {"eventType", type},
-              {"userId", "user-1"}};
+    json e = {
+        {"eventId", event_id}, {"organizationId", org}, {"eventType", type}, {"userId", "user-1"}};
     driver_->PipeInput(topic, org, e.dump(), now());
   }
 
@@ -220,6 +220,10 @@ class WebhooksHarness {
   json Webhook(const std::string& org, const std::string& id) {
     auto w = Queries(org).GetWebhook(org, id);
     return w.ok() ? *w : json();
+  }
+  json Circuit(const std::string& org, const std::string& id) {
+    auto c = Queries(org).GetCircuitState(org, id);
+    return c.ok() ? *c : json();
   }
   // The one delivery of an event (to the org's only endpoint).
   json DeliveryOf(const std::string& org, const std::string& event_id) {
