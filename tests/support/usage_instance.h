@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "in_process.h"
@@ -16,6 +17,8 @@
 #include "processors/usage/usage_options.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
+#include "processors/webhooks/webhooks_routes.h"
+#include "processors/webhooks/webhooks_topology.h"
 #include "state/status.h"
 
 namespace cm::testing {
@@ -25,7 +28,8 @@ inline state::Result<std::unique_ptr<TestBroker>> StartUsageBroker(int partition
   return TestBroker::Start({{"cloudmatrix.events", partitions},
                             {"cloudmatrix.commands", partitions},
                             {"cloudmatrix.quota-alerts", partitions},
-                            {"cloudmatrix.team-events", partitions}});
+                            {"cloudmatrix.team-events", partitions},
+                            {"cloudmatrix.webhook-attempts", partitions}});
 }
 
 struct UsageInstanceOptions {
@@ -34,6 +38,8 @@ struct UsageInstanceOptions {
   std::string state_dir{};
   usage::UsageOptions usage{};  // for the topology and the routes alike
   teams::TeamsOptions teams{};
+  // With these, the webhooks application too (its sender is the test's).
+  std::optional<webhooks::WebhooksOptions> webhooks{};
   topology::StateSnapshotListener* snapshot_listener = nullptr;  // not owned; may be null
 };
 
@@ -50,6 +56,9 @@ class UsageInstance {
       if (auto s = auth::AuthApplication().AddTo(builder); !s.ok()) return s;
       if (auto s = usage::AddUsageTopology(builder, options_.usage); !s.ok()) return s;
       if (auto s = teams::AddTeamsTopology(builder, options_.teams); !s.ok()) return s;
+      if (options_.webhooks) {
+        if (auto s = webhooks::AddWebhooksTopology(builder, *options_.webhooks); !s.ok()) return s;
+      }
       auto built = builder.Build(options_.application_id);
       if (!built.ok()) return built.status();
       topology_ = std::make_unique<topology::Topology>(std::move(built).value());
@@ -107,6 +116,9 @@ class UsageInstance {
         },
         options_.usage);
     teams::AddTeamsRoutes(i.server(), i.streams(), i.router(), i.sender(), options_.teams);
+    if (options_.webhooks)
+      webhooks::AddWebhooksRoutes(i.server(), i.streams(), i.router(), i.sender(),
+                                  *options_.webhooks);
   }
 
   const TestBroker& broker_;
