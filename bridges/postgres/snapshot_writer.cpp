@@ -51,9 +51,11 @@ std::string JoinColumns(const std::vector<std::string>& columns, size_t n,
   return out;
 }
 
-std::string KeyMatch(const topology::SnapshotTable& t, const char* a, const char* b) {
+// `a`.c = `b`.c for the first `n` columns of `t` (all its key columns by default).
+std::string KeyMatch(const topology::SnapshotTable& t, const char* a, const char* b, size_t n = 0) {
   std::string out;
-  for (size_t i = 0; i < t.key_columns; ++i) {
+  if (n == 0) n = t.key_columns;
+  for (size_t i = 0; i < n; ++i) {
     if (i) out += " AND ";
     out += std::string(a) + "." + t.columns[i] + " = " + b + "." + t.columns[i];
   }
@@ -185,27 +187,34 @@ Result<WriteOutcome> SnapshotWriter::Write(const TaskSnapshot& snapshot) {
       static const std::unordered_map<std::string, std::optional<std::string>> kNone;
       auto found = snapshot.changes.find(t.store);
       const auto& changes = found == snapshot.changes.end() ? kNone : found->second;
-      // Deleted keys first (few), then the rows, decoded straight into the COPY stream.
+      // Deleted keys first (few), then the rows, decoded straight into the COPY stream. A table
+      // of several rows per entry first deletes all rows of every changed entry (incrementally;
+      // a full snapshot deletes what is not among its rows below).
+      const bool many = static_cast<bool>(t.decode_rows);
+      const size_t delete_columns = many ? t.entry_columns : t.key_columns;
       std::vector<topology::SnapshotTable::Row> deletes;
       size_t values = 0;
       for (const auto& [key, value] : changes) {
-        if (value) {
-          ++values;
-        } else if (auto row = t.decode(key, std::nullopt)) {
-          deletes.push_back(std::move(*row));
+        if (value) ++values;
+        if (many) {
+          if (snapshot.full) continue;
+          if (auto entry = t.decode_rows(key, std::nullopt); entry && !entry->empty())
+            deletes.push_back(std::move(entry->front()));
+        } else if (!value) {
+          if (auto row = t.decode(key, std::nullopt)) deletes.push_back(std::move(*row));
         }
       }
       const std::string n = std::to_string(ti);
       if (!deletes.empty()) {
         const std::string stage = "cm_delete_" + n;
         tx.exec("CREATE TEMP TABLE " + stage + " ON COMMIT DROP AS SELECT " +
-                JoinColumns(t.columns, t.key_columns) + " FROM " + table + " WITH NO DATA");
-        std::vector<std::string> keys(t.columns.begin(), t.columns.begin() + t.key_columns);
+                JoinColumns(t.columns, delete_columns) + " FROM " + table + " WITH NO DATA");
+        std::vector<std::string> keys(t.columns.begin(), t.columns.begin() + delete_columns);
         CopyStream copy(tx, stage, keys, options_.copy_chunk_bytes);
-        for (const auto& row : deletes) copy.Row(row, t.key_columns, nullptr);
+        for (const auto& row : deletes) copy.Row(row, delete_columns, nullptr);
         copy.Complete();
         rows += tx.exec("DELETE FROM " + table + " t USING " + stage + " d WHERE " +
-                        KeyMatch(t, "t", "d"))
+                        KeyMatch(t, "t", "d", delete_columns))
                     .affected_rows();
       }
       if (values == 0 && !snapshot.full) continue;
@@ -218,7 +227,11 @@ Result<WriteOutcome> SnapshotWriter::Write(const TaskSnapshot& snapshot) {
         CopyStream copy(tx, stage, columns, options_.copy_chunk_bytes);
         for (const auto& [key, value] : changes) {
           if (!value) continue;
-          if (auto row = t.decode(key, std::string_view(*value))) {
+          if (many) {
+            if (auto entry = t.decode_rows(key, std::string_view(*value))) {
+              for (const auto& row : *entry) copy.Row(row, t.columns.size(), &snapshot.task_id);
+            }
+          } else if (auto row = t.decode(key, std::string_view(*value))) {
             copy.Row(*row, t.columns.size(), &snapshot.task_id);
           }
         }

@@ -1,6 +1,7 @@
 #include "processors/webhooks/webhooks_application.h"
 
 #include "processors/webhooks/webhooks_routes.h"
+#include "processors/webhooks/webhooks_snapshot_schema.h"
 #include "processors/webhooks/webhooks_topology.h"
 
 namespace cm::webhooks {
@@ -11,6 +12,10 @@ state::Status WebhooksApplication::AddTo(topology::TopologyBuilder& builder) con
 
 void WebhooksApplication::AddRoutes(topology::RouteContext& context) const {
   AddWebhooksRoutes(context.server, context.streams, context.router, context.commands, options_);
+}
+
+topology::SnapshotSchema WebhooksApplication::snapshot_schema() const {
+  return WebhooksSnapshotSchema();
 }
 
 }  // namespace cm::webhooks

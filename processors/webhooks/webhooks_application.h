@@ -14,6 +14,7 @@ class WebhooksApplication final : public topology::StreamApplication {
   std::string name() const override { return "webhooks"; }
   state::Status AddTo(topology::TopologyBuilder& builder) const override;
   void AddRoutes(topology::RouteContext& context) const override;
+  topology::SnapshotSchema snapshot_schema() const override;
 
  private:
   WebhooksOptions options_;

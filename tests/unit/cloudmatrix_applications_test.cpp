@@ -12,9 +12,9 @@
 #include "processors/teams/teams_commands.h"
 #include "processors/teams/teams_processor.h"
 #include "processors/teams/teams_stores.h"
-#include "processors/webhooks/webhooks_stores.h"
 #include "processors/usage/usage_commands.h"
 #include "processors/usage/usage_stores.h"
+#include "processors/webhooks/webhooks_stores.h"
 #include "topology/processor/command_results.h"
 #include "topology/testing/topology_test_driver.h"
 
@@ -78,9 +78,9 @@ TEST(CloudmatrixApplicationsTest,
     EXPECT_TRUE(sources.count(topic)) << topic;
     EXPECT_EQ(composed->topology.SubTopologyOfSource(topic), commands_sub) << topic;
   }
-  for (const char* store : {webhooks::kEndpointsStore, webhooks::kDeliveriesStore,
-                            webhooks::kHealthStore, webhooks::kCommandResultsStore,
-                            webhooks::kDeliveryTimersStore})
+  for (const char* store :
+       {webhooks::kEndpointsStore, webhooks::kDeliveriesStore, webhooks::kHealthStore,
+        webhooks::kCommandResultsStore, webhooks::kDeliveryTimersStore})
     EXPECT_TRUE(stores.count(store)) << store;
   auto schema = SnapshotSchemaOf(composed->apps);
   std::set<std::string> tables;
@@ -88,6 +88,14 @@ TEST(CloudmatrixApplicationsTest,
   EXPECT_TRUE(tables.count("usage_aggregates"));
   EXPECT_TRUE(schema.HasStore(usage::kAggregatesStore));
   EXPECT_FALSE(schema.HasStore(usage::kDedupStore));  // an index, not snapshotted
+  // Webhooks: endpoints, and deliveries with their attempts from the one deliveries store.
+  for (const char* table :
+       {"teams_teams", "webhooks_endpoints", "webhooks_deliveries", "webhooks_attempts"})
+    EXPECT_TRUE(tables.count(table)) << table;
+  EXPECT_TRUE(schema.HasStore(webhooks::kEndpointsStore));
+  EXPECT_TRUE(schema.HasStore(webhooks::kDeliveriesStore));
+  EXPECT_FALSE(schema.HasStore(webhooks::kHealthStore));  // histograms, internal
+  EXPECT_FALSE(schema.HasStore(webhooks::kCommandResultsStore));
 }
 
 // Teams refuses a team beyond the usage plan's maxTeams, and follows a plan change: both
@@ -170,11 +178,12 @@ TEST(CloudmatrixApplicationsTest, LimitFlagsParseToTheUsageLimitsAndCheckThemAga
   EXPECT_NE(over.status().message().find("--http-max-body"), std::string::npos);
 
   // Limits that reach Compose unchecked are still refused there.
-  auto composed =
-      Compose("cloudmatrix", "x", {.usage_limits = {.max_batch_events = 0}, .teams = {}, .webhooks = {}});
+  auto composed = Compose("cloudmatrix", "x",
+                          {.usage_limits = {.max_batch_events = 0}, .teams = {}, .webhooks = {}});
   ASSERT_FALSE(composed.ok());
   EXPECT_EQ(composed.status().code(), state::Status::Code::kInvalidArgument);
-  EXPECT_TRUE(Compose("cloudmatrix", "x", {.usage_limits = *set, .teams = {}, .webhooks = {}}).ok());
+  EXPECT_TRUE(
+      Compose("cloudmatrix", "x", {.usage_limits = *set, .teams = {}, .webhooks = {}}).ok());
 }
 
 }  // namespace

@@ -22,11 +22,21 @@ struct SnapshotTable {
   using Decode = std::function<std::optional<Row>(std::string_view key,
                                                   std::optional<std::string_view> value)>;
 
+  // For a table with several rows per store entry (a webhook delivery's attempts), set instead
+  // of `decode`: all rows of an entry begin with the same `entry_columns` key columns, and when
+  // the entry changes or goes, its rows replace every row that begins with them (so a row the
+  // entry no longer yields goes too). With `value` nullopt: one row of those columns only.
+  // nullopt: the entry has no rows in this table.
+  using DecodeRows = std::function<std::optional<std::vector<Row>>(
+      std::string_view key, std::optional<std::string_view> value)>;
+
   std::string store;                 // state store name
   std::string table;                 // table name (unqualified; the schema is configured)
   std::vector<std::string> columns;  // the columns Decode fills, key columns first
   size_t key_columns = 0;            // how many leading columns form the primary key
   Decode decode;
+  size_t entry_columns = 0;  // decode_rows only: the leading key columns naming the entry
+  DecodeRows decode_rows;
 };
 
 // Stores without a table are not snapshotted (dedup indexes, command results).
