@@ -2,7 +2,7 @@
 // broker` and deliver webhooks to a flaky TLS receiver (WebhookSink: some requests answer 500,
 // some reset the connection, some are slow, a few outlast the attempt's timeout). Sixteen
 // organizations, two on each partition, have one or two endpoints; 5,000 events reach them,
-// most as usage events in batches (POST /v1/usage/events) and every tenth through
+// most as usage events in batches (POST /v1/usage/events) and every 20th through
 // POST /v1/webhooks/events. One instance is killed with SIGKILL once a third of the deliveries
 // are made, and restarted. At the end every (event, endpoint) pair was answered 2xx at least
 // once, every copy of a pair carried the same webhook-id, every signature verifies with the
@@ -44,7 +44,7 @@ constexpr int kOrgs = kPartitions * kOrgsPerPartition;
 constexpr int kEvents = 5000;
 constexpr int kClients = 4;
 constexpr int kChunk = 30;         // events of one organization sent together
-constexpr int kEnqueueEvery = 10;  // every tenth event goes through POST /v1/webhooks/events
+constexpr int kEnqueueEvery = 20;  // every 20th event goes through POST /v1/webhooks/events
 
 // The organizations: the first names that put exactly two on each partition, so every task
 // (and so each instance) has some and no partition's changelogs grow much past the others'.
@@ -108,6 +108,11 @@ struct Received {
 
 TEST(WebhooksFailoverTest, SigkilledInstanceDeliversEveryEventToEveryEndpointWithOneId) {
   const auto started = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                            started)
+        .count();
+  };
   auto dir = testing::FreshTestDirectory("cm-e2e-webhooks");
   std::filesystem::create_directories(dir);
 
@@ -305,12 +310,13 @@ TEST(WebhooksFailoverTest, SigkilledInstanceDeliversEveryEventToEveryEndpointWit
   ASSERT_TRUE(WaitFor([&] { return delivered() >= pairs / 3; }, 120s))
       << delivered() << " of " << pairs << " pairs delivered; " << sent.load() << " events sent\n"
       << a.process->Log() << b.process->Log();
-  std::cout << "kill of b after " << delivered() << " of " << pairs << " pairs delivered, "
-            << sent.load() << " events sent\n";
+  std::cout << "kill of b at " << elapsed() << " s after " << delivered() << " of " << pairs
+            << " pairs delivered, " << sent.load() << " events sent\n";
   b.process->Kill(SIGKILL);
   b.process->Start();  // same instance id and state directory
   ASSERT_TRUE(WaitFor([&] { return b.Ready(); }, 120s)) << b.process->Log();
   for (auto& c : clients) c.join();
+  std::cout << "all events sent at " << elapsed() << " s\n";
   ASSERT_EQ(sent.load(), kEvents);
   ASSERT_EQ(wrong_answers.load(), 0);
 
@@ -318,6 +324,7 @@ TEST(WebhooksFailoverTest, SigkilledInstanceDeliversEveryEventToEveryEndpointWit
   // and the outcome grace, 32 s here) has passed.
   EXPECT_TRUE(WaitFor([&] { return delivered() >= pairs; }, 150s))
       << delivered() << " of " << pairs << " pairs delivered";
+  std::cout << "all pairs delivered at " << elapsed() << " s\n";
 
   std::unique_lock lock(rx.mu);
   int missing = 0;
@@ -374,11 +381,7 @@ TEST(WebhooksFailoverTest, SigkilledInstanceDeliversEveryEventToEveryEndpointWit
       ++checked;
     }
   }
-  std::cout << checked << " events' delivery status checked; "
-            << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
-                                                                started)
-                   .count()
-            << " s in all\n";
+  std::cout << checked << " events' delivery status checked; " << elapsed() << " s in all\n";
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 
