@@ -59,7 +59,7 @@ struct WebhooksOptions {
   size_t queue_batch = 256;
   // An attempt whose outcome has not come back this long after its timeout is taken as lost
   // (the instance that sent it died) and retried.
-  int64_t outcome_grace_ms = 30'000;
+  int64_t outcome_grace_ms = 10'000;
   int64_t command_result_retention_ms = 7LL * 24 * 3600 * 1000;
   size_t max_id_bytes = 128;
   size_t max_url_bytes = 2048;

@@ -322,7 +322,7 @@ TEST(WebhooksFailoverTest, SigkilledInstanceDeliversEveryEventToEveryEndpointWit
 
   // Deliveries the killed instance had in flight are retried once their lease (the timeout
   // and the outcome grace, 32 s here) has passed.
-  EXPECT_TRUE(WaitFor([&] { return delivered() >= pairs; }, 150s))
+  EXPECT_TRUE(WaitFor([&] { return delivered() >= pairs; }, 300s))
       << delivered() << " of " << pairs << " pairs delivered";
   std::cout << "all pairs delivered at " << elapsed() << " s\n";
 
