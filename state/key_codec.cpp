@@ -83,4 +83,22 @@ bool ReadLengthPrefixed(std::string_view bytes, size_t& pos, std::string& out) {
   return true;
 }
 
+std::string TaggedKey(char tag, std::initializer_list<std::string_view> fields) {
+  std::string out(1, tag);
+  for (auto f : fields) AppendLengthPrefixed(out, f);
+  return out;
+}
+
+std::optional<std::vector<std::string>> ParseTaggedKey(std::string_view key, char tag,
+                                                       size_t count) {
+  if (key.empty() || key[0] != tag) return std::nullopt;
+  std::vector<std::string> out(count);
+  size_t pos = 1;
+  for (auto& f : out) {
+    if (!ReadLengthPrefixed(key, pos, f)) return std::nullopt;
+  }
+  if (pos != key.size()) return std::nullopt;
+  return out;
+}
+
 }  // namespace cm::state

@@ -1,8 +1,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cm::state {
 
@@ -27,6 +30,13 @@ uint32_t ReadLength32(std::string_view bytes);
 void AppendLengthPrefixed(std::string& out, std::string_view s);
 // Reads what AppendLengthPrefixed wrote at `pos` and advances `pos`; false when too short.
 bool ReadLengthPrefixed(std::string_view bytes, size_t& pos, std::string& out);
+
+// A key of an application store: a one-byte tag, then each field length-prefixed, so a prefix
+// of whole fields is a prefix scan (processors/*/..._stores.h).
+std::string TaggedKey(char tag, std::initializer_list<std::string_view> fields);
+// The `count` fields of a TaggedKey with that tag and exactly that many fields, else nullopt.
+std::optional<std::vector<std::string>> ParseTaggedKey(std::string_view key, char tag,
+                                                       size_t count);
 
 // The smallest string greater than every string starting with prefix, or "" (no upper bound)
 // when there is none (prefix empty or all 0xff bytes).

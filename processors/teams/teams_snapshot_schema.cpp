@@ -6,6 +6,7 @@
 #include "processors/teams/team_graph.h"
 #include "processors/teams/teams_stores.h"
 #include "state/key_codec.h"
+#include "topology/processor/snapshot_fields.h"
 
 namespace cm::teams {
 
@@ -16,29 +17,9 @@ using Row = topology::SnapshotTable::Row;
 using Field = topology::SnapshotTable::Field;
 using Value = std::optional<std::string_view>;
 
-// The fields of a key `tag` str... (teams_stores.h); nullopt for another tag or a bad key.
-std::optional<std::vector<std::string>> Fields(std::string_view key, char tag, size_t count) {
-  if (key.empty() || key[0] != tag) return std::nullopt;
-  std::vector<std::string> out(count);
-  size_t pos = 1;
-  for (auto& f : out) {
-    if (!state::ReadLengthPrefixed(key, pos, f)) return std::nullopt;
-  }
-  if (pos != key.size()) return std::nullopt;
-  return out;
-}
-
-std::optional<json> Object(std::string_view value) {
-  json j = json::parse(value, nullptr, false);
-  if (!j.is_object()) return std::nullopt;
-  return j;
-}
-
-Field Text(const json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) return std::nullopt;
-  return it->is_string() ? it->get<std::string>() : it->dump();
-}
+using state::ParseTaggedKey;
+using topology::SnapshotObject;
+using topology::SnapshotText;
 
 Row Keys(const std::vector<std::string>& fields) { return Row(fields.begin(), fields.end()); }
 
@@ -50,16 +31,17 @@ topology::SnapshotTable Teams() {
                "visibility",      "settings", "created_at", "updated_at",  "created_by"};
   t.key_columns = 2;
   t.decode = [](std::string_view key, Value value) -> std::optional<Row> {
-    auto f = Fields(key, 't', 2);
+    auto f = ParseTaggedKey(key, 't', 2);
     if (!f) return std::nullopt;
     Row row = Keys(*f);
     if (!value) return row;
-    auto team = Object(*value);
+    auto team = SnapshotObject(*value);
     if (!team) return std::nullopt;
     for (const char* c : {"name", "description", "parentTeamId", "visibility"})
-      row.push_back(Text(*team, c));
+      row.push_back(SnapshotText(*team, c));
     row.push_back(team->value("settings", json::object()).dump());
-    for (const char* c : {"createdAt", "updatedAt", "createdBy"}) row.push_back(Text(*team, c));
+    for (const char* c : {"createdAt", "updatedAt", "createdBy"})
+      row.push_back(SnapshotText(*team, c));
     return row;
   };
   return t;
@@ -72,13 +54,13 @@ topology::SnapshotTable Memberships() {
   t.columns = {"organization_id", "team_id", "user_id", "role", "joined_at", "added_by"};
   t.key_columns = 3;
   t.decode = [](std::string_view key, Value value) -> std::optional<Row> {
-    auto f = Fields(key, 'm', 3);
+    auto f = ParseTaggedKey(key, 'm', 3);
     if (!f) return std::nullopt;
     Row row = Keys(*f);
     if (!value) return row;
-    auto m = Object(*value);
+    auto m = SnapshotObject(*value);
     if (!m || !ParseRole(m->value("role", ""))) return std::nullopt;
-    for (const char* c : {"role", "joinedAt", "addedBy"}) row.push_back(Text(*m, c));
+    for (const char* c : {"role", "joinedAt", "addedBy"}) row.push_back(SnapshotText(*m, c));
     return row;
   };
   return t;
@@ -92,15 +74,15 @@ topology::SnapshotTable Invitations() {
                "status",          "invited_by",    "created_at", "expires_at", "token_sha256"};
   t.key_columns = 2;
   t.decode = [](std::string_view key, Value value) -> std::optional<Row> {
-    auto f = Fields(key, 'i', 2);  // 'h' entries (token hash -> id) are an index
+    auto f = ParseTaggedKey(key, 'i', 2);  // 'h' entries (token hash -> id) are an index
     if (!f) return std::nullopt;
     Row row = Keys(*f);
     if (!value) return row;
-    auto inv = Object(*value);
+    auto inv = SnapshotObject(*value);
     if (!inv) return std::nullopt;
     for (const char* c :
          {"teamId", "email", "role", "status", "invitedBy", "createdAt", "expiresAt", "tokenHash"})
-      row.push_back(Text(*inv, c));
+      row.push_back(SnapshotText(*inv, c));
     return row;
   };
   return t;
@@ -114,7 +96,7 @@ topology::SnapshotTable Permissions() {
                "granted_by_team", "permissions", "grants"};
   t.key_columns = 3;
   t.decode = [](std::string_view key, Value value) -> std::optional<Row> {
-    auto f = Fields(key, 'p', 3);
+    auto f = ParseTaggedKey(key, 'p', 3);
     if (!f) return std::nullopt;
     Row row = Keys(*f);
     if (!value) return row;

@@ -24,49 +24,41 @@ TeamsStoreViews TeamsStoreViews::Committed(const topology::ReadOnlyStores& store
 
 namespace keys {
 
-namespace {
-
-std::string Tagged(char tag, std::initializer_list<std::string_view> fields) {
-  std::string out(1, tag);
-  for (auto f : fields) state::AppendLengthPrefixed(out, f);
-  return out;
-}
-
-}  // namespace
-
 std::string TeamKey(std::string_view org, std::string_view team) {
-  return Tagged('t', {org, team});
+  return state::TaggedKey('t', {org, team});
 }
-std::string TeamsOfOrgPrefix(std::string_view org) { return Tagged('t', {org}); }
+std::string TeamsOfOrgPrefix(std::string_view org) { return state::TaggedKey('t', {org}); }
 std::string NameKey(std::string_view org, std::string_view lower_name) {
-  return Tagged('n', {org, lower_name});
+  return state::TaggedKey('n', {org, lower_name});
 }
 std::string ChildKey(std::string_view org, std::string_view parent, std::string_view child) {
-  return Tagged('c', {org, parent, child});
+  return state::TaggedKey('c', {org, parent, child});
 }
 std::string ChildrenPrefix(std::string_view org, std::string_view parent) {
-  return Tagged('c', {org, parent});
+  return state::TaggedKey('c', {org, parent});
 }
 std::string MemberKey(std::string_view org, std::string_view team, std::string_view user) {
-  return Tagged('m', {org, team, user});
+  return state::TaggedKey('m', {org, team, user});
 }
 std::string MembersPrefix(std::string_view org, std::string_view team) {
-  return Tagged('m', {org, team});
+  return state::TaggedKey('m', {org, team});
 }
 std::string GrantsKey(std::string_view org, std::string_view team, std::string_view user) {
-  return Tagged('p', {org, team, user});
+  return state::TaggedKey('p', {org, team, user});
 }
 std::string GrantsPrefix(std::string_view org, std::string_view team) {
-  return Tagged('p', {org, team});
+  return state::TaggedKey('p', {org, team});
 }
 std::string InvitationKey(std::string_view org, std::string_view invitation_id) {
-  return Tagged('i', {org, invitation_id});
+  return state::TaggedKey('i', {org, invitation_id});
 }
-std::string TokenHashKey(std::string_view token_hash) { return Tagged('h', {token_hash}); }
+std::string TokenHashKey(std::string_view token_hash) {
+  return state::TaggedKey('h', {token_hash});
+}
 std::string UserTeamKey(std::string_view user, std::string_view org, std::string_view team) {
-  return Tagged('u', {user, org, team});
+  return state::TaggedKey('u', {user, org, team});
 }
-std::string UserTeamsPrefix(std::string_view user) { return Tagged('u', {user}); }
+std::string UserTeamsPrefix(std::string_view user) { return state::TaggedKey('u', {user}); }
 std::string LastField(std::string_view key) {
   size_t pos = 1;
   std::string field;

@@ -6,6 +6,7 @@
 #include "processors/webhooks/circuit_breaker.h"
 #include "processors/webhooks/webhooks_stores.h"
 #include "state/key_codec.h"
+#include "topology/processor/snapshot_fields.h"
 
 namespace cm::webhooks {
 
@@ -19,45 +20,15 @@ using Value = std::optional<std::string_view>;
 // The org and id of a key `tag` str org str id (webhooks_stores.h); nullopt for another tag
 // (the event records, the history index) or a bad key.
 std::optional<Row> Keys(std::string_view key, char tag) {
-  if (key.empty() || key[0] != tag) return std::nullopt;
-  Row out;
-  size_t pos = 1;
-  for (int i = 0; i < 2; ++i) {
-    std::string f;
-    if (!state::ReadLengthPrefixed(key, pos, f)) return std::nullopt;
-    out.push_back(std::move(f));
-  }
-  if (pos != key.size()) return std::nullopt;
-  return out;
+  auto fields = state::ParseTaggedKey(key, tag, 2);
+  if (!fields) return std::nullopt;
+  return Row(fields->begin(), fields->end());
 }
 
-std::optional<json> Object(std::string_view value) {
-  json j = json::parse(value, nullptr, false);
-  if (!j.is_object()) return std::nullopt;
-  return j;
-}
-
-// A field as Postgres text: strings as they are, numbers and booleans as JSON writes them
-// (which Postgres reads), objects and arrays as JSON; missing or null is NULL.
-Field Text(const json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || it->is_null()) return std::nullopt;
-  return it->is_string() ? it->get<std::string>() : it->dump();
-}
-
-// A number field as an integer or a double in text, or NULL; anything else is NULL too, so a
-// bad value cannot fail the snapshot's COPY.
-Field Number(const json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_number()) return std::nullopt;
-  return it->dump();
-}
-
-Field Bool(const json& j, const char* field, bool fallback) {
-  auto it = j.find(field);
-  return std::string(it != j.end() && it->is_boolean() ? (it->get<bool>() ? "true" : "false")
-                                                       : (fallback ? "true" : "false"));
-}
+using topology::SnapshotBool;
+using topology::SnapshotNumber;
+using topology::SnapshotObject;
+using topology::SnapshotText;
 
 topology::SnapshotTable Endpoints() {
   topology::SnapshotTable t;
@@ -86,25 +57,26 @@ topology::SnapshotTable Endpoints() {
     auto row = Keys(key, 'w');
     if (!row) return std::nullopt;
     if (!value) return row;
-    auto e = Object(*value);
+    auto e = SnapshotObject(*value);
     if (!e) return std::nullopt;
     // Column by column from the record: "secrets" is never read, so no secret can reach a row.
-    row->push_back(Text(*e, "url"));
+    row->push_back(SnapshotText(*e, "url"));
     row->push_back(e->value("events", json::array()).dump());
-    row->push_back(Bool(*e, "active", true));
-    row->push_back(Text(*e, "description"));
+    row->push_back(SnapshotBool(*e, "active", true));
+    row->push_back(SnapshotText(*e, "description"));
     row->push_back(e->value("headers", json::object()).dump());
     for (const char* c : {"createdBy", "createdAt", "updatedAt", "disabledReason"})
-      row->push_back(Text(*e, c));
+      row->push_back(SnapshotText(*e, c));
     row->push_back(std::string(
         CircuitBreaker::StateName(CircuitBreaker::FromJson(e->value("circuit", json())).state())));
     const json stats = e->value("stats", json::object());
     for (const char* c :
          {"totalDeliveries", "successfulDeliveries", "failedDeliveries", "averageResponseTimeMs"}) {
-      Field n = Number(stats, c);
+      Field n = SnapshotNumber(stats, c);
       row->push_back(n ? std::move(n) : Field("0"));
     }
-    for (const char* c : {"lastDeliveryAt", "lastDeliveryStatus"}) row->push_back(Text(stats, c));
+    for (const char* c : {"lastDeliveryAt", "lastDeliveryStatus"})
+      row->push_back(SnapshotText(stats, c));
     return row;
   };
   return t;
@@ -123,16 +95,17 @@ topology::SnapshotTable Deliveries() {
     auto row = Keys(key, 'd');  // 'e' (events) and 'h' (history) entries have no row
     if (!row) return std::nullopt;
     if (!value) return row;
-    auto d = Object(*value);
+    auto d = SnapshotObject(*value);
     if (!d) return std::nullopt;
     for (const char* c : {"webhookId", "eventId", "eventType", "status"})
-      row->push_back(Text(*d, c));
-    Field attempts = Number(*d, "attemptNumber");
+      row->push_back(SnapshotText(*d, c));
+    Field attempts = SnapshotNumber(*d, "attemptNumber");
     row->push_back(attempts ? std::move(attempts) : Field("0"));
-    for (const char* c : {"scheduledAt", "attemptedAt"}) row->push_back(Text(*d, c));
-    for (const char* c : {"responseStatus", "responseTimeMs"}) row->push_back(Number(*d, c));
+    for (const char* c : {"scheduledAt", "attemptedAt"}) row->push_back(SnapshotText(*d, c));
+    for (const char* c : {"responseStatus", "responseTimeMs"})
+      row->push_back(SnapshotNumber(*d, c));
     for (const char* c : {"errorClass", "errorMessage", "createdAt", "finishedAt"})
-      row->push_back(Text(*d, c));
+      row->push_back(SnapshotText(*d, c));
     return row;
   };
   return t;
@@ -151,9 +124,9 @@ topology::SnapshotTable Attempts() {
     auto keys = Keys(key, 'd');
     if (!keys) return std::nullopt;
     if (!value) return std::vector<Row>{*keys};
-    auto d = Object(*value);
+    auto d = SnapshotObject(*value);
     if (!d) return std::nullopt;
-    const Field webhook = Text(*d, "webhookId");
+    const Field webhook = SnapshotText(*d, "webhookId");
     // By attempt number: the key of a row, so a number seen twice (it should not be) keeps the
     // later entry rather than failing the snapshot's upsert.
     std::map<int64_t, Row> by_number;
@@ -166,12 +139,12 @@ topology::SnapshotTable Attempts() {
       Row row = *keys;
       row.push_back(a["attemptNumber"].dump());
       row.push_back(webhook);
-      row.push_back(Text(a, "attemptedAt"));
-      row.push_back(Number(a, "responseStatus"));
-      Field ms = Number(a, "responseTimeMs");
+      row.push_back(SnapshotText(a, "attemptedAt"));
+      row.push_back(SnapshotNumber(a, "responseStatus"));
+      Field ms = SnapshotNumber(a, "responseTimeMs");
       row.push_back(ms ? std::move(ms) : Field("0"));
-      row.push_back(Bool(a, "success", false));
-      for (const char* c : {"errorClass", "errorMessage"}) row.push_back(Text(a, c));
+      row.push_back(SnapshotBool(a, "success", false));
+      for (const char* c : {"errorClass", "errorMessage"}) row.push_back(SnapshotText(a, c));
       by_number.insert_or_assign(a["attemptNumber"].get<int64_t>(), std::move(row));
     }
     std::vector<Row> rows;

@@ -27,43 +27,33 @@ WebhooksStoreViews WebhooksStoreViews::Committed(const topology::ReadOnlyStores&
 
 namespace keys {
 
-namespace {
-
-std::string Tagged(char tag, std::initializer_list<std::string_view> fields) {
-  std::string out(1, tag);
-  for (auto f : fields) state::AppendLengthPrefixed(out, f);
-  return out;
-}
-
-}  // namespace
-
 std::string Endpoint(std::string_view org, std::string_view webhook) {
-  return Tagged('w', {org, webhook});
+  return state::TaggedKey('w', {org, webhook});
 }
-std::string EndpointsOf(std::string_view org) { return Tagged('w', {org}); }
+std::string EndpointsOf(std::string_view org) { return state::TaggedKey('w', {org}); }
 std::string Delivery(std::string_view org, std::string_view delivery) {
-  return Tagged('d', {org, delivery});
+  return state::TaggedKey('d', {org, delivery});
 }
 std::string Event(std::string_view org, std::string_view event) {
-  return Tagged('e', {org, event});
+  return state::TaggedKey('e', {org, event});
 }
 std::string History(std::string_view org, std::string_view webhook, int64_t created_ms,
                     std::string_view delivery) {
-  std::string out = Tagged('h', {org, webhook});
+  std::string out = state::TaggedKey('h', {org, webhook});
   state::AppendOrderedInt64(out, std::numeric_limits<int64_t>::max() - created_ms);  // newest first
   state::AppendLengthPrefixed(out, delivery);
   return out;
 }
 std::string HistoryOf(std::string_view org, std::string_view webhook) {
-  return Tagged('h', {org, webhook});
+  return state::TaggedKey('h', {org, webhook});
 }
 std::string Health(std::string_view org, std::string_view webhook, int64_t hour_ms) {
-  std::string out = Tagged('l', {org, webhook});
+  std::string out = state::TaggedKey('l', {org, webhook});
   state::AppendOrderedInt64(out, hour_ms);
   return out;
 }
 std::string HealthOf(std::string_view org, std::string_view webhook) {
-  return Tagged('l', {org, webhook});
+  return state::TaggedKey('l', {org, webhook});
 }
 
 bool ParseHistory(std::string_view key, int64_t& created_ms, std::string& delivery) {

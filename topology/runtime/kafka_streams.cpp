@@ -24,15 +24,24 @@ Status KafkaStreams::EnsureTopics() {
   std::set<std::string> internal(repartition_topics.begin(), repartition_topics.end());
   std::vector<TopicSpec> missing_external;
   for (const auto& sub : topology_.subtopologies()) {
+    // A missing source is co-partitioned with the sub-topology's existing ones: it takes their
+    // partition count (the default only when none exists yet).
+    int32_t partitions = config_.default_partitions;
+    for (const auto& topic : sub.source_topics) {
+      if (internal.count(topic) == 0 && counts->count(topic) != 0) {
+        partitions = counts->at(topic);
+        break;
+      }
+    }
     for (const auto& topic : sub.source_topics) {
       if (internal.count(topic) == 0 && counts->count(topic) == 0) {
-        missing_external.push_back({topic, config_.default_partitions});
+        missing_external.push_back({topic, partitions});
+        (*counts)[topic] = partitions;
       }
     }
   }
   if (!missing_external.empty()) {
     if (auto s = admin_.EnsureTopics(missing_external); !s.ok()) return s;
-    for (const auto& t : missing_external) (*counts)[t.name] = t.partitions;
   }
   // Repartition topics take the largest partition count among external sources.
   int32_t widest = config_.default_partitions;
