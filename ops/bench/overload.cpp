@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "bench_common.h"
+#include "cmstream_process.h"
 
 using namespace cm::bench;
 
@@ -34,18 +35,6 @@ struct Options {
   int runs = 3;
 };
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 int Connect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -60,64 +49,17 @@ int Connect(int port) {
 }
 
 // `cmstream run --embedded` as a child process, killed at the end.
-class Instance {
+class Instance : public CmstreamProcess {
  public:
-  Instance(const Options& o, const std::filesystem::path& dir) : port_(FreePort()) {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    std::string log = (dir / "cmstream.log").string();
-    std::vector<std::string> argv{o.cmstream,
-                                  "run",
-                                  "--embedded",
-                                  "--state-dir",
-                                  (dir / "state").string(),
-                                  "--http",
-                                  "127.0.0.1:" + std::to_string(port_)};
-    // Every route but /health, /ready and /metrics needs a key: a fresh admin key for this run.
-    FILE* token = ::popen((o.cmstream + " apikey token").c_str(), "r");
-    char buf[128] = {0};
-    if (token == nullptr || std::fgets(buf, sizeof buf, token) == nullptr)
-      Die("apikey token failed");
-    ::pclose(token);
-    key_ = std::string(buf, std::strcspn(buf, "\n"));
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-    env.push_back("CM_ADMIN_KEY=" + key_);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execve(args[0], args.data(), envp.data());
-      ::_exit(127);
-    }
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(1, 0);
-    auto until = Clock::now() + std::chrono::seconds(90);
-    while (Clock::now() < until) {
-      auto r = c.Get("/ready");
-      if (r && r->status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    Die("cmstream did not become ready; see " + log);
-  }
-  ~Instance() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
-  const std::string& key() const { return key_; }
+  Instance(const Options& o, const std::filesystem::path& dir)
+      : CmstreamProcess(o.cmstream, Fresh(dir), {}) {}
 
  private:
-  int port_;
-  std::string key_;
-  pid_t pid_ = -1;
+  static const std::filesystem::path& Fresh(const std::filesystem::path& dir) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
 };
 
 // /health and checkQuota, one after the other on one keep-alive connection each.

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "bench_common.h"
+#include "cmstream_process.h"
 
 using namespace cm::bench;
 using nlohmann::json;
@@ -55,18 +56,6 @@ const char* RoleName(int role) {
   return role == kOwner ? "owner" : role == kAdmin ? "admin" : "member";
 }
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Runs a command to completion; its output goes to `log`.
 void RunOrDie(const std::vector<std::string>& argv, const std::string& log) {
   pid_t pid = ::fork();
@@ -87,76 +76,14 @@ void RunOrDie(const std::vector<std::string>& argv, const std::string& log) {
 }
 
 // `cmstream run --embedded` as a child process with snapshots into `schema`, killed at the end.
-class Instance {
+class Instance : public CmstreamProcess {
  public:
   Instance(const Options& o, const std::filesystem::path& dir, const std::string& schema)
-      : port_(FreePort()), log_((dir / "cmstream.log").string()) {
-    std::vector<std::string> argv{o.cmstream,
-                                  "run",
-                                  "--embedded",
-                                  "--topology",
-                                  "cloudmatrix",
-                                  "--state-dir",
-                                  (dir / "state").string(),
-                                  "--http",
-                                  "127.0.0.1:" + std::to_string(port_),
-                                  "--http-threads",
-                                  std::to_string(std::max(64, o.clients)),
-                                  "--database-url",
-                                  o.database_url,
-                                  "--database-schema",
-                                  schema,
-                                  "--snapshot-interval",
-                                  o.snapshot_interval};
-    // Every route but /health, /ready and /metrics needs a key: a fresh admin key for this run.
-    FILE* token = ::popen((o.cmstream + " apikey token").c_str(), "r");
-    char buf[128] = {0};
-    if (token == nullptr || std::fgets(buf, sizeof buf, token) == nullptr)
-      Die("apikey token failed");
-    ::pclose(token);
-    key_ = std::string(buf, std::strcspn(buf, "\n"));
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-    env.push_back("CM_ADMIN_KEY=" + key_);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Dies with the benchmark, also when it stops on an error (Die exits at once).
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execve(args[0], args.data(), envp.data());
-      ::_exit(127);
-    }
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(1, 0);
-    auto until = Clock::now() + std::chrono::seconds(90);
-    while (Clock::now() < until) {
-      auto r = c.Get("/ready");
-      if (r && r->status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    Die("cmstream did not become ready; see " + log_);
+      : CmstreamProcess(o.cmstream, dir,
+                        {"--topology", "cloudmatrix", "--http-threads",
+                         std::to_string(std::max(64, o.clients)), "--database-url", o.database_url,
+                         "--database-schema", schema, "--snapshot-interval", o.snapshot_interval}) {
   }
-  ~Instance() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
-  const std::string& key() const { return key_; }
-  const std::string& log() const { return log_; }
-
- private:
-  int port_;
-  std::string log_;
-  std::string key_;
-  pid_t pid_ = -1;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "bench_common.h"
+#include "cmstream_process.h"
 
 using namespace cm::bench;
 using nlohmann::json;
@@ -48,18 +49,6 @@ struct Options {
   int runs = 3;
   bool skip_down = false;
 };
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // The loopback receiver: POST /s/<n> answers 200 at once and counts per n. Its pool has a
 // thread per keep-alive connection wrk holds (httplib serves a connection on one thread).
@@ -160,88 +149,22 @@ class DownSink {
 };
 
 // `cmstream run --embedded --topology cloudmatrix` with webhooks allowed to loopback HTTP.
-class Instance {
+class Instance : public CmstreamProcess {
  public:
   Instance(const Options& o, const std::filesystem::path& dir)
-      : port_(FreePort()), log_((dir / "cmstream.log").string()) {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    std::vector<std::string> argv{o.cmstream,
-                                  "run",
-                                  "--embedded",
-                                  "--topology",
-                                  "cloudmatrix",
-                                  "--state-dir",
-                                  (dir / "state").string(),
-                                  "--http",
-                                  "127.0.0.1:" + std::to_string(port_),
-                                  "--http-threads",
-                                  std::to_string(std::max(64, o.clients + 16)),
-                                  "--webhook-allow-http",
-                                  "--webhook-allow-addresses",
-                                  "127.0.0.0/8",
-                                  "--webhook-concurrency",
-                                  std::to_string(o.concurrency),
-                                  "--webhook-endpoint-concurrency",
-                                  std::to_string(o.endpoint_concurrency)};
-    // Every route but /health, /ready and /metrics needs a key: a fresh admin key for this run.
-    FILE* token = ::popen((o.cmstream + " apikey token").c_str(), "r");
-    char buf[128] = {0};
-    if (token == nullptr || std::fgets(buf, sizeof buf, token) == nullptr)
-      Die("apikey token failed");
-    ::pclose(token);
-    key_ = std::string(buf, std::strcspn(buf, "\n"));
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-    env.push_back("CM_ADMIN_KEY=" + key_);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with the benchmark, also on Die
-      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execve(args[0], args.data(), envp.data());
-      ::_exit(127);
-    }
-    httplib::Client c("127.0.0.1", port_);
-    c.set_read_timeout(1, 0);
-    auto until = Clock::now() + std::chrono::seconds(90);
-    while (Clock::now() < until) {
-      auto r = c.Get("/ready");
-      if (r && r->status == 200) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    Die("cmstream did not become ready; see " + log_);
-  }
-  ~Instance() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
-  const std::string& key() const { return key_; }
-  const std::string& log() const { return log_; }
-  // The embedded broker's address, from the child's log ("embedded_broker" event).
-  std::string Bootstrap() const {
-    std::ifstream f(log_);
-    for (std::string line; std::getline(f, line);) {
-      auto j = json::parse(line, nullptr, false);
-      if (j.is_object() && j.value("event", "") == "embedded_broker")
-        return j.value("bootstrap", "");
-    }
-    Die("no embedded_broker event in " + log_);
-  }
+      : CmstreamProcess(o.cmstream, Fresh(dir),
+                        {"--topology", "cloudmatrix", "--http-threads",
+                         std::to_string(std::max(64, o.clients + 16)), "--webhook-allow-http",
+                         "--webhook-allow-addresses", "127.0.0.0/8", "--webhook-concurrency",
+                         std::to_string(o.concurrency), "--webhook-endpoint-concurrency",
+                         std::to_string(o.endpoint_concurrency)}) {}
 
  private:
-  int port_;
-  std::string log_;
-  std::string key_;
-  pid_t pid_ = -1;
+  static const std::filesystem::path& Fresh(const std::filesystem::path& dir) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
 };
 
 std::unique_ptr<httplib::Client> ApiClient(const Instance& in) {
