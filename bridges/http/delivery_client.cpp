@@ -17,9 +17,12 @@
 #include <condition_variable>
 #include <ctime>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <vector>
 
 namespace cm::http {
 
@@ -30,58 +33,6 @@ using Clock = std::chrono::steady_clock;
 int64_t MillisSince(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
-
-// Enforces the call's one deadline on whatever httplib is doing when it passes (connecting,
-// the TLS handshake, writing, or reading headers a byte at a time): it shuts the connection
-// down, so the blocked call returns at once. httplib's own timeouts apply per read or write,
-// so a server dripping bytes would otherwise hold the sender indefinitely. The socket is
-// watched through a duplicate descriptor of our own, so shutting it down can never hit a
-// descriptor number httplib closed and the process reused meanwhile.
-class Watchdog {
- public:
-  explicit Watchdog(Clock::time_point deadline) : deadline_(deadline), thread_([this] { Run(); }) {}
-  ~Watchdog() { Finish(); }
-  Watchdog(const Watchdog&) = delete;
-  Watchdog& operator=(const Watchdog&) = delete;
-
-  // Called by httplib (socket options) for the socket it is about to connect.
-  void Watch(int fd) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (fired_ && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
-  }
-
-  // Stops watching; whether the deadline cut the connection.
-  bool Finish() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    std::lock_guard<std::mutex> lock(mu_);
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    return fired_;
-  }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_until(lock, deadline_, [this] { return done_; })) return;
-    fired_ = true;
-    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
-  }
-
-  const Clock::time_point deadline_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  bool fired_ = false;
-  int fd_ = -1;
-  std::thread thread_;  // last: starts once the members above exist
-};
 
 // OpenSSL writes to the socket with write(2), so a peer resetting the connection while the
 // request is sent would raise SIGPIPE and end the process. Blocked on this thread for the call,
@@ -145,6 +96,7 @@ std::string HostHeader(const ParsedUrl& url) {
 struct Attempt {
   DeliveryOutcome outcome;
   bool not_connected = false;  // nothing was sent: the next address may be tried
+  bool stale = false;          // a reused connection was found closed while writing
 };
 
 DeliveryOutcome Failure(DeliveryFailure failure, std::string error) {
@@ -201,48 +153,239 @@ std::string JoinAddress(const IpAddress& address, int port) {
          std::to_string(port);
 }
 
-// One POST to `address`, which the policy allowed.
-Attempt PostTo(const DeliveryClientOptions& options, const ParsedUrl& url, const IpAddress& address,
-               const httplib::Headers& headers, const std::string& body, Clock::time_point deadline,
-               int64_t timeout_ms) {
-  Attempt attempt;
-  std::string where = JoinAddress(address, url.port);
-  std::unique_ptr<httplib::ClientImpl> client;
-  httplib::SSLClient* tls = nullptr;
+}  // namespace
+
+// Enforces every call's one deadline on whatever httplib is doing when it passes (connecting,
+// the TLS handshake, writing, or reading headers a byte at a time): it shuts the call's socket
+// down, so the blocked call returns at once. httplib's own timeouts apply per read or write,
+// so a server dripping bytes would otherwise hold the sender indefinitely. One thread serves
+// all calls. Each socket is watched through a duplicate descriptor of our own, so shutting it
+// down can never hit a descriptor number httplib closed and the process reused meanwhile.
+class DeliveryClient::DeadlineWatcher {
+ public:
+  DeadlineWatcher() : thread_([this] { Run(); }) {}
+  ~DeadlineWatcher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    for (auto& [id, watch] : watches_)
+      if (watch.fd >= 0) ::close(watch.fd);
+  }
+  DeadlineWatcher(const DeadlineWatcher&) = delete;
+  DeadlineWatcher& operator=(const DeadlineWatcher&) = delete;
+
+  uint64_t Arm(Clock::time_point deadline) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t id = ++next_id_;
+    watches_[id].deadline = deadline;
+    const bool earliest = by_deadline_.empty() || deadline < by_deadline_.begin()->first;
+    by_deadline_.emplace(deadline, id);
+    if (earliest) cv_.notify_all();
+    return id;
+  }
+
+  // The socket the call `id` is using now (a new one replaces the last).
+  void Watch(uint64_t id, int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Entry& watch = watches_[id];
+    if (watch.fd >= 0) ::close(watch.fd);
+    watch.fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (watch.fired && watch.fd >= 0) ::shutdown(watch.fd, SHUT_RDWR);
+  }
+
+  // Stops watching the call; whether its deadline cut the connection.
+  bool Disarm(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto at = watches_.find(id);
+    if (at == watches_.end()) return false;
+    const bool fired = at->second.fired;
+    if (at->second.fd >= 0) ::close(at->second.fd);
+    auto [first, last] = by_deadline_.equal_range(at->second.deadline);
+    for (auto it = first; it != last; ++it) {
+      if (it->second == id) {
+        by_deadline_.erase(it);
+        break;
+      }
+    }
+    watches_.erase(at);
+    return fired;
+  }
+
+ private:
+  struct Entry {
+    Clock::time_point deadline;
+    int fd = -1;
+    bool fired = false;
+  };
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopped_) {
+      if (by_deadline_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      const Clock::time_point next = by_deadline_.begin()->first;
+      if (Clock::now() < next) {
+        cv_.wait_until(lock, next);
+        continue;
+      }
+      const uint64_t id = by_deadline_.begin()->second;
+      by_deadline_.erase(by_deadline_.begin());
+      Entry& watch = watches_[id];
+      watch.fired = true;
+      if (watch.fd >= 0) ::shutdown(watch.fd, SHUT_RDWR);
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_id_ = 0;
+  std::map<uint64_t, Entry> watches_;
+  std::multimap<Clock::time_point, uint64_t> by_deadline_;
+  bool stopped_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+// Idle keep-alive connections, newest last per key. A key names everything a connection is
+// bound to: scheme, the URL's host (Host, SNI, certificate), port and the checked address, so
+// a connection is never reused for an address the policy did not allow for this call.
+class DeliveryClient::ConnectionPool {
+ public:
+  struct Connection {
+    std::unique_ptr<httplib::ClientImpl> client;
+    httplib::SSLClient* tls = nullptr;  // the same object when https
+    Clock::time_point idle_since;
+  };
+
+  ConnectionPool(size_t max_idle, Clock::duration idle_timeout)
+      : max_idle_(max_idle), idle_timeout_(idle_timeout) {}
+
+  std::optional<Connection> Take(const std::string& key) {
+    std::vector<Connection> expired;  // closed outside the lock
+    std::optional<Connection> found;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto at = idle_.find(key);
+      const Clock::time_point now = Clock::now();
+      while (at != idle_.end() && !at->second.empty()) {
+        Connection c = std::move(at->second.back());
+        at->second.pop_back();
+        --count_;
+        if (now - c.idle_since < idle_timeout_) {
+          found = std::move(c);
+          ++reused_;
+          break;
+        }
+        expired.push_back(std::move(c));
+      }
+      if (at != idle_.end() && at->second.empty()) idle_.erase(at);
+      if (!found) ++opened_;
+    }
+    return found;
+  }
+
+  void Put(const std::string& key, Connection connection) {
+    if (max_idle_ == 0 || !connection.client->is_socket_open()) return;
+    std::vector<Connection> closed;  // closed outside the lock
+    connection.idle_since = Clock::now();
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_[key].push_back(std::move(connection));
+    ++count_;
+    while (count_ > max_idle_) {
+      // The key whose oldest idle connection is the oldest of all gives it up.
+      auto oldest = idle_.end();
+      for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+        if (oldest == idle_.end() ||
+            it->second.front().idle_since < oldest->second.front().idle_since)
+          oldest = it;
+      }
+      closed.push_back(std::move(oldest->second.front()));
+      oldest->second.erase(oldest->second.begin());
+      if (oldest->second.empty()) idle_.erase(oldest);
+      --count_;
+    }
+  }
+
+  Counters counters() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {
+        .connections_opened = opened_, .connections_reused = reused_, .idle_connections = count_};
+  }
+
+ private:
+  const size_t max_idle_;
+  const Clock::duration idle_timeout_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<Connection>> idle_;
+  size_t count_ = 0;
+  uint64_t opened_ = 0;
+  uint64_t reused_ = 0;
+};
+
+namespace {
+
+std::optional<DeliveryClient::ConnectionPool::Connection> NewConnection(
+    const DeliveryClientOptions& options, const ParsedUrl& url, const IpAddress& address,
+    DeliveryOutcome& failure) {
+  DeliveryClient::ConnectionPool::Connection c;
   if (url.https) {
     auto ssl = std::make_unique<httplib::SSLClient>(url.host, url.port);
     if (!ssl->is_valid()) {
-      attempt.outcome = Failure(DeliveryFailure::kTls, "cannot create a TLS context");
-      return attempt;
+      failure = Failure(DeliveryFailure::kTls, "cannot create a TLS context");
+      return std::nullopt;
     }
     ssl->enable_server_certificate_verification(true);
     // Loaded into the context's store before httplib adds the system's CAs to it (it does when
     // no CA path of its own is set), so both are trusted.
     if (!options.ca_file.empty() &&
         SSL_CTX_load_verify_locations(ssl->ssl_context(), options.ca_file.c_str(), nullptr) != 1) {
-      attempt.outcome = Failure(DeliveryFailure::kTls, "cannot load the CA file");
-      return attempt;
+      failure = Failure(DeliveryFailure::kTls, "cannot load the CA file");
+      return std::nullopt;
     }
-    tls = ssl.get();
-    client = std::move(ssl);
+    c.tls = ssl.get();
+    c.client = std::move(ssl);
   } else {
-    client = std::make_unique<httplib::ClientImpl>(url.host, url.port);
+    c.client = std::make_unique<httplib::ClientImpl>(url.host, url.port);
   }
-
-  Watchdog watchdog(deadline);
   // Connect to the address that was checked; Host, SNI and certificate verification still use
   // the URL's host. Resolving again here would let a second DNS answer point elsewhere.
-  client->set_hostname_addr_map({{url.host, address.ToString()}});
-  client->set_socket_options([&watchdog](int fd) { watchdog.Watch(fd); });
-  client->set_follow_location(false);
-  client->set_keep_alive(false);
-  client->set_decompress(false);  // the body is never used: no reason to inflate it
-  client->set_url_encode(false);  // ParseUrl already produced a valid request target
+  c.client->set_hostname_addr_map({{url.host, address.ToString()}});
+  c.client->set_follow_location(false);
+  c.client->set_keep_alive(options.max_idle_connections > 0);
+  c.client->set_tcp_nodelay(true);
+  c.client->set_decompress(false);  // the body is never used: no reason to inflate it
+  c.client->set_url_encode(false);  // ParseUrl already produced a valid request target
+  return c;
+}
+
+// One POST to `address`, which the policy allowed, on an idle connection to it or a new one.
+Attempt PostTo(const DeliveryClientOptions& options, DeliveryClient::ConnectionPool& pool,
+               DeliveryClient::DeadlineWatcher& watcher, const ParsedUrl& url,
+               const IpAddress& address, const httplib::Headers& headers, const std::string& body,
+               Clock::time_point deadline, int64_t timeout_ms) {
+  Attempt attempt;
+  std::string where = JoinAddress(address, url.port);
+  const std::string key = std::string(url.https ? "https " : "http ") + url.host + " " + where;
+  std::optional<DeliveryClient::ConnectionPool::Connection> connection = pool.Take(key);
+  const bool reused = connection.has_value();
+  if (!connection) {
+    connection = NewConnection(options, url, address, attempt.outcome);
+    if (!connection) return attempt;
+  }
+  httplib::ClientImpl& client = *connection->client;
+
+  const uint64_t watch = watcher.Arm(deadline);
+  if (client.is_socket_open()) watcher.Watch(watch, client.socket());
+  client.set_socket_options([&watcher, watch](int fd) { watcher.Watch(watch, fd); });
   auto remaining = std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
-  client->set_connection_timeout(std::chrono::milliseconds(remaining));
-  client->set_read_timeout(std::chrono::milliseconds(timeout_ms));
-  client->set_write_timeout(std::chrono::milliseconds(timeout_ms));
+  client.set_connection_timeout(std::chrono::milliseconds(remaining));
+  client.set_read_timeout(std::chrono::milliseconds(timeout_ms));
+  client.set_write_timeout(std::chrono::milliseconds(timeout_ms));
 
   std::optional<int> status;
   std::optional<std::string> retry_after;
@@ -280,9 +423,10 @@ Attempt PostTo(const DeliveryClientOptions& options, const ParsedUrl& url, const
   bool sent;
   {
     SigpipeBlock no_sigpipe;
-    sent = client->send(request, response, error);
+    sent = client.send(request, response, error);
   }
-  bool fired = watchdog.Finish();
+  bool fired = watcher.Disarm(watch);
+  client.set_socket_options(nullptr);
 
   if (sent || (capped && status)) {
     attempt.outcome.status = sent ? response.status : *status;
@@ -296,6 +440,9 @@ Attempt PostTo(const DeliveryClientOptions& options, const ParsedUrl& url, const
         attempt.outcome.retry_after_ms = DeliveryClient::ParseRetryAfter(*retry_after, now_ms);
       }
     }
+    // httplib closed the socket when the exchange did not end cleanly or the server said
+    // Connection: close; the pool keeps only open ones.
+    if (sent && !fired) pool.Put(key, std::move(*connection));
     return attempt;
   }
   if (fired || late) {
@@ -305,8 +452,10 @@ Attempt PostTo(const DeliveryClientOptions& options, const ParsedUrl& url, const
                                                              std::to_string(timeout_ms) + " ms");
     return attempt;
   }
-  attempt.outcome = Classify(error, tls, where);
+  attempt.outcome = Classify(error, connection->tls, where);
   attempt.not_connected = error == httplib::Error::Connection;
+  // The server closed an idle connection as the request went out: nothing was processed.
+  attempt.stale = reused && error == httplib::Error::Write;
   return attempt;
 }
 
@@ -358,7 +507,15 @@ std::string_view DeliveryFailureName(DeliveryFailure failure) {
   return "unknown";
 }
 
-DeliveryClient::DeliveryClient(DeliveryClientOptions options) : options_(std::move(options)) {}
+DeliveryClient::DeliveryClient(DeliveryClientOptions options)
+    : options_(std::move(options)),
+      pool_(std::make_unique<ConnectionPool>(options_.max_idle_connections, options_.idle_timeout)),
+      watcher_(std::make_unique<DeadlineWatcher>()) {}
+
+// The pool closes its connections before the watcher stops.
+DeliveryClient::~DeliveryClient() { pool_.reset(); }
+
+DeliveryClient::Counters DeliveryClient::counters() const { return pool_->counters(); }
 
 state::Result<ParsedUrl> DeliveryClient::ParseUrl(std::string_view url) {
   auto bad = [](std::string why) { return state::Status::InvalidArgument(std::move(why)); };
@@ -532,7 +689,11 @@ DeliveryOutcome DeliveryClient::Post(
   // without IPv6, say); once a connection exists its outcome is the answer.
   Attempt attempt;
   for (size_t i = 0; i < allowed.size(); ++i) {
-    attempt = PostTo(options_, *parsed, allowed[i], wire, body, deadline, timeout_ms);
+    attempt =
+        PostTo(options_, *pool_, *watcher_, *parsed, allowed[i], wire, body, deadline, timeout_ms);
+    if (attempt.stale && Clock::now() < deadline)
+      attempt = PostTo(options_, *pool_, *watcher_, *parsed, allowed[i], wire, body, deadline,
+                       timeout_ms);
     if (!attempt.not_connected || Clock::now() >= deadline) break;
   }
   return finish(std::move(attempt.outcome));

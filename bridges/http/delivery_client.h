@@ -4,9 +4,11 @@
 // trusts nothing about it. It refuses addresses the AddressPolicy refuses (and connects to the
 // address it checked, not to a second DNS answer), verifies TLS certificates, never follows
 // redirects, bounds the whole exchange by one deadline and never reads more of a response body
-// than it needs (it keeps none of it).
+// than it needs (it keeps none of it). Connections are kept alive and reused per checked address.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +26,11 @@ struct DeliveryClientOptions {
   size_t max_response_bytes = 64 * 1024;  // of the response body read before hanging up
   std::string ca_file;  // PEM CAs trusted besides the system's (tests' self-signed server)
   std::string user_agent = "cmstream-webhooks/1";
+  // Keep-alive connections kept open between posts, over all endpoints (0: a connection per
+  // post). One is reused only for the same scheme, host name, port and checked address.
+  size_t max_idle_connections = 256;
+  // An idle connection older than this is closed instead of reused (servers close theirs).
+  std::chrono::milliseconds idle_timeout{15'000};
 };
 
 // Why a POST got no HTTP status (statuses, 3xx included, are the caller's to judge).
@@ -56,15 +63,20 @@ struct ParsedUrl {
   std::string target;  // path and query, "/" at least; no fragment
 };
 
-// A DeliveryClient holds no connection: each Post opens its own, so calls may run
-// concurrently from any number of threads.
+// Posts may run concurrently from any number of threads: each takes an idle connection to its
+// address (or opens one) for the call alone and gives it back when the exchange ended cleanly.
+// One thread of the client's own enforces every call's deadline.
 class DeliveryClient {
  public:
   explicit DeliveryClient(DeliveryClientOptions options);
+  ~DeliveryClient();
+  DeliveryClient(const DeliveryClient&) = delete;
+  DeliveryClient& operator=(const DeliveryClient&) = delete;
 
   // POSTs `body` with `headers` (in order; Host, Content-Length, Connection and
   // Transfer-Encoding are the client's own and skipped, User-Agent defaults to the options')
-  // to `url`, giving up after `timeout_ms` in all.
+  // to `url`, giving up after `timeout_ms` in all. A reused connection the server closed while
+  // the request was being written is retried once on a new one (nothing reached the server).
   DeliveryOutcome Post(std::string_view url,
                        const std::vector<std::pair<std::string, std::string>>& headers,
                        const std::string& body, int64_t timeout_ms) const;
@@ -79,8 +91,20 @@ class DeliveryClient {
 
   const DeliveryClientOptions& options() const { return options_; }
 
+  struct Counters {
+    uint64_t connections_opened = 0;
+    uint64_t connections_reused = 0;
+    size_t idle_connections = 0;
+  };
+  Counters counters() const;
+
+  class ConnectionPool;
+  class DeadlineWatcher;
+
  private:
   DeliveryClientOptions options_;
+  std::unique_ptr<ConnectionPool> pool_;
+  std::unique_ptr<DeadlineWatcher> watcher_;
 };
 
 }  // namespace cm::http

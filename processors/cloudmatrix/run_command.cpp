@@ -400,6 +400,8 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   }
   config.bootstrap_servers = cluster->bootstrap;
   config.broker_filters_aborted = !cluster->embedded;
+  if (cluster->embedded)
+    config.consumer_overrides.merge(topology::EmbeddedBroker::ConsumerOverrides());
   topology::TopicAdmin& admin = *cluster->admin;
   auto webhooks_options = WebhooksFromFlags(o, config.bootstrap_servers, backfill != nullptr);
   if (!webhooks_options) return 2;

@@ -1,6 +1,5 @@
 #include "processors/cloudmatrix/webhook_attempt_log.h"
 
-#include <atomic>
 #include <chrono>
 
 namespace cm::cloudmatrix {
@@ -18,25 +17,25 @@ state::Result<std::unique_ptr<KafkaAttemptLog>> KafkaAttemptLog::Create(
       new KafkaAttemptLog(std::move(producer).value(), std::move(topic)));
 }
 
-state::Status KafkaAttemptLog::Append(const std::string& organization, const std::string& value,
-                                      int64_t timestamp_ms) {
-  (void)timestamp_ms;  // the producer stamps the append time, which is when the outcome is known
-  // Each sender thread waits for its own record; any of them may serve the reports.
-  auto done = std::make_shared<std::atomic<bool>>(false);
-  auto status = std::make_shared<state::Status>();
-  auto queued = producer_->Produce({topic_, organization, value, {}, -1},
-                                   [done, status](const topology::DeliveryReport& report) {
-                                     *status = report.status;
-                                     done->store(true);
-                                   });
-  if (!queued.ok()) return queued;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(35);
-  while (!done->load()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return state::Status::Unavailable("the attempt outcome was not acknowledged in time");
-    producer_->Poll(std::chrono::milliseconds(10));
-  }
-  return *status;
+KafkaAttemptLog::KafkaAttemptLog(std::unique_ptr<topology::RecordProducer> producer,
+                                 std::string topic)
+    : producer_(std::move(producer)), topic_(std::move(topic)), reports_([this] {
+        while (!stopped_.load()) producer_->Poll(std::chrono::milliseconds(20));
+      }) {}
+
+KafkaAttemptLog::~KafkaAttemptLog() {
+  (void)producer_->Flush(std::chrono::seconds(35));
+  stopped_.store(true);
+  reports_.join();
+}
+
+void KafkaAttemptLog::Append(const std::string& organization, const std::string& value,
+                             Appended appended) {
+  // The producer stamps the append time, which is when the outcome is known.
+  auto queued = producer_->Produce(
+      {topic_, organization, value, {}, -1},
+      [appended](const topology::DeliveryReport& report) { appended(report.status); });
+  if (!queued.ok()) appended(queued);
 }
 
 }  // namespace cm::cloudmatrix

@@ -15,10 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-// An outcome that cannot be appended is tried again this many times, then given up: the
-// delivery's lease runs out and it is sent again (at least once, never lost).
-constexpr int kAppendTries = 3;
-
 TransportFailure FailureFromName(std::string_view name) {
   for (auto f : {TransportFailure::kTimeout, TransportFailure::kConnection, TransportFailure::kTls,
                  TransportFailure::kBlockedAddress, TransportFailure::kInvalidUrl}) {
@@ -86,7 +82,7 @@ WebhookSender::Handover WebhookSender::Submit(DeliveryJob job) {
     refusal = Handover::kBusy;
   } else if (per_endpoint_[job.webhook_id] >= options_.per_endpoint) {
     refusal = Handover::kEndpointBusy;
-  } else if (queue_.size() + sending_ >= options_.capacity) {
+  } else if (queue_.size() + sending_ + appending_ >= options_.capacity) {
     refusal = Handover::kFull;
   }
   if (refusal != Handover::kAccepted) {
@@ -102,11 +98,18 @@ WebhookSender::Handover WebhookSender::Submit(DeliveryJob job) {
   return Handover::kAccepted;
 }
 
+size_t WebhookSender::Room() const {
+  std::lock_guard lock(mu_);
+  const size_t used = queue_.size() + sending_ + appending_;
+  return stopped_ || used >= options_.capacity ? 0 : options_.capacity - used;
+}
+
 WebhookSender::Counters WebhookSender::counters() const {
   std::lock_guard lock(mu_);
   Counters c = counters_;
   c.queued = queue_.size();
   c.in_flight = sending_;
+  c.appending = appending_;
   return c;
 }
 
@@ -124,6 +127,9 @@ void WebhookSender::Stop() {
   cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  // The log reports every append within its own delivery timeout.
+  std::unique_lock lock(mu_);
+  appended_cv_.wait(lock, [&] { return appending_ == 0; });
 }
 
 state::Result<DeliveryRequest> WebhookSender::Compose(const DeliveryJob& job, int64_t now_s) {
@@ -178,25 +184,29 @@ void WebhookSender::Work() {
     }
     const bool success = outcome.response.failure == TransportFailure::kNone &&
                          outcome.response.status >= 200 && outcome.response.status < 300;
-    const std::string value = outcome.ToJson();
-    state::Status appended;
-    for (int i = 0; i < kAppendTries; ++i) {
-      appended = log_->Append(job.organization, value, topology::WallClockMs());
-      if (appended.ok()) break;
+    {
+      std::lock_guard lock(mu_);
+      --sending_;
+      ++appending_;
+      ++counters_.sent;
+      ++(success ? counters_.succeeded : counters_.failed);
+      if (--per_endpoint_[job.webhook_id] == 0) per_endpoint_.erase(job.webhook_id);
     }
-    if (!appended.ok()) {
-      // The delivery is sent again once its lease ends.
-      topology::Log(topology::LogLevel::kError, "webhook_outcome_lost",
-                    {{"deliveryId", job.delivery_id}, {"error", appended.message()}});
-    }
-    std::lock_guard lock(mu_);
-    --sending_;
-    ++counters_.sent;
-    ++(success ? counters_.succeeded : counters_.failed);
-    if (!appended.ok()) ++counters_.outcome_append_failures;
-    busy_.erase(job.delivery_id);
-    if (--per_endpoint_[job.webhook_id] == 0) per_endpoint_.erase(job.webhook_id);
+    log_->Append(job.organization, outcome.ToJson(),
+                 [this, id = job.delivery_id](const state::Status& s) { Appended(id, s); });
   }
+}
+
+void WebhookSender::Appended(const std::string& delivery_id, const state::Status& status) {
+  if (!status.ok()) {
+    // The delivery is sent again once its lease ends.
+    topology::Log(topology::LogLevel::kError, "webhook_outcome_lost",
+                  {{"deliveryId", delivery_id}, {"error", status.message()}});
+  }
+  std::lock_guard lock(mu_);
+  if (!status.ok()) ++counters_.outcome_append_failures;
+  busy_.erase(delivery_id);
+  if (--appending_ == 0) appended_cv_.notify_all();
 }
 
 }  // namespace cm::webhooks

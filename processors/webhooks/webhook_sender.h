@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,18 +21,22 @@ namespace cm::webhooks {
 
 // Where the sender appends the outcome of each attempt: cloudmatrix.webhook-attempts, keyed by
 // organization, so the task that owns the delivery applies it (processors/cloudmatrix wires a
-// Kafka producer in). Append returns once the record is durable, or an error.
+// Kafka producer in). Appends are asynchronous, so a sender thread goes on to its next attempt
+// while the outcome is on its way.
 class AttemptLog {
  public:
+  using Appended = std::function<void(const state::Status&)>;
   virtual ~AttemptLog() = default;
-  virtual state::Status Append(const std::string& organization, const std::string& value,
-                               int64_t timestamp_ms) = 0;
+  // Queues the record. `appended` runs exactly once, when the record is durable or has
+  // failed, on any thread (possibly inside Append).
+  virtual void Append(const std::string& organization, const std::string& value,
+                      Appended appended) = 0;
 };
 
 struct WebhookSenderOptions {
   size_t threads = 16;      // --webhook-concurrency: attempts in flight at once, all endpoints
   size_t per_endpoint = 4;  // --webhook-endpoint-concurrency: in flight to one endpoint
-  size_t capacity = 4096;   // queued or in flight; Submit refuses more
+  size_t capacity = 4096;   // queued, in flight or being appended; Submit refuses more
 };
 
 // One attempt handed to the sender: what to send, and whom it belongs to.
@@ -67,8 +72,8 @@ struct AttemptOutcome {
 // AttemptLog. Owned by `cmstream run`, shared by every task; stopped after the streams.
 //
 // A delivery stays busy from Submit until its outcome has been appended, so it is never in
-// flight twice from one process; at most `per_endpoint` attempts go to one endpoint at once.
-// Thread-safe.
+// flight twice from one process; at most `per_endpoint` attempts are queued for or being sent
+// to one endpoint at once. Thread-safe.
 class WebhookSender {
  public:
   enum class Handover { kAccepted, kBusy, kEndpointBusy, kFull, kStopped };
@@ -80,8 +85,10 @@ class WebhookSender {
   WebhookSender& operator=(const WebhookSender&) = delete;
 
   Handover Submit(DeliveryJob job);
-  // Lets the attempts being sent finish (and their outcomes be appended), drops the queued
-  // ones (their deliveries are retried once their lease ends) and joins the threads.
+  // How many more jobs Submit would take now (per-endpoint limits aside).
+  size_t Room() const;
+  // Lets the attempts being sent finish and waits until their outcomes are appended, drops the
+  // queued ones (their deliveries are retried once their lease ends) and joins the threads.
   void Stop();
 
   struct Counters {
@@ -93,6 +100,7 @@ class WebhookSender {
     uint64_t outcome_append_failures = 0;
     size_t queued = 0;
     size_t in_flight = 0;
+    size_t appending = 0;  // sent, outcome not yet durable
   };
   Counters counters() const;
 
@@ -102,16 +110,19 @@ class WebhookSender {
 
  private:
   void Work();
+  void Appended(const std::string& delivery_id, const state::Status& status);
 
   std::unique_ptr<WebhookTransport> transport_;
   std::unique_ptr<AttemptLog> log_;
   WebhookSenderOptions options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable appended_cv_;
   std::deque<DeliveryJob> queue_;
   size_t sending_ = 0;
+  size_t appending_ = 0;
   std::set<std::string> busy_;                  // deliveries handed over, outcome not appended
-  std::map<std::string, size_t> per_endpoint_;  // attempts queued or in flight per webhook
+  std::map<std::string, size_t> per_endpoint_;  // attempts queued or being sent per webhook
   Counters counters_;
   bool stopped_ = false;
   std::vector<std::thread> threads_;

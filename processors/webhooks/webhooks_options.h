@@ -55,8 +55,8 @@ struct WebhooksOptions {
   // The previous secret keeps signing this long after rotateSecret.
   int64_t secret_overlap_ms = 24LL * 3600 * 1000;
   // processQueue: how often due deliveries are handed to the sender, and at most how many.
-  int64_t queue_interval_ms = 100;
-  size_t queue_batch = 256;
+  int64_t queue_interval_ms = 10;
+  size_t queue_batch = 1024;
   // An attempt whose outcome has not come back this long after its timeout is taken as lost
   // (the instance that sent it died) and retried.
   int64_t outcome_grace_ms = 10'000;

@@ -136,7 +136,10 @@ void WebhooksProcessor::ProcessQueue(int64_t now) {
   // Without a sender (a backfill, a test driving outcomes) deliveries wait in state; while a
   // replay is pending, state does not yet know what was delivered before the reset.
   if (!options_->sender || context_->ReplayPending()) return;
-  for (const auto& timer : timers_->PopDue(now, options_->queue_batch)) Dispatch(timer.id, now);
+  // No more than the sender can take: the rest stay due for the next tick.
+  const size_t room = std::min(options_->queue_batch, options_->sender->Room());
+  if (room == 0) return;
+  for (const auto& timer : timers_->PopDue(now, room)) Dispatch(timer.id, now);
 }
 
 void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {

@@ -101,6 +101,45 @@ TEST(HttpDeliveryClientTest, A200IsASuccessAndTheRequestArrivesIntact) {
   EXPECT_EQ(got[0].header("Content-Length"), std::to_string(kBody.size()));
 }
 
+TEST(HttpDeliveryClientTest, ConnectionsAreKeptAliveAndReusedUntilTheServerClosesThem) {
+  Sink sink;
+  DeliveryClient client(SinkOptions(sink));
+  // (httplib's server closes a connection after its 5th request.)
+  for (int i = 0; i < 3; ++i) {
+    DeliveryOutcome outcome = client.Post(sink.url("/h"), kHeaders, kBody, 5000);
+    ASSERT_EQ(outcome.status, 200) << outcome.error;
+  }
+  std::vector<Sink::Request> got = sink.requests();
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto& r : got) EXPECT_EQ(r.remote_port, got[0].remote_port) << "one TLS connection";
+  EXPECT_EQ(client.counters().connections_opened, 1u);
+  EXPECT_EQ(client.counters().connections_reused, 2u);
+  EXPECT_EQ(client.counters().idle_connections, 1u);
+
+  // A server that closes the connection after answering: the next post opens a new one.
+  Sink::Reply closing = Reply::Status(200);
+  closing.headers = {{"Connection", "close"}};
+  sink.Script({closing});
+  ASSERT_EQ(client.Post(sink.url("/h"), kHeaders, kBody, 5000).status, 200);
+  DeliveryOutcome after = client.Post(sink.url("/h"), kHeaders, kBody, 5000);
+  EXPECT_EQ(after.status, 200) << after.error;
+  got = sink.requests();
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got[3].remote_port, got[0].remote_port);
+  EXPECT_NE(got[4].remote_port, got[0].remote_port);
+
+  // Without idle connections allowed, every post has a connection of its own.
+  DeliveryClientOptions options = SinkOptions(sink);
+  options.max_idle_connections = 0;
+  DeliveryClient single(options);
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(single.Post(sink.url("/h"), kHeaders, kBody, 5000).status, 200);
+  got = sink.requests();
+  ASSERT_EQ(got.size(), 7u);
+  EXPECT_NE(got[5].remote_port, got[6].remote_port);
+  EXPECT_EQ(got[6].header("Connection"), "close");
+}
+
 TEST(HttpDeliveryClientTest, ServerErrorsAndGoneAreStatusesNotFailures) {
   Sink sink;
   sink.Script({Reply::Status(500, "boom"), Reply::Status(410), Reply::Status(503)});

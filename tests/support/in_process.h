@@ -41,6 +41,7 @@ inline topology::StreamsConfig EmbeddedStreamsConfig(const std::string& app_id,
   config.bootstrap_servers = bootstrap;
   config.state_dir = state_dir;
   config.broker_filters_aborted = false;  // the embedded broker does not filter aborted records
+  config.consumer_overrides = topology::EmbeddedBroker::ConsumerOverrides();
   return config;
 }
 

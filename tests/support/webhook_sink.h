@@ -59,6 +59,7 @@ class WebhookSink {
     std::vector<std::pair<std::string, std::string>> headers;  // httplib's order (by name)
     std::string body;
     Clock::time_point arrived;
+    int remote_port = 0;  // the client's port: one per connection
 
     // The first value of the header `name` (any case), or "".
     std::string header(std::string_view name) const {
@@ -325,6 +326,7 @@ class WebhookSink {
     recorded.headers.assign(req.headers.begin(), req.headers.end());
     recorded.body = req.body;
     recorded.arrived = Clock::now();
+    recorded.remote_port = req.remote_port;
     Reply reply;
     std::unique_lock<std::mutex> lock(mu_);
     requests_.push_back(recorded);

@@ -265,8 +265,8 @@ class GateTransport final : public WebhookTransport {
 
 class NullLog final : public AttemptLog {
  public:
-  state::Status Append(const std::string&, const std::string&, int64_t) override {
-    return state::Status::OK();
+  void Append(const std::string&, const std::string&, Appended appended) override {
+    appended(state::Status::OK());
   }
 };
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,12 @@ class EmbeddedBroker {
   EmbeddedBroker& operator=(const EmbeddedBroker&) = delete;
 
   const std::string& bootstrap_servers() const { return bootstrap_servers_; }
+  // Consumer settings a stream thread needs on this broker (StreamsConfig::consumer_overrides):
+  // it does not answer a waiting fetch when records arrive, so a consumer would wait out
+  // fetch.wait.max.ms (500 ms by default) before it sees a command or an outcome.
+  static std::map<std::string, std::string> ConsumerOverrides() {
+    return {{"fetch.wait.max.ms", "10"}};
+  }
   // Creates a topic; creating an existing topic again is not an error.
   state::Status CreateTopic(const std::string& name, int partitions);
   // Takes every broker of the cluster down (connections closed, new ones refused) or up again,
