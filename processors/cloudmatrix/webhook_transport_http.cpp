@@ -1,5 +1,7 @@
 #include "processors/cloudmatrix/webhook_transport_http.h"
 
+#include "topology/common/prometheus_text.h"
+
 namespace cm::cloudmatrix {
 
 namespace {
@@ -32,6 +34,21 @@ webhooks::DeliveryResponse HttpWebhookTransport::Send(const webhooks::DeliveryRe
           .response_time_ms = outcome.response_time_ms,
           .retry_after_ms = outcome.retry_after_ms,
           .error = std::move(outcome.error)};
+}
+
+std::string HttpWebhookTransport::RenderMetrics() const {
+  const http::DeliveryClient::Counters c = client_.counters();
+  topology::PrometheusText out;
+  out.Family("cmstream_webhook_connections_opened_total", "counter",
+             "Connections opened to webhook endpoints")
+      .Sample("cmstream_webhook_connections_opened_total", c.connections_opened);
+  out.Family("cmstream_webhook_connections_reused_total", "counter",
+             "Attempts sent on a kept-alive connection")
+      .Sample("cmstream_webhook_connections_reused_total", c.connections_reused);
+  out.Family("cmstream_webhook_idle_connections", "gauge",
+             "Kept-alive connections waiting for the next attempt")
+      .Sample("cmstream_webhook_idle_connections", c.idle_connections);
+  return out.str();
 }
 
 }  // namespace cm::cloudmatrix

@@ -12,6 +12,8 @@ class HttpWebhookTransport final : public webhooks::WebhookTransport {
   explicit HttpWebhookTransport(http::DeliveryClientOptions options)
       : client_(std::move(options)) {}
   webhooks::DeliveryResponse Send(const webhooks::DeliveryRequest& request) override;
+  // cmstream_webhook_connections_{opened,reused}_total and cmstream_webhook_idle_connections.
+  std::string RenderMetrics() const override;
 
  private:
   http::DeliveryClient client_;

@@ -86,7 +86,19 @@ WebhookSender::Handover WebhookSender::Submit(DeliveryJob job) {
     refusal = Handover::kFull;
   }
   if (refusal != Handover::kAccepted) {
-    ++counters_.refused;
+    switch (refusal) {
+      case Handover::kBusy:
+        ++counters_.refused_busy;
+        break;
+      case Handover::kEndpointBusy:
+        ++counters_.refused_endpoint_busy;
+        break;
+      case Handover::kFull:
+      case Handover::kAccepted:
+      case Handover::kStopped:
+        ++counters_.refused_full;
+        break;
+    }
     if (per_endpoint_[job.webhook_id] == 0) per_endpoint_.erase(job.webhook_id);
     return refusal;
   }

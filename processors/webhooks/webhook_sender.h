@@ -93,8 +93,10 @@ class WebhookSender {
 
   struct Counters {
     uint64_t submitted = 0;
-    uint64_t refused = 0;  // busy, endpoint busy or full
-    uint64_t sent = 0;     // attempts that reached the transport
+    uint64_t refused_busy = 0;           // the delivery is already in the sender
+    uint64_t refused_endpoint_busy = 0;  // its endpoint has per_endpoint attempts in the sender
+    uint64_t refused_full = 0;           // capacity reached
+    uint64_t sent = 0;                   // attempts that reached the transport
     uint64_t succeeded = 0;
     uint64_t failed = 0;
     uint64_t outcome_append_failures = 0;
@@ -103,6 +105,7 @@ class WebhookSender {
     size_t appending = 0;  // sent, outcome not yet durable
   };
   Counters counters() const;
+  const WebhookTransport& transport() const { return *transport_; }
 
   // The request of an attempt at `now_s`: Content-Type, the Standard Webhooks headers (one
   // signature per secret) and the custom headers.

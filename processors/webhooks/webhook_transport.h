@@ -48,6 +48,8 @@ class WebhookTransport {
  public:
   virtual ~WebhookTransport() = default;
   virtual DeliveryResponse Send(const DeliveryRequest& request) = 0;
+  // Prometheus text of the transport's own figures (connections), for /metrics.
+  virtual std::string RenderMetrics() const { return {}; }
 };
 
 }  // namespace cm::webhooks

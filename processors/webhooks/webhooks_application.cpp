@@ -1,5 +1,6 @@
 #include "processors/webhooks/webhooks_application.h"
 
+#include "processors/webhooks/webhook_metrics.h"
 #include "processors/webhooks/webhooks_routes.h"
 #include "processors/webhooks/webhooks_snapshot_schema.h"
 #include "processors/webhooks/webhooks_topology.h"
@@ -12,6 +13,9 @@ state::Status WebhooksApplication::AddTo(topology::TopologyBuilder& builder) con
 
 void WebhooksApplication::AddRoutes(topology::RouteContext& context) const {
   AddWebhooksRoutes(context.server, context.streams, context.router, context.commands, options_);
+  context.server.AddMetrics([counters = options_.counters, sender = options_.sender] {
+    return RenderWebhookMetrics(*counters, sender.get());
+  });
 }
 
 topology::SnapshotSchema WebhooksApplication::snapshot_schema() const {

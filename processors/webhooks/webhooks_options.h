@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "processors/webhooks/webhook_metrics.h"
 #include "state/status.h"
 
 namespace cm::webhooks {
@@ -48,6 +49,8 @@ struct WebhooksOptions {
   // null: nothing is sent (a backfill, or a topology test that drives outcomes itself); the
   // deliveries are still made and wait in state.
   std::shared_ptr<WebhookSender> sender;
+  // processQueue's counters, shared by every task (and /metrics).
+  std::shared_ptr<WebhookQueueCounters> counters = std::make_shared<WebhookQueueCounters>();
   bool allow_http = false;  // --webhook-allow-http: http:// URLs may be registered
   int64_t timeout_ms = 30'000;
   RetryPolicy retry;

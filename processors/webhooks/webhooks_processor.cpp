@@ -240,7 +240,7 @@ WebhooksProcessor::Outcome WebhooksProcessor::Enqueue(const Command& c) {
                   ? FormatTimestamp(e["occurredAt"].get<int64_t>())
                   : FormatTimestamp(c.now),
               e.contains("data") && e["data"].is_object() ? e["data"] : json::object()};
-  auto webhooks = FanOut(event, c.now);
+  auto webhooks = FanOut(event, Endpoints(c.org), c.now);
   return {202, {{"queued", webhooks.size()}, {"webhookIds", webhooks}, {"eventId", event.id}}};
 }
 
@@ -278,7 +278,7 @@ WebhooksProcessor::Outcome WebhooksProcessor::SendTest(const Command& c) {
               "webhook.test",
               FormatTimestamp(c.now),
               {{"webhookId", id}, {"message", "a test event sent by sendTestEvent"}}};
-  FanOut(event, c.now, id);
+  FanOut(event, std::vector<json>(1, *endpoint), c.now, id);
   const std::string delivery_id = topology::EntityIdFor(c.org, 'd', event.id + '\0' + id);
   auto d = LoadDelivery(c.org, delivery_id);
   if (!d) return {500, ErrorBody("internal", "the test delivery was not made")};

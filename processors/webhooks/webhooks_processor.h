@@ -77,7 +77,12 @@ class WebhooksProcessor final : public topology::Processor {
   void ProcessEvent(const topology::Record& record);
   // Makes the deliveries of `event` to the given endpoints (all matching active ones when
   // `only` is empty); returns the ids of the endpoints that got a new delivery.
-  std::vector<std::string> FanOut(const Event& event, int64_t now,
+  // The organization's endpoints, parsed, in one scan.
+  std::vector<nlohmann::json> Endpoints(const std::string& org);
+  // A delivery for each of `endpoints` that is active and subscribed to the event's type (or
+  // only the one with id `only`, whatever it subscribed to); the webhook ids.
+  std::vector<std::string> FanOut(const Event& event, const std::vector<nlohmann::json>& endpoints,
+                                  int64_t now,
                                   const std::optional<std::string>& only = std::nullopt);
 
   void ApplyOutcome(const AttemptOutcome& outcome, int64_t now);

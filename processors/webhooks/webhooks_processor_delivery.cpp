@@ -44,13 +44,9 @@ std::string ErrorClass(const DeliveryResponse& r) {
 }  // namespace
 
 void WebhooksProcessor::ProcessEvent(const Record& record) {
-  // Most organizations have no endpoint: one seek decides, before any parsing.
-  bool any = false;
-  endpoints_->PrefixScan(keys::EndpointsOf(record.key), [&](std::string_view, std::string_view) {
-    any = true;
-    return false;
-  });
-  if (!any) return;
+  // Most organizations have no endpoint: one seek decides, before the event is parsed.
+  const std::vector<json> endpoints = Endpoints(record.key);
+  if (endpoints.empty()) return;
   auto parsed = topology::ParseJson(record.value, static_cast<int>(options_->max_json_depth));
   if (!parsed.ok() || !parsed->is_object()) return;  // the usage processor reports bad events
   const json& j = *parsed;
@@ -67,22 +63,28 @@ void WebhooksProcessor::ProcessEvent(const Record& record) {
   if (event.occurred_at.empty()) event.occurred_at = FormatTimestamp(record.timestamp_ms);
   // Team events and CloudEvents carry their payload in data; a usage event is its own payload.
   event.data = j.contains("data") && j["data"].is_object() ? j["data"] : j;
-  FanOut(event, record.timestamp_ms);
+  FanOut(event, endpoints, record.timestamp_ms);
 }
 
-std::vector<std::string> WebhooksProcessor::FanOut(const Event& event, int64_t now,
-                                                   const std::optional<std::string>& only) {
-  std::vector<json> targets;
-  endpoints_->PrefixScan(keys::EndpointsOf(event.org), [&](std::string_view, std::string_view v) {
+std::vector<json> WebhooksProcessor::Endpoints(const std::string& org) {
+  std::vector<json> endpoints;
+  endpoints_->PrefixScan(keys::EndpointsOf(org), [&](std::string_view, std::string_view v) {
     auto e = json::parse(v, nullptr, false);
-    if (e.is_discarded()) return true;
-    if (only) {
-      if (e.value("id", "") == *only) targets.push_back(std::move(e));
-    } else if (e.value("active", true) && Matches(e.value("events", json()), event.type)) {
-      targets.push_back(std::move(e));
-    }
+    if (!e.is_discarded()) endpoints.push_back(std::move(e));
     return true;
   });
+  return endpoints;
+}
+
+std::vector<std::string> WebhooksProcessor::FanOut(const Event& event,
+                                                   const std::vector<json>& endpoints, int64_t now,
+                                                   const std::optional<std::string>& only) {
+  std::vector<const json*> targets;
+  for (const json& e : endpoints) {
+    if (only ? e.value("id", "") == *only
+             : e.value("active", true) && Matches(e.value("events", json()), event.type))
+      targets.push_back(&e);
+  }
   std::vector<std::string> webhooks;
   if (targets.empty()) return webhooks;
   auto stored = deliveries_->Get(keys::Event(event.org, event.id));
@@ -92,8 +94,8 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event, int64_t n
           {"organizationId", event.org}, {"occurredAt", event.occurred_at},
           {"data", event.data},          {"deliveries", json::array()}};
   }
-  for (const auto& e : targets) {
-    const std::string webhook = e.value("id", "");
+  for (const json* e : targets) {
+    const std::string webhook = e->value("id", "");
     const std::string id = topology::EntityIdFor(event.org, 'd', event.id + '\0' + webhook);
     if (deliveries_->Get(keys::Delivery(event.org, id))) continue;  // the event came again
     const std::string at = FormatTimestamp(now);
@@ -114,6 +116,7 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event, int64_t n
     ev["deliveries"].push_back(id);
     webhooks.push_back(webhook);
   }
+  options_->counters->deliveries_created += webhooks.size();
   deliveries_->Put(keys::Event(event.org, event.id), ev.dump());
   return webhooks;
 }
@@ -137,6 +140,7 @@ void WebhooksProcessor::ProcessQueue(int64_t now) {
   // replay is pending, state does not yet know what was delivered before the reset.
   if (!options_->sender || context_->ReplayPending()) return;
   // No more than the sender can take: the rest stay due for the next tick.
+  ++options_->counters->ticks;
   const size_t room = std::min(options_->queue_batch, options_->sender->Room());
   if (room == 0) return;
   for (const auto& timer : timers_->PopDue(now, room)) Dispatch(timer.id, now);
@@ -161,6 +165,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     DeliveryResponse lost;
     lost.failure = TransportFailure::kConnection;
     lost.error = "no outcome came back before the attempt's lease ended";
+    ++options_->counters->leases_expired;
     AttemptOutcome o{*org, webhook, delivery_id, d.value("attemptNumber", 0), now, lost};
     ApplyOutcome(o, now);
     return;
@@ -175,6 +180,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
   if (now - base >= options_->retry.max_age_ms) {
     d["status"] = "failed";
     d["errorMessage"] = "given up: not delivered within the maximum age";
+    ++options_->counters->given_up;
     d["finishedAt"] = FormatTimestamp(now);
     SaveDelivery(d);
     return;
@@ -183,6 +189,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
   const auto before = circuit.ToJson();
   auto admission = circuit.Admit(options_->circuit, delivery_id, now);
   if (!admission.send) {
+    ++options_->counters->deferred_circuit;
     timers_->Schedule(delivery_id, admission.retry_at_ms, "");  // waits; does not fail
     return;
   }
@@ -218,6 +225,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     case WebhookSender::Handover::kFull:
     case WebhookSender::Handover::kStopped:
       // Not sent: the probe slot (if this took it) goes back, and the delivery asks again.
+      ++options_->counters->deferred_sender;
       circuit.Release(delivery_id);
       if (circuit.ToJson() != before) {
         (*endpoint)["circuit"] = circuit.ToJson();
@@ -230,6 +238,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     (*endpoint)["circuit"] = circuit.ToJson();
     SaveEndpoint(*endpoint);
   }
+  ++options_->counters->dispatched;
   d["status"] = "in_progress";
   d["attemptNumber"] = d.value("attemptNumber", 0) + 1;
   d["attemptedAt"] = FormatTimestamp(now);
@@ -256,6 +265,7 @@ void WebhooksProcessor::ApplyOutcome(const AttemptOutcome& o, int64_t now) {
   const DeliveryResponse& r = o.response;
   const std::string error_class = ErrorClass(r);
   const bool success = error_class.empty();
+  ++(success ? options_->counters->outcomes_succeeded : options_->counters->outcomes_failed);
   const int64_t attempted = o.attempted_at_ms > 0 ? o.attempted_at_ms : now;
   json attempt = {{"attemptNumber", o.attempt},
                   {"attemptedAt", FormatTimestamp(attempted)},
@@ -327,6 +337,7 @@ void WebhooksProcessor::ApplyOutcome(const AttemptOutcome& o, int64_t now) {
     if (!endpoint) {
       Cancel(d, "the webhook was deleted", now);
     } else if (error_class == "gone") {
+      ++options_->counters->given_up;
       d["status"] = "failed";
       d["finishedAt"] = FormatTimestamp(now);
       timers_->Cancel(o.delivery_id);
@@ -349,6 +360,7 @@ void WebhooksProcessor::ScheduleRetryOrGiveUp(json& d, const std::string& error_
   if (retry_after_ms) delay = std::max(delay, std::min(*retry_after_ms, p.max_age_ms));
   const int64_t next = now + delay;
   if ((p.max_attempts > 0 && attempts >= p.max_attempts) || next - base > p.max_age_ms) {
+    ++options_->counters->given_up;
     d["status"] = "failed";
     d["errorMessage"] = "given up after " + std::to_string(d.value("attemptNumber", 0)) +
                         " attempts; the last: " + d.value("errorMessage", error_class);

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "processors/cloudmatrix/webhook_attempt_log.h"
 #include "processors/cloudmatrix/webhook_transport_http.h"
@@ -51,8 +52,8 @@ class WebhooksHttpTest : public ::testing::Test {
     ASSERT_TRUE(policy.ok());
     client.policy = *policy;
     client.ca_file = sink_.ca_file();
-    auto log = cloudmatrix::KafkaAttemptLog::Create(broker_->bootstrap_servers(),
-                                                    options.attempts_topic);
+    auto log =
+        cloudmatrix::KafkaAttemptLog::Create(broker_->bootstrap_servers(), options.attempts_topic);
     ASSERT_TRUE(log.ok()) << log.status().ToString();
     sender_ = std::make_shared<webhooks::WebhookSender>(
         std::make_unique<cloudmatrix::HttpWebhookTransport>(client), std::move(log).value(),
@@ -68,8 +69,8 @@ class WebhooksHttpTest : public ::testing::Test {
                                                 .webhooks = options});
     auto started = instance_->Start();
     ASSERT_TRUE(started.ok()) << started.ToString();
-    key_ = Key("org-a", {"webhooks:read", "webhooks:write", "usage:write", "teams:read",
-                         "teams:write"});
+    key_ = Key("org-a",
+               {"webhooks:read", "webhooks:write", "usage:write", "teams:read", "teams:write"});
   }
   static webhooks::RetryPolicy RetryDefaults() { return {}; }
 
@@ -103,7 +104,8 @@ class WebhooksHttpTest : public ::testing::Test {
     return r.second;
   }
 
-  std::pair<int, json> Enqueue(const std::string& event_id, const std::string& type = "document.shared") {
+  std::pair<int, json> Enqueue(const std::string& event_id,
+                               const std::string& type = "document.shared") {
     return Call("POST", "/v1/webhooks/events",
                 {{"eventId", event_id}, {"eventType", type}, {"data", {{"n", event_id}}}});
   }
@@ -124,6 +126,19 @@ class WebhooksHttpTest : public ::testing::Test {
     ADD_FAILURE() << "timed out waiting on " << path << ": " << last.dump();
     return last;
   }
+  // One sample of /metrics (name with its labels, as printed), or -1 when it is missing.
+  double Metric(const std::string& series) {
+    httplib::Client c("127.0.0.1", instance_->port());
+    auto r =
+        c.Get("/metrics", {{"Authorization", "Bearer " + std::string(testing::kTestAdminKey)}});
+    if (!r || r->status != 200) return -1;
+    std::istringstream lines(r->body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+    }
+    return -1;
+  }
+
   json AwaitDelivery(const std::string& event_id, const std::string& status) {
     json s = Await("/v1/events/" + event_id + "/deliveries?org=org-a", [&](const json& j) {
       return !j["deliveries"].empty() && j["deliveries"][0].value("status", "") == status;
@@ -154,9 +169,10 @@ TEST_F(WebhooksHttpTest, RegisterGetListUpdateAndDeleteEndpoints) {
   ASSERT_EQ(page.first, 200);
   EXPECT_EQ(page.second["total"], 4);
   EXPECT_EQ(page.second["hasMore"], true);
-  auto rest = Call("GET", "/v1/orgs/org-a/webhooks?limit=3&cursor=" +
-                              page.second["nextCursor"].get<std::string>(),
-                   nullptr);
+  auto rest =
+      Call("GET",
+           "/v1/orgs/org-a/webhooks?limit=3&cursor=" + page.second["nextCursor"].get<std::string>(),
+           nullptr);
   EXPECT_EQ(rest.second["webhooks"].size(), 1u);
   EXPECT_EQ(rest.second["hasMore"], false);
   auto patched = Call("PATCH", "/v1/webhooks/" + id, {{"active", false}});
@@ -181,7 +197,8 @@ TEST_F(WebhooksHttpTest, RegisterGetListUpdateAndDeleteEndpoints) {
 
 TEST_F(WebhooksHttpTest, BadRegistrationsAre400NamingTheField) {
   Start();
-  auto http_url = Call("POST", "/v1/webhooks", {{"url", "http://x.example.com"}, {"events", {"*"}}});
+  auto http_url =
+      Call("POST", "/v1/webhooks", {{"url", "http://x.example.com"}, {"events", {"*"}}});
   EXPECT_EQ(http_url.first, 400);
   EXPECT_EQ(http_url.second["error"]["details"]["field"], "url");
   auto unknown = Call("POST", "/v1/webhooks", {{"url", sink_.url()}, {"events", {"no.such"}}});
@@ -193,17 +210,19 @@ TEST_F(WebhooksHttpTest, BadRegistrationsAre400NamingTheField) {
   EXPECT_EQ(hop.second["error"]["details"]["field"], "headers");
   EXPECT_EQ(Call("POST", "/v1/webhooks", {{"url", sink_.url()}}).first, 400);
   EXPECT_EQ(Call("GET", "/v1/webhooks/not-an-id", nullptr).first, 404);
-  EXPECT_EQ(Call("GET", "/v1/webhooks/org-a~w0000000000000000/health?startTime=yesterday", nullptr)
-                .first,
-            400);
+  EXPECT_EQ(
+      Call("GET", "/v1/webhooks/org-a~w0000000000000000/health?startTime=yesterday", nullptr).first,
+      400);
 }
 
 TEST_F(WebhooksHttpTest, AUsageEventIsDeliveredSignedOverTlsWithItsIdInHeaderAndBody) {
   Start();
-  json w = Register(json::array({"document.created"}), "/hook",
-                    {{"headers", {{"X-Tenant", "t-1"}}}});
-  json event = {{"eventId", "evt-usage-1"}, {"organizationId", "org-a"},
-                {"eventType", "document.created"}, {"userId", "alice"},
+  json w =
+      Register(json::array({"document.created"}), "/hook", {{"headers", {{"X-Tenant", "t-1"}}}});
+  json event = {{"eventId", "evt-usage-1"},
+                {"organizationId", "org-a"},
+                {"eventType", "document.created"},
+                {"userId", "alice"},
                 {"resourceId", "doc-1"}};
   auto posted = Call("POST", "/v1/usage/events", event);
   ASSERT_EQ(posted.first, 202) << posted.second.dump();
@@ -252,6 +271,21 @@ TEST_F(WebhooksHttpTest, ServerErrorsAreRetriedWithBackoffUntilSuccess) {
   EXPECT_EQ(reqs[0].header("webhook-id"), reqs[2].header("webhook-id"));
   EXPECT_EQ(reqs[0].body, reqs[2].body) << "the same bytes on every attempt";
   EXPECT_GE(reqs[1].arrived - reqs[0].arrived, 150ms) << "a backoff between attempts";
+
+  // processQueue's and the sender's counters (README "Webhooks", /metrics).
+  EXPECT_EQ(Metric("cmstream_webhook_deliveries_created_total"), 1);
+  EXPECT_EQ(Metric("cmstream_webhook_dispatched_total"), 3);
+  EXPECT_EQ(Metric("cmstream_webhook_outcomes_applied_total{result=\"failure\"}"), 2);
+  EXPECT_EQ(Metric("cmstream_webhook_outcomes_applied_total{result=\"success\"}"), 1);
+  EXPECT_EQ(Metric("cmstream_webhook_sender_submitted_total"), 3);
+  EXPECT_EQ(Metric("cmstream_webhook_sender_attempts_total{result=\"failure\"}"), 2);
+  EXPECT_EQ(Metric("cmstream_webhook_sender_jobs{stage=\"appending\"}"), 0);
+  EXPECT_EQ(Metric("cmstream_webhook_leases_expired_total"), 0);
+  EXPECT_GT(Metric("cmstream_webhook_queue_ticks_total"), 0);
+  // The sink keeps connections alive: the retries go out on the first connection.
+  EXPECT_EQ(Metric("cmstream_webhook_connections_opened_total"), 1);
+  EXPECT_EQ(Metric("cmstream_webhook_connections_reused_total"), 2);
+  EXPECT_EQ(reqs[0].remote_port, reqs[2].remote_port);
 }
 
 TEST_F(WebhooksHttpTest, RetryAfterIsHonouredOn429) {
@@ -307,9 +341,7 @@ TEST_F(WebhooksHttpTest, TheCircuitOpensDeliveriesWaitAndResetLetsThemGo) {
   json w = Register();
   const std::string id = w["id"];
   std::atomic<bool> down = true;
-  sink_.SetResponder([&](const WebhookSink::Request&) {
-    return Reply::Status(down ? 503 : 200);
-  });
+  sink_.SetResponder([&](const WebhookSink::Request&) { return Reply::Status(down ? 503 : 200); });
   Enqueue("evt-c1");
   Enqueue("evt-c2");
   json c = Await("/v1/webhooks/" + id + "/circuit",
@@ -343,8 +375,8 @@ TEST_F(WebhooksHttpTest, SendTestEventAndRetryDeliveryAnswerWithTheAttemptsResul
   Call("POST", "/v1/webhooks/events",
        {{"eventId", "evt-manual"}, {"eventType", "member.added"}, {"data", json::object()}});
   json d = AwaitDelivery("evt-manual", "failed");
-  auto retried = Call("POST", "/v1/deliveries/" + d["id"].get<std::string>() + "/retry",
-                      json::object());
+  auto retried =
+      Call("POST", "/v1/deliveries/" + d["id"].get<std::string>() + "/retry", json::object());
   ASSERT_EQ(retried.first, 200) << retried.second.dump();
   EXPECT_EQ(retried.second["success"], true);
   EXPECT_EQ(retried.second["attemptNumber"], 2);
@@ -360,8 +392,8 @@ TEST_F(WebhooksHttpTest, TeamEventsArriveAsWebhooks) {
   auto added = Call("POST", "/v1/teams/" + team.second["id"].get<std::string>() + "/members",
                     {{"userId", "bob"}, {"role", "member"}});
   ASSERT_EQ(added.first, 201) << added.second.dump();
-  ASSERT_TRUE(sink_.WaitFor(
-      [](const std::vector<WebhookSink::Request>& r) { return r.size() >= 2; }, 20s));
+  ASSERT_TRUE(
+      sink_.WaitFor([](const std::vector<WebhookSink::Request>& r) { return r.size() >= 2; }, 20s));
   std::set<std::string> types;
   for (const auto& r : sink_.requests()) types.insert(json::parse(r.body)["type"]);
   EXPECT_TRUE(types.count("team.created"));
@@ -383,9 +415,7 @@ TEST_F(WebhooksHttpTest, PendingDeliveriesSurviveARestart) {
   Start();
   Register();
   std::atomic<bool> down = true;
-  sink_.SetResponder([&](const WebhookSink::Request&) {
-    return Reply::Status(down ? 500 : 200);
-  });
+  sink_.SetResponder([&](const WebhookSink::Request&) { return Reply::Status(down ? 500 : 200); });
   Enqueue("evt-restart");
   ASSERT_TRUE(sink_.WaitForRequests(1, 20s));
   instance_->Stop();

@@ -17,7 +17,7 @@
 #include "processors/usage/usage_options.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
-#include "processors/webhooks/webhooks_routes.h"
+#include "processors/webhooks/webhooks_application.h"
 #include "processors/webhooks/webhooks_topology.h"
 #include "state/status.h"
 
@@ -116,9 +116,8 @@ class UsageInstance {
         },
         options_.usage);
     teams::AddTeamsRoutes(i.server(), i.streams(), i.router(), i.sender(), options_.teams);
-    if (options_.webhooks)
-      webhooks::AddWebhooksRoutes(i.server(), i.streams(), i.router(), i.sender(),
-                                  *options_.webhooks);
+    // The application's own AddRoutes: its routes and its /metrics counters.
+    if (options_.webhooks) webhooks::WebhooksApplication(*options_.webhooks).AddRoutes(context);
   }
 
   const TestBroker& broker_;
