@@ -24,11 +24,6 @@ constexpr int64_t kHourMs = 3'600'000;
 // A delivery keeps its latest attempts; older ones are summarized by attemptNumber and stats.
 constexpr size_t kMaxAttemptsKept = 50;
 
-std::string OptString(const json& j, const char* field) {
-  auto it = j.find(field);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 // The error class of an attempt for the breakdown; empty for a success.
 std::string ErrorClass(const DeliveryResponse& r) {
   if (r.failure != TransportFailure::kNone) return std::string(TransportFailureName(r.failure));
@@ -52,14 +47,14 @@ void WebhooksProcessor::ProcessEvent(const Record& record) {
   const json& j = *parsed;
   Event event;
   event.org = record.key;
-  event.id = OptString(j, "eventId");
-  if (event.id.empty()) event.id = OptString(j, "id");  // a CloudEvents envelope
-  event.type = OptString(j, "eventType");
-  if (event.type.empty()) event.type = OptString(j, "type");
+  event.id = topology::StringField(j, "eventId");
+  if (event.id.empty()) event.id = topology::StringField(j, "id");  // a CloudEvents envelope
+  event.type = topology::StringField(j, "eventType");
+  if (event.type.empty()) event.type = topology::StringField(j, "type");
   if (event.id.empty() || event.type.empty() || event.id.size() > 256 || event.type.size() > 128)
     return;
-  event.occurred_at = OptString(j, "occurredAt");
-  if (event.occurred_at.empty()) event.occurred_at = OptString(j, "time");
+  event.occurred_at = topology::StringField(j, "occurredAt");
+  if (event.occurred_at.empty()) event.occurred_at = topology::StringField(j, "time");
   if (event.occurred_at.empty()) event.occurred_at = FormatTimestamp(record.timestamp_ms);
   // Team events and CloudEvents carry their payload in data; a usage event is its own payload.
   event.data = j.contains("data") && j["data"].is_object() ? j["data"] : j;
@@ -159,6 +154,12 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     const int64_t lease = d.value("leaseUntilMs", int64_t{0});
     if (now < lease) {
       timers_->Schedule(delivery_id, lease, "");
+      return;
+    }
+    // Outcomes appended before the lease ended may not be read yet when the task lags: only a
+    // task that has read its attempts partition to the end knows the outcome never came.
+    if (!context_->CaughtUp(options_->attempts_topic)) {
+      timers_->Schedule(delivery_id, now + options_->queue_interval_ms, "");
       return;
     }
     // The outcome never came back (the instance that sent it stopped): a failed attempt.

@@ -44,7 +44,7 @@ TEST_F(StreamThreadPartsTest, AnOutputTopicThatDoesNotExistFailsTheThreadAlsoIns
   ASSERT_TRUE(topology.ok());
   topology::ThreadFailure failure(0);
   topology::StreamProducer producer(config_, "it-parts-producer", failure);
-  topology::RecordCollectorImpl collector(*topology, config_, producer, failure);
+  topology::RecordCollectorImpl collector(*topology, config_, producer, failure, nullptr);
 
   EXPECT_EQ(collector.PartitionFor("parts-out", "k1"), topology::PartitionForKey("k1", 3));
 

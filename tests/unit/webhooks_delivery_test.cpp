@@ -303,6 +303,28 @@ TEST(WebhooksAttemptTest, ALostOutcomeIsRetriedWhenItsLeaseEnds) {
       << "a re-sent delivery keeps its id, so receivers deduplicate it";
 }
 
+TEST(WebhooksAttemptTest, AnOutcomeNotReadYetIsNotTakenForALostOne) {
+  WebhooksHarness h;
+  h.Register(kOrg);
+  h.Event(kOrg, "evt-1");
+  // The task lags its attempts partition: the outcome is appended but not read before the
+  // attempt's lease ends.
+  h.driver().HoldInput(testing::kAttempts);
+  h.Tick(1);
+  const int64_t lease = h.options().timeout_ms + h.options().outcome_grace_ms;
+  h.Tick(0, lease + h.options().queue_interval_ms);
+  h.Tick(0, 1000);
+  EXPECT_EQ(h.DeliveryOf(kOrg, "evt-1")["status"], "in_progress") << "waits for the outcome";
+  EXPECT_EQ(h.options().counters->leases_expired.load(), 0u);
+  EXPECT_EQ(h.Requests().size(), 1u) << "not sent again while the outcome may be on its way";
+  h.driver().ReleaseInput(testing::kAttempts);
+  json d = h.DeliveryOf(kOrg, "evt-1");
+  EXPECT_EQ(d["status"], "succeeded");
+  EXPECT_EQ(d["attemptNumber"], 1);
+  h.Tick(0, 1000);
+  EXPECT_EQ(h.Requests().size(), 1u);
+}
+
 TEST(WebhooksAttemptTest, StaleAndRepeatedOutcomesChangeNothing) {
   WebhooksHarness h;
   h.Register(kOrg);

@@ -52,6 +52,11 @@ class ProcessorContext {
   // deliveries) waits for it: until the replay has passed, state does not yet know what was
   // already done before the reset.
   virtual bool ReplayPending() const = 0;
+  // True when the task has processed every record of its partition of source `topic` that the
+  // broker held when the consumer last fetched it. A wall-clock punctuation waiting for a record
+  // (an outcome) uses it to tell a record that never came from one not read yet: a task that
+  // lags its input must not take the second for the first.
+  virtual bool CaughtUp(std::string_view topic) const = 0;
 
   // The largest record timestamp the task has seen.
   virtual int64_t StreamTime() const = 0;

@@ -7,7 +7,8 @@
 
 namespace cm::topology {
 
-// Where a task's output records go: Kafka in production, memory in the test driver.
+// A task's view of its thread: where its output records go (Kafka in production, memory in
+// the test driver) and how far its inputs have been read.
 class RecordCollector {
  public:
   virtual ~RecordCollector() = default;
@@ -19,6 +20,9 @@ class RecordCollector {
   // Whether some source partition of the task is still below where it was before the reset
   // (ProcessorContext::ReplayPending).
   virtual bool ReplayPending() const = 0;
+  // Whether the task has processed every record of its partition of `topic` that the broker
+  // held at the consumer's last fetch (ProcessorContext::CaughtUp).
+  virtual bool CaughtUp(const std::string& topic) const = 0;
 };
 
 }  // namespace cm::topology

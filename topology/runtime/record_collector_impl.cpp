@@ -12,8 +12,8 @@ namespace {
 // One task's view of the thread's collector.
 class TaskCollector final : public RecordCollector {
  public:
-  TaskCollector(RecordCollectorImpl& collector, TaskRuntime& task)
-      : collector_(collector), task_(task) {}
+  TaskCollector(RecordCollectorImpl& collector, TaskRuntime& task, rd_kafka_t* consumer)
+      : collector_(collector), task_(task), consumer_(consumer) {}
   void Send(const std::string& topic, const Record& record) override {
     collector_.Send(task_, topic, record);
   }
@@ -25,24 +25,45 @@ class TaskCollector final : public RecordCollector {
     }
     return false;
   }
+  bool CaughtUp(const std::string& topic) const override {
+    if (consumer_ == nullptr) return false;  // a test of the collector alone
+    // librdkafka keeps the high watermark of each fetch response: a local call, no request.
+    int64_t low = 0;
+    int64_t high = 0;
+    if (rd_kafka_get_watermark_offsets(consumer_, topic.c_str(), task_.id.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0)
+      return false;  // not fetched yet: nothing says the task has read it all
+    // Where the task is: as processed, else as last sealed, else the log's start.
+    int64_t position = low;
+    if (auto at = task_.positions.find(topic); at != task_.positions.end()) {
+      position = at->second;
+    } else if (auto sealed = task_.committed_positions.find(topic);
+               sealed != task_.committed_positions.end()) {
+      position = sealed->second;
+    }
+    return position >= high;
+  }
 
  private:
   RecordCollectorImpl& collector_;
   TaskRuntime& task_;
+  rd_kafka_t* consumer_;
 };
 
 }  // namespace
 
 RecordCollectorImpl::RecordCollectorImpl(const Topology& topology, const StreamsConfig& config,
-                                         StreamProducer& producer, ThreadFailure& failure)
-    : config_(config), producer_(producer), failure_(failure) {
+                                         StreamProducer& producer, ThreadFailure& failure,
+                                         rd_kafka_t* consumer)
+    : config_(config), producer_(producer), failure_(failure), consumer_(consumer) {
   for (const auto& topic : topology.InternalTopics()) internal_topics_.insert(topic);
   outbox_mode_ =
       config.guarantee == ProcessingGuarantee::kExactlyOnce && !config.broker_filters_aborted;
 }
 
 std::unique_ptr<RecordCollector> RecordCollectorImpl::ForTask(TaskRuntime& task) {
-  return std::make_unique<TaskCollector>(*this, task);
+  return std::make_unique<TaskCollector>(*this, task, consumer_);
 }
 
 void RecordCollectorImpl::BeginInput(TaskRuntime& rt, const Record& r) {

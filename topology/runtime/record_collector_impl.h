@@ -25,8 +25,10 @@ namespace cm::topology {
 // land where a recovery looks for them.
 class RecordCollectorImpl {
  public:
+  // `consumer` is the thread's main consumer, whose cached high watermarks tell a task whether
+  // it has caught up with an input (RecordCollector::CaughtUp); it must outlive this object.
   RecordCollectorImpl(const Topology& topology, const StreamsConfig& config,
-                      StreamProducer& producer, ThreadFailure& failure);
+                      StreamProducer& producer, ThreadFailure& failure, rd_kafka_t* consumer);
 
   // The RecordCollector a task's processors send through.
   std::unique_ptr<RecordCollector> ForTask(TaskRuntime& task);
@@ -54,6 +56,7 @@ class RecordCollectorImpl {
   const StreamsConfig& config_;
   StreamProducer& producer_;
   ThreadFailure& failure_;
+  rd_kafka_t* consumer_;
   bool outbox_mode_ = false;
   std::set<std::string> internal_topics_;
   std::map<std::string, std::string> output_topics_;

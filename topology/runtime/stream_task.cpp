@@ -51,6 +51,9 @@ class StreamTask::NodeContext final : public ProcessorContext {
   }
   bool Replaying() const override { return task_.collector_.Replaying(); }
   bool ReplayPending() const override { return task_.collector_.ReplayPending(); }
+  bool CaughtUp(std::string_view topic) const override {
+    return task_.collector_.CaughtUp(std::string(topic));
+  }
   int64_t StreamTime() const override { return task_.stream_time_; }
   const std::string& TaskId() const override { return task_.name_; }
   int32_t Partition() const override { return task_.id_.partition; }

@@ -106,7 +106,8 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
 
   restore_consumer_ = ChangelogReader::NewRestoreConsumer(config, client);
   producer_ = std::make_unique<StreamProducer>(config, client, failure_);
-  collector_ = std::make_unique<RecordCollectorImpl>(topology, config, *producer_, failure_);
+  collector_ = std::make_unique<RecordCollectorImpl>(topology, config, *producer_, failure_,
+                                                     consumer_.get());
   committer_ = std::make_unique<TaskCommitter>(topology, config, index, std::move(writer_id),
                                                *producer_, *collector_, consumer_.get(),
                                                restore_consumer_.get(), failure_);

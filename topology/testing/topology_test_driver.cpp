@@ -35,6 +35,10 @@ class TopologyTestDriver::Collector final : public RecordCollector {
   bool Replaying() const override { return replaying_; }
   // The driver has no reset positions: a replay is one record at a time (kReplayedHeader).
   bool ReplayPending() const override { return false; }
+  bool CaughtUp(const std::string& topic) const override {
+    auto held = driver_.held_.find(topic);
+    return held == driver_.held_.end() || held->second.empty();
+  }
   std::map<std::string, std::vector<Record>> outputs_;
   std::deque<std::pair<std::string, Record>> pending_;
   bool replaying_ = false;
@@ -100,7 +104,21 @@ void TopologyTestDriver::PipeInput(const std::string& topic, const std::string& 
   r.value = value;
   r.timestamp_ms = timestamp_ms;
   r.headers = std::move(headers);
+  if (auto held = held_.find(topic); held != held_.end()) {
+    held->second.push_back(std::move(r));
+    return;
+  }
   Route(topic, std::move(r));
+}
+
+void TopologyTestDriver::HoldInput(const std::string& topic) { held_[topic]; }
+
+void TopologyTestDriver::ReleaseInput(const std::string& topic) {
+  auto held = held_.find(topic);
+  if (held == held_.end()) return;
+  std::vector<Record> waiting = std::move(held->second);
+  held_.erase(held);
+  for (Record& r : waiting) Route(topic, std::move(r));
 }
 
 void TopologyTestDriver::Route(const std::string& topic, Record record) {

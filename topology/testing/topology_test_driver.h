@@ -34,6 +34,11 @@ class TopologyTestDriver {
   // dropped.
   void PipeInput(const std::string& topic, const std::string& key, const std::string& value,
                  int64_t timestamp_ms, std::vector<Header> headers = {});
+  // Input to a held topic waits, as records a lagging task has not read yet: the tasks'
+  // ProcessorContext::CaughtUp(topic) is false while any waits. ReleaseInput processes them in
+  // order and stops holding.
+  void HoldInput(const std::string& topic);
+  void ReleaseInput(const std::string& topic);
   // Removes and returns what was sent to a topic so far, in send order.
   std::vector<Record> ReadOutput(const std::string& topic);
   void AdvanceWallClock(int64_t delta_ms);
@@ -61,6 +66,7 @@ class TopologyTestDriver {
   std::unique_ptr<Collector> collector_;
   std::map<TaskId, std::unique_ptr<StreamTask>> tasks_;
   std::map<std::string, int64_t> next_offset_;
+  std::map<std::string, std::vector<Record>> held_;  // per held topic, the records waiting
   int64_t wall_clock_ms_ = 0;
   bool routing_ = false;
 };
