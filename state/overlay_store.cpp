@@ -53,6 +53,7 @@ void OverlayStore::RollbackToSavepoint() {
       pending_.erase(it->key);
     }
   }
+  if (!undo_.empty()) ++generation_;
   undo_.clear();
 }
 

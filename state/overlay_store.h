@@ -54,10 +54,21 @@ class OverlayStore {
   const Overlay& pending() const { return pending_; }
   // Adds the pending writes to batch as Puts and Deletes in this store's column family.
   Status AddPendingTo(rocksdb::WriteBatch& batch) const;
+  // After a commit wrote the pending writes.
   void ClearPending() {
     pending_.clear();
     undo_.clear();
   }
+  // Drops the pending writes unwritten (an aborted commit).
+  void DiscardPending() {
+    ClearPending();
+    ++generation_;
+  }
+  // Changes whenever writes are undone (RollbackToSavepoint, DiscardPending) or the store is
+  // written around the overlay (a restore): what a reader cached about the store's contents
+  // (the timer store's low-water mark) is stale once it changed.
+  uint64_t generation() const { return generation_; }
+  void Invalidate() { ++generation_; }
 
  private:
   void Write(std::string_view key, std::optional<std::string_view> value);
@@ -74,6 +85,7 @@ class OverlayStore {
   };
   bool savepoint_ = false;
   std::vector<Undo> undo_;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace cm::state

@@ -295,7 +295,7 @@ Status RocksDbTaskState::Commit(const CheckpointEntries& checkpoint) {
   }
   // On failure the buffer is kept: the caller decides whether to retry or abort.
   if (Status s = Write(batch, checkpoint, "commit"); !s.ok()) return s;
-  Abort();
+  for (OpenStore& store : open_stores_) store.data->ClearPending();
   return Status::OK();
 }
 
@@ -308,7 +308,7 @@ void RocksDbTaskState::RollbackToSavepoint() {
 }
 
 void RocksDbTaskState::Abort() {
-  for (OpenStore& store : open_stores_) store.data->ClearPending();
+  for (OpenStore& store : open_stores_) store.data->DiscardPending();
 }
 
 Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
@@ -323,6 +323,7 @@ Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
   if (!store->data->pending().empty()) {
     return Status::Aborted("restoring store '" + store->data->name() + "' with pending changes");
   }
+  store->data->Invalidate();  // written around the overlay
   rocksdb::WriteBatch batch;
   rocksdb::ColumnFamilyHandle* family = &store->data->column_family();
   for (const StoreChange& change : changes) {

@@ -1,5 +1,7 @@
 #include "state/rocksdb_timer_store.h"
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 #include "state/key_codec.h"
@@ -40,6 +42,7 @@ std::optional<Timer> RocksDbTimerStore::Get(std::string_view id) {
 }
 
 void RocksDbTimerStore::Schedule(std::string_view id, int64_t due_ms, std::string_view payload) {
+  low_water_ = std::min(low_water_, due_ms);
   if (std::optional<Timer> old = Get(id)) store_.Delete(DueKey(old->due_ms, id));
   store_.Put(DueKey(due_ms, id), payload);
   std::string entry;
@@ -62,8 +65,10 @@ void RocksDbTimerStore::Remove(const Timer& timer) {
 }
 
 void RocksDbTimerStore::ScanDue(const std::function<bool(Timer timer)>& visit) {
-  const std::string begin(1, kDueTag);
-  store_.Scan(begin, PrefixSuccessor(begin), [&](std::string_view raw, std::string_view payload) {
+  const std::string prefix(1, kDueTag);
+  std::string begin = prefix;
+  if (low_water_generation_ == store_.generation()) AppendOrderedInt64(begin, low_water_);
+  store_.Scan(begin, PrefixSuccessor(prefix), [&](std::string_view raw, std::string_view payload) {
     if (raw.size() < 1 + kDueBytes) ThrowMalformed(name());
     return visit(Timer{std::string(raw.substr(1 + kDueBytes)), ReadOrderedInt64(raw.substr(1)),
                        std::string(payload)});
@@ -73,13 +78,22 @@ void RocksDbTimerStore::ScanDue(const std::function<bool(Timer timer)>& visit) {
 std::vector<Timer> RocksDbTimerStore::PopDue(int64_t now_ms, size_t max_count) {
   std::vector<Timer> due;
   if (max_count == 0) return due;
+  // After the scan, no live entry is below the first one left: the first not yet due, or the
+  // last popped (others may share its due time), or none at all.
+  int64_t low = std::numeric_limits<int64_t>::max();
   ScanDue([&](Timer timer) {
-    if (timer.due_ms > now_ms) return false;
+    if (timer.due_ms > now_ms) {
+      low = timer.due_ms;
+      return false;
+    }
     due.push_back(std::move(timer));
     return due.size() < max_count;
   });
+  if (!due.empty()) low = std::min(low, due.back().due_ms);
   // Removed after the scan, so the scan never sees its own deletes.
   for (const Timer& timer : due) Remove(timer);
+  low_water_ = low;
+  low_water_generation_ = store_.generation();
   return due;
 }
 

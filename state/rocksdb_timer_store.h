@@ -1,5 +1,8 @@
 #pragma once
 
+#include <cstdint>
+#include <limits>
+
 #include "state/overlay_store.h"
 #include "state/timer_store.h"
 
@@ -27,6 +30,11 @@ class RocksDbTimerStore final : public TimerStore {
   void Remove(const Timer& timer);
 
   OverlayStore& store_;
+  // No live due entry is below this while the store's generation is low_water_generation_:
+  // scans start here instead of stepping over the tombstones of every timer popped since the
+  // last compaction.
+  int64_t low_water_ = std::numeric_limits<int64_t>::min();
+  uint64_t low_water_generation_ = 0;
 };
 
 }  // namespace cm::state

@@ -277,13 +277,11 @@ class DeliveryClient::ConnectionPool {
         --count_;
         if (now - c.idle_since < idle_timeout_) {
           found = std::move(c);
-          ++reused_;
           break;
         }
         expired.push_back(std::move(c));
       }
       if (at != idle_.end() && at->second.empty()) idle_.erase(at);
-      if (!found) ++opened_;
     }
     return found;
   }
@@ -308,6 +306,12 @@ class DeliveryClient::ConnectionPool {
       if (oldest->second.empty()) idle_.erase(oldest);
       --count_;
     }
+  }
+
+  // One post went out on a socket made for it (`opened`) or on a kept-alive one.
+  void Count(bool opened) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++(opened ? opened_ : reused_);
   }
 
   Counters counters() const {
@@ -366,11 +370,12 @@ std::optional<DeliveryClient::ConnectionPool::Connection> NewConnection(
 Attempt PostTo(const DeliveryClientOptions& options, DeliveryClient::ConnectionPool& pool,
                DeliveryClient::DeadlineWatcher& watcher, const ParsedUrl& url,
                const IpAddress& address, const httplib::Headers& headers, const std::string& body,
-               Clock::time_point deadline, int64_t timeout_ms) {
+               Clock::time_point deadline, int64_t timeout_ms, bool fresh = false) {
   Attempt attempt;
   std::string where = JoinAddress(address, url.port);
   const std::string key = std::string(url.https ? "https " : "http ") + url.host + " " + where;
-  std::optional<DeliveryClient::ConnectionPool::Connection> connection = pool.Take(key);
+  std::optional<DeliveryClient::ConnectionPool::Connection> connection;
+  if (!fresh) connection = pool.Take(key);
   const bool reused = connection.has_value();
   if (!connection) {
     connection = NewConnection(options, url, address, attempt.outcome);
@@ -380,7 +385,11 @@ Attempt PostTo(const DeliveryClientOptions& options, DeliveryClient::ConnectionP
 
   const uint64_t watch = watcher.Arm(deadline);
   if (client.is_socket_open()) watcher.Watch(watch, client.socket());
-  client.set_socket_options([&watcher, watch](int fd) { watcher.Watch(watch, fd); });
+  bool connected = false;  // a new socket was made for this post (httplib found none alive)
+  client.set_socket_options([&watcher, watch, &connected](int fd) {
+    connected = true;
+    watcher.Watch(watch, fd);
+  });
   auto remaining = std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
   client.set_connection_timeout(std::chrono::milliseconds(remaining));
@@ -427,6 +436,7 @@ Attempt PostTo(const DeliveryClientOptions& options, DeliveryClient::ConnectionP
   }
   bool fired = watcher.Disarm(watch);
   client.set_socket_options(nullptr);
+  if (connected || reused) pool.Count(connected);
 
   if (sent || (capped && status)) {
     attempt.outcome.status = sent ? response.status : *status;
@@ -454,8 +464,11 @@ Attempt PostTo(const DeliveryClientOptions& options, DeliveryClient::ConnectionP
   }
   attempt.outcome = Classify(error, connection->tls, where);
   attempt.not_connected = error == httplib::Error::Connection;
-  // The server closed an idle connection as the request went out: nothing was processed.
-  attempt.stale = reused && error == httplib::Error::Write;
+  // A kept-alive connection the server closed as the request went out: it failed before any
+  // answer, the way a connection the server closes while idle does (Go's net/http retries the
+  // same case). Receivers deduplicate on webhook-id if it did arrive.
+  attempt.stale = reused && !connected && !status &&
+                  (error == httplib::Error::Write || error == httplib::Error::Read);
   return attempt;
 }
 
@@ -693,7 +706,7 @@ DeliveryOutcome DeliveryClient::Post(
         PostTo(options_, *pool_, *watcher_, *parsed, allowed[i], wire, body, deadline, timeout_ms);
     if (attempt.stale && Clock::now() < deadline)
       attempt = PostTo(options_, *pool_, *watcher_, *parsed, allowed[i], wire, body, deadline,
-                       timeout_ms);
+                       timeout_ms, /*fresh=*/true);
     if (!attempt.not_connected || Clock::now() >= deadline) break;
   }
   return finish(std::move(attempt.outcome));

@@ -29,8 +29,10 @@ struct DeliveryClientOptions {
   // Keep-alive connections kept open between posts, over all endpoints (0: a connection per
   // post). One is reused only for the same scheme, host name, port and checked address.
   size_t max_idle_connections = 256;
-  // An idle connection older than this is closed instead of reused (servers close theirs).
-  std::chrono::milliseconds idle_timeout{15'000};
+  // An idle connection older than this is closed instead of reused: under the 5 s after which
+  // common servers (Node, Apache, cpp-httplib) close theirs, so a post rarely meets a
+  // connection the server is closing at that moment.
+  std::chrono::milliseconds idle_timeout{4'000};
 };
 
 // Why a POST got no HTTP status (statuses, 3xx included, are the caller's to judge).
@@ -75,8 +77,9 @@ class DeliveryClient {
 
   // POSTs `body` with `headers` (in order; Host, Content-Length, Connection and
   // Transfer-Encoding are the client's own and skipped, User-Agent defaults to the options')
-  // to `url`, giving up after `timeout_ms` in all. A reused connection the server closed while
-  // the request was being written is retried once on a new one (nothing reached the server).
+  // to `url`, giving up after `timeout_ms` in all. A post on a kept-alive connection that ends
+  // before any answer (the server closed the connection as the request went out) is sent once
+  // more on a new connection.
   DeliveryOutcome Post(std::string_view url,
                        const std::vector<std::pair<std::string, std::string>>& headers,
                        const std::string& body, int64_t timeout_ms) const;

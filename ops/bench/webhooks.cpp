@@ -60,6 +60,10 @@ class Sink {
     // httplib writes the head and the body apart: without this, Nagle holds the body back for
     // the client's delayed ACK (~40 ms) on every keep-alive response wrk reads.
     server_.set_tcp_nodelay(true);
+    // As a production receiver (nginx keeps 1,000 requests per connection): httplib's default
+    // of 5 makes every client reconnect constantly, and its listen backlog of 5 then drops
+    // SYNs (1 s retransmits, resets), which measures the sink, not the client.
+    server_.set_keep_alive_max_count(100000);
     server_.Post(R"(/s/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
       const int n = std::stoi(req.matches[1]);
       if (n >= 0 && n < kPaths) counts_[n].fetch_add(1, std::memory_order_relaxed);

@@ -343,6 +343,9 @@ std::optional<webhooks::WebhooksOptions> WebhooksFromFlags(const RunOptions& o,
   client.allow_http = f.allow_http;
   client.policy = std::move(policy).value();
   client.ca_file = f.ca_file;
+  // No more idle connections than attempts can be in flight: each one may hold a thread of a
+  // thread-per-connection receiver.
+  client.max_idle_connections = f.concurrency;
   w.sender = std::make_shared<webhooks::WebhookSender>(
       std::make_unique<HttpWebhookTransport>(std::move(client)), std::move(log).value(),
       webhooks::WebhookSenderOptions{f.concurrency, f.endpoint_concurrency, 4096});

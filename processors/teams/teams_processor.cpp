@@ -13,15 +13,6 @@ namespace cm::teams {
 using nlohmann::json;
 using topology::Record;
 
-namespace {
-
-std::string OptString(const json& j, const std::string& field) {
-  auto it = j.find(field);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-}  // namespace
-
 json TeamsProcessor::Forbidden(const std::string& message, json details) {
   return ErrorBody("forbidden", message, std::move(details));
 }
@@ -63,9 +54,9 @@ void TeamsProcessor::Process(const Record& record) {
   // Malformed commands are the usage processor's to report (it reads the same records).
   if (!parsed.ok() || !parsed->is_object()) return;
   const json& cmd = *parsed;
-  const std::string type = OptString(cmd, "type");
+  const std::string type = topology::StringField(cmd, "type");
   if (type.rfind("teams.", 0) != 0) return;  // another application's command
-  const std::string id = OptString(cmd, "commandId");
+  const std::string id = topology::StringField(cmd, "commandId");
   if (id.empty() || id.size() > 256) {
     context_->SendToDlq(record, "teams command needs a commandId (a string of 1..256 bytes)");
     return;
@@ -74,8 +65,8 @@ void TeamsProcessor::Process(const Record& record) {
 
   Command c{type,
             id,
-            OptString(cmd, "organizationId"),
-            OptString(cmd, "actorUserId"),
+            topology::StringField(cmd, "organizationId"),
+            topology::StringField(cmd, "actorUserId"),
             record.timestamp_ms,
             &cmd};
   pending_events_.clear();

@@ -19,11 +19,6 @@ using topology::Record;
 
 namespace {
 
-std::string OptString(const json& j, const std::string& field) {
-  auto it = j.find(field);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 json NotFound(const std::string& field, const std::string& id) {
   return ErrorBody("not_found", "no such " + field.substr(0, field.size() - 2),
                    {{"field", field}, {field, id}});
@@ -69,15 +64,15 @@ void WebhooksProcessor::ProcessCommand(const Record& record) {
   // Malformed commands are the usage processor's to report (it reads the same records).
   if (!parsed.ok() || !parsed->is_object()) return;
   const json& cmd = *parsed;
-  const std::string type = OptString(cmd, "type");
+  const std::string type = topology::StringField(cmd, "type");
   if (type.rfind("webhooks.", 0) != 0) return;  // another application's command
-  const std::string id = OptString(cmd, "commandId");
+  const std::string id = topology::StringField(cmd, "commandId");
   if (id.empty() || id.size() > 256) {
     context_->SendToDlq(record, "webhooks command needs a commandId (a string of 1..256 bytes)");
     return;
   }
   if (results_->Applied(id)) return;  // applied before: a retry changes nothing
-  Command c{type, id, OptString(cmd, "organizationId"), record.timestamp_ms, &cmd};
+  Command c{type, id, topology::StringField(cmd, "organizationId"), record.timestamp_ms, &cmd};
   Outcome outcome;
   if (c.org.empty() || c.org != record.key) {
     outcome = {400, ErrorBody("validation_error",

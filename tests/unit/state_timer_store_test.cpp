@@ -162,5 +162,32 @@ TEST_F(StateTimerStoreTest, AbortRestoresPoppedTimers) {
   EXPECT_EQ(timers_->NextDue(), 10);
 }
 
+// PopDue starts its scans past what it popped before; whatever brings entries back below that
+// point (a schedule in the past, an undone record, an aborted commit) must still be found.
+TEST_F(StateTimerStoreTest, TimersBelowWhatWasPoppedAreStillFound) {
+  for (int i = 0; i < 100; ++i) timers_->Schedule("t" + std::to_string(100 + i), 1000 + i, "");
+  Commit();
+  EXPECT_EQ(Pop(1049).size(), 50U);
+  timers_->Schedule("early", 5, "");
+  EXPECT_EQ(Pop(1049), (Fired{{"early", 5, ""}}));
+  EXPECT_EQ(timers_->NextDue(), 1050);
+
+  // A record whose processing failed: its pops are undone.
+  state_->SetSavepoint();
+  EXPECT_EQ(Pop(1059).size(), 10U);
+  state_->RollbackToSavepoint();
+  EXPECT_EQ(Pop(1051), (Fired{{"t150", 1050, ""}, {"t151", 1051, ""}}));
+
+  // A commit that is aborted: everything popped since the last commit comes back.
+  Commit();
+  EXPECT_EQ(Pop(kMax).size(), 48U);
+  state_->Abort();
+  EXPECT_EQ(Pop(1052), (Fired{{"t152", 1052, ""}}));
+  EXPECT_EQ(Pop(kMax).size(), 47U);
+  EXPECT_EQ(timers_->NextDue(), std::nullopt);
+  timers_->Schedule("late", 7, "");
+  EXPECT_EQ(timers_->NextDue(), 7);
+}
+
 }  // namespace
 }  // namespace cm::state
