@@ -55,7 +55,9 @@ class ProcessorContext {
   // True when the task has processed every record of its partition of source `topic` that the
   // broker held when the consumer last fetched it. A wall-clock punctuation waiting for a record
   // (an outcome) uses it to tell a record that never came from one not read yet: a task that
-  // lags its input must not take the second for the first.
+  // lags its input must not take the second for the first. For topics written without
+  // transactions: on a real cluster the marker that ends a transaction takes an offset no
+  // record is read at, so a transactional topic would not read as caught up after it.
   virtual bool CaughtUp(std::string_view topic) const = 0;
 
   // The largest record timestamp the task has seen.
