@@ -464,11 +464,11 @@ Attempt PostTo(const DeliveryClientOptions& options, DeliveryClient::ConnectionP
   }
   attempt.outcome = Classify(error, connection->tls, where);
   attempt.not_connected = error == httplib::Error::Connection;
-  // A kept-alive connection the server closed as the request went out: it failed before any
-  // answer, the way a connection the server closes while idle does (Go's net/http retries the
-  // same case). Receivers deduplicate on webhook-id if it did arrive.
-  attempt.stale = reused && !connected && !status &&
-                  (error == httplib::Error::Write || error == httplib::Error::Read);
+  // A kept-alive connection the server had closed: writing the request failed, so nothing was
+  // processed (Go's net/http retries a POST in the same case only). A connection closed after
+  // the request went out is the endpoint's failure, as on a new connection: it may have been
+  // processed, and the attempt records it.
+  attempt.stale = reused && !connected && !status && error == httplib::Error::Write;
   return attempt;
 }
 

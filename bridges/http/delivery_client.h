@@ -77,9 +77,8 @@ class DeliveryClient {
 
   // POSTs `body` with `headers` (in order; Host, Content-Length, Connection and
   // Transfer-Encoding are the client's own and skipped, User-Agent defaults to the options')
-  // to `url`, giving up after `timeout_ms` in all. A post on a kept-alive connection that ends
-  // before any answer (the server closed the connection as the request went out) is sent once
-  // more on a new connection.
+  // to `url`, giving up after `timeout_ms` in all. A post whose request cannot be written to a
+  // kept-alive connection (the server had closed it) is sent once more on a new connection.
   DeliveryOutcome Post(std::string_view url,
                        const std::vector<std::pair<std::string, std::string>>& headers,
                        const std::string& body, int64_t timeout_ms) const;
