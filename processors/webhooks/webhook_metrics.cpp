@@ -22,7 +22,12 @@ std::string RenderWebhookMetrics(const WebhookQueueCounters& queue, const Webhoo
       .Sample("cmstream_webhook_deferred_total", {{"reason", "circuit_open"}},
               queue.deferred_circuit.load())
       .Sample("cmstream_webhook_deferred_total", {{"reason", "sender_busy"}},
-              queue.deferred_sender.load());
+              queue.deferred_sender.load())
+      .Sample("cmstream_webhook_deferred_total", {{"reason", "endpoint_busy"}},
+              queue.deferred_endpoint.load());
+  metric("cmstream_webhook_parked_deliveries", "gauge",
+         "Due deliveries waiting in memory for their endpoint's per-endpoint limit",
+         queue.parked.load());
   metric("cmstream_webhook_leases_expired_total", "counter",
          "Attempts whose outcome did not come back before their lease ended",
          queue.leases_expired.load());

@@ -15,7 +15,9 @@ struct WebhookQueueCounters {
   std::atomic<uint64_t> deliveries_created{0};  // one per (event, endpoint)
   std::atomic<uint64_t> dispatched{0};          // attempts handed to the sender
   std::atomic<uint64_t> deferred_circuit{0};    // due, but the endpoint's circuit is open
-  std::atomic<uint64_t> deferred_sender{0};     // due, but the sender or the endpoint was busy
+  std::atomic<uint64_t> deferred_sender{0};     // due, but the sender was full or had it
+  std::atomic<uint64_t> deferred_endpoint{0};   // due, but its endpoint was at its limit
+  std::atomic<int64_t> parked{0};               // waiting in memory for their endpoint's room
   std::atomic<uint64_t> leases_expired{0};      // no outcome came back before the lease ended
   std::atomic<uint64_t> outcomes_succeeded{0};  // outcomes applied, by result
   std::atomic<uint64_t> outcomes_failed{0};

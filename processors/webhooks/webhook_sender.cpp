@@ -116,6 +116,12 @@ size_t WebhookSender::Room() const {
   return stopped_ || used >= options_.capacity ? 0 : options_.capacity - used;
 }
 
+bool WebhookSender::EndpointHasRoom(const std::string& webhook_id) const {
+  std::lock_guard lock(mu_);
+  auto it = per_endpoint_.find(webhook_id);
+  return it == per_endpoint_.end() || it->second < options_.per_endpoint;
+}
+
 WebhookSender::Counters WebhookSender::counters() const {
   std::lock_guard lock(mu_);
   Counters c = counters_;

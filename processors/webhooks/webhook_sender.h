@@ -87,6 +87,8 @@ class WebhookSender {
   Handover Submit(DeliveryJob job);
   // How many more jobs Submit would take now (per-endpoint limits aside).
   size_t Room() const;
+  // Whether Submit would take a job for this endpoint now (below its per-endpoint limit).
+  bool EndpointHasRoom(const std::string& webhook_id) const;
   // Lets the attempts being sent finish and waits until their outcomes are appended, drops the
   // queued ones (their deliveries are retried once their lease ends) and joins the threads.
   void Stop();

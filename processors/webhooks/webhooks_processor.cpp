@@ -29,6 +29,10 @@ json NotFound(const std::string& field, const std::string& id) {
 WebhooksProcessor::WebhooksProcessor(std::shared_ptr<const WebhooksOptions> options)
     : options_(std::move(options)) {}
 
+WebhooksProcessor::~WebhooksProcessor() {
+  options_->counters->parked -= static_cast<int64_t>(parked_ids_.size());
+}
+
 void WebhooksProcessor::Init(topology::ProcessorContext& context) {
   context_ = &context;
   endpoints_ = &context.GetKeyValueStore(kEndpointsStore);

@@ -23,6 +23,10 @@ namespace {
 constexpr int64_t kHourMs = 3'600'000;
 // A delivery keeps its latest attempts; older ones are summarized by attemptNumber and stats.
 constexpr size_t kMaxAttemptsKept = 50;
+// Parked deliveries a task keeps in memory; past it, a busy endpoint's due deliveries are
+// looked at again after kOverflowRecheckMs.
+constexpr size_t kMaxParked = 65'536;
+constexpr int64_t kOverflowRecheckMs = 1'000;
 
 // The error class of an attempt for the breakdown; empty for a success.
 std::string ErrorClass(const DeliveryResponse& r) {
@@ -136,9 +140,43 @@ void WebhooksProcessor::ProcessQueue(int64_t now) {
   if (!options_->sender || context_->ReplayPending()) return;
   // No more than the sender can take: the rest stay due for the next tick.
   ++options_->counters->ticks;
-  const size_t room = std::min(options_->queue_batch, options_->sender->Room());
+  size_t room = std::min(options_->queue_batch, options_->sender->Room());
+  room -= DispatchParked(now, room);
   if (room == 0) return;
   for (const auto& timer : timers_->PopDue(now, room)) Dispatch(timer.id, now);
+}
+
+void WebhooksProcessor::Park(const std::string& webhook, const std::string& delivery_id,
+                             int64_t now) {
+  ++options_->counters->deferred_endpoint;
+  bool parked = parked_ids_.contains(delivery_id);
+  if (!parked && parked_ids_.size() < kMaxParked) {
+    parked_ids_.insert(delivery_id);
+    parked_[webhook].push_back(delivery_id);
+    ++options_->counters->parked;
+    parked = true;
+  }
+  timers_->Schedule(delivery_id,
+                    now + (parked ? options_->timeout_ms + options_->outcome_grace_ms
+                                  : kOverflowRecheckMs),
+                    "");
+}
+
+size_t WebhooksProcessor::DispatchParked(int64_t now, size_t room) {
+  size_t taken = 0;
+  for (auto it = parked_.begin(); it != parked_.end() && taken < room;) {
+    std::deque<std::string>& waiting = it->second;
+    while (!waiting.empty() && taken < room && options_->sender->EndpointHasRoom(it->first)) {
+      const std::string id = std::move(waiting.front());
+      waiting.pop_front();
+      parked_ids_.erase(id);
+      --options_->counters->parked;
+      ++taken;
+      Dispatch(id, now);  // may park it again, behind the others
+    }
+    it = waiting.empty() ? parked_.erase(it) : std::next(it);
+  }
+  return taken;
 }
 
 void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
@@ -186,6 +224,10 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     SaveDelivery(d);
     return;
   }
+  if (!options_->sender->EndpointHasRoom(webhook)) {
+    Park(webhook, delivery_id, now);
+    return;
+  }
   CircuitBreaker circuit = CircuitBreaker::FromJson(endpoint->value("circuit", json()));
   const auto before = circuit.ToJson();
   auto admission = circuit.Admit(options_->circuit, delivery_id, now);
@@ -218,21 +260,28 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
       job.secrets.push_back(s.value("secret", ""));
   }
   job.timeout_ms = options_->timeout_ms;
+  bool endpoint_busy = false;
   switch (options_->sender->Submit(std::move(job))) {
     case WebhookSender::Handover::kAccepted:
       break;
-    case WebhookSender::Handover::kBusy:
     case WebhookSender::Handover::kEndpointBusy:
+      endpoint_busy = true;
+      [[fallthrough]];
+    case WebhookSender::Handover::kBusy:
     case WebhookSender::Handover::kFull:
     case WebhookSender::Handover::kStopped:
       // Not sent: the probe slot (if this took it) goes back, and the delivery asks again.
-      ++options_->counters->deferred_sender;
       circuit.Release(delivery_id);
       if (circuit.ToJson() != before) {
         (*endpoint)["circuit"] = circuit.ToJson();
         SaveEndpoint(*endpoint);
       }
-      timers_->Schedule(delivery_id, now + options_->queue_interval_ms, "");
+      if (endpoint_busy) {
+        Park(webhook, delivery_id, now);
+      } else {
+        ++options_->counters->deferred_sender;
+        timers_->Schedule(delivery_id, now + options_->queue_interval_ms, "");
+      }
       return;
   }
   if (circuit.ToJson() != before) {

@@ -3,8 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <memory>
+#include <mutex>
 
+#include "child_process.h"
 #include "processors/webhooks/webhook_signature.h"
 #include "webhooks_test_support.h"
 
@@ -323,6 +328,107 @@ TEST(WebhooksAttemptTest, AnOutcomeNotReadYetIsNotTakenForALostOne) {
   EXPECT_EQ(d["attemptNumber"], 1);
   h.Tick(0, 1000);
   EXPECT_EQ(h.Requests().size(), 1u);
+}
+
+// Holds every request until opened, so attempts stay in flight (as to a slow endpoint).
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  void Open() {
+    std::lock_guard lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  void Pass() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return open; });
+  }
+};
+
+// Opens the gate when it goes out of scope, before the harness stops its sender.
+struct GateOpener {
+  std::shared_ptr<Gate> gate;
+  ~GateOpener() { gate->Open(); }
+};
+
+bool WaitForRequests(WebhooksHarness& h, size_t n) {
+  return cm::testing::WaitFor([&] { return h.Requests().size() >= n; }, std::chrono::seconds(10));
+}
+
+// The timer store's changes buffered since the last commit: what the next commit appends to
+// its changelog.
+size_t PendingTimerChanges(WebhooksHarness& h) {
+  size_t n = 0;
+  h.driver().TaskFor(kCommands, kOrg).state().VisitPendingChanges(
+      [&](const std::string& store, const state::StoreChange&) {
+        if (store == kDeliveryTimersStore) ++n;
+      });
+  return n;
+}
+
+TEST(WebhooksQueueTest, DeliveriesWaitingForABusyEndpointWriteNothingAndGoInOrder) {
+  WebhooksHarness h({}, 3, WebhookSenderOptions{4, 1, 256});  // one at a time per endpoint
+  auto gate = std::make_shared<Gate>();
+  GateOpener opener{gate};
+  h.Respond([gate](const DeliveryRequest&) {
+    gate->Pass();
+    return Status(200);
+  });
+  h.Register(kOrg);
+  for (int i = 0; i < 10; ++i) {
+    h.Event(kOrg, "evt-" + std::to_string(i));
+    h.driver().AdvanceWallClock(1);  // each due a millisecond after the one before
+  }
+  h.Tick();
+  ASSERT_TRUE(WaitForRequests(h, 1));
+  EXPECT_EQ(h.options().counters->parked.load(), 9);
+  h.driver().Commit();
+  for (int i = 0; i < 100; ++i) h.Tick();
+  EXPECT_EQ(PendingTimerChanges(h), 0u)
+      << "a delivery waiting for its endpoint is not rescheduled on every tick";
+  EXPECT_EQ(h.Requests().size(), 1u) << "never more than the endpoint's limit in flight";
+
+  gate->Open();
+  h.Pump(10);
+  const auto requests = h.Requests();
+  ASSERT_EQ(requests.size(), 10u);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(json::parse(requests[i].body)["eventId"], "evt-" + std::to_string(i))
+        << "waiting deliveries go in the order they became due";
+  }
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(h.DeliveryOf(kOrg, "evt-" + std::to_string(i))["status"], "succeeded");
+  EXPECT_EQ(h.options().counters->parked.load(), 0);
+}
+
+TEST(WebhooksQueueTest, DeliveriesWaitingForABusyEndpointGoOutAfterARestart) {
+  WebhooksHarness h({}, 3, WebhookSenderOptions{4, 1, 256});
+  auto gate = std::make_shared<Gate>();
+  GateOpener opener{gate};
+  h.Respond([gate](const DeliveryRequest&) {
+    gate->Pass();
+    return Status(200);
+  });
+  h.Register(kOrg);
+  for (int i = 0; i < 4; ++i) {
+    h.Event(kOrg, "evt-" + std::to_string(i));
+    h.driver().AdvanceWallClock(1);
+  }
+  h.Tick();
+  ASSERT_TRUE(WaitForRequests(h, 1));
+  h.driver().Commit();
+  ASSERT_TRUE(h.driver().Restart().ok());  // what waited in memory is gone
+  gate->Open();
+  h.FeedOutcomes(1);
+  EXPECT_EQ(h.DeliveryOf(kOrg, "evt-0")["status"], "succeeded");
+  // The waiting ones come back with their stored timers, a lease later.
+  const int64_t lease = h.options().timeout_ms + h.options().outcome_grace_ms;
+  h.driver().AdvanceWallClock(lease);
+  h.Pump(3);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(h.DeliveryOf(kOrg, "evt-" + std::to_string(i))["status"], "succeeded");
+  EXPECT_EQ(h.Requests().size(), 4u) << "each sent once";
 }
 
 TEST(WebhooksAttemptTest, StaleAndRepeatedOutcomesChangeNothing) {

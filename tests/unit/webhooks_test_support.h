@@ -95,14 +95,15 @@ inline DeliveryResponse Status(int status, int64_t ms = 10) {
 
 class WebhooksHarness {
  public:
-  explicit WebhooksHarness(WebhooksOptions options = {}, int32_t partitions = 3)
+  explicit WebhooksHarness(WebhooksOptions options = {}, int32_t partitions = 3,
+                           WebhookSenderOptions sender = {4, 16, 256})
       : transport_(std::make_shared<ScriptedTransport::Shared>()),
         log_(std::make_shared<CollectingLog::Shared>()) {
     options.own_source = true;
     options.allow_http = true;
     sender_ = std::make_shared<WebhookSender>(std::make_unique<ScriptedTransport>(transport_),
                                               std::make_unique<CollectingLog>(log_),
-                                              WebhookSenderOptions{4, 16, 256});
+                                              sender);
     options.sender = sender_;
     options_ = options;
     topology::TopologyBuilder b;
