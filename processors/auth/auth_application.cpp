@@ -40,33 +40,50 @@ HttpResponse Validation(const std::string& message) {
 
 }  // namespace
 
-state::Status WriteApiKey(const topology::KafkaStreams& streams,
-                          const topology::CommandSender& commands, const ApiKeyRecord& record,
-                          std::chrono::milliseconds timeout) {
-  const std::string value = record.Serialize();
-  if (auto s = commands.Append(kApiKeysTopic, record.key_id, value); !s.ok()) return s;
-  bool seen = WaitUntil(
-      [&] {
-        auto stored = Lookup(streams, record.key_id);
-        return stored && stored->Serialize() == value;
-      },
-      timeout);
-  if (!seen)
+namespace {
+
+// Appends `record` and waits until the global store holds a record for its key id that
+// `seen` accepts.
+state::Status AppendAndAwait(const topology::KafkaStreams& streams,
+                             const topology::CommandSender& commands, const ApiKeyRecord& record,
+                             const std::function<bool(const ApiKeyRecord&)>& seen,
+                             std::chrono::milliseconds timeout) {
+  if (auto s = commands.Append(kApiKeysTopic, record.key_id, record.Serialize()); !s.ok())
+    return s;
+  if (!WaitUntil(
+          [&] {
+            auto stored = Lookup(streams, record.key_id);
+            return stored && seen(*stored);
+          },
+          timeout))
     return state::Status::Unavailable(
         "the key was written but this instance has not read it "
         "back yet; it takes effect shortly");
   return state::Status::OK();
 }
 
+}  // namespace
+
+state::Status WriteApiKey(const topology::KafkaStreams& streams,
+                          const topology::CommandSender& commands, const ApiKeyRecord& record,
+                          std::chrono::milliseconds timeout) {
+  const std::string value = record.Serialize();
+  return AppendAndAwait(
+      streams, commands, record,
+      [&](const ApiKeyRecord& stored) { return stored.Serialize() == value; }, timeout);
+}
+
 state::Status EnsureAdminKey(const topology::KafkaStreams& streams,
                              const topology::CommandSender& commands, const std::string& token,
-                             std::chrono::milliseconds timeout) {
-  auto record = AdminRecordForToken(token, topology::WallClockMs());
+                             int64_t now_ms, std::chrono::milliseconds timeout) {
+  auto record = AdminRecordForToken(token, now_ms);
   if (!record.ok()) return record.status();
   if (!WaitUntil([&] { return streams.GlobalStoresRestored(); }, timeout))
     return state::Status::Unavailable("the api-keys store did not finish restoring");
   if (Lookup(streams, record->key_id)) return state::Status::OK();
-  return WriteApiKey(streams, commands, *record, timeout);
+  // Another instance may write it too, a second apart: any record of the key id will do.
+  return AppendAndAwait(
+      streams, commands, *record, [](const ApiKeyRecord&) { return true; }, timeout);
 }
 
 state::Status AuthApplication::AddTo(topology::TopologyBuilder& builder) const {

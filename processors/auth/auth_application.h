@@ -30,11 +30,12 @@ class AuthApplication final : public topology::StreamApplication {
 state::Status WriteApiKey(const topology::KafkaStreams& streams,
                           const topology::CommandSender& commands, const ApiKeyRecord& record,
                           std::chrono::milliseconds timeout);
-// CM_ADMIN_KEY: once the global store is restored, makes sure `token` is an admin key. A key
-// id that is already there (revoked or not) is left as it is, so a revoked admin key stays
-// revoked across restarts.
+// CM_ADMIN_KEY: once the global store is restored, makes sure `token` is an admin key
+// (created at `now_ms`). A key id that is already there (revoked or not) is left as it is, so
+// a revoked admin key stays revoked across restarts. Instances started together may each write
+// it, with their own creation times: whichever record the store ends with is the key.
 state::Status EnsureAdminKey(const topology::KafkaStreams& streams,
                              const topology::CommandSender& commands, const std::string& token,
-                             std::chrono::milliseconds timeout);
+                             int64_t now_ms, std::chrono::milliseconds timeout);
 
 }  // namespace cm::auth

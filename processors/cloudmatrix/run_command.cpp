@@ -19,6 +19,7 @@
 #include "processors/webhooks/webhook_sender.h"
 #include "topology/common/log.h"
 #include "topology/common/units.h"
+#include "topology/common/wall_clock.h"
 #include "topology/query/command_sender.h"
 #include "topology/query/http_server.h"
 #include "topology/query/query_router.h"
@@ -489,7 +490,8 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   // The first admin key: written once the api-keys store is restored, before any request.
   if (const char* admin_key = std::getenv("CM_ADMIN_KEY");
       admin_key != nullptr && *admin_key != '\0' && backfill == nullptr) {
-    if (auto s = auth::EnsureAdminKey(streams, commands, admin_key, std::chrono::seconds(60));
+    if (auto s = auth::EnsureAdminKey(streams, commands, admin_key, topology::WallClockMs(),
+                                      std::chrono::seconds(60));
         !s.ok()) {
       Log(LogLevel::kError, "admin_key_failed", {{"error", s.ToString()}});
       return s.code() == state::Status::Code::kInvalidArgument ? 2 : 1;

@@ -5,8 +5,10 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <latch>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <thread>
 
 #include "processors/auth/api_key.h"
 #include "topology/common/crypto.h"
@@ -354,6 +356,34 @@ TEST_F(AuthTest, ForwardedRequestsWithoutTheClusterSignatureAreRefused) {
   httplib::Headers with_key = Bearer(testing::kTestAdminKey);
   with_key.emplace("X-Cm-Forwarded-By", "intruder");
   EXPECT_EQ(Send("GET", path, "", with_key)->status, 401);
+}
+
+// Two instances started together each write CM_ADMIN_KEY when neither has read the other's
+// record yet, with creation times a second apart: both start, whichever record stays.
+TEST_F(AuthTest, InstancesStartingTogetherBothTakeTheAdminKeyWhicheverRecordStays) {
+  b_ = Start("b");
+  for (int round = 0; round < 5; ++round) {
+    auto made = auth::CreateApiKey("", {"admin"}, "", "admin", topology::WallClockMs());
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+    const std::string token = made->token;
+    const int64_t now = topology::WallClockMs();
+    std::latch go(2);
+    state::Status on_a, on_b;
+    std::thread starting_b([&] {
+      go.arrive_and_wait();
+      on_b = auth::EnsureAdminKey(b_->streams(), b_->commands(), token, now + 1000, 10s);
+    });
+    go.arrive_and_wait();
+    on_a = auth::EnsureAdminKey(a_->streams(), a_->commands(), token, now, 10s);
+    starting_b.join();
+    EXPECT_TRUE(on_a.ok()) << "round " << round << ": " << on_a.ToString();
+    EXPECT_TRUE(on_b.ok()) << "round " << round << ": " << on_b.ToString();
+    for (int port : {a_->port(), b_->port()}) {
+      auto r = Send("GET", "/v1/admin/api-keys", "", Bearer(token), port);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->status, 200) << r->body;
+    }
+  }
 }
 
 TEST_F(AuthTest, KeysAreLoadedFromTheGlobalStoreBeforeARestartedInstanceIsReady) {

@@ -12,6 +12,7 @@
 
 #include "in_process.h"
 #include "processors/auth/auth_application.h"
+#include "topology/common/wall_clock.h"
 #include "processors/teams/teams_routes.h"
 #include "processors/teams/teams_topology.h"
 #include "processors/usage/usage_options.h"
@@ -74,7 +75,7 @@ class UsageInstance {
     }
     if (auto s = instance_->Start(); !s.ok()) return s;
     return auth::EnsureAdminKey(instance_->streams(), instance_->sender(), kTestAdminKey,
-                                std::chrono::seconds(30));
+                                topology::WallClockMs(), std::chrono::seconds(30));
   }
   void Stop() {
     if (instance_) instance_->Stop();
@@ -84,6 +85,7 @@ class UsageInstance {
   httplib::Client& client() { return instance_->client(); }
   topology::HttpServer& server() { return instance_->server(); }
   topology::KafkaStreams& streams() { return instance_->streams(); }
+  const topology::CommandSender& commands() { return instance_->sender(); }
   const UsageInstanceOptions& options() const { return options_; }
   int port() const { return instance_->port(); }
   // Events appended by this instance's POST /v1/usage/events.
