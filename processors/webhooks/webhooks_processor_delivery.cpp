@@ -24,9 +24,11 @@ constexpr int64_t kHourMs = 3'600'000;
 // A delivery keeps its latest attempts; older ones are summarized by attemptNumber and stats.
 constexpr size_t kMaxAttemptsKept = 50;
 // Parked deliveries a task keeps in memory; past it, a busy endpoint's due deliveries are
-// looked at again after kOverflowRecheckMs.
+// looked at again after kRecheckMs.
 constexpr size_t kMaxParked = 65'536;
-constexpr int64_t kOverflowRecheckMs = 1'000;
+// How soon a delivery held back by this process (parking is full, the task lags its attempts)
+// is looked at again: not every tick, as each look that defers it is a timer store write.
+constexpr int64_t kRecheckMs = 1'000;
 
 // The error class of an attempt for the breakdown; empty for a success.
 std::string ErrorClass(const DeliveryResponse& r) {
@@ -158,7 +160,7 @@ void WebhooksProcessor::Park(const std::string& webhook, const std::string& deli
   }
   timers_->Schedule(delivery_id,
                     now + (parked ? options_->timeout_ms + options_->outcome_grace_ms
-                                  : kOverflowRecheckMs),
+                                  : kRecheckMs),
                     "");
 }
 
@@ -197,7 +199,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     // Outcomes appended before the lease ended may not be read yet when the task lags: only a
     // task that has read its attempts partition to the end knows the outcome never came.
     if (!context_->CaughtUp(options_->attempts_topic)) {
-      timers_->Schedule(delivery_id, now + options_->queue_interval_ms, "");
+      timers_->Schedule(delivery_id, now + kRecheckMs, "");
       return;
     }
     // The outcome never came back (the instance that sent it stopped): a failed attempt.

@@ -352,10 +352,6 @@ struct GateOpener {
   ~GateOpener() { gate->Open(); }
 };
 
-bool WaitForRequests(WebhooksHarness& h, size_t n) {
-  return cm::testing::WaitFor([&] { return h.Requests().size() >= n; }, std::chrono::seconds(10));
-}
-
 // The timer store's changes buffered since the last commit: what the next commit appends to
 // its changelog.
 size_t PendingTimerChanges(WebhooksHarness& h) {
@@ -367,21 +363,34 @@ size_t PendingTimerChanges(WebhooksHarness& h) {
   return n;
 }
 
-TEST(WebhooksQueueTest, DeliveriesWaitingForABusyEndpointWriteNothingAndGoInOrder) {
-  WebhooksHarness h({}, 3, WebhookSenderOptions{4, 1, 256});  // one at a time per endpoint
-  auto gate = std::make_shared<Gate>();
-  GateOpener opener{gate};
-  h.Respond([gate](const DeliveryRequest&) {
-    gate->Pass();
-    return Status(200);
-  });
-  h.Register(kOrg);
-  for (int i = 0; i < 10; ++i) {
-    h.Event(kOrg, "evt-" + std::to_string(i));
-    h.driver().AdvanceWallClock(1);  // each due a millisecond after the one before
+// An endpoint that takes one attempt at a time and holds every request until the gate opens;
+// `events` events due a millisecond apart, and one processQueue tick: the first attempt is in
+// flight, the others wait for the endpoint.
+struct BusyEndpoint {
+  explicit BusyEndpoint(int events) : h({}, 3, WebhookSenderOptions{4, 1, 256}) {
+    h.Respond([gate = gate](const DeliveryRequest&) {
+      gate->Pass();
+      return Status(200);
+    });
+    h.Register(kOrg);
+    for (int i = 0; i < events; ++i) {
+      h.Event(kOrg, "evt-" + std::to_string(i));
+      h.driver().AdvanceWallClock(1);
+    }
+    h.Tick();
+    in_flight = cm::testing::WaitFor([&] { return h.Requests().size() == 1; },
+                                      std::chrono::seconds(10));
   }
-  h.Tick();
-  ASSERT_TRUE(WaitForRequests(h, 1));
+  WebhooksHarness h;
+  std::shared_ptr<Gate> gate = std::make_shared<Gate>();
+  GateOpener opener{gate};  // destroyed first: opens the gate before the sender stops
+  bool in_flight = false;
+};
+
+TEST(WebhooksQueueTest, DeliveriesWaitingForABusyEndpointWriteNothingAndGoInOrder) {
+  BusyEndpoint busy(10);
+  WebhooksHarness& h = busy.h;
+  ASSERT_TRUE(busy.in_flight);
   EXPECT_EQ(h.options().counters->parked.load(), 9);
   h.driver().Commit();
   for (int i = 0; i < 100; ++i) h.Tick();
@@ -389,7 +398,7 @@ TEST(WebhooksQueueTest, DeliveriesWaitingForABusyEndpointWriteNothingAndGoInOrde
       << "a delivery waiting for its endpoint is not rescheduled on every tick";
   EXPECT_EQ(h.Requests().size(), 1u) << "never more than the endpoint's limit in flight";
 
-  gate->Open();
+  busy.gate->Open();
   h.Pump(10);
   const auto requests = h.Requests();
   ASSERT_EQ(requests.size(), 10u);
@@ -403,23 +412,12 @@ TEST(WebhooksQueueTest, DeliveriesWaitingForABusyEndpointWriteNothingAndGoInOrde
 }
 
 TEST(WebhooksQueueTest, DeliveriesWaitingForABusyEndpointGoOutAfterARestart) {
-  WebhooksHarness h({}, 3, WebhookSenderOptions{4, 1, 256});
-  auto gate = std::make_shared<Gate>();
-  GateOpener opener{gate};
-  h.Respond([gate](const DeliveryRequest&) {
-    gate->Pass();
-    return Status(200);
-  });
-  h.Register(kOrg);
-  for (int i = 0; i < 4; ++i) {
-    h.Event(kOrg, "evt-" + std::to_string(i));
-    h.driver().AdvanceWallClock(1);
-  }
-  h.Tick();
-  ASSERT_TRUE(WaitForRequests(h, 1));
+  BusyEndpoint busy(4);
+  WebhooksHarness& h = busy.h;
+  ASSERT_TRUE(busy.in_flight);
   h.driver().Commit();
   ASSERT_TRUE(h.driver().Restart().ok());  // what waited in memory is gone
-  gate->Open();
+  busy.gate->Open();
   h.FeedOutcomes(1);
   EXPECT_EQ(h.DeliveryOf(kOrg, "evt-0")["status"], "succeeded");
   // The waiting ones come back with their stored timers, a lease later.
