@@ -23,9 +23,11 @@ namespace {
 constexpr int64_t kHourMs = 3'600'000;
 // A delivery keeps its latest attempts; older ones are summarized by attemptNumber and stats.
 constexpr size_t kMaxAttemptsKept = 50;
-// Parked deliveries a task keeps in memory; past it, a busy endpoint's due deliveries are
-// looked at again after kRecheckMs.
-constexpr size_t kMaxParked = 65'536;
+// Parked deliveries a task keeps in memory (about 200 bytes each, so at most ~50 MB); past
+// it, a busy endpoint's due deliveries are looked at again after kRecheckMs. Large enough for
+// a burst of 80,000 deliveries (ops/bench/webhooks' direct run) not to overflow: each overflowed
+// delivery is read and rescheduled every second.
+constexpr size_t kMaxParked = 262'144;
 // How soon a delivery held back by this process (parking is full, the task lags its attempts)
 // is looked at again: not every tick, as each look that defers it is a timer store write.
 constexpr int64_t kRecheckMs = 1'000;
