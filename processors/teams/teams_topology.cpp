@@ -11,7 +11,9 @@ namespace cm::teams {
 state::Status AddTeamsTopology(topology::TopologyBuilder& builder, const TeamsOptions& options) {
   if (auto s = options.Validate(); !s.ok()) return s;
   auto shared = std::make_shared<const TeamsOptions>(options);
-  if (options.own_source) builder.AddSource(options.source_node, {options.commands_topic});
+  if (options.own_source)
+    builder.AddSource(options.source_node, {options.commands_topic},
+                      topology::SourcePartitioning::kByKey);
   builder
       .AddProcessor(kTeamsProcessorNode,
                     [shared] { return std::make_unique<TeamsProcessor>(shared); },

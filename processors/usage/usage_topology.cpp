@@ -10,9 +10,13 @@ namespace cm::usage {
 state::Status AddUsageTopology(topology::TopologyBuilder& builder, const UsageOptions& options) {
   if (auto s = options.Validate(); !s.ok()) return s;
   auto shared = std::make_shared<const UsageOptions>(options);
-  builder.AddSource(kUsageSourceNode, {options.events_topic, options.commands_topic})
+  // Queries find an organization's figures in the task its key maps to.
+  builder
+      .AddSource(kUsageSourceNode, {options.events_topic, options.commands_topic},
+                 topology::SourcePartitioning::kByKey)
       .AddProcessor(kUsageProcessorNode,
-                    [shared] { return std::make_unique<UsageProcessor>(shared); }, {kUsageSourceNode})
+                    [shared] { return std::make_unique<UsageProcessor>(shared); },
+                    {kUsageSourceNode})
       .AddSink(kQuotaAlertsSinkNode, options.quota_alerts_topic, {kUsageProcessorNode});
   for (auto& spec : UsageStoreSpecs()) builder.AddStateStore(spec, {kUsageProcessorNode});
   return state::Status::OK();

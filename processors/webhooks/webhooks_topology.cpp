@@ -12,10 +12,12 @@ state::Status AddWebhooksTopology(topology::TopologyBuilder& builder,
   if (auto s = options.Validate(); !s.ok()) return s;
   auto shared = std::make_shared<const WebhooksOptions>(options);
   if (options.own_source)
-    builder.AddSource(options.source_node, {options.events_topic, options.commands_topic});
+    builder.AddSource(options.source_node, {options.events_topic, options.commands_topic},
+                      topology::SourcePartitioning::kByKey);
   builder
       .AddSource(kWebhooksSourceNode,
-                 {options.team_events_topic, options.quota_alerts_topic, options.attempts_topic})
+                 {options.team_events_topic, options.quota_alerts_topic, options.attempts_topic},
+                 topology::SourcePartitioning::kByKey)
       .AddProcessor(kWebhooksProcessorNode,
                     [shared] { return std::make_unique<WebhooksProcessor>(shared); },
                     {options.source_node, kWebhooksSourceNode});

@@ -4,7 +4,9 @@
 // and a few repeats with other content. At the end, for every organization, the figures over
 // HTTP count each distinct eventId once (first version wins), the quota status agrees, every
 // crossed alert threshold is on cloudmatrix.quota-alerts exactly once (none that was not
-// crossed), and each conflicting repeat is in the DLQ exactly once.
+// crossed), and each conflicting repeat is in the DLQ exactly once. A quarter of the
+// organizations are produced with librdkafka's default partitioner (CRC32, not Kafka's murmur2),
+// so their records that land away from the owning task are re-produced to it across the kills.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -24,6 +26,7 @@
 #include "run_instance.h"
 #include "snapshot_figures.h"
 #include "topology/common/wall_clock.h"
+#include "topology/kafka/partitioner.h"
 
 namespace cm {
 namespace {
@@ -86,6 +89,14 @@ struct Stream {
     std::string value;
   };
   std::mt19937_64 rng{20261123};
+  // Organizations org-003, org-007, ... go through a producer with librdkafka's default
+  // partitioner; all of one organization's records go through one producer, in order.
+  rd_kafka_t* by_murmur2 = nullptr;
+  rd_kafka_t* by_crc32 = nullptr;
+  static bool ProducedByCrc32(const std::string& org) { return std::stoi(org.substr(4)) % 4 == 3; }
+  rd_kafka_t* ProducerOf(const std::string& org) const {
+    return ProducedByCrc32(org) ? by_crc32 : by_murmur2;
+  }
   int64_t not_before_ms = 0;  // start of the billing period: every event falls in it
   std::vector<Sent> first_versions;
   std::map<std::string, Expected> expected;
@@ -93,18 +104,18 @@ struct Stream {
   int repeats = 0;       // an earlier event's JSON again, later in the stream
   int conflicts = 0;     // an earlier eventId with other content: DLQ, the first version counts
 
-  // Appends one record or two (a new event and its redelivery) to the producer's queue.
-  void ProduceOne(rd_kafka_t* p) {
+  // Appends one record or two (a new event and its redelivery) to a producer's queue.
+  void ProduceOne() {
     const int r = static_cast<int>(rng() % 100);
     if (r < 6 && !first_versions.empty()) {
       const Sent& earlier = first_versions[rng() % first_versions.size()];
       if (r < 5) {
-        testing::Produce(p, kEventsTopic, earlier.org, earlier.value);
+        testing::Produce(ProducerOf(earlier.org), kEventsTopic, earlier.org, earlier.value);
         ++repeats;
       } else {
         json other = json::parse(earlier.value);
         other["userId"] = "someone-else";
-        testing::Produce(p, kEventsTopic, earlier.org, other.dump());
+        testing::Produce(ProducerOf(earlier.org), kEventsTopic, earlier.org, other.dump());
         ++conflicts;
       }
       return;
@@ -138,9 +149,9 @@ struct Stream {
       x.storage_bytes += q;
     }
     first_versions.push_back({org, e.dump()});
-    testing::Produce(p, kEventsTopic, org, first_versions.back().value);
+    testing::Produce(ProducerOf(org), kEventsTopic, org, first_versions.back().value);
     if (rng() % 100 < 5) {
-      testing::Produce(p, kEventsTopic, org, first_versions.back().value);
+      testing::Produce(ProducerOf(org), kEventsTopic, org, first_versions.back().value);
       ++redeliveries;
     }
   }
@@ -233,15 +244,19 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
   stream.not_before_ms = *period_start;
   std::atomic<int> produced{0};
   std::jthread producer([&](std::stop_token kills_done) {
-    auto p = testing::NewProducer(bootstrap);
+    auto murmur2 = testing::NewProducer(bootstrap);
+    auto crc32 = testing::NewClient(RD_KAFKA_PRODUCER, bootstrap,
+                                    {{"linger.ms", "5"}, {"enable.idempotence", "true"}});
+    stream.by_murmur2 = murmur2.get();
+    stream.by_crc32 = crc32.get();
     while (static_cast<int>(stream.first_versions.size()) < kMinEvents ||
            !kills_done.stop_requested()) {
-      for (int i = 0; i < kChunk; ++i) stream.ProduceOne(p.get());
-      rd_kafka_flush(p.get(), 10000);
+      for (int i = 0; i < kChunk; ++i) stream.ProduceOne();
+      for (rd_kafka_t* p : {murmur2.get(), crc32.get()}) rd_kafka_flush(p, 10000);
       produced = static_cast<int>(stream.first_versions.size());
       std::this_thread::sleep_for(200ms);
     }
-    rd_kafka_flush(p.get(), 30000);
+    for (rd_kafka_t* p : {murmur2.get(), crc32.get()}) rd_kafka_flush(p, 30000);
   });
 
   for (int kill = 1; kill <= kKills; ++kill) {
@@ -377,6 +392,35 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
       << dead.size() << " of " << stream.conflicts;
   read_dlq(1000);
   for (const auto& [position, count] : dead) EXPECT_EQ(count, 1) << "DLQ input " << position;
+
+  // The events that landed away from their organization's partition were re-produced to it
+  // once each, and only those.
+  testing::TopicReader events(bootstrap, kEventsTopic, kPartitions);
+  std::map<std::string, int> copies_of;  // "<partition>/<offset>" first landed -> copies
+  int misrouted = 0;
+  auto read_events = [&](int wait_ms) {
+    for (const auto& m : events.Poll(wait_ms)) {
+      const bool owner = m.partition == topology::PartitionForKey(m.key, kPartitions);
+      std::string from;
+      for (const auto& [name, value] : m.headers)
+        if (name == "cm-rerouted-from") from = value;
+      if (!from.empty()) {
+        copies_of[from]++;
+        EXPECT_TRUE(owner) << m.key << " re-produced to partition " << m.partition;
+        EXPECT_TRUE(Stream::ProducedByCrc32(m.key)) << m.key;
+      } else if (!owner) {
+        ++misrouted;
+        EXPECT_TRUE(Stream::ProducedByCrc32(m.key)) << m.key;
+      }
+    }
+    return misrouted > 0 && static_cast<int>(copies_of.size()) == misrouted;
+  };
+  EXPECT_TRUE(WaitFor([&] { return read_events(500); }, 60s, 200ms))
+      << misrouted << " misrouted, " << copies_of.size() << " re-produced";
+  read_events(1000);  // nothing more may follow
+  EXPECT_EQ(static_cast<int>(copies_of.size()), misrouted);
+  for (const auto& [from, count] : copies_of) EXPECT_EQ(count, 1) << "copies of " << from;
+  std::cout << misrouted << " events landed away from their organization's partition\n";
 
   // SIGTERM is a clean shutdown: final commit, tasks closed, exit status 0.
   for (int status : {a.process->Kill(SIGTERM), b.process->Kill(SIGTERM), broker.Kill(SIGTERM)}) {

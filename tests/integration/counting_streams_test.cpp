@@ -8,6 +8,7 @@
 #include "in_process.h"
 #include "kafka_clients.h"
 #include "processors/counting/counting_topology.h"
+#include "topology/processor/processor.h"
 
 namespace cm {
 namespace {
@@ -33,9 +34,11 @@ class CountingStreamsTest : public ::testing::TestWithParam<topology::Processing
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
-  std::unique_ptr<testing::InProcessInstance> StartStreams() {
+  // Runs the counting topology, or `topology` when given.
+  std::unique_ptr<testing::InProcessInstance> StartStreams(
+      const topology::Topology* topology = nullptr) {
     auto instance = std::make_unique<testing::InProcessInstance>(
-        *broker_, *topology_,
+        *broker_, topology != nullptr ? *topology : *topology_,
         testing::InstanceOptions{.state_dir = (dir_ / "state").string(),
                                  .configure = [guarantee = GetParam()](topology::StreamsConfig& c) {
                                    c.guarantee = guarantee;
@@ -92,6 +95,68 @@ TEST_P(CountingStreamsTest, RestoresFromChangelogAfterLocalStateIsDeleted) {
     uint64_t entries = 0;
     for (const auto& task : t.tasks) entries += task.store_entries;
     EXPECT_GE(entries, 100u);
+  }
+}
+
+// Forwards each record with the task's stream time as its value.
+class StreamTimeEcho final : public topology::Processor {
+ public:
+  void Init(topology::ProcessorContext& context) override { context_ = &context; }
+  void Process(const topology::Record& record) override {
+    topology::Record out;
+    out.key = record.key;
+    out.value = std::to_string(context_->StreamTime());
+    out.timestamp_ms = record.timestamp_ms;
+    context_->Forward(out);
+  }
+
+ private:
+  topology::ProcessorContext* context_ = nullptr;
+};
+
+// Each commit seals the task's stream time: a task restored from the changelogs alone (its local
+// state deleted) goes on from it, so a record older than what the task saw before does not move
+// its stream time back (windows closed before stay closed).
+TEST_P(CountingStreamsTest, StreamTimeContinuesFromTheLastSealAfterARestore) {
+  topology::TopologyBuilder builder;
+  builder.AddSource("in", {"count-input"})
+      .AddProcessor("echo", [] { return std::make_unique<StreamTimeEcho>(); }, {"in"})
+      .AddSink("out", "count-output", {"echo"});
+  auto built = builder.Build("it-stream-time");
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  const topology::Topology echo = std::move(built).value();
+  constexpr int kKeys = 16;
+  constexpr int64_t kLate = 1'000'000'000'000;  // 2001, well before what round 1 sends
+  const int64_t round1 = kLate + 86'400'000;
+  testing::TopicReader reader(broker_->bootstrap_servers(), "count-output", 4);
+  std::map<std::string, long> seen;
+  auto read_until = [&](auto done) {
+    return testing::WaitFor(
+        [&] {
+          for (auto& m : reader.Poll(100)) seen[m.key] = std::stol(m.value);
+          return done();
+        },
+        60s, 50ms);
+  };
+  {
+    auto streams = StartStreams(&echo);
+    for (int i = 0; i < kKeys; ++i)
+      testing::Produce(producer_.get(), "count-input", "k" + std::to_string(i), "x", round1 + i);
+    rd_kafka_flush(producer_.get(), 10000);
+    ASSERT_TRUE(read_until([&] { return static_cast<int>(seen.size()) == kKeys; }));
+    streams->Stop();
+  }
+  std::map<std::string, long> before = seen;
+  std::filesystem::remove_all(dir_ / "state");
+  auto streams = StartStreams(&echo);
+  seen.clear();
+  for (int i = 0; i < kKeys; ++i)
+    testing::Produce(producer_.get(), "count-input", "k" + std::to_string(i), "late", kLate);
+  rd_kafka_flush(producer_.get(), 10000);
+  ASSERT_TRUE(read_until([&] { return static_cast<int>(seen.size()) == kKeys; }));
+  for (const auto& [key, stream_time] : seen) {
+    EXPECT_GE(stream_time, before.at(key)) << key << ": stream time went back";
+    EXPECT_GE(stream_time, round1) << key;
   }
 }
 

@@ -185,6 +185,21 @@ class UsageClusterTest : public ::testing::Test {
         },
         60s))
         << a_->streams().ReadyReport().dump() << b_->streams().ReadyReport().dump();
+    // Until each instance's metadata names the owner of every task, a query for the other's
+    // organization answers 503 "retry shortly".
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          for (UsageInstance* at : {a_.get(), b_.get()}) {
+            for (UsageInstance* runner : {a_.get(), b_.get()}) {
+              for (const auto& task : runner->streams().RunningTasks()) {
+                auto owner = at->metadata().OwnerOf(task);
+                if (!owner || owner->instance_id != runner->metadata().instance_id()) return false;
+              }
+            }
+          }
+          return true;
+        },
+        30s));
     std::vector<std::string> on_a, on_b;
     for (int i = 0; (on_a.size() < 2 || on_b.size() < 2) && i < 1000; ++i) {
       const std::string org = "org-" + std::to_string(i);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,7 @@
 #include "kafka_clients.h"
 #include "processors/usage/time_util.h"
 #include "topology/common/wall_clock.h"
+#include "topology/kafka/partitioner.h"
 #include "usage_instance.h"
 
 namespace cm {
@@ -127,6 +129,73 @@ TEST_F(UsageHttpTest, RecordsEventsAndAnswersExactSumsCountingDuplicatesOnce) {
       GetJson("/v1/usage/orgs/org-a/metrics?granularity=fortnight&startTime=0&endTime=1", &status);
   EXPECT_EQ(status, 400) << bad.dump();
   EXPECT_EQ(bad["error"]["code"], "validation_error") << bad.dump();
+}
+
+// Events produced with librdkafka's default partitioner (CRC32, as kcat and confluent-kafka
+// produce unless told otherwise) land in partitions that do not own their organization. Each is
+// re-produced to the owning partition and counted there, once: every organization's figures over
+// HTTP are exact, and /metrics counts the re-produced records.
+TEST_F(UsageHttpTest, EventsProducedWithAnotherPartitionerAreCountedByTheOwningTask) {
+  constexpr int kOrgs = 24;
+  constexpr int kEventsPerOrg = 5;
+  auto producer = testing::NewClient(RD_KAFKA_PRODUCER, broker_->bootstrap_servers());
+  const int64_t now = topology::WallClockMs();
+  for (int o = 0; o < kOrgs; ++o) {
+    const std::string org = "crc-org-" + std::to_string(o);
+    for (int i = 0; i < kEventsPerOrg; ++i) {
+      json e = json::parse(Event(org + "-" + std::to_string(i), org, "api.call"));
+      e["timestamp"] = now;
+      testing::Produce(producer.get(), "cloudmatrix.events", org, e.dump());
+    }
+  }
+  ASSERT_EQ(rd_kafka_flush(producer.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  // Where they landed: some of them (by CRC32) away from their owner (by murmur2), and each of
+  // those comes back once, in the owner's partition, marked where it first landed.
+  testing::TopicReader reader(broker_->bootstrap_servers(), "cloudmatrix.events", 2);
+  int misrouted = 0;
+  int copies = 0;
+  const bool all_copied = testing::WaitFor(
+      [&] {
+        for (const auto& m : reader.Poll()) {
+          const bool copy = std::any_of(m.headers.begin(), m.headers.end(), [](const auto& h) {
+            return h.first == "cm-rerouted-from";
+          });
+          const bool owner = m.partition == topology::PartitionForKey(m.key, 2);
+          if (copy) {
+            ++copies;
+            EXPECT_TRUE(owner) << m.key;
+          } else if (!owner) {
+            ++misrouted;
+          }
+        }
+        return misrouted > 0 && copies == misrouted;
+      },
+      30s);
+  ASSERT_TRUE(all_copied) << misrouted << " misrouted, " << copies << " re-produced";
+
+  for (int o = 0; o < kOrgs; ++o) {
+    const std::string org = "crc-org-" + std::to_string(o);
+    json totals;
+    EXPECT_TRUE(testing::WaitFor(
+        [&] {
+          totals = Totals(org);
+          return totals.value("api_calls", 0.0) == kEventsPerOrg;
+        },
+        30s))
+        << org << ": " << totals.dump();
+    EXPECT_EQ(totals.value("events", 0.0), kEventsPerOrg) << org << ": " << totals.dump();
+  }
+  const std::string metrics = instance_->streams().RenderMetrics();
+  double rerouted = 0;
+  for (size_t at = metrics.find("\ncmstream_records_misrouted_total{"); at != std::string::npos;
+       at = metrics.find("\ncmstream_records_misrouted_total{", at + 1)) {
+    const std::string line = metrics.substr(at + 1, metrics.find('\n', at + 1) - at - 1);
+    EXPECT_THAT(line, ::testing::HasSubstr("topic=\"cloudmatrix.events\""));
+    if (line.find("action=\"rerouted\"") != std::string::npos)
+      rerouted += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  EXPECT_EQ(rerouted, misrouted) << metrics;
 }
 
 TEST_F(UsageHttpTest, RefusesInvalidEventsWithTheReasonAndAppendsNothing) {

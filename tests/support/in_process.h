@@ -155,6 +155,7 @@ class InProcessInstance {
   const topology::StreamsConfig& config() const { return config_; }
   topology::HttpServer& server() { return *server_; }
   topology::QueryRouter& router() { return *router_; }
+  const topology::StreamsMetadata& metadata() const { return *metadata_; }
   topology::CommandSender& sender() { return *sender_; }
   httplib::Client& client() { return *client_; }
   int port() const { return port_; }

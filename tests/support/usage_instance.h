@@ -12,7 +12,6 @@
 
 #include "in_process.h"
 #include "processors/auth/auth_application.h"
-#include "topology/common/wall_clock.h"
 #include "processors/teams/teams_routes.h"
 #include "processors/teams/teams_topology.h"
 #include "processors/usage/usage_options.h"
@@ -21,6 +20,7 @@
 #include "processors/webhooks/webhooks_application.h"
 #include "processors/webhooks/webhooks_topology.h"
 #include "state/status.h"
+#include "topology/common/wall_clock.h"
 
 namespace cm::testing {
 
@@ -85,6 +85,7 @@ class UsageInstance {
   httplib::Client& client() { return instance_->client(); }
   topology::HttpServer& server() { return instance_->server(); }
   topology::KafkaStreams& streams() { return instance_->streams(); }
+  const topology::StreamsMetadata& metadata() const { return instance_->metadata(); }
   const topology::CommandSender& commands() { return instance_->sender(); }
   const UsageInstanceOptions& options() const { return options_; }
   int port() const { return instance_->port(); }

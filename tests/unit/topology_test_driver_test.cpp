@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -420,6 +421,36 @@ TEST(TopologyTestDriverTest, StreamTimeIsTheLargestTimestampSeenPerTask) {
   EXPECT_EQ(driver->TaskFor("in", k2).stream_time(), 20);
 }
 
+// Stream time is committed with the stores: after a restart a task goes on from the committed
+// stream time (not from nothing, not from what it saw after the commit), and its stream-time
+// punctuation fires one interval after it, not at the first record.
+TEST(TopologyTestDriverTest, StreamTimeGoesOnFromTheLastCommitAfterARestart) {
+  std::vector<int64_t> seen;        // StreamTime() while processing
+  std::vector<int64_t> punctuated;  // stream times a 100 ms punctuator fired at
+  TopologyBuilder b;
+  b.AddSource("src", {"in"})
+      .AddProcessor(
+          "p",
+          Fn([&seen](ProcessorContext& ctx, const Record&) { seen.push_back(ctx.StreamTime()); },
+             [&punctuated](ProcessorContext& ctx) {
+               ctx.Schedule(100ms, PunctuationType::kStreamTime,
+                            [&punctuated](int64_t t) { punctuated.push_back(t); });
+             }),
+          {"src"});
+  Topology t = BuildOrDie(b, "st-restart-app");
+  auto driver = MakeDriver(t);
+  driver->PipeInput("in", "k", "", 1000);
+  driver->Commit();
+  driver->PipeInput("in", "k", "", 5000);  // not committed: lost with the restart
+  ASSERT_TRUE(driver->Restart().ok());
+  punctuated.clear();
+  driver->PipeInput("in", "k", "", 400);
+  driver->PipeInput("in", "k", "", 1050);
+  driver->PipeInput("in", "k", "", 1100);
+  EXPECT_EQ(seen, (std::vector<int64_t>{1000, 5000, 1000, 1050, 1100}));
+  EXPECT_EQ(punctuated, (std::vector<int64_t>{1100}));
+}
+
 // --- forwarding ----------------------------------------------------------------------------
 
 // Input marked as replayed after a reset (the engine's kReplayedHeader) is processed as the
@@ -452,6 +483,68 @@ TEST(TopologyTestDriverTest, ReplayedInputIsReplayingAndItsOutputsAreDropped) {
   EXPECT_EQ(seen, (std::vector<std::pair<std::string, bool>>{{"old", true}, {"new", false}}));
   EXPECT_FALSE(replaying_in_punctuation);
   EXPECT_EQ(AsKeyValues(driver->ReadOutput("out")), (KeyValues{{"new", "v"}}));
+}
+
+// A kByKey source: a record in a partition that does not own its key (a producer with another
+// partitioner) is re-produced to the owning partition, marked where it first landed, and
+// processed there only; keyless records stay where they are; a record misrouted again after
+// being re-produced is dead-lettered rather than bounced on. A kAsProduced source processes
+// records where they arrive.
+TEST(TopologyTestDriverTest, MisroutedRecordsOfAKeyedSourceAreReroutedToTheOwningTask) {
+  constexpr int32_t kPartitions = 4;
+  std::vector<std::tuple<std::string, std::string, int32_t>> seen;  // key, value, partition
+  TopologyBuilder b;
+  for (auto [source, topic, partitioning] :
+       {std::tuple{"keyed", "keyed-in", SourcePartitioning::kByKey},
+        std::tuple{"loose", "loose-in", SourcePartitioning::kAsProduced}}) {
+    const std::string name = source;
+    b.AddSource(name, {topic}, partitioning)
+        .AddProcessor(name + "-p", Fn([&seen](ProcessorContext& ctx, const Record& r) {
+                        seen.emplace_back(r.key, r.value, ctx.Partition());
+                      }),
+                      {name});
+  }
+  Topology t = BuildOrDie(b, "reroute-app");
+  auto driver = MakeDriver(t, kPartitions);
+  const auto wrong = [&](const std::string& key) {
+    return (PartitionForKey(key, kPartitions) + 1) % kPartitions;
+  };
+
+  driver->PipeInputToPartition("keyed-in", wrong("acme"), "acme", "1", 10);
+  driver->PipeInputToPartition("keyed-in", std::nullopt, "acme", "2", 11);
+  driver->PipeInputToPartition("keyed-in", wrong("globex"), "globex", "3", 12);
+  driver->PipeInputToPartition("keyed-in", 2, "", "keyless", 13);
+  const int32_t acme = PartitionForKey("acme", kPartitions);
+  const int32_t globex = PartitionForKey("globex", kPartitions);
+  EXPECT_EQ(
+      seen,
+      (std::vector<std::tuple<std::string, std::string, int32_t>>{
+          {"acme", "1", acme}, {"acme", "2", acme}, {"globex", "3", globex}, {"", "keyless", 2}}));
+  // The copies went to the topic itself (the engine produces them within the commit).
+  auto copies = driver->ReadOutput("keyed-in");
+  ASSERT_EQ(copies.size(), 2u);
+  EXPECT_EQ(copies[0].value, "1");
+  EXPECT_EQ(copies[0].timestamp_ms, 10);
+  EXPECT_EQ(copies[0].FindHeader("cm-rerouted-from"), std::to_string(wrong("acme")) + "/0");
+  EXPECT_THAT(std::string(copies[1].FindHeader("cm-rerouted-from").value_or("")),
+              ::testing::StartsWith(std::to_string(wrong("globex")) + "/"));
+  EXPECT_TRUE(driver->ReadOutput(kDlq).empty());
+
+  seen.clear();
+  driver->PipeInputToPartition("keyed-in", wrong("acme"), "acme", "again", 14,
+                               {{"cm-rerouted-from", "1/7"}});
+  EXPECT_TRUE(seen.empty());
+  EXPECT_TRUE(driver->ReadOutput("keyed-in").empty()) << "not bounced on";
+  auto dead = driver->ReadOutput(kDlq);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].value, "again");
+  EXPECT_THAT(std::string(dead[0].FindHeader("dlq-reason").value_or("")),
+              HasSubstr("misrouted again after being re-produced from 1/7"));
+
+  driver->PipeInputToPartition("loose-in", wrong("acme"), "acme", "as produced", 15);
+  EXPECT_EQ(seen, (std::vector<std::tuple<std::string, std::string, int32_t>>{
+                      {"acme", "as produced", wrong("acme")}}));
+  EXPECT_TRUE(driver->ReadOutput("loose-in").empty());
 }
 
 TEST(TopologyTestDriverTest, ForwardToReachesOnlyTheNamedChild) {

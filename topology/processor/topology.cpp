@@ -69,6 +69,8 @@ nlohmann::json Topology::Describe() const {
                           {"children", n.children}};
       if (n.type != NodeType::kProcessor) j["topics"] = n.topics;
       if (n.type == NodeType::kProcessor) j["stores"] = n.stores;
+      if (n.type == NodeType::kSource)
+        j["partitioning"] = n.partitioning == SourcePartitioning::kByKey ? "byKey" : "asProduced";
       nodes.push_back(std::move(j));
     }
     nlohmann::json stores = nlohmann::json::array();
@@ -97,11 +99,13 @@ nlohmann::json Topology::Describe() const {
           {"globalStores", std::move(globals)}};
 }
 
-TopologyBuilder& TopologyBuilder::AddSource(std::string name, std::vector<std::string> topics) {
+TopologyBuilder& TopologyBuilder::AddSource(std::string name, std::vector<std::string> topics,
+                                            SourcePartitioning partitioning) {
   Node n;
   n.name = std::move(name);
   n.type = NodeType::kSource;
   n.topics = std::move(topics);
+  n.partitioning = partitioning;
   nodes_.push_back({std::move(n), std::nullopt});
   return *this;
 }

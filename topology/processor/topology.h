@@ -15,6 +15,15 @@ namespace cm::topology {
 
 enum class NodeType { kSource, kProcessor, kSink };
 
+// What a source expects of the partition its records arrive in.
+//  kAsProduced: wherever the producer put a record, that task processes it.
+//  kByKey: a record belongs to the partition Kafka's default partitioner (murmur2) gives its key,
+//   because that task owns the key and queries are routed there. A record found elsewhere (a
+//   producer with librdkafka's default CRC32 partitioner, say) is re-produced to its partition
+//   within the commit instead of being processed where it landed (RecordCollector::Reroute).
+//   Records without a key are processed where they are.
+enum class SourcePartitioning { kAsProduced, kByKey };
+
 struct Node {
   std::string name;
   NodeType type = NodeType::kSource;
@@ -23,6 +32,7 @@ struct Node {
   std::vector<std::string> topics;    // source: topics read; sink: the one topic written
   ProcessorSupplier supplier;         // processors only
   std::vector<std::string> stores;    // processors only
+  SourcePartitioning partitioning = SourcePartitioning::kAsProduced;  // sources only
 };
 
 // A connected part of a topology: its tasks are numbered by the partitions of its sources,
@@ -76,7 +86,8 @@ class Topology {
 // Nodes may be added in any order; Build checks the whole graph.
 class TopologyBuilder {
  public:
-  TopologyBuilder& AddSource(std::string name, std::vector<std::string> topics);
+  TopologyBuilder& AddSource(std::string name, std::vector<std::string> topics,
+                             SourcePartitioning partitioning = SourcePartitioning::kAsProduced);
   TopologyBuilder& AddProcessor(std::string name, ProcessorSupplier supplier,
                                 std::vector<std::string> parents);
   TopologyBuilder& AddSink(std::string name, std::string topic, std::vector<std::string> parents);

@@ -244,6 +244,20 @@ std::string KafkaStreams::RenderMetrics() const {
   per_thread("cmstream_replayed_outputs_dropped_total", "counter",
              "Outputs of replayed records that were sent before the reset (cmstream replay).",
              &ThreadStatus::replayed_outputs_dropped);
+  out.Family("cmstream_records_misrouted_total", "counter",
+             "Source records found in a partition that does not own their key (produced with "
+             "another partitioner than Kafka's murmur2), per topic: re-produced to the partition "
+             "that owns the key, or skipped by a bounded run.");
+  for (const auto& t : threads) {
+    for (const auto& [action, counts] :
+         {std::pair{"rerouted", &t.records_rerouted}, std::pair{"skipped", &t.misrouted_skipped}}) {
+      for (const auto& [topic, records] : *counts) {
+        out.Sample("cmstream_records_misrouted_total",
+                   {{"topic", topic}, {"action", action}, {"thread", std::to_string(t.index)}},
+                   records);
+      }
+    }
+  }
   per_thread("cmstream_commits_aborted_total", "counter", "Commits aborted and reprocessed.",
              &ThreadStatus::aborted_commits);
   out.Family("cmstream_commit_latency_seconds", "histogram", "Time to seal and apply one commit.");

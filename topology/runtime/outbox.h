@@ -15,6 +15,9 @@ inline constexpr const char* kOutputIdHeader = "cm-out";           // "<writer>/
 // On a record a replay sends to an internal topic for an input record whose outputs were sent
 // before the reset: the downstream task drops the external outputs it causes too.
 inline constexpr const char* kReplayedHeader = "cm-replayed";
+// On a source record re-produced to the partition owning its key: "<partition>/<offset>" where
+// it first landed.
+inline constexpr const char* kReroutedHeader = "cm-rerouted-from";
 
 // One record a task sends to a sink topic (or the DLQ).
 struct PendingOutput {

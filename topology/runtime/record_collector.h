@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "topology/processor/record.h"
@@ -14,6 +15,13 @@ class RecordCollector {
   virtual ~RecordCollector() = default;
   // Partitioned by key with Kafka's default partitioner.
   virtual void Send(const std::string& topic, const Record& record) = 0;
+  // The partition of `topic` that owns `key` by Kafka's default partitioner; nullopt when the
+  // topic's partition count cannot be learnt (the thread has then failed).
+  virtual std::optional<int32_t> PartitionFor(const std::string& topic, const std::string& key) = 0;
+  // Re-produces a source record that arrived in a partition not owning its key to the one that
+  // does, within the task's commit (SourcePartitioning::kByKey). A bounded run (a backfill)
+  // leaves the live topics alone and skips the record: the live application re-produces it.
+  virtual void Reroute(const Record& record) = 0;
   // Whether the input being processed is a replay, whose external outputs Send drops
   // (ProcessorContext::Replaying).
   virtual bool Replaying() const = 0;

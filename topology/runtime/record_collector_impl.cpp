@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "topology/common/log.h"
 #include "topology/kafka/partitioner.h"
 #include "topology/runtime/outbox.h"
 
@@ -17,6 +18,10 @@ class TaskCollector final : public RecordCollector {
   void Send(const std::string& topic, const Record& record) override {
     collector_.Send(task_, topic, record);
   }
+  std::optional<int32_t> PartitionFor(const std::string& topic, const std::string& key) override {
+    return collector_.PartitionFor(topic, key);
+  }
+  void Reroute(const Record& record) override { collector_.Reroute(task_, record); }
   bool Replaying() const override { return task_.replaying; }
   bool ReplayPending() const override {
     for (const auto& [topic, until] : task_.published_until) {
@@ -99,6 +104,24 @@ void RecordCollectorImpl::Send(TaskRuntime& rt, const std::string& topic, const 
   if (!partition) return;  // the thread has failed; nothing of this commit is kept
   producer_.Produce(target, *partition, record.key, record.value, record.timestamp_ms,
                     record.headers, nullptr);
+}
+
+void RecordCollectorImpl::Reroute(TaskRuntime& rt, const Record& record) {
+  const bool bounded = !config_.stop_offsets.empty() || !config_.output_topic_prefix.empty();
+  uint64_t& count = bounded ? misrouted_skipped_[record.topic] : rerouted_[record.topic];
+  if (count++ == 0) {
+    // Once per topic and thread: the producer's setting is what needs fixing.
+    Log(LogLevel::kWarn, "records_misrouted",
+        {{"topic", record.topic},
+         {"partition", record.partition},
+         {"offset", record.offset},
+         {"task", rt.id.ToString()},
+         {"action", bounded ? "skipped (a bounded run; the live application re-produces it)"
+                            : "re-produced to the partition that owns its key"},
+         {"hint",
+          "produce with Kafka's default partitioner (librdkafka: partitioner=murmur2_random)"}});
+  }
+  if (!bounded) Send(rt, record.topic, record);
 }
 
 const std::string& RecordCollectorImpl::OutputTopic(const std::string& topic) {

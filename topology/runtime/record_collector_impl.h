@@ -41,6 +41,8 @@ class RecordCollectorImpl {
   void EndInput(TaskRuntime& task) { task.replaying = false; }
 
   void Send(TaskRuntime& task, const std::string& topic, const Record& record);
+  // RecordCollector::Reroute for `task`.
+  void Reroute(TaskRuntime& task, const Record& record);
   // The partition of `topic` that Kafka's default partitioner picks for `key`. None when the
   // topic's partition count cannot be learnt: the thread has then failed (Fatal throws, or
   // inside a rebalance callback defers), and the caller stops what it was doing.
@@ -48,6 +50,10 @@ class RecordCollectorImpl {
                                                     const std::string& key);
 
   uint64_t replayed_outputs_dropped() const { return replayed_outputs_dropped_; }
+  // Per source topic: misrouted records re-produced to their partition, and those a bounded run
+  // skipped.
+  const std::map<std::string, uint64_t>& rerouted() const { return rerouted_; }
+  const std::map<std::string, uint64_t>& misrouted_skipped() const { return misrouted_skipped_; }
 
  private:
   // Where an output to `topic` goes (a bounded run redirects all but internal topics).
@@ -62,6 +68,8 @@ class RecordCollectorImpl {
   std::map<std::string, std::string> output_topics_;
   std::map<std::string, int32_t> partition_counts_;
   uint64_t replayed_outputs_dropped_ = 0;
+  std::map<std::string, uint64_t> rerouted_;
+  std::map<std::string, uint64_t> misrouted_skipped_;
 };
 
 }  // namespace cm::topology

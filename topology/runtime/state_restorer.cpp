@@ -44,6 +44,7 @@ Status StateRestorer::Prepare() {
   for (const auto& topic : sub.source_topics) {
     if (auto v = state_.GetCheckpoint(CheckpointInputKey(topic))) inputs_[topic] = std::stoll(*v);
   }
+  if (auto v = state_.GetCheckpoint(kCheckpointStreamTime)) stream_time_ = std::stoll(*v);
   auto reset = ReadLatestReset(consumer_, Topology::ResetsTopic(app));
   if (!reset.ok()) return reset.status();
   if (const auto& marker = *reset) {
@@ -159,6 +160,7 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
   if (!reset_id_.empty()) checkpoint[kCheckpointReset] = reset_id_;
   for (const auto& [topic, offset] : inputs_)
     checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
+  if (stream_time_ != INT64_MIN) checkpoint[kCheckpointStreamTime] = std::to_string(stream_time_);
   if (auto s = state_.Commit(checkpoint); !s.ok()) return s;  // nothing is pending: checkpoint only
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started_)
@@ -190,6 +192,9 @@ Status StateRestorer::ApplyCommitRecord(std::string_view type, std::string_view 
   }
   if (j.contains("inputs")) {
     for (const auto& [topic, offset] : j["inputs"].items()) inputs_[topic] = offset.get<int64_t>();
+  }
+  if (auto t = j.find("streamTime"); t != j.end() && t->is_number_integer()) {
+    stream_time_ = t->get<int64_t>();
   }
   if (j.contains("changelogs")) {
     for (const auto& [store, range] : j["changelogs"].items()) {

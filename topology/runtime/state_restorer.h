@@ -26,6 +26,8 @@ namespace cm::topology {
 inline constexpr const char* kCheckpointCommits = "commits";
 // The id of the reset (application_reset.h) the local state reflects.
 inline constexpr const char* kCheckpointReset = "reset";
+// The task's stream time (the largest record timestamp it has processed) as of the commit.
+inline constexpr const char* kCheckpointStreamTime = "stream-time";
 inline std::string CheckpointChangelogKey(const std::string& store) { return "changelog:" + store; }
 inline std::string CheckpointInputKey(const std::string& topic) { return "input:" + topic; }
 
@@ -65,6 +67,8 @@ class StateRestorer {
   const std::map<std::string, int64_t>& published_positions() const { return published_; }
   const std::map<std::string, int64_t>& changelog_positions() const { return changelog_positions_; }
   int64_t commit_position() const { return commit_position_; }
+  // The stream time of the restored state (of the latest seal); INT64_MIN when none is known.
+  int64_t stream_time() const { return stream_time_; }
   const std::optional<UnpublishedOutputs>& unpublished() const { return unpublished_; }
 
  private:
@@ -96,6 +100,7 @@ class StateRestorer {
   std::map<std::string, int64_t> published_;
   std::map<std::string, int64_t> changelog_positions_;
   int64_t commit_position_ = 0;
+  int64_t stream_time_ = INT64_MIN;
   std::map<int64_t, std::string> outbox_records_;  // by commit-log offset, since the last seal
   std::vector<std::string> unpublished_outbox_;    // the last seal's outbox, decoded at the end
   std::optional<UnpublishedOutputs> unpublished_;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "state/status.h"
+#include "topology/runtime/outbox.h"
 #include "topology/runtime/thread_failure.h"
 
 namespace cm::topology {
@@ -90,9 +91,10 @@ StreamTask::StreamTask(const Topology& topology, TaskId id, std::unique_ptr<stat
 
 StreamTask::~StreamTask() = default;
 
-void StreamTask::Init(int64_t wall_clock_ms) {
+void StreamTask::Init(int64_t wall_clock_ms, int64_t stream_time_ms) {
   assert(!initialized_);
   init_wall_clock_ms_ = wall_clock_ms;
+  stream_time_ = stream_time_ms;
   for (const auto& name : subtopology_.nodes) {
     const Node& node = topology_.node(name);
     contexts_[name] = std::make_unique<NodeContext>(*this, node);
@@ -109,6 +111,10 @@ void StreamTask::Process(const Record& record) {
   assert(initialized_);
   const Node* source = topology_.SourceOfTopic(record.topic);
   assert(source != nullptr && "record from a topic this task does not read");
+  if (source->partitioning == SourcePartitioning::kByKey && !record.key.empty() &&
+      Misrouted(*source, record)) {
+    return;
+  }
   ++processed_;
   stream_time_ = std::max(stream_time_, record.timestamp_ms);
   state_->SetSavepoint();
@@ -121,6 +127,27 @@ void StreamTask::Process(const Record& record) {
     SendToDlq(record, failure.what(), failure.node());
   }
   PunctuateStreamTime();
+}
+
+bool StreamTask::Misrouted(const Node& source, const Record& record) {
+  const std::optional<int32_t> owner = collector_.PartitionFor(record.topic, record.key);
+  if (!owner) return true;  // the thread has failed: nothing of this commit is kept
+  if (*owner == record.partition) return false;
+  if (const auto from = record.FindHeader(kReroutedHeader)) {
+    // Re-produced once by key and still elsewhere: the partition count changed in between.
+    // Another round would not settle it.
+    SendToDlq(record,
+              "misrouted again after being re-produced from " + std::string(*from) +
+                  ": its key belongs to partition " + std::to_string(*owner) +
+                  " (did the topic's partition count change?)",
+              source.name);
+    return true;
+  }
+  Record copy = record;
+  copy.headers.push_back(
+      {kReroutedHeader, std::to_string(record.partition) + "/" + std::to_string(record.offset)});
+  collector_.Reroute(copy);
+  return true;
 }
 
 void StreamTask::Deliver(const std::string& node_name, const Record& record) {

@@ -46,8 +46,9 @@ class StreamTask {
   StreamTask(const StreamTask&) = delete;
   StreamTask& operator=(const StreamTask&) = delete;
 
-  // Creates and initialises the processors; call once the stores are restored.
-  void Init(int64_t wall_clock_ms);
+  // Creates and initialises the processors; call once the stores are restored. `stream_time_ms`
+  // is the task's stream time as of its restored state (INT64_MIN: none yet).
+  void Init(int64_t wall_clock_ms, int64_t stream_time_ms = INT64_MIN);
   // Feeds one record from a source topic. A processor that throws gets its record sent to the
   // dead-letter topic; the task goes on. A state::StoreFailure is not the record's fault: it
   // leaves Process (and PunctuateWallClock) untouched, with the record's writes still buffered,
@@ -75,6 +76,9 @@ class StreamTask {
   };
   friend class NodeContext;
 
+  // Whether `record` belongs to another partition; if so it has been re-produced there (or
+  // skipped, or dead-lettered) and must not be processed here.
+  bool Misrouted(const Node& source, const Record& record);
   void Deliver(const std::string& node, const Record& record);
   void ProcessAt(const std::string& node, const Record& record);
   void SendToDlq(const Record& record, std::string_view reason, const std::string& node);

@@ -233,6 +233,8 @@ void StreamThread::Impl::RefreshStatus() {
   s.records_lost = records_lost_;
   s.produced = producer_->produced();
   s.replayed_outputs_dropped = collector_->replayed_outputs_dropped();
+  s.records_rerouted = collector_->rerouted();
+  s.misrouted_skipped = collector_->misrouted_skipped();
   committer_->AddStatus(s);
   tasks_->AddStatus(s);
   std::lock_guard<std::mutex> lock(status_mu_);

@@ -45,6 +45,10 @@ struct ThreadStatus {
   uint64_t produced = 0;
   uint64_t dlq = 0;
   uint64_t replayed_outputs_dropped = 0;  // after `cmstream replay`: sent before the reset
+  // Source records in a partition that does not own their key, per topic: re-produced to their
+  // partition, or skipped by a bounded run (RecordCollector::Reroute).
+  std::map<std::string, uint64_t> records_rerouted;
+  std::map<std::string, uint64_t> misrouted_skipped;
   uint64_t commits = 0;
   uint64_t aborted_commits = 0;
   double commit_seconds_sum = 0;

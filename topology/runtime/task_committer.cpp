@@ -210,6 +210,8 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
                            {"seq", commit_seq_},
                            {"inputs", rt->positions},
                            {"changelogs", std::move(changelogs)}};
+    // A restarted or moved task goes on from it: windows stay closed, punctuations keep time.
+    if (rt->task->stream_time() != INT64_MIN) seal["streamTime"] = rt->task->stream_time();
     if (auto box = outboxes.find(rt->id); box != outboxes.end() && box->second.first >= 0) {
       seal["outbox"] = {box->second.first, box->second.last + 1};
       nlohmann::json sinks = nlohmann::json::object();
@@ -260,6 +262,8 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
       rt->commit_position = box->second.first;
     }
     checkpoint[kCheckpointCommits] = std::to_string(rt->commit_position);
+    if (rt->task->stream_time() != INT64_MIN)
+      checkpoint[kCheckpointStreamTime] = std::to_string(rt->task->stream_time());
     for (auto& [key, range] : ranges) {
       if (key.first == rt->id && range.last >= 0)
         rt->changelog_positions[key.second] = range.last + 1;

@@ -153,8 +153,9 @@ void TaskManager::StartRunning(TaskRuntime& rt) {
   rt.committed_positions = rt.restorer->input_positions();
   rt.positions = rt.committed_positions;
   if (const auto& unpublished = rt.restorer->unpublished()) committer_.Republish(rt, *unpublished);
+  const int64_t stream_time = rt.restorer->stream_time();
   rt.restorer.reset();
-  rt.task->Init(WallClockMs());
+  rt.task->Init(WallClockMs(), stream_time);
   // The assignment topic is already assigned (paused); co-partitioned topics join now.
   auto seek = NewPartitionList();
   auto extra = NewPartitionList();

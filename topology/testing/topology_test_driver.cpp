@@ -11,6 +11,7 @@
 
 #include "topology/kafka/partitioner.h"
 #include "topology/runtime/outbox.h"
+#include "topology/runtime/state_restorer.h"
 
 namespace cm::topology {
 
@@ -32,6 +33,11 @@ class TopologyTestDriver::Collector final : public RecordCollector {
     outputs_[topic].push_back(sent);
     if (internal) pending_.emplace_back(topic, std::move(sent));
   }
+  std::optional<int32_t> PartitionFor(const std::string&, const std::string& key) override {
+    return PartitionForKey(key, driver_.options_.partitions);
+  }
+  // The copy goes back in through Send, which routes a source topic's records by key.
+  void Reroute(const Record& record) override { Send(record.topic, record); }
   bool Replaying() const override { return replaying_; }
   // The driver has no reset positions: a replay is one record at a time (kReplayedHeader).
   bool ReplayPending() const override { return false; }
@@ -87,9 +93,10 @@ Status TopologyTestDriver::OpenTasks() {
       so.resources = resources_.get();
       auto state = state::TaskState::Open(so);
       if (!state.ok()) return state.status();
+      const auto stream_time = (*state)->GetCheckpoint(kCheckpointStreamTime);
       auto task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *collector_,
                                                options_.dlq_topic);
-      task->Init(wall_clock_ms_);
+      task->Init(wall_clock_ms_, stream_time ? std::stoll(*stream_time) : INT64_MIN);
       tasks_[id] = std::move(task);
     }
   }
@@ -99,16 +106,24 @@ Status TopologyTestDriver::OpenTasks() {
 void TopologyTestDriver::PipeInput(const std::string& topic, const std::string& key,
                                    const std::string& value, int64_t timestamp_ms,
                                    std::vector<Header> headers) {
+  PipeInputToPartition(topic, std::nullopt, key, value, timestamp_ms, std::move(headers));
+}
+
+void TopologyTestDriver::PipeInputToPartition(const std::string& topic,
+                                              std::optional<int32_t> partition,
+                                              const std::string& key, const std::string& value,
+                                              int64_t timestamp_ms, std::vector<Header> headers) {
+  assert(!partition || (*partition >= 0 && *partition < options_.partitions));
   Record r;
   r.key = key;
   r.value = value;
   r.timestamp_ms = timestamp_ms;
   r.headers = std::move(headers);
   if (auto held = held_.find(topic); held != held_.end()) {
-    held->second.push_back(std::move(r));
+    held->second.emplace_back(partition, std::move(r));
     return;
   }
-  Route(topic, std::move(r));
+  Route(topic, std::move(r), partition);
 }
 
 void TopologyTestDriver::HoldInput(const std::string& topic) { held_[topic]; }
@@ -116,16 +131,17 @@ void TopologyTestDriver::HoldInput(const std::string& topic) { held_[topic]; }
 void TopologyTestDriver::ReleaseInput(const std::string& topic) {
   auto held = held_.find(topic);
   if (held == held_.end()) return;
-  std::vector<Record> waiting = std::move(held->second);
+  auto waiting = std::move(held->second);
   held_.erase(held);
-  for (Record& r : waiting) Route(topic, std::move(r));
+  for (auto& [partition, r] : waiting) Route(topic, std::move(r), partition);
 }
 
-void TopologyTestDriver::Route(const std::string& topic, Record record) {
+void TopologyTestDriver::Route(const std::string& topic, Record record,
+                               std::optional<int32_t> partition) {
   auto sub = topology_.SubTopologyOfSource(topic);
   assert(sub && "no sub-topology reads this topic");
   record.topic = topic;
-  record.partition = PartitionForKey(record.key, options_.partitions);
+  record.partition = partition ? *partition : PartitionForKey(record.key, options_.partitions);
   record.offset = next_offset_[topic + "/" + std::to_string(record.partition)]++;
   collector_->replaying_ = std::any_of(record.headers.begin(), record.headers.end(),
                                        [](const Header& h) { return h.key == kReplayedHeader; });
@@ -141,7 +157,7 @@ void TopologyTestDriver::DeliverRepartitioned() {
   while (!collector_->pending_.empty()) {
     auto [t, r] = std::move(collector_->pending_.front());
     collector_->pending_.pop_front();
-    Route(t, std::move(r));
+    Route(t, std::move(r), std::nullopt);
   }
   routing_ = false;
 }
@@ -162,7 +178,10 @@ void TopologyTestDriver::AdvanceWallClock(int64_t delta_ms) {
 
 void TopologyTestDriver::Commit() {
   for (auto& [id, task] : tasks_) {
-    auto s = task->state().Commit({});
+    state::CheckpointEntries checkpoint;
+    if (task->stream_time() != INT64_MIN)
+      checkpoint[kCheckpointStreamTime] = std::to_string(task->stream_time());
+    auto s = task->state().Commit(checkpoint);
     if (!s.ok()) throw std::runtime_error("commit failed: " + s.ToString());
   }
 }

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "state/task_state.h"
@@ -34,6 +36,11 @@ class TopologyTestDriver {
   // dropped.
   void PipeInput(const std::string& topic, const std::string& key, const std::string& value,
                  int64_t timestamp_ms, std::vector<Header> headers = {});
+  // As PipeInput, into `partition` whatever the key (nullopt: by key), as a producer with
+  // another partitioner would.
+  void PipeInputToPartition(const std::string& topic, std::optional<int32_t> partition,
+                            const std::string& key, const std::string& value, int64_t timestamp_ms,
+                            std::vector<Header> headers = {});
   // Input to a held topic waits, as records a lagging task has not read yet: the tasks'
   // ProcessorContext::CaughtUp(topic) is false while any waits. ReleaseInput processes them in
   // order and stops holding.
@@ -56,7 +63,7 @@ class TopologyTestDriver {
   class Collector;
   TopologyTestDriver(const Topology& topology, TestDriverOptions options);
   state::Status OpenTasks();
-  void Route(const std::string& topic, Record record);
+  void Route(const std::string& topic, Record record, std::optional<int32_t> partition);
   void DeliverRepartitioned();
 
   const Topology& topology_;
@@ -66,7 +73,8 @@ class TopologyTestDriver {
   std::unique_ptr<Collector> collector_;
   std::map<TaskId, std::unique_ptr<StreamTask>> tasks_;
   std::map<std::string, int64_t> next_offset_;
-  std::map<std::string, std::vector<Record>> held_;  // per held topic, the records waiting
+  // Per held topic, the records waiting and the partitions they were piped to.
+  std::map<std::string, std::vector<std::pair<std::optional<int32_t>, Record>>> held_;
   int64_t wall_clock_ms_ = 0;
   bool routing_ = false;
 };
