@@ -26,8 +26,10 @@
 #include <vector>
 
 #include "ops/bench/bench_common.h"
+#include "processors/auth/auth_application.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
+#include "topology/application/stream_application.h"
 #include "topology/common/units.h"
 #include "topology/query/command_sender.h"
 #include "topology/query/http_server.h"
@@ -42,6 +44,8 @@ using cm::topology::KafkaStreams;
 using cm::topology::StreamsConfig;
 using nlohmann::json;
 
+// The admin API key the bench queries with (CM_ADMIN_KEY of `cmstream run`).
+constexpr const char* kAdminKey = "cmk_b0b0b0b0b0b0b0b0_YmVuY2gtYWRtaW4ta2V5LWZvci1jbXN0";
 constexpr int64_t kHour = 3'600'000;
 constexpr int64_t kDay = 24 * kHour;
 
@@ -215,6 +219,8 @@ class UsageBench {
     auto running = std::make_unique<Running>();
     const std::string app = "bench-usage-run" + std::to_string(run);
     cm::topology::TopologyBuilder builder;
+    // As in `cmstream run`: the API keys every query is checked against.
+    if (auto s = cm::auth::AuthApplication().AddTo(builder); !s.ok()) Die(s.ToString());
     if (auto s = cm::usage::AddUsageTopology(builder); !s.ok()) Die(s.ToString());
     auto topology = builder.Build(app);
     if (!topology.ok()) Die("topology: " + topology.status().ToString());
@@ -269,8 +275,15 @@ class UsageBench {
     running->router =
         std::make_unique<cm::topology::QueryRouter>(*running->streams, *running->metadata);
     running->sender = std::make_unique<cm::topology::CommandSender>(*running->streams, bootstrap_);
+    cm::topology::RouteContext context{running->server, *running->streams, *running->router,
+                                       *running->sender};
+    cm::auth::AuthApplication().AddRoutes(context);
     cm::usage::AddUsageRoutes(running->server, *running->streams, *running->router,
                               *running->sender);
+    if (auto s = cm::auth::EnsureAdminKey(*running->streams, *running->sender, kAdminKey,
+                                          cm::topology::WallClockMs(), std::chrono::seconds(30));
+        !s.ok())
+      Die("admin key: " + s.ToString());
     if (auto s = running->server.Start("127.0.0.1", port); !s.ok()) Die("http: " + s.ToString());
     return running;
   }
@@ -279,6 +292,7 @@ class UsageBench {
   std::string Verify(Running& running, StreamsRun& s) {
     if (s.processed != o_.events) return "processed " + std::to_string(s.processed);
     httplib::Client client("127.0.0.1", running.server.port());
+    client.set_bearer_token_auth(kAdminKey);
     client.set_read_timeout(30, 0);
     int64_t day = now_ / kDay * kDay;
     double sum = 0;
@@ -300,6 +314,7 @@ class UsageBench {
 
   void MeasureLatency(Running& running, Latency& quota, Latency& metrics) {
     httplib::Client client("127.0.0.1", running.server.port());
+    client.set_bearer_token_auth(kAdminKey);
     client.set_keep_alive(true);
     client.set_tcp_nodelay(true);
     client.set_read_timeout(30, 0);
