@@ -33,32 +33,44 @@ bool TaskCommitter::CommitDue() const {
   return elapsed >= config_.commit_interval || too_much;
 }
 
-void TaskCommitter::Publish(TaskRuntime& rt, const std::string& writer, uint64_t seq,
-                            const std::vector<PendingOutput>& outputs,
-                            const std::vector<int32_t>& partitions,
-                            const std::set<size_t>& already) {
-  std::map<std::pair<std::string, int32_t>, DeliveryRange> delivered;
-  const std::string prefix = writer + "/" + std::to_string(seq) + "/";
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    if (already.count(i) != 0) continue;
-    const PendingOutput& o = outputs[i];
-    std::vector<Header> headers = o.record.headers;
-    headers.push_back({kOutputIdHeader, prefix + std::to_string(i)});
-    producer_.Produce(o.topic, partitions[i], o.record.key, o.record.value, o.record.timestamp_ms,
-                      headers, &delivered[{o.topic, partitions[i]}]);
+void TaskCommitter::Publish(const std::vector<SealedOutputs>& seals) {
+  std::vector<std::map<std::pair<std::string, int32_t>, DeliveryRange>> delivered(seals.size());
+  for (size_t s = 0; s < seals.size(); ++s) {
+    const SealedOutputs& seal = seals[s];
+    const std::string prefix = seal.writer + "/" + std::to_string(seal.seq) + "/";
+    for (size_t i = 0; i < seal.outputs->size(); ++i) {
+      if (seal.already.count(i) != 0) continue;
+      const PendingOutput& o = (*seal.outputs)[i];
+      const int32_t partition = (*seal.partitions)[i];
+      std::vector<Header> headers = o.record.headers;
+      headers.push_back({kOutputIdHeader, prefix + std::to_string(i)});
+      producer_.Produce(o.topic, partition, o.record.key, o.record.value, o.record.timestamp_ms,
+                        headers, &delivered[s][{o.topic, partition}]);
+    }
   }
-  nlohmann::json mark = {{"writer", writer}, {"seq", seq}};
-  producer_.Produce(Topology::CommitTopic(topology_.application_id(), rt.id.subtopology),
-                    rt.id.partition, rt.id.ToString(), mark.dump(), WallClockMs(),
-                    {{kCommitRecordTypeHeader, "published"}}, nullptr);
+  // Every output is acknowledged before any mark is sent. Outputs and marks go to different
+  // partitions, which librdkafka sends in no set order: a mark in the log ahead of an output
+  // lost to a crash would tell the restart that the output needs no sending.
   if (!producer_.Flush()) {
     // The outputs are sealed: a restart finds the ones that arrived and sends the rest.
     failure_.Fatal(std::string("publishing sealed outputs failed: ") +
                    rd_kafka_err2str(producer_.delivery_error()));
     return;
   }
-  for (const auto& [partition, range] : delivered) {
-    if (range.last >= 0) rt.sink_positions[partition] = range.last + 1;
+  for (size_t s = 0; s < seals.size(); ++s) {
+    TaskRuntime& rt = *seals[s].rt;
+    for (const auto& [partition, range] : delivered[s]) {
+      if (range.last >= 0) rt.sink_positions[partition] = range.last + 1;
+    }
+    nlohmann::json mark = {{"writer", seals[s].writer}, {"seq", seals[s].seq}};
+    producer_.Produce(Topology::CommitTopic(topology_.application_id(), rt.id.subtopology),
+                      rt.id.partition, rt.id.ToString(), mark.dump(), WallClockMs(),
+                      {{kCommitRecordTypeHeader, "published"}}, nullptr);
+  }
+  if (!producer_.Flush()) {
+    // Every output arrived; without its mark a restart scans for them and sends none again.
+    failure_.Fatal(std::string("marking sealed outputs published failed: ") +
+                   rd_kafka_err2str(producer_.delivery_error()));
   }
 }
 
@@ -117,7 +129,7 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
        {"outputs", u.outputs.size()},
        {"alreadyDelivered", already.size()}});
   producer_.BeginTransactionIfNeeded();
-  Publish(rt, u.writer, u.seq, u.outputs, partitions, already);
+  Publish({{&rt, u.writer, u.seq, &u.outputs, &partitions, std::move(already)}});
   if (producer_.in_transaction()) {
     if (auto e = producer_.CommitTransaction(60000)) {
       producer_.AbandonTransaction();  // before Fatal, which throws outside callbacks
@@ -288,12 +300,16 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
                                 rt->changelog_positions);
     }
   }
+  std::vector<SealedOutputs> sealed;
   for (TaskRuntime* rt : dirty) {
-    if (rt->outbox.empty()) continue;
-    producer_.BeginTransactionIfNeeded();
-    Publish(*rt, writer_id_, commit_seq_, rt->outbox, output_partitions[rt->id], {});
-    rt->outbox.clear();
+    if (!rt->outbox.empty())
+      sealed.push_back({rt, writer_id_, commit_seq_, &rt->outbox, &output_partitions[rt->id], {}});
   }
+  if (!sealed.empty()) {
+    producer_.BeginTransactionIfNeeded();
+    Publish(sealed);
+  }
+  for (TaskRuntime* rt : dirty) rt->outbox.clear();
   // Group offsets are only for lag monitoring: the sealed commit records are the truth.
   if (offsets->cnt > 0) {
     if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer_, offsets.get(), 1)) {

@@ -60,11 +60,19 @@ class TaskCommitter {
   void AddStatus(ThreadStatus& status) const;
 
  private:
-  // Sends sealed outputs to their topics, each tagged <writer>/<seq>/<index>, skipping the
-  // indexes in `already`, then marks the seal published in the commit log.
-  void Publish(TaskRuntime& rt, const std::string& writer, uint64_t seq,
-               const std::vector<PendingOutput>& outputs, const std::vector<int32_t>& partitions,
-               const std::set<size_t>& already);
+  // One seal's outputs to publish, with the partition of each; `already` lists the indexes a
+  // republish found delivered.
+  struct SealedOutputs {
+    TaskRuntime* rt;
+    std::string writer;
+    uint64_t seq;
+    const std::vector<PendingOutput>* outputs;
+    const std::vector<int32_t>* partitions;
+    std::set<size_t> already;
+  };
+  // Sends sealed outputs to their topics, each tagged <writer>/<seq>/<index>, and once all are
+  // acknowledged marks each seal published in its task's commit-log partition.
+  void Publish(const std::vector<SealedOutputs>& seals);
 
   const Topology& topology_;
   const StreamsConfig& config_;
