@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "bridges/http/ascii.h"
+
 namespace cm::http {
 
 namespace {
@@ -89,12 +91,6 @@ AddressClass ClassifyIn(const std::vector<Range>& ranges, const IpAddress& addre
     if (SamePrefix(range.network.bytes(), address.bytes(), range.prefix))
       return range.address_class;
   return AddressClass::kPublic;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
 }
 
 }  // namespace
@@ -234,9 +230,9 @@ std::string_view AddressClassName(AddressClass address_class) {
 state::Result<AddressPolicy> AddressPolicy::FromAllowList(std::string_view comma_separated) {
   std::vector<Cidr> allow;
   std::string_view rest = comma_separated;
-  while (!Trim(rest).empty()) {
+  while (!TrimBlanks(rest).empty()) {
     size_t comma = rest.find(',');
-    std::string_view entry = Trim(rest.substr(0, comma));
+    std::string_view entry = TrimBlanks(rest.substr(0, comma));
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     if (entry.empty())
       return state::Status::InvalidArgument("empty entry in the address allow-list \"" +

@@ -8,16 +8,6 @@
 
 namespace cm::http {
 
-namespace {
-
-std::string_view TrimBlanks(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-}  // namespace
-
 state::Result<ParsedUrl> DeliveryClient::ParseUrl(std::string_view url) {
   auto bad = [](std::string why) { return state::Status::InvalidArgument(std::move(why)); };
   if (url.size() > 8192) return bad("the URL is longer than 8192 characters");
