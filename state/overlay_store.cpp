@@ -4,6 +4,7 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/write_batch.h>
 
+#include <cassert>
 #include <memory>
 
 #include "state/rocksdb_status.h"
@@ -11,16 +12,55 @@
 namespace cm::state {
 
 OverlayStore::OverlayStore(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& column_family,
-                           std::string name)
-    : db_(db), column_family_(column_family), name_(std::move(name)) {}
+                           std::string name, RecordCache* cache)
+    : db_(db), column_family_(column_family), name_(std::move(name)), cache_(cache) {
+  if (cache_ != nullptr) cache_id_ = cache_->AddStore();
+}
+
+OverlayStore::~OverlayStore() {
+  if (cache_ == nullptr) return;
+  cache_->ClearStore(cache_id_);
+  cache_->AddBuffered(-pending_bytes_);
+}
 
 std::optional<std::string> OverlayStore::Get(std::string_view key) const {
   if (auto it = pending_.find(key); it != pending_.end()) return it->second;
+  if (cache_ != nullptr) {
+    if (const std::optional<std::string>* cached = cache_->Find(cache_id_, key)) return *cached;
+  }
   rocksdb::PinnableSlice value;
   const rocksdb::Status s = db_.Get(rocksdb::ReadOptions(), &column_family_, ToSlice(key), &value);
-  if (s.IsNotFound()) return std::nullopt;
+  if (s.IsNotFound()) return std::nullopt;  // not cached: most such keys are written once
   ThrowIfError(s, "get from store " + name_);
-  return value.ToString();
+  std::string result = value.ToString();
+  if (cache_ != nullptr) cache_->Put(cache_id_, key, result);
+  return result;
+}
+
+void OverlayStore::AddPendingBytes(int64_t delta) {
+  pending_bytes_ += delta;
+  if (cache_ != nullptr && delta != 0) cache_->AddBuffered(delta);
+}
+
+void OverlayStore::MarkCommitted() {
+  AddPendingBytes(-pending_bytes_);
+  if (cache_ != nullptr) {
+    for (auto& [key, value] : pending_) cache_->Update(cache_id_, key, std::move(value));
+  }
+  pending_.clear();
+  undo_.clear();
+}
+
+void OverlayStore::DiscardPending() {
+  AddPendingBytes(-pending_bytes_);
+  pending_.clear();
+  undo_.clear();
+  ++generation_;
+}
+
+void OverlayStore::Invalidate() {
+  if (cache_ != nullptr) cache_->ClearStore(cache_id_);
+  ++generation_;
 }
 
 void OverlayStore::Put(std::string_view key, std::string_view value) { Write(key, value); }
@@ -30,10 +70,13 @@ void OverlayStore::Delete(std::string_view key) { Write(key, std::nullopt); }
 void OverlayStore::Write(std::string_view key, std::optional<std::string_view> value) {
   std::optional<std::string> stored;
   if (value) stored.emplace(*value);
+  const int64_t charge = Charge(key, stored);
   if (auto it = pending_.find(key); it != pending_.end()) {
+    AddPendingBytes(charge - Charge(key, it->second));
     if (savepoint_) undo_.push_back({it->first, it->second});
     it->second = std::move(stored);
   } else {
+    AddPendingBytes(charge);
     if (savepoint_) undo_.push_back({std::string(key), std::nullopt});
     pending_.emplace(std::string(key), std::move(stored));
   }
@@ -47,11 +90,16 @@ void OverlayStore::SetSavepoint() {
 void OverlayStore::RollbackToSavepoint() {
   // Newest first, so a key written twice ends at its state before the first write.
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+    auto current = pending_.find(it->key);
+    assert(current != pending_.end());
+    int64_t delta = -Charge(it->key, current->second);
     if (it->previous) {
-      pending_[it->key] = std::move(*it->previous);
+      delta += Charge(it->key, *it->previous);
+      current->second = std::move(*it->previous);
     } else {
-      pending_.erase(it->key);
+      pending_.erase(current);
     }
+    AddPendingBytes(delta);
   }
   if (!undo_.empty()) ++generation_;
   undo_.clear();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "state/key_value_store.h"
+#include "state/record_cache.h"
 #include "state/status.h"
 
 namespace rocksdb {
@@ -21,15 +22,18 @@ namespace cm::state {
 // One store's column family seen through its write overlay: the raw entries written since the
 // last commit, kept in memory until TaskState::Commit puts them into one WriteBatch with the
 // checkpoint. Reads merge the overlay over the database (the overlay wins, its tombstones hide
-// committed entries), so a task reads its own uncommitted writes. The key-value, window and
-// timer stores are encodings on top of this one class.
+// committed entries), so a task reads its own uncommitted writes. With a record cache, point
+// reads look in the cache before RocksDB, and committed writes stay in it as clean entries. The
+// key-value, window and timer stores are encodings on top of this one class.
 class OverlayStore {
  public:
   // Raw key -> value; nullopt is a delete.
   using Overlay = std::map<std::string, std::optional<std::string>, std::less<>>;
 
-  // db and column_family must outlive the store.
-  OverlayStore(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& column_family, std::string name);
+  // db, column_family and cache (null: none) must outlive the store.
+  OverlayStore(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& column_family, std::string name,
+               RecordCache* cache = nullptr);
+  ~OverlayStore();
   OverlayStore(const OverlayStore&) = delete;
   OverlayStore& operator=(const OverlayStore&) = delete;
 
@@ -54,29 +58,33 @@ class OverlayStore {
   const Overlay& pending() const { return pending_; }
   // Adds the pending writes to batch as Puts and Deletes in this store's column family.
   Status AddPendingTo(rocksdb::WriteBatch& batch) const;
-  // After a commit wrote the pending writes.
-  void ClearPending() {
-    pending_.clear();
-    undo_.clear();
-  }
+  // After a commit wrote the pending writes: they become the cache's clean entries.
+  void MarkCommitted();
   // Drops the pending writes unwritten (an aborted commit).
-  void DiscardPending() {
-    ClearPending();
-    ++generation_;
-  }
+  void DiscardPending();
   // Changes whenever writes are undone (RollbackToSavepoint, DiscardPending) or the store is
   // written around the overlay (a restore): what a reader cached about the store's contents
   // (the timer store's low-water mark) is stale once it changed.
   uint64_t generation() const { return generation_; }
-  void Invalidate() { ++generation_; }
+  // The column family was written around the overlay (a restore): forget what was cached.
+  void Invalidate();
 
  private:
   void Write(std::string_view key, std::optional<std::string_view> value);
+  static int64_t Charge(std::string_view key, const std::optional<std::string>& value) {
+    return static_cast<int64_t>(key.size() + (value ? value->size() : 0) +
+                                RecordCache::kEntryOverhead);
+  }
+  // Tells the cache how much the pending writes grew or shrank.
+  void AddPendingBytes(int64_t delta);
 
   rocksdb::DB& db_;
   rocksdb::ColumnFamilyHandle& column_family_;
   std::string name_;
+  RecordCache* cache_;
+  RecordCache::StoreId cache_id_ = 0;
   Overlay pending_;
+  int64_t pending_bytes_ = 0;
   // What each write since the savepoint replaced: the key's previous overlay entry, or nullopt
   // when the key had none.
   struct Undo {

@@ -214,7 +214,7 @@ Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions
   for (size_t i = 0; i < options.stores.size(); ++i) {
     const StoreSpec& spec = options.stores[i];
     OpenStore store;
-    store.data = std::make_unique<OverlayStore>(*db, *handles[2 + i], spec.name);
+    store.data = std::make_unique<OverlayStore>(*db, *handles[2 + i], spec.name, options.cache);
     store.committed_data = std::make_unique<OverlayStore>(*db, *handles[2 + i], spec.name);
     switch (spec.type) {
       case StoreType::kKeyValue:
@@ -295,7 +295,7 @@ Status RocksDbTaskState::Commit(const CheckpointEntries& checkpoint) {
   }
   // On failure the buffer is kept: the caller decides whether to retry or abort.
   if (Status s = Write(batch, checkpoint, "commit"); !s.ok()) return s;
-  for (OpenStore& store : open_stores_) store.data->ClearPending();
+  for (OpenStore& store : open_stores_) store.data->MarkCommitted();
   return Status::OK();
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "state/key_value_store.h"
+#include "state/record_cache.h"
 #include "state/status.h"
 #include "state/store_spec.h"
 #include "state/timer_store.h"
@@ -48,6 +49,7 @@ struct TaskStateOptions {
   std::string directory;                // <state-dir>/<app-id>/<task>
   std::vector<StoreSpec> stores;        // one column family each
   StateResources* resources = nullptr;  // shared cache and write buffers; null = private
+  RecordCache* cache = nullptr;         // the stream thread's record cache; null = none
 };
 
 // The state of one task: one RocksDB instance with a column family per store and one for the

@@ -59,6 +59,7 @@ struct Options {
   int runs = 3;
   int requests = 20'000;
   uint64_t rocksdb_memory = 256ULL << 20;  // as `cmstream run`'s default
+  uint64_t cache_max_bytes = 64ULL << 20;  // likewise
   std::string log_file;
   std::string work_dir;
   bool timeline = false;
@@ -92,6 +93,11 @@ struct StreamsRun {
   double rss_before_mib = 0, rss_peak_mib = 0;
   uint64_t processed = 0, dlq = 0, commits = 0;
   double commit_seconds = 0;
+  uint64_t cache_hits = 0, cache_misses = 0;
+  double HitRatio() const {
+    const uint64_t reads = cache_hits + cache_misses;
+    return reads ? static_cast<double>(cache_hits) / reads : 0;
+  }
 };
 
 class UsageBench {
@@ -139,11 +145,12 @@ class UsageBench {
       std::string check = Verify(*last, s);
       ok = ok && check.empty();
       Say("run %d: raw %.0f ev/s, no-stall %.0f ev/s | usage total %.0f ev/s, steady %.0f ev/s, "
-          "done %.2f s | %llu commits, mean %.1f ms | RSS %.0f MiB before, peak %.0f MiB | %s\n",
+          "done %.2f s | %llu commits, mean %.1f ms | cache hits %.1f%% | RSS %.0f MiB before, "
+          "peak %.0f MiB | %s\n",
           r, raw.Rate(), nostall.Rate(), s.total_rate, s.steady_rate, s.done_s,
           static_cast<unsigned long long>(s.commits),
-          s.commits ? 1000 * s.commit_seconds / s.commits : 0.0, s.rss_before_mib, s.rss_peak_mib,
-          check.empty() ? "verified" : check.c_str());
+          s.commits ? 1000 * s.commit_seconds / s.commits : 0.0, 100 * s.HitRatio(),
+          s.rss_before_mib, s.rss_peak_mib, check.empty() ? "verified" : check.c_str());
       table.Add("run " + std::to_string(r),
                 {raw.Rate(), nostall.Rate(), s.total_rate, s.steady_rate,
                  nostall.Rate() > 0 ? s.steady_rate / nostall.Rate() : 0, s.done_s,
@@ -159,9 +166,11 @@ class UsageBench {
         "\ncmstream usage benchmark: usage topology, exactly_once, 1 stream thread, embedded "
         "broker\n");
     std::printf(
-        "events %llu, organizations %d, partitions %d, runs %d, rocksdb memory %llu MiB\n\n",
+        "events %llu, organizations %d, partitions %d, runs %d, rocksdb memory %llu MiB, "
+        "record cache %llu MiB\n\n",
         static_cast<unsigned long long>(o_.events), o_.orgs, o_.partitions, o_.runs,
-        static_cast<unsigned long long>(o_.rocksdb_memory >> 20));
+        static_cast<unsigned long long>(o_.rocksdb_memory >> 20),
+        static_cast<unsigned long long>(o_.cache_max_bytes >> 20));
     table.Print(stdout);
     std::printf(
         "\nquery latency over loopback HTTP (one keep-alive client, %d requests each, last run's "
@@ -270,6 +279,7 @@ class UsageBench {
     config.state_dir = o_.work_dir + "/state-run" + std::to_string(run);
     config.threads = 1;
     config.rocksdb_memory_bytes = o_.rocksdb_memory;
+    config.cache_max_bytes = o_.cache_max_bytes;
     config.broker_filters_aborted = false;  // the embedded broker
     std::filesystem::remove_all(config.state_dir);
     running->streams = std::make_unique<KafkaStreams>(*running->topology, config, *admin_);
@@ -300,6 +310,8 @@ class UsageBench {
       out.processed += t.processed;
       out.commits += t.commits;
       out.commit_seconds += t.commit_seconds_sum;
+      out.cache_hits += t.cache.hits;
+      out.cache_misses += t.cache.misses;
     }
 
     int port = 0;
@@ -413,6 +425,10 @@ int main(int argc, char** argv) {
   app.add_option("--rocksdb-memory", rocksdb_memory,
                  "block cache plus write buffers, as `cmstream run --rocksdb-memory`")
       ->capture_default_str();
+  std::string cache_max_bytes = "64MiB";
+  app.add_option("--cache-max-bytes", cache_max_bytes,
+                 "the stream thread's record cache, as `cmstream run --cache-max-bytes`")
+      ->capture_default_str();
   app.add_flag("--timeline", o.timeline, "print every sealed commit");
   CLI11_PARSE(app, argc, argv);
   auto memory = cm::topology::ParseBytes(rocksdb_memory);
@@ -421,6 +437,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.rocksdb_memory = *memory;
+  auto cache = cm::topology::ParseBytes(cache_max_bytes);
+  if (!cache.ok()) {
+    std::fprintf(stderr, "--cache-max-bytes: %s\n", cache.status().ToString().c_str());
+    return 2;
+  }
+  o.cache_max_bytes = *cache;
   if (o.work_dir.empty()) o.work_dir = "/tmp/cmstream-bench-usage-" + std::to_string(getpid());
   if (o.log_file.empty()) o.log_file = o.work_dir + ".log";
   return UsageBench(o).Main();

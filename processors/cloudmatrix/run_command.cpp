@@ -171,12 +171,18 @@ std::optional<topology::StreamsConfig> ConfigFromFlags(const RunOptions& o, cons
     std::cerr << "--rocksdb-memory: " << memory.status().message() << '\n';
     return std::nullopt;
   }
+  auto cache = topology::ParseBytes(o.cache_max_bytes);
+  if (!cache.ok()) {
+    std::cerr << "--cache-max-bytes: " << cache.status().message() << '\n';
+    return std::nullopt;
+  }
   auto interval = topology::ParseDuration(o.commit_interval);
   if (!interval.ok()) {
     std::cerr << "--commit-interval: " << interval.status().message() << '\n';
     return std::nullopt;
   }
   config.rocksdb_memory_bytes = *memory;
+  config.cache_max_bytes = *cache;
   config.commit_interval = *interval;
   config.instance_id = o.instance_id;
   if (config.instance_id.empty()) {
@@ -549,6 +555,11 @@ void AddEngineFlags(CLI::App* cmd, RunOptions& o) {
   cmd->add_option("--rocksdb-memory", o.rocksdb_memory,
                   "block cache + write buffers for all stores")
       ->envname("CM_ROCKSDB_MEMORY")
+      ->capture_default_str();
+  cmd->add_option("--cache-max-bytes", o.cache_max_bytes,
+                  "each stream thread's record cache: committed store entries kept for reads, "
+                  "plus the writes buffered for the next commit (0: none)")
+      ->envname("CM_CACHE_MAX_BYTES")
       ->capture_default_str();
   cmd->add_option("--commit-interval", o.commit_interval, "how often tasks commit")
       ->envname("CM_COMMIT_INTERVAL")

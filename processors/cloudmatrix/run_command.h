@@ -53,6 +53,7 @@ struct RunOptions {
   int threads = 1;
   std::string guarantee = "exactly_once";
   std::string rocksdb_memory = "256MiB";
+  std::string cache_max_bytes = "64MiB";
   std::string commit_interval = "100ms";
   int partitions = 8;
   std::string topology = "cloudmatrix";
@@ -79,7 +80,7 @@ struct BackfillRequest {
 };
 
 // The flags `run` and `backfill` share: --state-dir, --threads, --guarantee, --rocksdb-memory,
-// --commit-interval, --topology and the input limits (--max-event-bytes, ...).
+// --cache-max-bytes, --commit-interval, --topology and the input limits (--max-event-bytes, ...).
 void AddEngineFlags(CLI::App* cmd, RunOptions& o);
 
 // Runs one instance of the application until SIGINT/SIGTERM or a stream failure (or, with

@@ -258,6 +258,33 @@ std::string KafkaStreams::RenderMetrics() const {
       }
     }
   }
+  auto per_cache = [&](const char* name, const char* type, const char* help, auto value) {
+    out.Family(name, type, help);
+    for (const auto& t : threads)
+      out.Sample(name, {{"thread", std::to_string(t.index)}}, value(t.cache));
+  };
+  using CacheStats = state::RecordCache::Stats;
+  per_cache("cmstream_record_cache_hits_total", "counter",
+            "Store point reads answered by the thread's record cache.",
+            [](const CacheStats& c) { return c.hits; });
+  per_cache("cmstream_record_cache_misses_total", "counter",
+            "Store point reads the record cache sent on to RocksDB.",
+            [](const CacheStats& c) { return c.misses; });
+  per_cache("cmstream_record_cache_evictions_total", "counter",
+            "Committed entries evicted from the record cache to stay in its budget.",
+            [](const CacheStats& c) { return c.evictions; });
+  per_cache("cmstream_record_cache_entries", "gauge", "Committed entries in the record cache.",
+            [](const CacheStats& c) { return c.entries; });
+  out.Family("cmstream_record_cache_bytes", "gauge",
+             "Bytes charged to the record cache: committed entries (clean) and writes buffered "
+             "for the next commit (buffered).");
+  for (const auto& t : threads) {
+    const std::string thread = std::to_string(t.index);
+    out.Sample("cmstream_record_cache_bytes", {{"thread", thread}, {"kind", "clean"}},
+               t.cache.clean_bytes);
+    out.Sample("cmstream_record_cache_bytes", {{"thread", thread}, {"kind", "buffered"}},
+               t.cache.buffered_bytes);
+  }
   per_thread("cmstream_commits_aborted_total", "counter", "Commits aborted and reprocessed.",
              &ThreadStatus::aborted_commits);
   out.Family("cmstream_commit_latency_seconds", "histogram", "Time to seal and apply one commit.");

@@ -265,6 +265,7 @@ void StreamThread::Impl::Run() {
       if (m == nullptr) break;
       ProcessMessage(m);
       rd_kafka_message_destroy(m);
+      if (tasks_->CacheFull()) break;
     }
     producer_->Poll();
     int64_t now = WallClockMs();
@@ -276,7 +277,7 @@ void StreamThread::Impl::Run() {
         FailTask(rt, e);
       }
     }
-    if (committer_->CommitDue()) {
+    if (committer_->CommitDue() || tasks_->CacheFull()) {
       if (!committer_->CommitAll(tasks_->tasks()) &&
           producer_->delivery_error() != RD_KAFKA_RESP_ERR_NO_ERROR) {
         committer_->AbortAll(tasks_->tasks(), "commit failed");

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "state/record_cache.h"
 #include "state/task_state.h"
 #include "topology/processor/read_only_stores.h"
 #include "topology/processor/topology.h"
@@ -49,6 +50,7 @@ struct ThreadStatus {
   // partition, or skipped by a bounded run (RecordCollector::Reroute).
   std::map<std::string, uint64_t> records_rerouted;
   std::map<std::string, uint64_t> misrouted_skipped;
+  state::RecordCache::Stats cache;  // all zero without a record cache
   uint64_t commits = 0;
   uint64_t aborted_commits = 0;
   double commit_seconds_sum = 0;

@@ -26,6 +26,10 @@ struct StreamsConfig {
   std::chrono::milliseconds commit_interval{100};
   size_t commit_max_pending = 100'000;  // commit early when this many store writes are buffered
   size_t rocksdb_memory_bytes = 256ULL << 20;
+  // Each stream thread's record cache (state::RecordCache): committed entries kept for reads,
+  // and the writes buffered for the next commit, which commits early when they fill it. 0: no
+  // cache (buffered writes are then bounded by commit_max_pending only).
+  size_t cache_max_bytes = 64ULL << 20;
   std::string dlq_topic = "cloudmatrix.dlq";
   int32_t default_partitions = 8;  // for topics cmstream has to create
   size_t restore_batch_records = 20'000;

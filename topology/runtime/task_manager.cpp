@@ -25,7 +25,10 @@ TaskManager::TaskManager(const Topology& topology, const StreamsConfig& config, 
       restore_consumer_(restore_consumer),
       collector_(collector),
       committer_(committer),
-      failure_(failure) {}
+      failure_(failure) {
+  if (config.cache_max_bytes > 0)
+    cache_ = std::make_unique<state::RecordCache>(config.cache_max_bytes);
+}
 
 bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
   rd_kafka_t* rk = consumer_;
@@ -114,6 +117,7 @@ void TaskManager::CreateTask(TaskId id) {
   so.directory = config_.state_dir + "/" + config_.application_id + "/" + id.ToString();
   so.stores = sub.stores;
   so.resources = &resources_;
+  so.cache = cache_.get();
   auto state = state::TaskState::Open(so);
   if (!state.ok()) {
     failure_.Fatal("cannot open state of task " + id.ToString() + ": " + state.status().ToString());
@@ -319,6 +323,7 @@ void TaskManager::AddStatus(ThreadStatus& s) {
     t.store_bytes = rt.task->state().ApproximateSizeBytes();
     s.tasks.push_back(std::move(t));
   }
+  if (cache_ != nullptr) s.cache = cache_->stats();
 }
 
 }  // namespace cm::topology

@@ -4,10 +4,12 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <shared_mutex>
 #include <string>
 #include <utility>
 
+#include "state/record_cache.h"
 #include "state/task_state.h"
 #include "topology/processor/read_only_stores.h"
 #include "topology/processor/topology.h"
@@ -59,8 +61,10 @@ class TaskManager {
   // Runs `query` over the committed stores of `task` if it is running here. Callable from any
   // thread; the task cannot close while the query runs.
   bool Query(const TaskId& task, const std::function<void(const ReadOnlyStores&)>& query) const;
-  // Each task's status, and the DLQ count.
+  // Each task's status, the DLQ count and the record cache's figures.
   void AddStatus(ThreadStatus& status);
+  // The writes the tasks buffer for the next commit have outgrown the record cache's budget.
+  bool CacheFull() const { return cache_ != nullptr && cache_->commit_needed(); }
 
  private:
   // Pauses `parts`, logging what librdkafka refused (`what` says which pause).
@@ -77,6 +81,9 @@ class TaskManager {
   TaskCommitter& committer_;
   ThreadFailure& failure_;
   bool assigned_ = false;
+  // The thread's record cache, shared by its tasks' stores (null with cache_max_bytes 0).
+  // Declared before tasks_, so it outlives them.
+  std::unique_ptr<state::RecordCache> cache_;
   TaskMap tasks_;
   std::map<std::pair<std::string, int32_t>, TaskRuntime*> by_partition_;
   // Running tasks that HTTP threads may query; a task leaves it before it closes.

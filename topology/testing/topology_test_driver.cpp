@@ -78,6 +78,9 @@ Result<std::unique_ptr<TopologyTestDriver>> TopologyTestDriver::Create(const Top
     driver->owns_directory_ = true;
   }
   driver->resources_ = std::make_unique<state::StateResources>(64ULL << 20);
+  if (driver->options_.cache_max_bytes > 0) {
+    driver->cache_ = std::make_unique<state::RecordCache>(driver->options_.cache_max_bytes);
+  }
   driver->collector_ = std::make_unique<Collector>(*driver);
   if (auto s = driver->OpenTasks(); !s.ok()) return s;
   return driver;
@@ -91,6 +94,7 @@ Status TopologyTestDriver::OpenTasks() {
       so.directory = options_.state_directory + "/" + id.ToString();
       so.stores = sub.stores;
       so.resources = resources_.get();
+      so.cache = cache_.get();
       auto state = state::TaskState::Open(so);
       if (!state.ok()) return state.status();
       const auto stream_time = (*state)->GetCheckpoint(kCheckpointStreamTime);

@@ -20,6 +20,7 @@ struct TestDriverOptions {
   std::string state_directory;  // empty: a fresh temporary directory, removed afterwards
   std::string dlq_topic = "cloudmatrix.dlq";
   int64_t wall_clock_start_ms = 0;
+  size_t cache_max_bytes = 64ULL << 20;  // the tasks' record cache, as a stream thread's; 0: none
 };
 
 // Runs a topology in-process over real RocksDB stores without a broker (Kafka Streams'
@@ -70,6 +71,7 @@ class TopologyTestDriver {
   TestDriverOptions options_;
   bool owns_directory_ = false;
   std::unique_ptr<state::StateResources> resources_;
+  std::unique_ptr<state::RecordCache> cache_;  // outlives the tasks
   std::unique_ptr<Collector> collector_;
   std::map<TaskId, std::unique_ptr<StreamTask>> tasks_;
   std::map<std::string, int64_t> next_offset_;

@@ -1,0 +1,97 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace cm::state {
+
+// A stream thread's record cache (Kafka Streams' `statestore.cache.max.bytes`): one byte budget
+// shared by every store of the thread's tasks. It holds two kinds of bytes:
+//  - clean entries: a store's committed value for a key (or the fact that the key is absent),
+//    kept after a read fetched it from RocksDB and brought up to date by each commit that
+//    writes the key, so the next read skips RocksDB. They are evicted least recently used
+//    first.
+//  - buffered bytes: the writes each store holds for the next commit (OverlayStore's pending
+//    map, where repeated writes to one key already coalesce). They cannot be evicted, since a
+//    commit writes them in one batch with its checkpoint; they push clean entries out, and once
+//    they alone exceed the budget the thread commits early (commit_needed).
+// The cache never holds a value that is not in RocksDB: stores put entries in after reading
+// them or after a commit wrote them, and clear their entries when they are written around
+// (a restore). Not thread-safe: the stream thread is its only user.
+class RecordCache {
+ public:
+  using StoreId = uint64_t;
+
+  struct Stats {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+    uint64_t evictions = 0;
+    size_t entries = 0;
+    size_t clean_bytes = 0;
+    size_t buffered_bytes = 0;
+  };
+
+  // Bytes charged for one entry besides its key and value: the list node, the index slot and
+  // the strings' headers.
+  static constexpr size_t kEntryOverhead = 96;
+
+  explicit RecordCache(size_t max_bytes) : max_bytes_(max_bytes) {}
+  RecordCache(const RecordCache&) = delete;
+  RecordCache& operator=(const RecordCache&) = delete;
+
+  size_t max_bytes() const { return max_bytes_; }
+
+  // Each store instance (one column family of one task) gets its own key space.
+  StoreId AddStore() { return next_store_++; }
+  // Drops every clean entry of a store (closed, or written around by a restore).
+  void ClearStore(StoreId store);
+
+  // The committed value of key, when cached (nullopt inside: the key is known to be absent);
+  // null when not cached. Valid until the cache is next changed.
+  const std::optional<std::string>* Find(StoreId store, std::string_view key);
+  // Caches the committed value of key (nullopt: absent), evicting the least recently used
+  // entries to stay in budget. An entry larger than the budget is not kept.
+  void Put(StoreId store, std::string_view key, std::optional<std::string> value);
+  // A commit wrote key: a cached entry takes the new value (and is used again); a key that is
+  // not cached stays out, so keys written once and never read do not push out the ones that
+  // are read.
+  void Update(StoreId store, std::string_view key, std::optional<std::string> value);
+
+  // A store's buffered writes grew or shrank by delta bytes.
+  void AddBuffered(int64_t delta);
+  // The buffered writes alone are over the budget: the thread should commit now.
+  bool commit_needed() const { return max_bytes_ > 0 && buffered_bytes_ > max_bytes_; }
+
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct Entry {
+    StoreId store;
+    std::string key;
+    std::optional<std::string> value;
+    size_t charge;
+  };
+  using Lru = std::list<Entry>;  // most recently used first
+  // Keys view the entry's own key, which a list node keeps in place.
+  using Index = std::unordered_map<std::string_view, Lru::iterator>;
+
+  void Erase(Index& index, Lru::iterator entry);
+  static size_t Charge(std::string_view key, const std::optional<std::string>& value) {
+    return key.size() + (value ? value->size() : 0) + kEntryOverhead;
+  }
+  void EvictToFit();
+
+  size_t max_bytes_;
+  StoreId next_store_ = 1;
+  Lru lru_;
+  std::unordered_map<StoreId, Index> indexes_;
+  size_t buffered_bytes_ = 0;
+  Stats stats_;
+};
+
+}  // namespace cm::state
