@@ -48,6 +48,7 @@ struct Options {
   int down_seconds = 60;
   int runs = 3;
   bool skip_down = false;
+  std::string cache_max_bytes = "64MiB";  // `cmstream run`'s default
 };
 
 // The loopback receiver: POST /s/<n> answers 200 at once and counts per n. Its pool has a
@@ -161,7 +162,8 @@ class Instance : public CmstreamProcess {
                          std::to_string(std::max(64, o.clients + 16)), "--webhook-allow-http",
                          "--webhook-allow-addresses", "127.0.0.0/8", "--webhook-concurrency",
                          std::to_string(o.concurrency), "--webhook-endpoint-concurrency",
-                         std::to_string(o.endpoint_concurrency)}) {}
+                         std::to_string(o.endpoint_concurrency), "--cache-max-bytes",
+                         o.cache_max_bytes}) {}
 
  private:
   static const std::filesystem::path& Fresh(const std::filesystem::path& dir) {
@@ -380,6 +382,8 @@ int main(int argc, char** argv) {
                  "how long the down endpoint refuses connections from a run's start")
       ->capture_default_str();
   app.add_flag("--skip-down", o.skip_down, "only the first measurement");
+  app.add_option("--cache-max-bytes", o.cache_max_bytes, "the instance's --cache-max-bytes")
+      ->capture_default_str();
   app.add_option("--runs", o.runs, "runs of each measurement (medians are printed)")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -392,9 +396,9 @@ int main(int argc, char** argv) {
   std::printf(
       "webhooks: %d events x %d endpoints per run, %d enqueueing clients, "
       "--webhook-concurrency %d, --webhook-endpoint-concurrency %d, wrk -t2 -c%d -d%ds, "
-      "down endpoint refuses connections for %d s, %d runs\n",
+      "down endpoint refuses connections for %d s, %d runs, --cache-max-bytes %s\n",
       o.events, o.endpoints, o.clients, o.concurrency, o.endpoint_concurrency, o.concurrency,
-      o.wrk_seconds, o.down_seconds, o.runs);
+      o.wrk_seconds, o.down_seconds, o.runs, o.cache_max_bytes.c_str());
   std::fflush(stdout);
   Sink sink(std::max(o.sink_threads, o.concurrency + 32));
   int status = 0;

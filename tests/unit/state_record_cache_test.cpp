@@ -1,12 +1,11 @@
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "child_process.h"
 #include "state/record_cache.h"
 #include "state/task_state.h"
 
@@ -120,9 +119,7 @@ TEST(RecordCacheTest, CountsHitsAndMisses) {
 class RecordCacheTaskStateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cm_record_cache_" + std::to_string(::getpid()) + "_" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
+    dir_ = testing::FreshTestDirectory("cm-record-cache");
     state_ = Open();
   }
   void TearDown() override {

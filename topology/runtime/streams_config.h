@@ -24,7 +24,7 @@ struct StreamsConfig {
   // cluster). The embedded broker does not, so restores then skip unsealed changelog records.
   bool broker_filters_aborted = true;
   std::chrono::milliseconds commit_interval{100};
-  size_t commit_max_pending = 100'000;  // commit early when this many store writes are buffered
+  size_t commit_max_pending = 100'000;  // commit early after this many records processed
   size_t rocksdb_memory_bytes = 256ULL << 20;
   // Each stream thread's record cache (state::RecordCache): committed entries kept for reads,
   // and the writes buffered for the next commit, which commits early when they fill it. 0: no
