@@ -55,6 +55,7 @@ struct Options {
   int partitions = 32;
   int runs = 3;
   int commit_interval_ms = 100;
+  uint64_t cache_max_bytes = 64ULL << 20;  // StreamsConfig's default
   std::string log_file;
   std::string work_dir;
   bool keep_state = false;
@@ -167,9 +168,9 @@ class PipelineBench {
     table.AddMedian();
 
     std::printf("\ncmstream pipeline benchmark: counting topology, exactly_once, 1 stream thread, embedded broker\n");
-    std::printf("records %llu, keys %d, value %d B, partitions %d, commit interval %d ms, runs %d\n",
+    std::printf("records %llu, keys %d, value %d B, partitions %d, commit interval %d ms, record cache %llu bytes, runs %d\n",
                 static_cast<unsigned long long>(o_.records), o_.keys, o_.value_bytes, o_.partitions,
-                o_.commit_interval_ms, o_.runs);
+                o_.commit_interval_ms, static_cast<unsigned long long>(o_.cache_max_bytes), o_.runs);
     std::string experiments;
     for (const auto& p : o_.producer_overrides) experiments += " producer:" + p;
     for (const auto& c : o_.consumer_overrides) experiments += " consumer:" + c;
@@ -235,6 +236,7 @@ class PipelineBench {
     config.guarantee = cm::topology::ProcessingGuarantee::kExactlyOnce;
     config.broker_filters_aborted = false;  // the embedded broker
     config.commit_interval = std::chrono::milliseconds(o_.commit_interval_ms);
+    config.cache_max_bytes = o_.cache_max_bytes;
     config.producer_overrides = ParseOverrides(o_.producer_overrides);
     config.consumer_overrides = ParseOverrides(o_.consumer_overrides);
     std::filesystem::remove_all(config.state_dir);
@@ -350,6 +352,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024))->capture_default_str();
   app.add_option("--runs", o.runs, "runs; the table shows each and the median")->check(CLI::Range(1, 100))->capture_default_str();
   app.add_option("--commit-interval-ms", o.commit_interval_ms, "StreamsConfig.commit_interval")->check(CLI::Range(1, 60'000))->capture_default_str();
+  app.add_option("--cache-max-bytes", o.cache_max_bytes, "StreamsConfig.cache_max_bytes (the record cache)")->capture_default_str();
   app.add_option("--log", o.log_file, "where the engine's log lines go (default <work-dir>.log)");
   app.add_option("--work-dir", o.work_dir, "state directories (default /tmp/cmstream-bench-pipeline-<pid>)");
   app.add_flag("--keep-state", o.keep_state, "keep the state directories");
