@@ -72,8 +72,7 @@ class OverlayStore {
  private:
   void Write(std::string_view key, std::optional<std::string_view> value);
   static int64_t Charge(std::string_view key, const std::optional<std::string>& value) {
-    return static_cast<int64_t>(key.size() + (value ? value->size() : 0) +
-                                RecordCache::kEntryOverhead);
+    return static_cast<int64_t>(RecordCache::Charge(key, value));
   }
   // Tells the cache how much the pending writes grew or shrank.
   void AddPendingBytes(int64_t delta);

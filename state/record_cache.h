@@ -40,6 +40,11 @@ class RecordCache {
   // the strings' headers.
   static constexpr size_t kEntryOverhead = 96;
 
+  // What an entry of key and value is charged, clean or buffered.
+  static size_t Charge(std::string_view key, const std::optional<std::string>& value) {
+    return key.size() + (value ? value->size() : 0) + kEntryOverhead;
+  }
+
   explicit RecordCache(size_t max_bytes) : max_bytes_(max_bytes) {}
   RecordCache(const RecordCache&) = delete;
   RecordCache& operator=(const RecordCache&) = delete;
@@ -81,9 +86,6 @@ class RecordCache {
   using Index = std::unordered_map<std::string_view, Lru::iterator>;
 
   void Erase(Index& index, Lru::iterator entry);
-  static size_t Charge(std::string_view key, const std::optional<std::string>& value) {
-    return key.size() + (value ? value->size() : 0) + kEntryOverhead;
-  }
   void EvictToFit();
 
   size_t max_bytes_;
