@@ -5,25 +5,9 @@
 #include <string>
 
 #include "processors/cloudmatrix/command_line.h"
+#include "processors/cloudmatrix/webhook_flags.h"
 
 namespace cm::cloudmatrix {
-
-// Webhook delivery (README "Webhooks"); a backfill never sends.
-struct WebhookFlags {
-  bool allow_http = false;      // http:// endpoints may be registered
-  std::string allow_addresses;  // CIDRs delivered to although not public (tests, private nets)
-  std::string ca_file;          // extra CA certificates to trust (PEM)
-  size_t concurrency = 16;      // attempts in flight at once
-  size_t endpoint_concurrency = 4;
-  std::string timeout = "30s";
-  std::string max_age = "24h";
-  int max_attempts = 0;
-  std::string backoff_base = "1s";
-  std::string backoff_max = "1h";
-  int circuit_failures = 5;
-  std::string circuit_cooldown = "60s";
-  int circuit_successes = 2;
-};
 
 // The flags of `run`, most of which `backfill` shares.
 struct RunOptions {
@@ -41,6 +25,7 @@ struct RunOptions {
   size_t http_max_headers = 100;
   std::string http_request_timeout = "10s";
   std::string http_idle_timeout = "5s";
+  std::string http_linger = "2ms";
   size_t http_threads = 64;
   size_t http_max_connections = 4096;
   size_t http_max_queued = 1024;

@@ -47,6 +47,10 @@ std::string LowerName(std::string_view name) {
   return out;
 }
 
+bool TeamGraph::HasTeam(const std::string& org, const std::string& team) const {
+  return views_.teams->Get(keys::TeamKey(org, team)).has_value();
+}
+
 std::optional<json> TeamGraph::Team(const std::string& org, const std::string& team) const {
   auto v = views_.teams->Get(keys::TeamKey(org, team));
   if (!v) return std::nullopt;

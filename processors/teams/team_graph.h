@@ -31,6 +31,8 @@ class TeamGraph {
  public:
   explicit TeamGraph(const TeamsStoreViews& views) : views_(views) {}
 
+  // Whether the team exists, without decoding it (a permission check needs no more).
+  bool HasTeam(const std::string& org, const std::string& team) const;
   std::optional<nlohmann::json> Team(const std::string& org, const std::string& team) const;
   std::optional<std::string> TeamIdByName(const std::string& org, const std::string& name) const;
   // Every team of the organization, by id.

@@ -79,7 +79,7 @@ Result<json> TeamsQueries::GetHierarchy(const std::string& id, const std::string
 Result<json> TeamsQueries::GetEffectivePermissions(const std::string& id,
                                                    const std::string& user) const {
   auto org = OrganizationOfTeamId(id);
-  if (!org || !graph_.Team(*org, id)) return NoSuchTeam();
+  if (!org || !graph_.HasTeam(*org, id)) return NoSuchTeam();
   Grants grants = graph_.MaterializedGrants(*org, id, user);
   std::stable_sort(grants.begin(), grants.end(), [&](const Grant& a, const Grant& b) {
     return (a.team_id == id) > (b.team_id == id);  // the direct grant first
@@ -112,7 +112,7 @@ Result<json> TeamsQueries::CheckPermission(const std::string& id, const std::str
   if (!LeastRoleWith(permission))
     return Status::InvalidArgument("unknown permission '" + permission + "'");
   auto org = OrganizationOfTeamId(id);
-  if (!org || !graph_.Team(*org, id)) return NoSuchTeam();
+  if (!org || !graph_.HasTeam(*org, id)) return NoSuchTeam();
   PermissionCheck check = teams::CheckPermission(graph_, *org, id, user, permission);
   json out = {{"allowed", check.allowed},
               {"reason", check.reason},

@@ -269,6 +269,77 @@ TEST_F(HttpLimitsTest, AnAddressOverItsRateIs429WithRetryAfterButHealthIsNotLimi
   }
 }
 
+// After an answer a worker waits (the linger) for the connection's next request and serves
+// it itself; what it cannot serve (another lane, a refusal) goes back through the reactor.
+TEST_F(HttpLimitsTest, AKeepAliveConnectionIsServedInOrderAcrossLanes) {
+  HttpServerOptions options;
+  options.keep_alive_linger = 5s;  // far longer than the test's requests take to follow
+  Start(options);
+  httplib::Client client("127.0.0.1", port());
+  client.set_keep_alive(true);
+  client.set_read_timeout(2, 0);
+  for (int round = 0; round < 3; ++round) {
+    const std::string id = "k" + std::to_string(round);
+    auto get = client.Get(("/v1/things/" + id).c_str());
+    ASSERT_TRUE(get) << round;
+    EXPECT_EQ(json::parse(get->body)["id"], id);
+    auto again = client.Get(("/v1/things/" + id + "x").c_str());
+    ASSERT_TRUE(again) << round;
+    EXPECT_EQ(json::parse(again->body)["id"], id + "x");
+    auto post = client.Post("/v1/things", "{\"a\":1}", "application/json");
+    ASSERT_TRUE(post) << round;
+    EXPECT_EQ(post->status, 201);
+    auto health = client.Get("/health");
+    ASSERT_TRUE(health) << round;
+    EXPECT_EQ(health->status, 200);
+    auto missing = client.Get("/v1/nothing");
+    ASSERT_TRUE(missing) << round;
+    EXPECT_EQ(missing->status, 404);
+  }
+}
+
+// A worker never lingers as its lane's last idle one: with one read worker and a linger far
+// longer than the client waits, a second client is still answered at once.
+TEST_F(HttpLimitsTest, ALingeringWorkerNeverLeavesItsLaneWithoutAnIdleWorker) {
+  HttpServerOptions options;
+  options.threads = 1;
+  options.keep_alive_linger = 30s;
+  Start(options);
+  httplib::Client first("127.0.0.1", port());
+  first.set_keep_alive(true);
+  first.set_read_timeout(2, 0);
+  ASSERT_TRUE(first.Get("/v1/things/a"));  // its connection stays open, silent
+  for (int i = 0; i < 3; ++i) {
+    auto r = Get("/v1/things/b");  // a new connection each time, read timeout 2 s
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->status, 200);
+  }
+  auto again = first.Get("/v1/things/c");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(json::parse(again->body)["id"], "c");
+}
+
+// The rate limit holds for requests a lingering worker takes off a keep-alive connection.
+TEST_F(HttpLimitsTest, AKeepAliveConnectionOverItsRateIs429) {
+  HttpServerOptions options;
+  options.rate_limit = 0.5;
+  options.rate_burst = 3;
+  options.keep_alive_linger = 5s;
+  Start(options);
+  httplib::Client client("127.0.0.1", port());
+  client.set_keep_alive(true);
+  client.set_read_timeout(2, 0);
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.Get("/v1/things/a");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << i;
+  }
+  auto limited = client.Get("/v1/things/a");
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_EQ(json::parse(limited->body)["error"]["code"], "rate_limited");
+}
+
 TEST_F(HttpLimitsTest, ConnectionsOverTheLimitAre503) {
   HttpServerOptions options;
   options.max_connections = 2;

@@ -1,5 +1,5 @@
-// topology::RoutePattern: what a route path pattern matches (HttpServer hands its regex to
-// cpp-httplib and answers 405 with it).
+// topology::RoutePattern: what a route path pattern matches (HttpServer dispatches every
+// request with it and answers 405 with it).
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -31,6 +31,28 @@ TEST(RoutePattern, LiteralsAreLiteral) {
 TEST(RoutePattern, AMalformedPatternIsRefused) {
   EXPECT_THROW(RoutePattern("/v1/{id"), std::invalid_argument);
   EXPECT_THROW(RoutePattern("/v1/{}"), std::invalid_argument);
+  // A capture is a whole segment: anything else would need a regex to match.
+  EXPECT_THROW(RoutePattern("/v1/{id}.csv"), std::invalid_argument);
+  EXPECT_THROW(RoutePattern("/v1/x{id}"), std::invalid_argument);
+}
+
+TEST(RoutePattern, MatchesSegmentBySegment) {
+  RoutePattern p("/v1/teams/{id}/permissions/{user}/check");
+  auto m = p.Match("/v1/teams/org~t1/permissions/alice@x.com/check");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->at("id"), "org~t1");
+  EXPECT_EQ(m->at("user"), "alice@x.com");
+  EXPECT_FALSE(p.Match("/v1/teams/org~t1/permissions/alice/checks"));
+  EXPECT_FALSE(p.Match("/v1/teams/org~t1/permissions/alice/chec"));
+  EXPECT_FALSE(p.Match("/v1/teams/org~t1/permissions/alice"));
+  EXPECT_FALSE(p.Match("/v1/teamsx/org~t1/permissions/alice/check"));
+  EXPECT_FALSE(p.Match("v1/teams/org~t1/permissions/alice/check"));
+  EXPECT_FALSE(p.Match(""));
+  RoutePattern root("/health");
+  EXPECT_TRUE(root.Match("/health"));
+  EXPECT_FALSE(root.Match("/health/"));
+  EXPECT_FALSE(root.Match("/healthz"));
+  EXPECT_FALSE(root.Match("/"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -332,6 +333,7 @@ HttpReactor::Lane& HttpReactor::LaneFor(const RequestHead& head) {
 
 int HttpReactor::Admit(const std::string& address) {
   if (options_.rate_limit <= 0) return 0;
+  std::lock_guard<std::mutex> lock(buckets_mu_);
   const double burst =
       std::max(1.0, options_.rate_burst > 0 ? options_.rate_burst : options_.rate_limit);
   auto now = Clock::now();
@@ -361,12 +363,16 @@ void HttpReactor::Work(Lane& lane) {
     std::unique_ptr<HttpConnection> c;
     {
       std::unique_lock<std::mutex> lock(lane.mu);
+      ++lane.idle;
       lane.cv.wait(lock, [&] { return stopping_.load() || !lane.queue.empty(); });
+      --lane.idle;
       if (lane.queue.empty()) return;
       c = std::move(lane.queue.front());
       lane.queue.pop_front();
     }
-    if (!serve_(*c) || stopping_.load()) continue;  // c closes here
+    bool keep = serve_(*c);
+    while (keep && !stopping_.load() && NextRequestInline(lane, *c)) keep = serve_(*c);
+    if (!keep || stopping_.load()) continue;  // c closes here
     c->state = c->buffer.empty() ? HttpConnection::State::kIdle : HttpConnection::State::kReading;
     c->deadline =
         Clock::now() + (c->buffer.empty() ? options_.idle_timeout : options_.request_timeout);
@@ -377,6 +383,41 @@ void HttpReactor::Work(Lane& lane) {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
   }
+}
+
+bool HttpReactor::NextRequestInline(Lane& lane, HttpConnection& c) {
+  if (options_.keep_alive_linger.count() <= 0) return false;
+  if (c.buffer.empty() && !c.transport->HasPending()) {
+    {
+      // Never the lane's last idle worker: a queued request would wait out the linger.
+      std::lock_guard<std::mutex> lock(lane.mu);
+      if (lane.idle == 0) return false;
+    }
+    pollfd p{c.fd, POLLIN, 0};
+    const auto linger = options_.keep_alive_linger;
+    timespec wait{static_cast<time_t>(linger.count() / 1'000'000),
+                  static_cast<long>(linger.count() % 1'000'000 * 1'000)};
+    if (ppoll(&p, 1, &wait, nullptr) <= 0 || (p.revents & POLLIN) == 0) return false;
+  }
+  const size_t cap = options_.limits.max_header_bytes + options_.limits.max_body_bytes + 1;
+  char chunk[kReadChunk];
+  while (c.buffer.size() < cap) {
+    size_t n = 0;
+    if (c.transport->Read(chunk, sizeof chunk, n) != Transport::Io::kOk) break;
+    c.buffer.append(chunk, n);
+  }
+  // Anything but a whole request of this lane is the reactor's: the rest of a head, a
+  // refusal, a close, another lane.
+  HeadParse parse = ParseRequestHead(c.buffer, options_.limits);
+  if (parse.kind != HeadParse::Kind::kComplete) return false;
+  const RequestHead& head = parse.head;
+  const size_t need = head.head_bytes + head.content_length.value_or(0);
+  if (!head.chunked && !head.expect_continue && c.buffer.size() < need) return false;
+  if (&LaneFor(head) != &lane) return false;
+  if (&lane != &health_ && Admit(c.remote_ip) > 0) return false;  // the reactor answers 429
+  c.head = head;
+  c.deadline = Clock::now() + options_.io_timeout;
+  return true;
 }
 
 void HttpReactor::TakeReturned() {

@@ -194,16 +194,57 @@ class ConnectionStream : public httplib::Stream {
 
 }  // namespace
 
+using RouteHandler = std::function<void(const httplib::Request&, httplib::Response&,
+                                        std::map<std::string, std::string>)>;
+
 struct HttpServer::Impl {
+  struct Entry {
+    RoutePattern pattern;
+    std::string method;
+    RouteHandler handler;
+  };
   RouteTable server;
   std::unique_ptr<HttpReactor> reactor;
-  // Every route's path pattern with its method, to answer 405 with Allow when a path exists
-  // under other methods only. Written before Start, read by the server threads after.
-  std::vector<std::pair<RoutePattern, std::string>> routes;
+  // Every route in registration order; the first whose method and pattern match serves.
+  // Written before Start, read by the server threads after.
+  std::vector<Entry> routes;
+
+  // cpp-httplib's one handler per method: it finds our route, or answers 405 with Allow
+  // when the path exists under other methods only (RFC 9110 §15.5.6), else 404.
+  void Dispatch(const httplib::Request& req, httplib::Response& res) const {
+    const std::string_view method = req.method == "HEAD" ? "GET" : std::string_view(req.method);
+    std::string allow;
+    for (const Entry& e : routes) {
+      auto params = e.pattern.Match(req.path);
+      if (!params) continue;
+      if (e.method == method) {
+        e.handler(req, res, std::move(*params));
+        return;
+      }
+      if (allow.find(e.method) == std::string::npos)
+        allow += (allow.empty() ? "" : ", ") + e.method;
+    }
+    HttpResponse r = allow.empty()
+                         ? HttpResponse::Error(404, "not_found", "no such route")
+                         : HttpResponse::Error(405, "method_not_allowed",
+                                               req.method + " is not allowed here; use " + allow);
+    res.status = r.status;
+    if (!allow.empty()) res.set_header("Allow", allow);
+    res.set_content(r.body, r.content_type);
+  }
 };
 
 HttpServer::HttpServer(HttpServerOptions options)
     : impl_(std::make_unique<Impl>()), options_(options) {
+  // One catch-all per method: cpp-httplib would otherwise run a std::regex per route.
+  auto dispatch = [impl = impl_.get()](const httplib::Request& req, httplib::Response& res) {
+    impl->Dispatch(req, res);
+  };
+  impl_->server.Get(".*", dispatch);
+  impl_->server.Post(".*", dispatch);
+  impl_->server.Put(".*", dispatch);
+  impl_->server.Patch(".*", dispatch);
+  impl_->server.Delete(".*", dispatch);
   Route("GET", "/health", RouteAccess::Public(), [](const HttpRequest&) {
     return HttpResponse::Json(200, {{"status", "ok"}});
   });
@@ -255,25 +296,21 @@ std::variant<Principal, HttpResponse> HttpServer::Admit(const HttpRequest& r,
 void HttpServer::Route(const std::string& method, const std::string& pattern, RouteAccess access,
                        HttpHandler handler) {
   route_infos_.push_back({method, pattern, access});
-  RoutePattern compiled(pattern);
-  const std::vector<std::string> names = compiled.names();
   std::string key = method + " " + pattern;
   {
     std::lock_guard<std::mutex> lock(stats_mu_);
     stats_[key].buckets.assign(std::size(kLatencyBounds), 0);
   }
-  auto wrapped = [this, names, key, method, pattern, access = std::move(access),
-                  handler = std::move(handler)](const httplib::Request& req,
-                                                httplib::Response& res) {
+  auto wrapped = [this, key, method, pattern, access = std::move(access),
+                  handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+                                                std::map<std::string, std::string> params) {
     auto started = std::chrono::steady_clock::now();
     HttpRequest r;
     r.method = method;
     r.route = pattern;
     r.target = req.target;
     r.path = req.path;
-    for (size_t i = 0; i < names.size() && i + 1 < req.matches.size(); ++i) {
-      r.path_params[names[i]] = req.matches[i + 1].str();
-    }
+    r.path_params = std::move(params);
     for (const auto& [k, v] : req.params) r.query[k] = v;
     for (const auto& [k, v] : req.headers) r.headers[k] = v;
     r.body = req.body;
@@ -329,41 +366,14 @@ void HttpServer::Route(const std::string& method, const std::string& pattern, Ro
       if (seconds <= kLatencyBounds[i]) ++s.buckets[i];
     }
   };
-  const std::string regex = compiled.regex();
-  impl_->routes.emplace_back(std::move(compiled), method);
-  if (method == "GET")
-    impl_->server.Get(regex, wrapped);
-  else if (method == "POST")
-    impl_->server.Post(regex, wrapped);
-  else if (method == "PUT")
-    impl_->server.Put(regex, wrapped);
-  else if (method == "PATCH")
-    impl_->server.Patch(regex, wrapped);
-  else if (method == "DELETE")
-    impl_->server.Delete(regex, wrapped);
+  impl_->routes.push_back({RoutePattern(pattern), method, std::move(wrapped)});
 }
 
 state::Status HttpServer::Start(const std::string& host, int port) {
   // The reactor refuses a larger Content-Length; this bounds a chunked body.
   impl_->server.set_payload_max_length(options_.limits.max_body_bytes);
-  impl_->server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+  impl_->server.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;  // a route's own error answer
-    if (res.status == 404) {
-      // The path exists under other methods: 405 with Allow (RFC 9110 §15.5.6).
-      std::string allow;
-      for (const auto& [pattern, method] : impl_->routes) {
-        if (pattern.Match(req.path) && allow.find(method) == std::string::npos)
-          allow += (allow.empty() ? "" : ", ") + method;
-      }
-      if (!allow.empty()) {
-        res.status = 405;
-        res.set_header("Allow", allow);
-        auto r = HttpResponse::Error(405, "method_not_allowed",
-                                     req.method + " is not allowed here; use " + allow);
-        res.set_content(r.body, r.content_type);
-        return;
-      }
-    }
     if (res.status == 413) {
       auto r = HttpResponse::Error(413, "payload_too_large",
                                    "the request body is larger than " +

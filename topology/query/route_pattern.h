@@ -2,34 +2,36 @@
 
 #include <map>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace cm::topology {
 
-// A route's path pattern, "/v1/teams/{id}/members": literal text and {name} captures of one
-// non-empty path segment each. HttpServer hands regex() to cpp-httplib, which matches it
-// against the decoded request path with std::regex_match, and Match does the very same (for
-// 405 answers and for the fuzz target of tests/fuzz), so both agree on what a route matches.
+// A route's path pattern, "/v1/teams/{id}/members": segments between '/' that are literal
+// text or a whole {name} capture, which matches one non-empty segment. HttpServer dispatches
+// every request with Match, in registration order, and so does the fuzz target of
+// tests/fuzz. Matching compares segments; no regex runs (std::regex over every route was most
+// of a small request's routing time).
 class RoutePattern {
  public:
-  // Throws std::invalid_argument for a '{' without '}' or an empty name: patterns are code.
+  // Throws std::invalid_argument for a '{' without '}', an empty name, or a capture that is
+  // not a whole segment ("/v1/{id}.csv"): patterns are code.
   explicit RoutePattern(std::string_view pattern);
 
   const std::string& pattern() const { return pattern_; }
-  // ECMAScript regex with one group per {name}, regex metacharacters of literals escaped.
-  const std::string& regex() const { return regex_; }
   const std::vector<std::string>& names() const { return names_; }
   // The captures by name when `path` matches the whole pattern, else nullopt.
-  std::optional<std::map<std::string, std::string>> Match(const std::string& path) const;
+  std::optional<std::map<std::string, std::string>> Match(std::string_view path) const;
 
  private:
+  struct Segment {
+    std::string text;  // the literal, or the capture's name
+    bool capture = false;
+  };
   std::string pattern_;
-  std::string regex_;
+  std::vector<Segment> segments_;
   std::vector<std::string> names_;
-  std::regex compiled_;
 };
 
 }  // namespace cm::topology
