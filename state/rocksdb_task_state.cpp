@@ -119,6 +119,7 @@ class RocksDbTaskState final : public TaskState {
   void SetSavepoint() override;
   void RollbackToSavepoint() override;
   void Abort() override;
+  Status Flush(bool wait) override;
   Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,
                        const CheckpointEntries& checkpoint) override;
   std::optional<std::string> GetCheckpoint(std::string_view key) const override;
@@ -160,6 +161,7 @@ class RocksDbTaskState final : public TaskState {
   std::vector<ColumnFamilyPtr> column_families_;  // every family, kept or declared
   rocksdb::ColumnFamilyHandle* checkpoint_family_ = nullptr;
   std::vector<OpenStore> open_stores_;  // parallel to specs_
+  uint64_t unflushed_ = 0;              // writes since the last flush
 };
 
 Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions& options) {
@@ -183,6 +185,8 @@ Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions
   db_options.write_buffer_manager = resources->impl().write_buffer_manager;
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 2;
+  // No write-ahead log (see TaskState): a flush persists every column family at one point.
+  db_options.atomic_flush = true;
   const rocksdb::ColumnFamilyOptions family_options = MakeColumnFamilyOptions(resources->impl());
 
   // Families of stores no longer declared are opened too (RocksDB requires it) and kept.
@@ -239,7 +243,8 @@ RocksDbTaskState::~RocksDbTaskState() {
   open_stores_.clear();
   column_families_.clear();
   if (db_) {
-    // Writes are in the WAL, so a failed close loses nothing that Commit acknowledged.
+    // A failed flush loses only what the changelogs hold: the next restore reads it back.
+    [[maybe_unused]] const Status flushed = Flush(true);
     db_->Close().PermitUncheckedError();
   }
 }
@@ -283,9 +288,25 @@ Status RocksDbTaskState::Write(rocksdb::WriteBatch& batch, const CheckpointEntri
   }
   if (batch.Count() == 0) return Status::OK();
   rocksdb::WriteOptions options;
-  options.sync = false;  // the WAL survives a process crash; a lost tail is restored from Kafka
+  options.disableWAL = true;
   const rocksdb::Status s = db_->Write(options, &batch);
-  return s.ok() ? Status::OK() : ToStatus(s, what);
+  if (!s.ok()) return ToStatus(s, what);
+  unflushed_ += batch.Count();
+  // In the background: a crash before it completes leaves the previous flush's state.
+  return unflushed_ >= kFlushChanges ? Flush(false) : Status::OK();
+}
+
+Status RocksDbTaskState::Flush(bool wait) {
+  if (unflushed_ == 0) return Status::OK();
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  for (const ColumnFamilyPtr& family : column_families_) families.push_back(family.get());
+  rocksdb::FlushOptions options;
+  options.wait = wait;
+  options.allow_write_stall = true;
+  const rocksdb::Status s = db_->Flush(options, families);
+  if (!s.ok()) return ToStatus(s, "flush");
+  unflushed_ = 0;
+  return Status::OK();
 }
 
 Status RocksDbTaskState::Commit(const CheckpointEntries& checkpoint) {

@@ -45,6 +45,10 @@ struct StoreChange {
 
 using CheckpointEntries = std::map<std::string, std::string>;
 
+// Writes after which a task's database flushes its memtables: the most a crash makes a restore
+// read back per task (Kafka Streams checkpoints every 10,000 records under exactly-once).
+inline constexpr uint64_t kFlushChanges = 10'000;
+
 struct TaskStateOptions {
   std::string directory;                // <state-dir>/<app-id>/<task>
   std::vector<StoreSpec> stores;        // one column family each
@@ -55,6 +59,11 @@ struct TaskStateOptions {
 // The state of one task: one RocksDB instance with a column family per store and one for the
 // task's checkpoint. Store writes are buffered in memory (reads see them) until Commit writes
 // them, together with checkpoint entries such as changelog offsets, in one WriteBatch.
+// The database runs without its write-ahead log, as Kafka Streams runs RocksDB: the changelog
+// is the log. Flushes are atomic across column families, so after a crash the stores and the
+// checkpoint are those of the last flush, consistent with each other, and the restore replays
+// the changelogs from that checkpoint. A task's database flushes once kFlushChanges writes
+// have accumulated, when a restore completes (Flush), and when it closes.
 // Not thread-safe: a task's stream thread is its only user.
 class TaskState {
  public:
@@ -87,6 +96,11 @@ class TaskState {
   // record a processor failed on leaves no trace in the stores.
   virtual void SetSavepoint() = 0;
   virtual void RollbackToSavepoint() = 0;
+
+  // Makes everything written so far (stores and checkpoint) survive a crash of the process.
+  // Commit and ApplyRestored do not: a crash loses the writes since the last flush, and the
+  // restore reads them back from the changelogs (see TaskState::Open's class comment).
+  virtual Status Flush(bool wait) = 0;
 
   // Atomically applies changes read back from a store's changelog, and checkpoint entries.
   virtual Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,

@@ -1,10 +1,14 @@
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -213,6 +217,94 @@ TEST_F(StateTaskStateTest, CheckpointIsCommittedWithTheStoresAndSurvivesReopen) 
   EXPECT_EQ(state->GetCheckpoint("offset"), "11");
   EXPECT_EQ(state->GetCheckpoint("other"), "x");
   EXPECT_EQ(state->key_value_store("kv")->Get("k"), "v");
+}
+
+// Whether a read-only view of the task directory shows checkpoint `offset` at `value`: only a
+// flush puts it there (read-only views see no memtable of the writer).
+bool FlushedCheckpoint(const std::string& dir, const std::string& value) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, {}},
+                                                           {"__checkpoint", {}}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::OpenForReadOnly({}, dir, families, &handles, &raw).ok()) return false;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string offset;
+  const bool found = db->Get({}, handles[1], "offset", &offset).ok();
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  return found && offset == value;
+}
+
+// The directory a death test's statement writes to: the test's own, passed on through the
+// environment to the re-executed child, whose SetUp picked another.
+std::string DeathTestDir(const std::string& own) {
+  constexpr const char* kVar = "CM_DEATH_TEST_DIR";
+  if (const char* inherited = std::getenv(kVar)) return inherited;
+  ::setenv(kVar, own.c_str(), 1);
+  return own;
+}
+
+// Writes and then dies by SIGKILL, in a process of its own: a gtest death test re-executes the
+// binary for the statement ("threadsafe"), since a forked child of a process with RocksDB's
+// threads would wait forever on their locks.
+void WriteThenDie(const std::string& dir, const std::function<void(TaskState&)>& write) {
+  TaskStateOptions options;
+  options.directory = dir;
+  options.stores = AllStores();
+  auto opened = TaskState::Open(options);
+  if (!opened.ok()) ::_exit(2);
+  write(**opened);
+  ::kill(::getpid(), SIGKILL);
+}
+
+// No write-ahead log: a process killed with SIGKILL leaves its state as of the last flush, the
+// stores and the checkpoint at one point, and the restore reads the rest back from the
+// changelogs.
+TEST_F(StateTaskStateTest, AfterSigkillTheStateIsTheLastFlushWithItsCheckpoint) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string dir = DeathTestDir(Dir("task"));
+  EXPECT_EXIT(WriteThenDie(dir,
+                           [](TaskState& state) {
+                             state.key_value_store("kv")->Put("flushed", "1");
+                             if (!state.Commit({{"offset", "10"}}).ok() || !state.Flush(true).ok())
+                               ::_exit(3);
+                             state.key_value_store("kv")->Put("flushed", "2");
+                             state.key_value_store("kv")->Put("unflushed", "x");
+                             if (!state.Commit({{"offset", "20"}}).ok()) ::_exit(4);
+                           }),
+              ::testing::KilledBySignal(SIGKILL), "");
+  ::unsetenv("CM_DEATH_TEST_DIR");
+  auto state = Open(dir);
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->GetCheckpoint("offset"), "10");
+  EXPECT_EQ(state->key_value_store("kv")->Get("flushed"), "1");
+  EXPECT_EQ(state->key_value_store("kv")->Get("unflushed"), std::nullopt);
+}
+
+// Past kFlushChanges writes a task's database flushes on its own, so a crash never makes a
+// restore read back more than about that many changes per task. The writer waits until a
+// read-only view shows the big commit, then dies.
+TEST_F(StateTaskStateTest, ManyWritesFlushWithoutBeingAsked) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string dir = DeathTestDir(Dir("task"));
+  EXPECT_EXIT(WriteThenDie(dir,
+                           [&](TaskState& state) {
+                             for (uint64_t i = 0; i < kFlushChanges; ++i)
+                               state.key_value_store("kv")->Put("k" + std::to_string(i), "v");
+                             if (!state.Commit({{"offset", "1"}}).ok()) ::_exit(3);
+                             state.key_value_store("kv")->Put("unflushed", "v");
+                             if (!state.Commit({{"offset", "2"}}).ok()) ::_exit(4);
+                             if (!cm::testing::WaitFor([&] { return FlushedCheckpoint(dir, "1"); },
+                                                       std::chrono::seconds(30)))
+                               ::_exit(5);  // never flushed
+                           }),
+              ::testing::KilledBySignal(SIGKILL), "");
+  ::unsetenv("CM_DEATH_TEST_DIR");
+  auto state = Open(dir);
+  ASSERT_NE(state, nullptr);
+  EXPECT_EQ(state->GetCheckpoint("offset"), "1");
+  EXPECT_EQ(state->key_value_store("kv")->Get("k0"), "v");
+  EXPECT_EQ(state->key_value_store("kv")->Get("k" + std::to_string(kFlushChanges - 1)), "v");
+  EXPECT_EQ(state->key_value_store("kv")->Get("unflushed"), std::nullopt);
 }
 
 TEST_F(StateTaskStateTest, ApplyRestoredRejectsUnknownStore) {

@@ -162,6 +162,8 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
     checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
   if (stream_time_ != INT64_MIN) checkpoint[kCheckpointStreamTime] = std::to_string(stream_time_);
   if (auto s = state_.Commit(checkpoint); !s.ok()) return s;  // nothing is pending: checkpoint only
+  // A restored state is the costliest to build again: a crash from now on restores from here.
+  if (auto s = state_.Flush(false); !s.ok()) return s;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started_)
                 .count();
