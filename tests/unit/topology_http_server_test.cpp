@@ -114,6 +114,13 @@ class HttpLimitsTest : public ::testing::Test {
     return cv_.wait_for(lock, 5s, [&] { return waiting_ >= n; });
   }
   int port() const { return server_->port(); }
+  // A client that keeps its connection between requests, as a service's HTTP pool does.
+  std::unique_ptr<httplib::Client> KeepAliveClient() const {
+    auto client = std::make_unique<httplib::Client>("127.0.0.1", port());
+    client->set_keep_alive(true);
+    client->set_read_timeout(2, 0);
+    return client;
+  }
   httplib::Result Get(const std::string& path) {
     httplib::Client client("127.0.0.1", port());
     client.set_read_timeout(2, 0);
@@ -275,24 +282,22 @@ TEST_F(HttpLimitsTest, AKeepAliveConnectionIsServedInOrderAcrossLanes) {
   HttpServerOptions options;
   options.keep_alive_linger = 5s;  // far longer than the test's requests take to follow
   Start(options);
-  httplib::Client client("127.0.0.1", port());
-  client.set_keep_alive(true);
-  client.set_read_timeout(2, 0);
+  auto client = KeepAliveClient();
   for (int round = 0; round < 3; ++round) {
     const std::string id = "k" + std::to_string(round);
-    auto get = client.Get(("/v1/things/" + id).c_str());
+    auto get = client->Get(("/v1/things/" + id).c_str());
     ASSERT_TRUE(get) << round;
     EXPECT_EQ(json::parse(get->body)["id"], id);
-    auto again = client.Get(("/v1/things/" + id + "x").c_str());
+    auto again = client->Get(("/v1/things/" + id + "x").c_str());
     ASSERT_TRUE(again) << round;
     EXPECT_EQ(json::parse(again->body)["id"], id + "x");
-    auto post = client.Post("/v1/things", "{\"a\":1}", "application/json");
+    auto post = client->Post("/v1/things", "{\"a\":1}", "application/json");
     ASSERT_TRUE(post) << round;
     EXPECT_EQ(post->status, 201);
-    auto health = client.Get("/health");
+    auto health = client->Get("/health");
     ASSERT_TRUE(health) << round;
     EXPECT_EQ(health->status, 200);
-    auto missing = client.Get("/v1/nothing");
+    auto missing = client->Get("/v1/nothing");
     ASSERT_TRUE(missing) << round;
     EXPECT_EQ(missing->status, 404);
   }
@@ -305,16 +310,14 @@ TEST_F(HttpLimitsTest, ALingeringWorkerNeverLeavesItsLaneWithoutAnIdleWorker) {
   options.threads = 1;
   options.keep_alive_linger = 30s;
   Start(options);
-  httplib::Client first("127.0.0.1", port());
-  first.set_keep_alive(true);
-  first.set_read_timeout(2, 0);
-  ASSERT_TRUE(first.Get("/v1/things/a"));  // its connection stays open, silent
+  auto first = KeepAliveClient();
+  ASSERT_TRUE(first->Get("/v1/things/a"));  // its connection stays open, silent
   for (int i = 0; i < 3; ++i) {
     auto r = Get("/v1/things/b");  // a new connection each time, read timeout 2 s
     ASSERT_TRUE(r) << i;
     EXPECT_EQ(r->status, 200);
   }
-  auto again = first.Get("/v1/things/c");
+  auto again = first->Get("/v1/things/c");
   ASSERT_TRUE(again);
   EXPECT_EQ(json::parse(again->body)["id"], "c");
 }
@@ -326,15 +329,13 @@ TEST_F(HttpLimitsTest, AKeepAliveConnectionOverItsRateIs429) {
   options.rate_burst = 3;
   options.keep_alive_linger = 5s;
   Start(options);
-  httplib::Client client("127.0.0.1", port());
-  client.set_keep_alive(true);
-  client.set_read_timeout(2, 0);
+  auto client = KeepAliveClient();
   for (int i = 0; i < 3; ++i) {
-    auto r = client.Get("/v1/things/a");
+    auto r = client->Get("/v1/things/a");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << i;
   }
-  auto limited = client.Get("/v1/things/a");
+  auto limited = client->Get("/v1/things/a");
   ASSERT_TRUE(limited);
   EXPECT_EQ(limited->status, 429);
   EXPECT_EQ(json::parse(limited->body)["error"]["code"], "rate_limited");
