@@ -240,13 +240,14 @@ Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions
 }
 
 RocksDbTaskState::~RocksDbTaskState() {
+  // Flushes while the column families are still open: Flush names them. A failed flush loses
+  // only what the changelogs hold: the next restore reads it back.
+  if (db_) {
+    [[maybe_unused]] const Status flushed = Flush(true);
+  }
   open_stores_.clear();
   column_families_.clear();
-  if (db_) {
-    // A failed flush loses only what the changelogs hold: the next restore reads it back.
-    [[maybe_unused]] const Status flushed = Flush(true);
-    db_->Close().PermitUncheckedError();
-  }
+  if (db_) db_->Close().PermitUncheckedError();
 }
 
 size_t RocksDbTaskState::IndexOf(std::string_view name) const {
