@@ -67,6 +67,14 @@ bool IsHealthPath(const std::string& path) {
   return path == "/health" || path == "/ready" || path == "/metrics";
 }
 
+// Whether a request with this head can go to a worker: its body of known length is all here.
+// A chunked body, or one the client sends only after 100 Continue, is read by the worker
+// within the I/O timeout.
+bool BodyArrived(const RequestHead& head, size_t buffered) {
+  return head.chunked || head.expect_continue ||
+         buffered >= head.head_bytes + head.content_length.value_or(0);
+}
+
 }  // namespace
 
 HttpConnection::HttpConnection(int socket, std::atomic<size_t>& open_count)
@@ -252,8 +260,7 @@ void HttpReactor::OnReadable(int fd) {
     c.deadline = Clock::now() + options_.idle_timeout;
     // On to reading: the request may have come with the handshake's last flight.
   }
-  // Never hold more than one request's worth: the limits refuse anything larger.
-  const size_t cap = options_.limits.max_header_bytes + options_.limits.max_body_bytes + 1;
+  const size_t cap = BufferCap();
   bool closed = false;
   bool writable = false;
   char chunk[kReadChunk];
@@ -296,10 +303,7 @@ void HttpReactor::Advance(int fd) {
     return;
   }
   const RequestHead& head = parse.head;
-  // Wait for a body of known length here, not on a worker; a chunked body, or one the client
-  // sends only after 100 Continue, is read by the worker within the I/O timeout.
-  size_t need = head.head_bytes + head.content_length.value_or(0);
-  if (!head.chunked && !head.expect_continue && c.buffer.size() < need) return;
+  if (!BodyArrived(head, c.buffer.size())) return;
   // The lane decides both where the request runs and whether it is rate limited: health
   // checks are never limited.
   Lane& lane = LaneFor(head);
@@ -399,9 +403,8 @@ bool HttpReactor::NextRequestInline(Lane& lane, HttpConnection& c) {
                   static_cast<long>(linger.count() % 1'000'000 * 1'000)};
     if (ppoll(&p, 1, &wait, nullptr) <= 0 || (p.revents & POLLIN) == 0) return false;
   }
-  const size_t cap = options_.limits.max_header_bytes + options_.limits.max_body_bytes + 1;
   char chunk[kReadChunk];
-  while (c.buffer.size() < cap) {
+  while (c.buffer.size() < BufferCap()) {
     size_t n = 0;
     if (c.transport->Read(chunk, sizeof chunk, n) != Transport::Io::kOk) break;
     c.buffer.append(chunk, n);
@@ -411,8 +414,7 @@ bool HttpReactor::NextRequestInline(Lane& lane, HttpConnection& c) {
   HeadParse parse = ParseRequestHead(c.buffer, options_.limits);
   if (parse.kind != HeadParse::Kind::kComplete) return false;
   const RequestHead& head = parse.head;
-  const size_t need = head.head_bytes + head.content_length.value_or(0);
-  if (!head.chunked && !head.expect_continue && c.buffer.size() < need) return false;
+  if (!BodyArrived(head, c.buffer.size())) return false;
   if (&LaneFor(head) != &lane) return false;
   if (&lane != &health_ && Admit(c.remote_ip) > 0) return false;  // the reactor answers 429
   c.head = head;

@@ -115,6 +115,11 @@ class HttpReactor {
   // After a response: whether the connection's next request came within the linger, is
   // complete, belongs to `lane` and is admitted, so this worker serves it too.
   bool NextRequestInline(Lane& lane, HttpConnection& connection);
+  // The most a connection's buffer holds: one request's worth; the limits refuse anything
+  // larger.
+  size_t BufferCap() const {
+    return options_.limits.max_header_bytes + options_.limits.max_body_bytes + 1;
+  }
   void CountRefusal(const std::string& code);
 
   HttpServerOptions options_;
