@@ -234,45 +234,43 @@ bool FlushedCheckpoint(const std::string& dir, const std::string& value) {
   return found && offset == value;
 }
 
-// The directory a death test's statement writes to: the test's own, passed on through the
-// environment to the re-executed child, whose SetUp picked another.
-std::string DeathTestDir(const std::string& own) {
+// Runs `write` on the task state in a directory of its own, in a process of its own, which
+// then dies by SIGKILL; returns the directory, to reopen what that process left. A gtest death
+// test re-executes the binary for the statement ("threadsafe"), since a forked child of a
+// process with RocksDB's threads would wait forever on their locks; the re-executed child,
+// whose SetUp picked another directory, gets `own_dir` through the environment.
+std::string WriteAndDie(const std::string& own_dir,
+                        const std::function<void(TaskState&, const std::string& dir)>& write) {
   constexpr const char* kVar = "CM_DEATH_TEST_DIR";
-  if (const char* inherited = std::getenv(kVar)) return inherited;
-  ::setenv(kVar, own.c_str(), 1);
-  return own;
-}
-
-// Writes and then dies by SIGKILL, in a process of its own: a gtest death test re-executes the
-// binary for the statement ("threadsafe"), since a forked child of a process with RocksDB's
-// threads would wait forever on their locks.
-void WriteThenDie(const std::string& dir, const std::function<void(TaskState&)>& write) {
-  TaskStateOptions options;
-  options.directory = dir;
-  options.stores = AllStores();
-  auto opened = TaskState::Open(options);
-  if (!opened.ok()) ::_exit(2);
-  write(**opened);
-  ::kill(::getpid(), SIGKILL);
+  const char* inherited = std::getenv(kVar);
+  const std::string dir = inherited ? inherited : own_dir;
+  ::setenv(kVar, dir.c_str(), 1);
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto write_then_die = [&] {
+    TaskStateOptions options;
+    options.directory = dir;
+    options.stores = AllStores();
+    auto opened = TaskState::Open(options);
+    if (!opened.ok()) ::_exit(2);
+    write(**opened, dir);
+    ::kill(::getpid(), SIGKILL);
+  };
+  EXPECT_EXIT(write_then_die(), ::testing::KilledBySignal(SIGKILL), "");
+  ::unsetenv(kVar);
+  return dir;
 }
 
 // No write-ahead log: a process killed with SIGKILL leaves its state as of the last flush, the
 // stores and the checkpoint at one point, and the restore reads the rest back from the
 // changelogs.
 TEST_F(StateTaskStateTest, AfterSigkillTheStateIsTheLastFlushWithItsCheckpoint) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  const std::string dir = DeathTestDir(Dir("task"));
-  EXPECT_EXIT(WriteThenDie(dir,
-                           [](TaskState& state) {
-                             state.key_value_store("kv")->Put("flushed", "1");
-                             if (!state.Commit({{"offset", "10"}}).ok() || !state.Flush(true).ok())
-                               ::_exit(3);
-                             state.key_value_store("kv")->Put("flushed", "2");
-                             state.key_value_store("kv")->Put("unflushed", "x");
-                             if (!state.Commit({{"offset", "20"}}).ok()) ::_exit(4);
-                           }),
-              ::testing::KilledBySignal(SIGKILL), "");
-  ::unsetenv("CM_DEATH_TEST_DIR");
+  const std::string dir = WriteAndDie(Dir("task"), [](TaskState& state, const std::string&) {
+    state.key_value_store("kv")->Put("flushed", "1");
+    if (!state.Commit({{"offset", "10"}}).ok() || !state.Flush(true).ok()) ::_exit(3);
+    state.key_value_store("kv")->Put("flushed", "2");
+    state.key_value_store("kv")->Put("unflushed", "x");
+    if (!state.Commit({{"offset", "20"}}).ok()) ::_exit(4);
+  });
   auto state = Open(dir);
   ASSERT_NE(state, nullptr);
   EXPECT_EQ(state->GetCheckpoint("offset"), "10");
@@ -284,21 +282,16 @@ TEST_F(StateTaskStateTest, AfterSigkillTheStateIsTheLastFlushWithItsCheckpoint) 
 // restore read back more than about that many changes per task. The writer waits until a
 // read-only view shows the big commit, then dies.
 TEST_F(StateTaskStateTest, ManyWritesFlushWithoutBeingAsked) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  const std::string dir = DeathTestDir(Dir("task"));
-  EXPECT_EXIT(WriteThenDie(dir,
-                           [&](TaskState& state) {
-                             for (uint64_t i = 0; i < kFlushChanges; ++i)
-                               state.key_value_store("kv")->Put("k" + std::to_string(i), "v");
-                             if (!state.Commit({{"offset", "1"}}).ok()) ::_exit(3);
-                             state.key_value_store("kv")->Put("unflushed", "v");
-                             if (!state.Commit({{"offset", "2"}}).ok()) ::_exit(4);
-                             if (!cm::testing::WaitFor([&] { return FlushedCheckpoint(dir, "1"); },
-                                                       std::chrono::seconds(30)))
-                               ::_exit(5);  // never flushed
-                           }),
-              ::testing::KilledBySignal(SIGKILL), "");
-  ::unsetenv("CM_DEATH_TEST_DIR");
+  const std::string dir = WriteAndDie(Dir("task"), [](TaskState& state, const std::string& dir) {
+    for (uint64_t i = 0; i < kFlushChanges; ++i)
+      state.key_value_store("kv")->Put("k" + std::to_string(i), "v");
+    if (!state.Commit({{"offset", "1"}}).ok()) ::_exit(3);
+    state.key_value_store("kv")->Put("unflushed", "v");
+    if (!state.Commit({{"offset", "2"}}).ok()) ::_exit(4);
+    if (!cm::testing::WaitFor([&] { return FlushedCheckpoint(dir, "1"); },
+                              std::chrono::seconds(30)))
+      ::_exit(5);  // never flushed
+  });
   auto state = Open(dir);
   ASSERT_NE(state, nullptr);
   EXPECT_EQ(state->GetCheckpoint("offset"), "1");
