@@ -1,12 +1,19 @@
 #include "topology/runtime/changelog_reader.h"
 
-#include <chrono>
+#include <algorithm>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "topology/common/log.h"
+#include "topology/kafka/kafka_error.h"
 
 namespace cm::topology {
+
+namespace {
+constexpr std::chrono::milliseconds kStepBudget{200};
+}  // namespace
 
 KafkaHandle ChangelogReader::NewRestoreConsumer(const StreamsConfig& config,
                                                 const std::string& client_id) {
@@ -22,6 +29,9 @@ KafkaHandle ChangelogReader::NewRestoreConsumer(const StreamsConfig& config,
   // Restores read to the end of a partition and then move on: a long-polling empty fetch at
   // the end would hold up the next assign and offset query on the same connection.
   SetOrThrow(rc, "fetch.wait.max.ms", "10");
+  // As the group consumer: librdkafka 2.0 stops fetching for about a second once this many
+  // messages are queued, which many partitions read at once reach at once.
+  SetOrThrow(rc, "queued.min.messages", "1000000");
   KafkaHandle consumer = NewKafkaHandle(RD_KAFKA_CONSUMER, rc);
   if (rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(consumer.get()))
     throw std::runtime_error(std::string("restore consumer: poll_set_consumer: ") +
@@ -29,37 +39,155 @@ KafkaHandle ChangelogReader::NewRestoreConsumer(const StreamsConfig& config,
   return consumer;
 }
 
-ChangelogReader::ChangelogReader(const StreamsConfig& config, TaskManager& tasks,
-                                 ThreadFailure& failure)
-    : config_(config), tasks_(tasks), failure_(failure) {}
+ChangelogReader::ChangelogReader(const StreamsConfig& config, const std::string& client_id,
+                                 TaskManager& tasks, ThreadFailure& failure)
+    : config_(config),
+      tasks_(tasks),
+      failure_(failure),
+      consumer_(NewRestoreConsumer(config, client_id)) {}
+
+ChangelogReader::~ChangelogReader() {
+  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get())) {
+    Log(LogLevel::kWarn, "changelog_consumer_close_failed", {{"error", rd_kafka_err2str(err)}});
+  }
+}
 
 void ChangelogReader::RestoreStep() {
+  const auto deadline = std::chrono::steady_clock::now() + kStepBudget;
+  do {
+    if (!PrepareNew() || !StartRestored()) return;
+    if (!tasks_.AnyRestoring()) {
+      Unassign();
+      return;
+    }
+    if (!Assign() || !Poll(deadline)) return;
+  } while (std::chrono::steady_clock::now() < deadline);
+}
+
+bool ChangelogReader::PrepareNew() {
   for (auto& [id, rt] : tasks_.tasks()) {
-    if (rt.running) continue;
-    auto done = rt.restorer->Step(std::chrono::milliseconds(200));
-    if (!done.ok() && done.status().code() == state::Status::Code::kAborted) {
+    if (rt.running || rt.restorer->prepared()) continue;
+    state::Status s = rt.restorer->Prepare();
+    if (s.code() == state::Status::Code::kAborted) {
       // The broker no longer has the log this state came from (an embedded broker restarted):
       // the local state describes a history that is gone, so start the task from nothing.
-      Log(LogLevel::kWarn, "state_discarded",
-          {{"task", id.ToString()}, {"reason", done.status().message()}});
+      Log(LogLevel::kWarn, "state_discarded", {{"task", id.ToString()}, {"reason", s.message()}});
       TaskId keep = id;
       std::string dir = config_.state_dir + "/" + config_.application_id + "/" + keep.ToString();
       tasks_.CloseTask(keep, false);
-      if (state::Status s = state::TaskState::Destroy(dir); !s.ok()) {
+      if (state::Status d = state::TaskState::Destroy(dir); !d.ok()) {
         // Reopened, the old state would be restored on top of a history that is gone.
-        failure_.Fatal("cannot discard the state of task " + keep.ToString() + ": " + s.ToString());
-        return;
+        failure_.Fatal("cannot discard the state of task " + keep.ToString() + ": " + d.ToString());
+        return false;
       }
       tasks_.CreateTask(keep);
-      return;  // the map changed
+      return false;  // the map changed; the next step prepares the new task
     }
-    if (!done.ok()) {
-      failure_.Fatal("restore of task " + id.ToString() + " failed: " + done.status().ToString());
-      return;
+    if (!s.ok()) {
+      failure_.Fatal("restore of task " + id.ToString() + " failed: " + s.ToString());
+      return false;
     }
-    if (*done) tasks_.StartRunning(rt);
-    return;  // one task per step keeps the group consumer polled
+    reassign_ = true;
   }
+  return true;
+}
+
+bool ChangelogReader::StartRestored() {
+  for (auto& [id, rt] : tasks_.tasks()) {
+    if (rt.running || !rt.restorer->read_all()) continue;
+    if (state::Status s = rt.restorer->Finish(); !s.ok()) {
+      failure_.Fatal("restore of task " + id.ToString() + " failed: " + s.ToString());
+      return false;
+    }
+    tasks_.StartRunning(rt);
+  }
+  return true;
+}
+
+bool ChangelogReader::Assign() {
+  // Commit logs first, all of them: a changelog record is applied only if a seal names it.
+  std::map<PartitionKey, std::pair<TaskId, RestoreRead>> want;
+  for (const bool commit_logs : {true, false}) {
+    for (auto& [id, rt] : tasks_.tasks()) {
+      if (rt.running) continue;
+      for (const RestoreRead& r :
+           commit_logs ? rt.restorer->CommitLogReads() : rt.restorer->ChangelogReads()) {
+        want.emplace(PartitionKey{r.topic, r.partition}, std::pair{id, r});
+      }
+    }
+    if (!want.empty()) break;
+  }
+  // Partitions read to their end stay assigned and idle until the set must change.
+  const bool changed = reassign_ || std::any_of(want.begin(), want.end(), [&](const auto& w) {
+                         return !assigned_.contains(w.first);
+                       });
+  if (!changed) return true;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(want.size())));
+  for (const auto& [key, w] : want) {
+    rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second)->offset =
+        w.second.from;
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), list.get())) {
+    failure_.Fatal(std::string("restore: cannot assign the changelog partitions: ") +
+                   rd_kafka_err2str(err));
+    return false;
+  }
+  assigned_.clear();
+  for (const auto& [key, w] : want) assigned_[key] = {w.first, w.second.end};
+  reassign_ = false;
+  return true;
+}
+
+bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return true;
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(
+        consumer_.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
+    if (m == nullptr) continue;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
+        m, &rd_kafka_message_destroy);
+    if (m->rkt == nullptr) continue;
+    const std::string topic = rd_kafka_topic_name(m->rkt);
+    auto it = assigned_.find({topic, m->partition});
+    if (it == assigned_.end()) continue;  // left from an earlier assignment
+    auto task = tasks_.tasks().find(it->second.task);
+    // A task closed since the assignment, or closed and created again (not yet prepared).
+    if (task == tasks_.tasks().end() || task->second.running ||
+        !task->second.restorer->prepared()) {
+      continue;
+    }
+    StateRestorer& restorer = *task->second.restorer;
+    state::Status s;
+    bool ended = false;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      s = restorer.EndOfPartition(topic);
+      ended = true;
+    } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      KafkaErrorAction action = ClassifyKafkaError(m->err);
+      if (action != KafkaErrorAction::kFatal && action != KafkaErrorAction::kAbortCommit) continue;
+      s = state::Status::Unavailable("reading " + topic + "[" + std::to_string(m->partition) +
+                                     "] failed: " + rd_kafka_message_errstr(m));
+    } else {
+      s = restorer.Apply(*m);
+      ended = m->offset + 1 >= it->second.end;
+    }
+    if (!s.ok()) {
+      failure_.Fatal("restore of task " + it->second.task.ToString() + " failed: " + s.ToString());
+      return false;
+    }
+    // A partition read to its end may start a task or the changelogs: back to the caller.
+    if (ended) return true;
+  }
+}
+
+void ChangelogReader::Unassign() {
+  if (assigned_.empty()) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), nullptr)) {
+    Log(LogLevel::kWarn, "unassign_failed", {{"error", rd_kafka_err2str(err)}});
+  }
+  assigned_.clear();
 }
 
 }  // namespace cm::topology

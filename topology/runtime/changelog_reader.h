@@ -1,6 +1,9 @@
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "topology/kafka/kafka_client.h"
 #include "topology/runtime/streams_config.h"
@@ -9,27 +12,49 @@
 
 namespace cm::topology {
 
-// Drives the restoration of a stream thread's restoring tasks (Kafka Streams'
-// StoreChangelogReader). Each task's StateRestorer reads its commit log and changelogs; the
-// reader decides which task gets the restore consumer next and what happens when it is done.
+// Restores all restoring tasks of a stream thread together (Kafka Streams'
+// StoreChangelogReader): one consumer of its own is assigned the partitions every task's
+// StateRestorer still has to read, so start-up with many tasks takes about as long as reading
+// their logs once, not one round trip per partition after another. First the commit logs of
+// all restoring tasks (a changelog record counts only if a seal names it), then all their
+// changelogs. A task starts running as soon as its own logs are read.
 class ChangelogReader {
  public:
-  // The consumer restores and republish scans read with: not in the group, read_committed,
-  // partition EOF reported, short fetch waits. The stream thread owns it, as the task
-  // manager's restorers and the committer use it too.
+  // A consumer for reading partitions by assignment: not in the group, read_committed,
+  // partition EOF reported, short fetch waits. The stream thread has one for the restorers'
+  // queries and the committer's republish scans; the reader has its own.
   static KafkaHandle NewRestoreConsumer(const StreamsConfig& config, const std::string& client_id);
 
-  ChangelogReader(const StreamsConfig& config, TaskManager& tasks, ThreadFailure& failure);
+  ChangelogReader(const StreamsConfig& config, const std::string& client_id, TaskManager& tasks,
+                  ThreadFailure& failure);
+  ~ChangelogReader();
+  ChangelogReader(const ChangelogReader&) = delete;
+  ChangelogReader& operator=(const ChangelogReader&) = delete;
 
-  // Restores the first restoring task for about 200 ms; one task per step keeps the group
-  // consumer polled. A restored task starts running. A task whose local state describes a log
-  // the broker no longer has (an embedded broker restarted) is wiped and created again.
+  // Restores for about 200 ms, so the stream thread keeps polling its group consumer. A task
+  // whose local state describes a log the broker no longer has (an embedded broker restarted)
+  // is wiped and created again.
   void RestoreStep();
 
  private:
+  using PartitionKey = std::pair<std::string, int32_t>;
+  struct Assigned {
+    TaskId task;
+    int64_t end = 0;
+  };
+  // Each false return means: stop this step (the task map changed, or the thread failed).
+  bool PrepareNew();
+  bool StartRestored();
+  bool Assign();
+  bool Poll(std::chrono::steady_clock::time_point deadline);
+  void Unassign();
+
   const StreamsConfig& config_;
   TaskManager& tasks_;
   ThreadFailure& failure_;
+  KafkaHandle consumer_;
+  std::map<PartitionKey, Assigned> assigned_;
+  bool reassign_ = false;  // a restorer was prepared since the last assignment
 };
 
 }  // namespace cm::topology

@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <cassert>
 #include <nlohmann/json.hpp>
 
 #include "topology/common/log.h"
@@ -33,13 +34,18 @@ Status StateRestorer::Prepare() {
   started_ = std::chrono::steady_clock::now();
   const auto& sub = topology_.subtopologies().at(static_cast<size_t>(task_.subtopology));
   const std::string& app = topology_.application_id();
-  phases_.push_back(
-      {Topology::CommitTopic(app, sub.id), "", ReadCheckpoint(state_, kCheckpointCommits)});
+  Phase log;
+  log.topic = Topology::CommitTopic(app, sub.id);
+  log.from = ReadCheckpoint(state_, kCheckpointCommits);
+  phases_.push_back(std::move(log));
   for (const auto& store : sub.stores) {
     if (!store.logged) continue;
-    int64_t from = ReadCheckpoint(state_, CheckpointChangelogKey(store.name));
-    phases_.push_back({Topology::ChangelogTopic(app, store.name), store.name, from});
-    changelog_positions_[store.name] = from;
+    Phase changelog;
+    changelog.topic = Topology::ChangelogTopic(app, store.name);
+    changelog.store = store.name;
+    changelog.from = ReadCheckpoint(state_, CheckpointChangelogKey(store.name));
+    changelog_positions_[store.name] = changelog.from;
+    phases_.push_back(std::move(changelog));
   }
   for (const auto& topic : sub.source_topics) {
     if (auto v = state_.GetCheckpoint(CheckpointInputKey(topic))) inputs_[topic] = std::stoll(*v);
@@ -88,6 +94,8 @@ Status StateRestorer::Prepare() {
           "MiB per partition); reset the application with `cmstream replay`");
     }
     total_ += static_cast<uint64_t>(phase.high - phase.from);
+    phase.next = phase.from;
+    phase.done = phase.from >= phase.high;
   }
   Log(LogLevel::kInfo, "restore_start", {{"task", task_.ToString()}, {"records", total_}});
   for (const auto& phase : phases_) {
@@ -102,53 +110,81 @@ Status StateRestorer::Prepare() {
   return Status::OK();
 }
 
-Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
-  if (!prepared_) {
-    if (auto s = Prepare(); !s.ok()) return s;
+std::vector<RestoreRead> StateRestorer::CommitLogReads() const {
+  std::vector<RestoreRead> reads;
+  const Phase& log = phases_.front();
+  if (!log.done) reads.push_back({log.topic, task_.partition, log.next, log.high});
+  return reads;
+}
+
+std::vector<RestoreRead> StateRestorer::ChangelogReads() const {
+  std::vector<RestoreRead> reads;
+  if (!phases_.front().done) return reads;
+  for (size_t i = 1; i < phases_.size(); ++i) {
+    const Phase& phase = phases_[i];
+    if (!phase.done) reads.push_back({phase.topic, task_.partition, phase.next, phase.high});
   }
-  auto deadline = std::chrono::steady_clock::now() + budget;
-  while (phase_ < phases_.size()) {
-    Phase& phase = phases_[phase_];
-    if (!reader_) {
-      reader_ = std::make_unique<PartitionReader>(consumer_, phase.topic, task_.partition,
-                                                  phase.from, phase.high);
-    }
-    auto done = reader_->Read(deadline, [&](const rd_kafka_message_t& m) -> Result<bool> {
-      ++restored_;
-      if (phase.store.empty()) {
-        std::string_view value(static_cast<const char*>(m.payload), m.len);
-        std::string_view type = LastHeader(m, kCommitRecordTypeHeader).value_or("seal");
-        if (auto s = ApplyCommitRecord(type, value, m.offset); !s.ok()) return s;
-        commit_position_ = m.offset + 1;
-        return true;
-      }
-      if (Sealed(phase.store, m.offset)) {
-        state::StoreChange change;
-        change.key.assign(static_cast<const char*>(m.key), m.key_len);
-        if (m.payload != nullptr) change.value.emplace(static_cast<const char*>(m.payload), m.len);
-        batch_.push_back(std::move(change));
-      } else {
-        ++skipped_;
-      }
-      if (batch_.size() >= config_.restore_batch_records) {
-        if (auto s = Flush(phase, m.offset + 1); !s.ok()) return s;
-      }
-      return true;
-    });
-    if (!done.ok()) return done.status();
-    if (!*done) return false;  // the budget is spent; the next step reads on
-    if (!phase.store.empty()) {
-      if (auto s = Flush(phase, std::max(reader_->next_offset(), phase.high)); !s.ok()) return s;
-    }
-    Log(LogLevel::kInfo, "restore_phase_done",
-        {{"task", task_.ToString()},
-         {"topic", phase.topic},
-         {"from", phase.from},
-         {"to", phase.high},
-         {"records", phase.high - phase.from}});
-    reader_.reset();  // unassigns the partition
-    ++phase_;
+  return reads;
+}
+
+bool StateRestorer::read_all() const {
+  return prepared_ &&
+         std::all_of(phases_.begin(), phases_.end(), [](const Phase& p) { return p.done; });
+}
+
+StateRestorer::Phase* StateRestorer::FindPhase(std::string_view topic) {
+  for (Phase& phase : phases_) {
+    if (phase.topic == topic) return &phase;
   }
+  return nullptr;
+}
+
+Status StateRestorer::Apply(const rd_kafka_message_t& m) {
+  Phase* phase = FindPhase(rd_kafka_topic_name(m.rkt));
+  if (phase == nullptr || phase->done || m.offset < phase->next) return Status::OK();
+  phase->next = m.offset + 1;
+  ++restored_;
+  if (phase->store.empty()) {
+    std::string_view value(static_cast<const char*>(m.payload), m.len);
+    std::string_view type = LastHeader(m, kCommitRecordTypeHeader).value_or("seal");
+    if (auto s = ApplyCommitRecord(type, value, m.offset); !s.ok()) return s;
+    commit_position_ = m.offset + 1;
+  } else if (Sealed(phase->store, m.offset)) {
+    state::StoreChange change;
+    change.key.assign(static_cast<const char*>(m.key), m.key_len);
+    if (m.payload != nullptr) change.value.emplace(static_cast<const char*>(m.payload), m.len);
+    phase->batch.push_back(std::move(change));
+    if (phase->batch.size() >= config_.restore_batch_records) {
+      if (auto s = Flush(*phase, phase->next); !s.ok()) return s;
+    }
+  } else {
+    ++skipped_;
+  }
+  return phase->next >= phase->high ? EndPhase(*phase) : Status::OK();
+}
+
+Status StateRestorer::EndOfPartition(const std::string& topic) {
+  Phase* phase = FindPhase(topic);
+  if (phase == nullptr || phase->done) return Status::OK();
+  return EndPhase(*phase);
+}
+
+Status StateRestorer::EndPhase(Phase& phase) {
+  phase.done = true;
+  if (!phase.store.empty()) {
+    if (auto s = Flush(phase, std::max(phase.next, phase.high)); !s.ok()) return s;
+  }
+  Log(LogLevel::kInfo, "restore_phase_done",
+      {{"task", task_.ToString()},
+       {"topic", phase.topic},
+       {"from", phase.from},
+       {"to", phase.high},
+       {"records", phase.high - phase.from}});
+  return Status::OK();
+}
+
+Status StateRestorer::Finish() {
+  assert(read_all());
   if (unpublished_) {
     for (const auto& record : unpublished_outbox_) {
       if (auto s = DecodeOutbox(record, unpublished_->outputs); !s.ok()) return s;
@@ -172,7 +208,7 @@ Result<bool> StateRestorer::Step(std::chrono::milliseconds budget) {
        {"records", restored_},
        {"skippedUnsealed", skipped_},
        {"ms", ms}});
-  return true;
+  return Status::OK();
 }
 
 Status StateRestorer::ApplyCommitRecord(std::string_view type, std::string_view value,
@@ -239,12 +275,12 @@ bool StateRestorer::Sealed(const std::string& store, int64_t offset) {
   return i < ranges.size() && ranges[i].first <= offset;
 }
 
-Status StateRestorer::Flush(const Phase& phase, int64_t next_offset) {
+Status StateRestorer::Flush(Phase& phase, int64_t next_offset) {
   changelog_positions_[phase.store] = next_offset;
   state::CheckpointEntries checkpoint{
       {CheckpointChangelogKey(phase.store), std::to_string(next_offset)}};
-  auto s = state_.ApplyRestored(phase.store, batch_, checkpoint);
-  batch_.clear();
+  auto s = state_.ApplyRestored(phase.store, phase.batch, checkpoint);
+  phase.batch.clear();
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "state/status.h"
@@ -15,10 +16,7 @@
 #include "topology/runtime/streams_config.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
-
-namespace cm::topology {
-class PartitionReader;
-}
+typedef struct rd_kafka_message_s rd_kafka_message_t;
 
 namespace cm::topology {
 
@@ -40,23 +38,50 @@ struct UnpublishedOutputs {
   std::map<std::string, int64_t> scan_from;  // "<topic>/<partition>" -> offset to search from
 };
 
+// One partition a restore reads: from its checkpointed offset to the high watermark it had
+// when the restore began.
+struct RestoreRead {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t from = 0;
+  int64_t end = 0;
+};
+
 // Brings a task's stores up to date from its changelogs, starting at the offsets its local
-// checkpoint reflects, so a restart reads only the tail. Reads the task's commit-log partition
-// first: each sealed commit names the changelog ranges it wrote and the input offsets it
-// consumed, so records of a commit that never sealed (a crash mid-commit) are skipped when the
-// broker does not filter aborted transactions itself. A reset marker (`cmstream replay`) moves
-// where each log is read from: the task then restores nothing written before the reset, and
-// discards local state that predates it. Works in slices so the stream thread can
-// keep polling its group consumer.
+// checkpoint reflects, so a restart reads only the tail. Its commit-log partition comes first:
+// each sealed commit names the changelog ranges it wrote and the input offsets it consumed, so
+// records of a commit that never sealed (a crash mid-commit) are skipped when the broker does
+// not filter aborted transactions itself. A reset marker (`cmstream replay`) moves where each
+// log is read from: the task then restores nothing written before the reset, and discards
+// local state that predates it.
+//
+// The restorer does not read: the ChangelogReader reads the partitions of every restoring task
+// of a thread together (Kafka Streams' StoreChangelogReader) and hands each record here. First
+// the commit log (CommitLogReads), and once that is done the changelogs (ChangelogReads).
 class StateRestorer {
  public:
+  // `consumer` answers the watermark and reset-marker queries of Prepare.
   StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config, const Topology& topology,
                 TaskId task, state::TaskState& state);
   ~StateRestorer();
 
-  // Restores for about `budget`. True when done. kAborted: the log is behind the local state
-  // (the broker lost its topics); the caller wipes the local state and starts again.
-  state::Result<bool> Step(std::chrono::milliseconds budget);
+  // Reads the checkpoint, the reset marker and the logs' watermarks. kAborted: a log is behind
+  // the local state (the broker lost its topics); the caller wipes the local state and starts
+  // again. kCorruption: a log lost records the state depends on.
+  [[nodiscard]] state::Status Prepare();
+  bool prepared() const { return prepared_; }
+
+  // What is left to read of the commit log; empty when it is read.
+  std::vector<RestoreRead> CommitLogReads() const;
+  // What is left to read of the changelogs; only once the commit log is read.
+  std::vector<RestoreRead> ChangelogReads() const;
+  // A record of one of the partitions above.
+  [[nodiscard]] state::Status Apply(const rd_kafka_message_t& m);
+  // The end-of-partition event of one of them: nothing more to read there.
+  [[nodiscard]] state::Status EndOfPartition(const std::string& topic);
+  // True when every log is read; then Finish writes the checkpoint.
+  bool read_all() const;
+  [[nodiscard]] state::Status Finish();
 
   uint64_t restored_records() const { return restored_; }
   uint64_t total_records() const { return total_; }
@@ -78,10 +103,14 @@ class StateRestorer {
     int64_t from = 0;
     int64_t high = 0;
     int64_t low = 0;
+    int64_t next = 0;  // the offset after the last record applied
+    bool done = false;
+    std::vector<state::StoreChange> batch;  // changes read, not yet written
   };
-  state::Status Prepare();
+  Phase* FindPhase(std::string_view topic);
+  state::Status EndPhase(Phase& phase);
   state::Status ApplyCommitRecord(std::string_view type, std::string_view value, int64_t offset);
-  state::Status Flush(const Phase& phase, int64_t next_offset);
+  state::Status Flush(Phase& phase, int64_t next_offset);
   bool Sealed(const std::string& store, int64_t offset);
 
   rd_kafka_t* consumer_;
@@ -90,10 +119,7 @@ class StateRestorer {
   TaskId task_;
   state::TaskState& state_;
   bool prepared_ = false;
-  std::vector<Phase> phases_;
-  size_t phase_ = 0;
-  std::unique_ptr<PartitionReader> reader_;  // of the current phase's partition
-  std::vector<state::StoreChange> batch_;
+  std::vector<Phase> phases_;  // the commit log first, then one per logged store
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> sealed_ranges_;
   std::map<std::string, size_t> range_cursor_;
   std::map<std::string, int64_t> inputs_;

@@ -114,7 +114,7 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   tasks_ =
       std::make_unique<TaskManager>(topology, config, index, resources, consumer_.get(),
                                     restore_consumer_.get(), *collector_, *committer_, failure_);
-  reader_ = std::make_unique<ChangelogReader>(config, *tasks_, failure_);
+  reader_ = std::make_unique<ChangelogReader>(config, client + "-changelogs", *tasks_, failure_);
   status_.index = index;
 }
 
