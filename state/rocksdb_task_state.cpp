@@ -31,6 +31,12 @@ constexpr std::string_view kCheckpointFamily = "__checkpoint";
 constexpr size_t kPrivateMemoryBytes = size_t{64} << 20;
 constexpr int kBloomBitsPerKey = 10;
 constexpr size_t kWriteBufferBytes = size_t{16} << 20;
+// A memtable reserves memory an arena block at a time, and RocksDB's default block is 1 MiB
+// (write_buffer_size / 8). With hundreds of tasks x stores, those reservations alone exceed the
+// shared write-buffer budget, so the manager flushed memtables of a handful of entries on
+// almost every write: KB-sized files, constant compactions, and every read fetching fresh
+// filter and data blocks. Small blocks make a memtable's charge follow what it holds.
+constexpr size_t kArenaBlockBytes = size_t{16} << 10;
 
 rocksdb::CompressionType ChooseCompression() {
   // LZ4 is cheap enough for small records; fall back to none if this build lacks it.
@@ -57,6 +63,7 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const StateResources::Impl&
   options.compression = ChooseCompression();
   // The shared write-buffer manager caps the sum; this caps one store's memtable.
   options.write_buffer_size = kWriteBufferBytes;
+  options.arena_block_size = kArenaBlockBytes;
   options.max_write_buffer_number = 3;
   return options;
 }
