@@ -3,7 +3,6 @@
 #include <charconv>
 #include <cstdlib>
 
-#include "processors/auth/api_key.h"
 #include "topology/common/crypto.h"
 #include "topology/query/http_server.h"
 
@@ -57,10 +56,7 @@ state::Result<Principal> ApiKeyAuthenticator::Authenticate(
 
 state::Result<Principal> ApiKeyAuthenticator::Bearer(std::string_view token) const {
   auto id = KeyIdOf(token);
-  state::ReadOnlyKeyValueStore* keys = keys_();
-  if (!id || keys == nullptr) return Invalid();
-  auto value = keys->Get(*id);
-  auto record = value ? ApiKeyRecord::Parse(*value) : std::nullopt;
+  auto record = id ? Lookup(*id) : std::nullopt;
   // The hash is compared even for an unknown key, so both take the same time.
   const std::string expected = record ? record->secret_sha256 : std::string(64, '0');
   const bool match = topology::ConstantTimeEquals(TokenHash(token), expected);
@@ -83,9 +79,7 @@ state::Result<Principal> ApiKeyAuthenticator::Signed(const topology::HttpRequest
   const int64_t now = now_();
   if (std::llabs(now - at) > kMaxSkewSeconds)
     return Status::InvalidArgument("X-Cm-Timestamp is more than 300 s from the server's clock");
-  state::ReadOnlyKeyValueStore* keys = keys_();
-  auto value = keys != nullptr ? keys->Get(key_id) : std::nullopt;
-  auto record = value ? ApiKeyRecord::Parse(*value) : std::nullopt;
+  auto record = Lookup(key_id);
   const std::string signing_key = record ? record->secret_sha256 : std::string(64, '0');
   const std::string to_sign = request.method + "\n" + request.target + "\n" + timestamp + "\n" +
                               topology::HexEncode(topology::Sha256(request.body));
@@ -95,6 +89,23 @@ state::Result<Principal> ApiKeyAuthenticator::Signed(const topology::HttpRequest
   if (!FirstUse(signature, now))
     return Status::InvalidArgument("this signature was already used: sign each request anew");
   return PrincipalOf(*record);
+}
+
+std::optional<ApiKeyRecord> ApiKeyAuthenticator::Lookup(const std::string& key_id) const {
+  state::ReadOnlyKeyValueStore* keys = keys_();
+  auto value = keys != nullptr ? keys->Get(key_id) : std::nullopt;
+  if (!value) return std::nullopt;
+  {
+    std::lock_guard<std::mutex> lock(parsed_mu_);
+    auto it = parsed_.find(key_id);
+    if (it != parsed_.end() && it->second.stored == *value) return it->second.record;
+  }
+  auto record = ApiKeyRecord::Parse(*value);
+  if (!record) return std::nullopt;
+  std::lock_guard<std::mutex> lock(parsed_mu_);
+  if (parsed_.size() >= kMaxParsed) parsed_.clear();
+  parsed_.insert_or_assign(key_id, ParsedRecord{std::move(*value), *record});
+  return record;
 }
 
 bool ApiKeyAuthenticator::FirstUse(const std::string& signature, int64_t now) const {

@@ -4,9 +4,12 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
+#include "processors/auth/api_key.h"
 #include "state/key_value_store.h"
 #include "topology/query/authenticator.h"
 
@@ -38,12 +41,24 @@ class ApiKeyAuthenticator final : public topology::Authenticator {
                                             std::string_view params) const;
   // True the first time a signature is seen within the window.
   bool FirstUse(const std::string& signature, int64_t now) const;
+  // The record stored under key_id, parsed once per stored value: every request reads the
+  // store (so a revocation applies at once), but only a value not seen before is parsed.
+  std::optional<ApiKeyRecord> Lookup(const std::string& key_id) const;
 
   StoreFn keys_;
   ClockFn now_;
   mutable std::mutex mu_;
   mutable std::unordered_set<std::string> seen_;
   mutable std::deque<std::pair<int64_t, std::string>> seen_order_;
+
+  struct ParsedRecord {
+    std::string stored;  // the value it was parsed from
+    ApiKeyRecord record;
+  };
+  // Bounded: cleared when it reaches kMaxParsed keys (an instance serves few keys).
+  static constexpr size_t kMaxParsed = 4096;
+  mutable std::mutex parsed_mu_;
+  mutable std::unordered_map<std::string, ParsedRecord> parsed_;
 };
 
 }  // namespace cm::auth

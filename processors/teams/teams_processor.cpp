@@ -139,7 +139,8 @@ void TeamsProcessor::IndexMembership(const std::string& org, const std::string& 
 
 std::optional<json> TeamsProcessor::Require(const Command& c, const std::string& team,
                                             const std::string& permission) {
-  PermissionCheck check = CheckPermission(*graph_, c.org, team, c.actor, permission);
+  PermissionCheck check =
+      CheckPermission(graph_->MaterializedGrants(c.org, team, c.actor), team, c.actor, permission);
   if (check.allowed) return std::nullopt;
   return Forbidden("actor " + c.actor + " may not do this: " + check.reason,
                    {{"permission", permission},

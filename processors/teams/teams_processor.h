@@ -28,10 +28,10 @@ struct PermissionCheck {
   std::string reason;
   std::optional<Grant> grant;
 };
-// One point lookup in the materialized grants.
-PermissionCheck CheckPermission(const TeamGraph& graph, const std::string& org,
-                                const std::string& team, const std::string& user,
-                                const std::string& permission);
+// Decided from the user's materialized grants in `team` (TeamGraph::MaterializedGrants, one
+// point lookup).
+PermissionCheck CheckPermission(const Grants& grants, const std::string& team,
+                                const std::string& user, const std::string& permission);
 
 // Applies teams.* commands of cloudmatrix.commands (other records are ignored: the usage
 // processor reads the same source and reports malformed commands) to the stores of

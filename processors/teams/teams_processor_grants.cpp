@@ -9,16 +9,14 @@ namespace cm::teams {
 
 using nlohmann::json;
 
-PermissionCheck CheckPermission(const TeamGraph& graph, const std::string& org,
-                                const std::string& team, const std::string& user,
-                                const std::string& permission) {
+PermissionCheck CheckPermission(const Grants& grants, const std::string& team,
+                                const std::string& user, const std::string& permission) {
   PermissionCheck out;
   auto least = LeastRoleWith(permission);
   if (!least) {
     out.reason = "unknown permission '" + permission + "'";
     return out;
   }
-  const Grants grants = graph.MaterializedGrants(org, team, user);
   auto best = DecidingGrant(grants, team);
   if (!best) {
     out.reason = "user " + user + " has no role in team " + team + " or any team above it";

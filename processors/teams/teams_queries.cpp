@@ -76,11 +76,21 @@ Result<json> TeamsQueries::GetHierarchy(const std::string& id, const std::string
   return out;
 }
 
+Result<Grants> TeamsQueries::GrantsIn(const std::string& id, const std::string& user) const {
+  auto org = OrganizationOfTeamId(id);
+  if (!org) return NoSuchTeam();
+  Grants grants = graph_.MaterializedGrants(*org, id, user);
+  // Grants exist only for teams that exist (deletes remove them), so the team is looked up
+  // only when there are none: a check that finds a grant is one point lookup.
+  if (grants.empty() && !graph_.HasTeam(*org, id)) return NoSuchTeam();
+  return grants;
+}
+
 Result<json> TeamsQueries::GetEffectivePermissions(const std::string& id,
                                                    const std::string& user) const {
-  auto org = OrganizationOfTeamId(id);
-  if (!org || !graph_.HasTeam(*org, id)) return NoSuchTeam();
-  Grants grants = graph_.MaterializedGrants(*org, id, user);
+  auto grants_or = GrantsIn(id, user);
+  if (!grants_or.ok()) return grants_or.status();
+  Grants grants = std::move(grants_or).value();
   std::stable_sort(grants.begin(), grants.end(), [&](const Grant& a, const Grant& b) {
     return (a.team_id == id) > (b.team_id == id);  // the direct grant first
   });
@@ -111,9 +121,9 @@ Result<json> TeamsQueries::CheckPermission(const std::string& id, const std::str
                                            const std::string& permission) const {
   if (!LeastRoleWith(permission))
     return Status::InvalidArgument("unknown permission '" + permission + "'");
-  auto org = OrganizationOfTeamId(id);
-  if (!org || !graph_.HasTeam(*org, id)) return NoSuchTeam();
-  PermissionCheck check = teams::CheckPermission(graph_, *org, id, user, permission);
+  auto grants = GrantsIn(id, user);
+  if (!grants.ok()) return grants.status();
+  PermissionCheck check = teams::CheckPermission(*grants, id, user, permission);
   json out = {{"allowed", check.allowed},
               {"reason", check.reason},
               {"teamId", id},

@@ -34,6 +34,9 @@ class TeamsQueries {
                                                 const std::string& permission) const;
 
  private:
+  // The user's materialized grants in `team`; NotFound for an unknown team.
+  state::Result<Grants> GrantsIn(const std::string& team, const std::string& user) const;
+
   TeamGraph graph_;
 };
 
