@@ -128,6 +128,8 @@ class ConnectionStream : public httplib::Stream {
   bool is_writable() const override { return Wait(POLLOUT); }
 
   ssize_t read(char* ptr, size_t size) override {
+    // What was written goes out before waiting for the peer (a 100 Continue, for one).
+    if (!Flush()) return -1;
     if (offset_ < c_.buffer.size()) {
       size_t n = std::min(size, c_.buffer.size() - offset_);
       std::memcpy(ptr, c_.buffer.data() + offset_, n);
@@ -143,19 +145,28 @@ class ConnectionStream : public httplib::Stream {
     }
   }
 
+  // Buffered: cpp-httplib writes a response's head and body separately, and two sends would
+  // be two TCP segments (TCP_NODELAY), waking the client twice. Flush sends what is held.
   ssize_t write(const char* ptr, size_t size) override {
+    out_.append(ptr, size);
+    if (out_.size() >= kWriteBufferBytes && !Flush()) return -1;
+    return static_cast<ssize_t>(size);
+  }
+
+  bool Flush() {
     auto deadline = Clock::now() + io_timeout_;
     size_t done = 0;
-    while (done < size) {
+    while (done < out_.size()) {
       size_t n = 0;
-      Transport::Io io = c_.transport->Write(ptr + done, size - done, n);
+      Transport::Io io = c_.transport->Write(out_.data() + done, out_.size() - done, n);
       if (io == Transport::Io::kOk) {
         done += n;
         continue;
       }
-      if (!WaitFor(io, deadline)) return -1;
+      if (!WaitFor(io, deadline)) return false;
     }
-    return static_cast<ssize_t>(size);
+    out_.clear();
+    return true;
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -187,9 +198,12 @@ class ConnectionStream : public httplib::Stream {
     }
   }
 
+  static constexpr size_t kWriteBufferBytes = 64 * 1024;
+
   HttpConnection& c_;
   std::chrono::milliseconds io_timeout_;
   size_t offset_ = 0;
+  std::string out_;
 };
 
 }  // namespace
@@ -397,7 +411,7 @@ state::Status HttpServer::Start(const std::string& host, int port) {
         ConnectionStream stream(c, options_.io_timeout);
         bool closed = false;
         bool served = impl_->server.ServeOne(stream, impl_->reactor->stopping(), closed);
-        return served && !closed;
+        return stream.Flush() && served && !closed;
       },
       std::move(tls));
   auto bound = impl_->reactor->Listen(host, port);
