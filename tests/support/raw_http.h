@@ -46,6 +46,19 @@ class RawHttpConnection {
     return out;
   }
 
+  // Received bytes until they contain `marker` or `timeout` passes.
+  std::string ReadUntil(const std::string& marker, std::chrono::milliseconds timeout) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (out.find(marker) == std::string::npos && Wait(deadline)) {
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
   // Received bytes until `count` complete responses (by Content-Length) or `timeout`.
   std::string ReadResponses(size_t count, std::chrono::milliseconds timeout) {
     std::string out;

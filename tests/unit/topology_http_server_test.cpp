@@ -366,5 +366,19 @@ TEST_F(HttpServerTest, ARefusalQuotingBytesThatAreNotUtf8IsStillA400) {
             "b'");
 }
 
+// Responses are buffered and sent whole; what the server writes before reading more (the
+// interim 100 Continue a client waits for before sending its body) must still go out first.
+TEST_F(HttpServerTest, A100ContinueIsSentBeforeTheBodyIsRead) {
+  RawHttpConnection c(server_.port());
+  ASSERT_TRUE(
+      c.Send("POST /v1/things HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: 2\r\nExpect: 100-continue\r\n\r\n"));
+  const std::string interim = c.ReadUntil("\r\n\r\n", 5s);
+  ASSERT_EQ(RawHttpConnection::Status(interim), 100) << interim;
+  ASSERT_TRUE(c.Send("{}"));
+  const std::string answer = c.ReadResponses(1, 5s);
+  EXPECT_EQ(RawHttpConnection::Status(answer), 201) << answer;
+}
+
 }  // namespace
 }  // namespace cm::topology

@@ -1,8 +1,8 @@
 #include "topology/query/command_sender.h"
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
-#include <thread>
 
 #include "topology/common/timestamp.h"
 #include "topology/common/wall_clock.h"
@@ -87,12 +87,15 @@ state::Result<std::string> CommandSender::AppendAndAwait(const Command& command,
       !appended.ok()) {
     return appended;
   }
-  // The result appears once the owning task has processed the command and committed.
-  for (auto pause = std::chrono::milliseconds(2);;
-       pause = std::min(pause * 2, std::chrono::milliseconds(50))) {
+  // The result appears once the owning task has processed the command and committed: look
+  // after each commit of this instance (the task is one of its own). The cap on each wait is
+  // only a backstop.
+  for (;;) {
+    const uint64_t epoch = streams_.CommitEpoch();
     if (auto result = ReadResult(command)) return *result;
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(pause);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    streams_.AwaitCommit(epoch, std::min(deadline, now + std::chrono::milliseconds(50)));
   }
   return state::Status::Unavailable("the command was appended but not applied within " +
                                     std::to_string(timeout.count()) +

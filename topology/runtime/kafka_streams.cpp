@@ -113,7 +113,8 @@ Status KafkaStreams::Start() {
   }
   for (int i = 0; i < config_.threads; ++i) {
     try {
-      threads_.push_back(std::make_unique<StreamThread>(topology_, config_, i, *resources_));
+      threads_.push_back(
+          std::make_unique<StreamThread>(topology_, config_, i, *resources_, commits_));
     } catch (const std::exception& e) {
       return Status::Unavailable(std::string("cannot start stream thread: ") + e.what());
     }

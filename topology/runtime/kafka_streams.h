@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -8,6 +10,7 @@
 #include "state/task_state.h"
 #include "topology/kafka/topic_admin.h"
 #include "topology/processor/topology.h"
+#include "topology/runtime/commit_signal.h"
 #include "topology/runtime/global_stream_thread.h"
 #include "topology/runtime/stream_thread.h"
 #include "topology/runtime/streams_config.h"
@@ -49,6 +52,13 @@ class KafkaStreams {
   // NotFound when it runs elsewhere or nowhere (restoring counts as nowhere).
   state::Status Query(const TaskId& task,
                       const std::function<void(const ReadOnlyStores&)>& query) const;
+  // Commits of this instance's stream threads, counted: read CommitEpoch, look at committed
+  // state, then AwaitCommit(epoch, deadline) returns once a thread has committed since (true)
+  // or at the deadline (false).
+  uint64_t CommitEpoch() const { return commits_.Epoch(); }
+  bool AwaitCommit(uint64_t epoch, std::chrono::steady_clock::time_point deadline) const {
+    return commits_.WaitAfter(epoch, deadline);
+  }
   // A global store of the topology (TopologyBuilder::AddGlobalStore), readable from any thread;
   // null before Start or when there is none of that name.
   state::ReadOnlyKeyValueStore* GlobalStore(std::string_view name) const {
@@ -71,6 +81,7 @@ class KafkaStreams {
   TopicAdmin& admin_;
   std::unique_ptr<state::StateResources> resources_;
   std::unique_ptr<GlobalStreamThread> global_thread_;  // null without global stores
+  CommitSignal commits_;                               // before the threads, which notify it
   std::vector<std::unique_ptr<StreamThread>> threads_;
   std::map<std::string, int32_t> global_partitions_;
   std::vector<int32_t> partitions_;  // per sub-topology

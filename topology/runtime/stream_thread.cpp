@@ -29,7 +29,7 @@ namespace cm::topology {
 class StreamThread::Impl final {
  public:
   Impl(const Topology& topology, const StreamsConfig& config, int index,
-       state::StateResources& resources);
+       state::StateResources& resources, CommitSignal& commits);
   ~Impl();
 
   void Run();
@@ -55,6 +55,7 @@ class StreamThread::Impl final {
   const Topology& topology_;
   const StreamsConfig& config_;
   int index_;
+  CommitSignal& commits_;
   ThreadFailure failure_;
   KafkaHandle consumer_;
   KafkaHandle restore_consumer_;
@@ -73,8 +74,8 @@ class StreamThread::Impl final {
 };
 
 StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, int index,
-                         state::StateResources& resources)
-    : topology_(topology), config_(config), index_(index), failure_(index) {
+                         state::StateResources& resources, CommitSignal& commits)
+    : topology_(topology), config_(config), index_(index), commits_(commits), failure_(index) {
   const std::string client =
       config.application_id + "-" + config.instance_id + "-StreamThread-" + std::to_string(index);
   std::string writer_id = client + "-" + std::to_string(WallClockMs());
@@ -282,6 +283,7 @@ void StreamThread::Impl::Run() {
           producer_->delivery_error() != RD_KAFKA_RESP_ERR_NO_ERROR) {
         committer_->AbortAll(tasks_->tasks(), "commit failed");
       }
+      commits_.Notify();
     }
     if (std::chrono::steady_clock::now() - last_status_ >= std::chrono::milliseconds(500)) {
       RefreshStatus();
@@ -328,8 +330,8 @@ void StreamThread::Impl::Close(bool clean) {
 }
 
 StreamThread::StreamThread(const Topology& topology, const StreamsConfig& config, int index,
-                           state::StateResources& resources)
-    : impl_(std::make_unique<Impl>(topology, config, index, resources)) {}
+                           state::StateResources& resources, CommitSignal& commits)
+    : impl_(std::make_unique<Impl>(topology, config, index, resources, commits)) {}
 
 StreamThread::~StreamThread() { Stop(); }
 

@@ -14,6 +14,7 @@
 #include "state/task_state.h"
 #include "topology/processor/read_only_stores.h"
 #include "topology/processor/topology.h"
+#include "topology/runtime/commit_signal.h"
 #include "topology/runtime/stream_task.h"
 #include "topology/runtime/streams_config.h"
 
@@ -64,8 +65,9 @@ inline constexpr double kCommitLatencyBounds[] = {0.001, 0.005, 0.01, 0.025, 0.0
 // running the tasks of the partitions assigned to it.
 class StreamThread {
  public:
+  // `commits` is notified after each commit of the thread's tasks.
   StreamThread(const Topology& topology, const StreamsConfig& config, int index,
-               state::StateResources& resources);
+               state::StateResources& resources, CommitSignal& commits);
   ~StreamThread();
   StreamThread(const StreamThread&) = delete;
   StreamThread& operator=(const StreamThread&) = delete;
