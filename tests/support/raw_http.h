@@ -35,41 +35,19 @@ class RawHttpConnection {
 
   // Everything received until the server closes or `timeout` passes.
   std::string ReadUntilClosed(std::chrono::milliseconds timeout) {
-    std::string out;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (Wait(deadline)) {
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
+    return ReadWhile([](const std::string&) { return true; }, timeout);
   }
 
   // Received bytes until they contain `marker` or `timeout` passes.
   std::string ReadUntil(const std::string& marker, std::chrono::milliseconds timeout) {
-    std::string out;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (out.find(marker) == std::string::npos && Wait(deadline)) {
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
+    return ReadWhile([&](const std::string& out) { return out.find(marker) == std::string::npos; },
+                     timeout);
   }
 
   // Received bytes until `count` complete responses (by Content-Length) or `timeout`.
   std::string ReadResponses(size_t count, std::chrono::milliseconds timeout) {
-    std::string out;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (CompleteResponses(out) < count && Wait(deadline)) {
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
+    return ReadWhile([&](const std::string& out) { return CompleteResponses(out) < count; },
+                     timeout);
   }
 
   // The status code of the first response in `text`, 0 if there is none.
@@ -83,6 +61,20 @@ class RawHttpConnection {
   }
 
  private:
+  // Receives while `more(received so far)` holds, until the peer closes or `timeout` passes.
+  template <typename More>
+  std::string ReadWhile(More more, std::chrono::milliseconds timeout) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (more(out) && Wait(deadline)) {
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
   bool Wait(std::chrono::steady_clock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
