@@ -154,6 +154,7 @@ class ConnectionStream : public httplib::Stream {
   }
 
   bool Flush() {
+    if (out_.empty()) return true;  // every read flushes; most find nothing held
     auto deadline = Clock::now() + io_timeout_;
     size_t done = 0;
     while (done < out_.size()) {
