@@ -20,7 +20,8 @@ state::Result<std::unique_ptr<KafkaAttemptLog>> KafkaAttemptLog::Create(
 KafkaAttemptLog::KafkaAttemptLog(std::unique_ptr<topology::RecordProducer> producer,
                                  std::string topic)
     : producer_(std::move(producer)), topic_(std::move(topic)), reports_([this] {
-        while (!stopped_.load()) producer_->Poll(std::chrono::milliseconds(20));
+        // A report wakes the poll at once; the timeout only bounds how long stopping takes.
+        while (!stopped_.load()) producer_->Poll(std::chrono::milliseconds(250));
       }) {}
 
 KafkaAttemptLog::~KafkaAttemptLog() {
