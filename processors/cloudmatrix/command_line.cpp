@@ -63,7 +63,7 @@ state::Result<Cluster> ConnectCluster(const BrokerFlags& flags, bool embedded) {
     Log(LogLevel::kInfo, "embedded_broker", {{"bootstrap", c.bootstrap}});
   } else if (!flags.brokers.empty()) {
     c.bootstrap = flags.brokers;
-    c.embedded = !flags.broker_admin.empty();
+    c.embedded = OnEmbeddedBroker(flags, false);
     c.admin = c.embedded ? topology::NewRemoteEmbeddedTopicAdmin(flags.brokers, flags.broker_admin)
                          : topology::NewKafkaTopicAdmin(flags.brokers);
   } else {
@@ -114,10 +114,10 @@ bool ResolveBridgeFlags(BridgeFlags& f, const std::string& bootstrap_servers,
 
 void AddLimitFlags(CLI::App* cmd, LimitFlags& f) {
   cmd->add_option("--max-event-bytes", f.max_event_bytes,
-                  "largest usage event as appended; a larger one is 400 (or the DLQ); at most "
-                  "--http-max-body")
-      ->envname("CM_MAX_EVENT_BYTES")
-      ->capture_default_str();
+                  std::string("largest usage event as appended; a larger one is 400 (or the DLQ); "
+                              "at most --http-max-body [") +
+                      kMaxEventBytes + ", " + kEmbeddedMaxEventBytes + " on the embedded broker]")
+      ->envname("CM_MAX_EVENT_BYTES");
   cmd->add_option("--max-batch-events", f.max_batch_events,
                   "most events in one POST /v1/usage/events {\"events\":[...]}; more is 400")
       ->envname("CM_MAX_BATCH_EVENTS")
@@ -143,10 +143,14 @@ void AddLimitFlags(CLI::App* cmd, LimitFlags& f) {
       ->capture_default_str();
 }
 
-state::Result<usage::UsageLimits> ParseLimitFlags(const LimitFlags& f, uint64_t max_body_bytes) {
+state::Result<usage::UsageLimits> ParseLimitFlags(const LimitFlags& f, uint64_t max_body_bytes,
+                                                  bool embedded_broker) {
   auto bad = [](const std::string& message) { return state::Status::InvalidArgument(message); };
   usage::UsageLimits limits;
-  auto event = topology::ParseBytes(f.max_event_bytes);
+  const std::string event_flag = !f.max_event_bytes.empty() ? f.max_event_bytes
+                                 : embedded_broker          ? kEmbeddedMaxEventBytes
+                                                            : kMaxEventBytes;
+  auto event = topology::ParseBytes(event_flag);
   if (!event.ok()) return bad("--max-event-bytes: " + event.status().message());
   if (*event == 0) return bad("--max-event-bytes must be positive");
   if (*event > max_body_bytes)

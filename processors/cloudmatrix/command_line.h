@@ -46,6 +46,10 @@ struct Cluster {
 // An embedded broker in this process, or the one --brokers names (a `cmstream broker` when
 // --broker-admin is given). InvalidArgument when neither is given.
 state::Result<Cluster> ConnectCluster(const BrokerFlags& flags, bool embedded);
+// Whether ConnectCluster(flags, embedded) will talk to an embedded broker, known before it runs.
+inline bool OnEmbeddedBroker(const BrokerFlags& flags, bool embedded) {
+  return embedded || (!flags.brokers.empty() && !flags.broker_admin.empty());
+}
 
 // The RabbitMQ bridge's flags, the same for `run --amqp-url` and `bridge`.
 struct BridgeFlags {
@@ -62,16 +66,24 @@ bool ResolveBridgeFlags(BridgeFlags& f, const std::string& bootstrap_servers,
 // `backfill`, so a backfill judges every record as the live application did. Defaults are
 // usage::UsageLimits's.
 struct LimitFlags {
-  std::string max_event_bytes = "64KiB";
+  std::string max_event_bytes;  // empty: kMaxEventBytes, or kEmbeddedMaxEventBytes
   int64_t max_batch_events = 1000;
   int max_json_depth = 32;
   int64_t max_id_bytes = 256;
   int64_t max_query_buckets = 100'000;
   std::string max_report_range = "400d";
 };
+// --max-event-bytes's default on a Kafka cluster, and on the embedded broker: it keeps
+// EmbeddedBroker::kPartitionBytes (5 MiB) a partition, which holds more than 1,000 events of
+// 4 KiB with their 256-byte key and batch overhead (EmbeddedBrokerTest checks it), and only
+// about 80 of 64 KiB.
+inline constexpr const char* kMaxEventBytes = "64KiB";
+inline constexpr const char* kEmbeddedMaxEventBytes = "4KiB";
 void AddLimitFlags(CLI::App* cmd, LimitFlags& f);
 // The limits the flags describe, or InvalidArgument naming the bad flag. An event arrives in a
 // request body, so it may not be larger than `max_body_bytes` (--http-max-body).
-state::Result<usage::UsageLimits> ParseLimitFlags(const LimitFlags& f, uint64_t max_body_bytes);
+// `embedded_broker` picks --max-event-bytes's default (OnEmbeddedBroker).
+state::Result<usage::UsageLimits> ParseLimitFlags(const LimitFlags& f, uint64_t max_body_bytes,
+                                                  bool embedded_broker);
 
 }  // namespace cm::cloudmatrix

@@ -327,10 +327,20 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
     std::cerr << http_options.status().message() << '\n';
     return 2;
   }
-  auto limits = ParseLimitFlags(o.limits, http_options->limits.max_body_bytes);
+  const bool embedded_broker = OnEmbeddedBroker(o.cluster, o.embedded);
+  auto limits = ParseLimitFlags(o.limits, http_options->limits.max_body_bytes, embedded_broker);
   if (!limits.ok()) {
     std::cerr << limits.status().message() << '\n';
     return 2;
+  }
+  if (embedded_broker) {
+    // A larger limit than the default is allowed, but a consumer that falls behind then loses
+    // records sooner.
+    const size_t record = limits->max_event_bytes + limits->max_id_bytes + 128;  // key, batch
+    const size_t per_partition = topology::EmbeddedBroker::kPartitionBytes / record;
+    if (per_partition < 1000)
+      Log(LogLevel::kWarn, "embedded_broker_partition_bound",
+          {{"max_event_bytes", limits->max_event_bytes}, {"events_per_partition", per_partition}});
   }
   auto snapshot_interval = topology::ParseDuration(o.snapshot_interval);
   if (!snapshot_interval.ok()) {

@@ -166,5 +166,54 @@ TEST_F(CmstreamCliTest, ApiKeyCommandCreatesListsAndRevokesKeysThatInstancesUse)
   EXPECT_EQ(refused->status, 401);
 }
 
+// On the embedded broker a partition keeps 5 MiB, so `run` takes usage events up to 4 KiB by
+// default there (EmbeddedBrokerTest: 1,000 of them fit); a larger limit given on the command
+// line is used, with a warning that says how few such events a partition holds.
+TEST_F(CmstreamCliTest, RunOnTheEmbeddedBrokerTakesEventsThatAPartitionHoldsAThousandOf) {
+  using namespace std::chrono_literals;
+  auto event = [](size_t blob) {
+    return nlohmann::json{{"eventId", "e-" + std::to_string(blob)},
+                          {"organizationId", "acme"},
+                          {"userId", "alice"},
+                          {"eventType", "api.call"},
+                          {"metadata", {{"blob", std::string(blob, 'x')}}}}
+        .dump();
+  };
+  for (const std::string& limit : {std::string(), std::string("64KiB")}) {
+    const int port = testing::FreePort();
+    std::vector<std::string> run{testing::CmstreamBinary(),
+                                 "run",
+                                 "--embedded",
+                                 "--state-dir",
+                                 (dir_ / ("state" + limit)).string(),
+                                 "--http",
+                                 "127.0.0.1:" + std::to_string(port)};
+    if (!limit.empty()) run.insert(run.end(), {"--max-event-bytes", limit});
+    testing::ChildProcess instance(run, (dir_ / ("run" + limit + ".log")).string());
+    instance.Start();
+    auto c = testing::AdminClient(port);
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          auto r = c->Get("/ready");
+          return r && r->status == 200;
+        },
+        60s))
+        << instance.Log();
+    auto small = c->Post("/v1/usage/events", event(3000), "application/json");
+    ASSERT_TRUE(small);
+    EXPECT_EQ(small->status, 202) << small->body;
+    auto large = c->Post("/v1/usage/events", event(5000), "application/json");
+    ASSERT_TRUE(large);
+    if (limit.empty()) {
+      EXPECT_EQ(large->status, 400) << large->body;
+      EXPECT_THAT(large->body, HasSubstr("event is larger than 4096 bytes"));
+      EXPECT_THAT(instance.Log(), ::testing::Not(HasSubstr("embedded_broker_partition_bound")));
+    } else {
+      EXPECT_EQ(large->status, 202) << large->body;
+      EXPECT_THAT(instance.Log(), HasSubstr("\"events_per_partition\":79"));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cm

@@ -154,7 +154,7 @@ TEST(CloudmatrixApplicationsTest, AnUnknownTopologyIsAnInvalidArgumentNamingTheK
 // Compose; their defaults are usage::UsageLimits's.
 TEST(CloudmatrixApplicationsTest, LimitFlagsParseToTheUsageLimitsAndCheckThemAgainstTheBody) {
   const uint64_t body = 1 << 20;  // --http-max-body's default
-  auto defaults = ParseLimitFlags(LimitFlags{}, body);
+  auto defaults = ParseLimitFlags(LimitFlags{}, body, false);
   ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
   const usage::UsageLimits expected;
   EXPECT_EQ(defaults->max_event_bytes, expected.max_event_bytes);
@@ -167,15 +167,26 @@ TEST(CloudmatrixApplicationsTest, LimitFlagsParseToTheUsageLimitsAndCheckThemAga
   LimitFlags f;
   f.max_event_bytes = "1MiB";  // as large as a body may be
   f.max_report_range = "31d";
-  auto set = ParseLimitFlags(f, body);
+  auto set = ParseLimitFlags(f, body, false);
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   EXPECT_EQ(set->max_event_bytes, body);
   EXPECT_EQ(set->max_report_range_ms, 31LL * 86'400'000);
   f.max_event_bytes = "1048577";
-  auto over = ParseLimitFlags(f, body);
+  auto over = ParseLimitFlags(f, body, false);
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), state::Status::Code::kInvalidArgument);
   EXPECT_NE(over.status().message().find("--http-max-body"), std::string::npos);
+
+  // The embedded broker keeps 5 MiB a partition: its default event is 4 KiB (EmbeddedBrokerTest
+  // shows 1,000 of them fit), and a limit given on the command line still wins.
+  auto embedded = ParseLimitFlags(LimitFlags{}, body, true);
+  ASSERT_TRUE(embedded.ok()) << embedded.status().ToString();
+  EXPECT_EQ(embedded->max_event_bytes, 4096u);
+  EXPECT_EQ(embedded->max_batch_events, expected.max_batch_events);
+  f.max_event_bytes = "64KiB";
+  auto chosen = ParseLimitFlags(f, body, true);
+  ASSERT_TRUE(chosen.ok()) << chosen.status().ToString();
+  EXPECT_EQ(chosen->max_event_bytes, 64u * 1024);
 
   // Limits that reach Compose unchecked are still refused there.
   auto composed = Compose("cloudmatrix", "x",

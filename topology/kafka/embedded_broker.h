@@ -21,6 +21,11 @@ class EmbeddedBroker {
   EmbeddedBroker(const EmbeddedBroker&) = delete;
   EmbeddedBroker& operator=(const EmbeddedBroker&) = delete;
 
+  // What a partition holds: librdkafka's mock cluster drops a partition's oldest batches once
+  // it holds more bytes than this (`max_size` of rd_kafka_mock_partition; no setting changes
+  // it). A consumer further behind than that loses records (StreamThread reports them).
+  static constexpr size_t kPartitionBytes = 5 * 1024 * 1024;
+
   const std::string& bootstrap_servers() const { return bootstrap_servers_; }
   // Consumer settings a stream thread needs on this broker (StreamsConfig::consumer_overrides):
   // it does not answer a waiting fetch when records arrive, so a consumer would wait out
