@@ -27,14 +27,13 @@
 // effect of configuration changes suggested for the engine.
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "ops/bench/bench_common.h"
 #include "processors/counting/counting_topology.h"
@@ -97,9 +96,9 @@ std::string ValueOf(uint64_t i, int bytes) {
 
 struct StreamsRun {
   double total_rate = 0, steady_rate = 0;
-  double startup_s = 0;   // Start() to the first task running (group join included)
-  double first_seal_s = 0;  // Start() to the first sealed commit
-  double done_s = 0;        // Start() to the seal that covers every record
+  double startup_s = 0;      // Start() to the first task running (group join included)
+  double first_seal_s = 0;   // Start() to the first sealed commit
+  double done_s = 0;         // Start() to the seal that covers every record
   double status_done_s = 0;  // Start() to ThreadStatus showing every record (500 ms granularity)
   double cpu_s = 0;          // process CPU from Start() to ThreadStatus showing every record
   uint64_t processed = 0, produced = 0, commits = 0, aborted = 0;
@@ -135,56 +134,71 @@ class PipelineBench {
       capture.Mark("run " + std::to_string(r) + " raw");
       ConsumeStats raw, nostall;
       if (!o_.skip_raw) {
-        raw = ConsumeAll(bootstrap_, {{"count-input", o_.partitions}}, "bench-raw-" + std::to_string(r), nullptr,
-                         ParseOverrides(o_.raw_overrides));
+        raw =
+            ConsumeAll(bootstrap_, {{"count-input", o_.partitions}},
+                       "bench-raw-" + std::to_string(r), nullptr, ParseOverrides(o_.raw_overrides));
         if (raw.records != o_.records) {
-          Die("raw consumer read " + std::to_string(raw.records) + " records, expected " + std::to_string(o_.records));
+          Die("raw consumer read " + std::to_string(raw.records) + " records, expected " +
+              std::to_string(o_.records));
         }
-        nostall = ConsumeAll(bootstrap_, {{"count-input", o_.partitions}}, "bench-raw-nostall-" + std::to_string(r),
-                             nullptr, kNoStallConsumer);
+        nostall = ConsumeAll(bootstrap_, {{"count-input", o_.partitions}},
+                             "bench-raw-nostall-" + std::to_string(r), nullptr, kNoStallConsumer);
       }
       if (o_.raw_only) {
-        Say("run %d: raw %.0f rec/s (%.3f s, %.2f CPU s), no-stall %.0f rec/s\n", r, raw.Rate(), raw.seconds,
-            raw.cpu_seconds, nostall.Rate());
+        Say("run %d: raw %.0f rec/s (%.3f s, %.2f CPU s), no-stall %.0f rec/s\n", r, raw.Rate(),
+            raw.seconds, raw.cpu_seconds, nostall.Rate());
         continue;
       }
       capture.Mark("run " + std::to_string(r) + " cmstream");
       StreamsRun s = RunStreams(r);
       all_ok = all_ok && s.verified;
       double raw_rate = raw.Rate();
-      Say("run %d: raw %.0f rec/s (%.3f s, %.2f CPU s), no-stall %.0f rec/s | cmstream CPU %.2f s to status done | cmstream total %.0f rec/s, steady %.0f rec/s | "
-          "startup %.2f s, first seal %.2f s (%llu rec), done %.2f s, status showed done at %.2f s | "
+      Say("run %d: raw %.0f rec/s (%.3f s, %.2f CPU s), no-stall %.0f rec/s | cmstream CPU %.2f s "
+          "to status done | cmstream total %.0f rec/s, steady %.0f rec/s | "
+          "startup %.2f s, first seal %.2f s (%llu rec), done %.2f s, status showed done at %.2f s "
+          "| "
           "commits %llu (aborted %llu), mean commit %.1f ms, produced %llu | %s\n",
-          r, raw_rate, raw.seconds, raw.cpu_seconds, nostall.Rate(), s.cpu_s, s.total_rate, s.steady_rate, s.startup_s, s.first_seal_s,
+          r, raw_rate, raw.seconds, raw.cpu_seconds, nostall.Rate(), s.cpu_s, s.total_rate,
+          s.steady_rate, s.startup_s, s.first_seal_s,
           static_cast<unsigned long long>(s.first_seal_records), s.done_s, s.status_done_s,
           static_cast<unsigned long long>(s.commits), static_cast<unsigned long long>(s.aborted),
           s.commits ? 1000 * s.commit_seconds / s.commits : 0.0,
           static_cast<unsigned long long>(s.produced), s.verify_note.c_str());
-      table.Add("run " + std::to_string(r),
-                {raw_rate, nostall.Rate(), s.total_rate, s.steady_rate, raw_rate > 0 ? s.steady_rate / raw_rate : 0,
-                 raw_rate > 0 ? s.total_rate / raw_rate : 0,
-                 nostall.Rate() > 0 ? s.steady_rate / nostall.Rate() : 0, s.startup_s, s.done_s});
+      table.Add(
+          "run " + std::to_string(r),
+          {raw_rate, nostall.Rate(), s.total_rate, s.steady_rate,
+           raw_rate > 0 ? s.steady_rate / raw_rate : 0, raw_rate > 0 ? s.total_rate / raw_rate : 0,
+           nostall.Rate() > 0 ? s.steady_rate / nostall.Rate() : 0, s.startup_s, s.done_s});
     }
     table.AddMedian();
 
-    std::printf("\ncmstream pipeline benchmark: counting topology, exactly_once, 1 stream thread, embedded broker\n");
-    std::printf("records %llu, keys %d, value %d B, partitions %d, commit interval %d ms, record cache %llu bytes, runs %d\n",
-                static_cast<unsigned long long>(o_.records), o_.keys, o_.value_bytes, o_.partitions,
-                o_.commit_interval_ms, static_cast<unsigned long long>(o_.cache_max_bytes), o_.runs);
+    std::printf(
+        "\ncmstream pipeline benchmark: counting topology, exactly_once, 1 stream thread, embedded "
+        "broker\n");
+    std::printf(
+        "records %llu, keys %d, value %d B, partitions %d, commit interval %d ms, record cache "
+        "%llu bytes, runs %d\n",
+        static_cast<unsigned long long>(o_.records), o_.keys, o_.value_bytes, o_.partitions,
+        o_.commit_interval_ms, static_cast<unsigned long long>(o_.cache_max_bytes), o_.runs);
     std::string experiments;
     for (const auto& p : o_.producer_overrides) experiments += " producer:" + p;
     for (const auto& c : o_.consumer_overrides) experiments += " consumer:" + c;
     for (const auto& c : o_.raw_overrides) experiments += " raw-consumer:" + c;
-    std::printf("experiments:%s\n\n", experiments.empty() ? " none (engine defaults)" : experiments.c_str());
+    std::printf("experiments:%s\n\n",
+                experiments.empty() ? " none (engine defaults)" : experiments.c_str());
     table.Print(stdout);
-    std::printf("\nraw    = plain consumer (librdkafka defaults), first to last record\n"
-                "no-stall = the same with queued.min.messages=10000000 (librdkafka 2.0.2 pauses fetching ~1 s\n"
-                "         whenever the queue passes 100,000 messages; reference only)\n"
-                "total  = records / (KafkaStreams::Start() to the commit sealing the last record)\n"
-                "steady = records after the first commit / (first commit to the commit sealing the last record)\n"
-                "goal (issue): ratio steady/raw >= 0.5 and steady >= 200,000 rec/s on one thread\n");
+    std::printf(
+        "\nraw    = plain consumer (librdkafka defaults), first to last record\n"
+        "no-stall = the same with queued.min.messages=10000000 (librdkafka 2.0.2 pauses fetching "
+        "~1 s\n"
+        "         whenever the queue passes 100,000 messages; reference only)\n"
+        "total  = records / (KafkaStreams::Start() to the commit sealing the last record)\n"
+        "steady = records after the first commit / (first commit to the commit sealing the last "
+        "record)\n"
+        "goal (issue): ratio steady/raw >= 0.5 and steady >= 200,000 rec/s on one thread\n");
     std::printf("correctness: %s; engine log: %s (%llu errors, %llu warnings)\n",
-                all_ok ? "every run verified (output counts per key == records sent per key)" : "FAILED, see above",
+                all_ok ? "every run verified (output counts per key == records sent per key)"
+                       : "FAILED, see above",
                 o_.log_file.c_str(), static_cast<unsigned long long>(capture.errors()),
                 static_cast<unsigned long long>(capture.warnings()));
     std::fflush(stdout);
@@ -205,14 +219,16 @@ class PipelineBench {
     for (uint64_t i = 0; i < o_.records; ++i) {
       int k = static_cast<int>(SplitMix(i) % static_cast<uint64_t>(o_.keys));
       ++expected_[static_cast<size_t>(k)];
-      loader.Send("count-input", keys[static_cast<size_t>(k)], ValueOf(i, o_.value_bytes), ts + static_cast<int64_t>(i / 1000));
+      loader.Send("count-input", keys[static_cast<size_t>(k)], ValueOf(i, o_.value_bytes),
+                  ts + static_cast<int64_t>(i / 1000));
       if (i % 1024 == 0) loader.Poll();
     }
     loader.Flush();
     double secs = Seconds(Clock::now() - t0);
     RequireNothingDropped(bootstrap_, "count-input", o_.partitions);
     int64_t high = QueryWatermarks(bootstrap_, "count-input", o_.partitions).TotalHigh();
-    if (high != static_cast<int64_t>(o_.records)) Die("count-input holds " + std::to_string(high) + " records");
+    if (high != static_cast<int64_t>(o_.records))
+      Die("count-input holds " + std::to_string(high) + " records");
     Say("loaded %llu records into count-input (%d partitions) in %.2f s (%.0f rec/s)\n",
         static_cast<unsigned long long>(o_.records), o_.partitions, secs, o_.records / secs);
   }
@@ -262,10 +278,12 @@ class PipelineBench {
         out.cpu_s = ProcessCpuSeconds() - cpu_start;
         break;
       }
-      if (Clock::now() > give_up) Die("cmstream processed only " + std::to_string(processed) + " records in 15 minutes");
+      if (Clock::now() > give_up)
+        Die("cmstream processed only " + std::to_string(processed) + " records in 15 minutes");
     }
     // Let the periodic commit seal the tail by itself, so Stop()'s final commit does not count;
-    // then wait for a status refresh (every 500 ms) that reflects it. Threads() is empty after Stop().
+    // then wait for a status refresh (every 500 ms) that reflects it. Threads() is empty after
+    // Stop().
     std::this_thread::sleep_for(std::chrono::milliseconds(2 * o_.commit_interval_ms + 700));
     for (const auto& t : streams.Threads()) {
       out.processed += t.processed;
@@ -282,14 +300,17 @@ class PipelineBench {
       }
     }
 
-    SealTimeline seals = ReadSealTimeline(bootstrap_, app, "count-input", o_.partitions, o_.records, wall_start,
-                                          o_.timeline, "bench-seals-" + std::to_string(run));
+    SealTimeline seals =
+        ReadSealTimeline(bootstrap_, app, "count-input", o_.partitions, o_.records, wall_start,
+                         o_.timeline, "bench-seals-" + std::to_string(run));
     int64_t first_ms = seals.first_ms, done_ms = seals.done_ms;
     out.first_seal_records = seals.first_records;
     out.first_seal_s = (first_ms - wall_start) / 1000.0;
     out.done_s = (done_ms - wall_start) / 1000.0;
     out.total_rate = o_.records / out.done_s;
-    out.steady_rate = done_ms > first_ms ? (o_.records - out.first_seal_records) / ((done_ms - first_ms) / 1000.0) : 0;
+    out.steady_rate = done_ms > first_ms
+                          ? (o_.records - out.first_seal_records) / ((done_ms - first_ms) / 1000.0)
+                          : 0;
 
     Verify(topts.output_topic, app, out);
     if (!o_.keep_state) std::filesystem::remove_all(config.state_dir);
@@ -298,16 +319,20 @@ class PipelineBench {
 
   void Verify(const std::string& output, const std::string& app, StreamsRun& out) {
     std::vector<std::string> problems;
-    if (out.processed != o_.records) problems.push_back("processed " + std::to_string(out.processed));
+    if (out.processed != o_.records)
+      problems.push_back("processed " + std::to_string(out.processed));
     if (out.aborted != 0) problems.push_back(std::to_string(out.aborted) + " aborted commits");
     for (const auto& topic : {output, cm::topology::Topology::ChangelogTopic(app, "counts")}) {
       auto w = QueryWatermarks(bootstrap_, topic, o_.partitions);
-      if (w.TotalLow() != 0) problems.push_back(topic + " lost its front on the broker (5 MiB limit)");
+      if (w.TotalLow() != 0)
+        problems.push_back(topic + " lost its front on the broker (5 MiB limit)");
     }
     std::map<std::string, uint64_t> last;
     auto stats = ConsumeAll(bootstrap_, {{output, o_.partitions}}, "bench-verify-" + output,
                             [&](const rd_kafka_message_t* m) {
-                              uint64_t v = std::strtoull(std::string(static_cast<const char*>(m->payload), m->len).c_str(), nullptr, 10);
+                              uint64_t v = std::strtoull(
+                                  std::string(static_cast<const char*>(m->payload), m->len).c_str(),
+                                  nullptr, 10);
                               last[std::string(static_cast<const char*>(m->key), m->key_len)] = v;
                             });
     if (stats.records != o_.records) {
@@ -325,7 +350,8 @@ class PipelineBench {
     if (sum != o_.records) problems.push_back("counts sum to " + std::to_string(sum));
     out.verified = problems.empty();
     if (out.verified) {
-      out.verify_note = "verified: " + std::to_string(last.size()) + " keys, counts sum " + std::to_string(sum);
+      out.verify_note =
+          "verified: " + std::to_string(last.size()) + " keys, counts sum " + std::to_string(sum);
     } else {
       out.verify_note = "VERIFY FAILED:";
       for (const auto& p : problems) out.verify_note += " " + p + ";";
@@ -344,25 +370,41 @@ class PipelineBench {
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"cmstream pipeline benchmark: counting topology vs a plain consumer, embedded broker"};
+  CLI::App app{
+      "cmstream pipeline benchmark: counting topology vs a plain consumer, embedded broker"};
   app.add_option("--records", o.records, "records to load and process")->capture_default_str();
-  app.add_option("--keys", o.keys, "distinct keys")->check(CLI::Range(1, 100'000'000))->capture_default_str();
-  app.add_option("--value-bytes", o.value_bytes, "value size")->check(CLI::Range(1, 100'000))->capture_default_str();
-  app.add_option("--partitions", o.partitions, "partitions of count-input (and of the topics the app creates)")
-      ->check(CLI::Range(1, 1024))->capture_default_str();
-  app.add_option("--runs", o.runs, "runs; the table shows each and the median")->check(CLI::Range(1, 100))->capture_default_str();
-  app.add_option("--commit-interval-ms", o.commit_interval_ms, "StreamsConfig.commit_interval")->check(CLI::Range(1, 60'000))->capture_default_str();
-  app.add_option("--cache-max-bytes", o.cache_max_bytes, "StreamsConfig.cache_max_bytes (the record cache)")->capture_default_str();
+  app.add_option("--keys", o.keys, "distinct keys")
+      ->check(CLI::Range(1, 100'000'000))
+      ->capture_default_str();
+  app.add_option("--value-bytes", o.value_bytes, "value size")
+      ->check(CLI::Range(1, 100'000))
+      ->capture_default_str();
+  app.add_option("--partitions", o.partitions,
+                 "partitions of count-input (and of the topics the app creates)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--runs", o.runs, "runs; the table shows each and the median")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--commit-interval-ms", o.commit_interval_ms, "StreamsConfig.commit_interval")
+      ->check(CLI::Range(1, 60'000))
+      ->capture_default_str();
+  app.add_option("--cache-max-bytes", o.cache_max_bytes,
+                 "StreamsConfig.cache_max_bytes (the record cache)")
+      ->capture_default_str();
   app.add_option("--log", o.log_file, "where the engine's log lines go (default <work-dir>.log)");
-  app.add_option("--work-dir", o.work_dir, "state directories (default /tmp/cmstream-bench-pipeline-<pid>)");
+  app.add_option("--work-dir", o.work_dir,
+                 "state directories (default /tmp/cmstream-bench-pipeline-<pid>)");
   app.add_flag("--keep-state", o.keep_state, "keep the state directories");
   app.add_flag("--skip-raw", o.skip_raw, "skip the raw consumer (profiling the engine alone)");
-  app.add_flag("--timeline", o.timeline, "print every sealed commit (time since Start(), records covered)");
+  app.add_flag("--timeline", o.timeline,
+               "print every sealed commit (time since Start(), records covered)");
   app.add_option("--producer-override", o.producer_overrides,
                  "KEY=VALUE for StreamsConfig.producer_overrides (experiments; repeatable)");
   app.add_option("--consumer-override", o.consumer_overrides,
                  "KEY=VALUE for StreamsConfig.consumer_overrides (experiments; repeatable)");
-  app.add_option("--raw-override", o.raw_overrides, "KEY=VALUE for the raw consumer (experiments; repeatable)");
+  app.add_option("--raw-override", o.raw_overrides,
+                 "KEY=VALUE for the raw consumer (experiments; repeatable)");
   app.add_flag("--raw-only", o.raw_only, "only the raw consumer (experiments)");
   CLI11_PARSE(app, argc, argv);
   if (o.work_dir.empty()) o.work_dir = "/tmp/cmstream-bench-pipeline-" + std::to_string(getpid());

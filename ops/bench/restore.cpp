@@ -21,13 +21,12 @@
 // input key, every count "1".
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "ops/bench/bench_common.h"
 #include "processors/counting/counting_topology.h"
@@ -103,38 +102,52 @@ class RestoreBench {
     for (int r = 1; r <= o_.runs; ++r) {
       RestoreRun run = Run(r);
       all_ok = all_ok && run.verified;
-      Say("run %d: raw %.0f rec/s (%llu changelog + %llu commit records in %.3f s), changelog alone %.0f rec/s, "
+      Say("run %d: raw %.0f rec/s (%llu changelog + %llu commit records in %.3f s), changelog "
+          "alone %.0f rec/s, "
           "no-stall %.0f rec/s | restore %.0f rec/s "
-          "(%llu records, %llu tasks, %.3f s; sum of per-task restore_done.ms %llu) | assigned at %.2f s, "
+          "(%llu records, %llu tasks, %.3f s; sum of per-task restore_done.ms %llu) | assigned at "
+          "%.2f s, "
           "ready at %.2f s | %s\n",
           r, run.raw_rate, static_cast<unsigned long long>(run.raw_changelog),
           static_cast<unsigned long long>(run.raw_commits), run.raw_seconds, run.raw_changelog_rate,
-          run.raw_nostall_rate, run.restore_rate,
-          static_cast<unsigned long long>(run.restored), static_cast<unsigned long long>(run.tasks),
-          run.restore_s, static_cast<unsigned long long>(run.restore_ms_sum), run.assigned_s, run.ready_s,
+          run.raw_nostall_rate, run.restore_rate, static_cast<unsigned long long>(run.restored),
+          static_cast<unsigned long long>(run.tasks), run.restore_s,
+          static_cast<unsigned long long>(run.restore_ms_sum), run.assigned_s, run.ready_s,
           run.verify_note.c_str());
       table.Add("run " + std::to_string(r),
-                {run.raw_rate, run.raw_nostall_rate, run.restore_rate, run.raw_rate > 0 ? run.restore_rate / run.raw_rate : 0,
+                {run.raw_rate, run.raw_nostall_rate, run.restore_rate,
+                 run.raw_rate > 0 ? run.restore_rate / run.raw_rate : 0,
                  run.raw_nostall_rate > 0 ? run.restore_rate / run.raw_nostall_rate : 0,
                  static_cast<double>(run.restored), run.restore_s, run.ready_s});
     }
     table.AddMedian();
-    std::printf("\ncmstream restore benchmark: counting store, exactly_once, 1 stream thread, embedded broker\n");
-    std::printf("records %llu (distinct keys), value %d B, partitions %d, changelog %s: %lld offsets, "
-                "commit log: %lld offsets, runs %d\n\n",
-                static_cast<unsigned long long>(o_.records), o_.value_bytes, o_.partitions, changelog_.c_str(),
-                static_cast<long long>(changelog_high_), static_cast<long long>(commits_high_), o_.runs);
+    std::printf(
+        "\ncmstream restore benchmark: counting store, exactly_once, 1 stream thread, embedded "
+        "broker\n");
+    std::printf(
+        "records %llu (distinct keys), value %d B, partitions %d, changelog %s: %lld offsets, "
+        "commit log: %lld offsets, runs %d\n\n",
+        static_cast<unsigned long long>(o_.records), o_.value_bytes, o_.partitions,
+        changelog_.c_str(), static_cast<long long>(changelog_high_),
+        static_cast<long long>(commits_high_), o_.runs);
     table.Print(stdout);
-    std::printf("\nraw       = plain consumer (librdkafka defaults) over changelog + commit topic (what a restore\n"
-                "            reads), first to last record\n"
-                "no-stall  = the same with queued.min.messages=10000000 (librdkafka 2.0.2 pauses fetching ~1 s\n"
-                "            whenever the queue passes 100,000 messages; reference only)\n"
-                "restore   = records restored (changelog + commit records) / (tasks assigned to last task running)\n"
-                "ratio     = restore / raw\n"
-                "ready s   = KafkaStreams::Start() to every task running (includes the broker's 3 s first-join delay)\n"
-                "goal (issue): ratio >= 0.7\n");
+    std::printf(
+        "\nraw       = plain consumer (librdkafka defaults) over changelog + commit topic (what a "
+        "restore\n"
+        "            reads), first to last record\n"
+        "no-stall  = the same with queued.min.messages=10000000 (librdkafka 2.0.2 pauses fetching "
+        "~1 s\n"
+        "            whenever the queue passes 100,000 messages; reference only)\n"
+        "restore   = records restored (changelog + commit records) / (tasks assigned to last task "
+        "running)\n"
+        "ratio     = restore / raw\n"
+        "ready s   = KafkaStreams::Start() to every task running (includes the broker's 3 s "
+        "first-join delay)\n"
+        "goal (issue): ratio >= 0.7\n");
     std::printf("correctness: %s; engine log: %s (%llu errors, %llu warnings)\n",
-                all_ok ? (o_.skip_verify ? "not checked (--skip-verify)" : "every run verified (restored store == one entry per key, each 1)")
+                all_ok ? (o_.skip_verify
+                              ? "not checked (--skip-verify)"
+                              : "every run verified (restored store == one entry per key, each 1)")
                        : "FAILED, see above",
                 o_.log_file.c_str(), static_cast<unsigned long long>(capture.errors()),
                 static_cast<unsigned long long>(capture.warnings()));
@@ -166,8 +179,10 @@ class RestoreBench {
     for (uint64_t i = 0; i < o_.records; ++i) {
       std::snprintf(key, sizeof key, "k%07llu", static_cast<unsigned long long>(i));
       std::string value = std::to_string(i);
-      if (static_cast<int>(value.size()) < o_.value_bytes) value = std::string(o_.value_bytes - value.size(), 'v') + value;
-      loader.Send("count-input", key, value.substr(0, static_cast<size_t>(o_.value_bytes)), ts + static_cast<int64_t>(i / 1000));
+      if (static_cast<int>(value.size()) < o_.value_bytes)
+        value = std::string(o_.value_bytes - value.size(), 'v') + value;
+      loader.Send("count-input", key, value.substr(0, static_cast<size_t>(o_.value_bytes)),
+                  ts + static_cast<int64_t>(i / 1000));
       if (i % 1024 == 0) loader.Poll();
     }
     loader.Flush();
@@ -193,19 +208,22 @@ class RestoreBench {
         processed += t.processed;
       }
       if (processed >= o_.records) break;
-      if (Clock::now() > give_up) Die("building the changelog: only " + std::to_string(processed) + " processed");
+      if (Clock::now() > give_up)
+        Die("building the changelog: only " + std::to_string(processed) + " processed");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     streams.Stop();
     double secs = Seconds(Clock::now() - t0);
-    for (const auto& topic : {std::string("count-input"), changelog_, commits_, std::string("count-output")}) {
+    for (const auto& topic :
+         {std::string("count-input"), changelog_, commits_, std::string("count-output")}) {
       RequireNothingDropped(bootstrap_, topic, o_.partitions);
     }
     changelog_high_ = QueryWatermarks(bootstrap_, changelog_, o_.partitions).TotalHigh();
     commits_high_ = QueryWatermarks(bootstrap_, commits_, o_.partitions).TotalHigh();
     std::filesystem::remove_all(config.state_dir);
     Say("built the changelog in %.2f s: %s has %lld offsets, %s %lld\n", secs, changelog_.c_str(),
-        static_cast<long long>(changelog_high_), commits_.c_str(), static_cast<long long>(commits_high_));
+        static_cast<long long>(changelog_high_), commits_.c_str(),
+        static_cast<long long>(commits_high_));
   }
 
   RestoreRun Run(int r) {
@@ -218,19 +236,23 @@ class RestoreBench {
     out.raw_changelog = raw.per_topic[changelog_];
     out.raw_commits = raw.per_topic[commits_];
     if (out.raw_changelog != o_.records) {
-      Die("the changelog holds " + std::to_string(out.raw_changelog) + " records, expected " + std::to_string(o_.records));
+      Die("the changelog holds " + std::to_string(out.raw_changelog) + " records, expected " +
+          std::to_string(o_.records));
     }
-    out.raw_changelog_rate =
-        ConsumeAll(bootstrap_, {{changelog_, o_.partitions}}, "bench-raw-changelog-" + std::to_string(r)).Rate();
-    out.raw_nostall_rate = ConsumeAll(bootstrap_, {{changelog_, o_.partitions}, {commits_, o_.partitions}},
-                                      "bench-raw-nostall-" + std::to_string(r), nullptr, kNoStallConsumer)
-                               .Rate();
+    out.raw_changelog_rate = ConsumeAll(bootstrap_, {{changelog_, o_.partitions}},
+                                        "bench-raw-changelog-" + std::to_string(r))
+                                 .Rate();
+    out.raw_nostall_rate =
+        ConsumeAll(bootstrap_, {{changelog_, o_.partitions}, {commits_, o_.partitions}},
+                   "bench-raw-nostall-" + std::to_string(r), nullptr, kNoStallConsumer)
+            .Rate();
 
     capture_->Mark("run " + std::to_string(r) + " restore");
     StreamsConfig config = Config(o_.work_dir + "/state");
     std::filesystem::remove_all(config.state_dir);  // "delete the state directory"
     capture_->Clear();
-    capture_->Watch({"tasks_assigned", "restore_done", "task_running", "state_discarded", "stream_thread_failed"});
+    capture_->Watch({"tasks_assigned", "restore_done", "task_running", "state_discarded",
+                     "stream_thread_failed"});
     {
       KafkaStreams streams(*topology_, config, *admin_);
       const auto t_start = Clock::now();
@@ -285,17 +307,21 @@ class RestoreBench {
       options.directory = state_dir + "/" + app_ + "/0_" + std::to_string(p);
       options.stores = topology_->subtopologies().at(0).stores;
       auto state = cm::state::TaskState::Open(options);
-      if (!state.ok()) Die("open restored state " + options.directory + ": " + state.status().ToString());
-      (*state)->key_value_store("counts")->Range("", "", [&](std::string_view, std::string_view value) {
-        ++entries;
-        if (value != "1") ++wrong;
-        return true;
-      });
+      if (!state.ok())
+        Die("open restored state " + options.directory + ": " + state.status().ToString());
+      (*state)->key_value_store("counts")->Range("", "",
+                                                 [&](std::string_view, std::string_view value) {
+                                                   ++entries;
+                                                   if (value != "1") ++wrong;
+                                                   return true;
+                                                 });
     }
-    out.verified = entries == o_.records && wrong == 0 && out.tasks == static_cast<uint64_t>(o_.partitions);
+    out.verified =
+        entries == o_.records && wrong == 0 && out.tasks == static_cast<uint64_t>(o_.partitions);
     out.verify_note = (out.verified ? "verified: " : "VERIFY FAILED: ") + std::to_string(entries) +
-                      " entries restored, " + std::to_string(wrong) + " with a count other than 1, " +
-                      std::to_string(out.tasks) + " tasks restored";
+                      " entries restored, " + std::to_string(wrong) +
+                      " with a count other than 1, " + std::to_string(out.tasks) +
+                      " tasks restored";
   }
 
   Options o_;
@@ -313,13 +339,22 @@ class RestoreBench {
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"cmstream restore benchmark: changelog restore vs a plain consumer, embedded broker"};
-  app.add_option("--records", o.records, "records (= distinct keys = changelog records)")->capture_default_str();
-  app.add_option("--value-bytes", o.value_bytes, "input value size")->check(CLI::Range(1, 100'000))->capture_default_str();
-  app.add_option("--partitions", o.partitions, "partitions of count-input, hence tasks")->check(CLI::Range(1, 1024))->capture_default_str();
-  app.add_option("--runs", o.runs, "runs; the table shows each and the median")->check(CLI::Range(1, 100))->capture_default_str();
+  CLI::App app{
+      "cmstream restore benchmark: changelog restore vs a plain consumer, embedded broker"};
+  app.add_option("--records", o.records, "records (= distinct keys = changelog records)")
+      ->capture_default_str();
+  app.add_option("--value-bytes", o.value_bytes, "input value size")
+      ->check(CLI::Range(1, 100'000))
+      ->capture_default_str();
+  app.add_option("--partitions", o.partitions, "partitions of count-input, hence tasks")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--runs", o.runs, "runs; the table shows each and the median")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   app.add_option("--log", o.log_file, "where the engine's log lines go (default <work-dir>.log)");
-  app.add_option("--work-dir", o.work_dir, "state directories (default /tmp/cmstream-bench-restore-<pid>)");
+  app.add_option("--work-dir", o.work_dir,
+                 "state directories (default /tmp/cmstream-bench-restore-<pid>)");
   app.add_flag("--keep-state", o.keep_state, "keep the state directories");
   app.add_flag("--skip-verify", o.skip_verify, "do not open the restored stores to check them");
   CLI11_PARSE(app, argc, argv);

@@ -157,13 +157,13 @@ class DownSink {
 class Instance : public CmstreamProcess {
  public:
   Instance(const Options& o, const std::filesystem::path& dir)
-      : CmstreamProcess(o.cmstream, Fresh(dir),
-                        {"--topology", "cloudmatrix", "--http-threads",
-                         std::to_string(std::max(64, o.clients + 16)), "--webhook-allow-http",
-                         "--webhook-allow-addresses", "127.0.0.0/8", "--webhook-concurrency",
-                         std::to_string(o.concurrency), "--webhook-endpoint-concurrency",
-                         std::to_string(o.endpoint_concurrency), "--cache-max-bytes",
-                         o.cache_max_bytes}) {}
+      : CmstreamProcess(
+            o.cmstream, Fresh(dir),
+            {"--topology", "cloudmatrix", "--http-threads",
+             std::to_string(std::max(64, o.clients + 16)), "--webhook-allow-http",
+             "--webhook-allow-addresses", "127.0.0.0/8", "--webhook-concurrency",
+             std::to_string(o.concurrency), "--webhook-endpoint-concurrency",
+             std::to_string(o.endpoint_concurrency), "--cache-max-bytes", o.cache_max_bytes}) {}
 
  private:
   static const std::filesystem::path& Fresh(const std::filesystem::path& dir) {

@@ -48,8 +48,7 @@ state::Status AppendAndAwait(const topology::KafkaStreams& streams,
                              const topology::CommandSender& commands, const ApiKeyRecord& record,
                              const std::function<bool(const ApiKeyRecord&)>& seen,
                              std::chrono::milliseconds timeout) {
-  if (auto s = commands.Append(kApiKeysTopic, record.key_id, record.Serialize()); !s.ok())
-    return s;
+  if (auto s = commands.Append(kApiKeysTopic, record.key_id, record.Serialize()); !s.ok()) return s;
   if (!WaitUntil(
           [&] {
             auto stored = Lookup(streams, record.key_id);

@@ -24,13 +24,13 @@ struct Composition {
 // What the command line sets in the CloudMatrix applications; each application takes its part.
 struct CloudMatrixOptions {
   usage::UsageLimits usage_limits;
-  teams::TeamsOptions teams;  // the invitation secret and emails
+  teams::TeamsOptions teams;           // the invitation secret and emails
   webhooks::WebhooksOptions webhooks;  // the sender, timeouts, retries, circuit breaker
 };
 
-// "cloudmatrix": the CloudMatrix services (usage, then teams, then webhooks); "counting": the engine's test
-// application. Both with the API keys (auth) that authenticate their routes. InvalidArgument for
-// any other name or when an application's options are inconsistent.
+// "cloudmatrix": the CloudMatrix services (usage, then teams, then webhooks); "counting": the
+// engine's test application. Both with the API keys (auth) that authenticate their routes.
+// InvalidArgument for any other name or when an application's options are inconsistent.
 state::Result<Composition> Compose(const std::string& name, const std::string& app_id,
                                    const CloudMatrixOptions& options = {});
 // Every application's snapshot tables in one schema.

@@ -25,8 +25,8 @@ class AggregateReader {
                   const MetricDefinition& metric, const OrgSettings& settings)
       : store_(aggregates), org_(std::move(org)), metric_(metric), settings_(settings) {}
 
-  using BucketVisitor =
-      std::function<void(int64_t bucket_start, const DimValues& values, const Aggregate& aggregate)>;
+  using BucketVisitor = std::function<void(int64_t bucket_start, const DimValues& values,
+                                           const Aggregate& aggregate)>;
   // Buckets of granularity g whose start is in [from, to), grouped by `dims` (a sorted subset
   // of the metric's groupBy; empty for the ungrouped figure), in bucket order. One range scan.
   void Scan(Granularity g, const std::vector<std::string>& dims, int64_t from, int64_t to,

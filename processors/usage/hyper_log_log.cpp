@@ -79,7 +79,9 @@ double HyperLogLog::Estimate() const {
   return raw;
 }
 
-uint64_t HyperLogLog::EstimateRounded() const { return static_cast<uint64_t>(std::llround(Estimate())); }
+uint64_t HyperLogLog::EstimateRounded() const {
+  return static_cast<uint64_t>(std::llround(Estimate()));
+}
 
 std::string HyperLogLog::Serialize() const {
   std::string out;

@@ -3,10 +3,9 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "processors/usage/metric_catalog.h"
 #include "processors/usage/time_util.h"

@@ -10,6 +10,7 @@ namespace cm::usage {
 // topics (co-partitioned, key = organizationId), the usage-processor with the six stores of
 // usage_stores.h, and a sink to the quota-alerts topic. Returns InvalidArgument (and adds
 // nothing) when the options are inconsistent.
-state::Status AddUsageTopology(topology::TopologyBuilder& builder, const UsageOptions& options = {});
+state::Status AddUsageTopology(topology::TopologyBuilder& builder,
+                               const UsageOptions& options = {});
 
 }  // namespace cm::usage

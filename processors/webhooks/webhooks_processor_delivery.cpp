@@ -161,8 +161,7 @@ void WebhooksProcessor::Park(const std::string& webhook, const std::string& deli
     parked = true;
   }
   timers_->Schedule(delivery_id,
-                    now + (parked ? options_->timeout_ms + options_->outcome_grace_ms
-                                  : kRecheckMs),
+                    now + (parked ? options_->timeout_ms + options_->outcome_grace_ms : kRecheckMs),
                     "");
 }
 

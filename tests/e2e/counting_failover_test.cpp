@@ -52,8 +52,8 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   auto make = [&](const std::string& id) {
     Instance in{id, testing::FreePort(), nullptr};
     in.process = std::make_unique<ChildProcess>(
-        std::vector<std::string>{CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin", admin,
-                                 "--app-id", "e2e-count", "--instance-id", id, "--state-dir",
+        std::vector<std::string>{CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin",
+                                 admin, "--app-id", "e2e-count", "--instance-id", id, "--state-dir",
                                  (dir / id).string(), "--http",
                                  "127.0.0.1:" + std::to_string(in.port), "--topology", "counting"},
         (dir / (id + ".log")).string());

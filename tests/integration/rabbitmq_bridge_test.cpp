@@ -149,9 +149,9 @@ TEST_F(RabbitmqBridgeTest, MalformedMessagesGoToTheDlqWithTheirReasonAndAreAcked
       {"document.created", R"({"eventId":"x1","eventType":"document.created"})"},
       {"api.call", R"({"eventId":"x2","organizationId":42})"},
       {"api.call", R"({"specversion":"1.0","id":"x3","type":"api.call","source":"/s","data":{}})"}};
-  const std::vector<std::string> reasons = {"not valid JSON", "not a JSON object", "no organizationId",
-                                            "organizationId must be a non-empty string",
-                                            "no organizationId"};
+  const std::vector<std::string> reasons = {
+      "not valid JSON", "not a JSON object", "no organizationId",
+      "organizationId must be a non-empty string", "no organizationId"};
   auto messages = bad;
   messages.emplace_back("api.call", Event("good", "org-1"));
   publisher_->PublishAll(exchange_, messages);

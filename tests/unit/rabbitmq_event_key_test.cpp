@@ -31,8 +31,10 @@ TEST(EventKeyTest, SaysWhyAMessageCannotBeKeyed) {
     const char* reason;
   };
   for (const Case& c :
-       {Case{"not json {", "not valid JSON"}, Case{"", "not valid JSON"}, Case{"[1,2]", "not a JSON object"},
-        Case{"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+       {Case{"not json {", "not valid JSON"}, Case{"", "not valid JSON"},
+        Case{"[1,2]", "not a JSON object"},
+        Case{"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]"
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
              "JSON nested deeper than 64 levels"},
         Case{R"({"eventId":"e1"})", "no organizationId"},
         Case{R"({"organizationId":42})", "organizationId must be a non-empty string"},

@@ -1,9 +1,8 @@
 // HyperLogLog: error bounds against exact counts, merge, serialization.
-#include "usage_test_support.h"
-
 #include <cmath>
 
 #include "processors/usage/hyper_log_log.h"
+#include "usage_test_support.h"
 
 namespace cm::usage::testing {
 namespace {

@@ -1,7 +1,6 @@
 // Usage quota: plans, limits, billing periods, checkQuota edge cases, alerts once only.
-#include "usage_test_support.h"
-
 #include "processors/usage/usage_processor.h"
+#include "usage_test_support.h"
 
 namespace cm::usage::testing {
 namespace {
@@ -33,7 +32,8 @@ const int64_t kNow = Ms("2024-03-10T12:00:00Z");
 TEST(UsageQuota, CheckQuotaExactlyAtTheLimit) {
   UsageHarness h(TinyPlanOptions());
   const std::string org = "org-q";
-  ASSERT_EQ(h.Command(org, "usage.set_plan", "plan-1", {{"plan", "tiny"}}, kNow - kDayMs)["status"], 200);
+  ASSERT_EQ(h.Command(org, "usage.set_plan", "plan-1", {{"plan", "tiny"}}, kNow - kDayMs)["status"],
+            200);
   for (int i = 0; i < 9; ++i) h.Event(Ev("c" + std::to_string(i), org, "api.call", kNow - i), kNow);
   auto q = h.Queries(org);
   json r = Ok(q.CheckQuota(org, "api_calls", 1, kNow));
@@ -64,9 +64,12 @@ TEST(UsageQuota, CheckQuotaExactlyAtTheLimit) {
   json docs = Ok(q.CheckQuota(org, "documents", 1e9, kNow));
   EXPECT_EQ(docs["allowed"], true);
   EXPECT_TRUE(docs["limit"].is_null());
-  EXPECT_EQ(q.CheckQuota(org, "bogus", 1, kNow).status().code(), state::Status::Code::kInvalidArgument);
-  EXPECT_EQ(q.CheckQuota(org, "api_calls", -1, kNow).status().code(), state::Status::Code::kInvalidArgument);
-  EXPECT_EQ(q.CheckQuota(org, "api_calls", std::nan(""), kNow).status().code(), state::Status::Code::kInvalidArgument);
+  EXPECT_EQ(q.CheckQuota(org, "bogus", 1, kNow).status().code(),
+            state::Status::Code::kInvalidArgument);
+  EXPECT_EQ(q.CheckQuota(org, "api_calls", -1, kNow).status().code(),
+            state::Status::Code::kInvalidArgument);
+  EXPECT_EQ(q.CheckQuota(org, "api_calls", std::nan(""), kNow).status().code(),
+            state::Status::Code::kInvalidArgument);
   // Next billing period: usage starts from zero.
   EXPECT_EQ(Ok(q.CheckQuota(org, "api_calls", 10, Ms("2024-04-01T00:00:00Z")))["allowed"], true);
 }
@@ -79,7 +82,8 @@ TEST(UsageQuota, UnlimitedPlansAndLifetimeScope) {
   h.Event(Ev("s1", org, "storage.upload", Ms("2024-02-20T00:00:00Z"), {{"quantity", 600}}), kNow);
   h.Event(Ev("s2", org, "storage.upload", Ms("2024-03-02T00:00:00Z"), {{"quantity", 300}}), kNow);
   h.Event(Ev("s3", org, "storage.delete", Ms("2024-03-03T00:00:00Z"), {{"quantity", 100}}), kNow);
-  h.Event(Ev("a1", org, "api.call", Ms("2024-02-20T00:00:00Z")), kNow);  // period-scoped: February only
+  h.Event(Ev("a1", org, "api.call", Ms("2024-02-20T00:00:00Z")),
+          kNow);  // period-scoped: February only
   auto q = h.Queries(org);
   json status = Ok(q.GetQuotaStatus(org, kNow));
   EXPECT_EQ(status["plan"], "tiny");
@@ -122,20 +126,26 @@ TEST(UsageQuota, PlanChangesByCommandAndByEventAreIdempotentAndTimed) {
   json bad = h.Command(org, "usage.set_plan", "cmd-2", {{"plan", "platinum"}}, kNow + 3000);
   EXPECT_EQ(bad["status"], 400);
   EXPECT_EQ(bad["body"]["error"]["code"], "validation_error");
-  EXPECT_THAT(bad["body"]["error"]["message"].get<std::string>(), HasSubstr("unknown plan 'platinum'"));
+  EXPECT_THAT(bad["body"]["error"]["message"].get<std::string>(),
+              HasSubstr("unknown plan 'platinum'"));
   EXPECT_EQ(bad["body"]["error"]["details"]["plans"], json({"free", "pro", "enterprise", "tiny"}));
-  EXPECT_EQ(h.Command(org, "usage.set_plan", "cmd-3", {{"plan", "pro"}, {"billingAnchorDay", 0}}, kNow)["status"], 400);
+  EXPECT_EQ(h.Command(org, "usage.set_plan", "cmd-3", {{"plan", "pro"}, {"billingAnchorDay", 0}},
+                      kNow)["status"],
+            400);
   EXPECT_EQ(h.Command(org, "usage.frobnicate", "cmd-4", json::object(), kNow)["status"], 400);
   // billing.subscription_changed events set the plan from their event time on.
-  h.Event(Ev("sub-1", org, "billing.subscription_changed", kNow + kHourMs, {{"metadata", {{"plan", "pro"}}}}),
+  h.Event(Ev("sub-1", org, "billing.subscription_changed", kNow + kHourMs,
+             {{"metadata", {{"plan", "pro"}}}}),
           kNow + kHourMs);
   EXPECT_EQ(Ok(q.GetQuotaStatus(org, kNow - 1))["plan"], "free");
   EXPECT_EQ(Ok(q.GetQuotaStatus(org, kNow + 1))["plan"], "tiny");
   EXPECT_EQ(Ok(q.GetQuotaStatus(org, kNow + kHourMs))["plan"], "pro");
   EXPECT_EQ(Ok(q.CheckQuota(org, "api_calls", 1, kNow + kHourMs))["limit"], 1000000);
   // A command without commandId cannot report a result: DLQ. Other applications' commands: ignored.
-  h.driver().PipeInput(kCommands, org, json({{"type", "usage.set_plan"}, {"plan", "pro"}}).dump(), kNow);
-  h.driver().PipeInput(kCommands, org, json({{"type", "teams.create"}, {"commandId", "t-1"}}).dump(), kNow);
+  h.driver().PipeInput(kCommands, org, json({{"type", "usage.set_plan"}, {"plan", "pro"}}).dump(),
+                       kNow);
+  h.driver().PipeInput(kCommands, org,
+                       json({{"type", "teams.create"}, {"commandId", "t-1"}}).dump(), kNow);
   auto dlq = h.Dlq();
   ASSERT_EQ(dlq.size(), 1u);
   EXPECT_THAT(Reason(dlq[0]), HasSubstr("needs a commandId"));
@@ -164,11 +174,14 @@ TEST(UsageQuota, BillingPeriodsFollowTheAnchorDay) {
   const std::string org = "org-anchor";
   const int64_t now = Ms("2024-03-20T12:00:00Z");
   for (int day = 1; day <= 20; ++day) {
-    h.Event(Ev("d" + std::to_string(day), org, "api.call", Ms("2024-03-01T08:00:00Z") + (day - 1) * kDayMs), now);
+    h.Event(Ev("d" + std::to_string(day), org, "api.call",
+               Ms("2024-03-01T08:00:00Z") + (day - 1) * kDayMs),
+            now);
   }
   auto q = h.Queries(org);
   EXPECT_EQ(Ok(q.CheckQuota(org, "api_calls", 0, now))["used"], 20);
-  json r = h.Command(org, "usage.set_plan", "anchor-15", {{"plan", "pro"}, {"billingAnchorDay", 15}}, now);
+  json r = h.Command(org, "usage.set_plan", "anchor-15",
+                     {{"plan", "pro"}, {"billingAnchorDay", 15}}, now);
   ASSERT_EQ(r["status"], 200);
   EXPECT_EQ(r["body"]["periodStart"], "2024-03-15T00:00:00.000Z");
   json status = Ok(q.GetQuotaStatus(org, now));
@@ -186,7 +199,8 @@ TEST(UsageQuota, AlertsFireOncePerThresholdAndPeriodAcrossRestarts) {
   const std::string org = "org-alert";
   h.Command(org, "usage.set_plan", "plan", {{"plan", "tiny"}}, kNow - kDayMs);
   json sub = h.Command(org, "usage.subscribe_alerts", "sub-1",
-                       {{"metricType", "api_calls"}, {"thresholds", {80, 50, 100}},
+                       {{"metricType", "api_calls"},
+                        {"thresholds", {80, 50, 100}},
                         {"notificationChannels", {"webhook", "email"}}},
                        kNow - kDayMs);
   ASSERT_EQ(sub["status"], 201) << sub.dump();
@@ -195,13 +209,17 @@ TEST(UsageQuota, AlertsFireOncePerThresholdAndPeriodAcrossRestarts) {
   EXPECT_EQ(sub["body"]["notificationChannels"], json({"email", "webhook"}));
   // The same subscription again is the same subscription.
   json same = h.Command(org, "usage.subscribe_alerts", "sub-2",
-                        {{"metricType", "api_calls"}, {"thresholds", {50, 80, 100}},
-                         {"notificationChannels", {"email", "webhook"}}}, kNow - kDayMs);
+                        {{"metricType", "api_calls"},
+                         {"thresholds", {50, 80, 100}},
+                         {"notificationChannels", {"email", "webhook"}}},
+                        kNow - kDayMs);
   EXPECT_EQ(same["status"], 200);
   EXPECT_EQ(same["body"]["subscriptionId"], sub_id);
   EXPECT_EQ(same["body"]["created"], false);
 
-  auto call = [&](int i, int64_t ts) { h.Event(Ev("call-" + std::to_string(i), org, "api.call", ts), ts); };
+  auto call = [&](int i, int64_t ts) {
+    h.Event(Ev("call-" + std::to_string(i), org, "api.call", ts), ts);
+  };
   for (int i = 0; i < 4; ++i) call(i, kNow + i);
   EXPECT_TRUE(h.Alerts().empty());
   call(4, kNow + 4);  // 5 of 10: 50%
@@ -259,9 +277,11 @@ TEST(UsageQuota, AlertsFireOncePerThresholdAndPeriodAcrossRestarts) {
 TEST(UsageQuota, AlertsOnSubscribeAndPlanChangeAndValidation) {
   UsageHarness h(TinyPlanOptions());
   const std::string org = "org-down";
-  for (int i = 0; i < 9; ++i) h.Event(Ev("e" + std::to_string(i), org, "api.call", kNow + i), kNow + i);
+  for (int i = 0; i < 9; ++i)
+    h.Event(Ev("e" + std::to_string(i), org, "api.call", kNow + i), kNow + i);
   // On free (10,000 calls) 9 calls are far from 80%.
-  json sub = h.Command(org, "usage.subscribe_alerts", "s1", {{"metricType", "api_calls"}, {"threshold", 80}}, kNow + 10);
+  json sub = h.Command(org, "usage.subscribe_alerts", "s1",
+                       {{"metricType", "api_calls"}, {"threshold", 80}}, kNow + 10);
   ASSERT_EQ(sub["status"], 201);
   EXPECT_EQ(sub["body"]["notificationChannels"], json({"in_app"}));
   EXPECT_TRUE(h.Alerts().empty());
@@ -272,9 +292,10 @@ TEST(UsageQuota, AlertsOnSubscribeAndPlanChangeAndValidation) {
   EXPECT_EQ(alerts[0]["threshold"], 80);
   EXPECT_EQ(alerts[0]["triggeredBy"]["commandId"], "down");
   // A subscription created when usage is already past its threshold fires at once, once.
-  json storage = h.Command(org, "usage.subscribe_alerts", "s2",
-                           {{"metricType", "api_calls"}, {"thresholds", {75, 90}}, {"notificationChannels", {"email"}}},
-                           kNow + 30);
+  json storage = h.Command(
+      org, "usage.subscribe_alerts", "s2",
+      {{"metricType", "api_calls"}, {"thresholds", {75, 90}}, {"notificationChannels", {"email"}}},
+      kNow + 30);
   ASSERT_EQ(storage["status"], 201);
   alerts = h.Alerts();
   ASSERT_EQ(alerts.size(), 2u);
@@ -288,7 +309,10 @@ TEST(UsageQuota, AlertsOnSubscribeAndPlanChangeAndValidation) {
   EXPECT_EQ(status_of("v2", {{"metricType", "api_calls"}, {"threshold", 0}}), 400);
   EXPECT_EQ(status_of("v3", {{"metricType", "nope"}, {"threshold", 50}}), 400);
   EXPECT_EQ(status_of("v4", {{"metricType", "api_calls"}}), 400);
-  EXPECT_EQ(status_of("v5", {{"metricType", "api_calls"}, {"threshold", 50}, {"notificationChannels", {"sms"}}}), 400);
+  EXPECT_EQ(status_of("v5", {{"metricType", "api_calls"},
+                             {"threshold", 50},
+                             {"notificationChannels", {"sms"}}}),
+            400);
   EXPECT_EQ(Ok(h.Queries(org).ListAlertSubscriptions(org))["subscriptions"].size(), 2u);
   EXPECT_TRUE(h.Alerts().empty());
 }

@@ -1,10 +1,10 @@
 // Usage reports (billing arithmetic, CSV), the dashboard, the catalog, the topology options.
-#include "usage_test_support.h"
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "usage_test_support.h"
 
 namespace cm::usage::testing {
 namespace {
@@ -20,7 +20,8 @@ UsageOptions MeteredOptions() {
        {"currency", "EUR"},
        {"metrics",
         {{"api_calls", {{"limit", nullptr}, {"included", 10}, {"unitPrice", 0.5}}},
-         {"compute_seconds", {{"limit", 100000}, {"included", 60}, {"unitPrice", 0.01}, {"pricePer", 60}}},
+         {"compute_seconds",
+          {{"limit", 100000}, {"included", 60}, {"unitPrice", 0.01}, {"pricePer", 60}}},
          {"storage_bytes", {{"included", 1000}, {"unitPrice", 2}, {"pricePer", 1000}}}}}});
   UsageOptions o;
   o.catalog = Ok(ParseCatalog(c));
@@ -41,7 +42,8 @@ TEST(UsageReport, BillingLineItemsAndCsv) {
   const int64_t april = Ms("2024-04-01T00:00:00Z");
   const int64_t now = Ms("2024-03-20T00:00:00Z");
   h.Command(org, "usage.set_plan", "plan", {{"plan", "metered"}}, march);
-  for (int i = 0; i < 13; ++i) h.Event(Ev("api-" + std::to_string(i), org, "api.call", march + i * kHourMs), now);
+  for (int i = 0; i < 13; ++i)
+    h.Event(Ev("api-" + std::to_string(i), org, "api.call", march + i * kHourMs), now);
   h.Event(Ev("cpu-1", org, "compute.used", march + kDayMs, {{"quantity", 100.25}}), now);
   h.Event(Ev("cpu-2", org, "compute.used", march + 2 * kDayMs, {{"quantity", 50.25}}), now);
   h.Event(Ev("api-feb", org, "api.call", Ms("2024-02-28T00:00:00Z")), now);  // another period
@@ -100,7 +102,8 @@ TEST(UsageReport, BillingLineItemsAndCsv) {
   }
   ASSERT_EQ(lines.size(), 6u) << csv;
   EXPECT_EQ(lines[0],
-            "reportId,organizationId,periodStart,periodEnd,plan,metricType,unit,quantity,includedQuantity,"
+            "reportId,organizationId,periodStart,periodEnd,plan,metricType,unit,quantity,"
+            "includedQuantity,"
             "overageQuantity,unitPrice,pricePer,amount,currency");
   const std::string prefix = r["reportId"].get<std::string>() +
                              ",org-bill,2024-03-01T00:00:00.000Z,2024-04-01T00:00:00.000Z,metered,";
@@ -110,8 +113,10 @@ TEST(UsageReport, BillingLineItemsAndCsv) {
   EXPECT_EQ(lines[4], prefix + "base_price,,,,,,,19.99,EUR");
   EXPECT_EQ(lines[5], prefix + "total,,,,,,,23.51,EUR");
 
-  EXPECT_EQ(q.GenerateUsageReport(org, april, march, now).status().code(), state::Status::Code::kInvalidArgument);
-  EXPECT_EQ(q.GenerateUsageReport(org, march + 1, april, now).status().code(), state::Status::Code::kInvalidArgument);
+  EXPECT_EQ(q.GenerateUsageReport(org, april, march, now).status().code(),
+            state::Status::Code::kInvalidArgument);
+  EXPECT_EQ(q.GenerateUsageReport(org, march + 1, april, now).status().code(),
+            state::Status::Code::kInvalidArgument);
   // An empty organization gets a report of zeros on the default plan.
   json empty = Ok(q.GenerateUsageReport("org-none", march, april, now));
   EXPECT_EQ(empty["plan"], "free");
@@ -148,7 +153,8 @@ TEST(UsageReport, DashboardTrendsTopListsAndRealtime) {
   const int64_t now = Ms("2024-03-20T12:30:00Z");
   int n = 0;
   auto ev = [&](const std::string& type, const std::string& at, json extra, int times = 1) {
-    for (int i = 0; i < times; ++i) h.Event(Ev("d-" + std::to_string(n++), org, type, Ms(at), extra), now);
+    for (int i = 0; i < times; ++i)
+      h.Event(Ev("d-" + std::to_string(n++), org, type, Ms(at), extra), now);
   };
   ev("api.call", "2024-03-18T10:00:00Z", {{"userId", "u1"}}, 5);
   ev("api.call", "2024-03-19T10:00:00Z", {{"userId", "u2"}}, 3);
@@ -195,7 +201,8 @@ TEST(UsageReport, DashboardTrendsTopListsAndRealtime) {
   EXPECT_EQ(users[4]["userId"], "u5");
   json docs = d["topDocuments"];
   ASSERT_EQ(docs.size(), 3u);
-  EXPECT_EQ(docs[0], json({{"resourceId", "d1"}, {"metricType", "document_activity"}, {"value", 5}}));
+  EXPECT_EQ(docs[0],
+            json({{"resourceId", "d1"}, {"metricType", "document_activity"}, {"value", 5}}));
   EXPECT_EQ(docs[1]["resourceId"], "d2");
   EXPECT_EQ(docs[1]["value"], 3);
   EXPECT_EQ(docs[2]["resourceId"], "d3");
@@ -207,7 +214,8 @@ TEST(UsageReport, DashboardTrendsTopListsAndRealtime) {
   EXPECT_EQ(rt["openDocuments"], 2);
   EXPECT_EQ(rt["events"], 2);
   // Five minutes later nothing is realtime any more.
-  EXPECT_EQ(Ok(h.Queries(org).GetDashboardData(org, now + 5 * kMinuteMs))["realtime"]["activeUsers"], 0);
+  EXPECT_EQ(
+      Ok(h.Queries(org).GetDashboardData(org, now + 5 * kMinuteMs))["realtime"]["activeUsers"], 0);
 }
 
 TEST(UsageReport, CatalogFileMatchesTheBuiltInDefaultAndLoadErrorsAreClear) {
@@ -215,16 +223,19 @@ TEST(UsageReport, CatalogFileMatchesTheBuiltInDefaultAndLoadErrorsAreClear) {
   ASSERT_TRUE(in.good());
   json file = json::parse(in);
   EXPECT_EQ(file, json::parse(DefaultCatalogJson()));
-  auto loaded = Ok(LoadCatalog(std::string(CM_SOURCE_DIR) + "/processors/usage/default_catalog.json"));
+  auto loaded =
+      Ok(LoadCatalog(std::string(CM_SOURCE_DIR) + "/processors/usage/default_catalog.json"));
   EXPECT_EQ(loaded.MetricTypes(), DefaultCatalog().MetricTypes());
-  EXPECT_EQ(loaded.MetricTypes(), (std::vector<std::string>{"api_calls", "storage_bytes", "documents", "collaborators",
-                                                            "compute_seconds", "active_users", "events",
-                                                            "document_activity"}));
+  EXPECT_EQ(
+      loaded.MetricTypes(),
+      (std::vector<std::string>{"api_calls", "storage_bytes", "documents", "collaborators",
+                                "compute_seconds", "active_users", "events", "document_activity"}));
   EXPECT_EQ(loaded.PlanNames(), (std::vector<std::string>{"free", "pro", "enterprise"}));
   EXPECT_EQ(loaded.FindMetric("storage_bytes")->quota_scope, QuotaScope::kLifetime);
   EXPECT_FALSE(loaded.FindPlan("enterprise")->Find("api_calls")->limit.has_value());
 
-  EXPECT_EQ(LoadCatalog("/nonexistent/catalog.json").status().code(), state::Status::Code::kNotFound);
+  EXPECT_EQ(LoadCatalog("/nonexistent/catalog.json").status().code(),
+            state::Status::Code::kNotFound);
   const auto dir = std::filesystem::temp_directory_path();
   auto write = [&](const std::string& name, const std::string& text) {
     auto path = (dir / name).string();

@@ -4,11 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "processors/usage/metric_catalog.h"
 #include "processors/usage/time_util.h"
@@ -37,7 +36,10 @@ inline int64_t Ms(const std::string& iso) {
 
 inline json Ev(const std::string& id, const std::string& org, const std::string& type, int64_t ts,
                json extra = json::object()) {
-  json e = {{"eventId", id}, {"organizationId", org}, {"eventType", type}, {"timestamp", FormatTimestamp(ts)}};
+  json e = {{"eventId", id},
+            {"organizationId", org},
+            {"eventType", type},
+            {"timestamp", FormatTimestamp(ts)}};
   for (auto it = extra.begin(); it != extra.end(); ++it) e[it.key()] = it.value();
   return e;
 }

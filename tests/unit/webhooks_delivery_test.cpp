@@ -356,8 +356,10 @@ struct GateOpener {
 // its changelog.
 size_t PendingTimerChanges(WebhooksHarness& h) {
   size_t n = 0;
-  h.driver().TaskFor(kCommands, kOrg).state().VisitPendingChanges(
-      [&](const std::string& store, const state::StoreChange&) {
+  h.driver()
+      .TaskFor(kCommands, kOrg)
+      .state()
+      .VisitPendingChanges([&](const std::string& store, const state::StoreChange&) {
         if (store == kDeliveryTimersStore) ++n;
       });
   return n;
@@ -378,8 +380,8 @@ struct BusyEndpoint {
       h.driver().AdvanceWallClock(1);
     }
     h.Tick();
-    in_flight = cm::testing::WaitFor([&] { return h.Requests().size() == 1; },
-                                      std::chrono::seconds(10));
+    in_flight =
+        cm::testing::WaitFor([&] { return h.Requests().size() == 1; }, std::chrono::seconds(10));
   }
   WebhooksHarness h;
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();

@@ -102,8 +102,7 @@ class WebhooksHarness {
     options.own_source = true;
     options.allow_http = true;
     sender_ = std::make_shared<WebhookSender>(std::make_unique<ScriptedTransport>(transport_),
-                                              std::make_unique<CollectingLog>(log_),
-                                              sender);
+                                              std::make_unique<CollectingLog>(log_), sender);
     options.sender = sender_;
     options_ = options;
     topology::TopologyBuilder b;
