@@ -9,6 +9,7 @@
 // A worker that has answered waits a moment (HttpServerOptions::keep_alive_linger) for the
 // connection's next request and serves it itself: a keep-alive client sending requests one
 // after another then costs one wake-up per request, not three (reactor, worker, reactor).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -103,6 +104,10 @@ class HttpReactor {
   void Advance(int fd);
   void TakeReturned();
   void SweepDeadlines();
+  // The reactor wakes by `deadline` to sweep (reactor thread only).
+  void SweepBy(std::chrono::steady_clock::time_point deadline) {
+    next_sweep_ = std::min(next_sweep_, deadline);
+  }
   void Refuse(HttpConnection& connection, int status, const std::string& code,
               const std::string& message, const std::string& extra_headers = {});
   void Close(int fd);
@@ -141,7 +146,8 @@ class HttpReactor {
   std::unordered_map<std::string, TokenBucket> buckets_;
   mutable std::mutex refusals_mu_;
   std::map<std::string, uint64_t> refusals_;
-  std::chrono::steady_clock::time_point last_sweep_;
+  // The earliest deadline of a connection the reactor holds, or a second from the last sweep.
+  std::chrono::steady_clock::time_point next_sweep_;
 };
 
 }  // namespace cm::topology
