@@ -237,8 +237,8 @@ void HttpReactor::AcceptAll() {
     connection->remote_ip = ip;
     // A TLS handshake must be done within the request timeout, as a request's head must.
     connection->state = tls_ ? HttpConnection::State::kHandshaking : HttpConnection::State::kIdle;
-    connection->deadline = Clock::now() + (tls_ ? options_.request_timeout : options_.idle_timeout);
-    SweepBy(connection->deadline);
+    SetDeadline(*connection,
+                Clock::now() + (tls_ ? options_.request_timeout : options_.idle_timeout));
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
@@ -263,8 +263,7 @@ void HttpReactor::OnReadable(int fd) {
       return;
     }
     c.state = HttpConnection::State::kIdle;
-    c.deadline = Clock::now() + options_.idle_timeout;
-    SweepBy(c.deadline);
+    SetDeadline(c, Clock::now() + options_.idle_timeout);
     // On to reading: the request may have come with the handshake's last flight.
   }
   const size_t cap = BufferCap();
@@ -292,8 +291,7 @@ void HttpReactor::OnReadable(int fd) {
   }
   if (c.state == HttpConnection::State::kIdle && !c.buffer.empty()) {
     c.state = HttpConnection::State::kReading;
-    c.deadline = Clock::now() + options_.request_timeout;
-    SweepBy(c.deadline);
+    SetDeadline(c, Clock::now() + options_.request_timeout);
   }
   Advance(fd);
   // A peer that closed without a complete request is gone; one whose request was handed to
@@ -494,8 +492,7 @@ void HttpReactor::Refuse(HttpConnection& c, int status, const std::string& code,
   c.buffer.clear();
   c.buffer.shrink_to_fit();
   c.state = HttpConnection::State::kDraining;
-  c.deadline = Clock::now() + kDrainTime;
-  SweepBy(c.deadline);
+  SetDeadline(c, Clock::now() + kDrainTime);
 }
 
 void HttpReactor::Close(int fd) {

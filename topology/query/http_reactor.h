@@ -108,6 +108,11 @@ class HttpReactor {
   void SweepBy(std::chrono::steady_clock::time_point deadline) {
     next_sweep_ = std::min(next_sweep_, deadline);
   }
+  // Sets the deadline of a connection the reactor holds, and wakes for it.
+  void SetDeadline(HttpConnection& connection, std::chrono::steady_clock::time_point deadline) {
+    connection.deadline = deadline;
+    SweepBy(deadline);
+  }
   void Refuse(HttpConnection& connection, int status, const std::string& code,
               const std::string& message, const std::string& extra_headers = {});
   void Close(int fd);
