@@ -65,6 +65,7 @@ class TopicReader {
 
   struct Message {
     int32_t partition = -1;
+    int64_t offset = -1;
     std::string key;
     std::string value;
     std::vector<std::pair<std::string, std::string>> headers;
@@ -79,6 +80,7 @@ class TopicReader {
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         Message msg;
         msg.partition = m->partition;
+        msg.offset = m->offset;
         if (m->key) msg.key.assign(static_cast<const char*>(m->key), m->key_len);
         if (m->payload) msg.value.assign(static_cast<const char*>(m->payload), m->len);
         for (auto& h : topology::MessageHeaders(*m))

@@ -5,6 +5,14 @@
 
 namespace cm::topology {
 
+std::string OutputIdPrefix(std::string_view writer, uint64_t seq, std::string_view task) {
+  std::string prefix;
+  prefix.reserve(writer.size() + task.size() + 24);
+  prefix.append(writer).append("/").append(std::to_string(seq)).append("/");
+  prefix.append(task).append("/");
+  return prefix;
+}
+
 namespace {
 
 void PutU32(std::string& out, uint32_t v) {

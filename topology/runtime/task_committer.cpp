@@ -37,7 +37,7 @@ void TaskCommitter::Publish(const std::vector<SealedOutputs>& seals) {
   std::vector<std::map<std::pair<std::string, int32_t>, DeliveryRange>> delivered(seals.size());
   for (size_t s = 0; s < seals.size(); ++s) {
     const SealedOutputs& seal = seals[s];
-    const std::string prefix = seal.writer + "/" + std::to_string(seal.seq) + "/";
+    const std::string prefix = OutputIdPrefix(seal.writer, seal.seq, seal.rt->id.ToString());
     for (size_t i = 0; i < seal.outputs->size(); ++i) {
       if (seal.already.count(i) != 0) continue;
       const PendingOutput& o = (*seal.outputs)[i];
@@ -83,7 +83,7 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
     partitions.push_back(*partition);
     targets.insert({o.topic, *partition});
   }
-  const std::string prefix = u.writer + "/" + std::to_string(u.seq) + "/";
+  const std::string prefix = OutputIdPrefix(u.writer, u.seq, rt.id.ToString());
   std::set<size_t> already;
   // One deadline for the whole scan: a partition that cannot be read to its end fails the
   // task (the next owner tries again) rather than holding the thread forever.

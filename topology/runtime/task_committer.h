@@ -70,8 +70,8 @@ class TaskCommitter {
     const std::vector<int32_t>* partitions;
     std::set<size_t> already;
   };
-  // Sends sealed outputs to their topics, each tagged <writer>/<seq>/<index>, and once all are
-  // acknowledged marks each seal published in its task's commit-log partition.
+  // Sends sealed outputs to their topics, each tagged <writer>/<seq>/<task>/<index>, and once all
+  // are acknowledged marks each seal published in its task's commit-log partition.
   void Publish(const std::vector<SealedOutputs>& seals);
 
   const Topology& topology_;
