@@ -62,5 +62,29 @@ TEST(TopologyKafkaErrorTest, ActionNames) {
   EXPECT_STREQ(KafkaErrorActionName(KafkaErrorAction::kFatal), "fatal");
 }
 
+// What a partition reader (restores, replays, the changelog reader) does with a consumed
+// message: a record, the end, an error to read past, or a failure naming the partition.
+TEST(TopologyKafkaErrorTest, ConsumedMessagesAreRecordsEndsSkipsOrFailuresNamingThePartition) {
+  rd_kafka_message_t m{};
+  m.partition = 3;
+  auto kind = [&](rd_kafka_resp_err_t err) {
+    m.err = err;
+    return ClassifyConsumed(m, "orders-changelog");
+  };
+  EXPECT_EQ(kind(RD_KAFKA_RESP_ERR_NO_ERROR).value(), ConsumedMessage::kRecord);
+  EXPECT_EQ(kind(RD_KAFKA_RESP_ERR__PARTITION_EOF).value(), ConsumedMessage::kEnd);
+  EXPECT_EQ(kind(RD_KAFKA_RESP_ERR__TRANSPORT).value(), ConsumedMessage::kSkip);
+  for (auto err :
+       {RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED}) {
+    auto failed = kind(err);
+    ASSERT_FALSE(failed.ok()) << rd_kafka_err2str(err);
+    EXPECT_EQ(failed.status().code(), state::Status::Code::kUnavailable);
+    EXPECT_NE(failed.status().message().find("orders-changelog[3]"), std::string::npos)
+        << failed.status().message();
+    EXPECT_NE(failed.status().message().find(rd_kafka_err2str(err)), std::string::npos)
+        << failed.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace cm::topology

@@ -110,15 +110,11 @@ Result<bool> PartitionReader::Read(std::chrono::steady_clock::time_point deadlin
         m, &rd_kafka_message_destroy);
     if (m->rkt == nullptr || m->partition != partition_ || topic_ != rd_kafka_topic_name(m->rkt))
       continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    auto kind = ClassifyConsumed(*m, topic_);
+    if (!kind.ok()) return kind.status();
+    if (*kind == ConsumedMessage::kEnd) {
       done_ = true;
-    } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      KafkaErrorAction action = ClassifyKafkaError(m->err);
-      if (action == KafkaErrorAction::kFatal || action == KafkaErrorAction::kAbortCommit) {
-        return Status::Unavailable("reading " + topic_ + "[" + std::to_string(partition_) +
-                                   "] failed: " + rd_kafka_message_errstr(m));
-      }
-    } else {
+    } else if (*kind == ConsumedMessage::kRecord) {
       next_ = m->offset + 1;
       auto go_on = visit(*m);
       if (!go_on.ok()) return go_on.status();

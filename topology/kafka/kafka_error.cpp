@@ -74,4 +74,15 @@ const char* KafkaErrorActionName(KafkaErrorAction action) {
   return "unknown";
 }
 
+state::Result<ConsumedMessage> ClassifyConsumed(const rd_kafka_message_t& m,
+                                                const std::string& topic) {
+  if (m.err == RD_KAFKA_RESP_ERR_NO_ERROR) return ConsumedMessage::kRecord;
+  if (m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return ConsumedMessage::kEnd;
+  KafkaErrorAction action = ClassifyKafkaError(m.err);
+  if (action != KafkaErrorAction::kFatal && action != KafkaErrorAction::kAbortCommit)
+    return ConsumedMessage::kSkip;
+  return state::Status::Unavailable("reading " + topic + "[" + std::to_string(m.partition) +
+                                    "] failed: " + rd_kafka_message_errstr(&m));
+}
+
 }  // namespace cm::topology

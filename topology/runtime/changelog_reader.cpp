@@ -159,17 +159,14 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
       continue;
     }
     StateRestorer& restorer = *task->second.restorer;
-    state::Status s;
+    auto kind = ClassifyConsumed(*m, topic);
+    if (kind.ok() && *kind == ConsumedMessage::kSkip) continue;
+    state::Status s = kind.status();
     bool ended = false;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (kind.ok() && *kind == ConsumedMessage::kEnd) {
       s = restorer.EndOfPartition(topic);
       ended = true;
-    } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      KafkaErrorAction action = ClassifyKafkaError(m->err);
-      if (action != KafkaErrorAction::kFatal && action != KafkaErrorAction::kAbortCommit) continue;
-      s = state::Status::Unavailable("reading " + topic + "[" + std::to_string(m->partition) +
-                                     "] failed: " + rd_kafka_message_errstr(m));
-    } else {
+    } else if (kind.ok()) {
       s = restorer.Apply(*m);
       ended = m->offset + 1 >= it->second.end;
     }
