@@ -397,7 +397,7 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
   // once each, and only those.
   testing::TopicReader events(bootstrap, kEventsTopic, kPartitions);
   std::map<std::string, int> copies_of;  // "<partition>/<offset>" first landed -> copies
-  std::set<std::string> misrouted_at;      // "<partition>/<offset>" of each misrouted event
+  std::set<std::string> misrouted_at;    // "<partition>/<offset>" of each misrouted event
   int misrouted = 0;
   auto read_events = [&](int wait_ms) {
     for (const auto& m : events.Poll(wait_ms)) {
@@ -422,7 +422,8 @@ TEST(UsageFailoverTest, SigkilledInstanceCountsEachEventAndAlertOnce) {
   read_events(1000);  // nothing more may follow
   EXPECT_EQ(static_cast<int>(copies_of.size()), misrouted);
   for (const auto& at : misrouted_at)
-    EXPECT_TRUE(copies_of.contains(at)) << "the misrouted event at " << at << " was not re-produced";
+    EXPECT_TRUE(copies_of.contains(at))
+        << "the misrouted event at " << at << " was not re-produced";
   for (const auto& [from, count] : copies_of) EXPECT_EQ(count, 1) << "copies of " << from;
   std::cout << misrouted << " events landed away from their organization's partition\n";
 
