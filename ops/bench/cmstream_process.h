@@ -1,5 +1,5 @@
-// `cmstream run --embedded` as a child process of a benchmark, with a fresh admin key, killed
-// when the benchmark ends (also when it dies on an error).
+// `cmstream run` (and `cmstream broker`) as child processes of a benchmark, `run` with a fresh
+// admin key; each is killed when the benchmark ends (also when it dies on an error).
 #pragma once
 
 #include <arpa/inet.h>
@@ -39,20 +39,96 @@ inline int FreePort() {
   return ntohs(addr.sin_port);
 }
 
+// Forks `argv` with `env` (nullptr: this process's), its output appended to `log`; the child
+// dies with the benchmark, also when it stops on an error (Die exits at once).
+inline pid_t SpawnLogged(std::vector<std::string> argv, const std::string& log,
+                         std::vector<std::string> env = {}) {
+  if (env.empty())
+    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// The peak resident set of a process (VmHWM of /proc/<pid>/status), in MiB; 0 if unknown.
+inline double PeakRssMib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+  }
+  return 0;
+}
+
+// `cmstream broker` with `topics` ("name:partitions"): the embedded broker in a process of its
+// own, so that another process's resident set does not include it.
+class BrokerProcess {
+ public:
+  BrokerProcess(const std::string& cmstream, const std::filesystem::path& dir,
+                const std::vector<std::string>& topics) {
+    const std::string info = (dir / "broker.json").string();
+    std::vector<std::string> argv{cmstream, "broker", "--info-file", info};
+    for (const auto& t : topics) {
+      argv.push_back("--topic");
+      argv.push_back(t);
+    }
+    pid_ = SpawnLogged(argv, (dir / "broker.log").string());
+    // Read until it parses: the file may be seen before it is written whole.
+    auto until = Clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      auto endpoints = nlohmann::json::parse(std::ifstream(info), nullptr, false);
+      if (endpoints.is_object() && endpoints.contains("admin")) {
+        bootstrap_ = endpoints.value("bootstrap", "");
+        admin_ = endpoints.value("admin", "");
+        return;
+      }
+      if (Clock::now() > until) Die("cmstream broker wrote no " + info);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ~BrokerProcess() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  BrokerProcess(const BrokerProcess&) = delete;
+  BrokerProcess& operator=(const BrokerProcess&) = delete;
+
+  const std::string& bootstrap() const { return bootstrap_; }
+  // The `--broker-admin` of a `cmstream run` against it (the embedded broker has no Admin API).
+  const std::string& admin() const { return admin_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string bootstrap_;
+  std::string admin_;
+};
+
 class CmstreamProcess {
  public:
-  // Runs `cmstream run --embedded --state-dir <dir>/state --http 127.0.0.1:<port> <flags>`,
-  // logging to <dir>/cmstream.log, and waits until /ready answers 200.
+  // Runs `cmstream run <broker> --state-dir <dir>/state --http 127.0.0.1:<port> <flags>`,
+  // logging to <dir>/cmstream.log, and waits until /ready answers 200. `broker` is
+  // `--embedded` or the `--brokers`/`--broker-admin` of a BrokerProcess.
   CmstreamProcess(const std::string& cmstream, const std::filesystem::path& dir,
-                  const std::vector<std::string>& flags)
+                  const std::vector<std::string>& flags,
+                  const std::vector<std::string>& broker = {"--embedded"})
       : port_(FreePort()), log_((dir / "cmstream.log").string()) {
-    std::vector<std::string> argv{cmstream,
-                                  "run",
-                                  "--embedded",
-                                  "--state-dir",
-                                  (dir / "state").string(),
-                                  "--http",
-                                  "127.0.0.1:" + std::to_string(port_)};
+    std::vector<std::string> argv{cmstream, "run"};
+    argv.insert(argv.end(), broker.begin(), broker.end());
+    for (std::string a : {std::string("--state-dir"), (dir / "state").string(),
+                          std::string("--http"), "127.0.0.1:" + std::to_string(port_)})
+      argv.push_back(std::move(a));
     argv.insert(argv.end(), flags.begin(), flags.end());
     // Every route but /health, /ready and /metrics needs a key: a fresh admin key for this run.
     FILE* token = ::popen((cmstream + " apikey token").c_str(), "r");
@@ -64,22 +140,7 @@ class CmstreamProcess {
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
     env.push_back("CM_ADMIN_KEY=" + key_);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Dies with the benchmark, also when it stops on an error (Die exits at once).
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execve(args[0], args.data(), envp.data());
-      ::_exit(127);
-    }
+    pid_ = SpawnLogged(argv, log_, env);
     httplib::Client c("127.0.0.1", port_);
     c.set_read_timeout(1, 0);
     auto until = Clock::now() + std::chrono::seconds(90);
@@ -98,6 +159,7 @@ class CmstreamProcess {
   CmstreamProcess& operator=(const CmstreamProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& key() const { return key_; }
   const std::string& log() const { return log_; }
   // The embedded broker's address, from the child's log ("embedded_broker" event).

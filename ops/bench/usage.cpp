@@ -14,6 +14,10 @@
 // .../metrics?granularity=hour over one day (getAggregatedMetrics), over random organizations.
 // Correctness: every event processed, no DLQ record, and the `events` metric summed over every
 // organization (day granularity) equals the number of events loaded.
+// Last, the engine's own peak RSS (issue 12's bound): `cmstream run --topology cloudmatrix` as a
+// child process against `cmstream broker` in another, loaded with the same events, read from
+// /proc/<pid>/status (VmHWM) once the application's group offsets cover every event
+// (--skip-engine-rss leaves it out).
 #include <httplib.h>
 #include <unistd.h>
 
@@ -27,6 +31,7 @@
 #include <vector>
 
 #include "ops/bench/bench_common.h"
+#include "ops/bench/cmstream_process.h"
 #include "processors/auth/auth_application.h"
 #include "processors/usage/usage_routes.h"
 #include "processors/usage/usage_topology.h"
@@ -63,6 +68,8 @@ struct Options {
   std::string log_file;
   std::string work_dir;
   bool timeline = false;
+  std::string cmstream = CM_BINARY_DIR "/cmstream";
+  bool engine_rss = true;
 };
 
 std::string OrgName(int o) {
@@ -113,7 +120,7 @@ class UsageBench {
                  {"cloudmatrix.quota-alerts", o_.partitions},
                  {"cloudmatrix.dlq", o_.partitions}},
                 broker_, admin_, bootstrap_);
-    Load();
+    Load(bootstrap_);
 
     Table table({{"raw ev/s", "%.0f"},
                  {"no-stall ev/s", "%.0f"},
@@ -161,6 +168,11 @@ class UsageBench {
     Latency quota, metrics;
     MeasureLatency(*last, quota, metrics);
     last.reset();
+    EngineRss engine;
+    if (o_.engine_rss) {
+      capture.Mark("engine RSS");
+      engine = MeasureEngineRss();
+    }
 
     std::printf(
         "\ncmstream usage benchmark: usage topology, exactly_once, 1 stream thread, embedded "
@@ -197,6 +209,20 @@ class UsageBench {
         "memory every changelog\n           record the run writes (about 20 per event): an upper "
         "bound of the engine's own\n"
         "goals (issue 12): ratio steady/no-stall >= 0.15 (stretch 0.4); checkQuota p99 < 1 ms\n");
+    if (o_.engine_rss) {
+      const double bound =
+          static_cast<double>((o_.rocksdb_memory + o_.cache_max_bytes) >> 20) + 300;
+      std::printf(
+          "\nengine alone: `cmstream run --topology cloudmatrix --threads 1` in its own process "
+          "against\n`cmstream broker` in another, the same %llu events: start to last commit %.1f "
+          "s (%.0f "
+          "ev/s), "
+          "peak RSS %.0f MiB;\nbound (issue 12) --rocksdb-memory + --cache-max-bytes + 300 MiB = "
+          "%.0f MiB: %s\n",
+          static_cast<unsigned long long>(o_.events), engine.seconds,
+          engine.seconds > 0 ? o_.events / engine.seconds : 0.0, engine.peak_mib, bound,
+          engine.peak_mib < bound ? "within" : "OVER");
+    }
     std::printf(
         "correctness: %s; engine log: %s (%llu errors, %llu warnings)\n",
         ok ? "every run verified (events metric summed over all organizations == events loaded)"
@@ -228,12 +254,12 @@ class UsageBench {
     }
   };
 
-  void Load() {
+  void Load(const std::string& bootstrap) {
     static const char* kTypes[] = {
         "api.call",       "api.call",       "api.call",        "api.call",     "document.created",
         "storage.upload", "storage.delete", "presence.joined", "compute.used", "api.call"};
     static const char* kResourceTypes[] = {"document", "file", "endpoint", "job"};
-    Loader loader(bootstrap_);
+    Loader loader(bootstrap);
     std::mt19937_64 rng(42);
     now_ = cm::topology::WallClockMs();
     auto t0 = Clock::now();
@@ -256,9 +282,62 @@ class UsageBench {
       if (i % 1024 == 0) loader.Poll();
     }
     loader.Flush();
-    RequireNothingDropped(bootstrap_, "cloudmatrix.events", o_.partitions);
+    RequireNothingDropped(bootstrap, "cloudmatrix.events", o_.partitions);
     Say("loaded %llu events into cloudmatrix.events (%d partitions) in %.2f s\n",
         static_cast<unsigned long long>(o_.events), o_.partitions, Seconds(Clock::now() - t0));
+  }
+
+  struct EngineRss {
+    double seconds = 0, peak_mib = 0;
+  };
+
+  // The resident set of the engine without the broker, which keeps every record in memory:
+  // `cmstream run` as a child process against `cmstream broker` in another, loaded with the
+  // same events; done when the application's group offsets cover them all.
+  EngineRss MeasureEngineRss() {
+    const std::filesystem::path dir = o_.work_dir + "/engine-rss";
+    std::filesystem::create_directories(dir);
+    const std::string parts = ":" + std::to_string(o_.partitions);
+    BrokerProcess broker(o_.cmstream, dir,
+                         {"cloudmatrix.events" + parts, "cloudmatrix.commands" + parts,
+                          "cloudmatrix.quota-alerts" + parts, "cloudmatrix.dlq" + parts});
+    Load(broker.bootstrap());
+    // Neither a RabbitMQ bridge nor Postgres snapshots: the figure is the stream engine's.
+    ::unsetenv("RABBITMQ_URL");
+    ::unsetenv("DATABASE_URL");
+    const std::string app = "bench-usage-rss";
+    const auto started = Clock::now();
+    CmstreamProcess run(o_.cmstream, dir,
+                        {"--topology", "cloudmatrix", "--app-id", app, "--threads", "1",
+                         "--rocksdb-memory", std::to_string(o_.rocksdb_memory), "--cache-max-bytes",
+                         std::to_string(o_.cache_max_bytes)},
+                        {"--brokers", broker.bootstrap(), "--broker-admin", broker.admin()});
+    // Group offsets follow each sealed commit (they are there for lag monitoring).
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    Set(conf, "bootstrap.servers", broker.bootstrap());
+    Set(conf, "group.id", app);
+    auto consumer = NewClient(RD_KAFKA_CONSUMER, conf);
+    auto list = cm::topology::NewPartitionList();
+    for (int p = 0; p < o_.partitions; ++p)
+      rd_kafka_topic_partition_list_add(list.get(), "cloudmatrix.events", p);
+    for (;;) {
+      if (Clock::now() - started > std::chrono::minutes(30))
+        Die("cmstream run did not finish within 30 minutes; see " + run.log());
+      if (::waitpid(run.pid(), nullptr, WNOHANG) != 0) Die("cmstream run exited; see " + run.log());
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      if (rd_kafka_committed(consumer.get(), list.get(), 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        continue;
+      uint64_t committed = 0;
+      for (int i = 0; i < list->cnt; ++i)
+        if (list->elems[i].offset > 0) committed += static_cast<uint64_t>(list->elems[i].offset);
+      if (committed >= o_.events) break;
+    }
+    EngineRss out;
+    out.seconds = Seconds(Clock::now() - started);
+    out.peak_mib = PeakRssMib(run.pid());
+    Say("engine alone: %llu events in %.1f s, peak RSS %.0f MiB\n",
+        static_cast<unsigned long long>(o_.events), out.seconds, out.peak_mib);
+    return out;
   }
 
   std::unique_ptr<Running> RunStreams(int run, StreamsRun& out) {
@@ -430,6 +509,10 @@ int main(int argc, char** argv) {
                  "the stream thread's record cache, as `cmstream run --cache-max-bytes`")
       ->capture_default_str();
   app.add_flag("--timeline", o.timeline, "print every sealed commit");
+  app.add_option("--cmstream", o.cmstream, "the cmstream binary (for the engine's RSS)")
+      ->capture_default_str();
+  app.add_flag("!--skip-engine-rss", o.engine_rss,
+               "skip running `cmstream run` apart from the broker to measure its peak RSS");
   CLI11_PARSE(app, argc, argv);
   auto memory = cm::topology::ParseBytes(rocksdb_memory);
   if (!memory.ok()) {
