@@ -341,7 +341,8 @@ TEST_F(WebhooksHttpTest, TheCircuitOpensDeliveriesWaitAndResetLetsThemGo) {
   json w = Register();
   const std::string id = w["id"];
   std::atomic<bool> down = true;
-  sink_.SetResponder([&](const WebhookSink::Request&) { return Reply::Status(down ? 503 : 200); });
+  auto responder =
+      sink_.Respond([&](const WebhookSink::Request&) { return Reply::Status(down ? 503 : 200); });
   Enqueue("evt-c1");
   Enqueue("evt-c2");
   json c = Await("/v1/webhooks/" + id + "/circuit",
@@ -415,7 +416,8 @@ TEST_F(WebhooksHttpTest, PendingDeliveriesSurviveARestart) {
   Start();
   Register();
   std::atomic<bool> down = true;
-  sink_.SetResponder([&](const WebhookSink::Request&) { return Reply::Status(down ? 500 : 200); });
+  auto responder =
+      sink_.Respond([&](const WebhookSink::Request&) { return Reply::Status(down ? 500 : 200); });
   Enqueue("evt-restart");
   ASSERT_TRUE(sink_.WaitForRequests(1, 20s));
   instance_->Stop();
@@ -429,7 +431,7 @@ TEST_F(WebhooksHttpTest, ConcurrentDeliveriesKeepThePerEndpointLimitAndArriveOnc
   Start();
   std::mutex mu;
   std::map<std::string, int> in_flight, peak;
-  sink_.SetResponder([&](const WebhookSink::Request& r) {
+  auto responder = sink_.Respond([&](const WebhookSink::Request& r) {
     {
       std::lock_guard lock(mu);
       peak[r.path] = std::max(peak[r.path], ++in_flight[r.path]);

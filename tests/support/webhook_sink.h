@@ -190,10 +190,35 @@ class WebhookSink {
   // The PEM certificate a client must trust (empty for Mode::kHttp).
   const std::string& ca_file() const { return ca_file_; }
 
-  // Answers requests whose scripted replies ran out (the default answers 200 "ok").
+  // Answers requests whose scripted replies ran out (the default answers 200 "ok"). Returns
+  // once no call of the previous responder is running.
   void SetResponder(Responder responder) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     responder_ = std::move(responder);
+    cv_.wait(lock, [this] { return responder_calls_ == 0; });
+  }
+
+  // Ends a Respond: the default answers again, and no call of the responder is still running.
+  class ResponderScope {
+   public:
+    explicit ResponderScope(WebhookSink& sink) : sink_(&sink) {}
+    ~ResponderScope() {
+      if (sink_ != nullptr) sink_->SetResponder(nullptr);
+    }
+    ResponderScope(ResponderScope&& other) noexcept : sink_(std::exchange(other.sink_, nullptr)) {}
+    ResponderScope(const ResponderScope&) = delete;
+    ResponderScope& operator=(const ResponderScope&) = delete;
+    ResponderScope& operator=(ResponderScope&&) = delete;
+
+   private:
+    WebhookSink* sink_;
+  };
+  // SetResponder for as long as the returned scope lives. A responder that captures a test's
+  // locals must end before they do: a request counted by WaitForRequests may still be in its
+  // responder when the test returns (a 20 ms responder once locked a destroyed mutex).
+  [[nodiscard]] ResponderScope Respond(Responder responder) {
+    SetResponder(std::move(responder));
+    return ResponderScope(*this);
   }
   // Replies for the next requests, in order, before the responder is asked again.
   void Script(std::vector<Reply> replies) {
@@ -336,8 +361,11 @@ class WebhookSink {
       script_.pop_front();
     } else if (responder_) {
       Responder responder = responder_;
+      ++responder_calls_;
       lock.unlock();  // a responder may look at the sink itself
       reply = responder(recorded);
+      lock.lock();
+      if (--responder_calls_ == 0) cv_.notify_all();
     } else {
       reply = Reply::Status(200, "ok");
     }
@@ -389,6 +417,7 @@ class WebhookSink {
   std::vector<Request> requests_;
   std::deque<Reply> script_;
   Responder responder_;
+  int responder_calls_ = 0;  // calls of a responder running now
 };
 
 }  // namespace cm::testing
