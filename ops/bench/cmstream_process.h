@@ -63,11 +63,12 @@ inline pid_t SpawnLogged(std::vector<std::string> argv, const std::string& log,
   return pid;
 }
 
-// The peak resident set of a process (VmHWM of /proc/<pid>/status), in MiB; 0 if unknown.
-inline double PeakRssMib(pid_t pid) {
+// A process's memory from /proc/<pid>/status in MiB: "VmRSS" (resident now) or "VmHWM" (the
+// peak resident set); 0 if unknown.
+inline double ProcessMemoryMib(pid_t pid, const std::string& field) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024;
   }
   return 0;
 }
