@@ -46,6 +46,7 @@ inline pid_t SpawnLogged(std::vector<std::string> argv, const std::string& log,
   if (env.empty())
     for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   const pid_t pid = ::fork();
+  if (pid < 0) Die("fork failed");  // a pid of -1 would make the destructors kill(-1)
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
