@@ -78,20 +78,13 @@ std::string OrgName(int o) {
   return buf;
 }
 
-// Resident set sizes of this process, from /proc/self/status: now and the peak since the last
-// ResetPeakRss (Linux clear_refs "5").
+// Resident set sizes of this process: now and the peak since the last ResetPeakRss (Linux
+// clear_refs "5").
 struct Rss {
   double current_mib = 0, peak_mib = 0;
 };
 Rss ReadRss() {
-  Rss rss;
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) rss.current_mib = std::stod(line.substr(6)) / 1024;
-    if (line.rfind("VmHWM:", 0) == 0) rss.peak_mib = std::stod(line.substr(6)) / 1024;
-  }
-  return rss;
+  return {ProcessMemoryMib(::getpid(), "VmRSS"), ProcessMemoryMib(::getpid(), "VmHWM")};
 }
 void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
