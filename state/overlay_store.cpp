@@ -7,13 +7,15 @@
 #include <cassert>
 #include <memory>
 
+#include "state/key_codec.h"
 #include "state/rocksdb_status.h"
 
 namespace cm::state {
 
-OverlayStore::OverlayStore(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& column_family,
-                           std::string name, RecordCache* cache)
-    : db_(db), column_family_(column_family), name_(std::move(name)), cache_(cache) {
+OverlayStore::OverlayStore(rocksdb::DB& db, std::string key_prefix, std::string name,
+                           RecordCache* cache)
+    : db_(db), key_prefix_(std::move(key_prefix)), name_(std::move(name)), cache_(cache) {
+  assert(!key_prefix_.empty() && "a store needs a key range of its own");
   if (cache_ != nullptr) cache_id_ = cache_->AddStore();
 }
 
@@ -29,12 +31,20 @@ std::optional<std::string> OverlayStore::Get(std::string_view key) const {
     if (const std::optional<std::string>* cached = cache_->Find(cache_id_, key)) return *cached;
   }
   rocksdb::PinnableSlice value;
-  const rocksdb::Status s = db_.Get(rocksdb::ReadOptions(), &column_family_, ToSlice(key), &value);
+  const rocksdb::Status s =
+      db_.Get(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), DatabaseKey(key), &value);
   if (s.IsNotFound()) return std::nullopt;  // not cached: most such keys are written once
   ThrowIfError(s, "get from store " + name_);
   std::string result = value.ToString();
   if (cache_ != nullptr) cache_->Put(cache_id_, key, result);
   return result;
+}
+
+std::string OverlayStore::DatabaseKey(std::string_view key) const {
+  std::string out;
+  out.reserve(key_prefix_.size() + key.size());
+  out.append(key_prefix_).append(key);
+  return out;
 }
 
 void OverlayStore::AddPendingBytes(int64_t delta) {
@@ -107,18 +117,25 @@ void OverlayStore::RollbackToSavepoint() {
 
 void OverlayStore::Scan(std::string_view begin, std::string_view end,
                         const EntryVisitor& visit) const {
-  // The bound must outlive the iterator, which keeps a pointer to it.
-  const std::string upper(end);
+  // The bound must outlive the iterator, which keeps a pointer to it. Without an end, the
+  // store's range ends where keys stop starting with its prefix.
+  const std::string upper = end.empty() ? PrefixSuccessor(key_prefix_) : DatabaseKey(end);
   const rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions options;
-  if (!upper.empty()) options.iterate_upper_bound = &upper_slice;
-  const std::unique_ptr<rocksdb::Iterator> committed(db_.NewIterator(options, &column_family_));
-  committed->Seek(ToSlice(begin));
+  options.iterate_upper_bound = &upper_slice;
+  const std::unique_ptr<rocksdb::Iterator> committed(
+      db_.NewIterator(options, db_.DefaultColumnFamily()));
+  committed->Seek(DatabaseKey(begin));
+  const auto committed_key = [&] {
+    rocksdb::Slice key = committed->key();
+    key.remove_prefix(key_prefix_.size());
+    return key;
+  };
 
   // Iterators of a std::map stay valid when the visitor inserts or overwrites entries.
   auto pending = pending_.lower_bound(begin);
   while (true) {
-    const bool has_pending = pending != pending_.end() && (upper.empty() || pending->first < upper);
+    const bool has_pending = pending != pending_.end() && (end.empty() || pending->first < end);
     const bool has_committed = committed->Valid();
     if (!has_pending && !has_committed) break;
 
@@ -129,11 +146,11 @@ void OverlayStore::Scan(std::string_view begin, std::string_view end,
     } else if (!has_pending) {
       order = 1;
     } else {
-      order = ToSlice(pending->first).compare(committed->key());
+      order = ToSlice(pending->first).compare(committed_key());
     }
 
     if (order > 0) {
-      if (!visit(committed->key().ToStringView(), committed->value().ToStringView())) return;
+      if (!visit(committed_key().ToStringView(), committed->value().ToStringView())) return;
       committed->Next();
       continue;
     }
@@ -146,8 +163,8 @@ void OverlayStore::Scan(std::string_view begin, std::string_view end,
 
 Status OverlayStore::AddPendingTo(rocksdb::WriteBatch& batch) const {
   for (const auto& [key, value] : pending_) {
-    const rocksdb::Status s =
-        value ? batch.Put(&column_family_, key, *value) : batch.Delete(&column_family_, key);
+    const std::string stored = DatabaseKey(key);
+    const rocksdb::Status s = value ? batch.Put(stored, *value) : batch.Delete(stored);
     if (!s.ok()) return ToStatus(s, "batch for store " + name_);
   }
   return Status::OK();

@@ -12,33 +12,35 @@
 #include "state/status.h"
 
 namespace rocksdb {
-class ColumnFamilyHandle;
 class DB;
 class WriteBatch;
 }  // namespace rocksdb
 
 namespace cm::state {
 
-// One store's column family seen through its write overlay: the raw entries written since the
-// last commit, kept in memory until TaskState::Commit puts them into one WriteBatch with the
-// checkpoint. Reads merge the overlay over the database (the overlay wins, its tombstones hide
-// committed entries), so a task reads its own uncommitted writes. With a record cache, point
-// reads look in the cache before RocksDB, and committed writes stay in it as clean entries. The
-// key-value, window and timer stores are encodings on top of this one class.
+// One store's key range of its task's database seen through its write overlay: the raw entries
+// written since the last commit, kept in memory until TaskState::Commit puts them into one
+// WriteBatch with the checkpoint. Reads merge the overlay over the database (the overlay wins, its
+// tombstones hide committed entries), so a task reads its own uncommitted writes. With a record
+// cache, point reads look in the cache before RocksDB, and committed writes stay in it as clean
+// entries. The key-value, window and timer stores are encodings on top of this one class.
 class OverlayStore {
  public:
   // Raw key -> value; nullopt is a delete.
   using Overlay = std::map<std::string, std::optional<std::string>, std::less<>>;
 
-  // db, column_family and cache (null: none) must outlive the store.
-  OverlayStore(rocksdb::DB& db, rocksdb::ColumnFamilyHandle& column_family, std::string name,
+  // The store's entries are the database's keys that start with key_prefix, which no other
+  // store's prefix may start with; Get, Put, Scan and the overlay take keys without it.
+  // db and cache (null: none) must outlive the store.
+  OverlayStore(rocksdb::DB& db, std::string key_prefix, std::string name,
                RecordCache* cache = nullptr);
   ~OverlayStore();
   OverlayStore(const OverlayStore&) = delete;
   OverlayStore& operator=(const OverlayStore&) = delete;
 
   const std::string& name() const { return name_; }
-  rocksdb::ColumnFamilyHandle& column_family() const { return column_family_; }
+  // A store key as the database holds it.
+  std::string DatabaseKey(std::string_view key) const;
 
   std::optional<std::string> Get(std::string_view key) const;
   void Put(std::string_view key, std::string_view value);
@@ -56,7 +58,7 @@ class OverlayStore {
   void RollbackToSavepoint();
 
   const Overlay& pending() const { return pending_; }
-  // Adds the pending writes to batch as Puts and Deletes in this store's column family.
+  // Adds the pending writes to batch as Puts and Deletes of this store's database keys.
   Status AddPendingTo(rocksdb::WriteBatch& batch) const;
   // After a commit wrote the pending writes: they become the cache's clean entries.
   void MarkCommitted();
@@ -66,7 +68,7 @@ class OverlayStore {
   // written around the overlay (a restore): what a reader cached about the store's contents
   // (the timer store's low-water mark) is stale once it changed.
   uint64_t generation() const { return generation_; }
-  // The column family was written around the overlay (a restore): forget what was cached.
+  // The store was written around the overlay (a restore): forget what was cached.
   void Invalidate();
 
  private:
@@ -78,7 +80,7 @@ class OverlayStore {
   void AddPendingBytes(int64_t delta);
 
   rocksdb::DB& db_;
-  rocksdb::ColumnFamilyHandle& column_family_;
+  std::string key_prefix_;
   std::string name_;
   RecordCache* cache_;
   RecordCache::StoreId cache_id_ = 0;

@@ -51,7 +51,7 @@ class RecordCache {
 
   size_t max_bytes() const { return max_bytes_; }
 
-  // Each store instance (one column family of one task) gets its own key space.
+  // Each store instance (one store of one task) gets its own key space.
   StoreId AddStore() { return next_store_++; }
   // Drops every clean entry of a store (closed, or written around by a restore).
   void ClearStore(StoreId store);

@@ -1,5 +1,9 @@
-// TaskState on RocksDB: one database per task, a column family per store, and one more,
-// "__checkpoint", for the checkpoint entries (changelog offsets) committed with the stores.
+// TaskState on RocksDB: one database per task with one column family, in which each store has a
+// key range of its own ("<store name>\0" + key) and the checkpoint entries (changelog offsets)
+// committed with the stores have another ("\0" + key). A column family costs about 50 KiB of
+// RocksDB bookkeeping before it holds anything (a table cache, a blob file cache, internal
+// stats, a memtable), so a family per store made 256 idle tasks of the cloudmatrix topology
+// (21 families each) take some 270 MiB.
 
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
@@ -26,7 +30,10 @@ namespace cm::state {
 
 namespace {
 
-constexpr std::string_view kCheckpointFamily = "__checkpoint";
+// Store names are non-empty and without NUL, so no store's range starts with a NUL byte.
+constexpr char kCheckpointPrefix = '\0';
+// The family of the layout before one family per task; such a directory is rebuilt.
+constexpr std::string_view kLegacyCheckpointFamily = "__checkpoint";
 // A task opened without shared resources gets its own, modest budget.
 constexpr size_t kPrivateMemoryBytes = size_t{64} << 20;
 constexpr int kBloomBitsPerKey = 10;
@@ -37,6 +44,12 @@ constexpr size_t kWriteBufferBytes = size_t{16} << 20;
 // almost every write: KB-sized files, constant compactions, and every read fetching fresh
 // filter and data blocks. Small blocks make a memtable's charge follow what it holds.
 constexpr size_t kArenaBlockBytes = size_t{16} << 10;
+
+std::string CheckpointKey(std::string_view key) {
+  std::string out(1, kCheckpointPrefix);
+  out.append(key);
+  return out;
+}
 
 rocksdb::CompressionType ChooseCompression() {
   // LZ4 is cheap enough for small records; fall back to none if this build lacks it.
@@ -71,9 +84,8 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const StateResources::Impl&
 Status ValidateStores(const std::vector<StoreSpec>& stores) {
   std::set<std::string_view> names;
   for (const StoreSpec& spec : stores) {
-    if (spec.name.empty() || spec.name == rocksdb::kDefaultColumnFamilyName ||
-        spec.name == kCheckpointFamily) {
-      return Status::InvalidArgument("reserved or empty store name '" + spec.name + "'");
+    if (spec.name.empty() || spec.name.find('\0') != std::string::npos) {
+      return Status::InvalidArgument("empty store name, or one with a NUL byte");
     }
     if (!names.insert(spec.name).second) {
       return Status::InvalidArgument("store '" + spec.name + "' declared twice");
@@ -130,21 +142,12 @@ class RocksDbTaskState final : public TaskState {
   Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,
                        const CheckpointEntries& checkpoint) override;
   std::optional<std::string> GetCheckpoint(std::string_view key) const override;
-  uint64_t ApproximateNumEntries(std::string_view store) const override;
+  uint64_t ApproximateNumEntries() const override;
   uint64_t ApproximateSizeBytes() const override;
 
  private:
-  // Column family handles must be released through the database before it closes.
-  struct ColumnFamilyCloser {
-    rocksdb::DB* db = nullptr;
-    void operator()(rocksdb::ColumnFamilyHandle* handle) const {
-      db->DestroyColumnFamilyHandle(handle);
-    }
-  };
-  using ColumnFamilyPtr = std::unique_ptr<rocksdb::ColumnFamilyHandle, ColumnFamilyCloser>;
-
   // One declared store: its raw data and the one typed view its spec asks for, plus a
-  // read-only view over the same column family through an overlay that never gets writes, so
+  // read-only view over the same key range through an overlay that never gets writes, so
   // other threads read committed state only.
   struct OpenStore {
     std::unique_ptr<OverlayStore> data;
@@ -158,15 +161,12 @@ class RocksDbTaskState final : public TaskState {
 
   size_t IndexOf(std::string_view name) const;  // specs_.size() when there is none
   OpenStore* Find(std::string_view name);
-  const OpenStore* Find(std::string_view name) const;
   Status Write(rocksdb::WriteBatch& batch, const CheckpointEntries& checkpoint,
                std::string_view what);
 
   std::vector<StoreSpec> specs_;
   std::unique_ptr<StateResources> private_resources_;  // only when none were given
   std::unique_ptr<rocksdb::DB> db_;
-  std::vector<ColumnFamilyPtr> column_families_;  // every family, kept or declared
-  rocksdb::ColumnFamilyHandle* checkpoint_family_ = nullptr;
   std::vector<OpenStore> open_stores_;  // parallel to specs_
   uint64_t unflushed_ = 0;              // writes since the last flush
 };
@@ -188,45 +188,35 @@ Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
   db_options.write_buffer_manager = resources->impl().write_buffer_manager;
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 2;
-  // No write-ahead log (see TaskState): a flush persists every column family at one point.
-  db_options.atomic_flush = true;
-  const rocksdb::ColumnFamilyOptions family_options = MakeColumnFamilyOptions(resources->impl());
+  // No write-ahead log (see TaskState): with one column family, a flush persists the stores
+  // and the checkpoint at one point.
+  const rocksdb::Options rocksdb_options(db_options, MakeColumnFamilyOptions(resources->impl()));
 
-  // Families of stores no longer declared are opened too (RocksDB requires it) and kept.
-  std::vector<std::string> existing;
-  if (!rocksdb::DB::ListColumnFamilies(db_options, options.directory, &existing).ok()) {
-    existing.clear();  // a new database: nothing to keep
-  }
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  families.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options);
-  families.emplace_back(std::string(kCheckpointFamily), family_options);
-  for (const StoreSpec& spec : options.stores) families.emplace_back(spec.name, family_options);
-  for (const std::string& name : existing) {
-    const bool known = std::any_of(families.begin(), families.end(),
-                                   [&](const auto& family) { return family.name == name; });
-    if (!known) families.emplace_back(name, family_options);
+  // A directory of the family-per-store layout: its stores are rebuilt from their changelogs,
+  // as on an instance that never had the task. Stores of a topology that no longer declares
+  // them stay in the database untouched, as they did in their own families.
+  std::vector<std::string> families;
+  if (rocksdb::DB::ListColumnFamilies(db_options, options.directory, &families).ok() &&
+      std::find(families.begin(), families.end(), kLegacyCheckpointFamily) != families.end()) {
+    if (Status s = TaskState::Destroy(options.directory); !s.ok()) return s;
+    std::filesystem::create_directories(options.directory, ec);
+    if (ec) return Status::IOError("create " + options.directory + ": " + ec.message());
   }
 
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
-  const rocksdb::Status s =
-      rocksdb::DB::Open(db_options, options.directory, families, &handles, &db);
+  const rocksdb::Status s = rocksdb::DB::Open(rocksdb_options, options.directory, &db);
   if (!s.ok()) return ToStatus(s, "open " + options.directory);
   state->db_.reset(db);
-  for (rocksdb::ColumnFamilyHandle* handle : handles) {
-    state->column_families_.emplace_back(handle, ColumnFamilyCloser{db});
-  }
 
-  state->checkpoint_family_ = handles[1];
   for (size_t i = 0; i < options.stores.size(); ++i) {
     const StoreSpec& spec = options.stores[i];
     OpenStore store;
-    store.data = std::make_unique<OverlayStore>(*db, *handles[2 + i], spec.name, options.cache);
-    store.committed_data = std::make_unique<OverlayStore>(*db, *handles[2 + i], spec.name);
+    const std::string prefix = spec.name + '\0';
+    store.data = std::make_unique<OverlayStore>(*db, prefix, spec.name, options.cache);
+    store.committed_data = std::make_unique<OverlayStore>(*db, prefix, spec.name);
     switch (spec.type) {
       case StoreType::kKeyValue:
         store.key_value = std::make_unique<RocksDbKeyValueStore>(*store.data);
@@ -247,13 +237,11 @@ Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions
 }
 
 RocksDbTaskState::~RocksDbTaskState() {
-  // Flushes while the column families are still open: Flush names them. A failed flush loses
-  // only what the changelogs hold: the next restore reads it back.
+  // A failed flush loses only what the changelogs hold: the next restore reads it back.
   if (db_) {
     [[maybe_unused]] const Status flushed = Flush(true);
   }
   open_stores_.clear();
-  column_families_.clear();
   if (db_) db_->Close().PermitUncheckedError();
 }
 
@@ -264,11 +252,6 @@ size_t RocksDbTaskState::IndexOf(std::string_view name) const {
 }
 
 RocksDbTaskState::OpenStore* RocksDbTaskState::Find(std::string_view name) {
-  const size_t i = IndexOf(name);
-  return i < open_stores_.size() ? &open_stores_[i] : nullptr;
-}
-
-const RocksDbTaskState::OpenStore* RocksDbTaskState::Find(std::string_view name) const {
   const size_t i = IndexOf(name);
   return i < open_stores_.size() ? &open_stores_[i] : nullptr;
 }
@@ -291,7 +274,7 @@ size_t RocksDbTaskState::pending_change_count() const {
 Status RocksDbTaskState::Write(rocksdb::WriteBatch& batch, const CheckpointEntries& checkpoint,
                                std::string_view what) {
   for (const auto& [key, value] : checkpoint) {
-    const rocksdb::Status s = batch.Put(checkpoint_family_, key, value);
+    const rocksdb::Status s = batch.Put(CheckpointKey(key), value);
     if (!s.ok()) return ToStatus(s, what);
   }
   if (batch.Count() == 0) return Status::OK();
@@ -306,12 +289,10 @@ Status RocksDbTaskState::Write(rocksdb::WriteBatch& batch, const CheckpointEntri
 
 Status RocksDbTaskState::Flush(bool wait) {
   if (unflushed_ == 0) return Status::OK();
-  std::vector<rocksdb::ColumnFamilyHandle*> families;
-  for (const ColumnFamilyPtr& family : column_families_) families.push_back(family.get());
   rocksdb::FlushOptions options;
   options.wait = wait;
   options.allow_write_stall = true;
-  const rocksdb::Status s = db_->Flush(options, families);
+  const rocksdb::Status s = db_->Flush(options);
   if (!s.ok()) return ToStatus(s, "flush");
   unflushed_ = 0;
   return Status::OK();
@@ -354,10 +335,9 @@ Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
   }
   store->data->Invalidate();  // written around the overlay
   rocksdb::WriteBatch batch;
-  rocksdb::ColumnFamilyHandle* family = &store->data->column_family();
   for (const StoreChange& change : changes) {
-    const rocksdb::Status s = change.value ? batch.Put(family, change.key, *change.value)
-                                           : batch.Delete(family, change.key);
+    const std::string key = store->data->DatabaseKey(change.key);
+    const rocksdb::Status s = change.value ? batch.Put(key, *change.value) : batch.Delete(key);
     if (!s.ok()) return ToStatus(s, "restore");
   }
   return Write(batch, checkpoint, "restore " + store->data->name());
@@ -366,26 +346,23 @@ Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
 std::optional<std::string> RocksDbTaskState::GetCheckpoint(std::string_view key) const {
   rocksdb::PinnableSlice value;
   const rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), checkpoint_family_, ToSlice(key), &value);
+      db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), CheckpointKey(key), &value);
   if (s.IsNotFound()) return std::nullopt;
   ThrowIfError(s, "get checkpoint");
   return value.ToString();
 }
 
-uint64_t RocksDbTaskState::ApproximateNumEntries(std::string_view store_name) const {
-  const OpenStore* store = Find(store_name);
-  if (store == nullptr) return 0;
+uint64_t RocksDbTaskState::ApproximateNumEntries() const {
   uint64_t committed = 0;
-  db_->GetIntProperty(&store->data->column_family(), rocksdb::DB::Properties::kEstimateNumKeys,
-                      &committed);
-  return committed + store->data->pending().size();
+  db_->GetIntProperty(rocksdb::DB::Properties::kEstimateNumKeys, &committed);
+  return committed + pending_change_count();
 }
 
 uint64_t RocksDbTaskState::ApproximateSizeBytes() const {
   uint64_t sst = 0;
   uint64_t memtables = 0;
-  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
-  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
   return sst + memtables;
 }
 

@@ -8,7 +8,7 @@
 
 namespace cm::state {
 
-// TimerStore over an OverlayStore, with two kinds of raw entries in one column family:
+// TimerStore over an OverlayStore, with two kinds of raw entries in the one store:
 //   'd' | 8-byte due (big-endian, sign bit flipped) | id  ->  payload        (the due index)
 //   'i' | id                                          ->  8-byte due | payload (lookup by id)
 // The due index sorts by (due, id), so the earliest timers are at the front of the 'd' range.

@@ -51,20 +51,20 @@ inline constexpr uint64_t kFlushChanges = 10'000;
 
 struct TaskStateOptions {
   std::string directory;                // <state-dir>/<app-id>/<task>
-  std::vector<StoreSpec> stores;        // one column family each
+  std::vector<StoreSpec> stores;        // a key range each
   StateResources* resources = nullptr;  // shared cache and write buffers; null = private
   RecordCache* cache = nullptr;         // the stream thread's record cache; null = none
 };
 
-// The state of one task: one RocksDB instance with a column family per store and one for the
-// task's checkpoint. Store writes are buffered in memory (reads see them) until Commit writes
-// them, together with checkpoint entries such as changelog offsets, in one WriteBatch.
-// The database runs without its write-ahead log, as Kafka Streams runs RocksDB: the changelog
-// is the log. Flushes are atomic across column families, so after a crash the stores and the
-// checkpoint are those of the last flush, consistent with each other, and the restore replays
-// the changelogs from that checkpoint. A task's database flushes once kFlushChanges writes
-// have accumulated, when a restore completes (Flush), and when it closes.
-// Not thread-safe: a task's stream thread is its only user.
+// The state of one task: one RocksDB instance (one column family) holding every store of the
+// task, each in a key range of its own, and the task's checkpoint. Store writes are buffered in
+// memory (reads see them) until Commit writes them, together with checkpoint entries such as
+// changelog offsets, in one WriteBatch. The database runs without its write-ahead log, as Kafka
+// Streams runs RocksDB: the changelog is the log. A flush writes every store and the checkpoint at
+// once, so after a crash the stores and the checkpoint are those of the last flush, consistent with
+// each other, and the restore replays the changelogs from that checkpoint. A task's database
+// flushes once kFlushChanges writes have accumulated, when a restore completes (Flush), and when it
+// closes. Not thread-safe: a task's stream thread is its only user.
 class TaskState {
  public:
   static Result<std::unique_ptr<TaskState>> Open(const TaskStateOptions& options);
@@ -107,7 +107,8 @@ class TaskState {
                                const CheckpointEntries& checkpoint) = 0;
   virtual std::optional<std::string> GetCheckpoint(std::string_view key) const = 0;
 
-  virtual uint64_t ApproximateNumEntries(std::string_view store) const = 0;
+  // Entries of all stores, committed (RocksDB's estimate) and buffered.
+  virtual uint64_t ApproximateNumEntries() const = 0;
   virtual uint64_t ApproximateSizeBytes() const = 0;
 };
 

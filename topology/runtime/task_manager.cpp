@@ -317,9 +317,7 @@ void TaskManager::AddStatus(ThreadStatus& s) {
         t.lag += std::max<int64_t>(0, high - (pos == rt.positions.end() ? low : pos->second));
       }
     }
-    for (const auto& store : rt.task->state().stores()) {
-      t.store_entries += rt.task->state().ApproximateNumEntries(store.name);
-    }
+    t.store_entries = rt.task->state().ApproximateNumEntries();
     t.store_bytes = rt.task->state().ApproximateSizeBytes();
     s.tasks.push_back(std::move(t));
   }
