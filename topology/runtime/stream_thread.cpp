@@ -93,9 +93,14 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   SetOrThrow(cc, "session.timeout.ms", std::to_string(config.session_timeout_ms));
   SetOrThrow(cc, "heartbeat.interval.ms", std::to_string(config.heartbeat_interval_ms));
   SetOrThrow(cc, "max.poll.interval.ms", std::to_string(config.max_poll_interval_ms));
-  // librdkafka 2.0 stops fetching once this many messages are queued and looks again only
-  // about a second later; a thread that drains 100k records in 0.3 s would idle the rest.
-  SetOrThrow(cc, "queued.min.messages", "1000000");
+  // librdkafka 2.0 stops fetching once this many messages (or bytes) are queued and looks
+  // again only about a second later; a thread that drains 100k records in 0.3 s would idle
+  // the rest. The queue is also memory the budgets do not cover, ~120 bytes a record besides
+  // the fetched bytes: 1,000,000 let a usage run hold its whole input (200 MiB). 300,000 is a
+  // second of the fastest topology here (the counting pipeline, 30-byte records); 16 MiB is
+  // ~190,000 usage events, tens of seconds of their work.
+  SetOrThrow(cc, "queued.min.messages", "300000");
+  SetOrThrow(cc, "queued.max.messages.kbytes", "16384");
   // A bounded run learns from the end-of-partition event that an idle partition is done.
   if (!config.stop_offsets.empty()) SetOrThrow(cc, "enable.partition.eof", "true");
   for (const auto& [k, v] : config.consumer_overrides) SetOrThrow(cc, k, v);
