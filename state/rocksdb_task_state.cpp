@@ -288,7 +288,10 @@ Status RocksDbTaskState::Write(rocksdb::WriteBatch& batch, const CheckpointEntri
 }
 
 Status RocksDbTaskState::Flush(bool wait) {
-  if (unflushed_ == 0) return Status::OK();
+  // A waiting flush also waits for the background flushes issued before: a database closed
+  // while one is still queued drops its memtable (RocksDB skips queued flushes once shutting
+  // down, and without a write-ahead log nothing else holds those writes).
+  if (unflushed_ == 0 && !wait) return Status::OK();
   rocksdb::FlushOptions options;
   options.wait = wait;
   options.allow_write_stall = true;

@@ -297,6 +297,34 @@ TEST_F(StateTaskStateTest, ManyWritesFlushWithoutBeingAsked) {
   EXPECT_EQ(state->key_value_store("kv")->Get("unflushed"), std::nullopt);
 }
 
+// A restore ends with a flush that does not wait, and a task may close right after it: the
+// close must not drop the memtable that flush still had queued (ops/bench/restore once found
+// 894,928 of 1,000,000 restored entries in the closed stores).
+TEST_F(StateTaskStateTest, ClosingRightAfterABackgroundFlushKeepsEveryWrite) {
+  for (int round = 0; round < 20; ++round) {
+    const std::string dir = Dir("task" + std::to_string(round));
+    {
+      auto state = Open(dir);
+      ASSERT_NE(state, nullptr);
+      std::vector<StoreChange> changes;
+      for (uint64_t i = 0; i <= kFlushChanges; ++i)
+        changes.push_back({"k" + std::to_string(i), std::string("v")});
+      ASSERT_TRUE(state->ApplyRestored("kv", changes, {{"offset", "1"}}).ok());
+      ASSERT_TRUE(state->ApplyRestored("kv", {{"last", std::string("v")}}, {{"offset", "2"}}).ok());
+      ASSERT_TRUE(state->Flush(false).ok());
+    }
+    auto state = Open(dir);
+    ASSERT_NE(state, nullptr);
+    size_t entries = 0;
+    state->key_value_store("kv")->Range("", "", [&](std::string_view, std::string_view) {
+      ++entries;
+      return true;
+    });
+    ASSERT_EQ(entries, kFlushChanges + 2) << "round " << round;
+    EXPECT_EQ(state->GetCheckpoint("offset"), "2");
+  }
+}
+
 TEST_F(StateTaskStateTest, ApplyRestoredRejectsUnknownStore) {
   auto state = Open(Dir("task"));
   ASSERT_NE(state, nullptr);
