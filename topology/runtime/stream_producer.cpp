@@ -62,6 +62,14 @@ void StreamProducer::BeginTransactionIfNeeded() {
   in_transaction_ = true;
 }
 
+rd_kafka_topic_t* StreamProducer::Topic(const std::string& topic) {
+  auto it = topics_.find(topic);
+  if (it != topics_.end()) return it->second.get();
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_.get(), topic.c_str(), nullptr);
+  if (handle == nullptr) return nullptr;  // an invalid name: the caller records the error
+  return topics_.emplace(topic, handle).first->second.get();
+}
+
 void StreamProducer::Produce(const std::string& topic, int32_t partition, const std::string& key,
                              const std::optional<std::string>& value, int64_t timestamp,
                              const std::vector<Header>& headers, DeliveryRange* range) {
@@ -69,6 +77,14 @@ void StreamProducer::Produce(const std::string& topic, int32_t partition, const 
   // A null payload is a tombstone.
   void* payload = value ? const_cast<char*>(value->data()) : nullptr;
   size_t payload_size = value ? value->size() : 0;
+  rd_kafka_topic_t* rkt = Topic(topic);
+  if (rkt == nullptr) {
+    if (delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      delivery_error_ = rd_kafka_last_error();
+      delivery_error_topic_ = topic;
+    }
+    return;
+  }
   for (;;) {
     rd_kafka_headers_t* hdrs = nullptr;
     if (!headers.empty()) {
@@ -79,8 +95,8 @@ void StreamProducer::Produce(const std::string& topic, int32_t partition, const 
       }
     }
     rd_kafka_resp_err_t err =
-        rd_kafka_producev(producer_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                          RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        rd_kafka_producev(producer_.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
                           RD_KAFKA_V_VALUE(payload, payload_size), RD_KAFKA_V_TIMESTAMP(timestamp),
                           RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(range), RD_KAFKA_V_END);

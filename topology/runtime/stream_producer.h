@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "topology/kafka/kafka_client.h"
@@ -73,10 +75,19 @@ class StreamProducer {
 
  private:
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
+  // The handle of `topic`, created on first use.
+  rd_kafka_topic_t* Topic(const std::string& topic);
+
+  struct TopicDeleter {
+    void operator()(rd_kafka_topic_t* t) const { rd_kafka_topic_destroy(t); }
+  };
 
   const StreamsConfig& config_;
   ThreadFailure& failure_;
   KafkaHandle producer_;
+  // Held for the producer's life: producing by name takes the client's write lock and scans its
+  // topic list on every record. Declared after producer_, so destroyed before it.
+  std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_t, TopicDeleter>> topics_;
   bool in_transaction_ = false;
   rd_kafka_resp_err_t delivery_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
   std::string delivery_error_topic_;
