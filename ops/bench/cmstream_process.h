@@ -3,11 +3,9 @@
 #pragma once
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +21,7 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "tests/support/spawn_logged.h"
 
 namespace cm::bench {
 
@@ -39,28 +38,13 @@ inline int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-// Forks `argv` with `env` (nullptr: this process's), its output appended to `log`; the child
+// Forks `argv` with `env` (empty: this process's), its output appended to `log`; the child
 // dies with the benchmark, also when it stops on an error (Die exits at once).
 inline pid_t SpawnLogged(std::vector<std::string> argv, const std::string& log,
                          std::vector<std::string> env = {}) {
-  if (env.empty())
-    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-  const pid_t pid = ::fork();
+  const pid_t pid =
+      testing::SpawnLogged(std::move(argv), log, {.env = std::move(env), .die_with_parent = true});
   if (pid < 0) Die("fork failed");  // a pid of -1 would make the destructors kill(-1)
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    ::execve(args[0], args.data(), envp.data());
-    ::_exit(127);
-  }
   return pid;
 }
 

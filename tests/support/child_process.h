@@ -4,7 +4,6 @@
 // kill it with SIGKILL, restart it, and read what it logged. A child runs with the test
 // cluster's credentials (test_credentials.h) in CM_ADMIN_KEY and CM_CLUSTER_SECRET unless the
 // test's own environment sets them.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -23,9 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "spawn_logged.h"
 #include "test_credentials.h"
-
-extern char** environ;
 
 namespace cm::testing {
 
@@ -38,28 +36,14 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   void Start() {
-    // Built before fork: the child only calls async-signal-safe functions.
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
     if (::getenv("CM_ADMIN_KEY") == nullptr)
       env.push_back(std::string("CM_ADMIN_KEY=") + kTestAdminKey);
     if (::getenv("CM_CLUSTER_SECRET") == nullptr)
       env.push_back(std::string("CM_CLUSTER_SECRET=") + kTestClusterSecret);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_ = ::fork();
+    pid_ = SpawnLogged(argv_, log_path_, {.env = std::move(env)});
     if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      std::vector<char*> args;
-      for (auto& a : argv_) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execve(args[0], args.data(), envp.data());
-      ::_exit(127);
-    }
   }
 
   // Sends the signal and reaps the process; returns its wait status (-1 if it was not running).
