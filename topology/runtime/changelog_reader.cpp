@@ -139,6 +139,11 @@ bool ChangelogReader::Assign() {
 }
 
 bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
+  // Records come in runs from one partition: its topic name and entry are looked up once a run.
+  const rd_kafka_topic_t* run_topic = nullptr;
+  int32_t run_partition = -1;
+  std::string topic;
+  auto it = assigned_.end();
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -149,8 +154,12 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
     std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
         m, &rd_kafka_message_destroy);
     if (m->rkt == nullptr) continue;
-    const std::string topic = rd_kafka_topic_name(m->rkt);
-    auto it = assigned_.find({topic, m->partition});
+    if (m->rkt != run_topic || m->partition != run_partition) {
+      run_topic = m->rkt;
+      run_partition = m->partition;
+      topic = rd_kafka_topic_name(m->rkt);
+      it = assigned_.find({topic, m->partition});
+    }
     if (it == assigned_.end()) continue;  // left from an earlier assignment
     auto task = tasks_.tasks().find(it->second.task);
     // A task closed since the assignment, or closed and created again (not yet prepared).
