@@ -1,6 +1,7 @@
 #include "topology/runtime/stream_producer.h"
 
 #include <stdexcept>
+#include <utility>
 
 #include "topology/common/log.h"
 
@@ -42,10 +43,7 @@ StreamProducer::StreamProducer(const StreamsConfig& config, const std::string& c
 void StreamProducer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* self = static_cast<StreamProducer*>(opaque);
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (self->delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      self->delivery_error_ = m->err;
-      self->delivery_error_topic_ = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-    }
+    self->KeepFirstError(m->err, m->rkt ? rd_kafka_topic_name(m->rkt) : "");
     return;
   }
   if (m->_private != nullptr) static_cast<DeliveryRange*>(m->_private)->Add(m->offset);
@@ -79,10 +77,7 @@ void StreamProducer::Produce(const std::string& topic, int32_t partition, const 
   size_t payload_size = value ? value->size() : 0;
   rd_kafka_topic_t* rkt = Topic(topic);
   if (rkt == nullptr) {
-    if (delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      delivery_error_ = rd_kafka_last_error();
-      delivery_error_topic_ = topic;
-    }
+    KeepFirstError(rd_kafka_last_error(), topic);
     return;
   }
   for (;;) {
@@ -109,12 +104,15 @@ void StreamProducer::Produce(const std::string& topic, int32_t partition, const 
       rd_kafka_poll(producer_.get(), 50);  // back-pressure: wait for deliveries
       continue;
     }
-    if (delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      delivery_error_ = err;
-      delivery_error_topic_ = topic;
-    }
+    KeepFirstError(err, topic);
     return;
   }
+}
+
+void StreamProducer::KeepFirstError(rd_kafka_resp_err_t err, std::string topic) {
+  if (delivery_error_ != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  delivery_error_ = err;
+  delivery_error_topic_ = std::move(topic);
 }
 
 bool StreamProducer::Flush() {

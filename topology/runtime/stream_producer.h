@@ -75,6 +75,8 @@ class StreamProducer {
 
  private:
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
+  // Keeps `err` as the delivery error unless one is kept already (see the class comment).
+  void KeepFirstError(rd_kafka_resp_err_t err, std::string topic);
   // The handle of `topic`, created on first use.
   rd_kafka_topic_t* Topic(const std::string& topic);
 
