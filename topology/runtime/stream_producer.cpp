@@ -1,7 +1,6 @@
 #include "topology/runtime/stream_producer.h"
 
 #include <stdexcept>
-#include <utility>
 
 #include "topology/common/log.h"
 
@@ -43,7 +42,7 @@ StreamProducer::StreamProducer(const StreamsConfig& config, const std::string& c
 void StreamProducer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   auto* self = static_cast<StreamProducer*>(opaque);
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    self->KeepFirstError(m->err, m->rkt ? rd_kafka_topic_name(m->rkt) : "");
+    self->KeepFirstError(m->err);
     return;
   }
   if (m->_private != nullptr) static_cast<DeliveryRange*>(m->_private)->Add(m->offset);
@@ -77,7 +76,7 @@ void StreamProducer::Produce(const std::string& topic, int32_t partition, const 
   size_t payload_size = value ? value->size() : 0;
   rd_kafka_topic_t* rkt = Topic(topic);
   if (rkt == nullptr) {
-    KeepFirstError(rd_kafka_last_error(), topic);
+    KeepFirstError(rd_kafka_last_error());
     return;
   }
   for (;;) {
@@ -104,22 +103,18 @@ void StreamProducer::Produce(const std::string& topic, int32_t partition, const 
       rd_kafka_poll(producer_.get(), 50);  // back-pressure: wait for deliveries
       continue;
     }
-    KeepFirstError(err, topic);
+    KeepFirstError(err);
     return;
   }
 }
 
-void StreamProducer::KeepFirstError(rd_kafka_resp_err_t err, std::string topic) {
-  if (delivery_error_ != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-  delivery_error_ = err;
-  delivery_error_topic_ = std::move(topic);
+void StreamProducer::KeepFirstError(rd_kafka_resp_err_t err) {
+  if (delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) delivery_error_ = err;
 }
 
 bool StreamProducer::Flush() {
   rd_kafka_resp_err_t err = rd_kafka_flush(producer_.get(), 60000);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR && delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    delivery_error_ = err;
-  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) KeepFirstError(err);
   return delivery_error_ == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 

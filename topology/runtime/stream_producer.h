@@ -76,7 +76,7 @@ class StreamProducer {
  private:
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
   // Keeps `err` as the delivery error unless one is kept already (see the class comment).
-  void KeepFirstError(rd_kafka_resp_err_t err, std::string topic);
+  void KeepFirstError(rd_kafka_resp_err_t err);
   // The handle of `topic`, created on first use.
   rd_kafka_topic_t* Topic(const std::string& topic);
 
@@ -92,7 +92,6 @@ class StreamProducer {
   std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_t, TopicDeleter>> topics_;
   bool in_transaction_ = false;
   rd_kafka_resp_err_t delivery_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
-  std::string delivery_error_topic_;
   uint64_t produced_ = 0;
 };
 
