@@ -78,6 +78,13 @@ rocksdb::ColumnFamilyOptions MakeColumnFamilyOptions(const StateResources::Impl&
   options.write_buffer_size = kWriteBufferBytes;
   options.arena_block_size = kArenaBlockBytes;
   options.max_write_buffer_number = 3;
+  // Most point reads of a busy task are for keys not written yet (a new minute bucket, a new
+  // event id): without a filter each walks the memtable's skip list, comparing long keys, before
+  // the SST filters say no. Sized for the kFlushChanges entries a memtable holds between
+  // flushes, ~16 bits each, so 256 tasks' filters stay a few MiB (charged as memtable memory).
+  options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio =
+      static_cast<double>(kFlushChanges * 16 / 8) / static_cast<double>(kWriteBufferBytes);
   return options;
 }
 
