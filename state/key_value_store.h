@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cm::state {
 
@@ -20,6 +21,11 @@ class ReadOnlyKeyValueStore {
 
   virtual const std::string& name() const = 0;
   virtual std::optional<std::string> Get(std::string_view key) = 0;
+  // The values of several keys, in the order asked: what Get would return for each, read from
+  // RocksDB in one batched lookup (MultiGet) rather than one walk of the memtables and files
+  // per key, which is cheaper when most of them are not cached.
+  virtual std::vector<std::optional<std::string>> MultiGet(
+      const std::vector<std::string>& keys) = 0;
   // Entries with begin <= key < end, in key order; an empty end means no upper bound.
   virtual void Range(std::string_view begin, std::string_view end, const EntryVisitor& visit) = 0;
   // Entries whose key starts with prefix, in key order.

@@ -40,6 +40,38 @@ std::optional<std::string> OverlayStore::Get(std::string_view key) const {
   return result;
 }
 
+std::vector<std::optional<std::string>> OverlayStore::MultiGet(
+    const std::vector<std::string>& keys) const {
+  std::vector<std::optional<std::string>> out(keys.size());
+  std::vector<size_t> unread;  // indexes of the keys RocksDB has to answer
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (auto it = pending_.find(keys[i]); it != pending_.end()) {
+      out[i] = it->second;
+    } else if (const std::optional<std::string>* cached =
+                   cache_ != nullptr ? cache_->Find(cache_id_, keys[i]) : nullptr) {
+      out[i] = *cached;
+    } else {
+      unread.push_back(i);
+    }
+  }
+  if (unread.empty()) return out;
+  std::vector<std::string> db_keys;
+  db_keys.reserve(unread.size());
+  for (size_t i : unread) db_keys.push_back(DatabaseKey(keys[i]));
+  const std::vector<rocksdb::Slice> slices(db_keys.begin(), db_keys.end());
+  std::vector<rocksdb::PinnableSlice> values(unread.size());
+  std::vector<rocksdb::Status> statuses(unread.size());
+  db_.MultiGet(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), unread.size(), slices.data(),
+               values.data(), statuses.data());
+  for (size_t j = 0; j < unread.size(); ++j) {
+    if (statuses[j].IsNotFound()) continue;  // not cached, as in Get
+    ThrowIfError(statuses[j], "multi-get from store " + name_);
+    std::string& value = out[unread[j]].emplace(values[j].ToString());
+    if (cache_ != nullptr) cache_->Put(cache_id_, keys[unread[j]], value);
+  }
+  return out;
+}
+
 std::string OverlayStore::DatabaseKey(std::string_view key) const {
   std::string out;
   out.reserve(key_prefix_.size() + key.size());

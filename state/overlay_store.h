@@ -43,6 +43,9 @@ class OverlayStore {
   std::string DatabaseKey(std::string_view key) const;
 
   std::optional<std::string> Get(std::string_view key) const;
+  // Get for each key, with the keys that neither the overlay nor the cache holds read from
+  // RocksDB in one MultiGet.
+  std::vector<std::optional<std::string>> MultiGet(const std::vector<std::string>& keys) const;
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
 

@@ -8,6 +8,11 @@ std::optional<std::string> RocksDbKeyValueStore::Get(std::string_view key) {
   return store_.Get(key);
 }
 
+std::vector<std::optional<std::string>> RocksDbKeyValueStore::MultiGet(
+    const std::vector<std::string>& keys) {
+  return store_.MultiGet(keys);
+}
+
 void RocksDbKeyValueStore::Put(std::string_view key, std::string_view value) {
   store_.Put(key, value);
 }

@@ -13,6 +13,7 @@ class RocksDbKeyValueStore final : public KeyValueStore {
 
   const std::string& name() const override { return store_.name(); }
   std::optional<std::string> Get(std::string_view key) override;
+  std::vector<std::optional<std::string>> MultiGet(const std::vector<std::string>& keys) override;
   void Put(std::string_view key, std::string_view value) override;
   void Delete(std::string_view key) override;
   void Range(std::string_view begin, std::string_view end, const EntryVisitor& visit) override;

@@ -155,32 +155,58 @@ void UsageProcessor::ProcessEvent(const Record& record) {
   }
 }
 
-void UsageProcessor::UpdateAggregate(const std::string& key, Aggregation kind, double number,
-                                     std::string_view text, const UsageEvent& e) {
-  Aggregate agg;
-  if (auto v = aggregates_->Get(key)) {
-    if (auto decoded = Aggregate::Decode(kind, *v)) agg = std::move(*decoded);
+namespace {
+
+// One event's contribution to the aggregates of one metric.
+struct Contribution {
+  Aggregation kind = Aggregation::kCount;
+  double number = 0;  // sum, max, latest
+  std::string text;   // unique_count
+};
+
+// Reads every key in one MultiGet, adds its contribution and writes it back. The keys of one
+// event are distinct (they differ in metric, granularity, dimension set or period), so each is
+// read once and written once.
+void AddContributions(state::KeyValueStore& store, const std::vector<std::string>& keys,
+                      const std::vector<size_t>& contribution_of,
+                      const std::vector<Contribution>& contributions, const UsageEvent& e) {
+  const std::vector<std::optional<std::string>> values = store.MultiGet(keys);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Contribution& c = contributions[contribution_of[i]];
+    Aggregate agg;
+    if (values[i]) {
+      if (auto decoded = Aggregate::Decode(c.kind, *values[i])) agg = std::move(*decoded);
+    }
+    agg.AddEvent(c.kind, c.number, c.text, e.timestamp_ms, e.event_id);
+    store.Put(keys[i], agg.Encode(c.kind));
   }
-  agg.AddEvent(kind, number, text, e.timestamp_ms, e.event_id);
-  aggregates_->Put(key, agg.Encode(kind));
 }
+
+}  // namespace
 
 void UsageProcessor::CountEvent(const UsageEvent& e, const OrgSettings& settings,
                                 std::set<std::string>& affected) {
   const std::string& org = e.organization_id;
+  // Every key the event updates is gathered first, so that each store reads them in one
+  // MultiGet: most are not cached (a new minute bucket, a new dimension group), and a batched
+  // lookup costs less than a walk of the task's memtable and files per key.
+  std::vector<Contribution> contributions;
+  std::vector<std::string> aggregate_keys, total_keys;
+  std::vector<size_t> aggregate_of, total_of;
   for (const auto& m : options_->catalog.metrics) {
     if (!m.Matches(e)) continue;
-    double number = 0;
-    std::string text;
+    Contribution c{m.aggregation, 0, ""};
     if (m.aggregation == Aggregation::kUniqueCount) {
       auto t = e.TextProperty(m.value_property);
       if (!t) continue;  // onMissingValue: skip (reject was enforced by validation)
-      text = *t;
+      c.text = *t;
     } else if (m.aggregation != Aggregation::kCount) {
       auto n = e.NumberProperty(m.value_property);
       if (!n) continue;
-      number = m.Negates(e.event_type) ? -*n : *n;
+      c.number = m.Negates(e.event_type) ? -*n : *n;
     }
+    const size_t index = contributions.size();
+    contributions.push_back(std::move(c));
     DimValues values;
     for (const auto& d : m.group_by) values.push_back(e.TextProperty(d));
     for (Granularity g : kGranularities) {
@@ -190,27 +216,23 @@ void UsageProcessor::CountEvent(const UsageEvent& e, const OrgSettings& settings
       // Two series per granularity: ungrouped, and by every dimension the metric allows.
       // Group-bys on fewer dimensions project the second at query time; materializing each
       // subset too would multiply the writes (and changelog records) per event.
-      UpdateAggregate(keys::AggregateKey(org, m.metric_type, g, "", bucket, {}), m.aggregation,
-                      number, text, e);
+      aggregate_keys.push_back(keys::AggregateKey(org, m.metric_type, g, "", bucket, {}));
+      aggregate_of.push_back(index);
       if (!m.group_by.empty()) {
-        UpdateAggregate(
-            keys::AggregateKey(org, m.metric_type, g, keys::Dimset(m.group_by), bucket, values),
-            m.aggregation, number, text, e);
+        aggregate_keys.push_back(
+            keys::AggregateKey(org, m.metric_type, g, keys::Dimset(m.group_by), bucket, values));
+        aggregate_of.push_back(index);
       }
     }
     // Running totals for quota: the billing period of the event time, and all time.
-    for (const std::string& key :
-         {keys::TotalPeriodKey(org, m.metric_type, settings.PeriodAt(e.timestamp_ms).start),
-          keys::TotalLifetimeKey(org, m.metric_type)}) {
-      Aggregate agg;
-      if (auto v = totals_->Get(key)) {
-        if (auto decoded = Aggregate::Decode(m.aggregation, *v)) agg = std::move(*decoded);
-      }
-      agg.AddEvent(m.aggregation, number, text, e.timestamp_ms, e.event_id);
-      totals_->Put(key, agg.Encode(m.aggregation));
-    }
+    total_keys.push_back(
+        keys::TotalPeriodKey(org, m.metric_type, settings.PeriodAt(e.timestamp_ms).start));
+    total_keys.push_back(keys::TotalLifetimeKey(org, m.metric_type));
+    total_of.insert(total_of.end(), 2, index);
     affected.insert(m.metric_type);
   }
+  AddContributions(*aggregates_, aggregate_keys, aggregate_of, contributions, e);
+  AddContributions(*totals_, total_keys, total_of, contributions, e);
 }
 
 void UsageProcessor::RebuildPeriodTotals(const std::string& org, const OrgSettings& settings,

@@ -52,8 +52,6 @@ class UsageProcessor final : public topology::Processor {
 
   void CountEvent(const UsageEvent& event, const OrgSettings& settings,
                   std::set<std::string>& affected);
-  void UpdateAggregate(const std::string& key, Aggregation kind, double number,
-                       std::string_view text, const UsageEvent& event);
   void RebuildPeriodTotals(const std::string& org, const OrgSettings& settings, int64_t now);
   void CheckAlerts(const std::string& org, const OrgSettings& settings,
                    const MetricDefinition& metric, int64_t usage_time, int64_t now,

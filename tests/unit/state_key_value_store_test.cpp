@@ -88,6 +88,41 @@ TEST_F(StateKeyValueStoreTest, ReadsItsOwnWritesBeforeCommit) {
   EXPECT_EQ(state_->pending_change_count(), 1U);
 }
 
+TEST_F(StateKeyValueStoreTest, MultiGetAnswersWhatGetAnswersForEachKeyInTheOrderAsked) {
+  store_->Put("flushed", "f");
+  store_->Put("committed", "c");
+  store_->Put("deleted later", "d");
+  store_->Put(std::string("bin\0key", 7), std::string("v\0", 2));
+  Commit();
+  ASSERT_TRUE(state_->Flush(true).ok());  // some answers come from an SST file
+  store_->Put("in memtable", "m");
+  Commit();
+  store_->Put("committed", "overwritten, buffered");
+  store_->Delete("deleted later");
+  store_->Put("buffered", "b");
+
+  const std::vector<std::string> keys = {"never written",
+                                         "buffered",
+                                         "flushed",
+                                         "committed",
+                                         "deleted later",
+                                         "in memtable",
+                                         std::string("bin\0key", 7),
+                                         "flushed"};
+  const std::vector<std::optional<std::string>> got = store_->MultiGet(keys);
+  ASSERT_EQ(got.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(got[i], store_->Get(keys[i])) << keys[i];
+  EXPECT_EQ(got[0], std::nullopt);
+  EXPECT_EQ(got[1], "b");
+  EXPECT_EQ(got[2], "f");
+  EXPECT_EQ(got[3], "overwritten, buffered");
+  EXPECT_EQ(got[4], std::nullopt);
+  EXPECT_EQ(got[5], "m");
+  EXPECT_EQ(got[6], std::string("v\0", 2));
+  EXPECT_EQ(got[7], "f");
+  EXPECT_TRUE(store_->MultiGet({}).empty());
+}
+
 TEST_F(StateKeyValueStoreTest, AbortDiscardsBufferedWrites) {
   store_->Put("kept", "committed");
   store_->Put("gone", "committed");

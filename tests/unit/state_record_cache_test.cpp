@@ -177,6 +177,22 @@ TEST_F(RecordCacheTaskStateTest, AReadAfterACommitIsAnsweredFromTheCacheWithTheC
   EXPECT_EQ(cache_.stats().hits, hits + 3) << "a committed delete is cached as absent";
 }
 
+TEST_F(RecordCacheTaskStateTest, AMultiGetReadsCachedKeysFromTheCacheAndCachesWhatItRead) {
+  kv().Put("a", "1");
+  kv().Put("b", "2");
+  ASSERT_TRUE(state_->Commit({}).ok());
+  state_.reset();  // reopened, the stores' cached entries are gone: only RocksDB has them
+  state_ = Open();
+  const uint64_t hits = cache_.stats().hits;
+  EXPECT_EQ(kv().MultiGet({"a", "absent", "b"}),
+            (std::vector<std::optional<std::string>>{"1", std::nullopt, "2"}));
+  EXPECT_EQ(cache_.stats().hits, hits);
+  kv().Put("b", "3");
+  EXPECT_EQ(kv().MultiGet({"b", "a"}), (std::vector<std::optional<std::string>>{"3", "1"}))
+      << "a buffered write is read before the cache";
+  EXPECT_EQ(cache_.stats().hits, hits + 1) << "a was cached by the first MultiGet";
+}
+
 TEST_F(RecordCacheTaskStateTest, AbortedAndRolledBackWritesNeverReachTheCache) {
   kv().Put("k", "committed");
   ASSERT_TRUE(state_->Commit({}).ok());
