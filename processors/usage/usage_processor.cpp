@@ -138,21 +138,40 @@ void UsageProcessor::ProcessEvent(const Record& record) {
     CheckAllAlerts(org, settings, record.timestamp_ms, trigger);
     return;
   }
-  // One scan finds the metrics the organization has alert subscriptions on (usually none),
-  // rather than one per metric the event fed.
-  std::set<std::string, std::less<>> subscribed;
-  const std::string prefix = keys::AlertSubscriptionPrefix(org);
-  alerts_->PrefixScan(prefix, [&](std::string_view k, std::string_view) {
-    size_t pos = prefix.size();
-    std::string metric;
-    if (state::ReadLengthPrefixed(k, pos, metric)) subscribed.insert(std::move(metric));
-    return true;
-  });
+  const std::set<std::string, std::less<>> subscribed = SubscribedMetrics(org);
   for (const auto& metric : affected) {
     if (!subscribed.contains(metric)) continue;
     CheckAlerts(org, settings, *o.catalog.FindMetric(metric), e.timestamp_ms, record.timestamp_ms,
                 trigger);
   }
+}
+
+std::set<std::string, std::less<>> UsageProcessor::SubscribedMetrics(const std::string& org) {
+  std::set<std::string, std::less<>> metrics;
+  const std::string key = keys::AlertMetricsKey(org);
+  if (auto index = alerts_->Get(key)) {
+    size_t pos = 0;
+    std::string metric;
+    while (state::ReadLengthPrefixed(*index, pos, metric)) metrics.insert(std::move(metric));
+    return metrics;
+  }
+  // Not indexed yet (an organization first seen, or subscribed before the index existed).
+  const std::string prefix = keys::AlertSubscriptionPrefix(org);
+  alerts_->PrefixScan(prefix, [&](std::string_view k, std::string_view) {
+    size_t pos = prefix.size();
+    std::string metric;
+    if (state::ReadLengthPrefixed(k, pos, metric)) metrics.insert(std::move(metric));
+    return true;
+  });
+  SaveSubscribedMetrics(org, metrics);
+  return metrics;
+}
+
+void UsageProcessor::SaveSubscribedMetrics(const std::string& org,
+                                           const std::set<std::string, std::less<>>& metrics) {
+  std::string index;
+  for (const auto& metric : metrics) state::AppendLengthPrefixed(index, metric);
+  alerts_->Put(keys::AlertMetricsKey(org), index);
 }
 
 namespace {
@@ -448,6 +467,8 @@ UsageProcessor::CommandOutcome UsageProcessor::SubscribeAlerts(const std::string
               {"notificationChannels", channels},
               {"createdAt", FormatTimestamp(now)}};
   alerts_->Put(key, sub.dump());
+  auto metrics = SubscribedMetrics(org);
+  if (metrics.insert(m).second) SaveSubscribedMetrics(org, metrics);
   OrgSettings settings = OrgSettings::Load(*orgs_, org);
   // Usage already past a threshold alerts at once (still once per period).
   CheckAlerts(org, settings, *c.FindMetric(m), now, now,

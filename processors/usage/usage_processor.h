@@ -56,6 +56,13 @@ class UsageProcessor final : public topology::Processor {
   void CheckAlerts(const std::string& org, const OrgSettings& settings,
                    const MetricDefinition& metric, int64_t usage_time, int64_t now,
                    const nlohmann::json& trigger);
+  // The metrics the organization has alert subscriptions on (usually none), from the index
+  // key: one point read per event, which the record cache answers, instead of a scan. An
+  // organization without the index (first seen, or subscribed before it existed) is scanned
+  // once and indexed.
+  std::set<std::string, std::less<>> SubscribedMetrics(const std::string& org);
+  void SaveSubscribedMetrics(const std::string& org,
+                             const std::set<std::string, std::less<>>& metrics);
   void CheckAllAlerts(const std::string& org, const OrgSettings& settings, int64_t now,
                       const nlohmann::json& trigger);
   // Drops buckets of granularity g ending at or before cutoff for one org and metric.

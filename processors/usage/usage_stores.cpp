@@ -153,6 +153,13 @@ std::string AlertSubscriptionKey(std::string_view org, std::string_view metric,
   return k;
 }
 
+std::string AlertMetricsKey(std::string_view org) {
+  std::string k;
+  state::AppendLengthPrefixed(k, org);
+  k.push_back('m');
+  return k;
+}
+
 std::string AlertFiredKey(std::string_view org, std::string_view subscription_id, double threshold,
                           int64_t period_start) {
   std::string k;

@@ -32,6 +32,8 @@ namespace cm::usage {
 // usage-alerts       str org | 's' | str metric | subscriptionId -> JSON subscription
 //                    str org | 'f' | str subscriptionId | time threshold*1000 | time period
 //                        -> alertId (the fired marker: at most one alert per key, ever)
+//                    str org | 'm' -> str metric... (the metrics with subscriptions: an index
+//                        read per event instead of a scan; written on an org's first event)
 // usage-dedup        'e' | str org | eventId -> time eventTime + 8-byte content hash
 //                    'x' | time eventTime | str org | eventId -> "" (expiry index)
 // usage-command-results  topology::CommandResults (results by command id, expiry index)
@@ -80,6 +82,7 @@ std::string AlertSubscriptionPrefix(std::string_view org);
 std::string AlertSubscriptionMetricPrefix(std::string_view org, std::string_view metric);
 std::string AlertSubscriptionKey(std::string_view org, std::string_view metric,
                                  std::string_view subscription_id);
+std::string AlertMetricsKey(std::string_view org);
 std::string AlertFiredKey(std::string_view org, std::string_view subscription_id, double threshold,
                           int64_t period_start);
 

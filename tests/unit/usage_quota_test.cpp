@@ -274,6 +274,52 @@ TEST(UsageQuota, AlertsFireOncePerThresholdAndPeriodAcrossRestarts) {
   EXPECT_NE(alerts[0]["alertId"], a["alertId"]);
 }
 
+// Each event looks the organization's subscribed metrics up in an index key rather than
+// scanning its subscriptions. An organization seen before it subscribed, and one whose state was
+// written before the index existed, must alert all the same.
+TEST(UsageQuota, EventsAlertWhetherTheOrgWasSeenBeforeItSubscribedOrHasNoIndexYet) {
+  UsageHarness h(TinyPlanOptions());
+  auto call = [&](const std::string& org, const std::string& id, int64_t ts) {
+    h.Event(Ev(id, org, "api.call", ts), ts);
+  };
+  const std::string seen = "org-seen-first";
+  h.Command(seen, "usage.set_plan", "plan-seen", {{"plan", "tiny"}}, kNow - kDayMs);
+  for (int i = 0; i < 3; ++i) call(seen, "s" + std::to_string(i), kNow + i);  // 30%: no sub yet
+  ASSERT_EQ(h.Command(seen, "usage.subscribe_alerts", "sub-seen",
+                      {{"metricType", "api_calls"}, {"threshold", 50}}, kNow + 10)["status"],
+            201);
+  EXPECT_TRUE(h.Alerts().empty());
+  call(seen, "s3", kNow + 11);
+  EXPECT_TRUE(h.Alerts().empty());
+  call(seen, "s4", kNow + 12);  // 50%
+  auto alerts = h.Alerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0]["organizationId"], seen);
+  EXPECT_EQ(alerts[0]["triggeredBy"]["eventId"], "s4");
+
+  const std::string legacy = "org-without-index";
+  h.Command(legacy, "usage.set_plan", "plan-legacy", {{"plan", "tiny"}}, kNow - kDayMs);
+  ASSERT_EQ(h.Command(legacy, "usage.subscribe_alerts", "sub-legacy",
+                      {{"metricType", "api_calls"}, {"threshold", 20}}, kNow)["status"],
+            201);
+  // As if written before the index: the subscription is there, its index key is not.
+  state::KeyValueStore* alerts_store =
+      h.driver().TaskFor(kEvents, legacy).state().key_value_store(kAlertsStore);
+  ASSERT_NE(alerts_store, nullptr);
+  ASSERT_TRUE(alerts_store->Get(keys::AlertMetricsKey(legacy)).has_value());
+  alerts_store->Delete(keys::AlertMetricsKey(legacy));
+  h.driver().Commit();
+  call(legacy, "l0", kNow + 1);
+  EXPECT_TRUE(h.Alerts().empty());
+  call(legacy, "l1", kNow + 2);  // 20%
+  alerts = h.Alerts();
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0]["organizationId"], legacy);
+  EXPECT_EQ(alerts[0]["triggeredBy"]["eventId"], "l1");
+  EXPECT_TRUE(alerts_store->Get(keys::AlertMetricsKey(legacy)).has_value())
+      << "the first event rebuilt the index";
+}
+
 TEST(UsageQuota, AlertsOnSubscribeAndPlanChangeAndValidation) {
   UsageHarness h(TinyPlanOptions());
   const std::string org = "org-down";
