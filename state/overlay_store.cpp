@@ -25,19 +25,27 @@ OverlayStore::~OverlayStore() {
   cache_->AddBuffered(-pending_bytes_);
 }
 
-std::optional<std::string> OverlayStore::Get(std::string_view key) const {
-  if (auto it = pending_.find(key); it != pending_.end()) return it->second;
-  if (cache_ != nullptr) {
-    if (const std::optional<std::string>* cached = cache_->Find(cache_id_, key)) return *cached;
-  }
-  rocksdb::PinnableSlice value;
-  const rocksdb::Status s =
-      db_.Get(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), DatabaseKey(key), &value);
-  if (s.IsNotFound()) return std::nullopt;  // not cached: most such keys are written once
-  ThrowIfError(s, "get from store " + name_);
+const std::optional<std::string>* OverlayStore::FindInMemory(std::string_view key) const {
+  if (auto it = pending_.find(key); it != pending_.end()) return &it->second;
+  return cache_ != nullptr ? cache_->Find(cache_id_, key) : nullptr;
+}
+
+std::optional<std::string> OverlayStore::FromDatabase(std::string_view key,
+                                                      const rocksdb::Status& status,
+                                                      const rocksdb::PinnableSlice& value) const {
+  if (status.IsNotFound()) return std::nullopt;  // not cached: most such keys are written once
+  ThrowIfError(status, "get from store " + name_);
   std::string result = value.ToString();
   if (cache_ != nullptr) cache_->Put(cache_id_, key, result);
   return result;
+}
+
+std::optional<std::string> OverlayStore::Get(std::string_view key) const {
+  if (const std::optional<std::string>* found = FindInMemory(key)) return *found;
+  rocksdb::PinnableSlice value;
+  const rocksdb::Status s =
+      db_.Get(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), DatabaseKey(key), &value);
+  return FromDatabase(key, s, value);
 }
 
 std::vector<std::optional<std::string>> OverlayStore::MultiGet(
@@ -45,11 +53,8 @@ std::vector<std::optional<std::string>> OverlayStore::MultiGet(
   std::vector<std::optional<std::string>> out(keys.size());
   std::vector<size_t> unread;  // indexes of the keys RocksDB has to answer
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (auto it = pending_.find(keys[i]); it != pending_.end()) {
-      out[i] = it->second;
-    } else if (const std::optional<std::string>* cached =
-                   cache_ != nullptr ? cache_->Find(cache_id_, keys[i]) : nullptr) {
-      out[i] = *cached;
+    if (const std::optional<std::string>* found = FindInMemory(keys[i])) {
+      out[i] = *found;
     } else {
       unread.push_back(i);
     }
@@ -64,10 +69,7 @@ std::vector<std::optional<std::string>> OverlayStore::MultiGet(
   db_.MultiGet(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), unread.size(), slices.data(),
                values.data(), statuses.data());
   for (size_t j = 0; j < unread.size(); ++j) {
-    if (statuses[j].IsNotFound()) continue;  // not cached, as in Get
-    ThrowIfError(statuses[j], "multi-get from store " + name_);
-    std::string& value = out[unread[j]].emplace(values[j].ToString());
-    if (cache_ != nullptr) cache_->Put(cache_id_, keys[unread[j]], value);
+    out[unread[j]] = FromDatabase(keys[unread[j]], statuses[j], values[j]);
   }
   return out;
 }

@@ -13,6 +13,8 @@
 
 namespace rocksdb {
 class DB;
+class PinnableSlice;
+class Status;
 class WriteBatch;
 }  // namespace rocksdb
 
@@ -76,6 +78,11 @@ class OverlayStore {
 
  private:
   void Write(std::string_view key, std::optional<std::string_view> value);
+  // The overlay's entry for key, else the cache's; null when only RocksDB can answer.
+  const std::optional<std::string>* FindInMemory(std::string_view key) const;
+  // What RocksDB answered for key, cached when found; throws StoreFailure on an I/O error.
+  std::optional<std::string> FromDatabase(std::string_view key, const rocksdb::Status& status,
+                                          const rocksdb::PinnableSlice& value) const;
   static int64_t Charge(std::string_view key, const std::optional<std::string>& value) {
     return static_cast<int64_t>(RecordCache::Charge(key, value));
   }
