@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <exception>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -215,6 +216,15 @@ void StreamTask::PunctuateWallClock(int64_t wall_clock_ms) {
     p.next_ms += steps * p.interval.count();
     RunPunctuator(Punctuator(p.punctuator), p.node, wall_clock_ms);
   }
+}
+
+int64_t StreamTask::NextWallClockPunctuation() const {
+  int64_t next = std::numeric_limits<int64_t>::max();
+  if (!initialized_) return next;
+  for (const Punctuation& p : punctuations_) {
+    if (p.type == PunctuationType::kWallClockTime) next = std::min(next, p.next_ms);
+  }
+  return next;
 }
 
 void StreamTask::RunPunctuator(const Punctuator& punctuator, const std::string& node,

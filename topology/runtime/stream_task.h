@@ -56,6 +56,8 @@ class StreamTask {
   void Process(const Record& record);
   // Fires wall-clock punctuators that are due.
   void PunctuateWallClock(int64_t wall_clock_ms);
+  // When PunctuateWallClock has a punctuator to fire next (INT64_MAX: none scheduled).
+  int64_t NextWallClockPunctuation() const;
   void Close();
 
   const TaskId& id() const { return id_; }

@@ -51,6 +51,9 @@ class StreamThread::Impl final {
   // Throws (through ThreadFailure::Fatal): never called inside a librdkafka callback.
   void FailTask(const TaskRuntime& rt, const state::StoreFailure& e);
   void RefreshStatus();
+  // How long the first poll of a loop may wait for records: until the next commit or
+  // wall-clock punctuation is due, at most kMaxPollWaitMs.
+  int PollWaitMs(int64_t now_ms) const;
 
   const Topology& topology_;
   const StreamsConfig& config_;
@@ -247,6 +250,17 @@ void StreamThread::Impl::RefreshStatus() {
   status_ = std::move(s);
 }
 
+int StreamThread::Impl::PollWaitMs(int64_t now_ms) const {
+  // Waiting longer than a punctuator's interval would stretch the interval to the wait: a
+  // 10 ms punctuator behind a 50 ms poll fires every 50 ms.
+  constexpr int64_t kMaxPollWaitMs = 50;
+  int64_t wait = std::min<int64_t>(kMaxPollWaitMs, committer_->UntilCommitDue().count());
+  for (const auto& [id, rt] : tasks_->tasks()) {
+    if (rt.running) wait = std::min(wait, rt.task->NextWallClockPunctuation() - now_ms);
+  }
+  return static_cast<int>(std::max<int64_t>(0, wait));
+}
+
 void StreamThread::Impl::Run() {
   std::vector<std::string> subscription;
   for (const auto& sub : topology_.subtopologies())
@@ -263,10 +277,10 @@ void StreamThread::Impl::Run() {
   while (!stop_.load(std::memory_order_relaxed)) {
     bool restoring = tasks_->AnyRestoring();
     if (restoring) reader_->RestoreStep();
+    const int wait_ms = restoring ? 0 : PollWaitMs(WallClockMs());
     // Drain what is fetched, up to a bound, then look after commits and punctuation.
     for (int i = 0; i < 10'000; ++i) {
-      rd_kafka_message_t* m =
-          rd_kafka_consumer_poll(consumer_.get(), i == 0 && !restoring ? 50 : 0);
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), i == 0 ? wait_ms : 0);
       failure_.RaiseDeferred();
       if (m == nullptr) break;
       ProcessMessage(m);

@@ -33,6 +33,11 @@ bool TaskCommitter::CommitDue() const {
   return elapsed >= config_.commit_interval || too_much;
 }
 
+std::chrono::milliseconds TaskCommitter::UntilCommitDue() const {
+  auto left = config_.commit_interval - (std::chrono::steady_clock::now() - last_commit_);
+  return std::max(std::chrono::milliseconds(0), std::chrono::ceil<std::chrono::milliseconds>(left));
+}
+
 void TaskCommitter::Publish(const std::vector<SealedOutputs>& seals) {
   std::vector<std::map<std::pair<std::string, int32_t>, DeliveryRange>> delivered(seals.size());
   for (size_t s = 0; s < seals.size(); ++s) {

@@ -45,6 +45,8 @@ class TaskCommitter {
   void RecordProcessed() { ++records_since_commit_; }
   // The commit interval has passed since the last commit, or commit_max_pending records wait.
   bool CommitDue() const;
+  // How long until the commit interval has passed (zero once it has).
+  std::chrono::milliseconds UntilCommitDue() const;
 
   // Commits every running task with something to commit. False if the commit did not happen:
   // then its tasks have been aborted (AbortAll), or the thread failed.
