@@ -78,6 +78,8 @@ void RocksDbTimerStore::ScanDue(const std::function<bool(Timer timer)>& visit) {
 std::vector<Timer> RocksDbTimerStore::PopDue(int64_t now_ms, size_t max_count) {
   std::vector<Timer> due;
   if (max_count == 0) return due;
+  // Nothing is below the low-water mark: no iterator needed (punctuators ask every few ms).
+  if (low_water_generation_ == store_.generation() && now_ms < low_water_) return due;
   // After the scan, no live entry is below the first one left: the first not yet due, or the
   // last popped (others may share its due time), or none at all.
   int64_t low = std::numeric_limits<int64_t>::max();

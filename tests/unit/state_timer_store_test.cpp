@@ -187,6 +187,8 @@ TEST_F(StateTimerStoreTest, TimersBelowWhatWasPoppedAreStillFound) {
   EXPECT_EQ(timers_->NextDue(), std::nullopt);
   timers_->Schedule("late", 7, "");
   EXPECT_EQ(timers_->NextDue(), 7);
+  EXPECT_EQ(Pop(6), Fired{});  // before anything is due: answered without a scan
+  EXPECT_EQ(Pop(7), (Fired{{"late", 7, ""}}));
 }
 
 }  // namespace

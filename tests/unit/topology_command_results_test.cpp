@@ -85,5 +85,18 @@ TEST_F(CommandResultsTest, ExpiresOldestFirstAndOnlyBeforeTheCutoff) {
   EXPECT_TRUE(results.Applied("a"));
 }
 
+// Punctuators call ExpireBefore every few milliseconds: the store is looked at again only once
+// the cutoff has moved a step, so a result outlives its retention by less than that step.
+TEST_F(CommandResultsTest, LooksAgainOnlyOnceTheCutoffHasMovedAStep) {
+  CommandResults results(*store_);
+  EXPECT_EQ(results.ExpireBefore(10'000), 0u);
+  results.Record({"late", "x.do", "o", 200, {}, std::nullopt, 10'000});
+  EXPECT_EQ(results.ExpireBefore(10'001), 0u) << "within the step of the last look";
+  EXPECT_TRUE(results.Applied("late"));
+  EXPECT_EQ(results.ExpireBefore(10'000 + CommandResults::kExpiryStepMs - 1), 0u);
+  EXPECT_EQ(results.ExpireBefore(10'000 + CommandResults::kExpiryStepMs), 1u);
+  EXPECT_FALSE(results.Applied("late"));
+}
+
 }  // namespace
 }  // namespace cm::topology

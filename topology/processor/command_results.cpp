@@ -58,6 +58,10 @@ void CommandResults::Record(const Outcome& o) {
 }
 
 size_t CommandResults::ExpireBefore(int64_t cutoff_ms, size_t max) {
+  // A scan is a RocksDB iterator; results live for days, so a second's delay costs nothing.
+  if (last_cutoff_ms_ && cutoff_ms >= *last_cutoff_ms_ &&
+      cutoff_ms - *last_cutoff_ms_ < kExpiryStepMs)
+    return 0;
   std::string begin(1, kExpiryTag);
   std::string end = begin;
   state::AppendOrderedInt64(end, cutoff_ms);
@@ -70,6 +74,7 @@ size_t CommandResults::ExpireBefore(int64_t cutoff_ms, size_t max) {
     store_.Delete(ResultKey(std::string_view(k).substr(1 + 8)));
     store_.Delete(k);
   }
+  last_cutoff_ms_ = doomed.size() < max ? std::optional(cutoff_ms) : std::nullopt;
   return doomed.size();
 }
 

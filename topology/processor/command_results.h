@@ -44,11 +44,17 @@ class CommandResults {
   };
   void Record(const Outcome& outcome);
 
-  // Deletes up to `max` results applied before `cutoff_ms`; returns how many.
+  // Deletes up to `max` results applied before `cutoff_ms`; returns how many. Punctuators call
+  // it every few milliseconds: it looks at the store again only once the cutoff has moved
+  // kExpiryStepMs since its last look (or that look stopped at `max`), so a result may outlive
+  // its retention by up to that step.
   size_t ExpireBefore(int64_t cutoff_ms, size_t max = 1000);
+
+  static constexpr int64_t kExpiryStepMs = 1000;
 
  private:
   state::KeyValueStore& store_;
+  std::optional<int64_t> last_cutoff_ms_;  // of the last look that did not stop at `max`
 };
 
 }  // namespace cm::topology
