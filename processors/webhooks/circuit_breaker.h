@@ -21,6 +21,7 @@ class CircuitBreaker {
   static std::string_view StateName(State state);
 
   CircuitBreaker() = default;
+  bool operator==(const CircuitBreaker&) const = default;
   static CircuitBreaker FromJson(const nlohmann::json& j);
   nlohmann::json ToJson() const;
   // The seeds' CircuitState: webhookId, state, failureCount, successCount, lastFailure,

@@ -298,15 +298,29 @@ WebhooksProcessor::Outcome WebhooksProcessor::ResetCircuit(const Command& c) {
 // --- store helpers ----------------------------------------------------------------------------
 
 std::optional<json> WebhooksProcessor::LoadEndpoint(const std::string& org, const std::string& id) {
-  auto v = endpoints_->Get(keys::Endpoint(org, id));
+  // At most this many parsed endpoints are kept (a task serves up to max_webhooks_per_org per
+  // organization, and the busy ones come back at once).
+  constexpr size_t kMaxParsedEndpoints = 1024;
+  std::string key = keys::Endpoint(org, id);
+  auto v = endpoints_->Get(key);
   if (!v) return std::nullopt;
+  if (auto it = parsed_endpoints_.find(key);
+      it != parsed_endpoints_.end() && it->second.first == *v)
+    return it->second.second;
   auto j = json::parse(*v, nullptr, false);
   if (j.is_discarded()) return std::nullopt;
+  if (parsed_endpoints_.size() >= kMaxParsedEndpoints) parsed_endpoints_.clear();
+  parsed_endpoints_.insert_or_assign(std::move(key), std::pair(std::move(*v), j));
   return j;
 }
 
 void WebhooksProcessor::SaveEndpoint(const json& e) {
-  endpoints_->Put(keys::Endpoint(e.value("organizationId", ""), e.value("id", "")), e.dump());
+  std::string key = keys::Endpoint(e.value("organizationId", ""), e.value("id", ""));
+  std::string value = e.dump();
+  endpoints_->Put(key, value);
+  // The next load finds what was just written without parsing it again.
+  if (auto it = parsed_endpoints_.find(key); it != parsed_endpoints_.end())
+    it->second = {std::move(value), e};
 }
 
 std::optional<json> WebhooksProcessor::LoadDelivery(const std::string& org, const std::string& id) {

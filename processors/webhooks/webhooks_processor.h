@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -124,6 +125,11 @@ class WebhooksProcessor final : public topology::Processor {
   std::optional<topology::CommandResults> results_;
   std::map<std::string, std::deque<std::string>> parked_;  // webhook id -> delivery ids
   std::unordered_set<std::string> parked_ids_;
+  // Endpoints as last parsed, by store key, with the bytes they were parsed from: every
+  // dispatch and outcome loads its endpoint, and a parse costs more than comparing the bytes.
+  // Entries are used only while the stored bytes are equal, so undone or restored writes are
+  // never answered from here.
+  std::unordered_map<std::string, std::pair<std::string, nlohmann::json>> parsed_endpoints_;
 };
 
 }  // namespace cm::webhooks

@@ -232,7 +232,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     return;
   }
   CircuitBreaker circuit = CircuitBreaker::FromJson(endpoint->value("circuit", json()));
-  const auto before = circuit.ToJson();
+  const CircuitBreaker before = circuit;
   auto admission = circuit.Admit(options_->circuit, delivery_id, now);
   if (!admission.send) {
     ++options_->counters->deferred_circuit;
@@ -275,7 +275,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     case WebhookSender::Handover::kStopped:
       // Not sent: the probe slot (if this took it) goes back, and the delivery asks again.
       circuit.Release(delivery_id);
-      if (circuit.ToJson() != before) {
+      if (circuit != before) {
         (*endpoint)["circuit"] = circuit.ToJson();
         SaveEndpoint(*endpoint);
       }
@@ -287,7 +287,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
       }
       return;
   }
-  if (circuit.ToJson() != before) {
+  if (circuit != before) {
     (*endpoint)["circuit"] = circuit.ToJson();
     SaveEndpoint(*endpoint);
   }
