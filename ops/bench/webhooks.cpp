@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -65,6 +66,16 @@ class Sink {
     // of 5 makes every client reconnect constantly, and its listen backlog of 5 then drops
     // SYNs (1 s retransmits, resets), which measures the sink, not the client.
     server_.set_keep_alive_max_count(100000);
+    // httplib 0.11 listens with a backlog of 5: a burst of new connections (the engine's
+    // senders opening their connections at once) overflows the accept queue, and the kernel
+    // resets some of them after the request went out, which the engine rightly counts as
+    // failed attempts (and five in a row open the endpoint's circuit). Production receivers
+    // listen with a large backlog (nginx: 511), so the sink does too, on the socket httplib made.
+    server_.set_socket_options([this](int fd) {
+      int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      listen_fd_ = fd;
+    });
     server_.Post(R"(/s/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
       const int n = std::stoi(req.matches[1]);
       if (n >= 0 && n < kPaths) counts_[n].fetch_add(1, std::memory_order_relaxed);
@@ -79,6 +90,7 @@ class Sink {
       res.set_content("ok", "text/plain");
     });
     if (!server_.bind_to_port("127.0.0.1", port_)) Die("the sink cannot listen");
+    if (::listen(listen_fd_, SOMAXCONN) != 0) Die("the sink cannot raise its listen backlog");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -97,6 +109,7 @@ class Sink {
 
  private:
   int port_;
+  int listen_fd_ = -1;
   httplib::Server server_;
   std::thread thread_;
   std::atomic<uint64_t> counts_[kPaths] = {};
@@ -214,12 +227,33 @@ int64_t Successful(httplib::Client& c, const std::string& webhook) {
   return j["stats"].value("successfulDeliveries", int64_t{0});
 }
 
+// The healthy endpoints' failed attempts ({class: count}, from GET /v1/webhooks/{id}/health):
+// a loopback sink that always answers 200 should see none, and each one is retried later.
+std::map<std::string, int64_t> FailedAttempts(httplib::Client& c,
+                                              const std::vector<std::string>& webhooks) {
+  std::map<std::string, int64_t> failed;
+  for (const auto& w : webhooks) {
+    auto r = c.Get(("/v1/webhooks/" + w + "/health").c_str());
+    json j = r && r->status == 200 ? json::parse(r->body, nullptr, false) : json();
+    if (!j.is_object()) Die("GET /v1/webhooks/" + w + "/health failed");
+    for (const auto& e : j.value("errorBreakdown", json::array()))
+      failed[e.value("errorClass", "?")] += e.value("count", int64_t{0});
+  }
+  return failed;
+}
+
 struct RunResult {
   double enqueue_seconds = 0;  // first enqueue until every event was accepted
   double sink_seconds = 0;     // first enqueue until the sink had every healthy delivery
   double total_seconds = 0;    // ... and the endpoints' stats counted them all
   uint64_t delivered = 0;
   uint64_t retries = 0;
+  std::map<std::string, int64_t> failed;  // the healthy endpoints' failed attempts by class
+  int64_t Failed() const {
+    int64_t n = 0;
+    for (const auto& [error_class, count] : failed) n += count;
+    return n;
+  }
   double Rate() const { return total_seconds > 0 ? delivered / total_seconds : 0; }
 };
 
@@ -325,6 +359,10 @@ RunResult Deliver(const Options& o, const Instance& in, Sink& sink, int& next_pa
   if (down) down->Stop();
   r.delivered = received();
   r.retries = retries.load();
+  r.failed = FailedAttempts(*admin, healthy);
+  for (const auto& [error_class, count] : r.failed)
+    Say("bench: %s: %lld failed attempts to healthy endpoints: %s\n", org.c_str(),
+        static_cast<long long>(count), error_class.c_str());
   return r;
 }
 
@@ -414,8 +452,10 @@ int main(int argc, char** argv) {
                  {"sink all s", "%.1f"},
                  {"applied all s", "%.1f"},
                  {"events/s in", "%.0f"},
+                 {"failed attempts", "%.0f"},
                  {"direct deliveries/s", "%.0f"},
                  {"direct ratio", "%.3f"},
+                 {"direct failed", "%.0f"},
                  {"with down: deliveries/s", "%.0f"},
                  {"with down / without", "%.3f"}});
     for (int run = 1; run <= o.runs; ++run) {
@@ -437,8 +477,9 @@ int main(int argc, char** argv) {
       table.Add(
           "run " + std::to_string(run),
           {r.Rate(), wrk, wrk > 0 ? r.Rate() / wrk : 0, r.enqueue_seconds, r.sink_seconds,
-           r.total_seconds, r.enqueue_seconds > 0 ? o.events / r.enqueue_seconds : 0, k.Rate(),
-           wrk > 0 ? k.Rate() / wrk : 0, d.Rate(), r.Rate() > 0 ? d.Rate() / r.Rate() : 0});
+           r.total_seconds, r.enqueue_seconds > 0 ? o.events / r.enqueue_seconds : 0,
+           static_cast<double>(r.Failed()), k.Rate(), wrk > 0 ? k.Rate() / wrk : 0,
+           static_cast<double>(k.Failed()), d.Rate(), r.Rate() > 0 ? d.Rate() / r.Rate() : 0});
     }
     table.AddMedian();
     table.Print(stdout);
