@@ -32,7 +32,9 @@ class RocksDbTimerStore final : public TimerStore {
   OverlayStore& store_;
   // No live due entry is below this while the store's generation is low_water_generation_:
   // scans start here instead of stepping over the tombstones of every timer popped since the
-  // last compaction.
+  // last compaction, and PopDue before it needs no scan. This holds because this class is the
+  // only writer of its overlay (Schedule lowers it; undo, abort and restore bump the
+  // generation).
   int64_t low_water_ = std::numeric_limits<int64_t>::min();
   uint64_t low_water_generation_ = 0;
 };

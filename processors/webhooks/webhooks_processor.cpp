@@ -318,7 +318,9 @@ void WebhooksProcessor::SaveEndpoint(const json& e) {
   std::string key = keys::Endpoint(e.value("organizationId", ""), e.value("id", ""));
   std::string value = e.dump();
   endpoints_->Put(key, value);
-  // The next load finds what was just written without parsing it again.
+  // The next load finds what was just written without parsing it again. `e` is what parsing
+  // `value` gives back, but for number kinds (a non-negative integer parses as unsigned), which
+  // compare, dump and read as integers alike.
   if (auto it = parsed_endpoints_.find(key); it != parsed_endpoints_.end())
     it->second = {std::move(value), e};
 }

@@ -59,8 +59,10 @@ void CommandResults::Record(const Outcome& o) {
 
 size_t CommandResults::ExpireBefore(int64_t cutoff_ms, size_t max) {
   // A scan is a RocksDB iterator; results live for days, so a second's delay costs nothing.
+  // Unsigned, so cutoffs far apart cannot overflow the difference.
   if (last_cutoff_ms_ && cutoff_ms >= *last_cutoff_ms_ &&
-      cutoff_ms - *last_cutoff_ms_ < kExpiryStepMs)
+      static_cast<uint64_t>(cutoff_ms) - static_cast<uint64_t>(*last_cutoff_ms_) <
+          static_cast<uint64_t>(kExpiryStepMs))
     return 0;
   std::string begin(1, kExpiryTag);
   std::string end = begin;

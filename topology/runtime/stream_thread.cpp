@@ -254,7 +254,12 @@ int StreamThread::Impl::PollWaitMs(int64_t now_ms) const {
   // Waiting longer than a punctuator's interval would stretch the interval to the wait: a
   // 10 ms punctuator behind a 50 ms poll fires every 50 ms.
   constexpr int64_t kMaxPollWaitMs = 50;
-  int64_t wait = std::min<int64_t>(kMaxPollWaitMs, committer_->UntilCommitDue().count());
+  int64_t wait = kMaxPollWaitMs;
+  // Only records make a commit worth waking for: with none, a short (or zero) commit interval
+  // would turn an idle loop into a spin. Punctuators' own writes are committed within
+  // kMaxPollWaitMs, as before.
+  if (committer_->ProcessedSinceCommit())
+    wait = std::min<int64_t>(wait, committer_->UntilCommitDue().count());
   for (const auto& [id, rt] : tasks_->tasks()) {
     if (rt.running) wait = std::min(wait, rt.task->NextWallClockPunctuation() - now_ms);
   }

@@ -47,6 +47,8 @@ class TaskCommitter {
   bool CommitDue() const;
   // How long until the commit interval has passed (zero once it has).
   std::chrono::milliseconds UntilCommitDue() const;
+  // Whether records were processed since the last commit (they make a commit worth waking for).
+  bool ProcessedSinceCommit() const { return records_since_commit_ > 0; }
 
   // Commits every running task with something to commit. False if the commit did not happen:
   // then its tasks have been aborted (AbortAll), or the thread failed.
