@@ -51,8 +51,8 @@ class StreamThread::Impl final {
   // Throws (through ThreadFailure::Fatal): never called inside a librdkafka callback.
   void FailTask(const TaskRuntime& rt, const state::StoreFailure& e);
   void RefreshStatus();
-  // How long the first poll of a loop may wait for records: until the next commit or
-  // wall-clock punctuation is due, at most kMaxPollWaitMs.
+  // How long the first poll of a loop may wait for records: until the next wall-clock
+  // punctuation is due, or the next commit once records were processed; at most kMaxPollWaitMs.
   int PollWaitMs(int64_t now_ms) const;
 
   const Topology& topology_;

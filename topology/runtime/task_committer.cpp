@@ -28,9 +28,7 @@ TaskCommitter::TaskCommitter(const Topology& topology, const StreamsConfig& conf
       failure_(failure) {}
 
 bool TaskCommitter::CommitDue() const {
-  auto elapsed = std::chrono::steady_clock::now() - last_commit_;
-  bool too_much = records_since_commit_ >= config_.commit_max_pending;
-  return elapsed >= config_.commit_interval || too_much;
+  return UntilCommitDue().count() == 0 || records_since_commit_ >= config_.commit_max_pending;
 }
 
 std::chrono::milliseconds TaskCommitter::UntilCommitDue() const {
