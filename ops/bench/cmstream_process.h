@@ -21,22 +21,12 @@
 #include <vector>
 
 #include "bench_common.h"
+#include "tests/support/free_port.h"
 #include "tests/support/spawn_logged.h"
 
 namespace cm::bench {
 
-// A loopback port nobody listens on now.
-inline int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+using cm::testing::FreePort;
 
 // Forks `argv` with `env` (empty: this process's), its output appended to `log`; the child
 // dies with the benchmark, also when it stops on an error (Die exits at once).

@@ -28,6 +28,7 @@
 
 #include "bench_common.h"
 #include "cmstream_process.h"
+#include "tests/support/http_listen.h"
 
 using namespace cm::bench;
 using nlohmann::json;
@@ -66,16 +67,6 @@ class Sink {
     // of 5 makes every client reconnect constantly, and its listen backlog of 5 then drops
     // SYNs (1 s retransmits, resets), which measures the sink, not the client.
     server_.set_keep_alive_max_count(100000);
-    // httplib 0.11 listens with a backlog of 5: a burst of new connections (the engine's
-    // senders opening their connections at once) overflows the accept queue, and the kernel
-    // resets some of them after the request went out, which the engine rightly counts as
-    // failed attempts (and five in a row open the endpoint's circuit). Production receivers
-    // listen with a large backlog (nginx: 511), so the sink does too, on the socket httplib made.
-    server_.set_socket_options([this](int fd) {
-      int one = 1;
-      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      listen_fd_ = fd;
-    });
     server_.Post(R"(/s/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
       const int n = std::stoi(req.matches[1]);
       if (n >= 0 && n < kPaths) counts_[n].fetch_add(1, std::memory_order_relaxed);
@@ -89,8 +80,8 @@ class Sink {
       res.status = 200;
       res.set_content("ok", "text/plain");
     });
-    if (!server_.bind_to_port("127.0.0.1", port_)) Die("the sink cannot listen");
-    if (::listen(listen_fd_, SOMAXCONN) != 0) Die("the sink cannot raise its listen backlog");
+    if (cm::testing::BindWithFullBacklog(server_, "127.0.0.1", port_) != port_)
+      Die("the sink cannot listen");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -109,7 +100,6 @@ class Sink {
 
  private:
   int port_;
-  int listen_fd_ = -1;
   httplib::Server server_;
   std::thread thread_;
   std::atomic<uint64_t> counts_[kPaths] = {};

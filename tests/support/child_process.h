@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "free_port.h"
 #include "spawn_logged.h"
 #include "test_credentials.h"
 
@@ -108,20 +109,6 @@ inline bool WaitFor(const std::function<bool()>& condition, std::chrono::millise
     std::this_thread::sleep_for(every);
   }
   return condition();
-}
-
-// A TCP port that was free a moment ago (the kernel picks it).
-inline int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // The cmstream binary of this build (tests link against the same tree).

@@ -45,6 +45,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/http_listen.h"
+
 namespace cm::testing {
 
 class WebhookSink {
@@ -156,7 +158,7 @@ class WebhookSink {
     server_->Get(".*", handler);
     server_->Delete(".*", handler);
     server_->Patch(".*", handler);
-    port_ = server_->bind_to_any_port("127.0.0.1");
+    port_ = BindWithFullBacklog(*server_, "127.0.0.1");
     if (port_ <= 0) throw std::runtime_error("the sink cannot listen");
     listener_ = std::thread([this] { server_->listen_after_bind(); });
     // stop() before listen_after_bind has started would not end it.
