@@ -1,12 +1,14 @@
 #include "processors/webhooks/webhooks_processor.h"
 
 #include <chrono>
+#include <map>
 
 #include "processors/webhooks/circuit_breaker.h"
 #include "processors/webhooks/webhook_sender.h"
 #include "processors/webhooks/webhook_views.h"
 #include "processors/webhooks/webhooks_commands.h"
 #include "processors/webhooks/webhooks_stores.h"
+#include "state/key_codec.h"
 #include "topology/common/entity_id.h"
 #include "topology/common/json.h"
 #include "topology/common/timestamp.h"
@@ -113,10 +115,7 @@ WebhooksProcessor::Outcome WebhooksProcessor::Register(const Command& c) {
     return {400, ErrorBody("validation_error", "webhookId is not a webhook id of this organization",
                            {{"field", "webhookId"}})};
   if (LoadEndpoint(c.org, id)) return {409, ErrorBody("conflict", "the webhook exists")};
-  size_t count = 0;
-  endpoints_->PrefixScan(keys::EndpointsOf(c.org), [&](std::string_view, std::string_view) {
-    return ++count < options_->max_webhooks_per_org;
-  });
+  const uint64_t count = EndpointCount(c.org);
   if (count >= options_->max_webhooks_per_org)
     return {429, ErrorBody("quota_exceeded",
                            "an organization has at most " +
@@ -147,6 +146,7 @@ WebhooksProcessor::Outcome WebhooksProcessor::Register(const Command& c) {
       {"responseTimeSumMs", 0},
       {"circuit", CircuitBreaker().ToJson()}};
   SaveEndpoint(endpoint);
+  SaveEndpointCount(c.org, count + 1);
   json body = WebhookView(endpoint);
   body["secret"] = f["secret"];  // shown this once
   return {201, body};
@@ -226,7 +226,9 @@ WebhooksProcessor::Outcome WebhooksProcessor::Delete(const Command& c) {
     return true;
   });
   for (const auto& key : hours) health_->Delete(key);
+  const uint64_t count = EndpointCount(c.org);  // before the delete, which a recount would miss
   endpoints_->Delete(keys::Endpoint(c.org, id));
+  SaveEndpointCount(c.org, count - 1);
   return {200, {{"deleted", true}, {"cancelledDeliveries", cancelled}}};
 }
 
@@ -323,6 +325,33 @@ void WebhooksProcessor::SaveEndpoint(const json& e) {
   // compare, dump and read as integers alike.
   if (auto it = parsed_endpoints_.find(key); it != parsed_endpoints_.end())
     it->second = {std::move(value), e};
+}
+
+uint64_t WebhooksProcessor::EndpointCount(const std::string& org) {
+  if (auto v = endpoints_->Get(keys::EndpointCount(org)); v && v->size() == sizeof(uint64_t))
+    return state::ReadUint64(*v);
+  if (endpoints_->Get(keys::EndpointCountsComplete())) return 0;
+  // Read from the store each time rather than remembered: a record whose processing fails
+  // takes these writes back with the rest of its writes.
+  std::map<std::string, uint64_t, std::less<>> counts;
+  endpoints_->PrefixScan(keys::AllEndpoints(), [&](std::string_view key, std::string_view) {
+    if (auto fields = state::ParseTaggedKey(key, 'w', 2)) ++counts[(*fields)[0]];
+    return true;
+  });
+  for (const auto& [o, n] : counts) SaveEndpointCount(o, n);
+  endpoints_->Put(keys::EndpointCountsComplete(), "");
+  auto it = counts.find(org);
+  return it == counts.end() ? 0 : it->second;
+}
+
+void WebhooksProcessor::SaveEndpointCount(const std::string& org, uint64_t count) {
+  if (count == 0) {
+    endpoints_->Delete(keys::EndpointCount(org));
+    return;
+  }
+  std::string value;
+  state::AppendUint64(value, count);
+  endpoints_->Put(keys::EndpointCount(org), value);
 }
 
 std::optional<json> WebhooksProcessor::LoadDelivery(const std::string& org, const std::string& id) {

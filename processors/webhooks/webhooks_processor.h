@@ -108,6 +108,11 @@ class WebhooksProcessor final : public topology::Processor {
 
   std::optional<nlohmann::json> LoadEndpoint(const std::string& org, const std::string& id);
   void SaveEndpoint(const nlohmann::json& endpoint);
+  // How many endpoints the organization has, from its count key. State written before the
+  // counts existed has none of them: every organization's endpoints are counted by one scan of
+  // the task's endpoints, and the counts saved, the first time.
+  uint64_t EndpointCount(const std::string& org);
+  void SaveEndpointCount(const std::string& org, uint64_t count);
   std::optional<nlohmann::json> LoadDelivery(const std::string& org, const std::string& id);
   void SaveDelivery(const nlohmann::json& delivery);
   // Marks a pending or in-flight delivery cancelled; false when it had finished.

@@ -47,7 +47,8 @@ std::string ErrorClass(const DeliveryResponse& r) {
 }  // namespace
 
 void WebhooksProcessor::ProcessEvent(const Record& record) {
-  // Most organizations have no endpoint: one seek decides, before the event is parsed.
+  // Most organizations have no endpoint: one point read decides, before the event is parsed.
+  if (EndpointCount(record.key) == 0) return;
   const std::vector<json> endpoints = Endpoints(record.key);
   if (endpoints.empty()) return;
   auto parsed = topology::ParseJson(record.value, static_cast<int>(options_->max_json_depth));

@@ -17,6 +17,11 @@ namespace cm::webhooks {
 //
 // webhooks-endpoints   'w' str org str webhookId        -> endpoint JSON: the seeds' Webhook
 //                      fields, the signing secrets, stats, the circuit (circuit_breaker.h)
+//                      'n' str org                      -> uint64: how many 'w' keys org has,
+//                      absent when none (an event for an organization without endpoints costs
+//                      point reads, not a scan)
+//                      'v'                              -> "": the 'n' keys are complete (state
+//                      from before them is counted once)
 // webhooks-deliveries  'd' str org str deliveryId       -> delivery JSON: the seeds' Delivery
 //                      fields, every attempt, the lease of the attempt in flight
 //                      'e' str org str eventId          -> event JSON: type, time, the body
@@ -51,6 +56,9 @@ namespace keys {
 
 std::string Endpoint(std::string_view org, std::string_view webhook);
 std::string EndpointsOf(std::string_view org);
+std::string AllEndpoints();
+std::string EndpointCount(std::string_view org);
+std::string EndpointCountsComplete();
 std::string Delivery(std::string_view org, std::string_view delivery);
 std::string Event(std::string_view org, std::string_view event);
 std::string History(std::string_view org, std::string_view webhook, int64_t created_ms,

@@ -8,9 +8,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "child_process.h"
 #include "processors/webhooks/webhook_signature.h"
+#include "state/key_codec.h"
 #include "webhooks_test_support.h"
 
 namespace cm::webhooks::testing {
@@ -119,6 +121,52 @@ TEST(WebhooksFanOutTest, EventsReachEveryMatchingActiveEndpointOnce) {
   EXPECT_EQ((*status)["summary"][all["id"].get<std::string>()]["status"], "succeeded");
   (void)teams;
   (void)off;
+}
+
+// An event first reads how many endpoints its organization has (a point read, not a scan).
+// State written before those counts existed is counted once, so its endpoints still receive.
+TEST(WebhooksFanOutTest, EndpointCountsFollowRegisterAndDeleteAndAreBuiltForOlderState) {
+  WebhooksHarness h(WebhooksOptions{}, 1);  // one partition: both organizations in one task
+  json first = h.Register(kOrg);
+  json second = h.Register(kOrg);
+  h.Register("org-b");
+  state::KeyValueStore* endpoints =
+      h.driver().TaskFor(kCommands, kOrg).state().key_value_store(kEndpointsStore);
+  ASSERT_NE(endpoints, nullptr);
+  const auto count = [&](const std::string& org) -> std::optional<uint64_t> {
+    auto v = endpoints->Get(keys::EndpointCount(org));
+    if (!v) return std::nullopt;
+    return state::ReadUint64(*v);
+  };
+  EXPECT_EQ(count(kOrg), 2u);
+  EXPECT_EQ(count("org-b"), 1u);
+  // As state from before the counts: no count keys and no mark that they are complete.
+  for (const char* org : {kOrg, "org-b"}) endpoints->Delete(keys::EndpointCount(org));
+  endpoints->Delete(keys::EndpointCountsComplete());
+  h.driver().Commit();
+
+  h.Event(kOrg, "evt-1");
+  h.Tick(2);
+  EXPECT_EQ(h.Requests().size(), 2u);
+  EXPECT_EQ(count(kOrg), 2u);
+  EXPECT_EQ(count("org-b"), 1u);  // counted in the same pass
+
+  ASSERT_EQ(h.Send(kOrg, kDelete, {{"webhookId", first["id"]}}).value("status", 0), 200);
+  EXPECT_EQ(count(kOrg), 1u);
+  h.Event(kOrg, "evt-2");
+  h.Tick(1);
+  EXPECT_EQ(h.Requests().size(), 3u);
+  ASSERT_EQ(h.Send(kOrg, kDelete, {{"webhookId", second["id"]}}).value("status", 0), 200);
+  EXPECT_EQ(count(kOrg), std::nullopt);
+  h.Event(kOrg, "evt-3");
+  h.Tick(0, 10'000);
+  EXPECT_EQ(h.Requests().size(), 3u);
+
+  h.Register(kOrg);
+  EXPECT_EQ(count(kOrg), 1u);
+  h.Event(kOrg, "evt-4");
+  h.Tick(1);
+  EXPECT_EQ(h.Requests().size(), 4u);
 }
 
 TEST(WebhooksFanOutTest, TeamEventsAndQuotaAlertsArriveAsWebhooks) {
