@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "deadline_scale.h"
 #include "free_port.h"
 #include "spawn_logged.h"
 #include "test_credentials.h"
@@ -91,14 +92,6 @@ class ChildProcess {
   std::string log_path_;
   pid_t pid_ = -1;
 };
-
-// The asan preset's unoptimized, instrumented processes run several times slower: a progress
-// deadline stretches with them, so that it still says "stuck" and not "slow".
-#ifdef CM_TESTS_SANITIZED
-inline constexpr int kDeadlineScale = 4;
-#else
-inline constexpr int kDeadlineScale = 1;
-#endif
 
 // Polls `condition` until it holds or the deadline (times kDeadlineScale) passes.
 inline bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds deadline,

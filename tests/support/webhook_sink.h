@@ -45,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/deadline_scale.h"
 #include "tests/support/http_listen.h"
 
 namespace cm::testing {
@@ -244,9 +245,10 @@ class WebhookSink {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_until(lock, deadline, [&] { return predicate(requests_); });
   }
+  // The timeout stretches with kDeadlineScale (the asan preset).
   bool WaitFor(const std::function<bool(const std::vector<Request>&)>& predicate,
                std::chrono::milliseconds timeout) const {
-    return WaitFor(predicate, Clock::now() + timeout);
+    return WaitFor(predicate, Clock::now() + timeout * kDeadlineScale);
   }
   bool WaitForRequests(size_t count, std::chrono::milliseconds timeout) const {
     return WaitFor([count](const std::vector<Request>& r) { return r.size() >= count; }, timeout);
