@@ -228,7 +228,7 @@ WebhooksProcessor::Outcome WebhooksProcessor::Delete(const Command& c) {
   for (const auto& key : hours) health_->Delete(key);
   const uint64_t count = EndpointCount(c.org);  // before the delete, which a recount would miss
   endpoints_->Delete(keys::Endpoint(c.org, id));
-  SaveEndpointCount(c.org, count - 1);
+  SaveEndpointCount(c.org, count > 0 ? count - 1 : 0);
   return {200, {{"deleted", true}, {"cancelledDeliveries", cancelled}}};
 }
 
