@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <map>
+#include <random>
 
 #include "processors/webhooks/circuit_breaker.h"
 #include "processors/webhooks/webhook_sender.h"
@@ -42,6 +43,8 @@ void WebhooksProcessor::Init(topology::ProcessorContext& context) {
   health_ = &context.GetKeyValueStore(kHealthStore);
   results_.emplace(context.GetKeyValueStore(kCommandResultsStore));
   timers_ = &context.GetTimerStore(kDeliveryTimersStore);
+  std::random_device random;
+  counts_token_ = std::to_string(random()) + '-' + std::to_string(random());
   // processQueue runs on the wall clock: deliveries are due in real time, records or not.
   context.Schedule(std::chrono::milliseconds(options_->queue_interval_ms),
                    topology::PunctuationType::kWallClockTime,
@@ -328,20 +331,28 @@ void WebhooksProcessor::SaveEndpoint(const json& e) {
 }
 
 uint64_t WebhooksProcessor::EndpointCount(const std::string& org) {
-  if (auto v = endpoints_->Get(keys::EndpointCount(org)); v && v->size() == sizeof(uint64_t))
-    return state::ReadUint64(*v);
-  if (endpoints_->Get(keys::EndpointCountsComplete())) return 0;
-  // Read from the store each time rather than remembered: a record whose processing fails
-  // takes these writes back with the rest of its writes.
+  // The mark is read from the store each time rather than remembered: a record whose
+  // processing fails takes a count's writes back with the rest of its writes.
+  if (endpoints_->Get(keys::EndpointCountsComplete()) != counts_token_) CountEndpoints();
+  auto v = endpoints_->Get(keys::EndpointCount(org));
+  return v && v->size() == sizeof(uint64_t) ? state::ReadUint64(*v) : 0;
+}
+
+void WebhooksProcessor::CountEndpoints() {
   std::map<std::string, uint64_t, std::less<>> counts;
   endpoints_->PrefixScan(keys::AllEndpoints(), [&](std::string_view key, std::string_view) {
     if (auto fields = state::ParseTaggedKey(key, 'w', 2)) ++counts[(*fields)[0]];
     return true;
   });
-  for (const auto& [o, n] : counts) SaveEndpointCount(o, n);
-  endpoints_->Put(keys::EndpointCountsComplete(), "");
-  auto it = counts.find(org);
-  return it == counts.end() ? 0 : it->second;
+  std::vector<std::string> stale;  // counts of organizations whose endpoints are all gone
+  endpoints_->PrefixScan(keys::AllEndpointCounts(), [&](std::string_view key, std::string_view) {
+    auto fields = state::ParseTaggedKey(key, 'n', 1);
+    if (fields && !counts.contains((*fields)[0])) stale.emplace_back(key);
+    return true;
+  });
+  for (const auto& key : stale) endpoints_->Delete(key);
+  for (const auto& [org, n] : counts) SaveEndpointCount(org, n);
+  endpoints_->Put(keys::EndpointCountsComplete(), counts_token_);
 }
 
 void WebhooksProcessor::SaveEndpointCount(const std::string& org, uint64_t count) {

@@ -108,10 +108,13 @@ class WebhooksProcessor final : public topology::Processor {
 
   std::optional<nlohmann::json> LoadEndpoint(const std::string& org, const std::string& id);
   void SaveEndpoint(const nlohmann::json& endpoint);
-  // How many endpoints the organization has, from its count key. State written before the
-  // counts existed has none of them: every organization's endpoints are counted by one scan of
-  // the task's endpoints, and the counts saved, the first time.
+  // How many endpoints the organization has, from its count key. The counts are trusted only
+  // if this processor made them (the mark holds its token): after the task is opened, the first
+  // lookup counts every organization's endpoints in one scan of the task's endpoints, so state
+  // written by a binary that did not keep counts (before them, or a rolling upgrade's older
+  // instance owning the task in between) is counted right.
   uint64_t EndpointCount(const std::string& org);
+  void CountEndpoints();
   void SaveEndpointCount(const std::string& org, uint64_t count);
   std::optional<nlohmann::json> LoadDelivery(const std::string& org, const std::string& id);
   void SaveDelivery(const nlohmann::json& delivery);
@@ -135,6 +138,8 @@ class WebhooksProcessor final : public topology::Processor {
   // Entries are used only while the stored bytes are equal, so undone or restored writes are
   // never answered from here.
   std::unordered_map<std::string, std::pair<std::string, nlohmann::json>> parsed_endpoints_;
+  // New for each opening of the task: see EndpointCount.
+  std::string counts_token_;
 };
 
 }  // namespace cm::webhooks

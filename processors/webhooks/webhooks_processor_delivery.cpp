@@ -47,7 +47,8 @@ std::string ErrorClass(const DeliveryResponse& r) {
 }  // namespace
 
 void WebhooksProcessor::ProcessEvent(const Record& record) {
-  // Most organizations have no endpoint: one point read decides, before the event is parsed.
+  // Most organizations have no endpoint: two point reads (the counts' mark, the organization's
+  // count) decide, before the event is parsed.
   if (EndpointCount(record.key) == 0) return;
   const std::vector<json> endpoints = Endpoints(record.key);
   if (endpoints.empty()) return;

@@ -33,6 +33,7 @@ std::string Endpoint(std::string_view org, std::string_view webhook) {
 std::string EndpointsOf(std::string_view org) { return state::TaggedKey('w', {org}); }
 std::string AllEndpoints() { return "w"; }
 std::string EndpointCount(std::string_view org) { return state::TaggedKey('n', {org}); }
+std::string AllEndpointCounts() { return "n"; }
 std::string EndpointCountsComplete() { return "v"; }
 std::string Delivery(std::string_view org, std::string_view delivery) {
   return state::TaggedKey('d', {org, delivery});

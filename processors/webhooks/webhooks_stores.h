@@ -20,8 +20,9 @@ namespace cm::webhooks {
 //                      'n' str org                      -> uint64: how many 'w' keys org has,
 //                      absent when none (an event for an organization without endpoints costs
 //                      point reads, not a scan)
-//                      'v'                              -> "": the 'n' keys are complete (state
-//                      from before them is counted once)
+//                      'v'                              -> the token of the processor that last
+//                      counted: the 'n' keys are exact while it owns the task (a binary from
+//                      before them, owning the task in between, writes 'w' keys only)
 // webhooks-deliveries  'd' str org str deliveryId       -> delivery JSON: the seeds' Delivery
 //                      fields, every attempt, the lease of the attempt in flight
 //                      'e' str org str eventId          -> event JSON: type, time, the body
@@ -58,6 +59,7 @@ std::string Endpoint(std::string_view org, std::string_view webhook);
 std::string EndpointsOf(std::string_view org);
 std::string AllEndpoints();
 std::string EndpointCount(std::string_view org);
+std::string AllEndpointCounts();
 std::string EndpointCountsComplete();
 std::string Delivery(std::string_view org, std::string_view delivery);
 std::string Event(std::string_view org, std::string_view event);

@@ -123,50 +123,104 @@ TEST(WebhooksFanOutTest, EventsReachEveryMatchingActiveEndpointOnce) {
   (void)off;
 }
 
-// An event first reads how many endpoints its organization has (a point read, not a scan).
-// State written before those counts existed is counted once, so its endpoints still receive.
-TEST(WebhooksFanOutTest, EndpointCountsFollowRegisterAndDeleteAndAreBuiltForOlderState) {
-  WebhooksHarness h(WebhooksOptions{}, 1);  // one partition: both organizations in one task
-  json first = h.Register(kOrg);
-  json second = h.Register(kOrg);
-  h.Register("org-b");
-  state::KeyValueStore* endpoints =
-      h.driver().TaskFor(kCommands, kOrg).state().key_value_store(kEndpointsStore);
-  ASSERT_NE(endpoints, nullptr);
-  const auto count = [&](const std::string& org) -> std::optional<uint64_t> {
-    auto v = endpoints->Get(keys::EndpointCount(org));
+// An event first reads how many endpoints its organization has (point reads, not a scan).
+// The counts are kept by register and delete, and made again by one scan each time the task is
+// opened, so endpoints written by a binary that kept no counts still receive.
+class EndpointCountsTest : public ::testing::Test {
+ protected:
+  EndpointCountsTest()
+      : h_(WebhooksOptions{}, 1) {}  // one partition: every organization in one task
+
+  state::KeyValueStore& Endpoints() {
+    return *h_.driver().TaskFor(kCommands, kOrg).state().key_value_store(kEndpointsStore);
+  }
+  std::optional<uint64_t> Count(const std::string& org) {
+    auto v = Endpoints().Get(keys::EndpointCount(org));
     if (!v) return std::nullopt;
     return state::ReadUint64(*v);
-  };
-  EXPECT_EQ(count(kOrg), 2u);
-  EXPECT_EQ(count("org-b"), 1u);
-  // As state from before the counts: no count keys and no mark that they are complete.
-  for (const char* org : {kOrg, "org-b"}) endpoints->Delete(keys::EndpointCount(org));
-  endpoints->Delete(keys::EndpointCountsComplete());
-  h.driver().Commit();
+  }
+  // An endpoint for org as a binary without counts registers it (its key only), copied from
+  // kOrg's endpoint `like`.
+  std::string WriteEndpointWithoutCount(const std::string& org, const json& like) {
+    const std::string id = org + "~w00000000000000ff";
+    json e = json::parse(*Endpoints().Get(keys::Endpoint(kOrg, like["id"].get<std::string>())));
+    e["id"] = id;
+    e["organizationId"] = org;
+    Endpoints().Put(keys::Endpoint(org, id), e.dump());
+    return id;
+  }
+  void Reopen() {
+    h_.driver().Commit();
+    ASSERT_TRUE(h_.driver().Restart().ok());
+  }
 
-  h.Event(kOrg, "evt-1");
-  h.Tick(2);
-  EXPECT_EQ(h.Requests().size(), 2u);
-  EXPECT_EQ(count(kOrg), 2u);
-  EXPECT_EQ(count("org-b"), 1u);  // counted in the same pass
+  WebhooksHarness h_;
+};
 
-  ASSERT_EQ(h.Send(kOrg, kDelete, {{"webhookId", first["id"]}}).value("status", 0), 200);
-  EXPECT_EQ(count(kOrg), 1u);
-  h.Event(kOrg, "evt-2");
-  h.Tick(1);
-  EXPECT_EQ(h.Requests().size(), 3u);
-  ASSERT_EQ(h.Send(kOrg, kDelete, {{"webhookId", second["id"]}}).value("status", 0), 200);
-  EXPECT_EQ(count(kOrg), std::nullopt);
-  h.Event(kOrg, "evt-3");
-  h.Tick(0, 10'000);
-  EXPECT_EQ(h.Requests().size(), 3u);
+TEST_F(EndpointCountsTest, FollowRegisterAndDelete) {
+  json first = h_.Register(kOrg);
+  json second = h_.Register(kOrg);
+  h_.Register("org-b");
+  EXPECT_EQ(Count(kOrg), 2u);
+  EXPECT_EQ(Count("org-b"), 1u);
+  EXPECT_TRUE(Endpoints().Get(keys::EndpointCountsComplete()).has_value());
 
-  h.Register(kOrg);
-  EXPECT_EQ(count(kOrg), 1u);
-  h.Event(kOrg, "evt-4");
-  h.Tick(1);
-  EXPECT_EQ(h.Requests().size(), 4u);
+  ASSERT_EQ(h_.Send(kOrg, kDelete, {{"webhookId", first["id"]}}).value("status", 0), 200);
+  EXPECT_EQ(Count(kOrg), 1u);
+  h_.Event(kOrg, "evt-1");
+  h_.Tick(1);
+  EXPECT_EQ(h_.Requests().size(), 1u);
+  ASSERT_EQ(h_.Send(kOrg, kDelete, {{"webhookId", second["id"]}}).value("status", 0), 200);
+  EXPECT_EQ(Count(kOrg), std::nullopt);
+  h_.Event(kOrg, "evt-2");
+  h_.Tick(0, 10'000);
+  EXPECT_EQ(h_.Requests().size(), 1u);
+
+  h_.Register(kOrg);
+  EXPECT_EQ(Count(kOrg), 1u);
+  h_.Event(kOrg, "evt-3");
+  h_.Tick(1);
+  EXPECT_EQ(h_.Requests().size(), 2u);
+}
+
+TEST_F(EndpointCountsTest, EndpointsWrittenWithoutCountsStillReceiveAfterTheTaskIsOpened) {
+  json first = h_.Register(kOrg);
+  json other = h_.Register("org-b");
+  // While another binary owned the task: kOrg got a second endpoint, org-c its first, and
+  // org-b lost its only one.
+  WriteEndpointWithoutCount(kOrg, first);
+  WriteEndpointWithoutCount("org-c", first);
+  Endpoints().Delete(keys::Endpoint("org-b", other["id"].get<std::string>()));
+  Reopen();
+
+  h_.Event("org-c", "evt-1");
+  h_.Tick(1);
+  EXPECT_EQ(h_.Requests().size(), 1u);
+  EXPECT_EQ(Count("org-c"), 1u);
+  EXPECT_EQ(Count(kOrg), 2u);               // counted in the same pass
+  EXPECT_EQ(Count("org-b"), std::nullopt);  // and this one removed
+  h_.Event(kOrg, "evt-2");
+  h_.Tick(2);
+  EXPECT_EQ(h_.Requests().size(), 3u);
+  h_.Event("org-b", "evt-3");
+  h_.Tick(0, 10'000);
+  EXPECT_EQ(h_.Requests().size(), 3u);
+}
+
+TEST_F(EndpointCountsTest, StateFromBeforeTheCountsIsCountedBeforeADelete) {
+  json first = h_.Register(kOrg);
+  json second = h_.Register(kOrg);
+  Endpoints().Delete(keys::EndpointCount(kOrg));
+  Endpoints().Delete(keys::EndpointCountsComplete());
+  Reopen();
+
+  // The first lookup after opening is the delete's: it counts both, then removes one.
+  ASSERT_EQ(h_.Send(kOrg, kDelete, {{"webhookId", first["id"]}}).value("status", 0), 200);
+  EXPECT_EQ(Count(kOrg), 1u);
+  h_.Event(kOrg, "evt-1");
+  h_.Tick(1);
+  EXPECT_EQ(h_.Requests().size(), 1u);
+  EXPECT_EQ(h_.DeliveryOf(kOrg, "evt-1").value("webhookId", ""), second["id"]);
 }
 
 TEST(WebhooksFanOutTest, TeamEventsAndQuotaAlertsArriveAsWebhooks) {
