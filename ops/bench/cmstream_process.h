@@ -2,11 +2,8 @@
 // admin key; each is killed when the benchmark ends (also when it dies on an error).
 #pragma once
 
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

@@ -341,13 +341,13 @@ uint64_t WebhooksProcessor::EndpointCount(const std::string& org) {
 void WebhooksProcessor::CountEndpoints() {
   std::map<std::string, uint64_t, std::less<>> counts;
   endpoints_->PrefixScan(keys::AllEndpoints(), [&](std::string_view key, std::string_view) {
-    if (auto fields = state::ParseTaggedKey(key, 'w', 2)) ++counts[(*fields)[0]];
+    if (auto org = keys::EndpointOrganization(key)) ++counts[*org];
     return true;
   });
   std::vector<std::string> stale;  // counts of organizations whose endpoints are all gone
   endpoints_->PrefixScan(keys::AllEndpointCounts(), [&](std::string_view key, std::string_view) {
-    auto fields = state::ParseTaggedKey(key, 'n', 1);
-    if (fields && !counts.contains((*fields)[0])) stale.emplace_back(key);
+    auto org = keys::EndpointCountOrganization(key);
+    if (org && !counts.contains(*org)) stale.emplace_back(key);
     return true;
   });
   for (const auto& key : stale) endpoints_->Delete(key);

@@ -60,6 +60,17 @@ std::string HealthOf(std::string_view org, std::string_view webhook) {
   return state::TaggedKey('l', {org, webhook});
 }
 
+std::optional<std::string> EndpointOrganization(std::string_view key) {
+  auto fields = state::ParseTaggedKey(key, 'w', 2);
+  if (!fields) return std::nullopt;
+  return std::move(fields->front());
+}
+std::optional<std::string> EndpointCountOrganization(std::string_view key) {
+  auto fields = state::ParseTaggedKey(key, 'n', 1);
+  if (!fields) return std::nullopt;
+  return std::move(fields->front());
+}
+
 bool ParseHistory(std::string_view key, int64_t& created_ms, std::string& delivery) {
   size_t pos = 1;
   std::string field;

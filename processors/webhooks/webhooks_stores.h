@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +69,9 @@ std::string History(std::string_view org, std::string_view webhook, int64_t crea
 std::string HistoryOf(std::string_view org, std::string_view webhook);
 std::string Health(std::string_view org, std::string_view webhook, int64_t hour_ms);
 std::string HealthOf(std::string_view org, std::string_view webhook);
+// The organization of an Endpoint key, or of an EndpointCount key; nullopt when it is not one.
+std::optional<std::string> EndpointOrganization(std::string_view key);
+std::optional<std::string> EndpointCountOrganization(std::string_view key);
 // The creation time and delivery id of a History key; false when it is not one.
 bool ParseHistory(std::string_view key, int64_t& created_ms, std::string& delivery);
 // The time field of a Health key.

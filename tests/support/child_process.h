@@ -5,9 +5,7 @@
 // cluster's credentials (test_credentials.h) in CM_ADMIN_KEY and CM_CLUSTER_SECRET unless the
 // test's own environment sets them.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
