@@ -20,27 +20,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Produces one record to a given partition with headers, and waits for its acknowledgement.
-void ProduceAt(rd_kafka_t* producer, const std::string& topic, int32_t partition,
-               const std::string& key, const std::string& value,
-               const std::vector<topology::Header>& headers) {
-  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
-  for (const auto& h : headers)
-    rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
-                        static_cast<ssize_t>(h.value.size()));
-  rd_kafka_resp_err_t err =
-      rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    rd_kafka_headers_destroy(hdrs);
-    FAIL() << rd_kafka_err2str(err);
-  }
-  ASSERT_EQ(rd_kafka_flush(producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-}
-
 std::string HeaderOf(const testing::TopicReader::Message& m, const std::string& name) {
   for (const auto& [key, value] : m.headers)
     if (key == name) return value;
@@ -84,8 +63,9 @@ TEST(OutboxRepublishTest, ATaskSendsItsSealedOutputsThatAnotherTaskOfTheCommitDi
   // What the killed thread left: 0_0's output delivered, 0_1's outbox and seal, no mark.
   const std::string writer = "it-republish-it-StreamThread-0-1";
   const uint64_t seq = 7;
-  ProduceAt(producer.get(), "count-output", 0, "a", "from 0_0",
-            {{topology::kOutputIdHeader, topology::OutputIdPrefix(writer, seq, "0_0") + "0"}});
+  testing::ProduceAndFlush(
+      producer.get(), "count-output", 0, "a", "from 0_0",
+      {{topology::kOutputIdHeader, topology::OutputIdPrefix(writer, seq, "0_0") + "0"}});
   const std::string commits = topology::Topology::CommitTopic("it-republish", 0);
   int64_t low = 0;
   int64_t outbox_offset = 0;
@@ -97,16 +77,16 @@ TEST(OutboxRepublishTest, ATaskSendsItsSealedOutputsThatAnotherTaskOfTheCommitDi
   sealed.value = "from 0_1";
   const auto chunks = topology::EncodeOutbox({{"count-output", sealed}}, 512 * 1024);
   ASSERT_EQ(chunks.size(), 1u);
-  ProduceAt(producer.get(), commits, 1, "0_1", chunks.front(),
-            {{topology::kCommitRecordTypeHeader, "outbox"}});
+  testing::ProduceAndFlush(producer.get(), commits, 1, "0_1", chunks.front(),
+                           {{topology::kCommitRecordTypeHeader, "outbox"}});
   const nlohmann::json seal = {{"writer", writer},
                                {"seq", seq},
                                {"inputs", nlohmann::json::object()},
                                {"changelogs", nlohmann::json::object()},
                                {"outbox", {outbox_offset, outbox_offset + 1}},
                                {"sinks", nlohmann::json::object()}};
-  ProduceAt(producer.get(), commits, 1, "0_1", seal.dump(),
-            {{topology::kCommitRecordTypeHeader, "seal"}});
+  testing::ProduceAndFlush(producer.get(), commits, 1, "0_1", seal.dump(),
+                           {{topology::kCommitRecordTypeHeader, "seal"}});
 
   testing::InProcessInstance instance(*broker, topology, options);
   ASSERT_TRUE(instance.Start().ok());

@@ -46,6 +46,29 @@ inline void Produce(rd_kafka_t* producer, const std::string& topic, const std::s
   }
 }
 
+// Produces one record to `partition` and waits for its acknowledgement, so each call is a
+// batch of its own on the broker (the embedded broker returns one batch per partition per fetch).
+inline void ProduceAndFlush(rd_kafka_t* producer, const std::string& topic, int32_t partition,
+                            const std::string& key, const std::string& value,
+                            const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+  for (const auto& [name, v] : headers)
+    rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()), v.data(),
+                        static_cast<ssize_t>(v.size()));
+  rd_kafka_resp_err_t err =
+      rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(hdrs);
+    throw std::runtime_error(rd_kafka_err2str(err));
+  }
+  if (rd_kafka_resp_err_t f = rd_kafka_flush(producer, 10000))
+    throw std::runtime_error(rd_kafka_err2str(f));
+}
+
 // Reads every partition of a topic from the beginning, incrementally: each Poll returns what
 // arrived since the last one.
 class TopicReader {

@@ -105,17 +105,13 @@ bool ChangelogReader::StartRestored() {
 }
 
 bool ChangelogReader::Assign() {
-  // Commit logs first, all of them: a changelog record is applied only if a seal names it.
-  std::map<PartitionKey, std::pair<TaskId, RestoreRead>> want;
-  for (const bool commit_logs : {true, false}) {
-    for (auto& [id, rt] : tasks_.tasks()) {
-      if (rt.running) continue;
-      for (const RestoreRead& r :
-           commit_logs ? rt.restorer->CommitLogReads() : rt.restorer->ChangelogReads()) {
-        want.emplace(PartitionKey{r.topic, r.partition}, std::pair{id, r});
-      }
-    }
-    if (!want.empty()) break;
+  // Commit logs and changelogs together: a changelog record waits in its restorer until a seal
+  // (or the end of the commit log) decides whether its commit sealed.
+  std::map<PartitionKey, std::pair<TaskId, int64_t>> want;  // -> task, offset to read from
+  for (auto& [id, rt] : tasks_.tasks()) {
+    if (rt.running) continue;
+    for (const RestoreRead& r : rt.restorer->Reads())
+      want.emplace(PartitionKey{r.topic, r.partition}, std::pair{id, r.from});
   }
   // Partitions read to their end stay assigned and idle until the set must change.
   const bool changed = reassign_ || std::any_of(want.begin(), want.end(), [&](const auto& w) {
@@ -124,18 +120,64 @@ bool ChangelogReader::Assign() {
   if (!changed) return true;
   PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(want.size())));
   for (const auto& [key, w] : want) {
-    rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second)->offset =
-        w.second.from;
+    rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second)->offset = w.second;
   }
+  ResumeAll();  // librdkafka keeps a partition paused across assignments
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), list.get())) {
     failure_.Fatal(std::string("restore: cannot assign the changelog partitions: ") +
                    rd_kafka_err2str(err));
     return false;
   }
   assigned_.clear();
-  for (const auto& [key, w] : want) assigned_[key] = {w.first, w.second.end};
+  for (const auto& [key, w] : want) {
+    assigned_[key] = w.first;
+    if (tasks_.tasks().at(w.first).restorer->Waiting(key.first)) Pause(key, w.first);
+  }
   reassign_ = false;
   return true;
+}
+
+void ChangelogReader::Pause(const PartitionKey& key, const TaskId& task) {
+  PartitionList list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second);
+  if (rd_kafka_resp_err_t err = rd_kafka_pause_partitions(consumer_.get(), list.get())) {
+    Log(LogLevel::kWarn, "restore_pause_failed",
+        {{"topic", key.first}, {"error", rd_kafka_err2str(err)}});
+    return;  // reading on only costs memory
+  }
+  paused_[task].push_back(key);
+}
+
+void ChangelogReader::ResumeDecided(const TaskId& task, StateRestorer& restorer) {
+  auto it = paused_.find(task);
+  if (it == paused_.end()) return;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(it->second.size())));
+  std::erase_if(it->second, [&](const PartitionKey& key) {
+    if (restorer.Waiting(key.first)) return false;
+    rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second);
+    return true;
+  });
+  if (it->second.empty()) paused_.erase(it);
+  Resume(list.get());
+}
+
+void ChangelogReader::ResumeAll() {
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(paused_.size())));
+  for (const auto& [task, keys] : paused_) {
+    for (const auto& key : keys)
+      rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second);
+  }
+  paused_.clear();
+  Resume(list.get());
+}
+
+void ChangelogReader::Resume(rd_kafka_topic_partition_list_t* list) {
+  if (list->cnt == 0) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_resume_partitions(consumer_.get(), list)) {
+    // The partition stays paused: its task would never finish restoring.
+    failure_.Fatal(std::string("restore: cannot resume a changelog partition: ") +
+                   rd_kafka_err2str(err));
+  }
 }
 
 bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
@@ -144,12 +186,17 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
   int32_t run_partition = -1;
   std::string topic;
   auto it = assigned_.end();
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return true;
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(
-        consumer_.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
+  auto timeout_ms = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                 std::chrono::steady_clock::now())
+        .count();
+  };
+  int64_t timeout = std::min<int64_t>(timeout_ms(), 100);
+  for (uint32_t polled = 0;;) {
+    if (timeout <= 0) return true;
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout));
+    // The clock is read after an empty poll and every 64 records, not for each record.
+    if (m == nullptr || ++polled % 64 == 0) timeout = std::min<int64_t>(timeout_ms(), 100);
     if (m == nullptr) continue;
     std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
         m, &rd_kafka_message_destroy);
@@ -161,7 +208,8 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
       it = assigned_.find({topic, m->partition});
     }
     if (it == assigned_.end()) continue;  // left from an earlier assignment
-    auto task = tasks_.tasks().find(it->second.task);
+    const TaskId task_id = it->second;
+    auto task = tasks_.tasks().find(task_id);
     // A task closed since the assignment, or closed and created again (not yet prepared).
     if (task == tasks_.tasks().end() || task->second.running ||
         !task->second.restorer->prepared()) {
@@ -177,19 +225,27 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
       ended = true;
     } else if (kind.ok()) {
       s = restorer.Apply(*m);
-      ended = m->offset + 1 >= it->second.end;
+      ended = restorer.ReadToEnd(topic);
     }
     if (!s.ok()) {
-      failure_.Fatal("restore of task " + it->second.task.ToString() + " failed: " + s.ToString());
+      failure_.Fatal("restore of task " + task_id.ToString() + " failed: " + s.ToString());
       return false;
     }
-    // A partition read to its end may start a task or the changelogs: back to the caller.
+    // Undecided changelog records wait for the commit log; a seal may have decided them.
+    if (restorer.Waiting(topic)) {
+      if (!std::any_of(paused_[task_id].begin(), paused_[task_id].end(),
+                       [&](const PartitionKey& k) { return k == it->first; }))
+        Pause(it->first, task_id);
+    }
+    if (!paused_.empty()) ResumeDecided(task_id, restorer);
+    // A partition read to its end may start a task: back to the caller.
     if (ended) return true;
   }
 }
 
 void ChangelogReader::Unassign() {
   if (assigned_.empty()) return;
+  ResumeAll();
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), nullptr)) {
     Log(LogLevel::kWarn, "unassign_failed", {{"error", rd_kafka_err2str(err)}});
   }

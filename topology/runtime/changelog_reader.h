@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "topology/kafka/kafka_client.h"
 #include "topology/runtime/streams_config.h"
@@ -15,9 +16,10 @@ namespace cm::topology {
 // Restores all restoring tasks of a stream thread together (Kafka Streams'
 // StoreChangelogReader): one consumer of its own is assigned the partitions every task's
 // StateRestorer still has to read, so start-up with many tasks takes about as long as reading
-// their logs once, not one round trip per partition after another. First the commit logs of
-// all restoring tasks (a changelog record counts only if a seal names it), then all their
-// changelogs. A task starts running as soon as its own logs are read.
+// their logs once, not one round trip per partition after another. The commit logs and the
+// changelogs are read together; a changelog whose restorer holds too many records no seal has
+// decided yet is paused until its commit log catches up. A task starts running as soon as its
+// own logs are read.
 class ChangelogReader {
  public:
   // A consumer for reading partitions by assignment: not in the group, read_committed,
@@ -38,22 +40,24 @@ class ChangelogReader {
 
  private:
   using PartitionKey = std::pair<std::string, int32_t>;
-  struct Assigned {
-    TaskId task;
-    int64_t end = 0;
-  };
   // Each false return means: stop this step (the task map changed, or the thread failed).
   bool PrepareNew();
   bool StartRestored();
   bool Assign();
   bool Poll(std::chrono::steady_clock::time_point deadline);
   void Unassign();
+  void Pause(const PartitionKey& key, const TaskId& task);
+  // Resumes the task's paused changelogs whose restorer no longer waits.
+  void ResumeDecided(const TaskId& task, StateRestorer& restorer);
+  void ResumeAll();
+  void Resume(rd_kafka_topic_partition_list_t* list);
 
   const StreamsConfig& config_;
   TaskManager& tasks_;
   ThreadFailure& failure_;
   KafkaHandle consumer_;
-  std::map<PartitionKey, Assigned> assigned_;
+  std::map<PartitionKey, TaskId> assigned_;
+  std::map<TaskId, std::vector<PartitionKey>> paused_;
   bool reassign_ = false;  // a restorer was prepared since the last assignment
 };
 

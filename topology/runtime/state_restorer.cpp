@@ -17,6 +17,12 @@ using state::Status;
 
 namespace {
 
+// What an undecided record holds in memory.
+size_t UndecidedBytes(const state::StoreChange& change) {
+  return sizeof(state::StoreChange) + sizeof(int64_t) + change.key.size() +
+         (change.value ? change.value->size() : 0);
+}
+
 int64_t ReadCheckpoint(const state::TaskState& state, const std::string& key) {
   auto v = state.GetCheckpoint(key);
   return v ? std::stoll(*v) : 0;
@@ -95,7 +101,7 @@ Status StateRestorer::Prepare() {
     }
     total_ += static_cast<uint64_t>(phase.high - phase.from);
     phase.next = phase.from;
-    phase.done = phase.from >= phase.high;
+    phase.done = phase.read_to_end = phase.from >= phase.high;
   }
   Log(LogLevel::kInfo, "restore_start", {{"task", task_.ToString()}, {"records", total_}});
   for (const auto& phase : phases_) {
@@ -110,21 +116,26 @@ Status StateRestorer::Prepare() {
   return Status::OK();
 }
 
-std::vector<RestoreRead> StateRestorer::CommitLogReads() const {
+std::vector<RestoreRead> StateRestorer::Reads() const {
   std::vector<RestoreRead> reads;
-  const Phase& log = phases_.front();
-  if (!log.done) reads.push_back({log.topic, task_.partition, log.next, log.high});
+  for (const Phase& phase : phases_) {
+    if (!phase.read_to_end) reads.push_back({phase.topic, task_.partition, phase.next});
+  }
   return reads;
 }
 
-std::vector<RestoreRead> StateRestorer::ChangelogReads() const {
-  std::vector<RestoreRead> reads;
-  if (!phases_.front().done) return reads;
-  for (size_t i = 1; i < phases_.size(); ++i) {
-    const Phase& phase = phases_[i];
-    if (!phase.done) reads.push_back({phase.topic, task_.partition, phase.next, phase.high});
-  }
-  return reads;
+bool StateRestorer::Waiting(std::string_view topic) const {
+  const Phase* phase = FindPhase(topic);
+  return phase != nullptr && Waiting(*phase);
+}
+
+bool StateRestorer::Waiting(const Phase& phase) const {
+  return !phase.undecided.empty() && phase.undecided_bytes >= config_.restore_undecided_bytes;
+}
+
+bool StateRestorer::ReadToEnd(std::string_view topic) const {
+  const Phase* phase = FindPhase(topic);
+  return phase == nullptr || phase->read_to_end;
 }
 
 bool StateRestorer::read_all() const {
@@ -139,9 +150,13 @@ StateRestorer::Phase* StateRestorer::FindPhase(std::string_view topic) {
   return nullptr;
 }
 
+const StateRestorer::Phase* StateRestorer::FindPhase(std::string_view topic) const {
+  return const_cast<StateRestorer*>(this)->FindPhase(topic);
+}
+
 Status StateRestorer::Apply(const rd_kafka_message_t& m) {
   Phase* phase = FindPhase(rd_kafka_topic_name(m.rkt));
-  if (phase == nullptr || phase->done || m.offset < phase->next) return Status::OK();
+  if (phase == nullptr || phase->read_to_end || m.offset < phase->next) return Status::OK();
   phase->next = m.offset + 1;
   ++restored_;
   if (phase->store.empty()) {
@@ -149,31 +164,59 @@ Status StateRestorer::Apply(const rd_kafka_message_t& m) {
     std::string_view type = LastHeader(m, kCommitRecordTypeHeader).value_or("seal");
     if (auto s = ApplyCommitRecord(type, value, m.offset); !s.ok()) return s;
     commit_position_ = m.offset + 1;
-  } else if (Sealed(phase->store, m.offset)) {
-    state::StoreChange change;
-    change.key.assign(static_cast<const char*>(m.key), m.key_len);
-    if (m.payload != nullptr) change.value.emplace(static_cast<const char*>(m.payload), m.len);
-    phase->batch.push_back(std::move(change));
-    if (phase->batch.size() >= config_.restore_batch_records) {
-      if (auto s = Flush(*phase, phase->next); !s.ok()) return s;
+    if (phase->next >= phase->high) return EndPhase(*phase);
+    if (type == "outbox" || type == "published") return Status::OK();  // no seal: decides nothing
+    for (size_t i = 1; i < phases_.size(); ++i) {
+      if (auto s = Decide(phases_[i]); !s.ok()) return s;
     }
-  } else {
-    ++skipped_;
+    return Status::OK();
   }
-  return phase->next >= phase->high ? EndPhase(*phase) : Status::OK();
+  state::StoreChange change;
+  change.key.assign(static_cast<const char*>(m.key), m.key_len);
+  if (m.payload != nullptr) change.value.emplace(static_cast<const char*>(m.payload), m.len);
+  // Behind an undecided record every later one is undecided too: seals come in offset order.
+  const Seal seal = phase->undecided.empty() ? SealOf(phase->store, m.offset) : Seal::kUnknown;
+  if (seal == Seal::kSealed) {
+    if (auto s = AddSealed(*phase, std::move(change)); !s.ok()) return s;
+  } else if (seal == Seal::kUnsealed) {
+    ++skipped_;
+  } else {
+    const bool waiting = Waiting(*phase);
+    phase->undecided_bytes += UndecidedBytes(change);
+    phase->undecided.push_back({m.offset, std::move(change)});
+    if (!waiting && Waiting(*phase)) ++waits_;
+  }
+  if (phase->next >= phase->high) phase->read_to_end = true;
+  return EndIfDecided(*phase);
 }
 
 Status StateRestorer::EndOfPartition(const std::string& topic) {
   Phase* phase = FindPhase(topic);
-  if (phase == nullptr || phase->done) return Status::OK();
+  if (phase == nullptr || phase->read_to_end) return Status::OK();
   return EndPhase(*phase);
 }
 
 Status StateRestorer::EndPhase(Phase& phase) {
+  phase.read_to_end = true;
+  if (!phase.store.empty()) return EndIfDecided(phase);
+  // The whole commit log is read: every changelog record held so far is decided now.
   phase.done = true;
-  if (!phase.store.empty()) {
-    if (auto s = Flush(phase, std::max(phase.next, phase.high)); !s.ok()) return s;
+  Log(LogLevel::kInfo, "restore_phase_done",
+      {{"task", task_.ToString()},
+       {"topic", phase.topic},
+       {"from", phase.from},
+       {"to", phase.high},
+       {"records", phase.high - phase.from}});
+  for (size_t i = 1; i < phases_.size(); ++i) {
+    if (auto s = Decide(phases_[i]); !s.ok()) return s;
   }
+  return Status::OK();
+}
+
+Status StateRestorer::EndIfDecided(Phase& phase) {
+  if (phase.done || !phase.read_to_end || !phase.undecided.empty()) return Status::OK();
+  phase.done = true;
+  if (auto s = Flush(phase); !s.ok()) return s;
   Log(LogLevel::kInfo, "restore_phase_done",
       {{"task", task_.ToString()},
        {"topic", phase.topic},
@@ -207,6 +250,7 @@ Status StateRestorer::Finish() {
       {{"task", task_.ToString()},
        {"records", restored_},
        {"skippedUnsealed", skipped_},
+       {"changelogWaits", waits_},
        {"ms", ms}});
   return Status::OK();
 }
@@ -264,18 +308,51 @@ Status StateRestorer::ApplyCommitRecord(std::string_view type, std::string_view 
   return Status::OK();
 }
 
-bool StateRestorer::Sealed(const std::string& store, int64_t offset) {
+StateRestorer::Seal StateRestorer::SealOf(const std::string& store, int64_t offset) {
   // A broker that filters aborted transactions already hides unsealed records.
   if (config_.broker_filters_aborted && config_.guarantee == ProcessingGuarantee::kExactlyOnce) {
-    return true;
+    return Seal::kSealed;
   }
   auto& ranges = sealed_ranges_[store];
   size_t& i = range_cursor_[store];
   while (i < ranges.size() && ranges[i].second <= offset) ++i;
-  return i < ranges.size() && ranges[i].first <= offset;
+  // Seals are read in the order their commits wrote the changelog: one that starts after the
+  // record means the record's commit never sealed.
+  if (i < ranges.size()) return ranges[i].first <= offset ? Seal::kSealed : Seal::kUnsealed;
+  return phases_.front().done ? Seal::kUnsealed : Seal::kUnknown;
 }
 
-Status StateRestorer::Flush(Phase& phase, int64_t next_offset) {
+Status StateRestorer::AddSealed(Phase& phase, state::StoreChange change) {
+  if (phase.batch.capacity() == 0) {
+    phase.batch.reserve(
+        std::min(config_.restore_batch_records,
+                 static_cast<size_t>(std::max<int64_t>(phase.high - phase.from, 1))));
+  }
+  phase.batch.push_back(std::move(change));
+  return phase.batch.size() >= config_.restore_batch_records ? Flush(phase) : Status::OK();
+}
+
+Status StateRestorer::Decide(Phase& phase) {
+  while (!phase.undecided.empty()) {
+    const Seal seal = SealOf(phase.store, phase.undecided.front().offset);
+    if (seal == Seal::kUnknown) break;
+    state::StoreChange change = std::move(phase.undecided.front().change);
+    phase.undecided_bytes -= UndecidedBytes(change);
+    phase.undecided.pop_front();
+    if (seal == Seal::kUnsealed) {
+      ++skipped_;
+    } else if (auto s = AddSealed(phase, std::move(change)); !s.ok()) {
+      return s;
+    }
+  }
+  return EndIfDecided(phase);
+}
+
+Status StateRestorer::Flush(Phase& phase) {
+  // The checkpoint says where the next restore starts: at the first record not yet written.
+  const int64_t next_offset = !phase.undecided.empty() ? phase.undecided.front().offset
+                              : phase.done             ? std::max(phase.next, phase.high)
+                                                       : phase.next;
   changelog_positions_[phase.store] = next_offset;
   state::CheckpointEntries checkpoint{
       {CheckpointChangelogKey(phase.store), std::to_string(next_offset)}};

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,13 +39,11 @@ struct UnpublishedOutputs {
   std::map<std::string, int64_t> scan_from;  // "<topic>/<partition>" -> offset to search from
 };
 
-// One partition a restore reads: from its checkpointed offset to the high watermark it had
-// when the restore began.
+// One partition a restore still reads, and where it goes on from.
 struct RestoreRead {
   std::string topic;
   int32_t partition = 0;
   int64_t from = 0;
-  int64_t end = 0;
 };
 
 // Brings a task's stores up to date from its changelogs, starting at the offsets its local
@@ -56,8 +55,11 @@ struct RestoreRead {
 // local state that predates it.
 //
 // The restorer does not read: the ChangelogReader reads the partitions of every restoring task
-// of a thread together (Kafka Streams' StoreChangelogReader) and hands each record here. First
-// the commit log (CommitLogReads), and once that is done the changelogs (ChangelogReads).
+// of a thread together (Kafka Streams' StoreChangelogReader) and hands each record here, the
+// commit log and the changelogs at once. A changelog record is written once a seal decides it:
+// one that names it, or a later one that does not (its commit never sealed). Until then it
+// waits in memory, up to `restore_undecided_bytes` per changelog (Waiting() says when the
+// reader should pause it); the end of the commit log decides every record left.
 class StateRestorer {
  public:
   // `consumer` answers the watermark and reset-marker queries of Prepare.
@@ -71,10 +73,13 @@ class StateRestorer {
   [[nodiscard]] state::Status Prepare();
   bool prepared() const { return prepared_; }
 
-  // What is left to read of the commit log; empty when it is read.
-  std::vector<RestoreRead> CommitLogReads() const;
-  // What is left to read of the changelogs; only once the commit log is read.
-  std::vector<RestoreRead> ChangelogReads() const;
+  // What is left to read of the commit log and of the changelogs.
+  std::vector<RestoreRead> Reads() const;
+  // True while `topic` (a changelog) holds as many undecided records as it may: its reading
+  // should pause until a seal or the end of the commit log decides them.
+  bool Waiting(std::string_view topic) const;
+  // True once nothing more is to be read from `topic`.
+  bool ReadToEnd(std::string_view topic) const;
   // A record of one of the partitions above.
   [[nodiscard]] state::Status Apply(const rd_kafka_message_t& m);
   // The end-of-partition event of one of them: nothing more to read there.
@@ -97,21 +102,35 @@ class StateRestorer {
   const std::optional<UnpublishedOutputs>& unpublished() const { return unpublished_; }
 
  private:
+  enum class Seal { kSealed, kUnsealed, kUnknown };
+  struct Undecided {
+    int64_t offset = 0;
+    state::StoreChange change;
+  };
   struct Phase {
     std::string topic;
     std::string store;  // empty for the commit log
     int64_t from = 0;
     int64_t high = 0;
     int64_t low = 0;
-    int64_t next = 0;  // the offset after the last record applied
-    bool done = false;
-    std::vector<state::StoreChange> batch;  // changes read, not yet written
+    int64_t next = 0;                       // the offset after the last record read
+    bool read_to_end = false;               // nothing more to read; done once nothing is undecided
+    bool done = false;                      // every record read is written or skipped
+    std::vector<state::StoreChange> batch;  // sealed changes, not yet written
+    std::deque<Undecided> undecided;        // read after `batch`, no seal read decides them yet
+    size_t undecided_bytes = 0;
   };
   Phase* FindPhase(std::string_view topic);
+  const Phase* FindPhase(std::string_view topic) const;
+  bool Waiting(const Phase& phase) const;
   state::Status EndPhase(Phase& phase);
+  state::Status EndIfDecided(Phase& phase);
   state::Status ApplyCommitRecord(std::string_view type, std::string_view value, int64_t offset);
-  state::Status Flush(Phase& phase, int64_t next_offset);
-  bool Sealed(const std::string& store, int64_t offset);
+  state::Status AddSealed(Phase& phase, state::StoreChange change);
+  // Writes or skips the undecided records that the seals read so far decide.
+  state::Status Decide(Phase& phase);
+  state::Status Flush(Phase& phase);
+  Seal SealOf(const std::string& store, int64_t offset);
 
   rd_kafka_t* consumer_;
   const StreamsConfig& config_;
@@ -132,6 +151,7 @@ class StateRestorer {
   std::optional<UnpublishedOutputs> unpublished_;
   uint64_t restored_ = 0;
   uint64_t skipped_ = 0;
+  uint64_t waits_ = 0;  // times a changelog began to wait for its commit log
   uint64_t total_ = 0;
   std::chrono::steady_clock::time_point started_;
   std::string reset_id_;  // of the reset marker honoured, if any

@@ -33,6 +33,10 @@ struct StreamsConfig {
   std::string dlq_topic = "cloudmatrix.dlq";
   int32_t default_partitions = 8;  // for topics cmstream has to create
   size_t restore_batch_records = 20'000;
+  // A restore reads a task's changelogs alongside its commit log. Changelog records that no
+  // seal read so far decides are held in memory; past this many bytes per changelog, it is
+  // paused until the commit log catches up.
+  size_t restore_undecided_bytes = 256ULL << 10;
   // How long a restarted task may take to find which of a crash's sealed outputs reached their
   // partitions (TaskCommitter::Republish) before the task fails.
   std::chrono::milliseconds republish_timeout{60'000};
