@@ -65,16 +65,22 @@ void TaskCommitter::Publish(const std::vector<SealedOutputs>& seals) {
     for (const auto& [partition, range] : delivered[s]) {
       if (range.last >= 0) rt.sink_positions[partition] = range.last + 1;
     }
-    nlohmann::json mark = {{"writer", seals[s].writer}, {"seq", seals[s].seq}};
-    producer_.Produce(Topology::CommitTopic(topology_.application_id(), rt.id.subtopology),
-                      rt.id.partition, rt.id.ToString(), mark.dump(), WallClockMs(),
+    unwritten_marks_[rt.id] =
+        nlohmann::json{{"writer", seals[s].writer}, {"seq", seals[s].seq}}.dump();
+  }
+}
+
+void TaskCommitter::ProduceMarks(TaskMap& tasks) {
+  for (const auto& [id, mark] : unwritten_marks_) {
+    // A task closed since is another owner's now: without the mark its restore scans for the
+    // outputs and sends none again.
+    auto it = tasks.find(id);
+    if (it == tasks.end() || !it->second.running) continue;
+    producer_.Produce(Topology::CommitTopic(topology_.application_id(), id.subtopology),
+                      id.partition, id.ToString(), mark, WallClockMs(),
                       {{kCommitRecordTypeHeader, "published"}}, nullptr);
   }
-  if (!producer_.Flush()) {
-    // Every output arrived; without its mark a restart scans for them and sends none again.
-    failure_.Fatal(std::string("marking sealed outputs published failed: ") +
-                   rd_kafka_err2str(producer_.delivery_error()));
-  }
+  unwritten_marks_.clear();
 }
 
 void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
@@ -159,12 +165,11 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
   last_commit_ = std::chrono::steady_clock::now();
   records_since_commit_ = 0;
   if (dirty.empty()) {
-    // Outputs from punctuation alone still need their transaction closed.
-    if (producer_.in_transaction()) {
-      producer_.Flush();
-    } else {
-      return true;
-    }
+    // Outputs from punctuation alone still need their transaction closed, and published seals
+    // their marks.
+    if (!producer_.in_transaction() && unwritten_marks_.empty()) return true;
+    ProduceMarks(tasks);
+    producer_.Flush();
   }
   auto started = std::chrono::steady_clock::now();
   const std::string& app = topology_.application_id();
@@ -214,6 +219,9 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     return false;
   }
   ++commit_seq_;
+  // The previous commit's "published" marks go with this commit's seals, in the same batch of
+  // each task's commit log: a mark costs neither a flush of its own nor a fetch in a restore.
+  ProduceMarks(tasks);
   std::map<TaskId, DeliveryRange> seals;
   for (TaskRuntime* rt : dirty) {
     nlohmann::json changelogs = nlohmann::json::object();

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iterator>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -74,9 +75,13 @@ class TaskCommitter {
     const std::vector<int32_t>* partitions;
     std::set<size_t> already;
   };
-  // Sends sealed outputs to their topics, each tagged <writer>/<seq>/<task>/<index>, and once all
-  // are acknowledged marks each seal published in its task's commit-log partition.
+  // Sends sealed outputs to their topics, each tagged <writer>/<seq>/<task>/<index>; once all
+  // are acknowledged, each seal's "published" mark waits for the next commit (ProduceMarks).
   void Publish(const std::vector<SealedOutputs>& seals);
+  // Produces the waiting marks into the commit logs of the tasks still running here; the caller
+  // flushes. Without its mark (a crash came first) a restart scans for the seal's outputs, finds
+  // them all and sends none again.
+  void ProduceMarks(TaskMap& tasks);
 
   const Topology& topology_;
   const StreamsConfig& config_;
@@ -88,6 +93,7 @@ class TaskCommitter {
   rd_kafka_t* restore_consumer_;
   ThreadFailure& failure_;
   uint64_t commit_seq_ = 0;
+  std::map<TaskId, std::string> unwritten_marks_;  // "published" marks for the next commit
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   uint64_t records_since_commit_ = 0;
   uint64_t commits_ = 0, aborted_ = 0;
