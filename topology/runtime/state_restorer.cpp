@@ -198,15 +198,8 @@ Status StateRestorer::EndOfPartition(const std::string& topic) {
 
 Status StateRestorer::EndPhase(Phase& phase) {
   phase.read_to_end = true;
-  if (!phase.store.empty()) return EndIfDecided(phase);
+  if (auto s = EndIfDecided(phase); !s.ok() || !phase.store.empty()) return s;
   // The whole commit log is read: every changelog record held so far is decided now.
-  phase.done = true;
-  Log(LogLevel::kInfo, "restore_phase_done",
-      {{"task", task_.ToString()},
-       {"topic", phase.topic},
-       {"from", phase.from},
-       {"to", phase.high},
-       {"records", phase.high - phase.from}});
   for (size_t i = 1; i < phases_.size(); ++i) {
     if (auto s = Decide(phases_[i]); !s.ok()) return s;
   }
@@ -216,7 +209,9 @@ Status StateRestorer::EndPhase(Phase& phase) {
 Status StateRestorer::EndIfDecided(Phase& phase) {
   if (phase.done || !phase.read_to_end || !phase.undecided.empty()) return Status::OK();
   phase.done = true;
-  if (auto s = Flush(phase); !s.ok()) return s;
+  if (!phase.store.empty()) {
+    if (auto s = Flush(phase); !s.ok()) return s;
+  }
   Log(LogLevel::kInfo, "restore_phase_done",
       {{"task", task_.ToString()},
        {"topic", phase.topic},
