@@ -141,9 +141,10 @@ void ChangelogReader::Pause(const PartitionKey& key, const TaskId& task) {
   PartitionList list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second);
   if (rd_kafka_resp_err_t err = rd_kafka_pause_partitions(consumer_.get(), list.get())) {
+    // Reading on only costs memory. Counted as paused all the same, so that the warning is
+    // not repeated for each record; resuming a partition that is not paused does nothing.
     Log(LogLevel::kWarn, "restore_pause_failed",
         {{"topic", key.first}, {"error", rd_kafka_err2str(err)}});
-    return;  // reading on only costs memory
   }
   paused_[task].push_back(key);
 }

@@ -47,7 +47,7 @@ struct RestoreRead {
 };
 
 // Brings a task's stores up to date from its changelogs, starting at the offsets its local
-// checkpoint reflects, so a restart reads only the tail. Its commit-log partition comes first:
+// checkpoint reflects, so a restart reads only the tail. It reads its commit-log partition too:
 // each sealed commit names the changelog ranges it wrote and the input offsets it consumed, so
 // records of a commit that never sealed (a crash mid-commit) are skipped when the broker does
 // not filter aborted transactions itself. A reset marker (`cmstream replay`) moves where each

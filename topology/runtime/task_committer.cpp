@@ -72,8 +72,6 @@ void TaskCommitter::Publish(const std::vector<SealedOutputs>& seals) {
 
 void TaskCommitter::ProduceMarks(TaskMap& tasks) {
   for (const auto& [id, mark] : unwritten_marks_) {
-    // A task closed since is another owner's now: without the mark its restore scans for the
-    // outputs and sends none again.
     auto it = tasks.find(id);
     if (it == tasks.end() || !it->second.running) continue;
     producer_.Produce(Topology::CommitTopic(topology_.application_id(), id.subtopology),
@@ -214,13 +212,14 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     }
   }
   if (!producer_.Flush()) {
-    AbortAll(tasks, std::string("changelog delivery failed: ") +
+    AbortAll(tasks, std::string("changelog, outbox or mark delivery failed: ") +
                         rd_kafka_err2str(producer_.delivery_error()));
     return false;
   }
   ++commit_seq_;
-  // The previous commit's "published" marks go with this commit's seals, in the same batch of
-  // each task's commit log: a mark costs neither a flush of its own nor a fetch in a restore.
+  // The previous commit's "published" marks go with this commit's seals: a task with a seal
+  // gets its mark in the seal's batch, so the mark costs no flush and no restore fetch of its
+  // own (a task with nothing to seal gets it alone).
   ProduceMarks(tasks);
   std::map<TaskId, DeliveryRange> seals;
   for (TaskRuntime* rt : dirty) {

@@ -30,7 +30,8 @@ namespace cm::topology {
 //      range and the input offsets: once it is acknowledged, the commit has happened;
 //   3. under exactly-once the Kafka transaction commits;
 //   4. the store writes and the checkpoint go to RocksDB in one WriteBatch;
-//   5. in outbox mode the outputs are published, then marked published in the commit log;
+//   5. in outbox mode the outputs are published; the seal's "published" mark goes out with the
+//      next commit (ProduceMarks);
 //   6. group offsets are committed, for lag monitoring only.
 // A crash before 2 leaves unsealed records that restores skip; after 2, the log is the truth.
 // The tasks are the caller's (TaskManager); each call says which.
@@ -60,6 +61,10 @@ class TaskCommitter {
   // After a crash between a seal and its "published" mark: finds which of the seal's outputs
   // reached their partitions and sends the rest, in a transaction of their own.
   void Republish(TaskRuntime& rt, const UnpublishedOutputs& unpublished);
+
+  // Drops the task's unwritten "published" mark (the task closes): whoever restores it next
+  // scans for the seal's outputs instead.
+  void ForgetMark(const TaskId& task) { unwritten_marks_.erase(task); }
 
   // Commits, aborted commits and the commit latency histogram.
   void AddStatus(ThreadStatus& status) const;

@@ -145,6 +145,7 @@ void TaskManager::CloseTask(TaskId id, bool clean) {
     queryable_.erase(id);
   }
   if (!clean) rt.task->state().Abort();
+  committer_.ForgetMark(id);  // the next owner, or a new incarnation here, restores without it
   rt.task->Close();
   for (const auto& topic : rt.topics) by_partition_.erase({topic, id.partition});
   tasks_.erase(it);  // closes the task's RocksDB; its files stay for the next owner here
