@@ -88,7 +88,9 @@ TEST_P(ChangelogRestoreTest, OnlyRecordsOfSealedCommitsAreRestored) {
   seal(1, 0, 2);
   for (uint64_t seq = 100; seq < 108; ++seq) mark(seq);
   seal(2, 4, 6);
-  for (uint64_t seq = 200; seq < 206; ++seq) mark(seq);
+  // Enough of them that the commit log is still being read (one batch per fetch) when the
+  // changelog, resumed after seal 2, reaches its last record, also when a resume is slow.
+  for (uint64_t seq = 200; seq < 400; ++seq) mark(seq);
 
   testing::InProcessInstance instance(
       *broker, topology,
@@ -116,7 +118,7 @@ TEST_P(ChangelogRestoreTest, OnlyRecordsOfSealedCommitsAreRestored) {
 
   const auto done = RestoreDone(log, "0_0");
   ASSERT_TRUE(done.has_value()) << "no restore_done line for 0_0 in:\n" << log;
-  EXPECT_EQ((*done)["records"], 23) << "7 changelog and 16 commit-log records";
+  EXPECT_EQ((*done)["records"], 217) << "7 changelog and 210 commit-log records";
   EXPECT_EQ((*done)["skippedUnsealed"], 3);
   if (GetParam().changelog_waits) {
     // Offset 2 waits until seal 2 decides it and the changelog goes on; offset 6 waits again
