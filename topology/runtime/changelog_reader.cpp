@@ -138,6 +138,8 @@ bool ChangelogReader::Assign() {
 }
 
 void ChangelogReader::Pause(const PartitionKey& key, const TaskId& task) {
+  std::vector<PartitionKey>& paused = paused_[task];
+  if (std::find(paused.begin(), paused.end(), key) != paused.end()) return;
   PartitionList list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second);
   if (rd_kafka_resp_err_t err = rd_kafka_pause_partitions(consumer_.get(), list.get())) {
@@ -146,7 +148,7 @@ void ChangelogReader::Pause(const PartitionKey& key, const TaskId& task) {
     Log(LogLevel::kWarn, "restore_pause_failed",
         {{"topic", key.first}, {"error", rd_kafka_err2str(err)}});
   }
-  paused_[task].push_back(key);
+  paused.push_back(key);
 }
 
 void ChangelogReader::ResumeDecided(const TaskId& task, StateRestorer& restorer) {
@@ -233,11 +235,7 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
       return false;
     }
     // Undecided changelog records wait for the commit log; a seal may have decided them.
-    if (restorer.Waiting(topic)) {
-      if (!std::any_of(paused_[task_id].begin(), paused_[task_id].end(),
-                       [&](const PartitionKey& k) { return k == it->first; }))
-        Pause(it->first, task_id);
-    }
+    if (restorer.Waiting(topic)) Pause(it->first, task_id);
     if (!paused_.empty()) ResumeDecided(task_id, restorer);
     // A partition read to its end may start a task: back to the caller.
     if (ended) return true;

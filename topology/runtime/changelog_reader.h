@@ -46,6 +46,7 @@ class ChangelogReader {
   bool Assign();
   bool Poll(std::chrono::steady_clock::time_point deadline);
   void Unassign();
+  // Pauses the partition unless it is paused already.
   void Pause(const PartitionKey& key, const TaskId& task);
   // Resumes the task's paused changelogs whose restorer no longer waits.
   void ResumeDecided(const TaskId& task, StateRestorer& restorer);
