@@ -349,8 +349,18 @@ Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
     return Status::Aborted("restoring store '" + store->data->name() + "' with pending changes");
   }
   store->data->Invalidate();  // written around the overlay
+  // A changelog comes in offset order, keys scattered. In key order the memtable's skip list
+  // inserts each key next to the one before instead of searching from the top (a third of a
+  // restore's stream thread went to those searches). Stable: a key changed twice keeps its
+  // last value.
+  std::vector<const StoreChange*> ordered;
+  ordered.reserve(changes.size());
+  for (const StoreChange& change : changes) ordered.push_back(&change);
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const StoreChange* a, const StoreChange* b) { return a->key < b->key; });
   rocksdb::WriteBatch batch;
-  for (const StoreChange& change : changes) {
+  for (const StoreChange* change_ptr : ordered) {
+    const StoreChange& change = *change_ptr;
     const std::string key = store->data->DatabaseKey(change.key);
     const rocksdb::Status s = change.value ? batch.Put(key, *change.value) : batch.Delete(key);
     if (!s.ok()) return ToStatus(s, "restore");
