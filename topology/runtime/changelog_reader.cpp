@@ -234,6 +234,11 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
       failure_.Fatal("restore of task " + task_id.ToString() + " failed: " + s.ToString());
       return false;
     }
+    if (restorer.TakeRewind()) {
+      // Its commit log is read again from an earlier offset (Reads()): assign anew.
+      reassign_ = true;
+      return true;
+    }
     // Undecided changelog records wait for the commit log; a seal may have decided them.
     if (restorer.Waiting(topic)) Pause(it->first, task_id);
     if (!paused_.empty()) ResumeDecided(task_id, restorer);

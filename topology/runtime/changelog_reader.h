@@ -59,7 +59,7 @@ class ChangelogReader {
   KafkaHandle consumer_;
   std::map<PartitionKey, TaskId> assigned_;
   std::map<TaskId, std::vector<PartitionKey>> paused_;
-  bool reassign_ = false;  // a restorer was prepared since the last assignment
+  bool reassign_ = false;  // a restorer was prepared or rewound since the last assignment
 };
 
 }  // namespace cm::topology

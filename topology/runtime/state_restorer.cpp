@@ -28,7 +28,42 @@ int64_t ReadCheckpoint(const state::TaskState& state, const std::string& key) {
   return v ? std::stoll(*v) : 0;
 }
 
+// {"store": [[begin, end], ...]} as GapsToJson writes it; nullopt when malformed.
+std::optional<ChangelogGaps> ParseGaps(const nlohmann::json& j) {
+  if (!j.is_object()) return std::nullopt;
+  ChangelogGaps gaps;
+  for (const auto& [store, ranges] : j.items()) {
+    if (!ranges.is_array()) return std::nullopt;
+    for (const auto& range : ranges) {
+      if (!range.is_array() || range.size() != 2 || !range[0].is_number_integer() ||
+          !range[1].is_number_integer()) {
+        return std::nullopt;
+      }
+      gaps[store].emplace_back(range[0].get<int64_t>(), range[1].get<int64_t>());
+    }
+  }
+  return gaps;
+}
+
 }  // namespace
+
+void AddGap(ChangelogGaps& gaps, const std::string& store, int64_t begin, int64_t end) {
+  if (begin >= end) return;
+  auto& ranges = gaps[store];
+  if (!ranges.empty() && ranges.back().second >= begin) {
+    ranges.back().second = std::max(ranges.back().second, end);
+  } else {
+    ranges.emplace_back(begin, end);
+  }
+}
+
+nlohmann::json GapsToJson(const ChangelogGaps& gaps) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [store, ranges] : gaps) {
+    if (!ranges.empty()) j[store] = ranges;
+  }
+  return j;
+}
 
 StateRestorer::StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config,
                              const Topology& topology, TaskId task, state::TaskState& state)
@@ -57,6 +92,14 @@ Status StateRestorer::Prepare() {
     if (auto v = state_.GetCheckpoint(CheckpointInputKey(topic))) inputs_[topic] = std::stoll(*v);
   }
   if (auto v = state_.GetCheckpoint(kCheckpointStreamTime)) stream_time_ = std::stoll(*v);
+  // A state restored from nothing learns every gap it reads past; one restored from a local
+  // checkpoint knows those below it if the checkpoint lists them.
+  if (!state_.GetCheckpoint(kCheckpointCommits)) {
+    gaps_.emplace();
+  } else if (auto v = state_.GetCheckpoint(kCheckpointGaps)) {
+    gaps_ = ParseGaps(nlohmann::json::parse(*v, nullptr, false));
+    if (!gaps_) return Status::Corruption("unreadable changelog gaps in the local checkpoint");
+  }
   auto reset = ReadLatestReset(consumer_, Topology::ResetsTopic(app));
   if (!reset.ok()) return reset.status();
   if (const auto& marker = *reset) {
@@ -98,6 +141,14 @@ Status StateRestorer::Prepare() {
           std::to_string(phase.from) +
           ": the broker dropped records this state depends on (the embedded broker keeps about 5 "
           "MiB per partition); reset the application with `cmstream replay`");
+    }
+    if (phase.store.empty()) {
+      // The last seal usually decides everything: read the commit log's tail first.
+      commit_from_ = phase.from;
+      if (phase.high - phase.from > config_.restore_commit_tail) {
+        tail_ = true;
+        phase.from = phase.high - config_.restore_commit_tail;
+      }
     }
     total_ += static_cast<uint64_t>(phase.high - phase.from);
     phase.next = phase.from;
@@ -158,6 +209,7 @@ Status StateRestorer::Apply(const rd_kafka_message_t& m) {
   Phase* phase = FindPhase(rd_kafka_topic_name(m.rkt));
   if (phase == nullptr || phase->read_to_end || m.offset < phase->next) return Status::OK();
   phase->next = m.offset + 1;
+  ++phase->read;
   ++restored_;
   if (phase->store.empty()) {
     std::string_view value(static_cast<const char*>(m.payload), m.len);
@@ -180,6 +232,7 @@ Status StateRestorer::Apply(const rd_kafka_message_t& m) {
     if (auto s = AddSealed(*phase, std::move(change)); !s.ok()) return s;
   } else if (seal == Seal::kUnsealed) {
     ++skipped_;
+    if (gaps_) AddGap(*gaps_, phase->store, m.offset, m.offset + 1);
   } else {
     const bool waiting = Waiting(*phase);
     phase->undecided_bytes += UndecidedBytes(change);
@@ -197,6 +250,19 @@ Status StateRestorer::EndOfPartition(const std::string& topic) {
 }
 
 Status StateRestorer::EndPhase(Phase& phase) {
+  if (phase.store.empty()) {
+    if (tail_ && !base_ends_) {
+      // No seal in the tail lists its gaps (written before seals did): read it all.
+      tail_ = false;
+      RewindCommitLog(commit_from_);
+      return Status::OK();
+    }
+    if (unpublished_ && unpublished_from_ < phase.from) {
+      // The last seal's outputs may be unpublished and its outbox starts before the tail.
+      RewindCommitLog(unpublished_from_);
+      return Status::OK();
+    }
+  }
   phase.read_to_end = true;
   if (auto s = EndIfDecided(phase); !s.ok() || !phase.store.empty()) return s;
   // The whole commit log is read: every changelog record held so far is decided now.
@@ -235,6 +301,7 @@ Status StateRestorer::Finish() {
   for (const auto& [topic, offset] : inputs_)
     checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
   if (stream_time_ != INT64_MIN) checkpoint[kCheckpointStreamTime] = std::to_string(stream_time_);
+  if (gaps_) checkpoint[kCheckpointGaps] = GapsToJson(*gaps_).dump();
   if (auto s = state_.Commit(checkpoint); !s.ok()) return s;  // nothing is pending: checkpoint only
   // A restored state is the costliest to build again: a crash from now on restores from here.
   if (auto s = state_.Flush(false); !s.ok()) return s;
@@ -278,6 +345,24 @@ Status StateRestorer::ApplyCommitRecord(std::string_view type, std::string_view 
       sealed_ranges_[store].emplace_back(range.at(0).get<int64_t>(), range.at(1).get<int64_t>());
     }
   }
+  if (auto g = j.find("gaps"); g != j.end() && !base_ends_) {
+    auto gaps = ParseGaps(*g);
+    auto e = j.find("ends");
+    if (!gaps || e == j.end() || !e->is_object()) {
+      return Status::Corruption("unreadable changelog gaps in a seal of " + phases_.front().topic);
+    }
+    std::map<std::string, int64_t> ends;
+    for (const auto& [store, end] : e->items()) {
+      if (!end.is_number_integer()) {
+        return Status::Corruption("unreadable changelog ends in a seal of " +
+                                  phases_.front().topic);
+      }
+      ends[store] = end.get<int64_t>();
+    }
+    base_ends_ = std::move(ends);
+    gaps_ = std::move(gaps);
+    gap_cursor_.clear();
+  }
   // A later seal means the outputs of earlier ones were published before it was written.
   unpublished_.reset();
   if (j.contains("outbox")) {
@@ -286,6 +371,7 @@ Status StateRestorer::ApplyCommitRecord(std::string_view type, std::string_view 
     u.seq = j.value("seq", uint64_t{0});
     int64_t first = j["outbox"].at(0).get<int64_t>();
     int64_t end = j["outbox"].at(1).get<int64_t>();
+    unpublished_from_ = first;
     // Only the last seal's outputs can be unpublished: decode them once the log is read.
     unpublished_outbox_.clear();
     for (auto it = outbox_records_.lower_bound(first);
@@ -308,6 +394,14 @@ StateRestorer::Seal StateRestorer::SealOf(const std::string& store, int64_t offs
   if (config_.broker_filters_aborted && config_.guarantee == ProcessingGuarantee::kExactlyOnce) {
     return Seal::kSealed;
   }
+  if (base_ends_) {
+    auto end = base_ends_->find(store);
+    if (end != base_ends_->end() && offset < end->second) {
+      return InGap(store, offset) ? Seal::kUnsealed : Seal::kSealed;
+    }
+  } else if (tail_) {
+    return Seal::kUnknown;  // the seal that decides what lies before the tail is not read yet
+  }
   auto& ranges = sealed_ranges_[store];
   size_t& i = range_cursor_[store];
   while (i < ranges.size() && ranges[i].second <= offset) ++i;
@@ -315,6 +409,31 @@ StateRestorer::Seal StateRestorer::SealOf(const std::string& store, int64_t offs
   // record means the record's commit never sealed.
   if (i < ranges.size()) return ranges[i].first <= offset ? Seal::kSealed : Seal::kUnsealed;
   return phases_.front().done ? Seal::kUnsealed : Seal::kUnknown;
+}
+
+bool StateRestorer::InGap(const std::string& store, int64_t offset) {
+  const auto& gaps = (*gaps_)[store];
+  size_t& i = gap_cursor_[store];  // asked in offset order
+  while (i < gaps.size() && gaps[i].second <= offset) ++i;
+  return i < gaps.size() && gaps[i].first <= offset;
+}
+
+void StateRestorer::RewindCommitLog(int64_t offset) {
+  Phase& log = phases_.front();
+  Log(LogLevel::kInfo, "restore_commit_log_rewound",
+      {{"task", task_.ToString()}, {"from", offset}, {"tailFrom", log.from}});
+  total_ += static_cast<uint64_t>(log.from - offset);
+  restored_ -= log.read;  // read again below
+  log.read = 0;
+  log.from = log.next = offset;
+  log.read_to_end = log.done = false;
+  // Read again in order, the seals rebuild all of this.
+  sealed_ranges_.clear();
+  range_cursor_.clear();
+  outbox_records_.clear();
+  unpublished_outbox_.clear();
+  unpublished_.reset();
+  rewind_ = true;
 }
 
 Status StateRestorer::AddSealed(Phase& phase, state::StoreChange change) {
@@ -329,13 +448,15 @@ Status StateRestorer::AddSealed(Phase& phase, state::StoreChange change) {
 
 Status StateRestorer::Decide(Phase& phase) {
   while (!phase.undecided.empty()) {
-    const Seal seal = SealOf(phase.store, phase.undecided.front().offset);
+    const int64_t offset = phase.undecided.front().offset;
+    const Seal seal = SealOf(phase.store, offset);
     if (seal == Seal::kUnknown) break;
     state::StoreChange change = std::move(phase.undecided.front().change);
     phase.undecided_bytes -= UndecidedBytes(change);
     phase.undecided.pop_front();
     if (seal == Seal::kUnsealed) {
       ++skipped_;
+      if (gaps_) AddGap(*gaps_, phase.store, offset, offset + 1);
     } else if (auto s = AddSealed(phase, std::move(change)); !s.ok()) {
       return s;
     }

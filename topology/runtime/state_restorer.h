@@ -5,9 +5,11 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "state/status.h"
@@ -29,6 +31,18 @@ inline constexpr const char* kCheckpointReset = "reset";
 inline constexpr const char* kCheckpointStreamTime = "stream-time";
 inline std::string CheckpointChangelogKey(const std::string& store) { return "changelog:" + store; }
 inline std::string CheckpointInputKey(const std::string& topic) { return "input:" + topic; }
+// The task's changelog gaps (below), when known.
+inline constexpr const char* kCheckpointGaps = "gaps";
+
+// Per logged store, the changelog offset ranges [begin, end) below the task's changelog
+// position that no seal covers: records of commits cut off by a crash or aborted. Every seal
+// carries the list with each store's position ("gaps" and "ends"), so one seal decides every
+// changelog record before it and a restore need not read the commit log from its start.
+using ChangelogGaps = std::map<std::string, std::vector<std::pair<int64_t, int64_t>>>;
+// Adds [begin, end) to the store's gaps, joining it to the last one when they touch. Gaps are
+// added in offset order.
+void AddGap(ChangelogGaps& gaps, const std::string& store, int64_t begin, int64_t end);
+nlohmann::json GapsToJson(const ChangelogGaps& gaps);
 
 // The outputs of the task's last sealed commit when they may not all have reached their
 // topics (the process died between the seal and the "published" mark).
@@ -100,6 +114,12 @@ class StateRestorer {
   // The stream time of the restored state (of the latest seal); INT64_MIN when none is known.
   int64_t stream_time() const { return stream_time_; }
   const std::optional<UnpublishedOutputs>& unpublished() const { return unpublished_; }
+  // The gaps below changelog_positions(); none when the log's seals predate gap lists and the
+  // local state does not know them (its seals then carry no list).
+  const std::optional<ChangelogGaps>& gaps() const { return gaps_; }
+  // True once after the commit log must be read again from an earlier offset (Reads() says
+  // where): the reader assigns it anew.
+  bool TakeRewind() { return std::exchange(rewind_, false); }
 
  private:
   enum class Seal { kSealed, kUnsealed, kUnknown };
@@ -114,6 +134,7 @@ class StateRestorer {
     int64_t high = 0;
     int64_t low = 0;
     int64_t next = 0;                       // the offset after the last record read
+    uint64_t read = 0;                      // records read from `from` on
     bool read_to_end = false;               // nothing more to read; done once nothing is undecided
     bool done = false;                      // every record read is written or skipped
     std::vector<state::StoreChange> batch;  // sealed changes, not yet written
@@ -131,6 +152,9 @@ class StateRestorer {
   state::Status Decide(Phase& phase);
   state::Status Flush(Phase& phase);
   Seal SealOf(const std::string& store, int64_t offset);
+  bool InGap(const std::string& store, int64_t offset);
+  // The commit log's tail did not decide everything: read it again from `offset`.
+  void RewindCommitLog(int64_t offset);
 
   rd_kafka_t* consumer_;
   const StreamsConfig& config_;
@@ -154,7 +178,15 @@ class StateRestorer {
   uint64_t waits_ = 0;  // times a changelog began to wait for its commit log
   uint64_t total_ = 0;
   std::chrono::steady_clock::time_point started_;
-  std::string reset_id_;  // of the reset marker honoured, if any
+  std::string reset_id_;          // of the reset marker honoured, if any
+  int64_t commit_from_ = 0;       // where the commit log is read from when its tail is not enough
+  bool tail_ = false;             // the commit log is read from its tail (restore_commit_tail)
+  bool rewind_ = false;           // see TakeRewind
+  int64_t unpublished_from_ = 0;  // the first outbox record of unpublished_
+  // The first seal read that carries gaps: below its ends, a record is sealed unless in gaps_.
+  std::optional<std::map<std::string, int64_t>> base_ends_;
+  std::optional<ChangelogGaps> gaps_;
+  std::map<std::string, size_t> gap_cursor_;
 };
 
 }  // namespace cm::topology

@@ -37,6 +37,10 @@ struct StreamsConfig {
   // seal read so far decides are held in memory; past this many bytes per changelog, it is
   // paused until the commit log catches up.
   size_t restore_undecided_bytes = 256ULL << 10;
+  // A restore reads this many records at the end of a commit log first: a seal that lists the
+  // unsealed changelog ranges below it decides everything before it, so the rest of the log
+  // is read only when no such seal is there (logs written before seals carried the list).
+  int64_t restore_commit_tail = 32;
   // How long a restarted task may take to find which of a crash's sealed outputs reached their
   // partitions (TaskCommitter::Republish) before the task fails.
   std::chrono::milliseconds republish_timeout{60'000};

@@ -222,16 +222,33 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
   // own (a task with nothing to seal gets it alone).
   ProduceMarks(tasks);
   std::map<TaskId, DeliveryRange> seals;
+  std::set<TaskId> new_gaps;
   for (TaskRuntime* rt : dirty) {
     nlohmann::json changelogs = nlohmann::json::object();
+    std::map<std::string, int64_t> ends = rt->changelog_positions;
     for (auto& [key, range] : ranges) {
-      if (key.first == rt->id && range.first >= 0)
-        changelogs[key.second] = {range.first, range.last + 1};
+      if (key.first != rt->id || range.first < 0) continue;
+      changelogs[key.second] = {range.first, range.last + 1};
+      // Records between the last sealed position and this commit's first never sealed (an
+      // aborted commit; a crash's leftovers written after the restore read the log).
+      int64_t& end = ends[key.second];
+      if (rt->changelog_gaps && range.first > end) {
+        AddGap(*rt->changelog_gaps, key.second, end, range.first);
+        new_gaps.insert(rt->id);
+      }
+      end = range.last + 1;
     }
     nlohmann::json seal = {{"writer", writer_id_},
                            {"seq", commit_seq_},
                            {"inputs", rt->positions},
                            {"changelogs", std::move(changelogs)}};
+    // With its gaps and each store's position, this seal alone decides every changelog record
+    // before it: a restore reads the commit log's tail only.
+    if (rt->changelog_gaps) {
+      std::erase_if(ends, [](const auto& e) { return e.second <= 0; });
+      seal["gaps"] = GapsToJson(*rt->changelog_gaps);
+      seal["ends"] = std::move(ends);
+    }
     // A restarted or moved task goes on from it: windows stay closed, punctuations keep time.
     if (rt->task->stream_time() != INT64_MIN) seal["streamTime"] = rt->task->stream_time();
     if (auto box = outboxes.find(rt->id); box != outboxes.end() && box->second.first >= 0) {
@@ -292,6 +309,9 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     }
     for (const auto& [store, offset] : rt->changelog_positions) {
       checkpoint[CheckpointChangelogKey(store)] = std::to_string(offset);
+    }
+    if (new_gaps.contains(rt->id)) {
+      checkpoint[kCheckpointGaps] = GapsToJson(*rt->changelog_gaps).dump();
     }
     for (const auto& [topic, offset] : rt->positions) {
       checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);

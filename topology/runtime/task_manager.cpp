@@ -153,6 +153,7 @@ void TaskManager::CloseTask(TaskId id, bool clean) {
 
 void TaskManager::StartRunning(TaskRuntime& rt) {
   rt.changelog_positions = rt.restorer->changelog_positions();
+  rt.changelog_gaps = rt.restorer->gaps();
   rt.published_until = rt.restorer->published_positions();
   rt.commit_position = rt.restorer->commit_position();
   rt.committed_positions = rt.restorer->input_positions();

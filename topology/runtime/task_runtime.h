@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,9 @@ struct TaskRuntime {
   std::map<std::string, int64_t> positions;  // next offset, as processed
   std::map<std::string, int64_t> committed_positions;  // next offset, as last sealed
   std::map<std::string, int64_t> changelog_positions;  // next offset per logged store
+  // The unsealed ranges below changelog_positions, which seals list; unknown after a restore
+  // from seals written before they listed them.
+  std::optional<ChangelogGaps> changelog_gaps;
   int64_t commit_position = 0;
   bool dirty = false;
   std::vector<PendingOutput> outbox;
