@@ -32,6 +32,11 @@ struct RestoreCase {
   bool changelog_waits;    // whether the changelog must have paused for its commit log
 };
 
+// The counts of keys a, b and c in task 0_0's store; nullopt for a key it does not hold.
+using Counts = std::map<std::string, std::optional<std::string>>;
+// What the hand-written logs' sealed commits leave: c only ever came from unsealed ones.
+const Counts kSealedCounts = {{"a", "2"}, {"b", "2"}, {"c", std::nullopt}};
+
 // The restore_done log line of `task` among the captured log lines.
 std::optional<nlohmann::json> RestoreDone(const std::string& log, const std::string& task) {
   std::istringstream lines(log);
@@ -118,8 +123,8 @@ class RestoreLogs {
                                  }});
   }
 
-  std::map<std::string, std::optional<std::string>> Counts(testing::InProcessInstance& instance) {
-    std::map<std::string, std::optional<std::string>> counts;
+  Counts StoreCounts(testing::InProcessInstance& instance) {
+    Counts counts;
     EXPECT_TRUE(instance.streams()
                     .Query(topology::TaskId{0, 0},
                            [&](const topology::ReadOnlyStores& stores) {
@@ -202,10 +207,8 @@ TEST_P(ChangelogRestoreTest, OnlyRecordsOfSealedCommitsAreRestored) {
 
   auto instance = logs.NewInstance("state", GetParam().undecided_bytes);
   const std::string log = logs.Start(*instance);
-  auto restored = logs.Counts(*instance);
-  EXPECT_EQ(restored["a"], std::optional<std::string>("2"));
-  EXPECT_EQ(restored["b"], std::optional<std::string>("2"));
-  EXPECT_EQ(restored["c"], std::nullopt) << "c was written only by commits that never sealed";
+  EXPECT_EQ(logs.StoreCounts(*instance), kSealedCounts)
+      << "c was written only by commits that never sealed";
 
   const auto done = RestoreDone(log, "0_0");
   ASSERT_TRUE(done.has_value()) << "no restore_done line for 0_0 in:\n" << log;
@@ -252,10 +255,8 @@ TEST(ChangelogRestoreGapsTest, TheLastSealsGapsDecideTheWholeChangelog) {
   {
     auto instance = logs.NewInstance("first", 0);
     const std::string log = logs.Start(*instance);
-    auto restored = logs.Counts(*instance);
-    EXPECT_EQ(restored["a"], std::optional<std::string>("2"));
-    EXPECT_EQ(restored["b"], std::optional<std::string>("2"));
-    EXPECT_EQ(restored["c"], std::nullopt) << "offset 3 is in seal 2's gaps, 6 after its end";
+    EXPECT_EQ(logs.StoreCounts(*instance), kSealedCounts)
+        << "offset 3 is in seal 2's gaps, 6 after its end";
     const auto done = RestoreDone(log, "0_0");
     ASSERT_TRUE(done.has_value()) << "no restore_done line for 0_0 in:\n" << log;
     EXPECT_FALSE(Rewound(log)) << log;
@@ -275,10 +276,7 @@ TEST(ChangelogRestoreGapsTest, TheLastSealsGapsDecideTheWholeChangelog) {
   // From nothing, on another state directory: the instance's seal decides it all.
   auto again = logs.NewInstance("second", 0);
   const std::string log = logs.Start(*again);
-  auto restored = logs.Counts(*again);
-  EXPECT_EQ(restored["a"], std::optional<std::string>("3"));
-  EXPECT_EQ(restored["b"], std::optional<std::string>("2"));
-  EXPECT_EQ(restored["c"], std::optional<std::string>("1"));
+  EXPECT_EQ(logs.StoreCounts(*again), (Counts{{"a", "3"}, {"b", "2"}, {"c", "1"}}));
   const auto done = RestoreDone(log, "0_0");
   ASSERT_TRUE(done.has_value()) << "no restore_done line for 0_0 in:\n" << log;
   EXPECT_FALSE(Rewound(log)) << log;

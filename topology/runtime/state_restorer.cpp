@@ -231,8 +231,7 @@ Status StateRestorer::Apply(const rd_kafka_message_t& m) {
   if (seal == Seal::kSealed) {
     if (auto s = AddSealed(*phase, std::move(change)); !s.ok()) return s;
   } else if (seal == Seal::kUnsealed) {
-    ++skipped_;
-    if (gaps_) AddGap(*gaps_, phase->store, m.offset, m.offset + 1);
+    SkipUnsealed(phase->store, m.offset);
   } else {
     const bool waiting = Waiting(*phase);
     phase->undecided_bytes += UndecidedBytes(change);
@@ -411,6 +410,11 @@ StateRestorer::Seal StateRestorer::SealOf(const std::string& store, int64_t offs
   return phases_.front().done ? Seal::kUnsealed : Seal::kUnknown;
 }
 
+void StateRestorer::SkipUnsealed(const std::string& store, int64_t offset) {
+  ++skipped_;
+  if (gaps_) AddGap(*gaps_, store, offset, offset + 1);  // the task's seals will list it
+}
+
 bool StateRestorer::InGap(const std::string& store, int64_t offset) {
   const auto& gaps = (*gaps_)[store];
   size_t& i = gap_cursor_[store];  // asked in offset order
@@ -455,8 +459,7 @@ Status StateRestorer::Decide(Phase& phase) {
     phase.undecided_bytes -= UndecidedBytes(change);
     phase.undecided.pop_front();
     if (seal == Seal::kUnsealed) {
-      ++skipped_;
-      if (gaps_) AddGap(*gaps_, phase.store, offset, offset + 1);
+      SkipUnsealed(phase.store, offset);
     } else if (auto s = AddSealed(phase, std::move(change)); !s.ok()) {
       return s;
     }

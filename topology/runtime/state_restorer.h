@@ -153,6 +153,8 @@ class StateRestorer {
   state::Status Flush(Phase& phase);
   Seal SealOf(const std::string& store, int64_t offset);
   bool InGap(const std::string& store, int64_t offset);
+  // A changelog record whose commit never sealed: not written, and a gap.
+  void SkipUnsealed(const std::string& store, int64_t offset);
   // The commit log's tail did not decide everything: read it again from `offset`.
   void RewindCommitLog(int64_t offset);
 
