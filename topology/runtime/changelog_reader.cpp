@@ -13,6 +13,8 @@ namespace cm::topology {
 
 namespace {
 constexpr std::chrono::milliseconds kStepBudget{200};
+// Messages taken from the consumer at a time.
+constexpr size_t kBatchMessages = 1024;
 }  // namespace
 
 KafkaHandle ChangelogReader::NewRestoreConsumer(const StreamsConfig& config,
@@ -44,9 +46,11 @@ ChangelogReader::ChangelogReader(const StreamsConfig& config, const std::string&
     : config_(config),
       tasks_(tasks),
       failure_(failure),
-      consumer_(NewRestoreConsumer(config, client_id)) {}
+      consumer_(NewRestoreConsumer(config, client_id)),
+      batch_(consumer_.get(), kBatchMessages) {}
 
 ChangelogReader::~ChangelogReader() {
+  batch_.Clear();
   if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get())) {
     Log(LogLevel::kWarn, "changelog_consumer_close_failed", {{"error", rd_kafka_err2str(err)}});
   }
@@ -129,6 +133,7 @@ bool ChangelogReader::Assign() {
     return false;
   }
   assigned_.clear();
+  run_ = {};
   for (const auto& [key, w] : want) {
     assigned_[key] = w.first;
     if (tasks_.tasks().at(w.first).restorer->Waiting(key.first)) Pause(key, w.first);
@@ -184,67 +189,72 @@ void ChangelogReader::Resume(rd_kafka_topic_partition_list_t* list) {
 }
 
 bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
-  // Records come in runs from one partition: its topic name and entry are looked up once a run.
-  const rd_kafka_topic_t* run_topic = nullptr;
-  int32_t run_partition = -1;
-  std::string topic;
-  auto it = assigned_.end();
-  auto timeout_ms = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                 std::chrono::steady_clock::now())
-        .count();
-  };
-  int64_t timeout = std::min<int64_t>(timeout_ms(), 100);
-  for (uint32_t polled = 0;;) {
-    if (timeout <= 0) return true;
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout));
-    // The clock is read after an empty poll and every 64 records, not for each record.
-    if (m == nullptr || ++polled % 64 == 0) timeout = std::min<int64_t>(timeout_ms(), 100);
-    if (m == nullptr) continue;
-    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> owned(
-        m, &rd_kafka_message_destroy);
-    if (m->rkt == nullptr) continue;
-    if (m->rkt != run_topic || m->partition != run_partition) {
-      run_topic = m->rkt;
-      run_partition = m->partition;
-      topic = rd_kafka_topic_name(m->rkt);
-      it = assigned_.find({topic, m->partition});
-    }
-    if (it == assigned_.end()) continue;  // left from an earlier assignment
-    const TaskId task_id = it->second;
-    auto task = tasks_.tasks().find(task_id);
-    // A task closed since the assignment, or closed and created again (not yet prepared).
-    if (task == tasks_.tasks().end() || task->second.running ||
-        !task->second.restorer->prepared()) {
-      continue;
-    }
-    StateRestorer& restorer = *task->second.restorer;
-    auto kind = ClassifyConsumed(*m, topic);
-    if (kind.ok() && *kind == ConsumedMessage::kSkip) continue;
-    state::Status s = kind.status();
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return true;
+    batch_.Poll(std::min(left, std::chrono::milliseconds(100)));
     bool ended = false;
-    if (kind.ok() && *kind == ConsumedMessage::kEnd) {
-      s = restorer.EndOfPartition(topic);
-      ended = true;
-    } else if (kind.ok()) {
-      s = restorer.Apply(*m);
-      ended = restorer.ReadToEnd(topic);
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      switch (Apply(batch_[i])) {
+        case Applied::kNext:
+          break;
+        case Applied::kEnded:
+          ended = true;
+          break;
+        case Applied::kFailed:
+          return false;
+        case Applied::kReassign:
+          // The rest of the batch is fetched again from the offsets of the new assignment.
+          batch_.Clear();
+          reassign_ = true;
+          return true;
+      }
     }
-    if (!s.ok()) {
-      failure_.Fatal("restore of task " + task_id.ToString() + " failed: " + s.ToString());
-      return false;
-    }
-    if (restorer.TakeRewind()) {
-      // Its commit log is read again from an earlier offset (Reads()): assign anew.
-      reassign_ = true;
-      return true;
-    }
-    // Undecided changelog records wait for the commit log; a seal may have decided them.
-    if (restorer.Waiting(topic)) Pause(it->first, task_id);
-    if (!paused_.empty()) ResumeDecided(task_id, restorer);
     // A partition read to its end may start a task: back to the caller.
     if (ended) return true;
   }
+}
+
+ChangelogReader::Applied ChangelogReader::Apply(const rd_kafka_message_t& m) {
+  if (m.rkt == nullptr) return Applied::kNext;
+  // Records come in runs from one partition: its topic name and entry are looked up once a run.
+  if (m.rkt != run_.topic_handle || m.partition != run_.partition) {
+    run_.topic_handle = m.rkt;
+    run_.partition = m.partition;
+    run_.topic = rd_kafka_topic_name(m.rkt);
+    run_.assigned = assigned_.find({run_.topic, m.partition});
+  }
+  if (run_.assigned == assigned_.end()) return Applied::kNext;  // left from an earlier assignment
+  const std::string& topic = run_.topic;
+  const TaskId task_id = run_.assigned->second;
+  auto task = tasks_.tasks().find(task_id);
+  // A task closed since the assignment, or closed and created again (not yet prepared).
+  if (task == tasks_.tasks().end() || task->second.running || !task->second.restorer->prepared()) {
+    return Applied::kNext;
+  }
+  StateRestorer& restorer = *task->second.restorer;
+  auto kind = ClassifyConsumed(m, topic);
+  if (kind.ok() && *kind == ConsumedMessage::kSkip) return Applied::kNext;
+  state::Status s = kind.status();
+  bool ended = false;
+  if (kind.ok() && *kind == ConsumedMessage::kEnd) {
+    s = restorer.EndOfPartition(topic);
+    ended = true;
+  } else if (kind.ok()) {
+    s = restorer.Apply(m);
+    ended = restorer.ReadToEnd(topic);
+  }
+  if (!s.ok()) {
+    failure_.Fatal("restore of task " + task_id.ToString() + " failed: " + s.ToString());
+    return Applied::kFailed;
+  }
+  // Its commit log is read again from an earlier offset (Reads()): assign anew.
+  if (restorer.TakeRewind()) return Applied::kReassign;
+  // Undecided changelog records wait for the commit log; a seal may have decided them.
+  if (restorer.Waiting(topic)) Pause(run_.assigned->first, task_id);
+  if (!paused_.empty()) ResumeDecided(task_id, restorer);
+  return ended ? Applied::kEnded : Applied::kNext;
 }
 
 void ChangelogReader::Unassign() {
@@ -254,6 +264,7 @@ void ChangelogReader::Unassign() {
     Log(LogLevel::kWarn, "unassign_failed", {{"error", rd_kafka_err2str(err)}});
   }
   assigned_.clear();
+  run_ = {};
 }
 
 }  // namespace cm::topology

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "topology/kafka/consumer_batch.h"
 #include "topology/kafka/kafka_client.h"
 #include "topology/runtime/streams_config.h"
 #include "topology/runtime/task_manager.h"
@@ -45,6 +46,10 @@ class ChangelogReader {
   bool StartRestored();
   bool Assign();
   bool Poll(std::chrono::steady_clock::time_point deadline);
+  enum class Applied { kNext, kEnded, kFailed, kReassign };
+  // Hands one message to its task's restorer. kEnded: a partition was read to its end;
+  // kReassign: a restorer rewound its commit log.
+  Applied Apply(const rd_kafka_message_t& m);
   void Unassign();
   // Pauses the partition unless it is paused already.
   void Pause(const PartitionKey& key, const TaskId& task);
@@ -57,6 +62,15 @@ class ChangelogReader {
   TaskManager& tasks_;
   ThreadFailure& failure_;
   KafkaHandle consumer_;
+  ConsumerBatch batch_;
+  // The partition of the last message applied, and its entry in assigned_ (or end()).
+  struct Run {
+    const rd_kafka_topic_t* topic_handle = nullptr;
+    int32_t partition = -1;
+    std::string topic;
+    std::map<PartitionKey, TaskId>::iterator assigned;
+  };
+  Run run_;
   std::map<PartitionKey, TaskId> assigned_;
   std::map<TaskId, std::vector<PartitionKey>> paused_;
   bool reassign_ = false;  // a restorer was prepared or rewound since the last assignment
