@@ -14,10 +14,13 @@ namespace cm::topology {
 
 class ConsumerBatch {
  public:
+  static constexpr size_t kDefaultCapacity = 1024;
+
   // For a consumer whose main queue is forwarded to its consumer queue
-  // (rd_kafka_poll_set_consumer) and that is not subscribed to a group: rebalance callbacks
-  // served in the middle of a batch would leave the batch holding revoked partitions' records.
-  ConsumerBatch(rd_kafka_t* consumer, size_t capacity);
+  // (rd_kafka_poll_set_consumer). Rebalance callbacks are served while a batch is taken, so a
+  // group consumer's batch can hold records of partitions revoked meanwhile: its user must drop
+  // records whose partition it no longer owns.
+  explicit ConsumerBatch(rd_kafka_t* consumer, size_t capacity = kDefaultCapacity);
   ~ConsumerBatch();
   ConsumerBatch(const ConsumerBatch&) = delete;
   ConsumerBatch& operator=(const ConsumerBatch&) = delete;

@@ -13,8 +13,6 @@ namespace cm::topology {
 
 namespace {
 constexpr std::chrono::milliseconds kStepBudget{200};
-// Messages taken from the consumer at a time.
-constexpr size_t kBatchMessages = 1024;
 }  // namespace
 
 KafkaHandle ChangelogReader::NewRestoreConsumer(const StreamsConfig& config,
@@ -47,7 +45,7 @@ ChangelogReader::ChangelogReader(const StreamsConfig& config, const std::string&
       tasks_(tasks),
       failure_(failure),
       consumer_(NewRestoreConsumer(config, client_id)),
-      batch_(consumer_.get(), kBatchMessages) {}
+      batch_(consumer_.get()) {}
 
 ChangelogReader::~ChangelogReader() {
   batch_.Clear();

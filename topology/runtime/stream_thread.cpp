@@ -11,6 +11,7 @@
 #include "state/status.h"
 #include "topology/common/log.h"
 #include "topology/common/wall_clock.h"
+#include "topology/kafka/consumer_batch.h"
 #include "topology/kafka/kafka_client.h"
 #include "topology/kafka/kafka_error.h"
 #include "topology/runtime/changelog_reader.h"
@@ -61,6 +62,7 @@ class StreamThread::Impl final {
   CommitSignal& commits_;
   ThreadFailure failure_;
   KafkaHandle consumer_;
+  std::unique_ptr<ConsumerBatch> batch_;  // of consumer_; empty between drains
   KafkaHandle restore_consumer_;
   std::unique_ptr<StreamProducer> producer_;
   std::unique_ptr<RecordCollectorImpl> collector_;
@@ -112,6 +114,7 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   consumer_ = NewKafkaHandle(RD_KAFKA_CONSUMER, cc);
   if (rd_kafka_resp_err_t err = rd_kafka_poll_set_consumer(consumer_.get()))
     throw std::runtime_error(std::string("poll_set_consumer: ") + rd_kafka_err2str(err));
+  batch_ = std::make_unique<ConsumerBatch>(consumer_.get());
 
   restore_consumer_ = ChangelogReader::NewRestoreConsumer(config, client);
   producer_ = std::make_unique<StreamProducer>(config, client, failure_);
@@ -283,13 +286,20 @@ void StreamThread::Impl::Run() {
     bool restoring = tasks_->AnyRestoring();
     if (restoring) reader_->RestoreStep();
     const int wait_ms = restoring ? 0 : PollWaitMs(WallClockMs());
-    // Drain what is fetched, up to a bound, then look after commits and punctuation.
-    for (int i = 0; i < 10'000; ++i) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), i == 0 ? wait_ms : 0);
+    // Drain what is fetched, up to a bound, then look after commits and punctuation. A
+    // batch is processed whole: a rebalance served while it was taken has closed the revoked
+    // tasks, whose records ProcessMessage then drops, and seeks and aborts (which hide records
+    // fetched before them) happen only between drains. A full cache commits after the batch.
+    for (size_t drained = 0; drained < 10'000;) {
+      batch_->Poll(std::chrono::milliseconds(drained == 0 ? wait_ms : 0));
       failure_.RaiseDeferred();
-      if (m == nullptr) break;
-      ProcessMessage(m);
-      rd_kafka_message_destroy(m);
+      if (batch_->size() == 0) break;
+      for (size_t i = 0; i < batch_->size(); ++i) {
+        ProcessMessage(&(*batch_)[i]);
+        failure_.RaiseDeferred();
+      }
+      drained += batch_->size();
+      batch_->Clear();
       if (tasks_->CacheFull()) break;
     }
     producer_->Poll();
@@ -340,6 +350,7 @@ void StreamThread::Impl::Close(bool clean) {
     }
   }
   tasks_->CloseAll(clean);
+  batch_.reset();  // a failure may have left messages in it
   // Closing leaves the group; a failure only delays the rebalance to the session timeout.
   if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get())) {
     Log(LogLevel::kWarn, "consumer_close_failed",
