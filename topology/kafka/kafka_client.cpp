@@ -10,6 +10,14 @@
 
 namespace cm::topology {
 
+rd_kafka_topic_t* TopicHandles::Get(const std::string& topic) {
+  auto it = handles_.find(topic);
+  if (it != handles_.end()) return it->second.get();
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(client_, topic.c_str(), nullptr);
+  if (handle == nullptr) return nullptr;
+  return handles_.emplace(topic, handle).first->second.get();
+}
+
 using state::Result;
 using state::Status;
 

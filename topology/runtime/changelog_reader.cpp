@@ -45,6 +45,7 @@ ChangelogReader::ChangelogReader(const StreamsConfig& config, const std::string&
       tasks_(tasks),
       failure_(failure),
       consumer_(NewRestoreConsumer(config, client_id)),
+      topics_(consumer_.get()),
       batch_(consumer_.get()) {}
 
 ChangelogReader::~ChangelogReader() {
@@ -123,6 +124,7 @@ bool ChangelogReader::Assign() {
   PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(want.size())));
   for (const auto& [key, w] : want) {
     rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second)->offset = w.second;
+    topics_.Get(key.first);  // its leader is asked for now, not at the next metadata refresh
   }
   ResumeAll();  // librdkafka keeps a partition paused across assignments
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), list.get())) {

@@ -62,6 +62,7 @@ class ChangelogReader {
   TaskManager& tasks_;
   ThreadFailure& failure_;
   KafkaHandle consumer_;
+  TopicHandles topics_;  // of the topics ever assigned: see TopicHandles
   ConsumerBatch batch_;
   // The partition of the last message applied, and its entry in assigned_ (or end()).
   struct Run {

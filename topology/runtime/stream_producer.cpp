@@ -8,7 +8,22 @@ namespace cm::topology {
 
 StreamProducer::StreamProducer(const StreamsConfig& config, const std::string& client_id,
                                ThreadFailure& failure)
-    : config_(config), failure_(failure) {
+    : config_(config),
+      failure_(failure),
+      producer_(NewProducer(config, client_id, this)),
+      topics_(producer_.get()) {
+  if (config.guarantee == ProcessingGuarantee::kExactlyOnce) {
+    // Fences an earlier incarnation with the same transactional id and aborts what it left open.
+    if (rd_kafka_error_t* e = rd_kafka_init_transactions(producer_.get(), 30000)) {
+      std::string what = rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+      throw std::runtime_error("init_transactions failed: " + what);
+    }
+  }
+}
+
+KafkaHandle StreamProducer::NewProducer(const StreamsConfig& config, const std::string& client_id,
+                                        StreamProducer* self) {
   rd_kafka_conf_t* pc = rd_kafka_conf_new();
   SetOrThrow(pc, "bootstrap.servers", config.bootstrap_servers);
   SetOrThrow(pc, "client.id", client_id);
@@ -27,16 +42,8 @@ StreamProducer::StreamProducer(const StreamsConfig& config, const std::string& c
   }
   for (const auto& [k, v] : config.producer_overrides) SetOrThrow(pc, k, v);
   rd_kafka_conf_set_dr_msg_cb(pc, &StreamProducer::OnDelivery);
-  rd_kafka_conf_set_opaque(pc, this);
-  producer_ = NewKafkaHandle(RD_KAFKA_PRODUCER, pc);
-  if (config.guarantee == ProcessingGuarantee::kExactlyOnce) {
-    // Fences an earlier incarnation with the same transactional id and aborts what it left open.
-    if (rd_kafka_error_t* e = rd_kafka_init_transactions(producer_.get(), 30000)) {
-      std::string what = rd_kafka_error_string(e);
-      rd_kafka_error_destroy(e);
-      throw std::runtime_error("init_transactions failed: " + what);
-    }
-  }
+  rd_kafka_conf_set_opaque(pc, self);
+  return NewKafkaHandle(RD_KAFKA_PRODUCER, pc);
 }
 
 void StreamProducer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -59,14 +66,6 @@ void StreamProducer::BeginTransactionIfNeeded() {
   in_transaction_ = true;
 }
 
-rd_kafka_topic_t* StreamProducer::Topic(const std::string& topic) {
-  auto it = topics_.find(topic);
-  if (it != topics_.end()) return it->second.get();
-  rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_.get(), topic.c_str(), nullptr);
-  if (handle == nullptr) return nullptr;  // an invalid name: the caller records the error
-  return topics_.emplace(topic, handle).first->second.get();
-}
-
 void StreamProducer::Produce(const std::string& topic, int32_t partition, const std::string& key,
                              const std::optional<std::string>& value, int64_t timestamp,
                              const std::vector<Header>& headers, DeliveryRange* range) {
@@ -74,7 +73,7 @@ void StreamProducer::Produce(const std::string& topic, int32_t partition, const 
   // A null payload is a tombstone.
   void* payload = value ? const_cast<char*>(value->data()) : nullptr;
   size_t payload_size = value ? value->size() : 0;
-  rd_kafka_topic_t* rkt = Topic(topic);
+  rd_kafka_topic_t* rkt = topics_.Get(topic);
   if (rkt == nullptr) {
     KeepFirstError(rd_kafka_last_error());
     return;

@@ -7,7 +7,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "topology/kafka/kafka_client.h"
@@ -77,19 +76,12 @@ class StreamProducer {
   static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
   // Keeps `err` as the delivery error unless one is kept already (see the class comment).
   void KeepFirstError(rd_kafka_resp_err_t err);
-  // The handle of `topic`, created on first use.
-  rd_kafka_topic_t* Topic(const std::string& topic);
-
-  struct TopicDeleter {
-    void operator()(rd_kafka_topic_t* t) const { rd_kafka_topic_destroy(t); }
-  };
-
+  static KafkaHandle NewProducer(const StreamsConfig& config, const std::string& client_id,
+                                 StreamProducer* self);
   const StreamsConfig& config_;
   ThreadFailure& failure_;
   KafkaHandle producer_;
-  // Held for the producer's life: producing by name takes the client's write lock and scans its
-  // topic list on every record. Declared after producer_, so destroyed before it.
-  std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_t, TopicDeleter>> topics_;
+  TopicHandles topics_;  // declared after producer_, so destroyed before it
   bool in_transaction_ = false;
   rd_kafka_resp_err_t delivery_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;
   uint64_t produced_ = 0;
