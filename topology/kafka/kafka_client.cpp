@@ -183,4 +183,30 @@ Status QueryWatermarks(rd_kafka_t* rk, const std::string& topic, int32_t partiti
   return Status::OK();
 }
 
+Status QueryWatermarks(rd_kafka_t* rk, const std::vector<TopicPartition>& partitions,
+                       std::map<TopicPartition, std::pair<int64_t, int64_t>>& watermarks) {
+  if (partitions.empty()) return Status::OK();
+  // ListOffsets by "timestamp": BEGINNING (-2) answers the log start, END (-1) the end.
+  for (const int64_t which : {RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END}) {
+    PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+    for (const auto& [topic, partition] : partitions)
+      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = which;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, list.get(), 10000);
+    for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; ++i) {
+      const rd_kafka_topic_partition_t& p = list->elems[i];
+      if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return Status::Unavailable("cannot read offsets of " + std::string(p.topic) + "[" +
+                                   std::to_string(p.partition) + "]: " + rd_kafka_err2str(p.err));
+      }
+      auto& w = watermarks[{p.topic, p.partition}];
+      (which == RD_KAFKA_OFFSET_BEGINNING ? w.first : w.second) = p.offset;
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return Status::Unavailable("cannot read offsets of " + std::to_string(partitions.size()) +
+                                 " partitions: " + rd_kafka_err2str(err));
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace cm::topology

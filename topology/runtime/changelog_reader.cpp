@@ -68,9 +68,23 @@ void ChangelogReader::RestoreStep() {
 }
 
 bool ChangelogReader::PrepareNew() {
+  // The broker's offsets for every new restorer at once, not a few round trips per task.
+  std::vector<TopicPartition> logs;
+  StateRestorer* asker = nullptr;
   for (auto& [id, rt] : tasks_.tasks()) {
     if (rt.running || rt.restorer->prepared()) continue;
-    state::Status s = rt.restorer->Prepare();
+    for (auto& log : rt.restorer->Logs()) logs.push_back(std::move(log));
+    asker = rt.restorer.get();
+  }
+  if (asker == nullptr) return true;
+  auto offsets = asker->QueryOffsets(logs);
+  if (!offsets.ok()) {
+    failure_.Fatal("restore failed: " + offsets.status().ToString());
+    return false;
+  }
+  for (auto& [id, rt] : tasks_.tasks()) {
+    if (rt.running || rt.restorer->prepared()) continue;
+    state::Status s = rt.restorer->Prepare(*offsets);
     if (s.code() == state::Status::Code::kAborted) {
       // The broker no longer has the log this state came from (an embedded broker restarted):
       // the local state describes a history that is gone, so start the task from nothing.

@@ -71,22 +71,45 @@ StateRestorer::StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config,
 
 StateRestorer::~StateRestorer() = default;
 
-Status StateRestorer::Prepare() {
-  started_ = std::chrono::steady_clock::now();
+std::vector<std::pair<std::string, std::string>> StateRestorer::LogTopics() const {
   const auto& sub = topology_.subtopologies().at(static_cast<size_t>(task_.subtopology));
   const std::string& app = topology_.application_id();
-  Phase log;
-  log.topic = Topology::CommitTopic(app, sub.id);
-  log.from = ReadCheckpoint(state_, kCheckpointCommits);
-  phases_.push_back(std::move(log));
+  std::vector<std::pair<std::string, std::string>> topics{{Topology::CommitTopic(app, sub.id), ""}};
   for (const auto& store : sub.stores) {
-    if (!store.logged) continue;
-    Phase changelog;
-    changelog.topic = Topology::ChangelogTopic(app, store.name);
-    changelog.store = store.name;
-    changelog.from = ReadCheckpoint(state_, CheckpointChangelogKey(store.name));
-    changelog_positions_[store.name] = changelog.from;
-    phases_.push_back(std::move(changelog));
+    if (store.logged) topics.emplace_back(Topology::ChangelogTopic(app, store.name), store.name);
+  }
+  return topics;
+}
+
+std::vector<TopicPartition> StateRestorer::Logs() const {
+  std::vector<TopicPartition> logs;
+  for (auto& [topic, store] : LogTopics()) logs.emplace_back(std::move(topic), task_.partition);
+  return logs;
+}
+
+Result<RestoreOffsets> StateRestorer::QueryOffsets(const std::vector<TopicPartition>& logs) const {
+  RestoreOffsets offsets;
+  auto reset = ReadLatestReset(consumer_, Topology::ResetsTopic(topology_.application_id()));
+  if (!reset.ok()) return reset.status();
+  offsets.reset = std::move(reset).value();
+  if (auto s = QueryWatermarks(consumer_, logs, offsets.watermarks); !s.ok()) return s;
+  return offsets;
+}
+
+Status StateRestorer::Prepare(const RestoreOffsets& offsets) {
+  started_ = std::chrono::steady_clock::now();
+  const auto& sub = topology_.subtopologies().at(static_cast<size_t>(task_.subtopology));
+  for (auto& [topic, store] : LogTopics()) {
+    Phase phase;
+    phase.topic = std::move(topic);
+    phase.store = std::move(store);
+    if (phase.store.empty()) {
+      phase.from = ReadCheckpoint(state_, kCheckpointCommits);
+    } else {
+      phase.from = ReadCheckpoint(state_, CheckpointChangelogKey(phase.store));
+      changelog_positions_[phase.store] = phase.from;
+    }
+    phases_.push_back(std::move(phase));
   }
   for (const auto& topic : sub.source_topics) {
     if (auto v = state_.GetCheckpoint(CheckpointInputKey(topic))) inputs_[topic] = std::stoll(*v);
@@ -100,9 +123,7 @@ Status StateRestorer::Prepare() {
     gaps_ = ParseGaps(nlohmann::json::parse(*v, nullptr, false));
     if (!gaps_) return Status::Corruption("unreadable changelog gaps in the local checkpoint");
   }
-  auto reset = ReadLatestReset(consumer_, Topology::ResetsTopic(app));
-  if (!reset.ok()) return reset.status();
-  if (const auto& marker = *reset) {
+  if (const auto& marker = offsets.reset) {
     bool has_state = state_.GetCheckpoint(kCheckpointCommits).has_value();
     if (has_state && state_.GetCheckpoint(kCheckpointReset) != marker->id) {
       return Status::Aborted("the local state predates reset " + marker->id +
@@ -125,9 +146,12 @@ Status StateRestorer::Prepare() {
   }
   commit_position_ = phases_.front().from;
   for (auto& phase : phases_) {
-    if (auto s = QueryWatermarks(consumer_, phase.topic, task_.partition, phase.low, phase.high);
-        !s.ok())
-      return s;
+    auto watermarks = offsets.watermarks.find({phase.topic, task_.partition});
+    if (watermarks == offsets.watermarks.end()) {
+      return Status::Unavailable("no offsets of " + phase.topic + "[" +
+                                 std::to_string(task_.partition) + "]");
+    }
+    std::tie(phase.low, phase.high) = watermarks->second;
     if (phase.from > phase.high) {
       return Status::Aborted(phase.topic + "[" + std::to_string(task_.partition) + "] ends at " +
                              std::to_string(phase.high) + " but the local state reflects offset " +

@@ -14,7 +14,9 @@
 
 #include "state/status.h"
 #include "state/task_state.h"
+#include "topology/kafka/kafka_client.h"
 #include "topology/runtime/outbox.h"
+#include "topology/runtime/reset_marker.h"
 #include "topology/runtime/stream_task.h"
 #include "topology/runtime/streams_config.h"
 
@@ -60,6 +62,13 @@ struct RestoreRead {
   int64_t from = 0;
 };
 
+// What StateRestorer::Prepare needs from the broker: the application's latest reset marker and
+// the watermarks of the logs. The ChangelogReader asks for those of all new restorers at once.
+struct RestoreOffsets {
+  std::optional<ResetMarker> reset;
+  std::map<TopicPartition, std::pair<int64_t, int64_t>> watermarks;  // -> {low, high}
+};
+
 // Brings a task's stores up to date from its changelogs, starting at the offsets its local
 // checkpoint reflects, so a restart reads only the tail. It reads its commit-log partition too:
 // each sealed commit names the changelog ranges it wrote and the input offsets it consumed, so
@@ -76,15 +85,21 @@ struct RestoreRead {
 // reader should pause it); the end of the commit log decides every record left.
 class StateRestorer {
  public:
-  // `consumer` answers the watermark and reset-marker queries of Prepare.
+  // `consumer` answers the watermark and reset-marker queries of QueryOffsets.
   StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config, const Topology& topology,
                 TaskId task, state::TaskState& state);
   ~StateRestorer();
 
-  // Reads the checkpoint, the reset marker and the logs' watermarks. kAborted: a log is behind
-  // the local state (the broker lost its topics); the caller wipes the local state and starts
-  // again. kCorruption: a log lost records the state depends on.
-  [[nodiscard]] state::Status Prepare();
+  // The partitions of its logs: the commit log's and the changelogs'.
+  std::vector<TopicPartition> Logs() const;
+  // The reset marker and the watermarks of `logs` (the Logs() of any restorers of this
+  // application): three requests however many.
+  [[nodiscard]] state::Result<RestoreOffsets> QueryOffsets(
+      const std::vector<TopicPartition>& logs) const;
+  // Reads the checkpoint and plans what to read from `offsets`, which hold the watermarks of
+  // Logs(). kAborted: a log is behind the local state (the broker lost its topics); the caller
+  // wipes the local state and starts again. kCorruption: a log lost records the state depends on.
+  [[nodiscard]] state::Status Prepare(const RestoreOffsets& offsets);
   bool prepared() const { return prepared_; }
 
   // What is left to read of the commit log and of the changelogs.
@@ -123,6 +138,8 @@ class StateRestorer {
 
  private:
   enum class Seal { kSealed, kUnsealed, kUnknown };
+  // The commit log's topic, then each logged store's changelog topic and store name.
+  std::vector<std::pair<std::string, std::string>> LogTopics() const;
   struct Undecided {
     int64_t offset = 0;
     state::StoreChange change;
