@@ -147,7 +147,6 @@ bool ChangelogReader::Assign() {
     return false;
   }
   assigned_.clear();
-  run_ = {};
   for (const auto& [key, w] : want) {
     assigned_[key] = w.first;
     if (tasks_.tasks().at(w.first).restorer->Waiting(key.first)) Pause(key, w.first);
@@ -203,6 +202,7 @@ void ChangelogReader::Resume(rd_kafka_topic_partition_list_t* list) {
 }
 
 bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
+  Run run;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -210,7 +210,7 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
     batch_.Poll(std::min(left, std::chrono::milliseconds(100)));
     bool ended = false;
     for (size_t i = 0; i < batch_.size(); ++i) {
-      switch (Apply(batch_[i])) {
+      switch (Apply(batch_[i], run)) {
         case Applied::kNext:
           break;
         case Applied::kEnded:
@@ -230,18 +230,18 @@ bool ChangelogReader::Poll(std::chrono::steady_clock::time_point deadline) {
   }
 }
 
-ChangelogReader::Applied ChangelogReader::Apply(const rd_kafka_message_t& m) {
+ChangelogReader::Applied ChangelogReader::Apply(const rd_kafka_message_t& m, Run& run) {
   if (m.rkt == nullptr) return Applied::kNext;
-  // Records come in runs from one partition: its topic name and entry are looked up once a run.
-  if (m.rkt != run_.topic_handle || m.partition != run_.partition) {
-    run_.topic_handle = m.rkt;
-    run_.partition = m.partition;
-    run_.topic = rd_kafka_topic_name(m.rkt);
-    run_.assigned = assigned_.find({run_.topic, m.partition});
+  // Its topic name and entry are looked up once a run of records from one partition.
+  if (m.rkt != run.topic_handle || m.partition != run.partition) {
+    run.topic_handle = m.rkt;
+    run.partition = m.partition;
+    run.topic = rd_kafka_topic_name(m.rkt);
+    run.assigned = assigned_.find({run.topic, m.partition});
   }
-  if (run_.assigned == assigned_.end()) return Applied::kNext;  // left from an earlier assignment
-  const std::string& topic = run_.topic;
-  const TaskId task_id = run_.assigned->second;
+  if (run.assigned == assigned_.end()) return Applied::kNext;  // left from an earlier assignment
+  const std::string& topic = run.topic;
+  const TaskId task_id = run.assigned->second;
   auto task = tasks_.tasks().find(task_id);
   // A task closed since the assignment, or closed and created again (not yet prepared).
   if (task == tasks_.tasks().end() || task->second.running || !task->second.restorer->prepared()) {
@@ -266,7 +266,7 @@ ChangelogReader::Applied ChangelogReader::Apply(const rd_kafka_message_t& m) {
   // Its commit log is read again from an earlier offset (Reads()): assign anew.
   if (restorer.TakeRewind()) return Applied::kReassign;
   // Undecided changelog records wait for the commit log; a seal may have decided them.
-  if (restorer.Waiting(topic)) Pause(run_.assigned->first, task_id);
+  if (restorer.Waiting(topic)) Pause(run.assigned->first, task_id);
   if (!paused_.empty()) ResumeDecided(task_id, restorer);
   return ended ? Applied::kEnded : Applied::kNext;
 }
@@ -278,7 +278,6 @@ void ChangelogReader::Unassign() {
     Log(LogLevel::kWarn, "unassign_failed", {{"error", rd_kafka_err2str(err)}});
   }
   assigned_.clear();
-  run_ = {};
 }
 
 }  // namespace cm::topology

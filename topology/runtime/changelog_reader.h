@@ -47,9 +47,17 @@ class ChangelogReader {
   bool Assign();
   bool Poll(std::chrono::steady_clock::time_point deadline);
   enum class Applied { kNext, kEnded, kFailed, kReassign };
+  // The partition of the last message applied in one Poll, and its entry in assigned_ (or
+  // end()): records come in runs from one partition.
+  struct Run {
+    const rd_kafka_topic_t* topic_handle = nullptr;
+    int32_t partition = -1;
+    std::string topic;
+    std::map<PartitionKey, TaskId>::iterator assigned;
+  };
   // Hands one message to its task's restorer. kEnded: a partition was read to its end;
   // kReassign: a restorer rewound its commit log.
-  Applied Apply(const rd_kafka_message_t& m);
+  Applied Apply(const rd_kafka_message_t& m, Run& run);
   void Unassign();
   // Pauses the partition unless it is paused already.
   void Pause(const PartitionKey& key, const TaskId& task);
@@ -64,14 +72,6 @@ class ChangelogReader {
   KafkaHandle consumer_;
   TopicHandles topics_;  // of the topics ever assigned: see TopicHandles
   ConsumerBatch batch_;
-  // The partition of the last message applied, and its entry in assigned_ (or end()).
-  struct Run {
-    const rd_kafka_topic_t* topic_handle = nullptr;
-    int32_t partition = -1;
-    std::string topic;
-    std::map<PartitionKey, TaskId>::iterator assigned;
-  };
-  Run run_;
   std::map<PartitionKey, TaskId> assigned_;
   std::map<TaskId, std::vector<PartitionKey>> paused_;
   bool reassign_ = false;  // a restorer was prepared or rewound since the last assignment
