@@ -136,9 +136,14 @@ bool ChangelogReader::Assign() {
                        });
   if (!changed) return true;
   PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(want.size())));
+  held_.clear();
   for (const auto& [key, w] : want) {
-    rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second)->offset = w.second;
     topics_.Get(key.first);  // its leader is asked for now, not at the next metadata refresh
+    if (tasks_.tasks().at(w.first).restorer->Waiting(key.first)) {
+      held_[w.first].emplace_back(key, w.second);
+      continue;
+    }
+    rd_kafka_topic_partition_list_add(list.get(), key.first.c_str(), key.second)->offset = w.second;
   }
   ResumeAll();  // librdkafka keeps a partition paused across assignments
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), list.get())) {
@@ -147,11 +152,30 @@ bool ChangelogReader::Assign() {
     return false;
   }
   assigned_.clear();
-  for (const auto& [key, w] : want) {
-    assigned_[key] = w.first;
-    if (tasks_.tasks().at(w.first).restorer->Waiting(key.first)) Pause(key, w.first);
-  }
+  for (const auto& [key, w] : want) assigned_[key] = w.first;
   reassign_ = false;
+  return true;
+}
+
+bool ChangelogReader::AssignDecided(const TaskId& task, StateRestorer& restorer) {
+  auto it = held_.find(task);
+  if (it == held_.end()) return true;
+  PartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(it->second.size())));
+  std::erase_if(it->second, [&](const std::pair<PartitionKey, int64_t>& held) {
+    if (restorer.Waiting(held.first.first)) return false;
+    rd_kafka_topic_partition_list_add(list.get(), held.first.first.c_str(), held.first.second)
+        ->offset = held.second;
+    return true;
+  });
+  if (it->second.empty()) held_.erase(it);
+  if (list->cnt == 0) return true;
+  // The rest of the assignment goes on fetching; the new partitions start after it.
+  if (rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_.get(), list.get())) {
+    failure_.Fatal(std::string("restore: cannot assign a changelog partition: ") +
+                   rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return false;
+  }
   return true;
 }
 
@@ -268,10 +292,12 @@ ChangelogReader::Applied ChangelogReader::Apply(const rd_kafka_message_t& m, Run
   // Undecided changelog records wait for the commit log; a seal may have decided them.
   if (restorer.Waiting(topic)) Pause(run.assigned->first, task_id);
   if (!paused_.empty()) ResumeDecided(task_id, restorer);
+  if (!held_.empty() && !AssignDecided(task_id, restorer)) return Applied::kFailed;
   return ended ? Applied::kEnded : Applied::kNext;
 }
 
 void ChangelogReader::Unassign() {
+  held_.clear();
   if (assigned_.empty()) return;
   ResumeAll();
   if (rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), nullptr)) {

@@ -19,8 +19,9 @@ namespace cm::topology {
 // StateRestorer still has to read, so start-up with many tasks takes about as long as reading
 // their logs once, not one round trip per partition after another. The commit logs and the
 // changelogs are read together; a changelog whose restorer holds too many records no seal has
-// decided yet is paused until its commit log catches up. A task starts running as soon as its
-// own logs are read.
+// decided yet is paused until its commit log catches up (and one that waits when it is
+// assigned is held out of the assignment until then). A task starts running as soon as its own
+// logs are read.
 class ChangelogReader {
  public:
   // A consumer for reading partitions by assignment: not in the group, read_committed,
@@ -63,6 +64,8 @@ class ChangelogReader {
   void Pause(const PartitionKey& key, const TaskId& task);
   // Resumes the task's paused changelogs whose restorer no longer waits.
   void ResumeDecided(const TaskId& task, StateRestorer& restorer);
+  // Adds the task's held changelogs whose restorer no longer waits to the assignment.
+  bool AssignDecided(const TaskId& task, StateRestorer& restorer);
   void ResumeAll();
   void Resume(rd_kafka_topic_partition_list_t* list);
 
@@ -74,6 +77,12 @@ class ChangelogReader {
   ConsumerBatch batch_;
   std::map<PartitionKey, TaskId> assigned_;
   std::map<TaskId, std::vector<PartitionKey>> paused_;
+  // Wanted partitions left out of the assignment while their restorer waits, and the offset to
+  // read them from. Pausing one right after the assignment would race librdkafka's start of its
+  // fetch: each pause or resume takes a new version of the partition, and a fetch start that
+  // the main thread numbered earlier but queued later is dropped as outdated. The partition is
+  // then never fetched and its task never finishes restoring (seen under load).
+  std::map<TaskId, std::vector<std::pair<PartitionKey, int64_t>>> held_;
   bool reassign_ = false;  // a restorer was prepared or rewound since the last assignment
 };
 
