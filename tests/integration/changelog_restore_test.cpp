@@ -216,9 +216,12 @@ TEST_P(ChangelogRestoreTest, OnlyRecordsOfSealedCommitsAreRestored) {
   EXPECT_EQ((*done)["records"], 217) << "7 changelog and 210 commit-log records";
   EXPECT_EQ((*done)["skippedUnsealed"], 3);
   if (GetParam().changelog_waits) {
-    // Offset 2 waits until seal 2 decides it and the changelog goes on; offset 6 waits again
-    // until the commit log ends (offset 0 may wait for seal 1 too, by the order of a fetch).
-    EXPECT_GE((*done)["changelogWaits"].get<int>(), 2);
+    // Offset 0 comes before the tail of the commit log decides anything: the changelog waits
+    // (and when the rewind comes before the rest of it was fetched, the new assignment holds
+    // it out until seal 1 decides offset 0). Whether it waits again (offset 2 for seal 2,
+    // offset 6 for the end) depends on how much of it librdkafka fetched before the pause
+    // arrived: all seven records at times, under load.
+    EXPECT_GE((*done)["changelogWaits"].get<int>(), 1) << log;
   } else {
     EXPECT_EQ((*done)["changelogWaits"], 0);
   }
