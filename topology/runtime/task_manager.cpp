@@ -34,14 +34,19 @@ bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partit
   rd_kafka_t* rk = consumer_;
   switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts)) {
+      // Nothing is fetched for a task until its stores are restored, so its partitions join
+      // the consumer's assignment only in StartRunning, at their sealed positions. The call
+      // with no partitions completes the rebalance. Assigning here and pausing right after
+      // loses the fetch start when librdkafka's thread is preempted between numbering its
+      // start and queueing it (the pause outdates it; librdkafka issues #2190, #5591): the
+      // partition would then never be fetched.
+      auto none = NewPartitionList();
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, none.get())) {
         std::string what = rd_kafka_error_string(e);
         rd_kafka_error_destroy(e);
         failure_.Fatal("incremental_assign failed: " + what);
         return false;
       }
-      // Nothing is fetched for a task until its stores are restored.
-      Pause(parts, "pause of assigned partitions");
       assigned_ = true;
       nlohmann::json assigned = nlohmann::json::array();
       for (int i = 0; i < parts->cnt; ++i) {
@@ -55,59 +60,54 @@ bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partit
       Log(LogLevel::kInfo, "tasks_assigned", {{"thread", index_}, {"tasks", assigned}});
       break;
     }
-    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {
-      bool lost = rd_kafka_assignment_lost(rk) != 0 || failure_.failed();
-      if (lost) {
-        committer_.AbortAll(tasks_, "assignment lost");
-      } else if (!committer_.CommitAll(tasks_)) {
-        committer_.AbortAll(tasks_, "commit before revocation failed");
-      }
-      // A commit that failed the thread (its error waits for the poll to return) committed
-      // nothing: the tasks close as after a lost assignment.
-      lost = lost || failure_.deferred();
-      auto unassign = NewPartitionList();
-      nlohmann::json revoked = nlohmann::json::array();
-      for (int i = 0; i < parts->cnt; ++i) {
-        auto sub = topology_.SubTopologyOfSource(parts->elems[i].topic);
-        if (!sub) continue;
-        TaskId id{*sub, parts->elems[i].partition};
-        auto it = tasks_.find(id);
-        if (it == tasks_.end()) continue;
-        revoked.push_back(id.ToString());
-        // Co-partitioned topics joined the assignment only when the task started running
-        // (StartRunning); librdkafka refuses the whole unassign if one partition is not assigned.
-        const size_t assigned_topics = it->second.running ? it->second.topics.size() : 1;
-        for (size_t t = 0; t < assigned_topics; ++t) {
-          rd_kafka_topic_partition_list_add(unassign.get(), it->second.topics[t].c_str(),
-                                            id.partition);
-        }
-        CloseTask(id, !lost);
-      }
-      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, unassign.get())) {
-        // The tasks are closed but the consumer would go on fetching their partitions, and a
-        // later assignment of them would fail: the thread's view of its partitions is wrong.
-        std::string what = rd_kafka_error_string(e);
-        rd_kafka_error_destroy(e);
-        failure_.Fatal("incremental_unassign of revoked partitions failed (thread " +
-                       std::to_string(index_) + "): " + what);
-        return false;
-      }
-      Log(LogLevel::kInfo, "tasks_revoked",
-          {{"thread", index_}, {"tasks", revoked}, {"lost", lost}});
-      break;
-    }
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+      return Revoke(parts, rd_kafka_assignment_lost(rk) != 0);
     default:
+      // The group cannot say what this thread owns: its tasks close as after a lost assignment.
       Log(LogLevel::kError, "rebalance_error",
           {{"thread", index_}, {"error", rd_kafka_err2str(err)}});
-      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) {
-        std::string what = rd_kafka_error_string(e);
-        rd_kafka_error_destroy(e);
-        failure_.Fatal("incremental_unassign after a rebalance error failed (thread " +
-                       std::to_string(index_) + "): " + what);
-        return false;
-      }
-      break;
+      return Revoke(parts, true);
   }
+  return true;
+}
+
+bool TaskManager::Revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {
+  lost = lost || failure_.failed();
+  if (lost) {
+    committer_.AbortAll(tasks_, "assignment lost");
+  } else if (!committer_.CommitAll(tasks_)) {
+    committer_.AbortAll(tasks_, "commit before revocation failed");
+  }
+  // A commit that failed the thread (its error waits for the poll to return) committed
+  // nothing: the tasks close as after a lost assignment.
+  lost = lost || failure_.deferred();
+  auto unassign = NewPartitionList();
+  nlohmann::json revoked = nlohmann::json::array();
+  for (int i = 0; i < parts->cnt; ++i) {
+    auto sub = topology_.SubTopologyOfSource(parts->elems[i].topic);
+    if (!sub) continue;
+    TaskId id{*sub, parts->elems[i].partition};
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) continue;
+    revoked.push_back(id.ToString());
+    // A task's partitions are assigned only while it runs (StartRunning); librdkafka refuses
+    // the whole unassign if one partition is not assigned.
+    if (it->second.running) {
+      for (const auto& topic : it->second.topics)
+        rd_kafka_topic_partition_list_add(unassign.get(), topic.c_str(), id.partition);
+    }
+    CloseTask(id, !lost);
+  }
+  if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(consumer_, unassign.get())) {
+    // The tasks are closed but the consumer would go on fetching their partitions, and a
+    // later assignment of them would fail: the thread's view of its partitions is wrong.
+    std::string what = rd_kafka_error_string(e);
+    rd_kafka_error_destroy(e);
+    failure_.Fatal("incremental_unassign of revoked partitions failed (thread " +
+                   std::to_string(index_) + "): " + what);
+    return false;
+  }
+  Log(LogLevel::kInfo, "tasks_revoked", {{"thread", index_}, {"tasks", revoked}, {"lost", lost}});
   return true;
 }
 
@@ -162,51 +162,25 @@ void TaskManager::StartRunning(TaskRuntime& rt) {
   const int64_t stream_time = rt.restorer->stream_time();
   rt.restorer.reset();
   rt.task->Init(WallClockMs(), stream_time);
-  // The assignment topic is already assigned (paused); co-partitioned topics join now.
-  auto seek = NewPartitionList();
-  auto extra = NewPartitionList();
-  auto resume = NewPartitionList();
-  for (size_t i = 0; i < rt.topics.size(); ++i) {
-    const std::string& topic = rt.topics[i];
+  // The task's partitions join the assignment now, at the positions of the last sealed commit
+  // (the group's committed offset if it has none). The start is numbered and queued by
+  // librdkafka's own thread, so no pause, resume or seek of ours can outdate it, and nothing
+  // below the sealed position is fetched.
+  auto assign = NewPartitionList();
+  for (const auto& topic : rt.topics) {
     auto pos = rt.committed_positions.find(topic);
-    int64_t offset = pos == rt.committed_positions.end() ? RD_KAFKA_OFFSET_INVALID : pos->second;
-    if (i == 0) {
-      rd_kafka_topic_partition_list_add(resume.get(), topic.c_str(), rt.id.partition);
-      if (offset != RD_KAFKA_OFFSET_INVALID) {
-        rd_kafka_topic_partition_list_add(seek.get(), topic.c_str(), rt.id.partition)->offset =
-            offset;
-      }
-    } else {
-      rd_kafka_topic_partition_list_add(extra.get(), topic.c_str(), rt.id.partition)->offset =
-          offset;
-    }
+    rd_kafka_topic_partition_list_add(assign.get(), topic.c_str(), rt.id.partition)->offset =
+        pos == rt.committed_positions.end() ? RD_KAFKA_OFFSET_INVALID : pos->second;
   }
-  if (seek->cnt > 0) {
-    // Asynchronous (timeout 0): the seek is queued ahead of the resume below, and its version
-    // barrier already hides anything fetched before it. A blocking seek timed out when the
-    // partition was being revoked under load, and that failed the whole stream thread.
-    if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_, seek.get(), 0)) {
-      std::string what = rd_kafka_error_string(e);
-      rd_kafka_error_destroy(e);
-      failure_.Fatal("seek failed: " + what);
-      return;
-    }
-  }
-  if (extra->cnt > 0) {
-    if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer_, extra.get())) {
-      std::string what = rd_kafka_error_string(e);
-      rd_kafka_error_destroy(e);
-      failure_.Fatal("assign of co-partitioned topics failed: " + what);
-      return;
-    }
-  }
-  if (rd_kafka_resp_err_t err = rd_kafka_resume_partitions(consumer_, resume.get());
-      err != RD_KAFKA_RESP_ERR_NO_ERROR || !PartitionErrors(resume.get()).empty()) {
-    // A task left paused would look running and never process anything.
-    failure_.Fatal("resume of task " + rt.id.ToString() +
-                   " failed: " + (err ? rd_kafka_err2str(err) : PartitionErrors(resume.get())));
+  if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer_, assign.get())) {
+    // A task left unassigned would look running and never process anything.
+    std::string what = rd_kafka_error_string(e);
+    rd_kafka_error_destroy(e);
+    failure_.Fatal("assign of task " + rt.id.ToString() + " failed: " + what);
     return;
   }
+  // A pause this soon after the assign can outdate the fetch start too; for these partitions
+  // either outcome is right, as they are not to be fetched again.
   auto finished = NewPartitionList();
   for (const auto& topic : rt.topics) {
     auto stop = config_.stop_offsets.find({topic, rt.id.partition});

@@ -24,8 +24,8 @@ namespace cm::topology {
 
 // The tasks of one stream thread (Kafka Streams' TaskManager): what a rebalance does to them,
 // their lifecycle and which task consumes which partition. A task is created restoring, with
-// its assigned partition paused so that nothing is fetched before its stores are restored;
-// StartRunning seeks its inputs to the last sealed commit and resumes them. Closing keeps the
+// its partitions left out of the consumer's assignment so that nothing is fetched before its
+// stores are restored; StartRunning assigns them at the last sealed commit. Closing keeps the
 // task's RocksDB files on disk for the next owner here; a dirty close drops its buffered writes.
 class TaskManager {
  public:
@@ -37,15 +37,16 @@ class TaskManager {
   // From librdkafka's rebalance callback (cooperative-sticky). An assignment creates the new
   // tasks. A revocation first commits every task (aborts them if the assignment was lost, the
   // commit failed or the thread failed), then closes the revoked ones (dirty when lost) and
-  // unassigns their partitions. False if the assignment itself failed (the thread fails).
+  // unassigns their partitions. A rebalance error closes the tasks it names as lost. False if
+  // the assignment itself failed (the thread fails).
   bool HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
 
   void CreateTask(TaskId id);
   void CloseTask(TaskId id, bool clean);
   void CloseAll(bool clean);
   // A restored task: takes its positions from the restorer, sends what a crash left unpublished,
-  // seeks and resumes its inputs (pausing those already at their stop offset) and makes it
-  // queryable.
+  // assigns its inputs at their sealed positions (pausing those already at their stop offset)
+  // and makes it queryable.
   void StartRunning(TaskRuntime& rt);
 
   // The running task consuming `topic`/`partition`, or null (unassigned, or still restoring).
@@ -67,6 +68,9 @@ class TaskManager {
   bool CacheFull() const { return cache_ != nullptr && cache_->commit_needed(); }
 
  private:
+  // Commits (or, when `lost`, aborts) every task, closes those of `parts` and unassigns what of
+  // them was assigned. False if the unassign failed (the thread fails).
+  bool Revoke(rd_kafka_topic_partition_list_t* parts, bool lost);
   // Pauses `parts`, logging what librdkafka refused (`what` says which pause).
   void Pause(rd_kafka_topic_partition_list_t* parts, const char* what);
   // The per-partition errors librdkafka left in `parts`, or "" if none.
