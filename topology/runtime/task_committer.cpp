@@ -374,14 +374,19 @@ void TaskCommitter::AbortAll(TaskMap& tasks, const std::string& reason) {
     if (!rt.running) continue;
     rt.task->state().Abort();
     rt.outbox.clear();
-    rt.positions = rt.committed_positions;
     rt.dirty = false;
+    // A task that processed nothing since its last commit gets its next record from there
+    // anyway. Its partitions may not have started fetching yet (just assigned), and a seek
+    // then fails unreported or, racing the start, makes librdkafka discard it (StartRunning).
+    if (rt.positions == rt.committed_positions) continue;
+    rt.positions = rt.committed_positions;
     for (const auto& [topic, offset] : rt.committed_positions) {
       rd_kafka_topic_partition_list_add(seek.get(), topic.c_str(), id.partition)->offset = offset;
     }
   }
   if (seek->cnt > 0) {
-    // Asynchronous, as in StartRunning: the version barrier drops records fetched before it.
+    // Asynchronous: its version barrier drops records fetched before it, and a blocking seek
+    // can time out while the partition is being revoked under load.
     if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_, seek.get(), 0)) {
       std::string what = rd_kafka_error_string(e);
       rd_kafka_error_destroy(e);
