@@ -163,9 +163,9 @@ void TaskManager::StartRunning(TaskRuntime& rt) {
   rt.restorer.reset();
   rt.task->Init(WallClockMs(), stream_time);
   // The task's partitions join the assignment now, at the positions of the last sealed commit
-  // (the group's committed offset if it has none). The start is numbered and queued by
-  // librdkafka's own thread, so no pause, resume or seek of ours can outdate it, and nothing
-  // below the sealed position is fetched.
+  // (the group's committed offset if it has none), so nothing below it is fetched. Nothing of
+  // ours pauses or seeks them before they deliver a record (an abort seeks only tasks that
+  // processed some), so no op of ours can outdate their fetch start.
   auto assign = NewPartitionList();
   for (const auto& topic : rt.topics) {
     auto pos = rt.committed_positions.find(topic);
