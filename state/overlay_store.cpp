@@ -196,9 +196,19 @@ void OverlayStore::Scan(std::string_view begin, std::string_view end,
 }
 
 Status OverlayStore::AddPendingTo(rocksdb::WriteBatch& batch) const {
+  // The database key as two parts, prefix and key, which the batch joins as it copies them:
+  // no string per change.
+  const rocksdb::Slice prefix(key_prefix_);
   for (const auto& [key, value] : pending_) {
-    const std::string stored = DatabaseKey(key);
-    const rocksdb::Status s = value ? batch.Put(stored, *value) : batch.Delete(stored);
+    const rocksdb::Slice parts[2] = {prefix, rocksdb::Slice(key)};
+    const rocksdb::SliceParts stored(parts, 2);
+    rocksdb::Status s;
+    if (value) {
+      const rocksdb::Slice value_slice(*value);
+      s = batch.Put(stored, rocksdb::SliceParts(&value_slice, 1));
+    } else {
+      s = batch.Delete(stored);
+    }
     if (!s.ok()) return ToStatus(s, "batch for store " + name_);
   }
   return Status::OK();

@@ -43,6 +43,15 @@ struct StoreChange {
   std::optional<std::string> value;
 };
 
+// A buffered change as a commit visits it: views of the store's own buffer, valid during the
+// visit only, so that a commit producing every change to a changelog copies none of them.
+struct PendingChange {
+  const std::string& key;
+  const std::optional<std::string>& value;
+
+  StoreChange Copy() const { return {key, value}; }
+};
+
 using CheckpointEntries = std::map<std::string, std::string>;
 
 // Writes after which a task's database flushes its memtables: the most a crash makes a restore
@@ -85,7 +94,7 @@ class TaskState {
 
   // The changes buffered since the last Commit or Abort, store by store, in key order.
   virtual void VisitPendingChanges(
-      const std::function<void(const std::string& store, const StoreChange& change)>& visit)
+      const std::function<void(const std::string& store, const PendingChange& change)>& visit)
       const = 0;
   virtual size_t pending_change_count() const = 0;
   // Atomically writes the buffered changes and the checkpoint entries, then clears the buffer.

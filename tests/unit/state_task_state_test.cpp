@@ -104,8 +104,9 @@ using Changelog = std::map<std::string, std::vector<StoreChange>>;
 
 Changelog Capture(const TaskState& state) {
   Changelog log;
-  state.VisitPendingChanges(
-      [&](const std::string& store, const StoreChange& change) { log[store].push_back(change); });
+  state.VisitPendingChanges([&](const std::string& store, const PendingChange& change) {
+    log[store].push_back(change.Copy());
+  });
   return log;
 }
 
@@ -183,7 +184,7 @@ TEST_F(StateTaskStateTest, PendingChangesAreRawEntriesInKeyOrderStoreByStore) {
   EXPECT_EQ(state->pending_change_count(), 5U);
 
   std::vector<std::tuple<std::string, std::string, std::optional<std::string>>> seen;
-  state->VisitPendingChanges([&](const std::string& store, const StoreChange& change) {
+  state->VisitPendingChanges([&](const std::string& store, const PendingChange& change) {
     seen.emplace_back(store, change.key, change.value);
   });
   ASSERT_EQ(seen.size(), 5U);
@@ -199,7 +200,7 @@ TEST_F(StateTaskStateTest, PendingChangesAreRawEntriesInKeyOrderStoreByStore) {
   state->Abort();
   EXPECT_EQ(state->pending_change_count(), 0U);
   size_t visited = 0;
-  state->VisitPendingChanges([&](const std::string&, const StoreChange&) { ++visited; });
+  state->VisitPendingChanges([&](const std::string&, const PendingChange&) { ++visited; });
   EXPECT_EQ(visited, 0U);
 }
 

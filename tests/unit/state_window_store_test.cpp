@@ -209,7 +209,7 @@ TEST_F(StateWindowStoreTest, ExpireBeforeDeletesWindowsPastRetentionThroughTheCh
 
   // The expiry deletes are changelogged like any write.
   std::vector<std::string> tombstones;
-  state_->VisitPendingChanges([&](const std::string& store, const StoreChange& change) {
+  state_->VisitPendingChanges([&](const std::string& store, const PendingChange& change) {
     EXPECT_EQ(store, "windows");
     if (!change.value) tombstones.push_back(change.key);
   });

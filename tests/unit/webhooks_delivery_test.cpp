@@ -461,7 +461,7 @@ size_t PendingTimerChanges(WebhooksHarness& h) {
   h.driver()
       .TaskFor(kCommands, kOrg)
       .state()
-      .VisitPendingChanges([&](const std::string& store, const state::StoreChange&) {
+      .VisitPendingChanges([&](const std::string& store, const state::PendingChange&) {
         if (store == kDeliveryTimersStore) ++n;
       });
   return n;

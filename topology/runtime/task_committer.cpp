@@ -180,9 +180,9 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     std::string topic;
     DeliveryRange* range = nullptr;
     rt->task->state().VisitPendingChanges(
-        [&](const std::string& store, const state::StoreChange& c) {
+        [&](const std::string& store, const state::PendingChange& c) {
           if (listener && listener->WantsStore(store)) {
-            snapshot_changes[rt->id].push_back({store, c});
+            snapshot_changes[rt->id].push_back({store, c.Copy()});
           }
           if (range == nullptr || store != current_store) {
             current_store = store;
