@@ -36,6 +36,14 @@ inline PartitionList NewPartitionList() {
   return PartitionList(rd_kafka_topic_partition_list_new(4));
 }
 
+// The message of an error a librdkafka call returned, destroying the error: what the callers of
+// rd_kafka_incremental_assign, the transaction calls and the like report.
+inline std::string TakeErrorMessage(rd_kafka_error_t* error) {
+  std::string what = rd_kafka_error_string(error);
+  rd_kafka_error_destroy(error);
+  return what;
+}
+
 // The topic handles of one client, each created on first use and held for the client's life
 // (destroy the TopicHandles before the client). Producing by name takes the client's write lock
 // and scans its topic list for every record; and a new handle asks for its topic's leader at

@@ -171,9 +171,7 @@ bool ChangelogReader::AssignDecided(const TaskId& task, StateRestorer& restorer)
   if (list->cnt == 0) return true;
   // The rest of the assignment goes on fetching; the new partitions start after it.
   if (rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_.get(), list.get())) {
-    failure_.Fatal(std::string("restore: cannot assign a changelog partition: ") +
-                   rd_kafka_error_string(error));
-    rd_kafka_error_destroy(error);
+    failure_.Fatal("restore: cannot assign a changelog partition: " + TakeErrorMessage(error));
     return false;
   }
   return true;

@@ -15,9 +15,7 @@ StreamProducer::StreamProducer(const StreamsConfig& config, const std::string& c
   if (config.guarantee == ProcessingGuarantee::kExactlyOnce) {
     // Fences an earlier incarnation with the same transactional id and aborts what it left open.
     if (rd_kafka_error_t* e = rd_kafka_init_transactions(producer_.get(), 30000)) {
-      std::string what = rd_kafka_error_string(e);
-      rd_kafka_error_destroy(e);
-      throw std::runtime_error("init_transactions failed: " + what);
+      throw std::runtime_error("init_transactions failed: " + TakeErrorMessage(e));
     }
   }
 }
@@ -58,9 +56,7 @@ void StreamProducer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* 
 void StreamProducer::BeginTransactionIfNeeded() {
   if (config_.guarantee != ProcessingGuarantee::kExactlyOnce || in_transaction_) return;
   if (rd_kafka_error_t* e = rd_kafka_begin_transaction(producer_.get())) {
-    std::string what = rd_kafka_error_string(e);
-    rd_kafka_error_destroy(e);
-    failure_.Fatal("begin_transaction failed: " + what);
+    failure_.Fatal("begin_transaction failed: " + TakeErrorMessage(e));
     return;
   }
   in_transaction_ = true;
@@ -132,9 +128,7 @@ std::optional<StreamProducer::TransactionError> StreamProducer::CommitTransactio
 
 std::optional<std::string> StreamProducer::AbortTransaction(int timeout_ms) {
   if (rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_.get(), timeout_ms)) {
-    std::string what = rd_kafka_error_string(e);
-    rd_kafka_error_destroy(e);
-    return what;
+    return TakeErrorMessage(e);
   }
   in_transaction_ = false;
   return std::nullopt;

@@ -388,9 +388,7 @@ void TaskCommitter::AbortAll(TaskMap& tasks, const std::string& reason) {
     // Asynchronous: its version barrier drops records fetched before it, and a blocking seek
     // can time out while the partition is being revoked under load.
     if (rd_kafka_error_t* e = rd_kafka_seek_partitions(consumer_, seek.get(), 0)) {
-      std::string what = rd_kafka_error_string(e);
-      rd_kafka_error_destroy(e);
-      failure_.Fatal("seek after abort failed: " + what);
+      failure_.Fatal("seek after abort failed: " + TakeErrorMessage(e));
     }
   }
 }

@@ -42,9 +42,7 @@ bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partit
       // partition would then never be fetched.
       auto none = NewPartitionList();
       if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, none.get())) {
-        std::string what = rd_kafka_error_string(e);
-        rd_kafka_error_destroy(e);
-        failure_.Fatal("incremental_assign failed: " + what);
+        failure_.Fatal("incremental_assign failed: " + TakeErrorMessage(e));
         return false;
       }
       assigned_ = true;
@@ -101,10 +99,8 @@ bool TaskManager::Revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {
   if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(consumer_, unassign.get())) {
     // The tasks are closed but the consumer would go on fetching their partitions, and a
     // later assignment of them would fail: the thread's view of its partitions is wrong.
-    std::string what = rd_kafka_error_string(e);
-    rd_kafka_error_destroy(e);
     failure_.Fatal("incremental_unassign of revoked partitions failed (thread " +
-                   std::to_string(index_) + "): " + what);
+                   std::to_string(index_) + "): " + TakeErrorMessage(e));
     return false;
   }
   Log(LogLevel::kInfo, "tasks_revoked", {{"thread", index_}, {"tasks", revoked}, {"lost", lost}});
@@ -174,9 +170,7 @@ void TaskManager::StartRunning(TaskRuntime& rt) {
   }
   if (rd_kafka_error_t* e = rd_kafka_incremental_assign(consumer_, assign.get())) {
     // A task left unassigned would look running and never process anything.
-    std::string what = rd_kafka_error_string(e);
-    rd_kafka_error_destroy(e);
-    failure_.Fatal("assign of task " + rt.id.ToString() + " failed: " + what);
+    failure_.Fatal("assign of task " + rt.id.ToString() + " failed: " + TakeErrorMessage(e));
     return;
   }
   // A pause this soon after the assign can outdate the fetch start too; for these partitions
