@@ -115,14 +115,16 @@ void OverlayStore::Write(std::string_view key, std::optional<std::string_view> v
   std::optional<std::string> stored;
   if (value) stored.emplace(*value);
   const int64_t charge = Charge(key, stored);
-  if (auto it = pending_.find(key); it != pending_.end()) {
+  // One search of the tree: a new key goes in at the position it found.
+  const auto it = pending_.lower_bound(key);
+  if (it != pending_.end() && it->first == key) {
     AddPendingBytes(charge - Charge(key, it->second));
     if (savepoint_) undo_.push_back({it->first, it->second});
     it->second = std::move(stored);
   } else {
     AddPendingBytes(charge);
     if (savepoint_) undo_.push_back({std::string(key), std::nullopt});
-    pending_.emplace(std::string(key), std::move(stored));
+    pending_.emplace_hint(it, std::string(key), std::move(stored));
   }
 }
 
