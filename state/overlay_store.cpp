@@ -197,20 +197,18 @@ void OverlayStore::Scan(std::string_view begin, std::string_view end,
   ThrowIfError(committed->status(), "scan of store " + name_);
 }
 
+rocksdb::Status OverlayStore::AddWriteTo(rocksdb::WriteBatch& batch, std::string_view key,
+                                         const std::optional<std::string>& value) const {
+  const rocksdb::Slice parts[2] = {rocksdb::Slice(key_prefix_), ToSlice(key)};
+  const rocksdb::SliceParts stored(parts, 2);
+  if (!value) return batch.Delete(stored);
+  const rocksdb::Slice value_slice(*value);
+  return batch.Put(stored, rocksdb::SliceParts(&value_slice, 1));
+}
+
 Status OverlayStore::AddPendingTo(rocksdb::WriteBatch& batch) const {
-  // The database key as two parts, prefix and key, which the batch joins as it copies them:
-  // no string per change.
-  const rocksdb::Slice prefix(key_prefix_);
   for (const auto& [key, value] : pending_) {
-    const rocksdb::Slice parts[2] = {prefix, rocksdb::Slice(key)};
-    const rocksdb::SliceParts stored(parts, 2);
-    rocksdb::Status s;
-    if (value) {
-      const rocksdb::Slice value_slice(*value);
-      s = batch.Put(stored, rocksdb::SliceParts(&value_slice, 1));
-    } else {
-      s = batch.Delete(stored);
-    }
+    const rocksdb::Status s = AddWriteTo(batch, key, value);
     if (!s.ok()) return ToStatus(s, "batch for store " + name_);
   }
   return Status::OK();

@@ -65,6 +65,10 @@ class OverlayStore {
   const Overlay& pending() const { return pending_; }
   // Adds the pending writes to batch as Puts and Deletes of this store's database keys.
   Status AddPendingTo(rocksdb::WriteBatch& batch) const;
+  // Adds one write of key (nullopt: a delete) to batch under this store's database key, given to
+  // the batch as prefix and key so that no string is built for it.
+  rocksdb::Status AddWriteTo(rocksdb::WriteBatch& batch, std::string_view key,
+                             const std::optional<std::string>& value) const;
   // After a commit wrote the pending writes: they become the cache's clean entries.
   void MarkCommitted();
   // Drops the pending writes unwritten (an aborted commit).

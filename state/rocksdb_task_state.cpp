@@ -379,9 +379,7 @@ Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
                    [](const StoreChange* a, const StoreChange* b) { return a->key < b->key; });
   rocksdb::WriteBatch batch;
   for (const StoreChange* change_ptr : ordered) {
-    const StoreChange& change = *change_ptr;
-    const std::string key = store->data->DatabaseKey(change.key);
-    const rocksdb::Status s = change.value ? batch.Put(key, *change.value) : batch.Delete(key);
+    const rocksdb::Status s = store->data->AddWriteTo(batch, change_ptr->key, change_ptr->value);
     if (!s.ok()) return ToStatus(s, "restore");
   }
   return Write(batch, checkpoint, "restore " + store->data->name());
