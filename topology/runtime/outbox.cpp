@@ -1,5 +1,6 @@
 #include "topology/runtime/outbox.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -16,11 +17,15 @@ std::string OutputIdPrefix(std::string_view writer, uint64_t seq, std::string_vi
 namespace {
 
 void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  char bytes[4];
+  for (int i = 0; i < 4; ++i) bytes[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out.append(bytes, sizeof bytes);
 }
 void PutI64(std::string& out, int64_t v) {
   auto u = static_cast<uint64_t>(v);
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((u >> (8 * i)) & 0xff));
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((u >> (8 * i)) & 0xff);
+  out.append(bytes, sizeof bytes);
 }
 void PutBytes(std::string& out, std::string_view s) {
   PutU32(out, static_cast<uint32_t>(s.size()));
@@ -66,21 +71,24 @@ std::vector<std::string> EncodeOutbox(const std::vector<PendingOutput>& outputs,
   std::vector<std::string> chunks;
   std::string current;
   for (const auto& o : outputs) {
-    std::string one;
-    PutBytes(one, o.topic);
-    PutBytes(one, o.record.key);
-    PutBytes(one, o.record.value);
-    PutI64(one, o.record.timestamp_ms);
-    PutU32(one, static_cast<uint32_t>(o.record.headers.size()));
-    for (const auto& h : o.record.headers) {
-      PutBytes(one, h.key);
-      PutBytes(one, h.value);
-    }
-    if (!current.empty() && current.size() + one.size() > max_bytes) {
+    // Sized first, so each output is written once, straight into its chunk.
+    size_t size = 4 + o.topic.size() + 4 + o.record.key.size() + 4 + o.record.value.size() + 8 + 4;
+    for (const auto& h : o.record.headers) size += 4 + h.key.size() + 4 + h.value.size();
+    if (!current.empty() && current.size() + size > max_bytes) {
       chunks.push_back(std::move(current));
       current.clear();
     }
-    current += one;
+    if (current.empty())
+      current.reserve(std::max(size, std::min(max_bytes, size * outputs.size())));
+    PutBytes(current, o.topic);
+    PutBytes(current, o.record.key);
+    PutBytes(current, o.record.value);
+    PutI64(current, o.record.timestamp_ms);
+    PutU32(current, static_cast<uint32_t>(o.record.headers.size()));
+    for (const auto& h : o.record.headers) {
+      PutBytes(current, h.key);
+      PutBytes(current, h.value);
+    }
   }
   if (!current.empty()) chunks.push_back(std::move(current));
   return chunks;

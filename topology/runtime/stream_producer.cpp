@@ -62,9 +62,10 @@ void StreamProducer::BeginTransactionIfNeeded() {
   in_transaction_ = true;
 }
 
-void StreamProducer::Produce(const std::string& topic, int32_t partition, const std::string& key,
-                             const std::optional<std::string>& value, int64_t timestamp,
-                             const std::vector<Header>& headers, DeliveryRange* range) {
+void StreamProducer::Produce(const std::string& topic, int32_t partition, std::string_view key,
+                             std::optional<std::string_view> value, int64_t timestamp,
+                             const std::vector<Header>& headers, DeliveryRange* range,
+                             const HeaderView* extra) {
   BeginTransactionIfNeeded();
   // A null payload is a tombstone.
   void* payload = value ? const_cast<char*>(value->data()) : nullptr;
@@ -76,11 +77,15 @@ void StreamProducer::Produce(const std::string& topic, int32_t partition, const 
   }
   for (;;) {
     rd_kafka_headers_t* hdrs = nullptr;
-    if (!headers.empty()) {
-      hdrs = rd_kafka_headers_new(headers.size());
+    if (!headers.empty() || extra != nullptr) {
+      hdrs = rd_kafka_headers_new(headers.size() + (extra != nullptr ? 1 : 0));
       for (const auto& h : headers) {
         rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
                             static_cast<ssize_t>(h.value.size()));
+      }
+      if (extra != nullptr) {
+        rd_kafka_header_add(hdrs, extra->key.data(), static_cast<ssize_t>(extra->key.size()),
+                            extra->value.data(), static_cast<ssize_t>(extra->value.size()));
       }
     }
     rd_kafka_resp_err_t err =

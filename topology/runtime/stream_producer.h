@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "topology/kafka/kafka_client.h"
@@ -40,12 +41,19 @@ class StreamProducer {
 
   // Opens a transaction under exactly-once unless one is open.
   void BeginTransactionIfNeeded();
+  // A header as views, for one that goes out after a record's own (an output's id).
+  struct HeaderView {
+    std::string_view key;
+    std::string_view value;
+  };
   // Sends one record to `partition` inside the transaction (opened if needed). A full queue
   // waits for deliveries. The acknowledged offset goes into `range` if not null. A null value
-  // is a tombstone.
-  void Produce(const std::string& topic, int32_t partition, const std::string& key,
-               const std::optional<std::string>& value, int64_t timestamp,
-               const std::vector<Header>& headers, DeliveryRange* range);
+  // is a tombstone. `extra`, if not null, is one more header after `headers`: the caller need
+  // not copy a record's headers to add one.
+  void Produce(const std::string& topic, int32_t partition, std::string_view key,
+               std::optional<std::string_view> value, int64_t timestamp,
+               const std::vector<Header>& headers, DeliveryRange* range,
+               const HeaderView* extra = nullptr);
   // Waits up to 60 s for everything sent; false if a delivery failed since ClearDeliveryError.
   bool Flush();
   // Serves delivery reports without waiting.

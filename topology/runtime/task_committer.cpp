@@ -4,6 +4,7 @@
 #include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <utility>
 
 #include "topology/common/log.h"
@@ -37,18 +38,25 @@ std::chrono::milliseconds TaskCommitter::UntilCommitDue() const {
 }
 
 void TaskCommitter::Publish(const std::vector<SealedOutputs>& seals) {
-  std::vector<std::map<std::pair<std::string, int32_t>, DeliveryRange>> delivered(seals.size());
+  // Keyed by views of the outputs' topics: a million outputs build no key string and copy no
+  // headers (each one's id goes to the producer as an extra header).
+  std::vector<std::map<std::pair<std::string_view, int32_t>, DeliveryRange>> delivered(
+      seals.size());
+  std::string id;
   for (size_t s = 0; s < seals.size(); ++s) {
     const SealedOutputs& seal = seals[s];
-    const std::string prefix = OutputIdPrefix(seal.writer, seal.seq, seal.rt->id.ToString());
+    id = OutputIdPrefix(seal.writer, seal.seq, seal.rt->id.ToString());
+    const size_t prefix_size = id.size();
     for (size_t i = 0; i < seal.outputs->size(); ++i) {
       if (seal.already.count(i) != 0) continue;
       const PendingOutput& o = (*seal.outputs)[i];
       const int32_t partition = (*seal.partitions)[i];
-      std::vector<Header> headers = o.record.headers;
-      headers.push_back({kOutputIdHeader, prefix + std::to_string(i)});
+      id.resize(prefix_size);
+      char digits[24];
+      id.append(digits, std::to_chars(digits, digits + sizeof digits, i).ptr);
+      const StreamProducer::HeaderView output_id{kOutputIdHeader, id};
       producer_.Produce(o.topic, partition, o.record.key, o.record.value, o.record.timestamp_ms,
-                        headers, &delivered[s][{o.topic, partition}]);
+                        o.record.headers, &delivered[s][{o.topic, partition}], &output_id);
     }
   }
   // Every output is acknowledged before any mark is sent. Outputs and marks go to different
@@ -62,8 +70,9 @@ void TaskCommitter::Publish(const std::vector<SealedOutputs>& seals) {
   }
   for (size_t s = 0; s < seals.size(); ++s) {
     TaskRuntime& rt = *seals[s].rt;
-    for (const auto& [partition, range] : delivered[s]) {
-      if (range.last >= 0) rt.sink_positions[partition] = range.last + 1;
+    for (const auto& [target, range] : delivered[s]) {
+      if (range.last >= 0)
+        rt.sink_positions[{std::string(target.first), target.second}] = range.last + 1;
     }
     unwritten_marks_[rt.id] =
         nlohmann::json{{"writer", seals[s].writer}, {"seq", seals[s].seq}}.dump();
