@@ -1,6 +1,5 @@
 #include "topology/runtime/outbox.h"
 
-#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -78,8 +77,6 @@ std::vector<std::string> EncodeOutbox(const std::vector<PendingOutput>& outputs,
       chunks.push_back(std::move(current));
       current.clear();
     }
-    if (current.empty())
-      current.reserve(std::max(size, std::min(max_bytes, size * outputs.size())));
     PutBytes(current, o.topic);
     PutBytes(current, o.record.key);
     PutBytes(current, o.record.value);
