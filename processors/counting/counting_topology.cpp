@@ -9,7 +9,7 @@ namespace {
 
 class CountProcessor final : public topology::Processor {
  public:
-  explicit CountProcessor(std::string store) : store_name_(std::move(store)) {}
+  CountProcessor(std::string store, CountEmit emit) : store_name_(std::move(store)), emit_(emit) {}
 
   void Init(topology::ProcessorContext& context) override {
     context_ = &context;
@@ -30,11 +30,16 @@ class CountProcessor final : public topology::Processor {
     out.key = record.key;
     out.value = std::move(value);
     out.timestamp_ms = record.timestamp_ms;
-    context_->Forward(out);
+    if (emit_ == CountEmit::kLatestPerCommit) {
+      context_->ForwardAtCommit(out);
+    } else {
+      context_->Forward(out);
+    }
   }
 
  private:
   std::string store_name_;
+  CountEmit emit_;
   topology::ProcessorContext* context_ = nullptr;
   state::KeyValueStore* store_ = nullptr;
 };
@@ -52,7 +57,9 @@ void AddCountingTopology(topology::TopologyBuilder& builder,
                          const CountingTopologyOptions& options) {
   builder.AddSource("count-source", {options.input_topic})
       .AddProcessor("count",
-                    [store = options.store] { return std::make_unique<CountProcessor>(store); },
+                    [store = options.store, emit = options.emit] {
+                      return std::make_unique<CountProcessor>(store, emit);
+                    },
                     {"count-source"})
       .AddSink("count-sink", options.output_topic, {"count"})
       .AddStateStore(CountStoreSpec(options.store), {"count"});

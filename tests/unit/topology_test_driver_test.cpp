@@ -642,6 +642,140 @@ TEST(TopologyTestDriverTest, WritesOfARecordAProcessorFailsOnAreUndone) {
   EXPECT_EQ(driver->TaskFor("in", "k").state().key_value_store("kv")->Get("k"), "good");
 }
 
+// --- forwarding at commit (ProcessorContext::ForwardAtCommit) ------------------------------
+
+std::map<std::string, std::string> AsMap(const std::vector<Record>& records) {
+  std::map<std::string, std::string> out;
+  for (const auto& r : records) {
+    EXPECT_TRUE(out.emplace(r.key, r.value).second) << "two outputs for " << r.key;
+  }
+  return out;
+}
+
+// Kafka Streams' count() with its record cache: each key that changed is emitted once per
+// commit with its latest count, and nothing before the commit. A restart loses what was not
+// committed, deferred outputs with it, and the count goes on from the committed one.
+TEST(TopologyTestDriverTest, CountEmitsTheLatestCountOfEachChangedKeyOncePerCommit) {
+  TopologyBuilder b;
+  counting::CountingTopologyOptions options;
+  options.emit = counting::CountEmit::kLatestPerCommit;
+  counting::AddCountingTopology(b, options);
+  Topology t = BuildOrDie(b, "counting-app");
+  auto driver = MakeDriver(t, 2);
+
+  std::map<std::string, uint64_t> expected;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 500; ++i) {
+    const std::string key = "k" + std::to_string(rng() % 20);
+    ++expected[key];
+    driver->PipeInput("count-input", key, "v", 1'000 + i);
+  }
+  EXPECT_TRUE(driver->ReadOutput("count-output").empty()) << "nothing before the commit";
+  driver->Commit();
+  auto first = driver->ReadOutput("count-output");
+  std::map<std::string, std::string> want;
+  for (const auto& [key, count] : expected) want[key] = std::to_string(count);
+  EXPECT_EQ(AsMap(first), want);
+  for (const auto& r : first) EXPECT_GE(r.timestamp_ms, 1'000) << r.key;
+
+  driver->Commit();
+  EXPECT_TRUE(driver->ReadOutput("count-output").empty()) << "nothing changed since";
+
+  driver->PipeInput("count-input", "k3", "v", 2'000);
+  driver->PipeInput("count-input", "k3", "v", 2'001);
+  driver->PipeInput("count-input", "new", "v", 2'002);
+  driver->Commit();
+  EXPECT_EQ(AsMap(driver->ReadOutput("count-output")),
+            (std::map<std::string, std::string>{{"k3", std::to_string(expected["k3"] + 2)},
+                                                {"new", "1"}}));
+
+  driver->PipeInput("count-input", "new", "v", 2'003);  // lost with the restart
+  ASSERT_TRUE(driver->Restart().ok());
+  driver->Commit();
+  EXPECT_TRUE(driver->ReadOutput("count-output").empty());
+  driver->PipeInput("count-input", "new", "v", 2'004);
+  driver->Commit();
+  EXPECT_EQ(AsKeyValues(driver->ReadOutput("count-output")), (KeyValues{{"new", "2"}}));
+  EXPECT_TRUE(driver->ReadOutput(kDlq).empty());
+}
+
+// A record a processor fails on takes back what it deferred, as it takes back its writes: a
+// replaced key gets its earlier record back, a new key is forgotten. What a deferred record
+// makes a child throw at the commit goes to the DLQ, and the other deferred records go on.
+TEST(TopologyTestDriverTest, DeferredForwardsAreUndoneWithTheirRecordAndFailAtCommitToTheDlq) {
+  TopologyBuilder b;
+  b.AddSource("src", {"in"})
+      .AddProcessor("deferrer", Fn([](ProcessorContext& ctx, const Record& r) {
+                      ctx.ForwardAtCommit(r);
+                      if (r.value == "poison") throw std::runtime_error("poison here");
+                    }),
+                    {"src"})
+      .AddProcessor("checker", Fn([](ProcessorContext& ctx, const Record& r) {
+                      if (r.value == "boom") throw std::runtime_error("boom at commit");
+                      ctx.GetKeyValueStore("seen").Put(r.key, r.value);
+                      ctx.Forward(r);
+                    }),
+                    {"deferrer"})
+      .AddSink("sink", "out", {"checker"})
+      .AddStateStore(Spec("seen", state::StoreType::kKeyValue), {"checker"});
+  Topology t = BuildOrDie(b, "defer-app");
+  auto driver = MakeDriver(t);
+  driver->PipeInput("in", "a", "a1", 1);
+  driver->PipeInput("in", "a", "poison", 2);  // replaced a1, undone: a1 again
+  driver->PipeInput("in", "p", "poison", 3);  // a new key, undone: forgotten
+  driver->PipeInput("in", "b", "boom", 4);
+  driver->PipeInput("in", "c", "c1", 5);
+  driver->PipeInput("in", "c", "c2", 6);
+  auto dead = driver->ReadOutput(kDlq);
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_EQ(std::string(*dead[0].FindHeader("dlq-source")), "defer-app/0_0/deferrer");
+  EXPECT_TRUE(driver->ReadOutput("out").empty());
+
+  driver->Commit();
+  EXPECT_EQ(AsKeyValues(driver->ReadOutput("out")), (KeyValues{{"a", "a1"}, {"c", "c2"}}));
+  dead = driver->ReadOutput(kDlq);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].key, "b");
+  EXPECT_EQ(std::string(*dead[0].FindHeader("dlq-source")), "defer-app/0_0/checker");
+  EXPECT_THAT(std::string(*dead[0].FindHeader("dlq-reason")), HasSubstr("boom at commit"));
+  // The child's writes at the commit were committed with it.
+  ASSERT_TRUE(driver->Restart().ok());
+  auto* seen = driver->TaskFor("in", "a").state().key_value_store("seen");
+  EXPECT_EQ(seen->Get("a"), "a1");
+  EXPECT_EQ(seen->Get("c"), "c2");
+  EXPECT_EQ(seen->Get("b"), std::nullopt);
+}
+
+// After `cmstream replay`, a deferred record all of whose inputs were replays was published
+// before the reset, and is dropped like any replayed output; one input that was not a replay
+// makes it new.
+TEST(TopologyTestDriverTest, ADeferredForwardOfReplayedInputsAloneIsDropped) {
+  std::vector<std::pair<std::string, bool>> seen_at_commit;
+  TopologyBuilder b;
+  b.AddSource("src", {"in"})
+      .AddProcessor("deferrer",
+                    Fn([](ProcessorContext& ctx, const Record& r) { ctx.ForwardAtCommit(r); }),
+                    {"src"})
+      .AddProcessor("watcher", Fn([&seen_at_commit](ProcessorContext& ctx, const Record& r) {
+                      seen_at_commit.emplace_back(r.key, ctx.Replaying());
+                      ctx.Forward(r);
+                    }),
+                    {"deferrer"})
+      .AddSink("sink", "out", {"watcher"});
+  Topology t = BuildOrDie(b, "defer-replay-app");
+  auto driver = MakeDriver(t);
+  const std::vector<Header> replayed{{"cm-replayed", "1"}};
+  driver->PipeInput("in", "old", "1", 1, replayed);
+  driver->PipeInput("in", "old", "2", 2, replayed);
+  driver->PipeInput("in", "mixed", "1", 3, replayed);
+  driver->PipeInput("in", "mixed", "2", 4);
+  driver->PipeInput("in", "mixed", "3", 5, replayed);
+  driver->Commit();
+  EXPECT_EQ(seen_at_commit,
+            (std::vector<std::pair<std::string, bool>>{{"old", true}, {"mixed", false}}));
+  EXPECT_EQ(AsKeyValues(driver->ReadOutput("out")), (KeyValues{{"mixed", "3"}}));
+}
+
 TEST(TopologyTestDriverTest, StoreFailureFailsTheTaskAndIsNotDeadLettered) {
   // A store that cannot read or write is not the record's fault: the exception leaves the task
   // (the stream thread fails it), nothing goes to the DLQ, and since nothing of the record is

@@ -30,6 +30,12 @@ class ProcessorContext {
   virtual void Forward(const Record& record) = 0;
   // To one named child (a processor or a sink).
   virtual void ForwardTo(std::string_view child, const Record& record) = 0;
+  // To every child at the task's next commit instead of now, once per key: a later call with
+  // the same key before then replaces the record (Kafka Streams' record cache, which forwards a
+  // KTable's latest update per key when it flushes). An update then costs no output, and
+  // downstream sees the last value of each key per commit. Deferred records are dropped with an
+  // aborted commit (their inputs are processed again), and undone with a record that fails.
+  virtual void ForwardAtCommit(const Record& record) = 0;
   // Rejects a record: it goes to the dead-letter topic with the reason, and processing goes on.
   virtual void SendToDlq(const Record& record, std::string_view reason) = 0;
 

@@ -25,6 +25,10 @@ class RecordCollector {
   // Whether the input being processed is a replay, whose external outputs Send drops
   // (ProcessorContext::Replaying).
   virtual bool Replaying() const = 0;
+  // What Replaying answers while the task forwards the records its processors deferred to the
+  // commit (ProcessorContext::ForwardAtCommit): true only when every input behind one was a
+  // replay. The task sets it back to false afterwards.
+  virtual void SetReplaying(bool replaying) = 0;
   // Whether some source partition of the task is still below where it was before the reset
   // (ProcessorContext::ReplayPending).
   virtual bool ReplayPending() const = 0;

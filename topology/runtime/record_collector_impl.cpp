@@ -23,6 +23,7 @@ class TaskCollector final : public RecordCollector {
   }
   void Reroute(const Record& record) override { collector_.Reroute(task_, record); }
   bool Replaying() const override { return task_.replaying; }
+  void SetReplaying(bool replaying) override { task_.replaying = replaying; }
   bool ReplayPending() const override {
     for (const auto& [topic, until] : task_.published_until) {
       auto at = task_.positions.find(topic);

@@ -30,6 +30,7 @@ class StreamTask::NodeContext final : public ProcessorContext {
     }
     task_.Deliver(*it, record);
   }
+  void ForwardAtCommit(const Record& record) override { task_.Defer(node_.name, record); }
   void SendToDlq(const Record& record, std::string_view reason) override {
     task_.SendToDlq(record, reason, node_.name);
   }
@@ -118,16 +119,86 @@ void StreamTask::Process(const Record& record) {
   }
   ++processed_;
   stream_time_ = std::max(stream_time_, record.timestamp_ms);
-  state_->SetSavepoint();
-  try {
-    for (const auto& child : source->children) Deliver(child, record);
-  } catch (const ProcessorFailure& failure) {
-    // A poison record must not stop the task, nor leave half its writes in the stores: they
-    // are undone and the record is kept, with the reason, in the DLQ.
-    state_->RollbackToSavepoint();
-    SendToDlq(record, failure.what(), failure.node());
-  }
+  DeliverAsOne(source->children, record);
   PunctuateStreamTime();
+}
+
+void StreamTask::DeliverAsOne(const std::vector<std::string>& children, const Record& record) {
+  state_->SetSavepoint();
+  processing_record_ = true;
+  try {
+    for (const auto& child : children) Deliver(child, record);
+  } catch (const ProcessorFailure& failure) {
+    // A poison record must not stop the task, nor leave half its writes in the stores (or its
+    // deferred forwards): they are undone and the record is kept, with the reason, in the DLQ.
+    state_->RollbackToSavepoint();
+    UndoDeferred();
+    SendToDlq(record, failure.what(), failure.node());
+  } catch (...) {
+    processing_record_ = false;  // the task fails; its buffered writes are dropped with it
+    deferred_undo_.clear();
+    throw;
+  }
+  processing_record_ = false;
+  deferred_undo_.clear();
+}
+
+void StreamTask::Defer(const std::string& node, const Record& record) {
+  Deferred& d = deferred_[node];
+  const bool replaying = collector_.Replaying();
+  auto [at, inserted] = d.index.try_emplace(record.key, d.records.size());
+  if (inserted) {
+    if (processing_record_) deferred_undo_.push_back({node, record.key, std::nullopt});
+    d.records.push_back({record, replaying});
+    return;
+  }
+  DeferredRecord& slot = d.records[at->second];
+  DeferredRecord next{record, replaying && slot.replaying};
+  if (processing_record_) {
+    deferred_undo_.push_back({node, record.key, std::move(slot)});
+  }
+  slot = std::move(next);
+}
+
+void StreamTask::UndoDeferred() {
+  for (auto it = deferred_undo_.rbegin(); it != deferred_undo_.rend(); ++it) {
+    Deferred& d = deferred_.at(it->node);
+    auto at = d.index.find(it->key);
+    assert(at != d.index.end());
+    if (it->previous) {
+      d.records[at->second] = std::move(*it->previous);
+      continue;
+    }
+    // Keys are undone newest first, so a new key is the last record of its node.
+    assert(at->second + 1 == d.records.size());
+    d.records.pop_back();
+    d.index.erase(at);
+    if (d.records.empty()) deferred_.erase(it->node);
+  }
+  deferred_undo_.clear();
+}
+
+void StreamTask::ForwardDeferred() {
+  assert(initialized_);
+  // Parents first: what a parent's deferred records make its children defer is forwarded in
+  // the same call.
+  for (const auto& name : subtopology_.nodes) {
+    auto found = deferred_.find(name);
+    if (found == deferred_.end()) continue;
+    Deferred deferred = std::move(found->second);
+    deferred_.erase(found);
+    const Node& node = topology_.node(name);
+    for (const DeferredRecord& d : deferred.records) {
+      collector_.SetReplaying(d.replaying);
+      try {
+        DeliverAsOne(node.children, d.record);
+      } catch (...) {
+        collector_.SetReplaying(false);
+        throw;
+      }
+    }
+    collector_.SetReplaying(false);
+  }
 }
 
 bool StreamTask::Misrouted(const Node& source, const Record& record) {
@@ -252,6 +323,7 @@ void StreamTask::Close() {
   processors_.clear();
   contexts_.clear();
   punctuations_.clear();
+  deferred_.clear();
   initialized_ = false;
 }
 

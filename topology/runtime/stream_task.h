@@ -3,8 +3,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "state/task_state.h"
@@ -58,6 +60,14 @@ class StreamTask {
   void PunctuateWallClock(int64_t wall_clock_ms);
   // When PunctuateWallClock has a punctuator to fire next (INT64_MAX: none scheduled).
   int64_t NextWallClockPunctuation() const;
+  // Forwards the records processors deferred to the commit (ProcessorContext::ForwardAtCommit),
+  // the latest per key and node, parents' first; the engine calls it before it seals the
+  // task's commit, so what they cause downstream is part of that commit. A child that throws
+  // sends the deferred record to the DLQ, as Process does; a state::StoreFailure fails the task.
+  void ForwardDeferred();
+  // Drops them: the commit was aborted, and their inputs will be processed again.
+  void DropDeferred() { deferred_.clear(); }
+  bool HasDeferred() const { return !deferred_.empty(); }
   void Close();
 
   const TaskId& id() const { return id_; }
@@ -77,6 +87,27 @@ class StreamTask {
     std::string node;
   };
   friend class NodeContext;
+  // One node's deferred records, in the order their keys were first deferred.
+  struct DeferredRecord {
+    Record record;
+    bool replaying;  // every input that deferred it was a replay
+  };
+  struct Deferred {
+    std::vector<DeferredRecord> records;
+    std::unordered_map<std::string, size_t> index;  // key -> records
+  };
+  // How to undo one ForwardAtCommit of the record being processed, should it fail: the slot it
+  // filled and what was there (nullopt: the key was new).
+  struct DeferredUndo {
+    std::string node;
+    std::string key;
+    std::optional<DeferredRecord> previous;
+  };
+  // Delivers `record` to `children` as one unit: a processor that throws undoes its store writes
+  // and deferred forwards, and the record goes to the DLQ.
+  void DeliverAsOne(const std::vector<std::string>& children, const Record& record);
+  void Defer(const std::string& node, const Record& record);
+  void UndoDeferred();
 
   // Whether `record` belongs to another partition; if so it has been re-produced there (or
   // skipped, or dead-lettered) and must not be processed here.
@@ -97,6 +128,9 @@ class StreamTask {
   std::map<std::string, std::unique_ptr<Processor>> processors_;
   std::map<std::string, std::unique_ptr<NodeContext>> contexts_;
   std::vector<Punctuation> punctuations_;
+  std::map<std::string, Deferred> deferred_;  // by node
+  std::vector<DeferredUndo> deferred_undo_;   // while a record is processed
+  bool processing_record_ = false;
   int64_t stream_time_ = INT64_MIN;
   int64_t init_wall_clock_ms_ = 0;
   bool initialized_ = false;

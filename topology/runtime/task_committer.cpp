@@ -162,6 +162,17 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
 // A crash before 2 leaves unsealed records that restores skip; after 2, the log is the truth
 // and a restart restores the tail the local checkpoint misses.
 bool TaskCommitter::CommitAll(TaskMap& tasks) {
+  // What processors deferred to the commit is processed first: its outputs and store writes
+  // belong to this commit.
+  for (auto& [id, rt] : tasks) {
+    if (!rt.running || !rt.task->HasDeferred()) continue;
+    try {
+      rt.task->ForwardDeferred();
+    } catch (const state::StoreFailure& e) {
+      failure_.FailTask(rt.task->name(), e.what());  // throws, or defers in a callback
+      return false;
+    }
+  }
   std::vector<TaskRuntime*> dirty;
   for (auto& [id, rt] : tasks) {
     if (rt.running &&
@@ -382,6 +393,7 @@ void TaskCommitter::AbortAll(TaskMap& tasks, const std::string& reason) {
   for (auto& [id, rt] : tasks) {
     if (!rt.running) continue;
     rt.task->state().Abort();
+    rt.task->DropDeferred();
     rt.outbox.clear();
     rt.dirty = false;
     // A task that processed nothing since its last commit gets its next record from there

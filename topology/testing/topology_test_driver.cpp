@@ -39,6 +39,7 @@ class TopologyTestDriver::Collector final : public RecordCollector {
   // The copy goes back in through Send, which routes a source topic's records by key.
   void Reroute(const Record& record) override { Send(record.topic, record); }
   bool Replaying() const override { return replaying_; }
+  void SetReplaying(bool replaying) override { replaying_ = replaying; }
   // The driver has no reset positions: a replay is one record at a time (kReplayedHeader).
   bool ReplayPending() const override { return false; }
   bool CaughtUp(const std::string& topic) const override {
@@ -181,6 +182,9 @@ void TopologyTestDriver::AdvanceWallClock(int64_t delta_ms) {
 }
 
 void TopologyTestDriver::Commit() {
+  // As the engine's commit: deferred forwards first, their outputs and writes part of it.
+  for (auto& [id, task] : tasks_) task->ForwardDeferred();
+  DeliverRepartitioned();
   for (auto& [id, task] : tasks_) {
     state::CheckpointEntries checkpoint;
     if (task->stream_time() != INT64_MIN)

@@ -51,7 +51,8 @@ class TopologyTestDriver {
   std::vector<Record> ReadOutput(const std::string& topic);
   void AdvanceWallClock(int64_t delta_ms);
   int64_t wall_clock_ms() const { return wall_clock_ms_; }
-  // Writes every task's buffered store changes, as an engine commit would.
+  // Forwards what processors deferred to the commit (ProcessorContext::ForwardAtCommit) and
+  // writes every task's buffered store changes, as an engine commit would.
   void Commit();
   // Closes and reopens every task from its on-disk state, as after a restart.
   state::Status Restart();
