@@ -101,10 +101,12 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   // librdkafka 2.0 stops fetching once this many messages (or bytes) are queued and looks
   // again only about a second later; a thread that drains 100k records in 0.3 s would idle
   // the rest. The queue is also memory the budgets do not cover, ~120 bytes a record besides
-  // the fetched bytes: 1,000,000 let a usage run hold its whole input (200 MiB). 300,000 is a
-  // second of the fastest topology here (the counting pipeline, 30-byte records); 16 MiB is
-  // ~190,000 usage events, tens of seconds of their work.
-  SetOrThrow(cc, "queued.min.messages", "300000");
+  // the fetched bytes, so the byte bound is the one that holds for most topologies: 16 MiB is
+  // ~190,000 usage events, tens of seconds of their work. The count bound is for small records:
+  // 1,000,000 is about a second of the fastest topology here (the counting pipeline, 30-byte
+  // records, 600,000-900,000 a second); at 300,000 it stalled for ~0.5 s every few hundred
+  // thousand records (README, "Benchmarks").
+  SetOrThrow(cc, "queued.min.messages", "1000000");
   SetOrThrow(cc, "queued.max.messages.kbytes", "16384");
   // A bounded run learns from the end-of-partition event that an idle partition is done.
   if (!config.stop_offsets.empty()) SetOrThrow(cc, "enable.partition.eof", "true");
