@@ -26,7 +26,7 @@ state::Result<Composition> Compose(const std::string& name, const std::string& a
     // Last: webhooks reads usage's source and the topics usage and teams write.
     apps.push_back(std::make_unique<webhooks::WebhooksApplication>(options.webhooks));
   } else if (name == "counting") {
-    apps.push_back(std::make_unique<counting::CountingApplication>());
+    apps.push_back(std::make_unique<counting::CountingApplication>(options.counting));
   } else {
     return state::Status::InvalidArgument("unknown --topology '" + name +
                                           "' (counting, cloudmatrix)");

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "processors/counting/counting_topology.h"
 #include "processors/teams/teams_options.h"
 #include "processors/usage/usage_limits.h"
 #include "processors/webhooks/webhooks_options.h"
@@ -21,11 +22,12 @@ struct Composition {
   topology::Topology topology;
 };
 
-// What the command line sets in the CloudMatrix applications; each application takes its part.
+// What the command line sets in the applications; each application takes its part.
 struct CloudMatrixOptions {
   usage::UsageLimits usage_limits;
-  teams::TeamsOptions teams;           // the invitation secret and emails
-  webhooks::WebhooksOptions webhooks;  // the sender, timeouts, retries, circuit breaker
+  teams::TeamsOptions teams;                   // the invitation secret and emails
+  webhooks::WebhooksOptions webhooks;          // the sender, timeouts, retries, circuit breaker
+  counting::CountingTopologyOptions counting;  // --topology counting: when counts go out
 };
 
 // "cloudmatrix": the CloudMatrix services (usage, then teams, then webhooks); "counting": the

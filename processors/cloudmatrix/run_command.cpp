@@ -342,6 +342,14 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
       Log(LogLevel::kWarn, "embedded_broker_partition_bound",
           {{"max_event_bytes", limits->max_event_bytes}, {"events_per_partition", per_partition}});
   }
+  if (o.count_emit != "every-update" && o.count_emit != "per-commit") {
+    std::cerr << "--count-emit must be every-update or per-commit, not '" << o.count_emit << "'\n";
+    return 2;
+  }
+  if (o.count_emit != "every-update" && o.topology != "counting") {
+    std::cerr << "--count-emit applies to --topology counting only\n";
+    return 2;
+  }
   auto snapshot_interval = topology::ParseDuration(o.snapshot_interval);
   if (!snapshot_interval.ok()) {
     std::cerr << "--snapshot-interval: " << snapshot_interval.status().message() << '\n';
@@ -374,9 +382,13 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   if (!webhooks_options) return 2;
   // Stopped after the streams, like the mail sender: no task hands it an attempt afterwards.
   std::shared_ptr<webhooks::WebhookSender> webhook_sender = webhooks_options->sender;
-  auto composed = Compose(
-      o.topology, config.application_id,
-      {.usage_limits = *limits, .teams = *teams_options, .webhooks = std::move(*webhooks_options)});
+  counting::CountingTopologyOptions counting_options;
+  if (o.count_emit == "per-commit") counting_options.emit = counting::CountEmit::kLatestPerCommit;
+  auto composed = Compose(o.topology, config.application_id,
+                          {.usage_limits = *limits,
+                           .teams = *teams_options,
+                           .webhooks = std::move(*webhooks_options),
+                           .counting = counting_options});
   if (!composed.ok()) {
     Log(LogLevel::kError, "topology_invalid", {{"error", composed.status().ToString()}});
     return composed.status().code() == state::Status::Code::kInvalidArgument ? 2 : 1;
@@ -525,6 +537,11 @@ void AddEngineFlags(CLI::App* cmd, RunOptions& o) {
                   "which applications to run: cloudmatrix (usage), or counting (the engine's test "
                   "application)")
       ->envname("CM_TOPOLOGY")
+      ->capture_default_str();
+  cmd->add_option("--count-emit", o.count_emit,
+                  "with --topology counting: every-update emits (key, count) for every record; "
+                  "per-commit emits each changed key's latest count once per commit, as Kafka "
+                  "Streams' count() with its record cache")
       ->capture_default_str();
   AddLimitFlags(cmd, o.limits);
 }

@@ -42,6 +42,7 @@ struct RunOptions {
   std::string commit_interval = "100ms";
   int partitions = 8;
   std::string topology = "cloudmatrix";
+  std::string count_emit = "every-update";  // --topology counting only
   BridgeFlags bridge;
   std::string database_url;
   std::string database_schema = "public";
@@ -65,7 +66,8 @@ struct BackfillRequest {
 };
 
 // The flags `run` and `backfill` share: --state-dir, --threads, --guarantee, --rocksdb-memory,
-// --cache-max-bytes, --commit-interval, --topology and the input limits (--max-event-bytes, ...).
+// --cache-max-bytes, --commit-interval, --topology, --count-emit and the input limits
+// (--max-event-bytes, ...).
 void AddEngineFlags(CLI::App* cmd, RunOptions& o);
 
 // Runs one instance of the application until SIGINT/SIGTERM or a stream failure (or, with

@@ -1,7 +1,9 @@
 // Two `cmstream run` instances of the counting topology share the partitions of one
 // `cmstream broker`; one of them is killed with SIGKILL three times while at least 200,000
 // records arrive. Every key must end at its exact count (nothing lost, nothing counted twice), and
-// a plain read_committed consumer of the output topic must see each output exactly once.
+// a plain read_committed consumer of the output topic must see each output exactly once. Run
+// with each --count-emit: every update (each key's outputs are 1..n) and per commit (deferred
+// to the commit by ProcessorContext::ForwardAtCommit: each key's outputs strictly increase).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -32,7 +34,10 @@ using testing::CmstreamBinary;
 
 using Instance = testing::RunInstance;
 
-TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
+class CountingFailoverTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
+  const bool per_commit = GetParam() == "per-commit";
   auto dir = std::filesystem::temp_directory_path() / ("cm-e2e-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -55,7 +60,8 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
         std::vector<std::string>{CmstreamBinary(), "run", "--brokers", bootstrap, "--broker-admin",
                                  admin, "--app-id", "e2e-count", "--instance-id", id, "--state-dir",
                                  (dir / id).string(), "--http",
-                                 "127.0.0.1:" + std::to_string(in.port), "--topology", "counting"},
+                                 "127.0.0.1:" + std::to_string(in.port), "--topology", "counting",
+                                 "--count-emit", GetParam()},
         (dir / (id + ".log")).string());
     in.process->Start();
     return in;
@@ -123,7 +129,8 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   }
   EXPECT_TRUE(exact) << last.size() << " keys seen, " << wrong << " with a wrong count: " << sample;
 
-  // Each key's outputs are 1, 2, ..., 200: none from a commit the kills cut off, none twice.
+  // Each key's outputs are 1, 2, ..., 200 (per commit: strictly increasing, ending there):
+  // none from a commit the kills cut off, none twice.
   size_t outputs = 0;
   for (const auto& [key, values] : seen) outputs += values.size();
   RecordProperty("outputs_seen", static_cast<int>(outputs));
@@ -131,8 +138,12 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   int not_once = 0;
   std::string first_bad;
   for (const auto& [key, values] : seen) {
-    bool once = static_cast<long>(values.size()) == records / kKeys;
-    for (size_t i = 0; once && i < values.size(); ++i) once = values[i] == static_cast<long>(i + 1);
+    bool once = per_commit ? !values.empty() && values.back() == records / kKeys
+                           : static_cast<long>(values.size()) == records / kKeys;
+    for (size_t i = 0; once && i < values.size(); ++i) {
+      once =
+          per_commit ? i == 0 || values[i - 1] < values[i] : values[i] == static_cast<long>(i + 1);
+    }
     if (!once && ++not_once == 1) {
       first_bad = key + ":";
       for (size_t i = 0; i < values.size() && i < 40; ++i)
@@ -141,6 +152,9 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   }
   EXPECT_EQ(not_once, 0) << "keys whose outputs were not each seen exactly once, e.g. "
                          << first_bad;
+  if (per_commit) {
+    EXPECT_LT(outputs, static_cast<size_t>(records)) << "not one per commit";
+  }
 
   // b restarted on its own state: its restores began at its checkpoint, not at offset 0.
   std::string b_log = b.process->Log();
@@ -166,6 +180,12 @@ TEST(CountingFailoverTest, SigkilledInstanceLosesNothingAndCountsNothingTwice) {
   }
   if (!HasFailure()) std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(CountEmit, CountingFailoverTest,
+                         ::testing::Values("every-update", "per-commit"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param == "per-commit" ? "PerCommit" : "EveryUpdate";
+                         });
 
 }  // namespace
 }  // namespace cm

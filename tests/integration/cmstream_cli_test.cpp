@@ -52,6 +52,8 @@ TEST_F(CmstreamCliTest, RunRefusesBadFlagsWithExitCode2) {
         Case{{"--http-max-body", "lots"}, "--http-max-body"},
         Case{{"--guarantee", "maybe"}, "--guarantee must be"},
         Case{{"--commit-interval", "soon"}, "--commit-interval"},
+        Case{{"--count-emit", "sometimes"}, "--count-emit must be every-update or per-commit"},
+        Case{{"--count-emit", "per-commit"}, "--count-emit applies to --topology counting only"},
         Case{{"--http-rate-limit", "fast"}, "--http-rate-limit"},
         Case{{"--http-request-timeout", "0s"}, "--http-request-timeout"},
         // The usage application's input limits (README "Configuration").

@@ -189,12 +189,14 @@ TEST(CloudmatrixApplicationsTest, LimitFlagsParseToTheUsageLimitsAndCheckThemAga
   EXPECT_EQ(chosen->max_event_bytes, 64u * 1024);
 
   // Limits that reach Compose unchecked are still refused there.
-  auto composed = Compose("cloudmatrix", "x",
-                          {.usage_limits = {.max_batch_events = 0}, .teams = {}, .webhooks = {}});
+  auto composed = Compose(
+      "cloudmatrix", "x",
+      {.usage_limits = {.max_batch_events = 0}, .teams = {}, .webhooks = {}, .counting = {}});
   ASSERT_FALSE(composed.ok());
   EXPECT_EQ(composed.status().code(), state::Status::Code::kInvalidArgument);
-  EXPECT_TRUE(
-      Compose("cloudmatrix", "x", {.usage_limits = *set, .teams = {}, .webhooks = {}}).ok());
+  EXPECT_TRUE(Compose("cloudmatrix", "x",
+                      {.usage_limits = *set, .teams = {}, .webhooks = {}, .counting = {}})
+                  .ok());
 }
 
 }  // namespace
