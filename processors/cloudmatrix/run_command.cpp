@@ -342,11 +342,14 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
       Log(LogLevel::kWarn, "embedded_broker_partition_bound",
           {{"max_event_bytes", limits->max_event_bytes}, {"events_per_partition", per_partition}});
   }
-  if (o.count_emit != "every-update" && o.count_emit != "per-commit") {
+  counting::CountingTopologyOptions counting_options;
+  if (o.count_emit == "per-commit") {
+    counting_options.emit = counting::CountEmit::kLatestPerCommit;
+  } else if (o.count_emit != "every-update") {
     std::cerr << "--count-emit must be every-update or per-commit, not '" << o.count_emit << "'\n";
     return 2;
   }
-  if (o.count_emit != "every-update" && o.topology != "counting") {
+  if (counting_options.emit != counting::CountEmit::kEveryUpdate && o.topology != "counting") {
     std::cerr << "--count-emit applies to --topology counting only\n";
     return 2;
   }
@@ -382,8 +385,6 @@ int RunInstance(RunOptions& o, const BackfillRequest* backfill) {
   if (!webhooks_options) return 2;
   // Stopped after the streams, like the mail sender: no task hands it an attempt afterwards.
   std::shared_ptr<webhooks::WebhookSender> webhook_sender = webhooks_options->sender;
-  counting::CountingTopologyOptions counting_options;
-  if (o.count_emit == "per-commit") counting_options.emit = counting::CountEmit::kLatestPerCommit;
   auto composed = Compose(o.topology, config.application_id,
                           {.usage_limits = *limits,
                            .teams = *teams_options,

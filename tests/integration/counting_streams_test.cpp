@@ -56,12 +56,16 @@ class CountingStreamsTest : public ::testing::TestWithParam<topology::Processing
     rd_kafka_flush(producer_.get(), 10000);
   }
 
-  // Waits until the last output of every key is `expected`.
+  // Waits until the last output of every key is `expected`; `seen`, when given, gets every
+  // output per key in log order.
   bool OutputsReach(testing::TopicReader& reader, std::map<std::string, long>& last, int keys,
-                    long expected) {
+                    long expected, std::map<std::string, std::vector<long>>* seen = nullptr) {
     return testing::WaitFor(
         [&] {
-          for (auto& m : reader.Poll(100)) last[m.key] = std::stol(m.value);
+          for (auto& m : reader.Poll(100)) {
+            last[m.key] = std::stol(m.value);
+            if (seen != nullptr) (*seen)[m.key].push_back(last[m.key]);
+          }
           if (static_cast<int>(last.size()) != keys) return false;
           for (const auto& [k, v] : last) {
             if (v != expected) return false;
@@ -110,29 +114,19 @@ TEST_P(CountingStreamsTest, CountsEmittedPerCommitAreExactAndFewerThanTheRecords
   auto built = builder.Build("it-count-per-commit");
   ASSERT_TRUE(built.ok()) << built.status().ToString();
   testing::TopicReader reader(broker_->bootstrap_servers(), "count-output", 4);
+  std::map<std::string, long> last;
   std::map<std::string, std::vector<long>> seen;
-  auto reach = [&](long expected) {
-    return testing::WaitFor(
-        [&] {
-          for (auto& m : reader.Poll(100)) seen[m.key].push_back(std::stol(m.value));
-          if (seen.size() != 100) return false;
-          for (const auto& [k, counts] : seen) {
-            if (counts.back() != expected) return false;
-          }
-          return true;
-        },
-        60s, 50ms);
-  };
   {
     auto streams = StartStreams(&*built);
     ProduceRound(5000, 100);
-    ASSERT_TRUE(reach(50));
+    ASSERT_TRUE(OutputsReach(reader, last, 100, 50, &seen));
     streams->Stop();
   }
   std::filesystem::remove_all(dir_ / "state");
   auto streams = StartStreams(&*built);
   ProduceRound(5000, 100);
-  ASSERT_TRUE(reach(100)) << "counts did not continue from the restored state";
+  ASSERT_TRUE(OutputsReach(reader, last, 100, 100, &seen))
+      << "counts did not continue from the restored state";
   size_t outputs = 0;
   for (const auto& [key, counts] : seen) {
     outputs += counts.size();
