@@ -6,6 +6,7 @@
 
 #include "topology/common/log.h"
 #include "topology/common/prometheus_text.h"
+#include "topology/common/thread_name.h"
 #include "topology/common/wall_clock.h"
 
 namespace cm::postgres {
@@ -24,7 +25,10 @@ Snapshotter::Snapshotter(topology::SnapshotSchema schema, SnapshotterOptions opt
 Snapshotter::~Snapshotter() { Stop(); }
 
 void Snapshotter::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    topology::NameCurrentThread("cm-snapshot");
+    Loop();
+  });
 }
 
 void Snapshotter::Stop() {

@@ -9,6 +9,7 @@
 #include "bridges/rabbitmq/event_key.h"
 #include "topology/common/log.h"
 #include "topology/common/prometheus_text.h"
+#include "topology/common/thread_name.h"
 
 namespace cm::rabbitmq {
 
@@ -103,7 +104,10 @@ Status AmqpBridge::Start() {
     return Status::InvalidArgument("prefetch must be 1..65535");
   }
   if (options_.routing_keys.empty()) return Status::InvalidArgument("no routing keys given");
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    topology::NameCurrentThread("cm-amqp");
+    Run();
+  });
   return Status::OK();
 }
 

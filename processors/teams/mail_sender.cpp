@@ -2,13 +2,19 @@
 
 #include <exception>
 
+#include "topology/common/thread_name.h"
+
 namespace cm::teams {
 
 MailSender::MailSender(std::unique_ptr<MailTransport> transport, MailSenderOptions options)
     : transport_(std::move(transport)), options_(options) {
   if (options_.threads == 0) options_.threads = 1;
   if (options_.capacity == 0) options_.capacity = 1;
-  for (size_t i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { Work(); });
+  for (size_t i = 0; i < options_.threads; ++i)
+    threads_.emplace_back([this, i] {
+      topology::NameCurrentThread("cm-mail-" + std::to_string(i));
+      Work();
+    });
 }
 
 MailSender::~MailSender() { Stop(); }

@@ -7,6 +7,7 @@
 #include "processors/webhooks/webhook_signature.h"
 #include "topology/common/json.h"
 #include "topology/common/log.h"
+#include "topology/common/thread_name.h"
 #include "topology/common/wall_clock.h"
 
 namespace cm::webhooks {
@@ -69,7 +70,11 @@ WebhookSender::WebhookSender(std::unique_ptr<WebhookTransport> transport,
   if (options_.threads == 0) options_.threads = 1;
   if (options_.per_endpoint == 0) options_.per_endpoint = 1;
   if (options_.capacity == 0) options_.capacity = 1;
-  for (size_t i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { Work(); });
+  for (size_t i = 0; i < options_.threads; ++i)
+    threads_.emplace_back([this, i] {
+      topology::NameCurrentThread("cm-webhook-" + std::to_string(i));
+      Work();
+    });
 }
 
 WebhookSender::~WebhookSender() { Stop(); }

@@ -4,8 +4,10 @@
 
 #include <charconv>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
+#include <string>
 
 #include "child_process.h"
 #include "in_process.h"
@@ -98,6 +100,15 @@ TEST(CoPartitionedStreamsTest, EachTaskReadsTheSamePartitionOfEverySourceTopic) 
   int threads_with_tasks = 0;
   for (const auto& t : streams.Threads()) threads_with_tasks += t.tasks.empty() ? 0 : 1;
   EXPECT_EQ(threads_with_tasks, 2);
+  // Named as `top -H` and perf show them.
+  std::set<std::string> thread_names;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) thread_names.insert(name);
+  }
+  EXPECT_TRUE(thread_names.contains("cm-stream-0") && thread_names.contains("cm-stream-1"))
+      << ::testing::PrintToString(thread_names);
   streams.Stop();
   if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);
 }

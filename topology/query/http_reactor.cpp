@@ -17,6 +17,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "topology/common/thread_name.h"
+
 namespace cm::topology {
 
 namespace {
@@ -146,13 +148,26 @@ void HttpReactor::Start() {
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
   }
   // Two health workers: /health answers while every other worker is busy.
-  for (size_t i = 0; i < 2; ++i) health_.threads.emplace_back([this] { Work(health_); });
+  for (size_t i = 0; i < 2; ++i)
+    health_.threads.emplace_back([this] {
+      NameCurrentThread("cm-http-health");
+      Work(health_);
+    });
   for (size_t i = 0; i < std::max<size_t>(1, options_.threads); ++i) {
-    reads_.threads.emplace_back([this] { Work(reads_); });
-    writes_.threads.emplace_back([this] { Work(writes_); });
+    reads_.threads.emplace_back([this] {
+      NameCurrentThread("cm-http-read");
+      Work(reads_);
+    });
+    writes_.threads.emplace_back([this] {
+      NameCurrentThread("cm-http-write");
+      Work(writes_);
+    });
   }
   next_sweep_ = Clock::now() + kMaxSleep;
-  loop_ = std::thread([this] { Loop(); });
+  loop_ = std::thread([this] {
+    NameCurrentThread("cm-http");
+    Loop();
+  });
 }
 
 void HttpReactor::Stop() {

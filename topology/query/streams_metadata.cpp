@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "topology/common/log.h"
+#include "topology/common/thread_name.h"
 #include "topology/common/wall_clock.h"
 #include "topology/kafka/kafka_client.h"
 
@@ -43,7 +44,10 @@ state::Status StreamsMetadata::Start() {
     return state::Status::Unavailable("cannot read " + options_.topic + ": " +
                                       rd_kafka_err2str(err));
   }
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameCurrentThread("cm-metadata");
+    Run();
+  });
   return state::Status::OK();
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "topology/common/log.h"
+#include "topology/common/thread_name.h"
 #include "topology/kafka/kafka_client.h"
 
 namespace cm::topology {
@@ -38,7 +39,10 @@ Status GlobalStreamThread::Start() {
   auto opened = state::TaskState::Open(so);
   if (!opened.ok()) return opened.status();
   state_ = std::move(opened).value();
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameCurrentThread("cm-global");
+    Run();
+  });
   return Status::OK();
 }
 

@@ -10,6 +10,7 @@
 
 #include "state/status.h"
 #include "topology/common/log.h"
+#include "topology/common/thread_name.h"
 #include "topology/common/wall_clock.h"
 #include "topology/kafka/consumer_batch.h"
 #include "topology/kafka/kafka_client.h"
@@ -272,6 +273,7 @@ int StreamThread::Impl::PollWaitMs(int64_t now_ms) const {
 }
 
 void StreamThread::Impl::Run() {
+  NameCurrentThread("cm-stream-" + std::to_string(index_));
   std::vector<std::string> subscription;
   for (const auto& sub : topology_.subtopologies())
     subscription.push_back(sub.source_topics.front());
