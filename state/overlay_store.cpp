@@ -119,12 +119,12 @@ void OverlayStore::Write(std::string_view key, std::optional<std::string_view> v
   const auto it = pending_.lower_bound(key);
   if (it != pending_.end() && it->first == key) {
     AddPendingBytes(charge - Charge(key, it->second));
-    if (savepoint_) undo_.push_back({it->first, it->second});
+    if (savepoint_) undo_.push_back({it, std::move(it->second)});
     it->second = std::move(stored);
   } else {
     AddPendingBytes(charge);
-    if (savepoint_) undo_.push_back({std::string(key), std::nullopt});
-    pending_.emplace_hint(it, std::string(key), std::move(stored));
+    const auto added = pending_.emplace_hint(it, std::string(key), std::move(stored));
+    if (savepoint_) undo_.push_back({added, std::nullopt});
   }
 }
 
@@ -136,11 +136,10 @@ void OverlayStore::SetSavepoint() {
 void OverlayStore::RollbackToSavepoint() {
   // Newest first, so a key written twice ends at its state before the first write.
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
-    auto current = pending_.find(it->key);
-    assert(current != pending_.end());
-    int64_t delta = -Charge(it->key, current->second);
+    const auto current = it->entry;
+    int64_t delta = -Charge(current->first, current->second);
     if (it->previous) {
-      delta += Charge(it->key, *it->previous);
+      delta += Charge(current->first, *it->previous);
       current->second = std::move(*it->previous);
     } else {
       pending_.erase(current);

@@ -101,9 +101,9 @@ class OverlayStore {
   Overlay pending_;
   int64_t pending_bytes_ = 0;
   // What each write since the savepoint replaced: the key's previous overlay entry, or nullopt
-  // when the key had none.
+  // when the key had none. The overlay's entries stay put until the undo log is cleared.
   struct Undo {
-    std::string key;
+    Overlay::iterator entry;
     std::optional<std::optional<std::string>> previous;
   };
   bool savepoint_ = false;

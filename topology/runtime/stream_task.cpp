@@ -144,35 +144,32 @@ void StreamTask::DeliverAsOne(const std::vector<std::string>& children, const Re
 }
 
 void StreamTask::Defer(const std::string& node, const Record& record) {
-  Deferred& d = deferred_[node];
+  const auto entry = deferred_.try_emplace(node).first;
+  Deferred& d = entry->second;
   const bool replaying = collector_.Replaying();
   auto [at, inserted] = d.index.try_emplace(record.key, d.records.size());
   if (inserted) {
-    if (processing_record_) deferred_undo_.push_back({node, record.key, std::nullopt});
+    if (processing_record_) deferred_undo_.push_back({entry, at->second, std::nullopt});
     d.records.push_back({record, replaying});
     return;
   }
   DeferredRecord& slot = d.records[at->second];
   DeferredRecord next{record, replaying && slot.replaying};
-  if (processing_record_) {
-    deferred_undo_.push_back({node, record.key, std::move(slot)});
-  }
+  if (processing_record_) deferred_undo_.push_back({entry, at->second, std::move(slot)});
   slot = std::move(next);
 }
 
 void StreamTask::UndoDeferred() {
+  // Newest first: a key new to its node is then the node's last record.
   for (auto it = deferred_undo_.rbegin(); it != deferred_undo_.rend(); ++it) {
-    Deferred& d = deferred_.at(it->node);
-    auto at = d.index.find(it->key);
-    assert(at != d.index.end());
+    Deferred& d = it->node->second;
     if (it->previous) {
-      d.records[at->second] = std::move(*it->previous);
+      d.records[it->slot] = std::move(*it->previous);
       continue;
     }
-    // Keys are undone newest first, so a new key is the last record of its node.
-    assert(at->second + 1 == d.records.size());
+    assert(it->slot + 1 == d.records.size());
+    d.index.erase(d.records.back().record.key);
     d.records.pop_back();
-    d.index.erase(at);
     if (d.records.empty()) deferred_.erase(it->node);
   }
   deferred_undo_.clear();

@@ -99,8 +99,8 @@ class StreamTask {
   // How to undo one ForwardAtCommit of the record being processed, should it fail: the slot it
   // filled and what was there (nullopt: the key was new).
   struct DeferredUndo {
-    std::string node;
-    std::string key;
+    std::map<std::string, Deferred>::iterator node;
+    size_t slot;
     std::optional<DeferredRecord> previous;
   };
   // Delivers `record` to `children` as one unit: a processor that throws undoes its store writes
@@ -128,7 +128,7 @@ class StreamTask {
   std::map<std::string, std::unique_ptr<Processor>> processors_;
   std::map<std::string, std::unique_ptr<NodeContext>> contexts_;
   std::vector<Punctuation> punctuations_;
-  std::map<std::string, Deferred> deferred_;  // by node
+  std::map<std::string, Deferred> deferred_;  // by node; entries stay put while undo refers to them
   std::vector<DeferredUndo> deferred_undo_;   // while a record is processed
   bool processing_record_ = false;
   int64_t stream_time_ = INT64_MIN;
