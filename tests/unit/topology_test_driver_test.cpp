@@ -776,6 +776,42 @@ TEST(TopologyTestDriverTest, ADeferredForwardOfReplayedInputsAloneIsDropped) {
   EXPECT_EQ(AsKeyValues(driver->ReadOutput("out")), (KeyValues{{"mixed", "3"}}));
 }
 
+// Deferred records share the record cache's budget with the stores' buffered writes, as Kafka
+// Streams' cache holds them: once they alone pass it, the thread (here the driver) commits and
+// forwards them early, instead of holding records without bound until the commit interval.
+TEST(TopologyTestDriverTest, DeferredRecordsOverTheCacheBudgetCommitEarly) {
+  TopologyBuilder b;
+  b.AddSource("src", {"in"})
+      .AddProcessor("deferrer",
+                    Fn([](ProcessorContext& ctx, const Record& r) { ctx.ForwardAtCommit(r); }),
+                    {"src"})
+      .AddSink("sink", "out", {"deferrer"});
+  Topology t = BuildOrDie(b, "defer-budget-app");
+  TestDriverOptions options;
+  options.cache_max_bytes = 16 << 10;
+  auto created = TopologyTestDriver::Create(t, options);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto& driver = *created;
+
+  const std::string value(100, 'v');
+  driver->PipeInput("in", "same", value, 1);
+  for (int i = 0; i < 1'000; ++i) driver->PipeInput("in", "same", value, 2 + i);
+  EXPECT_TRUE(driver->ReadOutput("out").empty()) << "one key replaced in place stays in budget";
+
+  std::map<std::string, int> outputs;
+  for (int i = 0; i < 1'000; ++i) {
+    driver->PipeInput("in", "k" + std::to_string(i), value, 2'000 + i);
+    for (const auto& r : driver->ReadOutput("out")) ++outputs[r.key];
+  }
+  const size_t before_commit = outputs.size();
+  // ~300 bytes charged a record: about 50 fit in 16 KiB, so most went out before the commit.
+  EXPECT_GT(before_commit, 900u);
+  driver->Commit();
+  for (const auto& r : driver->ReadOutput("out")) ++outputs[r.key];
+  EXPECT_EQ(outputs.size(), 1'001u);
+  for (const auto& [key, n] : outputs) EXPECT_EQ(n, 1) << key << " forwarded twice";
+}
+
 TEST(TopologyTestDriverTest, StoreFailureFailsTheTaskAndIsNotDeadLettered) {
   // A store that cannot read or write is not the record's fault: the exception leaves the task
   // (the stream thread fails it), nothing goes to the DLQ, and since nothing of the record is

@@ -82,16 +82,17 @@ class StreamTask::NodeContext final : public ProcessorContext {
 };
 
 StreamTask::StreamTask(const Topology& topology, TaskId id, std::unique_ptr<state::TaskState> state,
-                       RecordCollector& collector, std::string dlq_topic)
+                       RecordCollector& collector, std::string dlq_topic, state::RecordCache* cache)
     : topology_(topology),
       subtopology_(topology.subtopologies().at(static_cast<size_t>(id.subtopology))),
       id_(id),
       name_(id.ToString()),
       state_(std::move(state)),
       collector_(collector),
-      dlq_topic_(std::move(dlq_topic)) {}
+      dlq_topic_(std::move(dlq_topic)),
+      cache_(cache) {}
 
-StreamTask::~StreamTask() = default;
+StreamTask::~StreamTask() { ChargeDeferred(-deferred_bytes_); }
 
 void StreamTask::Init(int64_t wall_clock_ms, int64_t stream_time_ms) {
   assert(!initialized_);
@@ -143,6 +144,17 @@ void StreamTask::DeliverAsOne(const std::vector<std::string>& children, const Re
   deferred_undo_.clear();
 }
 
+int64_t StreamTask::DeferredCharge(const Record& record) {
+  size_t bytes = record.key.size() + record.value.size() + record.topic.size();
+  for (const Header& h : record.headers) bytes += h.key.size() + h.value.size();
+  return static_cast<int64_t>(bytes + state::RecordCache::kEntryOverhead);
+}
+
+void StreamTask::ChargeDeferred(int64_t delta) {
+  deferred_bytes_ += delta;
+  if (cache_ != nullptr && delta != 0) cache_->AddBuffered(delta);
+}
+
 void StreamTask::Defer(const std::string& node, const Record& record) {
   const auto entry = deferred_.try_emplace(node).first;
   Deferred& d = entry->second;
@@ -151,10 +163,12 @@ void StreamTask::Defer(const std::string& node, const Record& record) {
   if (inserted) {
     if (processing_record_) deferred_undo_.push_back({entry, at->second, std::nullopt});
     d.records.push_back({record, replaying});
+    ChargeDeferred(DeferredCharge(record));
     return;
   }
   DeferredRecord& slot = d.records[at->second];
   DeferredRecord next{record, replaying && slot.replaying};
+  ChargeDeferred(DeferredCharge(record) - DeferredCharge(slot.record));
   if (processing_record_) deferred_undo_.push_back({entry, at->second, std::move(slot)});
   slot = std::move(next);
 }
@@ -164,15 +178,23 @@ void StreamTask::UndoDeferred() {
   for (auto it = deferred_undo_.rbegin(); it != deferred_undo_.rend(); ++it) {
     Deferred& d = it->node->second;
     if (it->previous) {
+      ChargeDeferred(DeferredCharge(it->previous->record) -
+                     DeferredCharge(d.records[it->slot].record));
       d.records[it->slot] = std::move(*it->previous);
       continue;
     }
     assert(it->slot + 1 == d.records.size());
+    ChargeDeferred(-DeferredCharge(d.records.back().record));
     d.index.erase(d.records.back().record.key);
     d.records.pop_back();
     if (d.records.empty()) deferred_.erase(it->node);
   }
   deferred_undo_.clear();
+}
+
+void StreamTask::DropDeferred() {
+  deferred_.clear();
+  ChargeDeferred(-deferred_bytes_);
 }
 
 void StreamTask::ForwardDeferred() {
@@ -184,6 +206,9 @@ void StreamTask::ForwardDeferred() {
     if (found == deferred_.end()) continue;
     Deferred deferred = std::move(found->second);
     deferred_.erase(found);
+    int64_t bytes = 0;
+    for (const DeferredRecord& d : deferred.records) bytes += DeferredCharge(d.record);
+    ChargeDeferred(-bytes);  // out of the cache's budget; what they cause is charged anew
     const Node& node = topology_.node(name);
     for (const DeferredRecord& d : deferred.records) {
       collector_.SetReplaying(d.replaying);
@@ -320,7 +345,7 @@ void StreamTask::Close() {
   processors_.clear();
   contexts_.clear();
   punctuations_.clear();
-  deferred_.clear();
+  DropDeferred();
   initialized_ = false;
 }
 

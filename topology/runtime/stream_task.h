@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "state/record_cache.h"
 #include "state/task_state.h"
 #include "topology/processor/processor.h"
 #include "topology/processor/topology.h"
@@ -42,8 +43,11 @@ struct TaskId {
 // through Process, go out through a RecordCollector.
 class StreamTask {
  public:
+  // `cache` (null: none) is the thread's record cache, which the task's deferred records are
+  // charged to as buffered bytes; it must outlive the task.
   StreamTask(const Topology& topology, TaskId id, std::unique_ptr<state::TaskState> state,
-             RecordCollector& collector, std::string dlq_topic);
+             RecordCollector& collector, std::string dlq_topic,
+             state::RecordCache* cache = nullptr);
   ~StreamTask();
   StreamTask(const StreamTask&) = delete;
   StreamTask& operator=(const StreamTask&) = delete;
@@ -66,7 +70,7 @@ class StreamTask {
   // sends the deferred record to the DLQ, as Process does; a state::StoreFailure fails the task.
   void ForwardDeferred();
   // Drops them: the commit was aborted, and their inputs will be processed again.
-  void DropDeferred() { deferred_.clear(); }
+  void DropDeferred();
   bool HasDeferred() const { return !deferred_.empty(); }
   void Close();
 
@@ -108,6 +112,11 @@ class StreamTask {
   void DeliverAsOne(const std::vector<std::string>& children, const Record& record);
   void Defer(const std::string& node, const Record& record);
   void UndoDeferred();
+  // What a deferred record holds in memory, as the record cache charges a buffered write.
+  static int64_t DeferredCharge(const Record& record);
+  // Deferred records grew or shrank by delta bytes: tells the record cache, whose budget they
+  // share with the stores' buffered writes (over it, the thread commits early).
+  void ChargeDeferred(int64_t delta);
 
   // Whether `record` belongs to another partition; if so it has been re-produced there (or
   // skipped, or dead-lettered) and must not be processed here.
@@ -130,6 +139,8 @@ class StreamTask {
   std::vector<Punctuation> punctuations_;
   std::map<std::string, Deferred> deferred_;  // by node; entries stay put while undo refers to them
   std::vector<DeferredUndo> deferred_undo_;   // while a record is processed
+  state::RecordCache* cache_;
+  int64_t deferred_bytes_ = 0;
   bool processing_record_ = false;
   int64_t stream_time_ = INT64_MIN;
   int64_t init_wall_clock_ms_ = 0;

@@ -124,7 +124,7 @@ void TaskManager::CreateTask(TaskId id) {
   rt.topics = sub.source_topics;
   rt.collector = collector_.ForTask(rt);
   rt.task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *rt.collector,
-                                         config_.dlq_topic);
+                                         config_.dlq_topic, cache_.get());
   rt.restorer =
       std::make_unique<StateRestorer>(restore_consumer_, config_, topology_, id, rt.task->state());
   for (const auto& topic : rt.topics) by_partition_[{topic, id.partition}] = &rt;

@@ -100,7 +100,7 @@ Status TopologyTestDriver::OpenTasks() {
       if (!state.ok()) return state.status();
       const auto stream_time = (*state)->GetCheckpoint(kCheckpointStreamTime);
       auto task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *collector_,
-                                               options_.dlq_topic);
+                                               options_.dlq_topic, cache_.get());
       task->Init(wall_clock_ms_, stream_time ? std::stoll(*stream_time) : INT64_MIN);
       tasks_[id] = std::move(task);
     }
@@ -153,6 +153,8 @@ void TopologyTestDriver::Route(const std::string& topic, Record record,
   tasks_.at(TaskId{*sub, record.partition})->Process(record);
   collector_->replaying_ = false;
   DeliverRepartitioned();
+  // As a stream thread: buffered writes and deferred records over the cache's budget commit.
+  if (!routing_ && cache_ != nullptr && cache_->commit_needed()) Commit();
 }
 
 void TopologyTestDriver::DeliverRepartitioned() {

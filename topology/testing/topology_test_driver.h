@@ -52,7 +52,9 @@ class TopologyTestDriver {
   void AdvanceWallClock(int64_t delta_ms);
   int64_t wall_clock_ms() const { return wall_clock_ms_; }
   // Forwards what processors deferred to the commit (ProcessorContext::ForwardAtCommit) and
-  // writes every task's buffered store changes, as an engine commit would.
+  // writes every task's buffered store changes, as an engine commit would. Like a stream
+  // thread, the driver also commits by itself after an input once the buffered writes and the
+  // deferred records exceed `cache_max_bytes`.
   void Commit();
   // Closes and reopens every task from its on-disk state, as after a restart.
   state::Status Restart();
