@@ -202,7 +202,7 @@ class UsageBench {
         "record\n"
         "no-stall = the same with queued.min.messages=10000000 (librdkafka 2.0.2 pauses fetching "
         "~1 s\n           whenever 100,000 messages are queued; the engine's consumer queues "
-        "up to 300,000\n           or 16 MiB, so this baseline is at least as well tuned)\n"
+        "up to 1,000,000\n           or 16 MiB, so this baseline is at least as well tuned)\n"
         "steady   = events after the first commit / (first commit to the commit sealing the last "
         "event)\n"
         "RSS      = this process's resident set before the run and its peak during it (cleared "
