@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "child_process.h"
@@ -101,6 +102,56 @@ TEST_P(CountingStreamsTest, RestoresFromChangelogAfterLocalStateIsDeleted) {
     for (const auto& task : t.tasks) entries += task.store_entries;
     EXPECT_GE(entries, 100u);
   }
+}
+
+// Forwards every record at the next commit (ProcessorContext::ForwardAtCommit) and writes no
+// store: what it holds is charged to the record cache by the task alone.
+class DeferEachRecord final : public topology::Processor {
+ public:
+  void Init(topology::ProcessorContext& context) override { context_ = &context; }
+  void Process(const topology::Record& record) override { context_->ForwardAtCommit(record); }
+
+ private:
+  topology::ProcessorContext* context_ = nullptr;
+};
+
+// Deferred records count against --cache-max-bytes: with a 16 KiB cache and a two-minute commit
+// interval, 1,000 deferred records of ~100 bytes make the thread commit early, so every one
+// reaches the output topic long before the interval, each once.
+TEST_P(CountingStreamsTest, DeferredRecordsOverTheCacheBudgetCommitEarly) {
+  topology::TopologyBuilder builder;
+  builder.AddSource("in", {"count-input"})
+      .AddProcessor("defer", [] { return std::make_unique<DeferEachRecord>(); }, {"in"})
+      .AddSink("out", "count-output", {"defer"});
+  auto built = builder.Build("it-defer-budget");
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  testing::InProcessInstance instance(
+      *broker_, *built,
+      testing::InstanceOptions{.state_dir = (dir_ / "state").string(),
+                               .configure = [guarantee = GetParam()](topology::StreamsConfig& c) {
+                                 c.guarantee = guarantee;
+                                 c.commit_interval = 120s;
+                                 c.cache_max_bytes = 16 << 10;
+                               }});
+  auto started = instance.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+
+  const std::string value(100, 'v');
+  for (int i = 0; i < 1000; ++i)
+    testing::Produce(producer_.get(), "count-input", "k" + std::to_string(i), value);
+  ASSERT_EQ(rd_kafka_flush(producer_.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+  testing::TopicReader reader(broker_->bootstrap_servers(), "count-output", 4);
+  std::map<std::string, int> outputs;
+  const bool all = testing::WaitFor(
+      [&] {
+        for (auto& m : reader.Poll(100)) ++outputs[m.key];
+        return outputs.size() == 1000;
+      },
+      30s, 50ms);
+  EXPECT_TRUE(all) << outputs.size() << " of 1000 records forwarded before the commit interval";
+  for (const auto& [key, n] : outputs) EXPECT_EQ(n, 1) << key << " forwarded twice";
+  instance.streams().Stop();
 }
 
 // CountEmit::kLatestPerCommit over the broker: each key's counts arrive in increasing order,
