@@ -8,9 +8,6 @@ using nlohmann::json;
 
 namespace {
 
-// While half-open with a probe in flight, other due deliveries ask again this often.
-constexpr int64_t kProbeWaitMs = 1000;
-
 std::optional<int64_t> OptMs(const json& j, const char* field) {
   auto it = j.find(field);
   if (it == j.end() || !it->is_number_integer()) return std::nullopt;
@@ -77,21 +74,21 @@ CircuitBreaker::Admission CircuitBreaker::Admit(const CircuitPolicy& policy,
   (void)policy;
   switch (state_) {
     case State::kClosed:
-      return {true, 0};
+      return {true, std::nullopt};
     case State::kOpen:
       if (half_open_at_ms_ && now_ms < *half_open_at_ms_) return {false, *half_open_at_ms_};
       state_ = State::kHalfOpen;
       success_count_ = 0;
       probe_ = delivery_id;
-      return {true, 0};
+      return {true, std::nullopt};
     case State::kHalfOpen:
       if (probe_.empty() || probe_ == delivery_id) {
         probe_ = delivery_id;
-        return {true, 0};
+        return {true, std::nullopt};
       }
-      return {false, now_ms + kProbeWaitMs};
+      return {false, std::nullopt};
   }
-  return {true, 0};
+  return {true, std::nullopt};
 }
 
 void CircuitBreaker::Open(const CircuitPolicy& policy, int64_t now_ms) {

@@ -30,7 +30,9 @@ class CircuitBreaker {
 
   struct Admission {
     bool send = false;
-    int64_t retry_at_ms = 0;  // when !send: when to ask again
+    // When !send: when to ask again; none while a half-open circuit's probe is in flight (ask
+    // once its outcome is in: the caller knows how long an attempt may take).
+    std::optional<int64_t> retry_at_ms;
   };
   // Whether delivery `delivery_id`, due at `now_ms`, may be sent now. An open circuit past its
   // cool-down turns half-open and admits this delivery as its probe.

@@ -28,6 +28,9 @@ std::string RenderWebhookMetrics(const WebhookQueueCounters& queue, const Webhoo
   metric("cmstream_webhook_parked_deliveries", "gauge",
          "Due deliveries waiting in memory for their endpoint's per-endpoint limit",
          queue.parked.load());
+  metric("cmstream_webhook_held_deliveries", "gauge",
+         "Due deliveries waiting in memory for the outcome of their endpoint's half-open probe",
+         queue.held.load());
   metric("cmstream_webhook_leases_expired_total", "counter",
          "Attempts whose outcome did not come back before their lease ended",
          queue.leases_expired.load());

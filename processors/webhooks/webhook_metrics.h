@@ -18,6 +18,7 @@ struct WebhookQueueCounters {
   std::atomic<uint64_t> deferred_sender{0};     // due, but the sender was full or had it
   std::atomic<uint64_t> deferred_endpoint{0};   // due, but its endpoint was at its limit
   std::atomic<int64_t> parked{0};               // waiting in memory for their endpoint's room
+  std::atomic<int64_t> held{0};                 // waiting in memory for a half-open probe
   std::atomic<uint64_t> leases_expired{0};      // no outcome came back before the lease ended
   std::atomic<uint64_t> outcomes_succeeded{0};  // outcomes applied, by result
   std::atomic<uint64_t> outcomes_failed{0};

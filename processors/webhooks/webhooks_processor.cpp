@@ -34,6 +34,7 @@ WebhooksProcessor::WebhooksProcessor(std::shared_ptr<const WebhooksOptions> opti
 
 WebhooksProcessor::~WebhooksProcessor() {
   options_->counters->parked -= static_cast<int64_t>(parked_ids_.size());
+  options_->counters->held -= static_cast<int64_t>(held_count_);
 }
 
 void WebhooksProcessor::Init(topology::ProcessorContext& context) {
@@ -197,15 +198,14 @@ WebhooksProcessor::Outcome WebhooksProcessor::Update(const Command& c) {
   SaveEndpoint(e);
   body = WebhookView(e);
   if (f.contains("newSecret")) body["secret"] = f["newSecret"];
-  if (reset_circuit) {
-    for (const auto& d : PendingDeliveries(c.org, id)) timers_->Schedule(d, c.now, "");
-  }
+  if (reset_circuit) DueNow(c.org, id, c.now);
   return {200, body};
 }
 
 WebhooksProcessor::Outcome WebhooksProcessor::Delete(const Command& c) {
   const std::string id = (*c.fields)["webhookId"].get<std::string>();
   if (!LoadEndpoint(c.org, id)) return {404, NotFound("webhookId", id)};
+  Forget(id);
   int cancelled = 0;
   std::vector<std::string> history;
   deliveries_->PrefixScan(keys::HistoryOf(c.org, id), [&](std::string_view key, std::string_view) {
@@ -295,8 +295,7 @@ WebhooksProcessor::Outcome WebhooksProcessor::ResetCircuit(const Command& c) {
   if (!endpoint) return {404, NotFound("webhookId", id)};
   (*endpoint)["circuit"] = CircuitBreaker().ToJson();
   SaveEndpoint(*endpoint);
-  // Deliveries waiting for the cool-down go now.
-  for (const auto& d : PendingDeliveries(c.org, id)) timers_->Schedule(d, c.now, "");
+  DueNow(c.org, id, c.now);
   return {200, {{"reset", true}, {"circuit", CircuitBreaker().ToCircuitState(id)}}};
 }
 
@@ -392,6 +391,11 @@ bool WebhooksProcessor::Cancel(json& d, const std::string& why, int64_t now) {
   d.erase("nextRetryAt");
   timers_->Cancel(d.value("id", ""));
   return true;
+}
+
+void WebhooksProcessor::DueNow(const std::string& org, const std::string& webhook, int64_t now) {
+  Forget(webhook);
+  for (const auto& d : PendingDeliveries(org, webhook)) timers_->Schedule(d, now, "");
 }
 
 std::vector<std::string> WebhooksProcessor::PendingDeliveries(const std::string& org,

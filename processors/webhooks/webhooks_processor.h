@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "processors/webhooks/circuit_breaker.h"
 #include "processors/webhooks/webhooks_options.h"
 #include "topology/processor/command_results.h"
 #include "topology/processor/processor.h"
@@ -105,6 +106,19 @@ class WebhooksProcessor final : public topology::Processor {
   // Hands parked deliveries to the sender, oldest first per endpoint, while their endpoint has
   // room; at most `room`. Returns how many it took.
   size_t DispatchParked(int64_t now, size_t room);
+  // When a delivery the circuit holds back asks again: at the end of an open circuit's
+  // cool-down, or, behind a half-open circuit's probe, once the probe's outcome is applied
+  // (Wake): it waits in memory (held_) with its stored timer a lease on, which brings it back
+  // after a restart or when memory is full. Asking every second instead reads and reschedules
+  // every waiting delivery each second of a probe that hangs until its timeout.
+  int64_t HoldForCircuit(const std::string& webhook, const std::string& delivery_id,
+                         const CircuitBreaker::Admission& admission, int64_t now);
+  // Hands the deliveries held behind a probe to the parked ones, which go as the circuit
+  // and the endpoint's limit let them.
+  void Wake(const std::string& webhook);
+  // Drops the deliveries held behind a probe from memory (their timers bring them back);
+  // returns their ids.
+  std::vector<std::string> Forget(const std::string& webhook);
 
   std::optional<nlohmann::json> LoadEndpoint(const std::string& org, const std::string& id);
   void SaveEndpoint(const nlohmann::json& endpoint);
@@ -122,6 +136,8 @@ class WebhooksProcessor final : public topology::Processor {
   bool Cancel(nlohmann::json& delivery, const std::string& why, int64_t now);
   // The deliveries of an endpoint that are pending (waiting for an attempt or a retry).
   std::vector<std::string> PendingDeliveries(const std::string& org, const std::string& webhook);
+  // Makes every pending delivery of an endpoint due now (its circuit was reset).
+  void DueNow(const std::string& org, const std::string& webhook, int64_t now);
   std::string Body(const nlohmann::json& delivery, const nlohmann::json& event) const;
 
   std::shared_ptr<const WebhooksOptions> options_;
@@ -133,6 +149,8 @@ class WebhooksProcessor final : public topology::Processor {
   std::optional<topology::CommandResults> results_;
   std::map<std::string, std::deque<std::string>> parked_;  // webhook id -> delivery ids
   std::unordered_set<std::string> parked_ids_;
+  std::map<std::string, std::vector<std::string>> held_;  // webhook id -> delivery ids
+  size_t held_count_ = 0;
   // Endpoints as last parsed, by store key, with the bytes they were parsed from: every
   // dispatch and outcome loads its endpoint, and a parse costs more than comparing the bytes.
   // Entries are used only while the stored bytes are equal, so undone or restored writes are

@@ -26,7 +26,8 @@ constexpr size_t kMaxAttemptsKept = 50;
 // Parked deliveries a task keeps in memory (about 200 bytes each, so at most ~50 MB); past
 // it, a busy endpoint's due deliveries are looked at again after kRecheckMs. Large enough for
 // a burst of 80,000 deliveries (ops/bench/webhooks' direct run) not to overflow: each overflowed
-// delivery is read and rescheduled every second.
+// delivery is read and rescheduled every second. Deliveries held behind a half-open circuit's
+// probe have the same bound; past it they wait for their stored timer.
 constexpr size_t kMaxParked = 262'144;
 // How soon a delivery held back by this process (parking is full, the task lags its attempts)
 // is looked at again: not every tick, as each look that defers it is a timer store write.
@@ -103,6 +104,13 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event,
     const std::string webhook = e->value("id", "");
     const std::string id = topology::EntityIdFor(event.org, 'd', event.id + '\0' + webhook);
     if (deliveries_->Get(keys::Delivery(event.org, id))) continue;  // the event came again
+    // Behind an open circuit the delivery is first due when the circuit would admit it, not
+    // at once: a dispatch now would only read it back and reschedule it (a third of what a
+    // delivery costs the stream thread, for every event while the endpoint is down). Asked
+    // of a copy: nothing is admitted here.
+    CircuitBreaker circuit = CircuitBreaker::FromJson(e->value("circuit", json()));
+    const CircuitBreaker::Admission admission = circuit.Admit(options_->circuit, id, now);
+    const int64_t due = admission.send ? now : HoldForCircuit(webhook, id, admission, now);
     const std::string at = FormatTimestamp(now);
     json d = {{"id", id},
               {"webhookId", webhook},
@@ -117,7 +125,7 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event,
               {"createdAtMs", now},
               {"attempts", json::array()}};
     SaveDelivery(d);
-    timers_->Schedule(id, now, "");
+    timers_->Schedule(id, due, "");
     ev["deliveries"].push_back(id);
     webhooks.push_back(webhook);
   }
@@ -165,6 +173,38 @@ void WebhooksProcessor::Park(const std::string& webhook, const std::string& deli
   timers_->Schedule(delivery_id,
                     now + (parked ? options_->timeout_ms + options_->outcome_grace_ms : kRecheckMs),
                     "");
+}
+
+int64_t WebhooksProcessor::HoldForCircuit(const std::string& webhook,
+                                          const std::string& delivery_id,
+                                          const CircuitBreaker::Admission& admission, int64_t now) {
+  if (admission.retry_at_ms) return *admission.retry_at_ms;
+  if (held_count_ < kMaxParked) {
+    held_[webhook].push_back(delivery_id);
+    ++held_count_;
+    ++options_->counters->held;
+  }
+  // The probe's outcome is in by the end of its lease, which began no later than now.
+  return now + options_->timeout_ms + options_->outcome_grace_ms;
+}
+
+void WebhooksProcessor::Wake(const std::string& webhook) {
+  for (std::string& id : Forget(webhook)) {
+    if (parked_ids_.size() < kMaxParked && parked_ids_.insert(id).second) {
+      parked_[webhook].push_back(std::move(id));
+      ++options_->counters->parked;
+    }
+  }
+}
+
+std::vector<std::string> WebhooksProcessor::Forget(const std::string& webhook) {
+  const auto it = held_.find(webhook);
+  if (it == held_.end()) return {};
+  std::vector<std::string> ids = std::move(it->second);
+  held_.erase(it);
+  held_count_ -= ids.size();
+  options_->counters->held -= static_cast<int64_t>(ids.size());
+  return ids;
 }
 
 size_t WebhooksProcessor::DispatchParked(int64_t now, size_t room) {
@@ -238,7 +278,8 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
   auto admission = circuit.Admit(options_->circuit, delivery_id, now);
   if (!admission.send) {
     ++options_->counters->deferred_circuit;
-    timers_->Schedule(delivery_id, admission.retry_at_ms, "");  // waits; does not fail
+    // Waits; does not fail.
+    timers_->Schedule(delivery_id, HoldForCircuit(webhook, delivery_id, admission, now), "");
     return;
   }
   auto stored_event = deliveries_->Get(keys::Event(*org, d.value("eventId", "")));
@@ -280,6 +321,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
       if (circuit != before) {
         (*endpoint)["circuit"] = circuit.ToJson();
         SaveEndpoint(*endpoint);
+        Wake(webhook);  // the next probe may be one of those held behind this one
       }
       if (endpoint_busy) {
         Park(webhook, delivery_id, now);
@@ -359,12 +401,24 @@ void WebhooksProcessor::ApplyOutcome(const AttemptOutcome& o, int64_t now) {
     stats["lastDeliveryAt"] = FormatTimestamp(attempted);
     stats["lastDeliveryStatus"] = success ? "succeeded" : "failed";
     CircuitBreaker circuit = CircuitBreaker::FromJson(e.value("circuit", json()));
+    const bool was_probe =
+        circuit.state() == CircuitBreaker::State::kHalfOpen && circuit.probe() == o.delivery_id;
     if (success) {
       circuit.OnSuccess(options_->circuit, o.delivery_id, now);
     } else {
       circuit.OnFailure(options_->circuit, o.delivery_id, now);
     }
     e["circuit"] = circuit.ToJson();
+    // The deliveries held behind the probe go: as the next probe, or all once it closed. A
+    // failed probe reopened the circuit: their timers bring them back to wait for the
+    // cool-down.
+    if (was_probe) {
+      if (circuit.state() == CircuitBreaker::State::kOpen) {
+        Forget(o.webhook_id);
+      } else {
+        Wake(o.webhook_id);
+      }
+    }
     if (r.failure == TransportFailure::kNone && r.status == 410) {
       e["active"] = false;  // 410 Gone: the receiver asks for no more deliveries
       e["disabledReason"] = "the endpoint answered 410 Gone at " + FormatTimestamp(attempted);

@@ -607,6 +607,79 @@ TEST(WebhooksCircuitFlowTest, AFailedProbeReopensAndResetCircuitLetsDeliveriesGo
   EXPECT_EQ(h.DeliveryOf(kOrg, "evt-1")["status"], "succeeded");
 }
 
+TEST(WebhooksCircuitFlowTest, DeliveriesMadeWhileItIsOpenAreFirstDueWhenTheCoolDownEnds) {
+  WebhooksOptions o;
+  o.circuit = CircuitPolicy{1, 60'000, 1};
+  WebhooksHarness h(o);
+  json w = h.Register(kOrg);
+  std::atomic<bool> down = true;
+  h.Respond([&](const DeliveryRequest&) { return Status(down ? 500 : 200); });
+  h.Event(kOrg, "evt-0");
+  h.Tick(1);
+  ASSERT_EQ(h.Circuit(kOrg, w["id"])["state"], "open");
+  h.Tick(0, 2000);  // evt-0's retry falls due and waits for the cool-down
+  for (int i = 1; i <= 5; ++i) h.Event(kOrg, "evt-" + std::to_string(i));
+  h.driver().Commit();
+  const uint64_t deferred = h.options().counters->deferred_circuit.load();
+  for (int i = 0; i < 50; ++i) h.Tick(0, 1000);
+  EXPECT_EQ(PendingTimerChanges(h), 0u)
+      << "a delivery made behind an open circuit is not looked at before the cool-down ends";
+  EXPECT_EQ(h.options().counters->deferred_circuit.load(), deferred);
+  EXPECT_EQ(h.Requests().size(), 1u);
+  EXPECT_EQ(h.DeliveryOf(kOrg, "evt-3")["status"], "pending");
+
+  down = false;
+  h.Tick(1, 10'100);  // past the cool-down: one probe, whose success closes the circuit
+  EXPECT_EQ(h.Circuit(kOrg, w["id"])["state"], "closed");
+  h.Pump(5);
+  for (int i = 0; i <= 5; ++i)
+    EXPECT_EQ(h.DeliveryOf(kOrg, "evt-" + std::to_string(i))["status"], "succeeded") << i;
+  EXPECT_EQ(h.Requests().size(), 7u) << "the failure, then each delivery once";
+}
+
+TEST(WebhooksCircuitFlowTest, DeliveriesBehindAHalfOpenProbeWaitForItsOutcomeNotForATimer) {
+  WebhooksOptions o;
+  o.circuit = CircuitPolicy{1, 60'000, 2};
+  WebhooksHarness h(o);
+  json w = h.Register(kOrg);
+  std::atomic<bool> down = true;
+  auto gate = std::make_shared<Gate>();
+  h.Respond([&down, gate](const DeliveryRequest&) {
+    if (down) return Status(500);
+    gate->Pass();  // the endpoint is back, but slow: the probe hangs until the gate opens
+    return Status(200);
+  });
+  GateOpener opener{gate};  // destroyed before the harness stops its sender
+  h.Event(kOrg, "evt-0");
+  h.Tick(1);
+  ASSERT_EQ(h.Circuit(kOrg, w["id"])["state"], "open");
+  for (int i = 1; i <= 5; ++i) h.Event(kOrg, "evt-" + std::to_string(i));
+  down = false;
+  h.Tick(0, 60'100);
+  ASSERT_TRUE(
+      cm::testing::WaitFor([&] { return h.Requests().size() == 2; }, std::chrono::seconds(10)));
+  ASSERT_EQ(h.Circuit(kOrg, w["id"])["state"], "half_open");
+  EXPECT_EQ(h.options().counters->held.load(), 5);
+  h.driver().Commit();
+  for (int i = 0; i < 100; ++i) h.Tick(0, 100);  // ten seconds of a probe in flight
+  EXPECT_EQ(PendingTimerChanges(h), 0u)
+      << "deliveries behind the probe are not read and rescheduled while it is in flight";
+  EXPECT_EQ(h.Requests().size(), 2u) << "one probe at a time";
+
+  // The probe succeeds: the next one goes at once, and its success closes the circuit.
+  const int64_t back = h.now();
+  gate->Open();
+  h.FeedOutcomes(1);
+  EXPECT_EQ(h.options().counters->held.load(), 0);
+  h.Tick(1);
+  EXPECT_EQ(h.Circuit(kOrg, w["id"])["state"], "closed");
+  h.Pump(4);
+  for (int i = 0; i <= 5; ++i)
+    EXPECT_EQ(h.DeliveryOf(kOrg, "evt-" + std::to_string(i))["status"], "succeeded") << i;
+  EXPECT_LT(h.now() - back, 1000) << "none waited for its timer";
+  EXPECT_EQ(h.Requests().size(), 7u);
+}
+
 TEST(WebhooksEndpointTest, RotatedSecretSignsBesideTheOldOneForTheOverlap) {
   WebhooksHarness h;
   json w = h.Register(kOrg);
