@@ -584,39 +584,57 @@ TEST(WebhooksCircuitFlowTest, OpensAfterFailuresThenDeliveriesWaitInsteadOfFaili
     EXPECT_EQ(h.DeliveryOf(kOrg, e)["status"], "succeeded") << e;
 }
 
+// An endpoint whose circuit opened at its first failure ("evt-0") and closes after
+// `successes` successful probes; it answers 500 while `down`, then as `back` says.
+struct OpenCircuit {
+  explicit OpenCircuit(
+      int successes, std::function<DeliveryResponse()> back = [] { return Status(200); })
+      : h(Options(successes)) {
+    w = h.Register(kOrg);
+    h.Respond([this, back = std::move(back)](const DeliveryRequest&) {
+      return down ? Status(500) : back();
+    });
+    h.Event(kOrg, "evt-0");
+    h.Tick(1);
+    opened = h.Circuit(kOrg, w["id"])["state"] == "open";
+  }
+  static WebhooksOptions Options(int successes) {
+    WebhooksOptions o;
+    o.circuit = CircuitPolicy{1, 60'000, successes};
+    return o;
+  }
+  json Circuit() { return h.Circuit(kOrg, w["id"]); }
+  void ExpectAllSucceeded(int events) {
+    for (int i = 0; i < events; ++i)
+      EXPECT_EQ(h.DeliveryOf(kOrg, "evt-" + std::to_string(i))["status"], "succeeded") << i;
+  }
+
+  std::atomic<bool> down = true;  // declared first: the sender reads it until the harness stops
+  WebhooksHarness h;
+  json w;
+  bool opened = false;
+};
+
 TEST(WebhooksCircuitFlowTest, AFailedProbeReopensAndResetCircuitLetsDeliveriesGoAtOnce) {
-  WebhooksOptions o;
-  o.circuit = CircuitPolicy{1, 60'000, 1};
-  WebhooksHarness h(o);
-  json w = h.Register(kOrg);
-  std::atomic<bool> down = true;
-  h.Respond([&](const DeliveryRequest&) { return Status(down ? 500 : 200); });
-  h.Event(kOrg, "evt-1");
-  h.Tick(1);
-  ASSERT_EQ(h.Circuit(kOrg, w["id"])["state"], "open");
+  OpenCircuit c(1);
+  WebhooksHarness& h = c.h;
+  ASSERT_TRUE(c.opened);
   h.Tick(1, 60'100);  // the probe fails
-  json c = h.Circuit(kOrg, w["id"]);
-  EXPECT_EQ(c["state"], "open");
-  EXPECT_EQ(c["failureCount"], 2);
-  down = false;
-  json r = h.Send(kOrg, kResetCircuit, {{"webhookId", w["id"]}});
+  EXPECT_EQ(c.Circuit()["state"], "open");
+  EXPECT_EQ(c.Circuit()["failureCount"], 2);
+  c.down = false;
+  json r = h.Send(kOrg, kResetCircuit, {{"webhookId", c.w["id"]}});
   ASSERT_EQ(r.value("status", 0), 200) << r.dump();
   EXPECT_EQ(r["body"]["reset"], true);
-  EXPECT_EQ(h.Circuit(kOrg, w["id"])["state"], "closed");
+  EXPECT_EQ(c.Circuit()["state"], "closed");
   h.Tick(1);
-  EXPECT_EQ(h.DeliveryOf(kOrg, "evt-1")["status"], "succeeded");
+  c.ExpectAllSucceeded(1);
 }
 
 TEST(WebhooksCircuitFlowTest, DeliveriesMadeWhileItIsOpenAreFirstDueWhenTheCoolDownEnds) {
-  WebhooksOptions o;
-  o.circuit = CircuitPolicy{1, 60'000, 1};
-  WebhooksHarness h(o);
-  json w = h.Register(kOrg);
-  std::atomic<bool> down = true;
-  h.Respond([&](const DeliveryRequest&) { return Status(down ? 500 : 200); });
-  h.Event(kOrg, "evt-0");
-  h.Tick(1);
-  ASSERT_EQ(h.Circuit(kOrg, w["id"])["state"], "open");
+  OpenCircuit c(1);
+  WebhooksHarness& h = c.h;
+  ASSERT_TRUE(c.opened);
   h.Tick(0, 2000);  // evt-0's retry falls due and waits for the cool-down
   for (int i = 1; i <= 5; ++i) h.Event(kOrg, "evt-" + std::to_string(i));
   h.driver().Commit();
@@ -628,37 +646,29 @@ TEST(WebhooksCircuitFlowTest, DeliveriesMadeWhileItIsOpenAreFirstDueWhenTheCoolD
   EXPECT_EQ(h.Requests().size(), 1u);
   EXPECT_EQ(h.DeliveryOf(kOrg, "evt-3")["status"], "pending");
 
-  down = false;
+  c.down = false;
   h.Tick(1, 10'100);  // past the cool-down: one probe, whose success closes the circuit
-  EXPECT_EQ(h.Circuit(kOrg, w["id"])["state"], "closed");
+  EXPECT_EQ(c.Circuit()["state"], "closed");
   h.Pump(5);
-  for (int i = 0; i <= 5; ++i)
-    EXPECT_EQ(h.DeliveryOf(kOrg, "evt-" + std::to_string(i))["status"], "succeeded") << i;
+  c.ExpectAllSucceeded(6);
   EXPECT_EQ(h.Requests().size(), 7u) << "the failure, then each delivery once";
 }
 
 TEST(WebhooksCircuitFlowTest, DeliveriesBehindAHalfOpenProbeWaitForItsOutcomeNotForATimer) {
-  WebhooksOptions o;
-  o.circuit = CircuitPolicy{1, 60'000, 2};
-  WebhooksHarness h(o);
-  json w = h.Register(kOrg);
-  std::atomic<bool> down = true;
   auto gate = std::make_shared<Gate>();
-  h.Respond([&down, gate](const DeliveryRequest&) {
-    if (down) return Status(500);
+  OpenCircuit c(2, [gate] {
     gate->Pass();  // the endpoint is back, but slow: the probe hangs until the gate opens
     return Status(200);
   });
   GateOpener opener{gate};  // destroyed before the harness stops its sender
-  h.Event(kOrg, "evt-0");
-  h.Tick(1);
-  ASSERT_EQ(h.Circuit(kOrg, w["id"])["state"], "open");
+  WebhooksHarness& h = c.h;
+  ASSERT_TRUE(c.opened);
   for (int i = 1; i <= 5; ++i) h.Event(kOrg, "evt-" + std::to_string(i));
-  down = false;
+  c.down = false;
   h.Tick(0, 60'100);
   ASSERT_TRUE(
       cm::testing::WaitFor([&] { return h.Requests().size() == 2; }, std::chrono::seconds(10)));
-  ASSERT_EQ(h.Circuit(kOrg, w["id"])["state"], "half_open");
+  ASSERT_EQ(c.Circuit()["state"], "half_open");
   EXPECT_EQ(h.options().counters->held.load(), 5);
   h.driver().Commit();
   for (int i = 0; i < 100; ++i) h.Tick(0, 100);  // ten seconds of a probe in flight
@@ -672,10 +682,9 @@ TEST(WebhooksCircuitFlowTest, DeliveriesBehindAHalfOpenProbeWaitForItsOutcomeNot
   h.FeedOutcomes(1);
   EXPECT_EQ(h.options().counters->held.load(), 0);
   h.Tick(1);
-  EXPECT_EQ(h.Circuit(kOrg, w["id"])["state"], "closed");
+  EXPECT_EQ(c.Circuit()["state"], "closed");
   h.Pump(4);
-  for (int i = 0; i <= 5; ++i)
-    EXPECT_EQ(h.DeliveryOf(kOrg, "evt-" + std::to_string(i))["status"], "succeeded") << i;
+  c.ExpectAllSucceeded(6);
   EXPECT_LT(h.now() - back, 1000) << "none waited for its timer";
   EXPECT_EQ(h.Requests().size(), 7u);
 }
