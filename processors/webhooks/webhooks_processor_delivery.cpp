@@ -105,9 +105,9 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event,
     const std::string id = topology::EntityIdFor(event.org, 'd', event.id + '\0' + webhook);
     if (deliveries_->Get(keys::Delivery(event.org, id))) continue;  // the event came again
     // Behind an open circuit the delivery is first due when the circuit would admit it, not
-    // at once: a dispatch now would only read it back and reschedule it (a third of what a
-    // delivery costs the stream thread, for every event while the endpoint is down). Asked
-    // of a copy: nothing is admitted here.
+    // at once: a dispatch now would only read it back, find the circuit open and reschedule
+    // it, for every event while the endpoint is down. Asked of a copy: nothing is admitted
+    // here.
     CircuitBreaker circuit = CircuitBreaker::FromJson(e->value("circuit", json()));
     const CircuitBreaker::Admission admission = circuit.Admit(options_->circuit, id, now);
     const int64_t due = admission.send ? now : HoldForCircuit(webhook, id, admission, now);
