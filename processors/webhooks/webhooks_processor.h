@@ -103,6 +103,9 @@ class WebhooksProcessor final : public topology::Processor {
   // store write and changelog records, thousands a second behind a slow endpoint. Its stored
   // timer moves a lease on, which brings it back after a restart.
   void Park(const std::string& webhook, const std::string& delivery_id, int64_t now);
+  // Adds a delivery to its endpoint's parked queue unless it is there already or memory is
+  // full (kMaxParked); whether it is parked now.
+  bool ParkInMemory(const std::string& webhook, const std::string& delivery_id);
   // Hands parked deliveries to the sender, oldest first per endpoint, while their endpoint has
   // room; at most `room`. Returns how many it took.
   size_t DispatchParked(int64_t now, size_t room);

@@ -163,13 +163,7 @@ void WebhooksProcessor::ProcessQueue(int64_t now) {
 void WebhooksProcessor::Park(const std::string& webhook, const std::string& delivery_id,
                              int64_t now) {
   ++options_->counters->deferred_endpoint;
-  bool parked = parked_ids_.contains(delivery_id);
-  if (!parked && parked_ids_.size() < kMaxParked) {
-    parked_ids_.insert(delivery_id);
-    parked_[webhook].push_back(delivery_id);
-    ++options_->counters->parked;
-    parked = true;
-  }
+  const bool parked = ParkInMemory(webhook, delivery_id);
   timers_->Schedule(delivery_id,
                     now + (parked ? options_->timeout_ms + options_->outcome_grace_ms : kRecheckMs),
                     "");
@@ -188,13 +182,17 @@ int64_t WebhooksProcessor::HoldForCircuit(const std::string& webhook,
   return now + options_->timeout_ms + options_->outcome_grace_ms;
 }
 
+bool WebhooksProcessor::ParkInMemory(const std::string& webhook, const std::string& delivery_id) {
+  if (parked_ids_.contains(delivery_id)) return true;
+  if (parked_ids_.size() >= kMaxParked) return false;
+  parked_ids_.insert(delivery_id);
+  parked_[webhook].push_back(delivery_id);
+  ++options_->counters->parked;
+  return true;
+}
+
 void WebhooksProcessor::Wake(const std::string& webhook) {
-  for (std::string& id : Forget(webhook)) {
-    if (parked_ids_.size() < kMaxParked && parked_ids_.insert(id).second) {
-      parked_[webhook].push_back(std::move(id));
-      ++options_->counters->parked;
-    }
-  }
+  for (const std::string& id : Forget(webhook)) ParkInMemory(webhook, id);
 }
 
 std::vector<std::string> WebhooksProcessor::Forget(const std::string& webhook) {
