@@ -4,6 +4,7 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cassert>
 #include <memory>
 
@@ -86,6 +87,52 @@ void OverlayStore::AddPendingBytes(int64_t delta) {
   if (cache_ != nullptr && delta != 0) cache_->AddBuffered(delta);
 }
 
+size_t OverlayStore::DropNoOpDeletes() {
+  if (deleted_puts_.empty()) return 0;
+  std::sort(deleted_puts_.begin(), deleted_puts_.end());
+  deleted_puts_.erase(std::unique(deleted_puts_.begin(), deleted_puts_.end()), deleted_puts_.end());
+  std::vector<Overlay::iterator> deletes;  // still pending deletes the cache cannot vouch for
+  std::vector<std::string> db_keys;
+  for (const std::string& key : deleted_puts_) {
+    const auto it = pending_.find(key);
+    if (it == pending_.end() || it->second) continue;  // written again since
+    const std::optional<std::string>* cached =
+        cache_ != nullptr ? cache_->Find(cache_id_, key) : nullptr;
+    if (cached != nullptr && *cached) continue;  // the committed state holds it
+    deletes.push_back(it);
+    db_keys.push_back(cached != nullptr ? std::string() : DatabaseKey(key));
+  }
+  deleted_puts_.clear();
+  undo_.clear();               // its iterators may point at entries erased below
+  std::vector<size_t> unread;  // indexes into deletes of the keys RocksDB has to answer
+  for (size_t i = 0; i < deletes.size(); ++i) {
+    if (!db_keys[i].empty()) unread.push_back(i);
+  }
+  std::vector<bool> held(deletes.size(), false);
+  if (!unread.empty()) {
+    std::vector<rocksdb::Slice> slices;
+    slices.reserve(unread.size());
+    for (size_t i : unread) slices.emplace_back(db_keys[i]);
+    std::vector<rocksdb::PinnableSlice> values(unread.size());
+    std::vector<rocksdb::Status> statuses(unread.size());
+    db_.MultiGet(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), unread.size(), slices.data(),
+                 values.data(), statuses.data());
+    for (size_t j = 0; j < unread.size(); ++j) {
+      if (statuses[j].IsNotFound()) continue;
+      ThrowIfError(statuses[j], "get from store " + name_);
+      held[unread[j]] = true;
+    }
+  }
+  size_t dropped = 0;
+  for (size_t i = 0; i < deletes.size(); ++i) {
+    if (held[i]) continue;
+    AddPendingBytes(-Charge(deletes[i]->first, deletes[i]->second));
+    pending_.erase(deletes[i]);
+    ++dropped;
+  }
+  return dropped;
+}
+
 void OverlayStore::MarkCommitted() {
   AddPendingBytes(-pending_bytes_);
   if (cache_ != nullptr) {
@@ -93,12 +140,14 @@ void OverlayStore::MarkCommitted() {
   }
   pending_.clear();
   undo_.clear();
+  deleted_puts_.clear();
 }
 
 void OverlayStore::DiscardPending() {
   AddPendingBytes(-pending_bytes_);
   pending_.clear();
   undo_.clear();
+  deleted_puts_.clear();
   ++generation_;
 }
 
@@ -118,6 +167,7 @@ void OverlayStore::Write(std::string_view key, std::optional<std::string_view> v
   // One search of the tree: a new key goes in at the position it found.
   const auto it = pending_.lower_bound(key);
   if (it != pending_.end() && it->first == key) {
+    if (!stored && it->second) deleted_puts_.emplace_back(key);
     AddPendingBytes(charge - Charge(key, it->second));
     if (savepoint_) undo_.push_back({it, std::move(it->second)});
     it->second = std::move(stored);

@@ -69,6 +69,13 @@ class OverlayStore {
   // the batch as prefix and key so that no string is built for it.
   rocksdb::Status AddWriteTo(rocksdb::WriteBatch& batch, std::string_view key,
                              const std::optional<std::string>& value) const;
+  // Drops the pending deletes of keys the committed state does not hold (a key written and
+  // deleted again since the last commit, as a timer set and fired within one commit): they
+  // change nothing, yet each would cost a changelog record and a tombstone that compactions
+  // carry. Only deletes that replaced a pending put are checked, against the cache and one
+  // MultiGet. Between records only: it clears the savepoint's undo log. Throws StoreFailure
+  // on an I/O error. Returns how many it dropped.
+  size_t DropNoOpDeletes();
   // After a commit wrote the pending writes: they become the cache's clean entries.
   void MarkCommitted();
   // Drops the pending writes unwritten (an aborted commit).
@@ -108,6 +115,9 @@ class OverlayStore {
   };
   bool savepoint_ = false;
   std::vector<Undo> undo_;
+  // Keys whose pending put a delete replaced since the last commit, for DropNoOpDeletes (a key
+  // may be listed twice, or have been written again since).
+  std::vector<std::string> deleted_puts_;
   uint64_t generation_ = 0;
 };
 

@@ -160,6 +160,7 @@ class RocksDbTaskState final : public TaskState {
       const std::function<void(const std::string& store, const PendingChange& change)>& visit)
       const override;
   size_t pending_change_count() const override;
+  size_t DropNoOpDeletes() override;
   Status Commit(const CheckpointEntries& checkpoint) override;
   void SetSavepoint() override;
   void RollbackToSavepoint() override;
@@ -300,6 +301,12 @@ size_t RocksDbTaskState::pending_change_count() const {
   size_t count = 0;
   for (const OpenStore& store : open_stores_) count += store.data->pending().size();
   return count;
+}
+
+size_t RocksDbTaskState::DropNoOpDeletes() {
+  size_t dropped = 0;
+  for (OpenStore& store : open_stores_) dropped += store.data->DropNoOpDeletes();
+  return dropped;
 }
 
 Status RocksDbTaskState::Write(rocksdb::WriteBatch& batch, const CheckpointEntries& checkpoint,

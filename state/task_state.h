@@ -97,6 +97,11 @@ class TaskState {
       const std::function<void(const std::string& store, const PendingChange& change)>& visit)
       const = 0;
   virtual size_t pending_change_count() const = 0;
+  // Drops the buffered deletes of keys the committed state does not hold (written and deleted
+  // again since the last commit), which would change nothing yet cost changelog records.
+  // Before VisitPendingChanges and Commit, between records. Returns how many it dropped;
+  // throws StoreFailure when the store cannot be read.
+  virtual size_t DropNoOpDeletes() = 0;
   // Atomically writes the buffered changes and the checkpoint entries, then clears the buffer.
   virtual Status Commit(const CheckpointEntries& checkpoint) = 0;
   // Drops the buffered changes.

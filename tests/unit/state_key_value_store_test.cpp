@@ -139,6 +139,44 @@ TEST_F(StateKeyValueStoreTest, AbortDiscardsBufferedWrites) {
   EXPECT_EQ(store_->Get("new"), std::nullopt);
 }
 
+// Only a delete that leaves the committed state as it is goes: one of a key written since the
+// last commit and never committed. Deletes of committed keys stay, however often the key was
+// written in between.
+TEST_F(StateKeyValueStoreTest, DeletesOfKeysNeverCommittedAreDroppedBeforeTheCommit) {
+  store_->Put("old", "1");
+  Commit();
+
+  store_->Put("new", "x");
+  store_->Delete("new");
+  for (int i = 0; i < 2; ++i) {
+    store_->Put("twice", "x");
+    store_->Delete("twice");
+  }
+  store_->Delete("old");
+  store_->Put("old", "2");
+  store_->Delete("old");
+  store_->Put("kept", "y");
+  store_->Put("back", "z");
+  store_->Delete("back");
+  store_->Put("back", "again");  // written once more after its delete: a put, kept
+  EXPECT_EQ(state_->DropNoOpDeletes(), 2U);
+
+  std::vector<std::pair<std::string, std::optional<std::string>>> changes;
+  state_->VisitPendingChanges([&](const std::string&, const PendingChange& change) {
+    changes.emplace_back(change.key, change.value);
+  });
+  const std::vector<std::pair<std::string, std::optional<std::string>>> expected = {
+      {"back", "again"}, {"kept", "y"}, {"old", std::nullopt}};
+  EXPECT_EQ(changes, expected);
+
+  Commit();
+  Reopen();
+  EXPECT_EQ(store_->Get("old"), std::nullopt);
+  EXPECT_EQ(store_->Get("new"), std::nullopt);
+  EXPECT_EQ(store_->Get("twice"), std::nullopt);
+  EXPECT_EQ(Range("", ""), (Entries{{"back", "again"}, {"kept", "y"}}));
+}
+
 TEST_F(StateKeyValueStoreTest, CommitPersistsAcrossReopenWithCheckpoint) {
   store_->Put("a", "1");
   store_->Put(std::string("bin\0key", 7), std::string("v\0", 2));

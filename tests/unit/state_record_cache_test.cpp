@@ -177,6 +177,30 @@ TEST_F(RecordCacheTaskStateTest, AReadAfterACommitIsAnsweredFromTheCacheWithTheC
   EXPECT_EQ(cache_.stats().hits, hits + 3) << "a committed delete is cached as absent";
 }
 
+// The cache answers for the keys it holds whether a delete changes the committed state: a key
+// cached as present keeps its delete, one cached as absent loses it.
+TEST_F(RecordCacheTaskStateTest, ADeleteOfAKeyCachedAsAbsentIsDroppedAndOneCachedAsPresentKept) {
+  kv().Put("present", "1");
+  kv().Put("absent", "1");
+  ASSERT_TRUE(state_->Commit({}).ok());
+  EXPECT_EQ(kv().Get("present"), "1");  // cached
+  EXPECT_EQ(kv().Get("absent"), "1");   // cached, then its delete is committed: cached as absent
+  kv().Delete("absent");
+  ASSERT_TRUE(state_->Commit({}).ok());
+
+  for (const char* key : {"present", "absent"}) {
+    kv().Put(key, "2");
+    kv().Delete(key);
+  }
+  const uint64_t misses = cache_.stats().misses;
+  EXPECT_EQ(state_->DropNoOpDeletes(), 1U);
+  EXPECT_EQ(cache_.stats().misses, misses) << "both answered by the cache";
+  EXPECT_EQ(state_->pending_change_count(), 1U);
+  ASSERT_TRUE(state_->Commit({}).ok());
+  EXPECT_EQ(Range(), std::vector<std::string>{});
+  EXPECT_EQ(cache_.stats().buffered_bytes, 0U);
+}
+
 TEST_F(RecordCacheTaskStateTest, AMultiGetReadsCachedKeysFromTheCacheAndCachesWhatItRead) {
   kv().Put("a", "1");
   kv().Put("b", "2");

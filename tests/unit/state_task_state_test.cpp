@@ -204,6 +204,34 @@ TEST_F(StateTaskStateTest, PendingChangesAreRawEntriesInKeyOrderStoreByStore) {
   EXPECT_EQ(visited, 0U);
 }
 
+// A timer set and fired within one commit (a webhook attempt's lease, a mail sent at once) was
+// never committed: its deletes change nothing, so the commit carries no changelog record for
+// it. A timer fired after it was committed still leaves its deletes, for replicas to apply.
+TEST_F(StateTaskStateTest, ATimerSetAndFiredWithinOneCommitLeavesNoChangelogRecord) {
+  auto state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  TimerStore& timers = *state->timer_store("timers");
+  timers.Schedule("committed", 10, "");
+  ASSERT_TRUE(state->Commit({}).ok());
+
+  timers.Schedule("fleeting", 20, "");
+  timers.Schedule("fleeting", 30, "");  // moved within the commit too
+  ASSERT_EQ(timers.PopDue(100, 10).size(), 2U);
+  EXPECT_EQ(state->DropNoOpDeletes(), 3U) << "two due entries and the id entry of 'fleeting'";
+  const Changelog log = Capture(*state);
+  ASSERT_EQ(log.size(), 1U);
+  ASSERT_EQ(log.at("timers").size(), 2U) << "the due and id entries of 'committed'";
+  for (const StoreChange& change : log.at("timers")) {
+    EXPECT_EQ(change.value, std::nullopt);
+    EXPECT_NE(change.key.find("committed"), std::string::npos) << change.key;
+  }
+
+  ASSERT_TRUE(state->Commit({}).ok());
+  EXPECT_EQ(timers.Get("committed"), std::nullopt);
+  EXPECT_EQ(timers.Get("fleeting"), std::nullopt);
+  EXPECT_EQ(timers.NextDue(), std::nullopt);
+}
+
 TEST_F(StateTaskStateTest, CheckpointIsCommittedWithTheStoresAndSurvivesReopen) {
   auto state = Open(Dir("task"));
   ASSERT_NE(state, nullptr);

@@ -163,11 +163,13 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
 // and a restart restores the tail the local checkpoint misses.
 bool TaskCommitter::CommitAll(TaskMap& tasks) {
   // What processors deferred to the commit is processed first: its outputs and store writes
-  // belong to this commit.
+  // belong to this commit. Then deletes of keys that were never committed leave the buffer (a
+  // timer set and fired within the commit): no changelog record, no tombstone.
   for (auto& [id, rt] : tasks) {
-    if (!rt.running || !rt.task->HasDeferred()) continue;
+    if (!rt.running) continue;
     try {
-      rt.task->ForwardDeferred();
+      if (rt.task->HasDeferred()) rt.task->ForwardDeferred();
+      rt.task->state().DropNoOpDeletes();
     } catch (const state::StoreFailure& e) {
       failure_.FailTask(rt.task->name(), e.what());  // throws, or defers in a callback
       return false;

@@ -188,6 +188,7 @@ void TopologyTestDriver::Commit() {
   for (auto& [id, task] : tasks_) task->ForwardDeferred();
   DeliverRepartitioned();
   for (auto& [id, task] : tasks_) {
+    task->state().DropNoOpDeletes();
     state::CheckpointEntries checkpoint;
     if (task->stream_time() != INT64_MIN)
       checkpoint[kCheckpointStreamTime] = std::to_string(task->stream_time());
