@@ -14,8 +14,12 @@
 namespace cm::state {
 
 OverlayStore::OverlayStore(rocksdb::DB& db, std::string key_prefix, std::string name,
-                           RecordCache* cache)
-    : db_(db), key_prefix_(std::move(key_prefix)), name_(std::move(name)), cache_(cache) {
+                           RecordCache* cache, bool cache_writes)
+    : db_(db),
+      key_prefix_(std::move(key_prefix)),
+      name_(std::move(name)),
+      cache_(cache),
+      cache_writes_(cache_writes) {
   assert(!key_prefix_.empty() && "a store needs a key range of its own");
   if (cache_ != nullptr) cache_id_ = cache_->AddStore();
 }
@@ -136,7 +140,14 @@ size_t OverlayStore::DropNoOpDeletes() {
 void OverlayStore::MarkCommitted() {
   AddPendingBytes(-pending_bytes_);
   if (cache_ != nullptr) {
-    for (auto& [key, value] : pending_) cache_->Update(cache_id_, key, std::move(value));
+    for (auto& [key, value] : pending_) {
+      // A delete only refreshes: a key deleted is seldom read again.
+      if (cache_writes_ && value) {
+        cache_->Put(cache_id_, key, std::move(value));
+      } else {
+        cache_->Update(cache_id_, key, std::move(value));
+      }
+    }
   }
   pending_.clear();
   undo_.clear();

@@ -33,9 +33,10 @@ class OverlayStore {
 
   // The store's entries are the database's keys that start with key_prefix, which no other
   // store's prefix may start with; Get, Put, Scan and the overlay take keys without it.
-  // db and cache (null: none) must outlive the store.
+  // db and cache (null: none) must outlive the store. With cache_writes, a commit's writes
+  // enter the cache (StoreSpec::cache_writes); without, they only refresh keys it holds.
   OverlayStore(rocksdb::DB& db, std::string key_prefix, std::string name,
-               RecordCache* cache = nullptr);
+               RecordCache* cache = nullptr, bool cache_writes = false);
   ~OverlayStore();
   OverlayStore(const OverlayStore&) = delete;
   OverlayStore& operator=(const OverlayStore&) = delete;
@@ -76,7 +77,8 @@ class OverlayStore {
   // MultiGet. Between records only: it clears the savepoint's undo log. Throws StoreFailure
   // on an I/O error. Returns how many it dropped.
   size_t DropNoOpDeletes();
-  // After a commit wrote the pending writes: they become the cache's clean entries.
+  // After a commit wrote the pending writes: the cache's entries of their keys take the new
+  // values, and with cache_writes the written values enter the cache.
   void MarkCommitted();
   // Drops the pending writes unwritten (an aborted commit).
   void DiscardPending();
@@ -104,6 +106,7 @@ class OverlayStore {
   std::string key_prefix_;
   std::string name_;
   RecordCache* cache_;
+  bool cache_writes_;
   RecordCache::StoreId cache_id_ = 0;
   Overlay pending_;
   int64_t pending_bytes_ = 0;

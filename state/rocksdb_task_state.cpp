@@ -247,7 +247,8 @@ Result<std::unique_ptr<TaskState>> RocksDbTaskState::Open(const TaskStateOptions
     const StoreSpec& spec = options.stores[i];
     OpenStore store;
     const std::string prefix = spec.name + '\0';
-    store.data = std::make_unique<OverlayStore>(*db, prefix, spec.name, options.cache);
+    store.data =
+        std::make_unique<OverlayStore>(*db, prefix, spec.name, options.cache, spec.cache_writes);
     store.committed_data = std::make_unique<OverlayStore>(*db, prefix, spec.name);
     switch (spec.type) {
       case StoreType::kKeyValue:

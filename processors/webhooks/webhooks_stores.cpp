@@ -12,6 +12,11 @@ std::vector<state::StoreSpec> WebhooksStoreSpecs() {
       {kEndpointsStore, kDeliveriesStore, kHealthStore, kCommandResultsStore});
   for (auto& t : state::StoreSpec::Logged(state::StoreType::kTimer, {kDeliveryTimersStore}))
     specs.push_back(std::move(t));
+  // A delivery and its timer are read back at each step (dispatch, outcome), mostly after the
+  // commit that wrote them.
+  for (auto& spec : specs) {
+    spec.cache_writes = spec.name == kDeliveriesStore || spec.name == kDeliveryTimersStore;
+  }
   return specs;
 }
 

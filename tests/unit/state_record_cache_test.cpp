@@ -201,6 +201,36 @@ TEST_F(RecordCacheTaskStateTest, ADeleteOfAKeyCachedAsAbsentIsDroppedAndOneCache
   EXPECT_EQ(cache_.stats().buffered_bytes, 0U);
 }
 
+// A store declared with cache_writes has what a commit wrote answered from the cache at the
+// first read; a store without it reads RocksDB first, and a deleted key enters neither.
+TEST_F(RecordCacheTaskStateTest,
+       AStoreThatCachesWritesAnswersTheFirstReadAfterACommitFromTheCache) {
+  state_.reset();
+  TaskStateOptions options;
+  options.directory = dir_.string();
+  options.stores = StoreSpec::Logged(StoreType::kKeyValue, {"written", "read"});
+  options.stores[0].cache_writes = true;
+  options.cache = &cache_;
+  auto opened = TaskState::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  state_ = std::move(opened).value();
+  KeyValueStore& written = *state_->key_value_store("written");
+  KeyValueStore& read = *state_->key_value_store("read");
+
+  written.Put("k", "1");
+  written.Delete("gone");
+  read.Put("k", "1");
+  ASSERT_TRUE(state_->Commit({}).ok());
+
+  const uint64_t hits = cache_.stats().hits;
+  const uint64_t misses = cache_.stats().misses;
+  EXPECT_EQ(written.Get("k"), "1");
+  EXPECT_EQ(cache_.stats().hits, hits + 1);
+  EXPECT_EQ(read.Get("k"), "1");
+  EXPECT_EQ(written.Get("gone"), std::nullopt);
+  EXPECT_EQ(cache_.stats().misses, misses + 2) << "the other store's key and the deleted key";
+}
+
 TEST_F(RecordCacheTaskStateTest, AMultiGetReadsCachedKeysFromTheCacheAndCachesWhatItRead) {
   kv().Put("a", "1");
   kv().Put("b", "2");
