@@ -302,20 +302,27 @@ WebhooksProcessor::Outcome WebhooksProcessor::ResetCircuit(const Command& c) {
 // --- store helpers ----------------------------------------------------------------------------
 
 std::optional<json> WebhooksProcessor::LoadEndpoint(const std::string& org, const std::string& id) {
+  const std::string key = keys::Endpoint(org, id);
+  auto v = endpoints_->Get(key);
+  if (!v) return std::nullopt;
+  const json* parsed = ParsedEndpoint(key, *v);
+  if (parsed == nullptr) return std::nullopt;
+  return *parsed;
+}
+
+const json* WebhooksProcessor::ParsedEndpoint(std::string_view key, std::string_view raw) {
   // At most this many parsed endpoints are kept (a task serves up to max_webhooks_per_org per
   // organization, and the busy ones come back at once).
   constexpr size_t kMaxParsedEndpoints = 1024;
-  std::string key = keys::Endpoint(org, id);
-  auto v = endpoints_->Get(key);
-  if (!v) return std::nullopt;
-  if (auto it = parsed_endpoints_.find(key);
-      it != parsed_endpoints_.end() && it->second.first == *v)
-    return it->second.second;
-  auto j = json::parse(*v, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  if (parsed_endpoints_.size() >= kMaxParsedEndpoints) parsed_endpoints_.clear();
-  parsed_endpoints_.insert_or_assign(std::move(key), std::pair(std::move(*v), j));
-  return j;
+  auto it = parsed_endpoints_.find(std::string(key));
+  if (it != parsed_endpoints_.end() && it->second.first == raw) return &it->second.second;
+  auto j = json::parse(raw, nullptr, false);
+  if (j.is_discarded()) return nullptr;
+  if (it == parsed_endpoints_.end() && parsed_endpoints_.size() >= kMaxParsedEndpoints)
+    parsed_endpoints_.clear();
+  auto& entry = parsed_endpoints_[std::string(key)];
+  entry = {std::string(raw), std::move(j)};
+  return &entry.second;
 }
 
 void WebhooksProcessor::SaveEndpoint(const json& e) {

@@ -83,8 +83,6 @@ class WebhooksProcessor final : public topology::Processor {
 
   // An event from a topic: fanned out when the organization has endpoints.
   void ProcessEvent(const topology::Record& record);
-  // Makes the deliveries of `event` to the given endpoints (all matching active ones when
-  // `only` is empty); returns the ids of the endpoints that got a new delivery.
   // The organization's endpoints, parsed, in one scan.
   std::vector<nlohmann::json> Endpoints(const std::string& org);
   // A delivery for each of `endpoints` that is active and subscribed to the event's type (or
@@ -124,6 +122,9 @@ class WebhooksProcessor final : public topology::Processor {
   std::vector<std::string> Forget(const std::string& webhook);
 
   std::optional<nlohmann::json> LoadEndpoint(const std::string& org, const std::string& id);
+  // The endpoint stored at key as `raw`, parsed (from parsed_endpoints_ when it holds these
+  // bytes); null when malformed. Valid until the next call.
+  const nlohmann::json* ParsedEndpoint(std::string_view key, std::string_view raw);
   void SaveEndpoint(const nlohmann::json& endpoint);
   // How many endpoints the organization has, from its count key. The counts are trusted only
   // if this processor made them (the mark holds its token): after the task is opened, the first

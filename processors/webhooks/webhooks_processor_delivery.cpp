@@ -74,9 +74,8 @@ void WebhooksProcessor::ProcessEvent(const Record& record) {
 
 std::vector<json> WebhooksProcessor::Endpoints(const std::string& org) {
   std::vector<json> endpoints;
-  endpoints_->PrefixScan(keys::EndpointsOf(org), [&](std::string_view, std::string_view v) {
-    auto e = json::parse(v, nullptr, false);
-    if (!e.is_discarded()) endpoints.push_back(std::move(e));
+  endpoints_->PrefixScan(keys::EndpointsOf(org), [&](std::string_view key, std::string_view v) {
+    if (const json* e = ParsedEndpoint(key, v)) endpoints.push_back(*e);
     return true;
   });
   return endpoints;
