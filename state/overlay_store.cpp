@@ -68,15 +68,23 @@ std::vector<std::optional<std::string>> OverlayStore::MultiGet(
   std::vector<std::string> db_keys;
   db_keys.reserve(unread.size());
   for (size_t i : unread) db_keys.push_back(DatabaseKey(keys[i]));
-  const std::vector<rocksdb::Slice> slices(db_keys.begin(), db_keys.end());
-  std::vector<rocksdb::PinnableSlice> values(unread.size());
-  std::vector<rocksdb::Status> statuses(unread.size());
-  db_.MultiGet(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), unread.size(), slices.data(),
-               values.data(), statuses.data());
-  for (size_t j = 0; j < unread.size(); ++j) {
-    out[unread[j]] = FromDatabase(keys[unread[j]], statuses[j], values[j]);
-  }
+  MultiGetFromDatabase(
+      db_keys, [&](size_t j, const rocksdb::Status& status, const rocksdb::PinnableSlice& value) {
+        out[unread[j]] = FromDatabase(keys[unread[j]], status, value);
+      });
   return out;
+}
+
+void OverlayStore::MultiGetFromDatabase(
+    const std::vector<std::string>& db_keys,
+    const std::function<void(size_t i, const rocksdb::Status& status,
+                             const rocksdb::PinnableSlice& value)>& answer) const {
+  const std::vector<rocksdb::Slice> slices(db_keys.begin(), db_keys.end());
+  std::vector<rocksdb::PinnableSlice> values(db_keys.size());
+  std::vector<rocksdb::Status> statuses(db_keys.size());
+  db_.MultiGet(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), db_keys.size(), slices.data(),
+               values.data(), statuses.data());
+  for (size_t i = 0; i < db_keys.size(); ++i) answer(i, statuses[i], values[i]);
 }
 
 std::string OverlayStore::DatabaseKey(std::string_view key) const {
@@ -95,46 +103,39 @@ size_t OverlayStore::DropNoOpDeletes() {
   if (deleted_puts_.empty()) return 0;
   std::sort(deleted_puts_.begin(), deleted_puts_.end());
   deleted_puts_.erase(std::unique(deleted_puts_.begin(), deleted_puts_.end()), deleted_puts_.end());
-  std::vector<Overlay::iterator> deletes;  // still pending deletes the cache cannot vouch for
-  std::vector<std::string> db_keys;
+  std::vector<Overlay::iterator> absent;  // pending deletes of keys not committed: dropped
+  std::vector<Overlay::iterator> unread;  // pending deletes RocksDB has to decide
   for (const std::string& key : deleted_puts_) {
     const auto it = pending_.find(key);
     if (it == pending_.end() || it->second) continue;  // written again since
     const std::optional<std::string>* cached =
         cache_ != nullptr ? cache_->Find(cache_id_, key) : nullptr;
-    if (cached != nullptr && *cached) continue;  // the committed state holds it
-    deletes.push_back(it);
-    db_keys.push_back(cached != nullptr ? std::string() : DatabaseKey(key));
-  }
-  deleted_puts_.clear();
-  undo_.clear();               // its iterators may point at entries erased below
-  std::vector<size_t> unread;  // indexes into deletes of the keys RocksDB has to answer
-  for (size_t i = 0; i < deletes.size(); ++i) {
-    if (!db_keys[i].empty()) unread.push_back(i);
-  }
-  std::vector<bool> held(deletes.size(), false);
-  if (!unread.empty()) {
-    std::vector<rocksdb::Slice> slices;
-    slices.reserve(unread.size());
-    for (size_t i : unread) slices.emplace_back(db_keys[i]);
-    std::vector<rocksdb::PinnableSlice> values(unread.size());
-    std::vector<rocksdb::Status> statuses(unread.size());
-    db_.MultiGet(rocksdb::ReadOptions(), db_.DefaultColumnFamily(), unread.size(), slices.data(),
-                 values.data(), statuses.data());
-    for (size_t j = 0; j < unread.size(); ++j) {
-      if (statuses[j].IsNotFound()) continue;
-      ThrowIfError(statuses[j], "get from store " + name_);
-      held[unread[j]] = true;
+    if (cached == nullptr) {
+      unread.push_back(it);
+    } else if (!*cached) {
+      absent.push_back(it);
     }
   }
-  size_t dropped = 0;
-  for (size_t i = 0; i < deletes.size(); ++i) {
-    if (held[i]) continue;
-    AddPendingBytes(-Charge(deletes[i]->first, deletes[i]->second));
-    pending_.erase(deletes[i]);
-    ++dropped;
+  deleted_puts_.clear();
+  undo_.clear();  // its iterators may point at entries erased below
+  if (!unread.empty()) {
+    std::vector<std::string> db_keys;
+    db_keys.reserve(unread.size());
+    for (const auto& it : unread) db_keys.push_back(DatabaseKey(it->first));
+    MultiGetFromDatabase(
+        db_keys, [&](size_t i, const rocksdb::Status& status, const rocksdb::PinnableSlice&) {
+          if (status.IsNotFound()) {
+            absent.push_back(unread[i]);
+          } else {
+            ThrowIfError(status, "get from store " + name_);
+          }
+        });
   }
-  return dropped;
+  for (const auto& it : absent) {
+    AddPendingBytes(-Charge(it->first, it->second));
+    pending_.erase(it);
+  }
+  return absent.size();
 }
 
 void OverlayStore::MarkCommitted() {

@@ -93,6 +93,12 @@ class OverlayStore {
   void Write(std::string_view key, std::optional<std::string_view> value);
   // The overlay's entry for key, else the cache's; null when only RocksDB can answer.
   const std::optional<std::string>* FindInMemory(std::string_view key) const;
+  // Reads db_keys (database keys) from RocksDB in one MultiGet and hands each answer to
+  // `answer` with its index.
+  void MultiGetFromDatabase(
+      const std::vector<std::string>& db_keys,
+      const std::function<void(size_t i, const rocksdb::Status& status,
+                               const rocksdb::PinnableSlice& value)>& answer) const;
   // What RocksDB answered for key, cached when found; throws StoreFailure on an I/O error.
   std::optional<std::string> FromDatabase(std::string_view key, const rocksdb::Status& status,
                                           const rocksdb::PinnableSlice& value) const;

@@ -314,15 +314,17 @@ const json* WebhooksProcessor::ParsedEndpoint(std::string_view key, std::string_
   // At most this many parsed endpoints are kept (a task serves up to max_webhooks_per_org per
   // organization, and the busy ones come back at once).
   constexpr size_t kMaxParsedEndpoints = 1024;
-  auto it = parsed_endpoints_.find(std::string(key));
+  std::string owned_key(key);
+  auto it = parsed_endpoints_.find(owned_key);
   if (it != parsed_endpoints_.end() && it->second.first == raw) return &it->second.second;
   auto j = json::parse(raw, nullptr, false);
   if (j.is_discarded()) return nullptr;
-  if (it == parsed_endpoints_.end() && parsed_endpoints_.size() >= kMaxParsedEndpoints)
-    parsed_endpoints_.clear();
-  auto& entry = parsed_endpoints_[std::string(key)];
-  entry = {std::string(raw), std::move(j)};
-  return &entry.second;
+  if (it == parsed_endpoints_.end()) {
+    if (parsed_endpoints_.size() >= kMaxParsedEndpoints) parsed_endpoints_.clear();
+    it = parsed_endpoints_.emplace(std::move(owned_key), std::pair<std::string, json>()).first;
+  }
+  it->second = {std::string(raw), std::move(j)};
+  return &it->second.second;
 }
 
 void WebhooksProcessor::SaveEndpoint(const json& e) {

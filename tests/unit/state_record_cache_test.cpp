@@ -127,14 +127,15 @@ class RecordCacheTaskStateTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  std::unique_ptr<TaskState> Open() {
+  // The task's state over `cache` (null: the fixture's), with one key-value store "kv" unless
+  // told otherwise.
+  std::unique_ptr<TaskState> Open(
+      std::vector<StoreSpec> stores = StoreSpec::Logged(StoreType::kKeyValue, {"kv"}),
+      RecordCache* cache = nullptr) {
     TaskStateOptions options;
     options.directory = dir_.string();
-    StoreSpec kv;
-    kv.name = "kv";
-    kv.type = StoreType::kKeyValue;
-    options.stores = {kv};
-    options.cache = &cache_;
+    options.stores = std::move(stores);
+    options.cache = cache != nullptr ? cache : &cache_;
     auto opened = TaskState::Open(options);
     EXPECT_TRUE(opened.ok()) << opened.status().ToString();
     return opened.ok() ? std::move(opened).value() : nullptr;
@@ -206,14 +207,10 @@ TEST_F(RecordCacheTaskStateTest, ADeleteOfAKeyCachedAsAbsentIsDroppedAndOneCache
 TEST_F(RecordCacheTaskStateTest,
        AStoreThatCachesWritesAnswersTheFirstReadAfterACommitFromTheCache) {
   state_.reset();
-  TaskStateOptions options;
-  options.directory = dir_.string();
-  options.stores = StoreSpec::Logged(StoreType::kKeyValue, {"written", "read"});
-  options.stores[0].cache_writes = true;
-  options.cache = &cache_;
-  auto opened = TaskState::Open(options);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  state_ = std::move(opened).value();
+  std::vector<StoreSpec> stores = StoreSpec::Logged(StoreType::kKeyValue, {"written", "read"});
+  stores[0].cache_writes = true;
+  state_ = Open(std::move(stores));
+  ASSERT_NE(state_, nullptr);
   KeyValueStore& written = *state_->key_value_store("written");
   KeyValueStore& read = *state_->key_value_store("read");
 
@@ -314,15 +311,8 @@ TEST_F(RecordCacheTaskStateTest, BufferedWritesCountUntilCommittedAndAClosedTask
 TEST_F(RecordCacheTaskStateTest, WritesThatOutgrowTheBudgetAskForACommit) {
   RecordCache small(16 * 1024);
   state_.reset();
-  TaskStateOptions options;
-  options.directory = dir_.string();
-  options.stores = {StoreSpec{}};
-  options.stores[0].name = "kv";
-  options.stores[0].type = StoreType::kKeyValue;
-  options.cache = &small;
-  auto opened = TaskState::Open(options);
-  ASSERT_TRUE(opened.ok());
-  state_ = std::move(opened).value();
+  state_ = Open(StoreSpec::Logged(StoreType::kKeyValue, {"kv"}), &small);
+  ASSERT_NE(state_, nullptr);
 
   // Repeated writes to one key are buffered once.
   for (int i = 0; i < 100; ++i) kv().Put("same", std::string(1000, 'x'));
