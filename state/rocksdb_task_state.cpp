@@ -14,11 +14,13 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstring>
 #include <filesystem>
 #include <set>
 #include <system_error>
+#include <thread>
 
 #include "state/overlay_store.h"
 #include "state/rocksdb_key_value_store.h"
@@ -420,6 +422,28 @@ uint64_t RocksDbTaskState::ApproximateSizeBytes() const {
 
 Result<std::unique_ptr<TaskState>> TaskState::Open(const TaskStateOptions& options) {
   return RocksDbTaskState::Open(options);
+}
+
+std::vector<Result<std::unique_ptr<TaskState>>> TaskState::OpenAll(
+    const std::vector<TaskStateOptions>& options) {
+  // More threads gained nothing: the opens then wait on the file system, not on each other.
+  constexpr size_t kOpenThreads = 8;
+  std::vector<std::optional<Result<std::unique_ptr<TaskState>>>> opened(options.size());
+  std::atomic<size_t> next{0};
+  auto open_next = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < options.size();) opened[i].emplace(Open(options[i]));
+  };
+  {
+    // The calling thread opens its share too; the helpers join at the end of the scope.
+    const size_t helpers = options.size() < 2 ? 0 : std::min(kOpenThreads, options.size()) - 1;
+    std::vector<std::jthread> threads;
+    for (size_t i = 0; i < helpers; ++i) threads.emplace_back(open_next);
+    open_next();
+  }
+  std::vector<Result<std::unique_ptr<TaskState>>> results;
+  results.reserve(options.size());
+  for (auto& result : opened) results.push_back(std::move(*result));
+  return results;
 }
 
 Status TaskState::Destroy(const std::string& directory) {

@@ -77,6 +77,12 @@ struct TaskStateOptions {
 class TaskState {
  public:
   static Result<std::unique_ptr<TaskState>> Open(const TaskStateOptions& options);
+  // Opens several tasks' states at once, each result in its options' place. An assignment
+  // brings a thread up to hundreds of tasks, and opening a database is mostly creating files
+  // and waiting for fsync, waits that overlap: 256 new databases took 3.1 s one after another
+  // and 1.3-1.6 s on eight threads on the test machine, more than the restore that follows.
+  static std::vector<Result<std::unique_ptr<TaskState>>> OpenAll(
+      const std::vector<TaskStateOptions>& options);
   // Deletes a task's directory (a replay, or a store that must be rebuilt from scratch).
   static Status Destroy(const std::string& directory);
 

@@ -519,6 +519,46 @@ TEST_F(StateTaskStateTest, OpenFailsWithStatusWhenDirectoryCannotBeCreated) {
   EXPECT_EQ(s.code(), Status::Code::kIOError) << s.ToString();
 }
 
+// An assignment opens its tasks' states together: each result is its own task's, a task whose
+// directory is unusable fails alone, and the states opened hold what was committed before.
+TEST_F(StateTaskStateTest, OpenAllOpensEachTaskInItsPlaceAndFailsOnlyTheUnusableOne) {
+  constexpr int kTasks = 20;  // more than the threads OpenAll uses
+  std::filesystem::create_directories(root_);
+  const std::string file = (root_ / "file").string();
+  { std::ofstream(file) << "not a directory"; }
+  for (int i = 0; i < kTasks; i += 2) {  // every other task has committed state already
+    auto state = Open(Dir("t" + std::to_string(i)));
+    ASSERT_NE(state, nullptr);
+    state->key_value_store("kv")->Put("task", std::to_string(i));
+    ASSERT_TRUE(state->Commit({{"offset", std::to_string(i)}}).ok());
+  }
+  constexpr int kUnusable = 7;
+  std::vector<TaskStateOptions> options(kTasks);
+  for (int i = 0; i < kTasks; ++i) {
+    options[i].directory = i == kUnusable ? file + "/task" : Dir("t" + std::to_string(i));
+    options[i].stores = AllStores();
+  }
+
+  auto states = TaskState::OpenAll(options);
+  ASSERT_EQ(states.size(), static_cast<size_t>(kTasks));
+  for (int i = 0; i < kTasks; ++i) {
+    if (i == kUnusable) {
+      EXPECT_EQ(states[i].status().code(), Status::Code::kIOError) << states[i].status().ToString();
+      continue;
+    }
+    ASSERT_TRUE(states[i].ok()) << i << ": " << states[i].status().ToString();
+    TaskState& state = *states[i].value();
+    const auto value = state.key_value_store("kv")->Get("task");
+    if (i % 2 == 0) {
+      EXPECT_EQ(value, std::to_string(i));
+      EXPECT_EQ(state.GetCheckpoint("offset"), std::to_string(i));
+    } else {
+      EXPECT_EQ(value, std::nullopt);
+    }
+  }
+  EXPECT_TRUE(TaskState::OpenAll({}).empty());
+}
+
 TEST_F(StateTaskStateTest, DestroyRemovesTheDirectory) {
   auto state = Open(Dir("task"));
   ASSERT_NE(state, nullptr);

@@ -90,14 +90,13 @@ bool ChangelogReader::PrepareNew() {
       // the local state describes a history that is gone, so start the task from nothing.
       Log(LogLevel::kWarn, "state_discarded", {{"task", id.ToString()}, {"reason", s.message()}});
       TaskId keep = id;
-      std::string dir = config_.state_dir + "/" + config_.application_id + "/" + keep.ToString();
       tasks_.CloseTask(keep, false);
-      if (state::Status d = state::TaskState::Destroy(dir); !d.ok()) {
+      if (state::Status d = state::TaskState::Destroy(tasks_.StateDirectory(keep)); !d.ok()) {
         // Reopened, the old state would be restored on top of a history that is gone.
         failure_.Fatal("cannot discard the state of task " + keep.ToString() + ": " + d.ToString());
         return false;
       }
-      tasks_.CreateTask(keep);
+      tasks_.CreateTasks({keep});
       return false;  // the map changed; the next step prepares the new task
     }
     if (!s.ok()) {

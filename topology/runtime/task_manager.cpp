@@ -1,6 +1,7 @@
 #include "topology/runtime/task_manager.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -47,15 +48,25 @@ bool TaskManager::HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partit
       }
       assigned_ = true;
       nlohmann::json assigned = nlohmann::json::array();
+      std::vector<TaskId> created;
       for (int i = 0; i < parts->cnt; ++i) {
         auto sub = topology_.SubTopologyOfSource(parts->elems[i].topic);
         if (!sub) continue;
         TaskId id{*sub, parts->elems[i].partition};
         assigned.push_back(id.ToString());
-        if (tasks_.count(id) == 0) CreateTask(id);
-        if (failure_.deferred()) return false;  // the task's state did not open
+        if (tasks_.count(id) == 0 && std::find(created.begin(), created.end(), id) == created.end())
+          created.push_back(id);
       }
-      Log(LogLevel::kInfo, "tasks_assigned", {{"thread", index_}, {"tasks", assigned}});
+      const auto open_start = std::chrono::steady_clock::now();
+      CreateTasks(created);
+      if (failure_.deferred()) return false;  // a task's state did not open
+      Log(LogLevel::kInfo, "tasks_assigned",
+          {{"thread", index_},
+           {"tasks", assigned},
+           {"created", created.size()},
+           {"openMs", std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - open_start)
+                          .count()}});
       break;
     }
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
@@ -107,27 +118,38 @@ bool TaskManager::Revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {
   return true;
 }
 
-void TaskManager::CreateTask(TaskId id) {
-  const auto& sub = topology_.subtopologies().at(static_cast<size_t>(id.subtopology));
-  state::TaskStateOptions so;
-  so.directory = config_.state_dir + "/" + config_.application_id + "/" + id.ToString();
-  so.stores = sub.stores;
-  so.resources = &resources_;
-  so.cache = cache_.get();
-  auto state = state::TaskState::Open(so);
-  if (!state.ok()) {
-    failure_.Fatal("cannot open state of task " + id.ToString() + ": " + state.status().ToString());
-    return;
+std::string TaskManager::StateDirectory(TaskId id) const {
+  return config_.state_dir + "/" + config_.application_id + "/" + id.ToString();
+}
+
+void TaskManager::CreateTasks(const std::vector<TaskId>& ids) {
+  std::vector<state::TaskStateOptions> options;
+  for (TaskId id : ids) {
+    state::TaskStateOptions& so = options.emplace_back();
+    so.directory = StateDirectory(id);
+    so.stores = topology_.subtopologies().at(static_cast<size_t>(id.subtopology)).stores;
+    so.resources = &resources_;
+    so.cache = cache_.get();
   }
-  TaskRuntime& rt = tasks_[id];
-  rt.id = id;
-  rt.topics = sub.source_topics;
-  rt.collector = collector_.ForTask(rt);
-  rt.task = std::make_unique<StreamTask>(topology_, id, std::move(state).value(), *rt.collector,
-                                         config_.dlq_topic, cache_.get());
-  rt.restorer =
-      std::make_unique<StateRestorer>(restore_consumer_, config_, topology_, id, rt.task->state());
-  for (const auto& topic : rt.topics) by_partition_[{topic, id.partition}] = &rt;
+  auto states = state::TaskState::OpenAll(options);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const TaskId id = ids[i];
+    if (!states[i].ok()) {
+      failure_.Fatal("cannot open state of task " + id.ToString() + ": " +
+                     states[i].status().ToString());
+      return;  // the states opened are closed with `states`
+    }
+    const auto& sub = topology_.subtopologies().at(static_cast<size_t>(id.subtopology));
+    TaskRuntime& rt = tasks_[id];
+    rt.id = id;
+    rt.topics = sub.source_topics;
+    rt.collector = collector_.ForTask(rt);
+    rt.task = std::make_unique<StreamTask>(topology_, id, std::move(states[i]).value(),
+                                           *rt.collector, config_.dlq_topic, cache_.get());
+    rt.restorer = std::make_unique<StateRestorer>(restore_consumer_, config_, topology_, id,
+                                                  rt.task->state());
+    for (const auto& topic : rt.topics) by_partition_[{topic, id.partition}] = &rt;
+  }
 }
 
 void TaskManager::CloseTask(TaskId id, bool clean) {

@@ -41,7 +41,10 @@ class TaskManager {
   // the assignment itself failed (the thread fails).
   bool HandleRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
 
-  void CreateTask(TaskId id);
+  // Opens the tasks' states together (TaskState::OpenAll) and creates the tasks, restoring.
+  void CreateTasks(const std::vector<TaskId>& ids);
+  // <state-dir>/<application-id>/<task>
+  std::string StateDirectory(TaskId id) const;
   void CloseTask(TaskId id, bool clean);
   void CloseAll(bool clean);
   // A restored task: takes its positions from the restorer, sends what a crash left unpublished,
