@@ -262,8 +262,13 @@ TEST_F(RecordCacheTaskStateTest, AbortedAndRolledBackWritesNeverReachTheCache) {
   EXPECT_EQ(cache_.stats().buffered_bytes, 0U);
   EXPECT_EQ(kv().Get("k"), "committed");
   EXPECT_EQ(kv().Get("new"), std::nullopt);
+  // The key undone can be written again, read back and scanned.
+  kv().Put("new", "again");
+  EXPECT_EQ(kv().Get("new"), "again");
+  EXPECT_EQ(Range(), (std::vector<std::string>{"k=committed", "new=again"}));
   ASSERT_TRUE(state_->Commit({}).ok());
   EXPECT_EQ(state_->committed_key_value_store("kv")->Get("k"), "committed");
+  EXPECT_EQ(state_->committed_key_value_store("kv")->Get("new"), "again");
 }
 
 TEST_F(RecordCacheTaskStateTest, ScansMergeBufferedWritesOverCachedAndCommittedEntries) {
