@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <list>
@@ -22,7 +23,8 @@ namespace cm::state {
 //    they alone exceed the budget the thread commits early (commit_needed).
 // The cache never holds a value that is not in RocksDB: stores put entries in after reading
 // them or after a commit wrote them, and clear their entries when they are written around
-// (a restore). Not thread-safe: the stream thread is its only user.
+// (a restore). Not thread-safe: the stream thread is its only user, except AddStore, which the
+// threads of TaskState::OpenAll call while they open its tasks' stores.
 class RecordCache {
  public:
   using StoreId = uint64_t;
@@ -55,7 +57,7 @@ class RecordCache {
   size_t max_bytes() const { return max_bytes_; }
 
   // Each store instance (one store of one task) gets its own key space.
-  StoreId AddStore() { return next_store_++; }
+  StoreId AddStore() { return next_store_.fetch_add(1, std::memory_order_relaxed); }
   // Drops every clean entry of a store (closed, or written around by a restore).
   void ClearStore(StoreId store);
 
@@ -92,7 +94,7 @@ class RecordCache {
   void EvictToFit();
 
   size_t max_bytes_;
-  StoreId next_store_ = 1;
+  std::atomic<StoreId> next_store_{1};
   Lru lru_;
   std::unordered_map<StoreId, Index> indexes_;
   size_t buffered_bytes_ = 0;

@@ -520,7 +520,9 @@ TEST_F(StateTaskStateTest, OpenFailsWithStatusWhenDirectoryCannotBeCreated) {
 }
 
 // An assignment opens its tasks' states together: each result is its own task's, a task whose
-// directory is unusable fails alone, and the states opened hold what was committed before.
+// directory is unusable fails alone, the states opened hold what was committed before, and the
+// thread's record cache keeps each store's entries apart (its stores are registered from
+// several threads at once).
 TEST_F(StateTaskStateTest, OpenAllOpensEachTaskInItsPlaceAndFailsOnlyTheUnusableOne) {
   constexpr int kTasks = 20;  // more than the threads OpenAll uses
   std::filesystem::create_directories(root_);
@@ -533,10 +535,12 @@ TEST_F(StateTaskStateTest, OpenAllOpensEachTaskInItsPlaceAndFailsOnlyTheUnusable
     ASSERT_TRUE(state->Commit({{"offset", std::to_string(i)}}).ok());
   }
   constexpr int kUnusable = 7;
+  RecordCache cache(1 << 20);
   std::vector<TaskStateOptions> options(kTasks);
   for (int i = 0; i < kTasks; ++i) {
     options[i].directory = i == kUnusable ? file + "/task" : Dir("t" + std::to_string(i));
     options[i].stores = AllStores();
+    options[i].cache = &cache;
   }
 
   auto states = TaskState::OpenAll(options);
@@ -556,6 +560,12 @@ TEST_F(StateTaskStateTest, OpenAllOpensEachTaskInItsPlaceAndFailsOnlyTheUnusable
       EXPECT_EQ(value, std::nullopt);
     }
   }
+  // Read again, every task's key comes from the cache, and each is still the task's own.
+  const uint64_t hits = cache.stats().hits;
+  for (int i = 0; i < kTasks; i += 2) {
+    EXPECT_EQ(states[i].value()->key_value_store("kv")->Get("task"), std::to_string(i));
+  }
+  EXPECT_EQ(cache.stats().hits, hits + kTasks / 2);
   EXPECT_TRUE(TaskState::OpenAll({}).empty());
 }
 
