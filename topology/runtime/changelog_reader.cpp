@@ -41,8 +41,7 @@ KafkaHandle ChangelogReader::NewRestoreConsumer(const StreamsConfig& config,
 
 ChangelogReader::ChangelogReader(const StreamsConfig& config, const std::string& client_id,
                                  TaskManager& tasks, ThreadFailure& failure)
-    : config_(config),
-      tasks_(tasks),
+    : tasks_(tasks),
       failure_(failure),
       consumer_(NewRestoreConsumer(config, client_id)),
       topics_(consumer_.get()),

@@ -69,7 +69,6 @@ class ChangelogReader {
   void ResumeAll();
   void Resume(rd_kafka_topic_partition_list_t* list);
 
-  const StreamsConfig& config_;
   TaskManager& tasks_;
   ThreadFailure& failure_;
   KafkaHandle consumer_;
