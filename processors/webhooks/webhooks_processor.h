@@ -117,6 +117,14 @@ class WebhooksProcessor final : public topology::Processor {
   // Hands the deliveries held behind a probe to the parked ones, which go as the circuit
   // and the endpoint's limit let them.
   void Wake(const std::string& webhook);
+  // Hands only the oldest one over: after a successful probe of a circuit that needs more,
+  // it is the next probe and the others stay held. Waking them all had each read, refused by
+  // the circuit and held again (a timer write) once per probe.
+  void WakeNext(const std::string& webhook);
+  // After a parked delivery of `webhook` was dispatched: when deliveries are held behind a
+  // half-open circuit that has no probe in flight (the one woken did not become it: it had
+  // finished, was cancelled, or its endpoint had no room), the next one is woken.
+  void WakeNextIfNoProbe(const std::string& org, const std::string& webhook);
   // Drops the deliveries held behind a probe from memory (their timers bring them back);
   // returns their ids.
   std::vector<std::string> Forget(const std::string& webhook);
@@ -153,7 +161,7 @@ class WebhooksProcessor final : public topology::Processor {
   std::optional<topology::CommandResults> results_;
   std::map<std::string, std::deque<std::string>> parked_;  // webhook id -> delivery ids
   std::unordered_set<std::string> parked_ids_;
-  std::map<std::string, std::vector<std::string>> held_;  // webhook id -> delivery ids
+  std::map<std::string, std::deque<std::string>> held_;  // webhook id -> delivery ids
   size_t held_count_ = 0;
   // Endpoints as last parsed, by store key, with the bytes they were parsed from: every
   // dispatch and outcome loads its endpoint, and a parse costs more than comparing the bytes.

@@ -1,5 +1,6 @@
 // The delivery half of the webhooks processor: fan-out, processQueue, attempt outcomes.
 #include <algorithm>
+#include <iterator>
 
 #include "processors/webhooks/circuit_breaker.h"
 #include "processors/webhooks/event_catalog.h"
@@ -194,10 +195,34 @@ void WebhooksProcessor::Wake(const std::string& webhook) {
   for (const std::string& id : Forget(webhook)) ParkInMemory(webhook, id);
 }
 
+void WebhooksProcessor::WakeNext(const std::string& webhook) {
+  const auto it = held_.find(webhook);
+  if (it == held_.end()) return;
+  std::string id = std::move(it->second.front());
+  it->second.pop_front();
+  if (it->second.empty()) held_.erase(it);
+  --held_count_;
+  --options_->counters->held;
+  ParkInMemory(webhook, id);
+}
+
+void WebhooksProcessor::WakeNextIfNoProbe(const std::string& org, const std::string& webhook) {
+  if (!held_.contains(webhook)) return;
+  auto endpoint = LoadEndpoint(org, webhook);
+  if (!endpoint) {
+    Wake(webhook);  // deleted: each is cancelled when it is dispatched
+    return;
+  }
+  const CircuitBreaker circuit = CircuitBreaker::FromJson(endpoint->value("circuit", json()));
+  if (circuit.state() == CircuitBreaker::State::kHalfOpen && circuit.probe().empty())
+    WakeNext(webhook);
+}
+
 std::vector<std::string> WebhooksProcessor::Forget(const std::string& webhook) {
   const auto it = held_.find(webhook);
   if (it == held_.end()) return {};
-  std::vector<std::string> ids = std::move(it->second);
+  std::vector<std::string> ids(std::make_move_iterator(it->second.begin()),
+                               std::make_move_iterator(it->second.end()));
   held_.erase(it);
   held_count_ -= ids.size();
   options_->counters->held -= static_cast<int64_t>(ids.size());
@@ -215,6 +240,7 @@ size_t WebhooksProcessor::DispatchParked(int64_t now, size_t room) {
       --options_->counters->parked;
       ++taken;
       Dispatch(id, now);  // may park it again, behind the others
+      if (auto org = topology::OrganizationOfEntityId(id, 'd')) WakeNextIfNoProbe(*org, it->first);
     }
     it = waiting.empty() ? parked_.erase(it) : std::next(it);
   }
@@ -406,14 +432,20 @@ void WebhooksProcessor::ApplyOutcome(const AttemptOutcome& o, int64_t now) {
       circuit.OnFailure(options_->circuit, o.delivery_id, now);
     }
     e["circuit"] = circuit.ToJson();
-    // The deliveries held behind the probe go: as the next probe, or all once it closed. A
-    // failed probe reopened the circuit: their timers bring them back to wait for the
+    // The deliveries held behind the probe go: the oldest as the next probe, or all once it
+    // closed. A failed probe reopened the circuit: their timers bring them back to wait for the
     // cool-down.
     if (was_probe) {
-      if (circuit.state() == CircuitBreaker::State::kOpen) {
-        Forget(o.webhook_id);
-      } else {
-        Wake(o.webhook_id);
+      switch (circuit.state()) {
+        case CircuitBreaker::State::kOpen:
+          Forget(o.webhook_id);
+          break;
+        case CircuitBreaker::State::kHalfOpen:
+          WakeNext(o.webhook_id);
+          break;
+        case CircuitBreaker::State::kClosed:
+          Wake(o.webhook_id);
+          break;
       }
     }
     if (r.failure == TransportFailure::kNone && r.status == 410) {

@@ -680,13 +680,101 @@ TEST(WebhooksCircuitFlowTest, DeliveriesBehindAHalfOpenProbeWaitForItsOutcomeNot
   const int64_t back = h.now();
   gate->Open();
   h.FeedOutcomes(1);
-  EXPECT_EQ(h.options().counters->held.load(), 0);
+  EXPECT_EQ(h.options().counters->held.load(), 4) << "one taken as the next probe";
   h.Tick(1);
   EXPECT_EQ(c.Circuit()["state"], "closed");
+  EXPECT_EQ(h.options().counters->held.load(), 0);
   h.Pump(4);
   c.ExpectAllSucceeded(6);
   EXPECT_LT(h.now() - back, 1000) << "none waited for its timer";
   EXPECT_EQ(h.Requests().size(), 7u);
+}
+
+// A circuit that needs three successful probes: after each success only the next probe is
+// taken from the held deliveries, the others stay held (none is read, refused by the circuit
+// and held again), and the circuit's closing sends them all.
+TEST(WebhooksCircuitFlowTest, EachSuccessfulProbeWakesOnlyTheNextProbe) {
+  auto gate = std::make_shared<Gate>();
+  OpenCircuit c(3, [gate] {
+    gate->Pass();  // the first probe hangs until the gate opens, so the others are held
+    return Status(200);
+  });
+  GateOpener opener{gate};
+  WebhooksHarness& h = c.h;
+  ASSERT_TRUE(c.opened);
+  for (int i = 1; i <= 5; ++i) h.Event(kOrg, "evt-" + std::to_string(i));
+  c.down = false;
+  h.Tick(0, 60'100);
+  ASSERT_TRUE(
+      cm::testing::WaitFor([&] { return h.Requests().size() == 2; }, std::chrono::seconds(10)));
+  ASSERT_EQ(c.Circuit()["state"], "half_open");
+  ASSERT_EQ(h.options().counters->held.load(), 5);
+  const uint64_t refused = h.options().counters->deferred_circuit.load();
+
+  gate->Open();
+  h.FeedOutcomes(1);  // the first probe's success: one more is taken as the next probe
+  EXPECT_EQ(h.options().counters->held.load(), 4);
+  h.Tick(1);  // the second probe goes and succeeds
+  EXPECT_EQ(c.Circuit()["state"], "half_open");
+  EXPECT_EQ(c.Circuit()["successCount"], 2);
+  EXPECT_EQ(h.options().counters->held.load(), 3);
+  h.Tick(1);  // the third closes the circuit and wakes the rest
+  EXPECT_EQ(c.Circuit()["state"], "closed");
+  EXPECT_EQ(h.options().counters->held.load(), 0);
+  h.Pump(3);
+  c.ExpectAllSucceeded(6);
+  EXPECT_EQ(h.options().counters->deferred_circuit.load(), refused)
+      << "no held delivery was read and refused by the half-open circuit again";
+  EXPECT_EQ(h.Requests().size(), 7u);
+}
+
+// The delivery taken as the next probe may not become it: here it passed its maximum age while
+// it was held, so its dispatch gives it up. The one after it is taken at once, and so on,
+// instead of all of them waiting for their timers (a lease, 30 s by default).
+TEST(WebhooksCircuitFlowTest, ANextProbeThatCannotGoHandsOverToTheOneAfterIt) {
+  auto gate = std::make_shared<Gate>();
+  std::atomic<bool> down = true;  // declared before the harness: its sender reads them
+  WebhooksOptions o;
+  o.circuit = CircuitPolicy{1, 60'000, 3};
+  o.retry.max_age_ms = 65'000;
+  WebhooksHarness h(o);
+  GateOpener opener{gate};  // destroyed before the harness stops its sender
+  h.Register(kOrg);
+  h.Respond([&down, gate](const DeliveryRequest&) {
+    if (down) return Status(500);
+    gate->Pass();  // the first probe hangs until the gate opens, so the others are held
+    return Status(200);
+  });
+  const std::vector<std::string> old = {"old-0", "old-1", "old-2", "old-3"};
+  for (const auto& e : old) h.Event(kOrg, e);
+  h.Tick(4);  // each fails; the first failure opened the circuit
+  h.Tick(0, 40'000);
+  h.Event(kOrg, "young");
+  down = false;
+  h.Tick(0, 20'100);  // past the cool-down: one probe goes, the other four are held
+  ASSERT_TRUE(
+      cm::testing::WaitFor([&] { return h.Requests().size() == 5; }, std::chrono::seconds(10)));
+  ASSERT_EQ(h.options().counters->held.load(), 4);
+  h.driver().AdvanceWallClock(6'000);  // the old ones pass their maximum age, "young" does not
+  gate->Open();
+  h.FeedOutcomes(1);  // the probe succeeds (one of three)
+  const bool young_was_the_probe = h.DeliveryOf(kOrg, "young")["status"] == "succeeded";
+  h.Tick(0);  // the held ones are taken one after another until one can go
+  if (!young_was_the_probe) {
+    ASSERT_EQ(h.Pump(1), 1u) << "young went as the next probe";
+  }
+  h.Tick(0);
+  h.Tick(0);
+  EXPECT_EQ(h.options().counters->held.load(), 0);
+  EXPECT_EQ(h.DeliveryOf(kOrg, "young")["status"], "succeeded");
+  int given_up = 0;
+  for (const auto& e : old) {
+    const json d = h.DeliveryOf(kOrg, e);
+    if (d["status"] == "failed") ++given_up;
+  }
+  EXPECT_EQ(given_up, young_was_the_probe ? 4 : 3)
+      << "every old delivery but the first probe is given up at once, none waits for its timer";
+  EXPECT_EQ(h.Requests().size(), young_was_the_probe ? 5u : 6u);
 }
 
 TEST(WebhooksEndpointTest, RotatedSecretSignsBesideTheOldOneForTheOverlap) {
