@@ -615,6 +615,20 @@ struct OpenCircuit {
   bool opened = false;
 };
 
+// The endpoint of `c` comes back but slow (its responder waits on a gate): after the
+// cool-down its first probe hangs while five more deliveries (evt-1..5) are held behind it.
+void HoldFiveBehindAHangingProbe(OpenCircuit& c) {
+  WebhooksHarness& h = c.h;
+  ASSERT_TRUE(c.opened);
+  for (int i = 1; i <= 5; ++i) h.Event(kOrg, "evt-" + std::to_string(i));
+  c.down = false;
+  h.Tick(0, 60'100);
+  ASSERT_TRUE(
+      cm::testing::WaitFor([&] { return h.Requests().size() == 2; }, std::chrono::seconds(10)));
+  ASSERT_EQ(c.Circuit()["state"], "half_open");
+  ASSERT_EQ(h.options().counters->held.load(), 5);
+}
+
 TEST(WebhooksCircuitFlowTest, AFailedProbeReopensAndResetCircuitLetsDeliveriesGoAtOnce) {
   OpenCircuit c(1);
   WebhooksHarness& h = c.h;
@@ -662,14 +676,7 @@ TEST(WebhooksCircuitFlowTest, DeliveriesBehindAHalfOpenProbeWaitForItsOutcomeNot
   });
   GateOpener opener{gate};  // destroyed before the harness stops its sender
   WebhooksHarness& h = c.h;
-  ASSERT_TRUE(c.opened);
-  for (int i = 1; i <= 5; ++i) h.Event(kOrg, "evt-" + std::to_string(i));
-  c.down = false;
-  h.Tick(0, 60'100);
-  ASSERT_TRUE(
-      cm::testing::WaitFor([&] { return h.Requests().size() == 2; }, std::chrono::seconds(10)));
-  ASSERT_EQ(c.Circuit()["state"], "half_open");
-  EXPECT_EQ(h.options().counters->held.load(), 5);
+  ASSERT_NO_FATAL_FAILURE(HoldFiveBehindAHangingProbe(c));
   h.driver().Commit();
   for (int i = 0; i < 100; ++i) h.Tick(0, 100);  // ten seconds of a probe in flight
   EXPECT_EQ(PendingTimerChanges(h), 0u)
@@ -699,16 +706,9 @@ TEST(WebhooksCircuitFlowTest, EachSuccessfulProbeWakesOnlyTheNextProbe) {
     gate->Pass();  // the first probe hangs until the gate opens, so the others are held
     return Status(200);
   });
-  GateOpener opener{gate};
+  GateOpener opener{gate};  // destroyed before the harness stops its sender
   WebhooksHarness& h = c.h;
-  ASSERT_TRUE(c.opened);
-  for (int i = 1; i <= 5; ++i) h.Event(kOrg, "evt-" + std::to_string(i));
-  c.down = false;
-  h.Tick(0, 60'100);
-  ASSERT_TRUE(
-      cm::testing::WaitFor([&] { return h.Requests().size() == 2; }, std::chrono::seconds(10)));
-  ASSERT_EQ(c.Circuit()["state"], "half_open");
-  ASSERT_EQ(h.options().counters->held.load(), 5);
+  ASSERT_NO_FATAL_FAILURE(HoldFiveBehindAHangingProbe(c));
   const uint64_t refused = h.options().counters->deferred_circuit.load();
 
   gate->Open();
