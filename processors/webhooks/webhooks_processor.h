@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -124,10 +125,11 @@ class WebhooksProcessor final : public topology::Processor {
   // After a parked delivery of `webhook` was dispatched: when deliveries are held behind a
   // half-open circuit that has no probe in flight (the one woken did not become it: it had
   // finished, was cancelled, or its endpoint had no room), the next one is woken.
-  void WakeNextIfNoProbe(const std::string& org, const std::string& webhook);
-  // Drops the deliveries held behind a probe from memory (their timers bring them back);
-  // returns their ids.
-  std::vector<std::string> Forget(const std::string& webhook);
+  void WakeNextIfNoProbe(const std::string& webhook);
+  // Drops the oldest `at_most` deliveries held behind a probe from memory (their timers bring
+  // them back); returns their ids.
+  std::vector<std::string> Forget(const std::string& webhook,
+                                  size_t at_most = std::numeric_limits<size_t>::max());
 
   std::optional<nlohmann::json> LoadEndpoint(const std::string& org, const std::string& id);
   // The endpoint stored at key as `raw`, parsed (from parsed_endpoints_ when it holds these

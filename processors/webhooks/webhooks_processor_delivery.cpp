@@ -196,19 +196,13 @@ void WebhooksProcessor::Wake(const std::string& webhook) {
 }
 
 void WebhooksProcessor::WakeNext(const std::string& webhook) {
-  const auto it = held_.find(webhook);
-  if (it == held_.end()) return;
-  std::string id = std::move(it->second.front());
-  it->second.pop_front();
-  if (it->second.empty()) held_.erase(it);
-  --held_count_;
-  --options_->counters->held;
-  ParkInMemory(webhook, id);
+  for (const std::string& id : Forget(webhook, 1)) ParkInMemory(webhook, id);
 }
 
-void WebhooksProcessor::WakeNextIfNoProbe(const std::string& org, const std::string& webhook) {
+void WebhooksProcessor::WakeNextIfNoProbe(const std::string& webhook) {
   if (!held_.contains(webhook)) return;
-  auto endpoint = LoadEndpoint(org, webhook);
+  auto org = topology::OrganizationOfEntityId(webhook, 'w');
+  auto endpoint = org ? LoadEndpoint(*org, webhook) : std::nullopt;
   if (!endpoint) {
     Wake(webhook);  // deleted: each is cancelled when it is dispatched
     return;
@@ -218,12 +212,14 @@ void WebhooksProcessor::WakeNextIfNoProbe(const std::string& org, const std::str
     WakeNext(webhook);
 }
 
-std::vector<std::string> WebhooksProcessor::Forget(const std::string& webhook) {
+std::vector<std::string> WebhooksProcessor::Forget(const std::string& webhook, size_t at_most) {
   const auto it = held_.find(webhook);
   if (it == held_.end()) return {};
-  std::vector<std::string> ids(std::make_move_iterator(it->second.begin()),
-                               std::make_move_iterator(it->second.end()));
-  held_.erase(it);
+  std::deque<std::string>& held = it->second;
+  const auto end = held.begin() + static_cast<std::ptrdiff_t>(std::min(at_most, held.size()));
+  std::vector<std::string> ids(std::make_move_iterator(held.begin()), std::make_move_iterator(end));
+  held.erase(held.begin(), end);
+  if (held.empty()) held_.erase(it);
   held_count_ -= ids.size();
   options_->counters->held -= static_cast<int64_t>(ids.size());
   return ids;
@@ -240,7 +236,7 @@ size_t WebhooksProcessor::DispatchParked(int64_t now, size_t room) {
       --options_->counters->parked;
       ++taken;
       Dispatch(id, now);  // may park it again, behind the others
-      if (auto org = topology::OrganizationOfEntityId(id, 'd')) WakeNextIfNoProbe(*org, it->first);
+      WakeNextIfNoProbe(it->first);
     }
     it = waiting.empty() ? parked_.erase(it) : std::next(it);
   }
