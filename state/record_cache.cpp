@@ -34,19 +34,19 @@ void RecordCache::Update(StoreId store, std::string_view key, std::optional<std:
   if (index == indexes_.end()) return;
   auto found = index->second.find(key);
   if (found == index->second.end()) return;
-  const Lru::iterator entry = found->second;
-  const size_t charge = Charge(key, value);
-  stats_.clean_bytes = stats_.clean_bytes - entry->charge + charge;
-  entry->value = std::move(value);
-  entry->charge = charge;
-  lru_.splice(lru_.begin(), lru_, entry);
-  EvictToFit();
+  if (!Replace(index->second, found->second, std::move(value)) && index->second.empty())
+    indexes_.erase(index);
 }
 
 void RecordCache::Put(StoreId store, std::string_view key, std::optional<std::string> value) {
-  const size_t charge = Charge(key, value);
   Index& index = indexes_[store];
-  if (auto found = index.find(key); found != index.end()) Erase(index, found->second);
+  if (auto found = index.find(key); found != index.end()) {
+    // Replaced where it is: a key committed again (a delivery's each step) costs one lookup,
+    // not an erase, a copy of the key and an insert.
+    if (!Replace(index, found->second, std::move(value)) && index.empty()) indexes_.erase(store);
+    return;
+  }
+  const size_t charge = Charge(key, value);
   if (charge + buffered_bytes_ > max_bytes_) {
     if (index.empty()) indexes_.erase(store);
     return;
@@ -56,6 +56,20 @@ void RecordCache::Put(StoreId store, std::string_view key, std::optional<std::st
   ++stats_.entries;
   stats_.clean_bytes += charge;
   EvictToFit();
+}
+
+bool RecordCache::Replace(Index& index, Lru::iterator entry, std::optional<std::string> value) {
+  const size_t charge = Charge(entry->key, value);
+  if (charge + buffered_bytes_ > max_bytes_) {
+    Erase(index, entry);  // larger than the budget: kept, it would push out every other entry
+    return false;
+  }
+  stats_.clean_bytes = stats_.clean_bytes - entry->charge + charge;
+  entry->value = std::move(value);
+  entry->charge = charge;
+  lru_.splice(lru_.begin(), lru_, entry);
+  EvictToFit();  // never this entry, the most recent, which fits: its index stays
+  return true;
 }
 
 void RecordCache::AddBuffered(int64_t delta) {

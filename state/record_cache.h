@@ -67,9 +67,9 @@ class RecordCache {
   // Caches the committed value of key (nullopt: absent), evicting the least recently used
   // entries to stay in budget. An entry larger than the budget is not kept.
   void Put(StoreId store, std::string_view key, std::optional<std::string> value);
-  // A commit wrote key: a cached entry takes the new value (and is used again); a key that is
-  // not cached stays out, so keys written once and never read do not push out the ones that
-  // are read.
+  // A commit wrote key: a cached entry takes the new value (and is used again), or leaves when
+  // the value is larger than the budget; a key that is not cached stays out, so keys written
+  // once and never read do not push out the ones that are read.
   void Update(StoreId store, std::string_view key, std::optional<std::string> value);
 
   // A store's buffered writes grew or shrank by delta bytes.
@@ -91,6 +91,9 @@ class RecordCache {
   using Index = std::unordered_map<std::string_view, Lru::iterator>;
 
   void Erase(Index& index, Lru::iterator entry);
+  // Gives a cached entry a new value and makes it the most recently used; drops it (false) when
+  // the value no longer fits the budget.
+  bool Replace(Index& index, Lru::iterator entry, std::optional<std::string> value);
   void EvictToFit();
 
   size_t max_bytes_;

@@ -70,6 +70,39 @@ TEST(RecordCacheTest, AnEntryLargerThanTheBudgetIsNotKept) {
   EXPECT_EQ(Cached(cache, store, "small"), "v") << "a refused entry evicts nothing";
 }
 
+TEST(RecordCacheTest, APutOfACachedKeyReplacesItsValueAndMakesItTheMostRecent) {
+  // Room for three entries of a 1-byte key and a 9-byte value.
+  RecordCache cache(3 * (10 + kOverhead));
+  const auto store = cache.AddStore();
+  for (const char* key : {"a", "b", "c"}) cache.Put(store, key, "123456789");
+  cache.Put(store, "a", "abcdefghi");  // a is now the most recent
+  EXPECT_EQ(cache.stats().entries, 3U);
+  EXPECT_EQ(cache.stats().clean_bytes, 3 * (10 + kOverhead));
+  cache.Put(store, "d", "123456789");
+  EXPECT_EQ(Cached(cache, store, "b"), "<not cached>");
+  EXPECT_EQ(Cached(cache, store, "a"), "abcdefghi");
+
+  cache.Put(store, "a", std::nullopt);  // known absent now
+  EXPECT_EQ(Cached(cache, store, "a"), std::nullopt);
+  EXPECT_EQ(cache.stats().clean_bytes, (1 + kOverhead) + 2 * (10 + kOverhead));
+}
+
+TEST(RecordCacheTest, ACachedKeyWhoseNewValueOutgrowsTheBudgetLeavesAndPushesOutNothing) {
+  RecordCache cache(3 * (10 + kOverhead));
+  const auto store = cache.AddStore();
+  for (const char* key : {"a", "b", "c"}) cache.Put(store, key, "123456789");
+  cache.Update(store, "c", std::string(1000, 'x'));
+  EXPECT_EQ(Cached(cache, store, "c"), "<not cached>");
+  EXPECT_EQ(Cached(cache, store, "a"), "123456789");
+  EXPECT_EQ(Cached(cache, store, "b"), "123456789");
+  cache.Put(store, "b", std::string(1000, 'x'));
+  EXPECT_EQ(Cached(cache, store, "b"), "<not cached>");
+  EXPECT_EQ(Cached(cache, store, "a"), "123456789");
+  EXPECT_EQ(cache.stats().entries, 1U);
+  EXPECT_EQ(cache.stats().clean_bytes, 10 + kOverhead);
+  EXPECT_EQ(cache.stats().evictions, 0U);
+}
+
 TEST(RecordCacheTest, StoresHaveSeparateKeySpaces) {
   RecordCache cache(1 << 20);
   const auto one = cache.AddStore();
