@@ -101,15 +101,18 @@ void OverlayStore::AddPendingBytes(int64_t delta) {
 
 size_t OverlayStore::DropNoOpDeletes() {
   if (deleted_puts_.empty()) return 0;
-  std::sort(deleted_puts_.begin(), deleted_puts_.end());
+  // A key deleted twice is listed twice: one entry each, or the erase below would run twice.
+  const auto by_entry = [](Overlay::iterator a, Overlay::iterator b) {
+    return std::less<const Overlay::value_type*>()(&*a, &*b);
+  };
+  std::sort(deleted_puts_.begin(), deleted_puts_.end(), by_entry);
   deleted_puts_.erase(std::unique(deleted_puts_.begin(), deleted_puts_.end()), deleted_puts_.end());
   std::vector<Overlay::iterator> absent;  // pending deletes of keys not committed: dropped
   std::vector<Overlay::iterator> unread;  // pending deletes RocksDB has to decide
-  for (const std::string& key : deleted_puts_) {
-    const auto it = pending_.find(key);
-    if (it == pending_.end() || it->second) continue;  // written again since
+  for (const Overlay::iterator it : deleted_puts_) {
+    if (it->second) continue;  // written again since
     const std::optional<std::string>* cached =
-        cache_ != nullptr ? cache_->Find(cache_id_, key) : nullptr;
+        cache_ != nullptr ? cache_->Find(cache_id_, it->first) : nullptr;
     if (cached == nullptr) {
       unread.push_back(it);
     } else if (!*cached) {
@@ -117,6 +120,7 @@ size_t OverlayStore::DropNoOpDeletes() {
     }
   }
   deleted_puts_.clear();
+  deleted_puts_at_savepoint_ = 0;
   undo_.clear();  // its iterators may point at entries erased below
   if (!unread.empty()) {
     std::vector<std::string> db_keys;
@@ -153,6 +157,7 @@ void OverlayStore::MarkCommitted() {
   pending_.clear();
   undo_.clear();
   deleted_puts_.clear();
+  deleted_puts_at_savepoint_ = 0;
 }
 
 void OverlayStore::DiscardPending() {
@@ -160,6 +165,7 @@ void OverlayStore::DiscardPending() {
   pending_.clear();
   undo_.clear();
   deleted_puts_.clear();
+  deleted_puts_at_savepoint_ = 0;
   ++generation_;
 }
 
@@ -179,7 +185,7 @@ void OverlayStore::Write(std::string_view key, std::optional<std::string_view> v
   // One search of the tree: a new key goes in at the position it found.
   const auto it = pending_.lower_bound(key);
   if (it != pending_.end() && it->first == key) {
-    if (!stored && it->second) deleted_puts_.emplace_back(key);
+    if (!stored && it->second) deleted_puts_.push_back(it);
     AddPendingBytes(charge - Charge(key, it->second));
     if (savepoint_) undo_.push_back({it, std::move(it->second)});
     it->second = std::move(stored);
@@ -193,9 +199,13 @@ void OverlayStore::Write(std::string_view key, std::optional<std::string_view> v
 void OverlayStore::SetSavepoint() {
   savepoint_ = true;
   undo_.clear();
+  deleted_puts_at_savepoint_ = deleted_puts_.size();
 }
 
 void OverlayStore::RollbackToSavepoint() {
+  // Deletes since the savepoint are undone, and the entries of keys new since then erased.
+  if (savepoint_ && deleted_puts_.size() > deleted_puts_at_savepoint_)
+    deleted_puts_.resize(deleted_puts_at_savepoint_);
   // Newest first, so a key written twice ends at its state before the first write.
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
     const auto current = it->entry;

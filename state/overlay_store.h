@@ -124,9 +124,12 @@ class OverlayStore {
   };
   bool savepoint_ = false;
   std::vector<Undo> undo_;
-  // Keys whose pending put a delete replaced since the last commit, for DropNoOpDeletes (a key
-  // may be listed twice, or have been written again since).
-  std::vector<std::string> deleted_puts_;
+  // Entries whose pending put a delete replaced since the last commit, for DropNoOpDeletes (an
+  // entry may be listed twice, or have been written again since). Entries, not key copies: the
+  // overlay's nodes stay put until a commit, an abort, DropNoOpDeletes or a rollback erases
+  // them, and a rollback first drops what was listed since its savepoint.
+  std::vector<Overlay::iterator> deleted_puts_;
+  size_t deleted_puts_at_savepoint_ = 0;
   uint64_t generation_ = 0;
 };
 

@@ -139,6 +139,32 @@ TEST_F(StateKeyValueStoreTest, AbortDiscardsBufferedWrites) {
   EXPECT_EQ(store_->Get("new"), std::nullopt);
 }
 
+// A record that fails takes its deletes back with its writes: the ones listed before its
+// savepoint are still dropped, the ones it made are neither dropped nor looked at (one of them
+// was of a key the rollback erased from the buffer).
+TEST_F(StateKeyValueStoreTest, DeletesOfARolledBackRecordAreNotDroppedAndEarlierOnesAre) {
+  store_->Put("earlier", "x");
+  store_->Delete("earlier");  // before the savepoint: a delete of a key never committed
+  store_->Put("kept", "1");
+  state_->SetSavepoint();
+  store_->Put("fresh", "x");  // new in the failed record
+  store_->Delete("fresh");
+  store_->Delete("kept");
+  state_->RollbackToSavepoint();
+  EXPECT_EQ(state_->DropNoOpDeletes(), 1U);
+
+  std::vector<std::pair<std::string, std::optional<std::string>>> changes;
+  state_->VisitPendingChanges([&](const std::string&, const PendingChange& change) {
+    changes.emplace_back(change.key, change.value);
+  });
+  const std::vector<std::pair<std::string, std::optional<std::string>>> expected = {{"kept", "1"}};
+  EXPECT_EQ(changes, expected);
+  Commit();
+  Reopen();
+  EXPECT_EQ(store_->Get("kept"), "1");
+  EXPECT_EQ(store_->Get("fresh"), std::nullopt);
+}
+
 // Only a delete that leaves the committed state as it is goes: one of a key written since the
 // last commit and never committed. Deletes of committed keys stay, however often the key was
 // written in between.
