@@ -34,8 +34,7 @@ void RecordCache::Update(StoreId store, std::string_view key, std::optional<std:
   if (index == indexes_.end()) return;
   auto found = index->second.find(key);
   if (found == index->second.end()) return;
-  if (!Replace(index->second, found->second, std::move(value)) && index->second.empty())
-    indexes_.erase(index);
+  Replace(index->second, found->second, std::move(value));
 }
 
 void RecordCache::Put(StoreId store, std::string_view key, std::optional<std::string> value) {
@@ -43,7 +42,7 @@ void RecordCache::Put(StoreId store, std::string_view key, std::optional<std::st
   if (auto found = index.find(key); found != index.end()) {
     // Replaced where it is: a key committed again (a delivery's each step) costs one lookup,
     // not an erase, a copy of the key and an insert.
-    if (!Replace(index, found->second, std::move(value)) && index.empty()) indexes_.erase(store);
+    Replace(index, found->second, std::move(value));
     return;
   }
   const size_t charge = Charge(key, value);
@@ -58,18 +57,20 @@ void RecordCache::Put(StoreId store, std::string_view key, std::optional<std::st
   EvictToFit();
 }
 
-bool RecordCache::Replace(Index& index, Lru::iterator entry, std::optional<std::string> value) {
+void RecordCache::Replace(Index& index, Lru::iterator entry, std::optional<std::string> value) {
   const size_t charge = Charge(entry->key, value);
   if (charge + buffered_bytes_ > max_bytes_) {
-    Erase(index, entry);  // larger than the budget: kept, it would push out every other entry
-    return false;
+    // Larger than the budget: kept, it would push out every other entry.
+    const StoreId store = entry->store;
+    Erase(index, entry);
+    if (index.empty()) indexes_.erase(store);
+    return;
   }
   stats_.clean_bytes = stats_.clean_bytes - entry->charge + charge;
   entry->value = std::move(value);
   entry->charge = charge;
   lru_.splice(lru_.begin(), lru_, entry);
-  EvictToFit();  // never this entry, the most recent, which fits: its index stays
-  return true;
+  EvictToFit();  // never this entry, the most recent, which fits
 }
 
 void RecordCache::AddBuffered(int64_t delta) {

@@ -91,9 +91,10 @@ class RecordCache {
   using Index = std::unordered_map<std::string_view, Lru::iterator>;
 
   void Erase(Index& index, Lru::iterator entry);
-  // Gives a cached entry a new value and makes it the most recently used; drops it (false) when
-  // the value no longer fits the budget.
-  bool Replace(Index& index, Lru::iterator entry, std::optional<std::string> value);
+  // Gives a cached entry a new value and makes it the most recently used; drops it (and its
+  // store's index once empty, which the caller must not use again) when the value no longer
+  // fits the budget.
+  void Replace(Index& index, Lru::iterator entry, std::optional<std::string> value);
   void EvictToFit();
 
   size_t max_bytes_;
