@@ -168,8 +168,8 @@ class RocksDbTaskState final : public TaskState {
   void RollbackToSavepoint() override;
   void Abort() override;
   Status Flush(bool wait) override;
-  Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,
-                       const CheckpointEntries& checkpoint) override;
+  Result<RestoreWrite> PrepareRestore(std::string_view store, std::vector<StoreChange> changes,
+                                      CheckpointEntries checkpoint) override;
   std::optional<std::string> GetCheckpoint(std::string_view key) const override;
   uint64_t ApproximateNumEntries() const override;
   uint64_t ApproximateSizeBytes() const override;
@@ -365,10 +365,10 @@ void RocksDbTaskState::Abort() {
   for (OpenStore& store : open_stores_) store.data->DiscardPending();
 }
 
-Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
-                                       const std::vector<StoreChange>& changes,
-                                       const CheckpointEntries& checkpoint) {
-  const OpenStore* store = Find(store_name);
+Result<TaskState::RestoreWrite> RocksDbTaskState::PrepareRestore(std::string_view store_name,
+                                                                 std::vector<StoreChange> changes,
+                                                                 CheckpointEntries checkpoint) {
+  OpenStore* store = Find(store_name);
   if (store == nullptr) {
     return Status::InvalidArgument("no store named '" + std::string(store_name) + "'");
   }
@@ -377,22 +377,28 @@ Status RocksDbTaskState::ApplyRestored(std::string_view store_name,
   if (!store->data->pending().empty()) {
     return Status::Aborted("restoring store '" + store->data->name() + "' with pending changes");
   }
-  store->data->Invalidate();  // written around the overlay
-  // A changelog comes in offset order, keys scattered. In key order the memtable's skip list
-  // inserts each key next to the one before instead of searching from the top (a third of a
-  // restore's stream thread went to those searches). Stable: a key changed twice keeps its
-  // last value.
-  std::vector<const StoreChange*> ordered;
-  ordered.reserve(changes.size());
-  for (const StoreChange& change : changes) ordered.push_back(&change);
-  std::stable_sort(ordered.begin(), ordered.end(),
-                   [](const StoreChange* a, const StoreChange* b) { return a->key < b->key; });
-  rocksdb::WriteBatch batch;
-  for (const StoreChange* change_ptr : ordered) {
-    const rocksdb::Status s = store->data->AddWriteTo(batch, change_ptr->key, change_ptr->value);
-    if (!s.ok()) return ToStatus(s, "restore");
-  }
-  return Write(batch, checkpoint, "restore " + store->data->name());
+  store->data->Invalidate();  // written around the overlay; the record cache is this thread's
+  // From here on only the database (thread-safe), the overlay's key prefix and unflushed_ (no
+  // one else writes while a restore runs) are used.
+  const OverlayStore* data = store->data.get();
+  return RestoreWrite([this, data, changes = std::move(changes),
+                       checkpoint = std::move(checkpoint)]() -> Status {
+    // A changelog comes in offset order, keys scattered. In key order the memtable's skip list
+    // inserts each key next to the one before instead of searching from the top (a third of a
+    // restore's stream thread went to those searches). Stable: a key changed twice keeps its
+    // last value.
+    std::vector<const StoreChange*> ordered;
+    ordered.reserve(changes.size());
+    for (const StoreChange& change : changes) ordered.push_back(&change);
+    std::stable_sort(ordered.begin(), ordered.end(),
+                     [](const StoreChange* a, const StoreChange* b) { return a->key < b->key; });
+    rocksdb::WriteBatch batch;
+    for (const StoreChange* change_ptr : ordered) {
+      const rocksdb::Status s = data->AddWriteTo(batch, change_ptr->key, change_ptr->value);
+      if (!s.ok()) return ToStatus(s, "restore");
+    }
+    return Write(batch, checkpoint, "restore " + data->name());
+  });
 }
 
 std::optional<std::string> RocksDbTaskState::GetCheckpoint(std::string_view key) const {

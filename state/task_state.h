@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "state/key_value_store.h"
@@ -122,9 +123,23 @@ class TaskState {
   // restore reads them back from the changelogs (see TaskState::Open's class comment).
   virtual Status Flush(bool wait) = 0;
 
-  // Atomically applies changes read back from a store's changelog, and checkpoint entries.
-  virtual Status ApplyRestored(std::string_view store, const std::vector<StoreChange>& changes,
-                               const CheckpointEntries& checkpoint) = 0;
+  // Changes read back from a store's changelog, applied atomically with checkpoint entries.
+  // PrepareRestore runs on the task's thread (it drops what the record cache holds of the
+  // store) and returns the write itself, which may run on another thread: a stream thread reads
+  // and decides the next changelog records while RocksDB inserts these. Until a write has run,
+  // the task's thread only reads this state's size (ApproximateNumEntries, ApproximateSizeBytes)
+  // and prepares more writes, which must run in the order prepared. InvalidArgument when there
+  // is no such store.
+  using RestoreWrite = std::function<Status()>;
+  virtual Result<RestoreWrite> PrepareRestore(std::string_view store,
+                                              std::vector<StoreChange> changes,
+                                              CheckpointEntries checkpoint) = 0;
+  // Both steps on the calling thread.
+  Status ApplyRestored(std::string_view store, std::vector<StoreChange> changes,
+                       CheckpointEntries checkpoint) {
+    Result<RestoreWrite> write = PrepareRestore(store, std::move(changes), std::move(checkpoint));
+    return write.ok() ? (*write)() : write.status();
+  }
   virtual std::optional<std::string> GetCheckpoint(std::string_view key) const = 0;
 
   // Entries of all stores, committed (RocksDB's estimate) and buffered.

@@ -354,6 +354,27 @@ TEST_F(StateTaskStateTest, ClosingRightAfterABackgroundFlushKeepsEveryWrite) {
   }
 }
 
+// A restore prepares its writes on the stream thread and runs them on a writer thread.
+TEST_F(StateTaskStateTest, ARestoreWritePreparedOnOneThreadRunsOnAnother) {
+  auto state = Open(Dir("task"));
+  ASSERT_NE(state, nullptr);
+  std::vector<StoreChange> changes;
+  for (int i = 0; i < 100; ++i) changes.push_back({"k" + std::to_string(99 - i), std::string("v")});
+  changes.push_back({"k5", std::string("last")});  // a key changed twice keeps its last value
+  auto write = state->PrepareRestore("kv", std::move(changes), {{"offset", "101"}});
+  ASSERT_TRUE(write.ok()) << write.status().ToString();
+  // Nothing is written before the write runs.
+  EXPECT_FALSE(state->key_value_store("kv")->Get("k5").has_value());
+  EXPECT_FALSE(state->GetCheckpoint("offset").has_value());
+  Status written;
+  std::thread writer([&] { written = (*write)(); });
+  writer.join();
+  ASSERT_TRUE(written.ok()) << written.ToString();
+  EXPECT_EQ(state->key_value_store("kv")->Get("k5"), "last");
+  EXPECT_EQ(state->key_value_store("kv")->Get("k0"), "v");
+  EXPECT_EQ(state->GetCheckpoint("offset"), "101");
+}
+
 TEST_F(StateTaskStateTest, ApplyRestoredRejectsUnknownStore) {
   auto state = Open(Dir("task"));
   ASSERT_NE(state, nullptr);

@@ -60,6 +60,7 @@ void ChangelogReader::RestoreStep() {
     if (!PrepareNew() || !StartRestored()) return;
     if (!tasks_.AnyRestoring()) {
       Unassign();
+      FlushRestored();
       return;
     }
     if (!Assign() || !Poll(deadline)) return;
@@ -115,8 +116,21 @@ bool ChangelogReader::StartRestored() {
       return false;
     }
     tasks_.StartRunning(rt);
+    restored_.push_back(id);
   }
   return true;
+}
+
+void ChangelogReader::FlushRestored() {
+  for (const TaskId& id : restored_) {
+    auto it = tasks_.tasks().find(id);
+    if (it == tasks_.tasks().end()) continue;  // closed since, which flushed it
+    if (state::Status s = it->second.task->state().Flush(false); !s.ok()) {
+      failure_.Fatal("flush of restored task " + id.ToString() + " failed: " + s.ToString());
+      return;
+    }
+  }
+  restored_.clear();
 }
 
 bool ChangelogReader::Assign() {

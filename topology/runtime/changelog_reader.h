@@ -45,6 +45,11 @@ class ChangelogReader {
   // Each false return means: stop this step (the task map changed, or the thread failed).
   bool PrepareNew();
   bool StartRestored();
+  // Flushes the states of the tasks restored since the last call: a restored state is the
+  // costliest to build again, so a crash from then on restores only what follows. Once no task
+  // restores, so that the flushes of hundreds of tasks restored together do not take the CPU
+  // their restores still need.
+  void FlushRestored();
   bool Assign();
   bool Poll(std::chrono::steady_clock::time_point deadline);
   enum class Applied { kNext, kEnded, kFailed, kReassign };
@@ -82,7 +87,8 @@ class ChangelogReader {
   // the main thread numbered earlier but queued later is dropped as outdated. The partition is
   // then never fetched and its task never finishes restoring (seen under load).
   std::map<TaskId, std::vector<std::pair<PartitionKey, int64_t>>> held_;
-  bool reassign_ = false;  // a restorer was prepared or rewound since the last assignment
+  bool reassign_ = false;         // a restorer was prepared or rewound since the last assignment
+  std::vector<TaskId> restored_;  // running since their restores, not flushed since
 };
 
 }  // namespace cm::topology

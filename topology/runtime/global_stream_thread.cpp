@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <utility>
 
 #include "topology/common/log.h"
 #include "topology/common/thread_name.h"
@@ -93,9 +94,12 @@ Status GlobalStreamThread::Apply(std::map<std::string, std::vector<state::StoreC
         checkpoint[CheckpointKey(tp.first, tp.second)] = std::to_string(offset);
     auto& list = changes[g.name];
     if (list.empty() && checkpoint.empty()) continue;
-    if (auto s = state_->ApplyRestored(g.name, list, checkpoint); !s.ok()) return s;
-    applied_ += list.size();
-    list.clear();
+    const size_t count = list.size();
+    if (auto s = state_->ApplyRestored(g.name, std::exchange(list, {}), std::move(checkpoint));
+        !s.ok()) {
+      return s;
+    }
+    applied_ += count;
   }
   return Status::OK();
 }
@@ -145,7 +149,8 @@ Status GlobalStreamThread::RestoreAndFollow() {
         next[{g.topic, p}] = m.first;
         reset[CheckpointKey(g.topic, p)] = std::to_string(m.first);
       }
-      if (auto s = state_->ApplyRestored(g.name, wipe, reset); !s.ok()) return s;
+      if (auto s = state_->ApplyRestored(g.name, std::move(wipe), std::move(reset)); !s.ok())
+        return s;
     }
     for (const auto& [p, m] : marks)
       if (m.second > next[{g.topic, p}]) restore_end[{g.topic, p}] = m.second;

@@ -66,10 +66,21 @@ nlohmann::json GapsToJson(const ChangelogGaps& gaps) {
 }
 
 StateRestorer::StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config,
-                             const Topology& topology, TaskId task, state::TaskState& state)
-    : consumer_(consumer), config_(config), topology_(topology), task_(task), state_(state) {}
+                             const Topology& topology, TaskId task, state::TaskState& state,
+                             RestoreWriter& writer)
+    : consumer_(consumer),
+      config_(config),
+      topology_(topology),
+      task_(task),
+      state_(state),
+      writer_(writer) {}
 
-StateRestorer::~StateRestorer() = default;
+StateRestorer::~StateRestorer() {
+  // The writes use the task's state, which goes right after its restorer. A restore that
+  // stops half-way (the task revoked, the thread failing) leaves its checkpoint at its last
+  // write, so what failed here is read again by the next restore.
+  [[maybe_unused]] const Status s = writer_.Wait(lane_);
+}
 
 std::vector<std::pair<std::string, std::string>> StateRestorer::LogTopics() const {
   const auto& sub = topology_.subtopologies().at(static_cast<size_t>(task_.subtopology));
@@ -318,6 +329,7 @@ Status StateRestorer::Finish() {
     }
   }
   unpublished_outbox_.clear();
+  if (auto s = writer_.Wait(lane_); !s.ok()) return s;
   // The restored state now reflects the commit log up to its end and the latest sealed inputs.
   state::CheckpointEntries checkpoint{{kCheckpointCommits, std::to_string(commit_position_)}};
   if (!reset_id_.empty()) checkpoint[kCheckpointReset] = reset_id_;
@@ -325,9 +337,8 @@ Status StateRestorer::Finish() {
     checkpoint[CheckpointInputKey(topic)] = std::to_string(offset);
   if (stream_time_ != INT64_MIN) checkpoint[kCheckpointStreamTime] = std::to_string(stream_time_);
   if (gaps_) checkpoint[kCheckpointGaps] = GapsToJson(*gaps_).dump();
-  if (auto s = state_.Commit(checkpoint); !s.ok()) return s;  // nothing is pending: checkpoint only
-  // A restored state is the costliest to build again: a crash from now on restores from here.
-  if (auto s = state_.Flush(false); !s.ok()) return s;
+  // Nothing is pending: the checkpoint only. The reader flushes it (ChangelogReader).
+  if (auto s = state_.Commit(checkpoint); !s.ok()) return s;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started_)
                 .count();
@@ -499,9 +510,12 @@ Status StateRestorer::Flush(Phase& phase) {
   changelog_positions_[phase.store] = next_offset;
   state::CheckpointEntries checkpoint{
       {CheckpointChangelogKey(phase.store), std::to_string(next_offset)}};
-  auto s = state_.ApplyRestored(phase.store, phase.batch, checkpoint);
-  phase.batch.clear();
-  return s;
+  const size_t changes = phase.batch.size();
+  auto write =
+      state_.PrepareRestore(phase.store, std::exchange(phase.batch, {}), std::move(checkpoint));
+  if (!write.ok()) return write.status();
+  writer_.Submit(lane_, changes, std::move(write).value());
+  return writer_.Failure(lane_);  // an earlier write's, if any
 }
 
 }  // namespace cm::topology

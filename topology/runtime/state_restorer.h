@@ -17,6 +17,7 @@
 #include "topology/kafka/kafka_client.h"
 #include "topology/runtime/outbox.h"
 #include "topology/runtime/reset_marker.h"
+#include "topology/runtime/restore_writer.h"
 #include "topology/runtime/stream_task.h"
 #include "topology/runtime/streams_config.h"
 
@@ -85,10 +86,13 @@ struct RestoreOffsets {
 // reader should pause it); the end of the commit log decides every record left.
 class StateRestorer {
  public:
-  // `consumer` answers the watermark and reset-marker queries of QueryOffsets.
+  // `consumer` answers the watermark and reset-marker queries of QueryOffsets; `writer` writes
+  // the decided records to `state`. The destructor waits for those writes.
   StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config, const Topology& topology,
-                TaskId task, state::TaskState& state);
+                TaskId task, state::TaskState& state, RestoreWriter& writer);
   ~StateRestorer();
+  StateRestorer(const StateRestorer&) = delete;
+  StateRestorer& operator=(const StateRestorer&) = delete;
 
   // The partitions of its logs: the commit log's and the changelogs'.
   std::vector<TopicPartition> Logs() const;
@@ -113,7 +117,8 @@ class StateRestorer {
   [[nodiscard]] state::Status Apply(const rd_kafka_message_t& m);
   // The end-of-partition event of one of them: nothing more to read there.
   [[nodiscard]] state::Status EndOfPartition(const std::string& topic);
-  // True when every log is read; then Finish writes the checkpoint.
+  // True when every log is read; then Finish waits for the writes and writes the checkpoint
+  // (not flushed: the caller flushes the state when it can).
   bool read_all() const;
   [[nodiscard]] state::Status Finish();
 
@@ -180,6 +185,8 @@ class StateRestorer {
   const Topology& topology_;
   TaskId task_;
   state::TaskState& state_;
+  RestoreWriter& writer_;
+  RestoreWriter::Lane lane_;  // this task's writes in `writer_`
   bool prepared_ = false;
   std::vector<Phase> phases_;  // the commit log first, then one per logged store
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> sealed_ranges_;

@@ -14,6 +14,13 @@
 
 namespace cm::topology {
 
+namespace {
+// Restored changes queued for the writer before the reader waits for it (~100 bytes each).
+constexpr size_t kRestoreQueueChanges = 100'000;
+// Threads writing restored records: with the stream thread reading, a restore fills two cores.
+constexpr int kRestoreWriterThreads = 2;
+}  // namespace
+
 TaskManager::TaskManager(const Topology& topology, const StreamsConfig& config, int thread_index,
                          state::StateResources& resources, rd_kafka_t* consumer,
                          rd_kafka_t* restore_consumer, RecordCollectorImpl& collector,
@@ -26,7 +33,9 @@ TaskManager::TaskManager(const Topology& topology, const StreamsConfig& config, 
       restore_consumer_(restore_consumer),
       collector_(collector),
       committer_(committer),
-      failure_(failure) {
+      failure_(failure),
+      restore_writer_("cm-restore-" + std::to_string(thread_index), kRestoreWriterThreads,
+                      kRestoreQueueChanges) {
   if (config.cache_max_bytes > 0)
     cache_ = std::make_unique<state::RecordCache>(config.cache_max_bytes);
 }
@@ -147,7 +156,7 @@ void TaskManager::CreateTasks(const std::vector<TaskId>& ids) {
     rt.task = std::make_unique<StreamTask>(topology_, id, std::move(states[i]).value(),
                                            *rt.collector, config_.dlq_topic, cache_.get());
     rt.restorer = std::make_unique<StateRestorer>(restore_consumer_, config_, topology_, id,
-                                                  rt.task->state());
+                                                  rt.task->state(), restore_writer_);
     for (const auto& topic : rt.topics) by_partition_[{topic, id.partition}] = &rt;
   }
 }
@@ -162,6 +171,7 @@ void TaskManager::CloseTask(TaskId id, bool clean) {
     std::unique_lock<std::shared_mutex> lock(query_mu_);  // waits for running queries
     queryable_.erase(id);
   }
+  rt.restorer.reset();  // waits for its writes to the task's state
   if (!clean) rt.task->state().Abort();
   committer_.ForgetMark(id);  // the next owner, or a new incarnation here, restores without it
   rt.task->Close();

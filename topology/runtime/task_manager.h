@@ -14,6 +14,7 @@
 #include "topology/processor/read_only_stores.h"
 #include "topology/processor/topology.h"
 #include "topology/runtime/record_collector_impl.h"
+#include "topology/runtime/restore_writer.h"
 #include "topology/runtime/stream_thread.h"
 #include "topology/runtime/streams_config.h"
 #include "topology/runtime/task_committer.h"
@@ -87,6 +88,9 @@ class TaskManager {
   RecordCollectorImpl& collector_;
   TaskCommitter& committer_;
   ThreadFailure& failure_;
+  // Writes the restoring tasks' records to their states. Declared before tasks_: their
+  // restorers wait for their writes as they go.
+  RestoreWriter restore_writer_;
   bool assigned_ = false;
   // The thread's record cache, shared by its tasks' stores (null with cache_max_bytes 0).
   // Declared before tasks_, so it outlives them.
