@@ -73,8 +73,9 @@ struct TaskStateOptions {
 // Streams runs RocksDB: the changelog is the log. A flush writes every store and the checkpoint at
 // once, so after a crash the stores and the checkpoint are those of the last flush, consistent with
 // each other, and the restore replays the changelogs from that checkpoint. A task's database
-// flushes once kFlushChanges writes have accumulated, when a restore completes (Flush), and when it
-// closes. Not thread-safe: a task's stream thread is its only user.
+// flushes once kFlushChanges writes have accumulated (restored ones included), after a restore
+// (Flush, from the engine), and when it closes. Not thread-safe: a task's stream thread is its
+// only user, except for the restore writes it hands to other threads (PrepareRestore).
 class TaskState {
  public:
   static Result<std::unique_ptr<TaskState>> Open(const TaskStateOptions& options);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,22 @@ TEST(RestoreWriter, AFailedWriteIsReportedAndItsTasksLaterWritesAreSkipped) {
   EXPECT_TRUE(writer.Wait(b).ok());
   EXPECT_TRUE(b1_ran);
   EXPECT_TRUE(writer.Failure(b).ok());
+}
+
+TEST(RestoreWriter, AWriteThatThrowsFailsItsTaskAndTheWriterGoesOn) {
+  RestoreWriter writer("test-restore", 1, 1'000);
+  RestoreWriter::Lane a, b;
+  writer.Submit(a, 1, []() -> Status { throw std::bad_alloc(); });
+  const Status failed = writer.Wait(a);
+  EXPECT_EQ(failed.code(), Status::Code::kIOError);
+  EXPECT_NE(failed.message().find("restore write"), std::string::npos) << failed.message();
+  std::atomic<bool> b1_ran{false};
+  writer.Submit(b, 1, [&] {
+    b1_ran = true;
+    return Status::OK();
+  });
+  EXPECT_TRUE(writer.Wait(b).ok());
+  EXPECT_TRUE(b1_ran);
 }
 
 TEST(RestoreWriter, SubmitWaitsWhileTheQueuedWritesHoldItsBound) {

@@ -37,8 +37,12 @@ class ChangelogReader {
 
   // Restores for about 200 ms, so the stream thread keeps polling its group consumer. A task
   // whose local state describes a log the broker no longer has (an embedded broker restarted)
-  // is wiped and created again.
+  // is wiped and created again. Once no task restores, it gives up its partitions and flushes
+  // the restored tasks.
   void RestoreStep();
+  // True while RestoreStep has work: a task restores, or restored ones wait for their flush (the
+  // last restoring task may have been revoked instead of finishing).
+  bool Busy() const { return tasks_.AnyRestoring() || !restored_.empty() || !assigned_.empty(); }
 
  private:
   using PartitionKey = std::pair<std::string, int32_t>;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <exception>
+#include <string>
 #include <utility>
 
 #include "topology/common/thread_name.h"
@@ -72,7 +74,16 @@ void RestoreWriter::Run(const std::string& thread_name) {
     lane.running = true;
     const bool skip = !lane.failure.ok();
     lock.unlock();
-    Status s = skip ? Status::OK() : job.write();
+    Status s;
+    if (!skip) {
+      // As on the stream thread, where the write ran before: an exception (bad_alloc) fails the
+      // restore, and with it the thread, instead of ending the process here.
+      try {
+        s = job.write();
+      } catch (const std::exception& e) {
+        s = Status::IOError(std::string("restore write: ") + e.what());
+      }
+    }
     job.write = nullptr;  // the changes go before the lock is taken again
     lock.lock();
     if (!s.ok() && lane.failure.ok()) lane.failure = std::move(s);

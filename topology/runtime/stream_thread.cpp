@@ -288,7 +288,7 @@ void StreamThread::Impl::Run() {
       {{"thread", index_}, {"subscription", subscription}});
   while (!stop_.load(std::memory_order_relaxed)) {
     bool restoring = tasks_->AnyRestoring();
-    if (restoring) reader_->RestoreStep();
+    if (reader_->Busy()) reader_->RestoreStep();
     const int wait_ms = restoring ? 0 : PollWaitMs(WallClockMs());
     // Drain what is fetched, up to a bound, then look after commits and punctuation. A
     // batch is processed whole: a rebalance served while it was taken has closed the revoked

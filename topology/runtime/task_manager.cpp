@@ -15,7 +15,8 @@
 namespace cm::topology {
 
 namespace {
-// Restored changes queued for the writer before the reader waits for it (~100 bytes each).
+// Restored changes queued for the writer before the reader waits for it: ~10 MiB of records of
+// ~100 bytes; counted in changes, so large values queue more.
 constexpr size_t kRestoreQueueChanges = 100'000;
 // Threads writing restored records: with the stream thread reading, a restore fills two cores.
 constexpr int kRestoreWriterThreads = 2;
