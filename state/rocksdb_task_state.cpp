@@ -163,13 +163,14 @@ class RocksDbTaskState final : public TaskState {
       const override;
   size_t pending_change_count() const override;
   size_t DropNoOpDeletes() override;
-  Status Commit(const CheckpointEntries& checkpoint) override;
+  StateWrite PrepareCommit(CheckpointEntries checkpoint) override;
+  void CommitWritten() override;
   void SetSavepoint() override;
   void RollbackToSavepoint() override;
   void Abort() override;
   Status Flush(bool wait) override;
-  Result<RestoreWrite> PrepareRestore(std::string_view store, std::vector<StoreChange> changes,
-                                      CheckpointEntries checkpoint) override;
+  Result<StateWrite> PrepareRestore(std::string_view store, std::vector<StoreChange> changes,
+                                    CheckpointEntries checkpoint) override;
   std::optional<std::string> GetCheckpoint(std::string_view key) const override;
   uint64_t ApproximateNumEntries() const override;
   uint64_t ApproximateSizeBytes() const override;
@@ -342,15 +343,21 @@ Status RocksDbTaskState::Flush(bool wait) {
   return Status::OK();
 }
 
-Status RocksDbTaskState::Commit(const CheckpointEntries& checkpoint) {
-  rocksdb::WriteBatch batch;
-  for (const OpenStore& store : open_stores_) {
-    if (Status s = store.data->AddPendingTo(batch); !s.ok()) return s;
-  }
-  // On failure the buffer is kept: the caller decides whether to retry or abort.
-  if (Status s = Write(batch, checkpoint, "commit"); !s.ok()) return s;
+TaskState::StateWrite RocksDbTaskState::PrepareCommit(CheckpointEntries checkpoint) {
+  // Reads the overlays' buffers (which the task's thread leaves alone until CommitWritten) and
+  // writes the database, which is thread-safe; the record cache is not touched.
+  return [this, checkpoint = std::move(checkpoint)]() -> Status {
+    rocksdb::WriteBatch batch;
+    for (const OpenStore& store : open_stores_) {
+      if (Status s = store.data->AddPendingTo(batch); !s.ok()) return s;
+    }
+    // On failure the buffer is kept: the caller decides whether to retry or abort.
+    return Write(batch, checkpoint, "commit");
+  };
+}
+
+void RocksDbTaskState::CommitWritten() {
   for (OpenStore& store : open_stores_) store.data->MarkCommitted();
-  return Status::OK();
 }
 
 void RocksDbTaskState::SetSavepoint() {
@@ -365,9 +372,9 @@ void RocksDbTaskState::Abort() {
   for (OpenStore& store : open_stores_) store.data->DiscardPending();
 }
 
-Result<TaskState::RestoreWrite> RocksDbTaskState::PrepareRestore(std::string_view store_name,
-                                                                 std::vector<StoreChange> changes,
-                                                                 CheckpointEntries checkpoint) {
+Result<TaskState::StateWrite> RocksDbTaskState::PrepareRestore(std::string_view store_name,
+                                                               std::vector<StoreChange> changes,
+                                                               CheckpointEntries checkpoint) {
   OpenStore* store = Find(store_name);
   if (store == nullptr) {
     return Status::InvalidArgument("no store named '" + std::string(store_name) + "'");
@@ -381,8 +388,8 @@ Result<TaskState::RestoreWrite> RocksDbTaskState::PrepareRestore(std::string_vie
   // From here on only the database (thread-safe), the overlay's key prefix and unflushed_ (no
   // one else writes while a restore runs) are used.
   const OverlayStore* data = store->data.get();
-  return RestoreWrite([this, data, changes = std::move(changes),
-                       checkpoint = std::move(checkpoint)]() -> Status {
+  return StateWrite([this, data, changes = std::move(changes),
+                     checkpoint = std::move(checkpoint)]() -> Status {
     // A changelog comes in offset order, keys scattered. In key order the memtable's skip list
     // inserts each key next to the one before instead of searching from the top (a third of a
     // restore's stream thread went to those searches). Stable: a key changed twice keeps its

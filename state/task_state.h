@@ -75,7 +75,8 @@ struct TaskStateOptions {
 // each other, and the restore replays the changelogs from that checkpoint. A task's database
 // flushes once kFlushChanges writes have accumulated (restored ones included), after a restore
 // (Flush, from the engine), and when it closes. Not thread-safe: a task's stream thread is its
-// only user, except for the restore writes it hands to other threads (PrepareRestore).
+// only user, except for the commit and restore writes it hands to other threads (PrepareCommit,
+// PrepareRestore).
 class TaskState {
  public:
   static Result<std::unique_ptr<TaskState>> Open(const TaskStateOptions& options);
@@ -110,8 +111,23 @@ class TaskState {
   // Before VisitPendingChanges and Commit, between records. Returns how many it dropped;
   // throws StoreFailure when the store cannot be read.
   virtual size_t DropNoOpDeletes() = 0;
+  // A write prepared on the task's thread that may run on another (a StateWriter's), while the
+  // task's thread leaves the state alone (see PrepareCommit and PrepareRestore).
+  using StateWrite = std::function<Status()>;
   // Atomically writes the buffered changes and the checkpoint entries, then clears the buffer.
-  virtual Status Commit(const CheckpointEntries& checkpoint) = 0;
+  // Both steps on the calling thread; on failure the buffer is kept.
+  Status Commit(const CheckpointEntries& checkpoint) {
+    Status s = PrepareCommit(checkpoint)();
+    if (s.ok()) CommitWritten();
+    return s;
+  }
+  // The write of Commit: the buffered changes and `checkpoint` in one WriteBatch. A thread commits
+  // all its tasks' writes at once, each task's database on a writer thread, and until a write has
+  // run the task's thread does not touch the state; then CommitWritten on the task's thread.
+  virtual StateWrite PrepareCommit(CheckpointEntries checkpoint) = 0;
+  // After the write PrepareCommit returned succeeded: clears the buffer, and the record cache
+  // takes the written values (the task's thread).
+  virtual void CommitWritten() = 0;
   // Drops the buffered changes.
   virtual void Abort() = 0;
   // Marks the buffered state; RollbackToSavepoint undoes every store write made since, so a
@@ -131,14 +147,13 @@ class TaskState {
   // the task's thread only reads this state's size (ApproximateNumEntries, ApproximateSizeBytes)
   // and prepares more writes, which must run in the order prepared. InvalidArgument when there
   // is no such store.
-  using RestoreWrite = std::function<Status()>;
-  virtual Result<RestoreWrite> PrepareRestore(std::string_view store,
-                                              std::vector<StoreChange> changes,
-                                              CheckpointEntries checkpoint) = 0;
+  virtual Result<StateWrite> PrepareRestore(std::string_view store,
+                                            std::vector<StoreChange> changes,
+                                            CheckpointEntries checkpoint) = 0;
   // Both steps on the calling thread.
   Status ApplyRestored(std::string_view store, std::vector<StoreChange> changes,
                        CheckpointEntries checkpoint) {
-    Result<RestoreWrite> write = PrepareRestore(store, std::move(changes), std::move(checkpoint));
+    Result<StateWrite> write = PrepareRestore(store, std::move(changes), std::move(checkpoint));
     return write.ok() ? (*write)() : write.status();
   }
   virtual std::optional<std::string> GetCheckpoint(std::string_view key) const = 0;

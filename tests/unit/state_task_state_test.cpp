@@ -375,6 +375,43 @@ TEST_F(StateTaskStateTest, ARestoreWritePreparedOnOneThreadRunsOnAnother) {
   EXPECT_EQ(state->GetCheckpoint("offset"), "101");
 }
 
+// A commit prepares its write on the stream thread, runs it on a writer thread, and the stream
+// thread takes it in afterwards (the record cache's entries included).
+TEST_F(StateTaskStateTest, ACommitWritePreparedOnOneThreadRunsOnAnother) {
+  RecordCache cache(1 << 20);
+  TaskStateOptions options;
+  options.directory = Dir("task");
+  options.stores = AllStores();
+  options.cache = &cache;
+  auto opened = TaskState::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  TaskState& state = *opened.value();
+  KeyValueStore& kv = *state.key_value_store("kv");
+  kv.Put("k", "old");
+  ASSERT_TRUE(state.Commit({{"offset", "1"}}).ok());
+  ASSERT_EQ(kv.Get("k"), "old");  // cached now
+
+  kv.Put("k", "new");
+  kv.Put("j", "added");
+  TaskState::StateWrite write = state.PrepareCommit({{"offset", "2"}});
+  // Nothing is written before the write runs.
+  EXPECT_EQ(state.committed_key_value_store("kv")->Get("k"), "old");
+  EXPECT_EQ(state.GetCheckpoint("offset"), "1");
+  Status written;
+  std::thread writer([&] { written = write(); });
+  writer.join();
+  ASSERT_TRUE(written.ok()) << written.ToString();
+  EXPECT_EQ(state.committed_key_value_store("kv")->Get("k"), "new");
+  EXPECT_EQ(state.committed_key_value_store("kv")->Get("j"), "added");
+  EXPECT_EQ(state.GetCheckpoint("offset"), "2");
+  EXPECT_EQ(state.pending_change_count(), 2u) << "the buffer is kept until CommitWritten";
+
+  state.CommitWritten();
+  EXPECT_EQ(state.pending_change_count(), 0u);
+  EXPECT_EQ(kv.Get("k"), "new") << "the record cache kept the value the commit replaced";
+  EXPECT_EQ(kv.Get("j"), "added");
+}
+
 TEST_F(StateTaskStateTest, ApplyRestoredRejectsUnknownStore) {
   auto state = Open(Dir("task"));
   ASSERT_NE(state, nullptr);

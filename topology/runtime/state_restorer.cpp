@@ -67,7 +67,7 @@ nlohmann::json GapsToJson(const ChangelogGaps& gaps) {
 
 StateRestorer::StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config,
                              const Topology& topology, TaskId task, state::TaskState& state,
-                             RestoreWriter& writer)
+                             StateWriter& writer)
     : consumer_(consumer),
       config_(config),
       topology_(topology),

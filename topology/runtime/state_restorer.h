@@ -17,7 +17,7 @@
 #include "topology/kafka/kafka_client.h"
 #include "topology/runtime/outbox.h"
 #include "topology/runtime/reset_marker.h"
-#include "topology/runtime/restore_writer.h"
+#include "topology/runtime/state_writer.h"
 #include "topology/runtime/stream_task.h"
 #include "topology/runtime/streams_config.h"
 
@@ -89,7 +89,7 @@ class StateRestorer {
   // `consumer` answers the watermark and reset-marker queries of QueryOffsets; `writer` writes
   // the decided records to `state`. The destructor waits for those writes.
   StateRestorer(rd_kafka_t* consumer, const StreamsConfig& config, const Topology& topology,
-                TaskId task, state::TaskState& state, RestoreWriter& writer);
+                TaskId task, state::TaskState& state, StateWriter& writer);
   ~StateRestorer();
   StateRestorer(const StateRestorer&) = delete;
   StateRestorer& operator=(const StateRestorer&) = delete;
@@ -185,8 +185,8 @@ class StateRestorer {
   const Topology& topology_;
   TaskId task_;
   state::TaskState& state_;
-  RestoreWriter& writer_;
-  RestoreWriter::Lane lane_;  // this task's writes in `writer_`
+  StateWriter& writer_;
+  StateWriter::Lane lane_;  // this task's writes in `writer_`
   bool prepared_ = false;
   std::vector<Phase> phases_;  // the commit log first, then one per logged store
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> sealed_ranges_;

@@ -17,6 +17,7 @@
 #include "topology/kafka/kafka_error.h"
 #include "topology/runtime/changelog_reader.h"
 #include "topology/runtime/record_collector_impl.h"
+#include "topology/runtime/state_writer.h"
 #include "topology/runtime/stream_producer.h"
 #include "topology/runtime/task_committer.h"
 #include "topology/runtime/task_manager.h"
@@ -25,9 +26,18 @@
 
 namespace cm::topology {
 
+namespace {
+// Threads writing the thread's restored records and commits to RocksDB: with the stream thread
+// reading (a restore) or publishing (a commit), the writes fill two cores.
+constexpr int kStateWriterThreads = 2;
+// Restored changes queued for the writer before the reader waits for it: ~10 MiB of records of
+// ~100 bytes; counted in changes, so large values queue more.
+constexpr size_t kRestoreQueueChanges = 100'000;
+}  // namespace
+
 // The poll loop. The parts are built in dependency order and destroyed in reverse, after
-// Close: the producer, the record collector and committer over it, the task manager over
-// those, and the changelog reader over the task manager.
+// Close: the state writer, the producer, the record collector and committer over it, the task
+// manager over those, and the changelog reader over the task manager.
 class StreamThread::Impl final {
  public:
   Impl(const Topology& topology, const StreamsConfig& config, int index,
@@ -65,6 +75,7 @@ class StreamThread::Impl final {
   KafkaHandle consumer_;
   std::unique_ptr<ConsumerBatch> batch_;  // of consumer_; empty between drains
   KafkaHandle restore_consumer_;
+  std::unique_ptr<StateWriter> writer_;
   std::unique_ptr<StreamProducer> producer_;
   std::unique_ptr<RecordCollectorImpl> collector_;
   std::unique_ptr<TaskCommitter> committer_;
@@ -120,15 +131,17 @@ StreamThread::Impl::Impl(const Topology& topology, const StreamsConfig& config, 
   batch_ = std::make_unique<ConsumerBatch>(consumer_.get());
 
   restore_consumer_ = ChangelogReader::NewRestoreConsumer(config, client);
+  writer_ = std::make_unique<StateWriter>("cm-write-" + std::to_string(index), kStateWriterThreads,
+                                          kRestoreQueueChanges);
   producer_ = std::make_unique<StreamProducer>(config, client, failure_);
   collector_ = std::make_unique<RecordCollectorImpl>(topology, config, *producer_, failure_,
                                                      consumer_.get());
   committer_ = std::make_unique<TaskCommitter>(topology, config, index, std::move(writer_id),
-                                               *producer_, *collector_, consumer_.get(),
+                                               *producer_, *collector_, *writer_, consumer_.get(),
                                                restore_consumer_.get(), failure_);
-  tasks_ =
-      std::make_unique<TaskManager>(topology, config, index, resources, consumer_.get(),
-                                    restore_consumer_.get(), *collector_, *committer_, failure_);
+  tasks_ = std::make_unique<TaskManager>(topology, config, index, resources, consumer_.get(),
+                                         restore_consumer_.get(), *collector_, *committer_,
+                                         *writer_, failure_);
   reader_ = std::make_unique<ChangelogReader>(config, client + "-changelogs", *tasks_, failure_);
   status_.index = index;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -14,16 +15,46 @@
 
 namespace cm::topology {
 
+namespace {
+
+// The state writes of one commit, one lane each, waited for on every way out of CommitAll: a
+// failure there throws, and the writes use the tasks' states.
+class CommitWrites {
+ public:
+  explicit CommitWrites(StateWriter& writer) : writer_(writer) {}
+  ~CommitWrites() {
+    for (StateWriter::Lane& lane : lanes_)
+      [[maybe_unused]] const state::Status s = writer_.Wait(lane);
+  }
+  CommitWrites(const CommitWrites&) = delete;
+  CommitWrites& operator=(const CommitWrites&) = delete;
+
+  // Its changes are in the task's buffer already: none count against the writer's queue bound.
+  void Submit(state::TaskState::StateWrite write) {
+    writer_.Submit(lanes_.emplace_back(), 0, std::move(write));
+  }
+  // Waits for the i-th write submitted; its failure, if it failed.
+  state::Status Wait(size_t i) { return writer_.Wait(lanes_[i]); }
+
+ private:
+  StateWriter& writer_;
+  std::deque<StateWriter::Lane> lanes_;  // a deque: a lane stays put while more are added
+};
+
+}  // namespace
+
 TaskCommitter::TaskCommitter(const Topology& topology, const StreamsConfig& config,
                              int thread_index, std::string writer_id, StreamProducer& producer,
-                             RecordCollectorImpl& collector, rd_kafka_t* consumer,
-                             rd_kafka_t* restore_consumer, ThreadFailure& failure)
+                             RecordCollectorImpl& collector, StateWriter& writer,
+                             rd_kafka_t* consumer, rd_kafka_t* restore_consumer,
+                             ThreadFailure& failure)
     : topology_(topology),
       config_(config),
       index_(thread_index),
       writer_id_(std::move(writer_id)),
       producer_(producer),
       collector_(collector),
+      writer_(writer),
       consumer_(consumer),
       restore_consumer_(restore_consumer),
       failure_(failure) {}
@@ -314,6 +345,12 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     }
   }
   auto offsets = NewPartitionList();
+  // The store writes run on the writer's threads, each task's database beside the others',
+  // while this thread publishes the outputs and commits the group offsets. The seals are
+  // acknowledged: whatever happens now, the log holds this commit, so publishing before the
+  // writes have run changes nothing a restart would see. No task's state is touched until its
+  // write has run.
+  CommitWrites writes(writer_);
   for (TaskRuntime* rt : dirty) {
     state::CheckpointEntries checkpoint;
     const DeliveryRange& seal = seals[rt->id];
@@ -340,17 +377,7 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
       rd_kafka_topic_partition_list_add(offsets.get(), topic.c_str(), rt->id.partition)->offset =
           offset;
     }
-    if (auto s = rt->task->state().Commit(checkpoint); !s.ok()) {
-      failure_.Fatal("local state write failed for task " + rt->id.ToString() + ": " +
-                     s.ToString());
-      return false;
-    }
-    rt->committed_positions = rt->positions;
-    rt->dirty = false;
-    if (listener) {
-      listener->OnTaskCommitted(rt->id, std::move(snapshot_changes[rt->id]),
-                                rt->changelog_positions);
-    }
+    writes.Submit(rt->task->state().PrepareCommit(std::move(checkpoint)));
   }
   std::vector<SealedOutputs> sealed;
   for (TaskRuntime* rt : dirty) {
@@ -368,6 +395,28 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
       Log(LogLevel::kWarn, "group_offset_commit_failed",
           {{"thread", index_}, {"error", rd_kafka_err2str(err)}});
     }
+  }
+  // Every task whose write ran takes it in (its record cache entries included) before a failed
+  // one fails the thread.
+  std::string failed;
+  for (size_t i = 0; i < dirty.size(); ++i) {
+    TaskRuntime* rt = dirty[i];
+    if (state::Status s = writes.Wait(i); !s.ok()) {
+      if (failed.empty())
+        failed = "local state write failed for task " + rt->id.ToString() + ": " + s.ToString();
+      continue;
+    }
+    rt->task->state().CommitWritten();
+    rt->committed_positions = rt->positions;
+    rt->dirty = false;
+    if (listener) {
+      listener->OnTaskCommitted(rt->id, std::move(snapshot_changes[rt->id]),
+                                rt->changelog_positions);
+    }
+  }
+  if (!failed.empty()) {
+    failure_.Fatal(failed);
+    return false;
   }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -14,6 +14,7 @@
 #include "topology/runtime/outbox.h"
 #include "topology/runtime/record_collector_impl.h"
 #include "topology/runtime/state_restorer.h"
+#include "topology/runtime/state_writer.h"
 #include "topology/runtime/stream_producer.h"
 #include "topology/runtime/stream_thread.h"
 #include "topology/runtime/streams_config.h"
@@ -29,7 +30,8 @@ namespace cm::topology {
 //   2. one seal per task in its commit-log partition names the changelog ranges, the outbox
 //      range and the input offsets: once it is acknowledged, the commit has happened;
 //   3. under exactly-once the Kafka transaction commits;
-//   4. the store writes and the checkpoint go to RocksDB in one WriteBatch;
+//   4. the store writes and the checkpoint go to RocksDB in one WriteBatch per task, all tasks'
+//      on the state writer's threads at once, while this thread goes on with 5 and 6;
 //   5. in outbox mode the outputs are published; the seal's "published" mark goes out with the
 //      next commit (ProduceMarks);
 //   6. group offsets are committed, for lag monitoring only.
@@ -37,11 +39,13 @@ namespace cm::topology {
 // The tasks are the caller's (TaskManager); each call says which.
 class TaskCommitter {
  public:
-  // `writer_id` names this incarnation of the thread in seals and output ids. `consumer` is the
-  // group consumer (seeks, group offsets); `restore_consumer` scans partitions for Republish.
+  // `writer_id` names this incarnation of the thread in seals and output ids. `writer` runs the
+  // tasks' state writes. `consumer` is the group consumer (seeks, group offsets);
+  // `restore_consumer` scans partitions for Republish.
   TaskCommitter(const Topology& topology, const StreamsConfig& config, int thread_index,
                 std::string writer_id, StreamProducer& producer, RecordCollectorImpl& collector,
-                rd_kafka_t* consumer, rd_kafka_t* restore_consumer, ThreadFailure& failure);
+                StateWriter& writer, rd_kafka_t* consumer, rd_kafka_t* restore_consumer,
+                ThreadFailure& failure);
 
   // One more record processed since the last commit.
   void RecordProcessed() { ++records_since_commit_; }
@@ -94,6 +98,7 @@ class TaskCommitter {
   std::string writer_id_;
   StreamProducer& producer_;
   RecordCollectorImpl& collector_;
+  StateWriter& writer_;
   rd_kafka_t* consumer_;
   rd_kafka_t* restore_consumer_;
   ThreadFailure& failure_;

@@ -14,18 +14,10 @@
 
 namespace cm::topology {
 
-namespace {
-// Restored changes queued for the writer before the reader waits for it: ~10 MiB of records of
-// ~100 bytes; counted in changes, so large values queue more.
-constexpr size_t kRestoreQueueChanges = 100'000;
-// Threads writing restored records: with the stream thread reading, a restore fills two cores.
-constexpr int kRestoreWriterThreads = 2;
-}  // namespace
-
 TaskManager::TaskManager(const Topology& topology, const StreamsConfig& config, int thread_index,
                          state::StateResources& resources, rd_kafka_t* consumer,
                          rd_kafka_t* restore_consumer, RecordCollectorImpl& collector,
-                         TaskCommitter& committer, ThreadFailure& failure)
+                         TaskCommitter& committer, StateWriter& writer, ThreadFailure& failure)
     : topology_(topology),
       config_(config),
       index_(thread_index),
@@ -35,8 +27,7 @@ TaskManager::TaskManager(const Topology& topology, const StreamsConfig& config, 
       collector_(collector),
       committer_(committer),
       failure_(failure),
-      restore_writer_("cm-restore-" + std::to_string(thread_index), kRestoreWriterThreads,
-                      kRestoreQueueChanges) {
+      writer_(writer) {
   if (config.cache_max_bytes > 0)
     cache_ = std::make_unique<state::RecordCache>(config.cache_max_bytes);
 }
@@ -157,7 +148,7 @@ void TaskManager::CreateTasks(const std::vector<TaskId>& ids) {
     rt.task = std::make_unique<StreamTask>(topology_, id, std::move(states[i]).value(),
                                            *rt.collector, config_.dlq_topic, cache_.get());
     rt.restorer = std::make_unique<StateRestorer>(restore_consumer_, config_, topology_, id,
-                                                  rt.task->state(), restore_writer_);
+                                                  rt.task->state(), writer_);
     for (const auto& topic : rt.topics) by_partition_[{topic, id.partition}] = &rt;
   }
 }

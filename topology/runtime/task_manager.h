@@ -14,7 +14,7 @@
 #include "topology/processor/read_only_stores.h"
 #include "topology/processor/topology.h"
 #include "topology/runtime/record_collector_impl.h"
-#include "topology/runtime/restore_writer.h"
+#include "topology/runtime/state_writer.h"
 #include "topology/runtime/stream_thread.h"
 #include "topology/runtime/streams_config.h"
 #include "topology/runtime/task_committer.h"
@@ -30,10 +30,12 @@ namespace cm::topology {
 // task's RocksDB files on disk for the next owner here; a dirty close drops its buffered writes.
 class TaskManager {
  public:
-  // `consumer` is the group consumer; `restore_consumer` is handed to each task's StateRestorer.
+  // `consumer` is the group consumer; `restore_consumer` and `writer` are handed to each task's
+  // StateRestorer.
   TaskManager(const Topology& topology, const StreamsConfig& config, int thread_index,
               state::StateResources& resources, rd_kafka_t* consumer, rd_kafka_t* restore_consumer,
-              RecordCollectorImpl& collector, TaskCommitter& committer, ThreadFailure& failure);
+              RecordCollectorImpl& collector, TaskCommitter& committer, StateWriter& writer,
+              ThreadFailure& failure);
 
   // From librdkafka's rebalance callback (cooperative-sticky). An assignment creates the new
   // tasks. A revocation first commits every task (aborts them if the assignment was lost, the
@@ -88,9 +90,8 @@ class TaskManager {
   RecordCollectorImpl& collector_;
   TaskCommitter& committer_;
   ThreadFailure& failure_;
-  // Writes the restoring tasks' records to their states. Declared before tasks_: their
-  // restorers wait for their writes as they go.
-  RestoreWriter restore_writer_;
+  // Writes the restoring tasks' records to their states (the thread's, which outlives tasks_).
+  StateWriter& writer_;
   bool assigned_ = false;
   // The thread's record cache, shared by its tasks' stores (null with cache_max_bytes 0).
   // Declared before tasks_, so it outlives them.

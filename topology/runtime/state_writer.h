@@ -13,14 +13,15 @@
 
 namespace cm::topology {
 
-// Runs the restore writes of a stream thread's tasks (TaskState::PrepareRestore) on threads of
-// its own, so the stream thread reads and decides the next changelog records while RocksDB
-// inserts the last ones: the memtable insert was about half of a restore's stream-thread CPU.
-// Each restorer has a Lane: its writes run one at a time in the order submitted, those of
-// different lanes (tasks, each with its own database) side by side. A lane also keeps how many
-// of its writes are queued or running and the first that failed (its later writes are then
-// skipped).
-class RestoreWriter {
+// Runs a stream thread's writes to its tasks' states on threads of its own: the restore writes
+// (TaskState::PrepareRestore), so the stream thread reads and decides the next changelog records
+// while RocksDB inserts the last ones (the memtable insert was about half of a restore's
+// stream-thread CPU), and the writes of a commit (TaskState::PrepareCommit), each task's database
+// beside the others' while the stream thread publishes the commit's outputs. Each writer of a
+// task (a restorer, a commit) has a Lane: its writes run one at a time in the order submitted,
+// those of different lanes side by side. A lane also keeps how many of its writes are queued or
+// running and the first that failed (its later writes are then skipped).
+class StateWriter {
  public:
   class Lane {
    public:
@@ -29,7 +30,7 @@ class RestoreWriter {
     Lane& operator=(const Lane&) = delete;
 
    private:
-    friend class RestoreWriter;
+    friend class StateWriter;
     // Guarded by the writer's mutex.
     size_t pending = 0;
     bool running = false;  // a thread runs one of its writes
@@ -38,14 +39,14 @@ class RestoreWriter {
 
   // `threads` threads named `thread_name`. `max_queued_changes`: Submit waits while the queued
   // writes hold this many changes, so a reader faster than RocksDB does not pile the changelogs
-  // up in memory.
-  RestoreWriter(const std::string& thread_name, int threads, size_t max_queued_changes);
-  ~RestoreWriter();
-  RestoreWriter(const RestoreWriter&) = delete;
-  RestoreWriter& operator=(const RestoreWriter&) = delete;
+  // up in memory (a commit's writes hold none: their changes are already in memory).
+  StateWriter(const std::string& thread_name, int threads, size_t max_queued_changes);
+  ~StateWriter();
+  StateWriter(const StateWriter&) = delete;
+  StateWriter& operator=(const StateWriter&) = delete;
 
   // Queues `write` (of `changes` changes) for `lane`. The lane must outlive it: Wait first.
-  void Submit(Lane& lane, size_t changes, state::TaskState::RestoreWrite write);
+  void Submit(Lane& lane, size_t changes, state::TaskState::StateWrite write);
   // The lane's first failure so far, without waiting.
   state::Status Failure(const Lane& lane) const;
   // Waits until every write of the lane has run; the first failure among them.
@@ -55,7 +56,7 @@ class RestoreWriter {
   struct Job {
     Lane* lane = nullptr;
     size_t changes = 0;
-    state::TaskState::RestoreWrite write;
+    state::TaskState::StateWrite write;
   };
   void Run(const std::string& thread_name);
   // The first queued job whose lane no thread is writing, or end().

@@ -1,5 +1,5 @@
-// RestoreWriter: the threads that write restored changelog records while the stream thread
-// reads on.
+// StateWriter: the threads that write a stream thread's restored changelog records and its
+// commits while the stream thread goes on.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "topology/runtime/restore_writer.h"
+#include "topology/runtime/state_writer.h"
 
 namespace cm::topology {
 namespace {
@@ -18,9 +18,9 @@ namespace {
 using state::Status;
 using namespace std::chrono_literals;
 
-TEST(RestoreWriter, OneTasksWritesRunInOrderAndAnothersDoNotWaitForThem) {
-  RestoreWriter writer("test-restore", 2, 1'000);
-  RestoreWriter::Lane a, b;
+TEST(StateWriter, OneTasksWritesRunInOrderAndAnothersDoNotWaitForThem) {
+  StateWriter writer("test-writer", 2, 1'000);
+  StateWriter::Lane a, b;
   std::promise<void> release_a1;
   std::shared_future<void> a1_released = release_a1.get_future().share();
   std::mutex mu;
@@ -53,9 +53,9 @@ TEST(RestoreWriter, OneTasksWritesRunInOrderAndAnothersDoNotWaitForThem) {
   EXPECT_EQ(order, (std::vector<std::string>{"b1", "a1", "a2"}));
 }
 
-TEST(RestoreWriter, AFailedWriteIsReportedAndItsTasksLaterWritesAreSkipped) {
-  RestoreWriter writer("test-restore", 2, 1'000);
-  RestoreWriter::Lane a, b;
+TEST(StateWriter, AFailedWriteIsReportedAndItsTasksLaterWritesAreSkipped) {
+  StateWriter writer("test-writer", 2, 1'000);
+  StateWriter::Lane a, b;
   std::atomic<bool> a2_ran{false}, b1_ran{false};
   writer.Submit(a, 1, [] { return Status::IOError("disk full"); });
   writer.Submit(a, 1, [&] {
@@ -76,13 +76,13 @@ TEST(RestoreWriter, AFailedWriteIsReportedAndItsTasksLaterWritesAreSkipped) {
   EXPECT_TRUE(writer.Failure(b).ok());
 }
 
-TEST(RestoreWriter, AWriteThatThrowsFailsItsTaskAndTheWriterGoesOn) {
-  RestoreWriter writer("test-restore", 1, 1'000);
-  RestoreWriter::Lane a, b;
+TEST(StateWriter, AWriteThatThrowsFailsItsTaskAndTheWriterGoesOn) {
+  StateWriter writer("test-writer", 1, 1'000);
+  StateWriter::Lane a, b;
   writer.Submit(a, 1, []() -> Status { throw std::bad_alloc(); });
   const Status failed = writer.Wait(a);
   EXPECT_EQ(failed.code(), Status::Code::kIOError);
-  EXPECT_NE(failed.message().find("restore write"), std::string::npos) << failed.message();
+  EXPECT_NE(failed.message().find("state write"), std::string::npos) << failed.message();
   std::atomic<bool> b1_ran{false};
   writer.Submit(b, 1, [&] {
     b1_ran = true;
@@ -92,9 +92,9 @@ TEST(RestoreWriter, AWriteThatThrowsFailsItsTaskAndTheWriterGoesOn) {
   EXPECT_TRUE(b1_ran);
 }
 
-TEST(RestoreWriter, SubmitWaitsWhileTheQueuedWritesHoldItsBound) {
-  RestoreWriter writer("test-restore", 1, 10);
-  RestoreWriter::Lane a, b;
+TEST(StateWriter, SubmitWaitsWhileTheQueuedWritesHoldItsBound) {
+  StateWriter writer("test-writer", 1, 10);
+  StateWriter::Lane a, b;
   // With nothing queued, a write larger than the bound is taken at once.
   writer.Submit(a, 50, [] { return Status::OK(); });
   ASSERT_TRUE(writer.Wait(a).ok());

@@ -1,4 +1,4 @@
-#include "topology/runtime/restore_writer.h"
+#include "topology/runtime/state_writer.h"
 
 #include <algorithm>
 #include <cassert>
@@ -12,24 +12,24 @@ namespace cm::topology {
 
 using state::Status;
 
-RestoreWriter::RestoreWriter(const std::string& thread_name, int threads, size_t max_queued_changes)
+StateWriter::StateWriter(const std::string& thread_name, int threads, size_t max_queued_changes)
     : max_queued_changes_(max_queued_changes) {
   for (int i = 0; i < threads; ++i)
     threads_.emplace_back([this, thread_name] { Run(thread_name); });
 }
 
-RestoreWriter::~RestoreWriter() {
+StateWriter::~StateWriter() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // Every lane waits for its writes before it goes (StateRestorer's destructor).
-    assert(queue_.empty() && "a restore write outlived its restorer");
+    // Every lane waits for its writes before it goes (StateRestorer's destructor, CommitAll).
+    assert(queue_.empty() && "a state write outlived its lane");
     stopping_ = true;
   }
   work_.notify_all();
   for (std::thread& thread : threads_) thread.join();
 }
 
-void RestoreWriter::Submit(Lane& lane, size_t changes, state::TaskState::RestoreWrite write) {
+void StateWriter::Submit(Lane& lane, size_t changes, state::TaskState::StateWrite write) {
   std::unique_lock<std::mutex> lock(mu_);
   // An empty queue takes any write, however large.
   done_.wait(lock, [&] {
@@ -42,23 +42,23 @@ void RestoreWriter::Submit(Lane& lane, size_t changes, state::TaskState::Restore
   work_.notify_one();
 }
 
-Status RestoreWriter::Failure(const Lane& lane) const {
+Status StateWriter::Failure(const Lane& lane) const {
   std::lock_guard<std::mutex> lock(mu_);
   return lane.failure;
 }
 
-Status RestoreWriter::Wait(Lane& lane) {
+Status StateWriter::Wait(Lane& lane) {
   std::unique_lock<std::mutex> lock(mu_);
   done_.wait(lock, [&] { return lane.pending == 0; });
   return lane.failure;
 }
 
-std::deque<RestoreWriter::Job>::iterator RestoreWriter::NextRunnable() {
+std::deque<StateWriter::Job>::iterator StateWriter::NextRunnable() {
   return std::find_if(queue_.begin(), queue_.end(),
                       [](const Job& job) { return !job.lane->running; });
 }
 
-void RestoreWriter::Run(const std::string& thread_name) {
+void StateWriter::Run(const std::string& thread_name) {
   NameCurrentThread(thread_name);
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -77,11 +77,11 @@ void RestoreWriter::Run(const std::string& thread_name) {
     Status s;
     if (!skip) {
       // As on the stream thread, where the write ran before: an exception (bad_alloc) fails the
-      // restore, and with it the thread, instead of ending the process here.
+      // restore or the commit, and with it the thread, instead of ending the process here.
       try {
         s = job.write();
       } catch (const std::exception& e) {
-        s = Status::IOError(std::string("restore write: ") + e.what());
+        s = Status::IOError(std::string("state write: ") + e.what());
       }
     }
     job.write = nullptr;  // the changes go before the lock is taken again
