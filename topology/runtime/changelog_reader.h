@@ -40,9 +40,10 @@ class ChangelogReader {
   // is wiped and created again. Once no task restores, it gives up its partitions and flushes
   // the restored tasks.
   void RestoreStep();
-  // True while RestoreStep has work: a task restores, or restored ones wait for their flush (the
-  // last restoring task may have been revoked instead of finishing).
-  bool Busy() const { return tasks_.AnyRestoring() || !restored_.empty() || !assigned_.empty(); }
+  // True while RestoreStep has work besides restoring tasks (which the caller already looked
+  // for): restored ones wait for their flush, or partitions are still assigned (the last
+  // restoring task may have been revoked instead of finishing).
+  bool HasLeftovers() const { return !restored_.empty() || !assigned_.empty(); }
 
  private:
   using PartitionKey = std::pair<std::string, int32_t>;

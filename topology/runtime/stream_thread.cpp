@@ -300,8 +300,8 @@ void StreamThread::Impl::Run() {
   Log(LogLevel::kInfo, "stream_thread_started",
       {{"thread", index_}, {"subscription", subscription}});
   while (!stop_.load(std::memory_order_relaxed)) {
-    bool restoring = tasks_->AnyRestoring();
-    if (reader_->Busy()) reader_->RestoreStep();
+    const bool restoring = tasks_->AnyRestoring();
+    if (restoring || reader_->HasLeftovers()) reader_->RestoreStep();
     const int wait_ms = restoring ? 0 : PollWaitMs(WallClockMs());
     // Drain what is fetched, up to a bound, then look after commits and punctuation. A
     // batch is processed whole: a rebalance served while it was taken has closed the revoked
