@@ -21,11 +21,12 @@ class WriteBatch;
 namespace cm::state {
 
 // One store's key range of its task's database seen through its write overlay: the raw entries
-// written since the last commit, kept in memory until TaskState::Commit puts them into one
-// WriteBatch with the checkpoint. Reads merge the overlay over the database (the overlay wins, its
-// tombstones hide committed entries), so a task reads its own uncommitted writes. With a record
-// cache, point reads look in the cache before RocksDB, and committed writes stay in it as clean
-// entries. The key-value, window and timer stores are encodings on top of this one class.
+// written since the last commit, kept in memory until the commit puts them into one WriteBatch
+// with the checkpoint (TaskState::PrepareCommit). Reads merge the overlay over the database (the
+// overlay wins, its tombstones hide committed entries), so a task reads its own uncommitted writes.
+// With a record cache, point reads look in the cache before RocksDB, and committed writes stay in
+// it as clean entries. The key-value, window and timer stores are encodings on top of this one
+// class.
 class OverlayStore {
  public:
   // Raw key -> value; nullopt is a delete.

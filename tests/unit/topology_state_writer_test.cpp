@@ -114,10 +114,17 @@ TEST(StateWriter, SubmitWaitsWhileTheQueuedWritesHoldItsBound) {
   // Until the first write has run, its 10 changes fill the queue.
   EXPECT_EQ(submitted.wait_for(200ms), std::future_status::timeout)
       << "Submit did not wait for room";
+  // A write of no changes (a commit's) is queued at once all the same.
+  StateWriter::Lane c;
+  auto commit_submitted =
+      std::async(std::launch::async, [&] { writer.Submit(c, 0, [] { return Status::OK(); }); });
+  EXPECT_EQ(commit_submitted.wait_for(30s), std::future_status::ready)
+      << "a write of no changes waited for room";
   release.set_value();
   ASSERT_EQ(submitted.wait_for(30s), std::future_status::ready);
   EXPECT_TRUE(submitted.get()) << "the second write was queued before the first had run";
   EXPECT_TRUE(writer.Wait(a).ok());
+  EXPECT_TRUE(writer.Wait(c).ok());
   EXPECT_TRUE(writer.Wait(b).ok());
 }
 

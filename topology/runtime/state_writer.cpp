@@ -31,13 +31,14 @@ StateWriter::~StateWriter() {
 
 void StateWriter::Submit(Lane& lane, size_t changes, state::TaskState::StateWrite write) {
   std::unique_lock<std::mutex> lock(mu_);
-  // An empty queue takes any write, however large.
+  // An empty queue takes any write, however large, and a write of no changes (a commit's, whose
+  // changes are in memory already) never waits.
   done_.wait(lock, [&] {
-    return queued_changes_ == 0 || queued_changes_ + changes <= max_queued_changes_;
+    return changes == 0 || queued_changes_ == 0 || queued_changes_ + changes <= max_queued_changes_;
   });
+  queue_.push_back({&lane, changes, std::move(write)});  // first: it may throw (bad_alloc)
   ++lane.pending;
   queued_changes_ += changes;
-  queue_.push_back({&lane, changes, std::move(write)});
   lock.unlock();
   work_.notify_one();
 }

@@ -32,7 +32,7 @@ struct StreamsConfig {
   size_t cache_max_bytes = 64ULL << 20;
   std::string dlq_topic = "cloudmatrix.dlq";
   int32_t default_partitions = 8;  // for topics cmstream has to create
-  // Restored records a task hands to the restore writer at a time. Small, so the writes begin
+  // Restored records a task hands to the state writer at a time. Small, so the writes begin
   // while the changelogs are still read (256 tasks of ~4,000 records each, written in batches
   // of 20,000, were all written at the end); 500-2,000 restored as fast in ops/bench/restore.
   size_t restore_batch_records = 1'000;

@@ -189,7 +189,9 @@ void TaskCommitter::Republish(TaskRuntime& rt, const UnpublishedOutputs& u) {
 //   1. changelog records of every dirty task are produced and acknowledged;
 //   2. one commit record per task seals them: the changelog ranges and the input offsets;
 //   3. under exactly-once the Kafka transaction commits (outputs become visible atomically);
-//   4. the store writes and the offsets they reflect go to RocksDB in one WriteBatch.
+//   4. the store writes and the offsets they reflect go to RocksDB, one WriteBatch per task,
+//      all tasks' on the state writer's threads at once;
+//   5. with an outbox, the outputs are published.
 // A crash before 2 leaves unsealed records that restores skip; after 2, the log is the truth
 // and a restart restores the tail the local checkpoint misses.
 bool TaskCommitter::CommitAll(TaskMap& tasks) {
@@ -345,11 +347,8 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     }
   }
   auto offsets = NewPartitionList();
-  // The store writes run on the writer's threads, each task's database beside the others',
-  // while this thread publishes the outputs and commits the group offsets. The seals are
-  // acknowledged: whatever happens now, the log holds this commit, so publishing before the
-  // writes have run changes nothing a restart would see. No task's state is touched until its
-  // write has run.
+  // The store writes run on the writer's threads, each task's database beside the others'.
+  // No task's state is touched until its write has run.
   CommitWrites writes(writer_);
   for (TaskRuntime* rt : dirty) {
     state::CheckpointEntries checkpoint;
@@ -379,16 +378,6 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     }
     writes.Submit(rt->task->state().PrepareCommit(std::move(checkpoint)));
   }
-  std::vector<SealedOutputs> sealed;
-  for (TaskRuntime* rt : dirty) {
-    if (!rt->outbox.empty())
-      sealed.push_back({rt, writer_id_, commit_seq_, &rt->outbox, &output_partitions[rt->id], {}});
-  }
-  if (!sealed.empty()) {
-    producer_.BeginTransactionIfNeeded();
-    Publish(sealed);
-  }
-  for (TaskRuntime* rt : dirty) rt->outbox.clear();
   // Group offsets are only for lag monitoring: the sealed commit records are the truth.
   if (offsets->cnt > 0) {
     if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer_, offsets.get(), 1)) {
@@ -402,8 +391,8 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
   for (size_t i = 0; i < dirty.size(); ++i) {
     TaskRuntime* rt = dirty[i];
     if (state::Status s = writes.Wait(i); !s.ok()) {
-      if (failed.empty())
-        failed = "local state write failed for task " + rt->id.ToString() + ": " + s.ToString();
+      failed += (failed.empty() ? "local state write failed for task " : "; for task ") +
+                rt->id.ToString() + ": " + s.ToString();
       continue;
     }
     rt->task->state().CommitWritten();
@@ -418,6 +407,18 @@ bool TaskCommitter::CommitAll(TaskMap& tasks) {
     failure_.Fatal(failed);
     return false;
   }
+  // Published once the state is written: whoever reads an output and then queries the task's
+  // store sees the state that produced it, or a later one.
+  std::vector<SealedOutputs> sealed;
+  for (TaskRuntime* rt : dirty) {
+    if (!rt->outbox.empty())
+      sealed.push_back({rt, writer_id_, commit_seq_, &rt->outbox, &output_partitions[rt->id], {}});
+  }
+  if (!sealed.empty()) {
+    producer_.BeginTransactionIfNeeded();
+    Publish(sealed);
+  }
+  for (TaskRuntime* rt : dirty) rt->outbox.clear();
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   ++commits_;
