@@ -102,7 +102,8 @@ TEST(StateWriter, SubmitWaitsWhileTheQueuedWritesHoldItsBound) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::atomic<bool> first_done{false};
-  writer.Submit(a, 10, [&] {
+  // More changes than the bound: taken, as the queue is empty, and then over it.
+  writer.Submit(a, 50, [&] {
     released.wait();
     first_done = true;
     return Status::OK();
@@ -111,7 +112,7 @@ TEST(StateWriter, SubmitWaitsWhileTheQueuedWritesHoldItsBound) {
     writer.Submit(b, 1, [] { return Status::OK(); });
     return first_done.load();
   });
-  // Until the first write has run, its 10 changes fill the queue.
+  // Until the first write has run, its 50 changes fill the queue.
   EXPECT_EQ(submitted.wait_for(200ms), std::future_status::timeout)
       << "Submit did not wait for room";
   // A write of no changes (a commit's) is queued at once all the same.
