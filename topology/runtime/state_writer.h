@@ -17,10 +17,10 @@ namespace cm::topology {
 // (TaskState::PrepareRestore), so the stream thread reads and decides the next changelog records
 // while RocksDB inserts the last ones (the memtable insert was about half of a restore's
 // stream-thread CPU), and the writes of a commit (TaskState::PrepareCommit), each task's database
-// beside the others'. Each writer of a
-// task (a restorer, a commit) has a Lane: its writes run one at a time in the order submitted,
-// those of different lanes side by side. A lane also keeps how many of its writes are queued or
-// running and the first that failed (its later writes are then skipped).
+// beside the others'. Each writer of a task (a restorer, a commit) has a Lane: its writes run one
+// at a time in the order submitted, those of different lanes side by side. A lane also keeps how
+// many of its writes are queued or running and the first that failed (its later writes are then
+// skipped).
 class StateWriter {
  public:
   class Lane {

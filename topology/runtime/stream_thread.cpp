@@ -27,8 +27,8 @@
 namespace cm::topology {
 
 namespace {
-// Threads writing the thread's restored records and commits to RocksDB: with the stream thread
-// reading (a restore) or publishing (a commit), the writes fill two cores.
+// Threads writing the thread's restored records and commits to RocksDB: a restore's while the
+// stream thread reads on, a commit's two tasks' databases at a time.
 constexpr int kStateWriterThreads = 2;
 // Restored changes queued for the writer before the reader waits for it: ~10 MiB of records of
 // ~100 bytes; counted in changes, so large values queue more.

@@ -31,7 +31,8 @@ namespace cm::topology {
 //      range and the input offsets: once it is acknowledged, the commit has happened;
 //   3. under exactly-once the Kafka transaction commits;
 //   4. the store writes and the checkpoint go to RocksDB in one WriteBatch per task, all tasks'
-//      on the state writer's threads at once, while this thread goes on with 5 and 6;
+//      handed to the state writer's threads at once; this thread commits the group offsets (6)
+//      meanwhile and waits for the writes before 5;
 //   5. in outbox mode the outputs are published; the seal's "published" mark goes out with the
 //      next commit (ProduceMarks);
 //   6. group offsets are committed, for lag monitoring only.
