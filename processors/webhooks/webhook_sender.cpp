@@ -1,5 +1,6 @@
 #include "processors/webhooks/webhook_sender.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <nlohmann/json.hpp>
@@ -79,55 +80,96 @@ WebhookSender::WebhookSender(std::unique_ptr<WebhookTransport> transport,
 
 WebhookSender::~WebhookSender() { Stop(); }
 
-WebhookSender::Handover WebhookSender::Submit(DeliveryJob job) {
-  std::lock_guard lock(mu_);
+WebhookSender::Handover WebhookSender::Batch::Add(DeliveryJob job) {
   if (stopped_) return Handover::kStopped;
-  Handover refusal = Handover::kAccepted;
-  if (busy_.count(job.delivery_id) != 0) {
-    refusal = Handover::kBusy;
-  } else if (per_endpoint_[job.webhook_id] >= options_.per_endpoint) {
-    refusal = Handover::kEndpointBusy;
-  } else if (queue_.size() + sending_ + appending_ >= options_.capacity) {
-    refusal = Handover::kFull;
+  size_t& in_sender = InSender(job.webhook_id);
+  if (in_sender >= sender_->options_.per_endpoint) {
+    ++refused_endpoint_busy_;
+    return Handover::kEndpointBusy;
   }
-  if (refusal != Handover::kAccepted) {
-    switch (refusal) {
-      case Handover::kBusy:
-        ++counters_.refused_busy;
-        break;
-      case Handover::kEndpointBusy:
-        ++counters_.refused_endpoint_busy;
-        break;
-      case Handover::kFull:
-      case Handover::kAccepted:
-      case Handover::kStopped:
-        ++counters_.refused_full;
-        break;
-    }
-    if (per_endpoint_[job.webhook_id] == 0) per_endpoint_.erase(job.webhook_id);
-    return refusal;
+  if (room_ == 0) {
+    ++refused_full_;
+    return Handover::kFull;
   }
-  ++counters_.submitted;
-  busy_.insert(job.delivery_id);
-  ++per_endpoint_[job.webhook_id];
-  queue_.push_back(std::move(job));
-  // Only the first job of an empty queue wakes a worker; each worker that takes a job and sees
-  // more wakes the next (Work). A tick that hands over a thousand jobs thus makes one futex
-  // call on the stream thread, not a thousand.
-  if (queue_.size() == 1) cv_.notify_one();
+  ++in_sender;
+  --room_;
+  jobs_.push_back(std::move(job));
   return Handover::kAccepted;
 }
 
-size_t WebhookSender::Room() const {
-  std::lock_guard lock(mu_);
-  const size_t used = queue_.size() + sending_ + appending_;
-  return stopped_ || used >= options_.capacity ? 0 : options_.capacity - used;
+bool WebhookSender::Batch::EndpointHasRoom(const std::string& webhook_id) {
+  return InSender(webhook_id) < sender_->options_.per_endpoint;
 }
 
-bool WebhookSender::EndpointHasRoom(const std::string& webhook_id) const {
+size_t& WebhookSender::Batch::InSender(const std::string& webhook_id) {
+  if (auto it = per_endpoint_.find(webhook_id); it != per_endpoint_.end()) return it->second;
+  size_t n = 0;
+  {
+    std::lock_guard lock(sender_->mu_);
+    if (auto it = sender_->per_endpoint_.find(webhook_id); it != sender_->per_endpoint_.end())
+      n = it->second;
+  }
+  return per_endpoint_.emplace(webhook_id, n).first->second;
+}
+
+WebhookSender::Batch WebhookSender::OpenBatch(size_t at_most) {
   std::lock_guard lock(mu_);
-  auto it = per_endpoint_.find(webhook_id);
-  return it == per_endpoint_.end() || it->second < options_.per_endpoint;
+  const size_t used = queue_.size() + sending_ + appending_;
+  const size_t room = stopped_ || used >= options_.capacity ? 0 : options_.capacity - used;
+  return Batch(*this, std::min(at_most, room), stopped_);
+}
+
+WebhookSender::Handover WebhookSender::Refuses(const DeliveryJob& job) const {
+  if (stopped_) return Handover::kStopped;
+  if (busy_.count(job.delivery_id) != 0) return Handover::kBusy;
+  if (auto it = per_endpoint_.find(job.webhook_id);
+      it != per_endpoint_.end() && it->second >= options_.per_endpoint)
+    return Handover::kEndpointBusy;
+  if (queue_.size() + sending_ + appending_ >= options_.capacity) return Handover::kFull;
+  return Handover::kAccepted;
+}
+
+std::vector<WebhookSender::Handover> WebhookSender::Submit(Batch batch) {
+  std::vector<Handover> handed;
+  handed.reserve(batch.jobs_.size());
+  size_t accepted = 0;
+  {
+    std::lock_guard lock(mu_);
+    counters_.refused_endpoint_busy += batch.refused_endpoint_busy_;
+    counters_.refused_full += batch.refused_full_;
+    for (DeliveryJob& job : batch.jobs_) {
+      const Handover handover = Refuses(job);
+      handed.push_back(handover);
+      switch (handover) {
+        case Handover::kAccepted:
+          ++counters_.submitted;
+          busy_.insert(job.delivery_id);
+          ++per_endpoint_[job.webhook_id];
+          queue_.push_back(std::move(job));
+          ++accepted;
+          break;
+        case Handover::kBusy:
+          ++counters_.refused_busy;
+          break;
+        case Handover::kEndpointBusy:
+          ++counters_.refused_endpoint_busy;
+          break;
+        case Handover::kFull:
+          ++counters_.refused_full;
+          break;
+        case Handover::kStopped:
+          break;
+      }
+    }
+  }
+  // One wake-up for the batch: every idle worker has a job when there are enough; a worker that
+  // takes a job and sees more wakes the next (Work).
+  if (accepted > 1) {
+    cv_.notify_all();
+  } else if (accepted == 1) {
+    cv_.notify_one();
+  }
+  return handed;
 }
 
 WebhookSender::Counters WebhookSender::counters() const {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "processors/webhooks/circuit_breaker.h"
+#include "processors/webhooks/webhook_sender.h"
 #include "processors/webhooks/webhooks_options.h"
 #include "topology/processor/command_results.h"
 #include "topology/processor/processor.h"
@@ -96,7 +97,23 @@ class WebhooksProcessor final : public topology::Processor {
   // Records a failed attempt's consequences on the delivery: the next retry, or giving up.
   void ScheduleRetryOrGiveUp(nlohmann::json& delivery, const std::string& error_class,
                              std::optional<int64_t> retry_after_ms, int64_t now);
-  void Dispatch(const std::string& delivery_id, int64_t now);
+  // One processQueue tick: its current batch for the sender, and the deliveries whose attempts
+  // that batch holds, recorded as sent once the sender has taken them (HandOver).
+  struct DispatchTick {
+    WebhookSender::Batch batch;
+    std::vector<nlohmann::json> staged;
+  };
+  // Hands the tick's batch over, records what the sender took and requeues what it refused,
+  // and opens the tick's next batch with the room left.
+  void HandOver(DispatchTick& tick, int64_t now);
+  // Stages a due delivery's attempt in the tick, or defers it (Requeue, Park, the circuit).
+  void Dispatch(const std::string& delivery_id, int64_t now, DispatchTick& tick);
+  // Records an attempt the sender took: in progress until its outcome or its lease's end.
+  void MarkSent(nlohmann::json& delivery, int64_t now);
+  // Not sent: the probe slot (if this delivery took it) goes back to `endpoint`'s circuit, and
+  // the delivery asks again, parked behind its endpoint's attempts or at the next tick.
+  void Requeue(nlohmann::json* endpoint, const std::string& webhook, const std::string& delivery_id,
+               bool endpoint_busy, int64_t now);
   // A due delivery whose endpoint is at its per-endpoint limit waits in memory (parked_) for
   // the endpoint's room instead of being rescheduled every tick: each reschedule is a timer
   // store write and changelog records, thousands a second behind a slow endpoint. Its stored
@@ -107,7 +124,7 @@ class WebhooksProcessor final : public topology::Processor {
   bool ParkInMemory(const std::string& webhook, const std::string& delivery_id);
   // Hands parked deliveries to the sender, oldest first per endpoint, while their endpoint has
   // room; at most `room`. Returns how many it took.
-  size_t DispatchParked(int64_t now, size_t room);
+  size_t DispatchParked(int64_t now, size_t room, DispatchTick& tick);
   // When a delivery the circuit holds back asks again: at the end of an open circuit's
   // cool-down, or, behind a half-open circuit's probe, once the probe's outcome is applied
   // (Wake): it waits in memory (held_) with its stored timer a lease on, which brings it back

@@ -33,6 +33,11 @@ constexpr size_t kMaxParked = 262'144;
 // How soon a delivery held back by this process (parking is full, the task lags its attempts)
 // is looked at again: not every tick, as each look that defers it is a timer store write.
 constexpr int64_t kRecheckMs = 1'000;
+// A tick hands its attempts to the sender this many at a time: one lock for them, not one per
+// attempt, while the sender's threads start on the first ones and free their endpoints' room
+// before the tick has staged the rest (a whole tick at once capped each endpoint at its limit
+// per tick).
+constexpr size_t kHandOverEvery = 32;
 
 // The error class of an attempt for the breakdown; empty for a success.
 std::string ErrorClass(const DeliveryResponse& r) {
@@ -154,10 +159,37 @@ void WebhooksProcessor::ProcessQueue(int64_t now) {
   if (!options_->sender || context_->ReplayPending()) return;
   // No more than the sender can take: the rest stay due for the next tick.
   ++options_->counters->ticks;
-  size_t room = std::min(options_->queue_batch, options_->sender->Room());
-  room -= DispatchParked(now, room);
-  if (room == 0) return;
-  for (const auto& timer : timers_->PopDue(now, room)) Dispatch(timer.id, now);
+  DispatchTick tick{options_->sender->OpenBatch(options_->queue_batch), {}};
+  size_t room = tick.batch.room();
+  room -= DispatchParked(now, room, tick);
+  if (room > 0) {
+    for (const auto& timer : timers_->PopDue(now, room)) Dispatch(timer.id, now, tick);
+  }
+  HandOver(tick, now);
+}
+
+void WebhooksProcessor::HandOver(DispatchTick& tick, int64_t now) {
+  if (tick.staged.empty()) return;
+  const size_t left = tick.batch.room();
+  const std::vector<WebhookSender::Handover> handed =
+      options_->sender->Submit(std::move(tick.batch));
+  tick.batch = options_->sender->OpenBatch(left);
+  for (size_t i = 0; i < tick.staged.size(); ++i) {
+    json& d = tick.staged[i];
+    if (handed[i] == WebhookSender::Handover::kAccepted) {
+      MarkSent(d, now);
+      continue;
+    }
+    // Refused at the hand-over (another thread took the room, the last attempt is still in
+    // the sender): the delivery was not changed, and asks again.
+    const std::string id = d.value("id", "");
+    const std::string webhook = d.value("webhookId", "");
+    auto org = topology::OrganizationOfEntityId(id, 'd');
+    auto endpoint = org ? LoadEndpoint(*org, webhook) : std::nullopt;
+    Requeue(endpoint ? &*endpoint : nullptr, webhook, id,
+            handed[i] == WebhookSender::Handover::kEndpointBusy, now);
+  }
+  tick.staged.clear();
 }
 
 void WebhooksProcessor::Park(const std::string& webhook, const std::string& delivery_id,
@@ -225,17 +257,17 @@ std::vector<std::string> WebhooksProcessor::Forget(const std::string& webhook, s
   return ids;
 }
 
-size_t WebhooksProcessor::DispatchParked(int64_t now, size_t room) {
+size_t WebhooksProcessor::DispatchParked(int64_t now, size_t room, DispatchTick& tick) {
   size_t taken = 0;
   for (auto it = parked_.begin(); it != parked_.end() && taken < room;) {
     std::deque<std::string>& waiting = it->second;
-    while (!waiting.empty() && taken < room && options_->sender->EndpointHasRoom(it->first)) {
+    while (!waiting.empty() && taken < room && tick.batch.EndpointHasRoom(it->first)) {
       const std::string id = std::move(waiting.front());
       waiting.pop_front();
       parked_ids_.erase(id);
       --options_->counters->parked;
       ++taken;
-      Dispatch(id, now);  // may park it again, behind the others
+      Dispatch(id, now, tick);  // may park it again, behind the others
       WakeNextIfNoProbe(it->first);
     }
     it = waiting.empty() ? parked_.erase(it) : std::next(it);
@@ -243,7 +275,7 @@ size_t WebhooksProcessor::DispatchParked(int64_t now, size_t room) {
   return taken;
 }
 
-void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
+void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now, DispatchTick& tick) {
   auto org = topology::OrganizationOfEntityId(delivery_id, 'd');
   if (!org) return;
   auto delivery = LoadDelivery(*org, delivery_id);
@@ -288,7 +320,7 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
     SaveDelivery(d);
     return;
   }
-  if (!options_->sender->EndpointHasRoom(webhook)) {
+  if (!tick.batch.EndpointHasRoom(webhook)) {
     Park(webhook, delivery_id, now);
     return;
   }
@@ -325,35 +357,27 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
       job.secrets.push_back(s.value("secret", ""));
   }
   job.timeout_ms = options_->timeout_ms;
-  bool endpoint_busy = false;
-  switch (options_->sender->Submit(std::move(job))) {
+  switch (tick.batch.Add(std::move(job))) {
     case WebhookSender::Handover::kAccepted:
       break;
     case WebhookSender::Handover::kEndpointBusy:
-      endpoint_busy = true;
-      [[fallthrough]];
     case WebhookSender::Handover::kBusy:
     case WebhookSender::Handover::kFull:
     case WebhookSender::Handover::kStopped:
-      // Not sent: the probe slot (if this took it) goes back, and the delivery asks again.
-      circuit.Release(delivery_id);
-      if (circuit != before) {
-        (*endpoint)["circuit"] = circuit.ToJson();
-        SaveEndpoint(*endpoint);
-        Wake(webhook);  // the next probe may be one of those held behind this one
-      }
-      if (endpoint_busy) {
-        Park(webhook, delivery_id, now);
-      } else {
-        ++options_->counters->deferred_sender;
-        timers_->Schedule(delivery_id, now + options_->queue_interval_ms, "");
-      }
+      // The circuit as admitted above was not saved: nothing to give back.
+      Requeue(nullptr, webhook, delivery_id, !tick.batch.EndpointHasRoom(webhook), now);
       return;
   }
+  // Saved now, so the tick's next delivery to this endpoint sees the probe taken.
   if (circuit != before) {
     (*endpoint)["circuit"] = circuit.ToJson();
     SaveEndpoint(*endpoint);
   }
+  tick.staged.push_back(std::move(d));
+  if (tick.staged.size() >= kHandOverEvery) HandOver(tick, now);
+}
+
+void WebhooksProcessor::MarkSent(json& d, int64_t now) {
   ++options_->counters->dispatched;
   d["status"] = "in_progress";
   d["attemptNumber"] = d.value("attemptNumber", 0) + 1;
@@ -362,7 +386,27 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now) {
   d["leaseUntilMs"] = lease;
   d.erase("nextRetryAt");
   SaveDelivery(d);
-  timers_->Schedule(delivery_id, lease, "");
+  timers_->Schedule(d.value("id", ""), lease, "");
+}
+
+void WebhooksProcessor::Requeue(json* endpoint, const std::string& webhook,
+                                const std::string& delivery_id, bool endpoint_busy, int64_t now) {
+  if (endpoint) {
+    CircuitBreaker circuit = CircuitBreaker::FromJson(endpoint->value("circuit", json()));
+    const CircuitBreaker before = circuit;
+    circuit.Release(delivery_id);
+    if (circuit != before) {
+      (*endpoint)["circuit"] = circuit.ToJson();
+      SaveEndpoint(*endpoint);
+      Wake(webhook);  // the next probe may be one of those held behind this one
+    }
+  }
+  if (endpoint_busy) {
+    Park(webhook, delivery_id, now);
+  } else {
+    ++options_->counters->deferred_sender;
+    timers_->Schedule(delivery_id, now + options_->queue_interval_ms, "");
+  }
 }
 
 void WebhooksProcessor::ApplyOutcome(const AttemptOutcome& o, int64_t now) {

@@ -410,6 +410,33 @@ TEST(WebhooksAttemptTest, ALostOutcomeIsRetriedWhenItsLeaseEnds) {
       << "a re-sent delivery keeps its id, so receivers deduplicate it";
 }
 
+// processQueue hands a tick's attempts to the sender together, and only then records them as
+// sent. One the sender refuses at the hand-over (here: the delivery's last outcome is still
+// being appended) leaves its delivery as it was, and goes on a later tick.
+TEST(WebhooksAttemptTest, AnAttemptTheSenderRefusesLeavesItsDeliveryAsItWas) {
+  WebhooksHarness h;
+  h.Register(kOrg);
+  h.HoldAcknowledgements();
+  h.Event(kOrg, "evt-1");
+  h.driver().AdvanceWallClock(h.options().queue_interval_ms);
+  h.DropOutcomes(1);  // appended, but not yet acknowledged: the sender still holds it
+  const int64_t lease = h.options().timeout_ms + h.options().outcome_grace_ms;
+  h.Tick(0, lease);  // taken for lost: a retry is due within a second
+  const json before = h.DeliveryOf(kOrg, "evt-1");
+  ASSERT_EQ(before["status"], "pending");
+  ASSERT_EQ(before["attemptNumber"], 1);
+  h.Tick(0, 1000);
+  EXPECT_EQ(h.DeliveryOf(kOrg, "evt-1"), before) << "refused by the sender: nothing recorded";
+  EXPECT_EQ(h.Requests().size(), 1u);
+  EXPECT_EQ(h.options().counters->deferred_sender.load(), 1u);
+  h.AcknowledgeHeld();
+  h.Tick(1);
+  const json d = h.DeliveryOf(kOrg, "evt-1");
+  EXPECT_EQ(d["status"], "succeeded");
+  EXPECT_EQ(d["attemptNumber"], 2);
+  EXPECT_EQ(h.Requests().size(), 2u);
+}
+
 TEST(WebhooksAttemptTest, AnOutcomeNotReadYetIsNotTakenForALostOne) {
   WebhooksHarness h;
   h.Register(kOrg);

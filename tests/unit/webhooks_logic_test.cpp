@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -281,18 +282,98 @@ TEST(WebhooksSenderTest, BoundsInFlightPerEndpointAndInAllAndNeverSendsADelivery
     j.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
     return j;
   };
-  EXPECT_EQ(sender.Submit(job("w1", "d1")), WebhookSender::Handover::kAccepted);
-  EXPECT_EQ(sender.Submit(job("w1", "d1")), WebhookSender::Handover::kBusy);
-  EXPECT_EQ(sender.Submit(job("w1", "d2")), WebhookSender::Handover::kAccepted);
-  EXPECT_EQ(sender.Submit(job("w1", "d3")), WebhookSender::Handover::kEndpointBusy);
-  EXPECT_EQ(sender.Submit(job("w2", "d4")), WebhookSender::Handover::kAccepted);
-  EXPECT_EQ(sender.Submit(job("w3", "d5")), WebhookSender::Handover::kFull);
+  using H = WebhookSender::Handover;
+  // A batch admits against the limits as it found them and what it holds: two to w1, then
+  // w1 is busy; one to w2; then the sender's capacity (3) is reached.
+  WebhookSender::Batch first = sender.OpenBatch(100);
+  EXPECT_EQ(first.room(), 3u);
+  EXPECT_EQ(first.Add(job("w1", "d1")), H::kAccepted);
+  EXPECT_EQ(first.Add(job("w1", "d2")), H::kAccepted);
+  EXPECT_FALSE(first.EndpointHasRoom("w1"));
+  EXPECT_EQ(first.Add(job("w1", "d3")), H::kEndpointBusy);
+  EXPECT_EQ(first.Add(job("w2", "d4")), H::kAccepted);
+  EXPECT_EQ(first.Add(job("w3", "d5")), H::kFull);
+  // A second batch opened before the first is handed over sees the same room: the sender
+  // checks each job again at the hand-over.
+  WebhookSender::Batch second = sender.OpenBatch(100);
+  EXPECT_EQ(second.Add(job("w3", "d6")), H::kAccepted);
+  EXPECT_EQ(sender.Submit(std::move(first)),
+            (std::vector<H>{H::kAccepted, H::kAccepted, H::kAccepted}));
+  EXPECT_EQ(sender.Submit(std::move(second)), std::vector<H>{H::kFull});
   g->WaitEntered(3);
   EXPECT_EQ(sender.counters().in_flight, 3u);
+  EXPECT_EQ(sender.OpenBatch(100).room(), 0u);
   g->Open();
   sender.Stop();
-  EXPECT_EQ(sender.counters().succeeded, 3u);
-  EXPECT_EQ(sender.Submit(job("w1", "d6")), WebhookSender::Handover::kStopped);
+  const WebhookSender::Counters c = sender.counters();
+  EXPECT_EQ(c.succeeded, 3u);
+  EXPECT_EQ(c.refused_endpoint_busy, 1u);
+  EXPECT_EQ(c.refused_full, 2u);
+  EXPECT_EQ(sender.OpenBatch(100).Add(job("w1", "d7")), H::kStopped);
+}
+
+// Holds each append's acknowledgement until the test releases it.
+class HoldingLog final : public AttemptLog {
+ public:
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Appended> held;
+  };
+  explicit HoldingLog(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+  void Append(const std::string&, const std::string&, Appended appended) override {
+    std::lock_guard lock(shared_->mu);
+    shared_->held.push_back(std::move(appended));
+    shared_->cv.notify_all();
+  }
+  // Waits for the next append and acknowledges it.
+  static void AcknowledgeNext(Shared& s) {
+    Appended appended;
+    {
+      std::unique_lock lock(s.mu);
+      ASSERT_TRUE(s.cv.wait_for(lock, std::chrono::seconds(10), [&] { return !s.held.empty(); }));
+      appended = std::move(s.held.front());
+      s.held.pop_front();
+    }
+    appended(state::Status::OK());
+  }
+  static size_t Held(Shared& s) {
+    std::unique_lock lock(s.mu);
+    s.cv.wait_for(lock, std::chrono::seconds(10), [&] { return !s.held.empty(); });
+    return s.held.size();
+  }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+};
+
+// A delivery is never in the sender twice: a second attempt handed over while the first's
+// outcome is still being appended is refused.
+TEST(WebhooksSenderTest, RefusesADeliveryWhoseLastOutcomeIsNotAppendedYet) {
+  auto log = std::make_shared<HoldingLog::Shared>();
+  auto gate = std::make_unique<GateTransport>();
+  gate->Open();
+  WebhookSender sender(std::move(gate), std::make_unique<HoldingLog>(log),
+                       WebhookSenderOptions{2, 2, 8});
+  DeliveryJob j;
+  j.webhook_id = "w1";
+  j.delivery_id = "d1";
+  j.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
+  using H = WebhookSender::Handover;
+  auto hand_over = [&] {
+    WebhookSender::Batch b = sender.OpenBatch(8);
+    EXPECT_EQ(b.Add(j), H::kAccepted);  // the endpoint has room: only the sender knows better
+    return sender.Submit(std::move(b));
+  };
+  EXPECT_EQ(hand_over(), std::vector<H>{H::kAccepted});
+  ASSERT_EQ(HoldingLog::Held(*log), 1u);  // sent, its outcome not yet appended
+  EXPECT_EQ(hand_over(), std::vector<H>{H::kBusy});
+  EXPECT_EQ(sender.counters().refused_busy, 1u);
+  HoldingLog::AcknowledgeNext(*log);
+  EXPECT_EQ(hand_over(), std::vector<H>{H::kAccepted});
+  HoldingLog::AcknowledgeNext(*log);
+  sender.Stop();
+  EXPECT_EQ(sender.counters().sent, 2u);
 }
 
 }  // namespace

@@ -71,13 +71,21 @@ class CollectingLog final : public AttemptLog {
     std::mutex mu;
     std::condition_variable cv;
     std::vector<std::pair<std::string, std::string>> records;  // (organization, value)
+    bool hold = false;                                         // acknowledgements wait in `held`
+    std::vector<Appended> held;
   };
   explicit CollectingLog(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
-  // Acknowledged before the test sees it, so the sender has released the delivery by the time
-  // the test feeds the outcome in and ticks again.
+  // Acknowledged before the test sees it (unless held), so the sender has released the
+  // delivery by the time the test feeds the outcome in and ticks again.
   void Append(const std::string& org, const std::string& value, Appended appended) override {
-    appended(state::Status::OK());
-    std::lock_guard lock(shared_->mu);
+    std::unique_lock lock(shared_->mu);
+    if (shared_->hold) {
+      shared_->held.push_back(std::move(appended));
+    } else {
+      lock.unlock();
+      appended(state::Status::OK());
+      lock.lock();
+    }
     shared_->records.emplace_back(org, value);
     shared_->cv.notify_all();
   }
@@ -117,7 +125,10 @@ class WebhooksHarness {
     if (!d.ok()) throw std::runtime_error(d.status().ToString());
     driver_ = std::move(d).value();
   }
-  ~WebhooksHarness() { sender_->Stop(); }
+  ~WebhooksHarness() {
+    AcknowledgeHeld();
+    sender_->Stop();
+  }
 
   topology::TopologyTestDriver& driver() { return *driver_; }
   const WebhooksOptions& options() const { return options_; }
@@ -201,6 +212,22 @@ class WebhooksHarness {
     }
     EXPECT_EQ(fed, total);
     return fed;
+  }
+
+  // From now on the log acknowledges no append until AcknowledgeHeld: the sender keeps those
+  // deliveries busy, as while an outcome is on its way to Kafka.
+  void HoldAcknowledgements() {
+    std::lock_guard lock(log_->mu);
+    log_->hold = true;
+  }
+  void AcknowledgeHeld() {
+    std::vector<AttemptLog::Appended> held;
+    {
+      std::lock_guard lock(log_->mu);
+      log_->hold = false;
+      held.swap(log_->held);
+    }
+    for (auto& appended : held) appended(state::Status::OK());
   }
 
   // Waits for `expect` outcomes and throws them away (lost with their sender).
