@@ -1,6 +1,7 @@
 // The delivery half of the webhooks processor: fan-out, processQueue, attempt outcomes.
 #include <algorithm>
 #include <iterator>
+#include <set>
 
 #include "processors/webhooks/circuit_breaker.h"
 #include "processors/webhooks/event_catalog.h"
@@ -100,6 +101,13 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event,
   if (targets.empty()) return webhooks;
   auto stored = deliveries_->Get(keys::Event(event.org, event.id));
   json ev = stored ? json::parse(*stored, nullptr, false) : json();
+  // The deliveries made for the event before (it came again): every delivery is listed in its
+  // event's record, written with it, so a new event needs no read per endpoint.
+  std::set<std::string, std::less<>> made;
+  if (ev.is_object() && ev.contains("deliveries") && ev["deliveries"].is_array()) {
+    for (const json& id : ev["deliveries"])
+      if (id.is_string()) made.insert(id.get<std::string>());
+  }
   if (!ev.is_object()) {
     ev = {{"eventId", event.id},         {"eventType", event.type},
           {"organizationId", event.org}, {"occurredAt", event.occurred_at},
@@ -108,7 +116,7 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event,
   for (const json* e : targets) {
     const std::string webhook = e->value("id", "");
     const std::string id = topology::EntityIdFor(event.org, 'd', event.id + '\0' + webhook);
-    if (deliveries_->Get(keys::Delivery(event.org, id))) continue;  // the event came again
+    if (made.contains(id)) continue;
     // Behind an open circuit the delivery is first due when the circuit would admit it, not
     // at once: a dispatch now would only read it back, find the circuit open and reschedule
     // it, for every event while the endpoint is down. Asked of a copy: nothing is admitted
