@@ -97,19 +97,26 @@ class WebhooksProcessor final : public topology::Processor {
   // Records a failed attempt's consequences on the delivery: the next retry, or giving up.
   void ScheduleRetryOrGiveUp(nlohmann::json& delivery, const std::string& error_class,
                              std::optional<int64_t> retry_after_ms, int64_t now);
-  // One processQueue tick: its current batch for the sender, and the deliveries whose attempts
-  // that batch holds, recorded as sent once the sender has taken them (HandOver).
+  // An attempt in the tick's batch: its delivery is recorded as sent already, and `before`
+  // holds the fields that changed, as they were (null: absent), in case the sender refuses it.
+  struct StagedAttempt {
+    std::string delivery_id;
+    std::string webhook;
+    nlohmann::json before;
+  };
+  // One processQueue tick: its current batch for the sender and the attempts it holds.
   struct DispatchTick {
     WebhookSender::Batch batch;
-    std::vector<nlohmann::json> staged;
+    std::vector<StagedAttempt> staged;
   };
-  // Hands the tick's batch over, records what the sender took and requeues what it refused,
-  // and opens the tick's next batch with the room left.
+  // Hands the tick's batch over, puts back and requeues what the sender refused, and opens the
+  // tick's next batch with the room left.
   void HandOver(DispatchTick& tick, int64_t now);
   // Stages a due delivery's attempt in the tick, or defers it (Requeue, Park, the circuit).
   void Dispatch(const std::string& delivery_id, int64_t now, DispatchTick& tick);
-  // Records an attempt the sender took: in progress until its outcome or its lease's end.
-  void MarkSent(nlohmann::json& delivery, int64_t now);
+  // Records an attempt as sent: in progress until its outcome or its lease's end. Returns the
+  // fields it changed, as they were.
+  nlohmann::json MarkSent(nlohmann::json& delivery, int64_t now);
   // Not sent: the probe slot (if this delivery took it) goes back to `endpoint`'s circuit, and
   // the delivery asks again, parked behind its endpoint's attempts or at the next tick.
   void Requeue(nlohmann::json* endpoint, const std::string& webhook, const std::string& delivery_id,

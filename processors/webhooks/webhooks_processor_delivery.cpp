@@ -183,18 +183,27 @@ void WebhooksProcessor::HandOver(DispatchTick& tick, int64_t now) {
       options_->sender->Submit(std::move(tick.batch));
   tick.batch = options_->sender->OpenBatch(left);
   for (size_t i = 0; i < tick.staged.size(); ++i) {
-    json& d = tick.staged[i];
     if (handed[i] == WebhookSender::Handover::kAccepted) {
-      MarkSent(d, now);
+      ++options_->counters->dispatched;
       continue;
     }
     // Refused at the hand-over (another thread took the room, the last attempt is still in
-    // the sender): the delivery was not changed, and asks again.
-    const std::string id = d.value("id", "");
-    const std::string webhook = d.value("webhookId", "");
-    auto org = topology::OrganizationOfEntityId(id, 'd');
-    auto endpoint = org ? LoadEndpoint(*org, webhook) : std::nullopt;
-    Requeue(endpoint ? &*endpoint : nullptr, webhook, id,
+    // the sender): the delivery is put back as it was, and asks again.
+    const StagedAttempt& a = tick.staged[i];
+    auto org = topology::OrganizationOfEntityId(a.delivery_id, 'd');
+    if (!org) continue;
+    if (auto d = LoadDelivery(*org, a.delivery_id)) {
+      for (const auto& [field, value] : a.before.items()) {
+        if (value.is_null()) {
+          d->erase(field);
+        } else {
+          (*d)[field] = value;
+        }
+      }
+      SaveDelivery(*d);
+    }
+    auto endpoint = LoadEndpoint(*org, a.webhook);
+    Requeue(endpoint ? &*endpoint : nullptr, a.webhook, a.delivery_id,
             handed[i] == WebhookSender::Handover::kEndpointBusy, now);
   }
   tick.staged.clear();
@@ -381,12 +390,15 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now, Di
     (*endpoint)["circuit"] = circuit.ToJson();
     SaveEndpoint(*endpoint);
   }
-  tick.staged.push_back(std::move(d));
+  tick.staged.push_back({delivery_id, webhook, MarkSent(d, now)});
   if (tick.staged.size() >= kHandOverEvery) HandOver(tick, now);
 }
 
-void WebhooksProcessor::MarkSent(json& d, int64_t now) {
-  ++options_->counters->dispatched;
+json WebhooksProcessor::MarkSent(json& d, int64_t now) {
+  json before = json::object();
+  for (const char* field :
+       {"status", "attemptNumber", "attemptedAt", "leaseUntilMs", "nextRetryAt"})
+    before[field] = d.contains(field) ? d[field] : json();
   d["status"] = "in_progress";
   d["attemptNumber"] = d.value("attemptNumber", 0) + 1;
   d["attemptedAt"] = FormatTimestamp(now);
@@ -395,6 +407,7 @@ void WebhooksProcessor::MarkSent(json& d, int64_t now) {
   d.erase("nextRetryAt");
   SaveDelivery(d);
   timers_->Schedule(d.value("id", ""), lease, "");
+  return before;
 }
 
 void WebhooksProcessor::Requeue(json* endpoint, const std::string& webhook,
