@@ -83,13 +83,16 @@ WebhookSender::~WebhookSender() { Stop(); }
 WebhookSender::Handover WebhookSender::Batch::Add(DeliveryJob job) {
   if (stopped_) return Handover::kStopped;
   size_t& in_sender = InSender(job.webhook_id);
+  Handover refusal = Handover::kAccepted;
   if (in_sender >= sender_->options_.per_endpoint) {
-    ++refused_endpoint_busy_;
-    return Handover::kEndpointBusy;
+    refusal = Handover::kEndpointBusy;
+  } else if (room_ == 0) {
+    refusal = Handover::kFull;
   }
-  if (room_ == 0) {
-    ++refused_full_;
-    return Handover::kFull;
+  if (refusal != Handover::kAccepted) {
+    std::lock_guard lock(sender_->mu_);  // rare: the tick stops asking once its room is used
+    sender_->CountRefusal(refusal);
+    return refusal;
   }
   ++in_sender;
   --room_;
@@ -129,37 +132,41 @@ WebhookSender::Handover WebhookSender::Refuses(const DeliveryJob& job) const {
   return Handover::kAccepted;
 }
 
+void WebhookSender::CountRefusal(Handover refusal) {
+  switch (refusal) {
+    case Handover::kBusy:
+      ++counters_.refused_busy;
+      break;
+    case Handover::kEndpointBusy:
+      ++counters_.refused_endpoint_busy;
+      break;
+    case Handover::kFull:
+      ++counters_.refused_full;
+      break;
+    case Handover::kAccepted:
+    case Handover::kStopped:
+      break;
+  }
+}
+
 std::vector<WebhookSender::Handover> WebhookSender::Submit(Batch batch) {
   std::vector<Handover> handed;
   handed.reserve(batch.jobs_.size());
   size_t accepted = 0;
   {
     std::lock_guard lock(mu_);
-    counters_.refused_endpoint_busy += batch.refused_endpoint_busy_;
-    counters_.refused_full += batch.refused_full_;
     for (DeliveryJob& job : batch.jobs_) {
       const Handover handover = Refuses(job);
       handed.push_back(handover);
-      switch (handover) {
-        case Handover::kAccepted:
-          ++counters_.submitted;
-          busy_.insert(job.delivery_id);
-          ++per_endpoint_[job.webhook_id];
-          queue_.push_back(std::move(job));
-          ++accepted;
-          break;
-        case Handover::kBusy:
-          ++counters_.refused_busy;
-          break;
-        case Handover::kEndpointBusy:
-          ++counters_.refused_endpoint_busy;
-          break;
-        case Handover::kFull:
-          ++counters_.refused_full;
-          break;
-        case Handover::kStopped:
-          break;
+      if (handover != Handover::kAccepted) {
+        CountRefusal(handover);
+        continue;
       }
+      ++counters_.submitted;
+      busy_.insert(job.delivery_id);
+      ++per_endpoint_[job.webhook_id];
+      queue_.push_back(std::move(job));
+      ++accepted;
     }
   }
   // One wake-up for the batch: every idle worker has a job when there are enough; a worker that

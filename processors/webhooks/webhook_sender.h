@@ -73,8 +73,8 @@ struct AttemptOutcome {
 //
 // A delivery stays busy from its hand-over until its outcome has been appended, so it is never
 // in flight twice from one process; at most `per_endpoint` attempts are queued for or being
-// sent to one endpoint at once. Jobs are handed over a Batch at a time (one processQueue
-// tick's). Thread-safe; a Batch belongs to one thread.
+// sent to one endpoint at once. Jobs are handed over a Batch at a time. Thread-safe; a Batch
+// belongs to one thread.
 class WebhookSender {
  public:
   enum class Handover { kAccepted, kBusy, kEndpointBusy, kFull, kStopped };
@@ -87,6 +87,10 @@ class WebhookSender {
   // (ops/bench/webhooks).
   class Batch {
    public:
+    Batch(Batch&&) = default;
+    Batch& operator=(Batch&&) = default;
+    Batch(const Batch&) = delete;  // handed over once
+    Batch& operator=(const Batch&) = delete;
     // kAccepted: the job is staged. kEndpointBusy, kFull or kStopped: refused, as the sender
     // would refuse it.
     Handover Add(DeliveryJob job);
@@ -106,8 +110,6 @@ class WebhookSender {
     bool stopped_;
     std::map<std::string, size_t, std::less<>> per_endpoint_;  // as first asked, plus staged
     std::vector<DeliveryJob> jobs_;
-    uint64_t refused_endpoint_busy_ = 0;
-    uint64_t refused_full_ = 0;
   };
   WebhookSender(std::unique_ptr<WebhookTransport> transport, std::unique_ptr<AttemptLog> log,
                 WebhookSenderOptions options = {});
@@ -149,6 +151,8 @@ class WebhookSender {
   void Work();
   // Whether the job is refused, and why (kAccepted if not); under mu_.
   Handover Refuses(const DeliveryJob& job) const;
+  // Counts a refusal; under mu_.
+  void CountRefusal(Handover refusal);
   void Appended(const std::string& delivery_id, const state::Status& status);
 
   std::unique_ptr<WebhookTransport> transport_;

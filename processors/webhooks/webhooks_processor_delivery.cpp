@@ -102,7 +102,9 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event,
   auto stored = deliveries_->Get(keys::Event(event.org, event.id));
   json ev = stored ? json::parse(*stored, nullptr, false) : json();
   // The deliveries made for the event before (it came again): every delivery is listed in its
-  // event's record, written with it, so a new event needs no read per endpoint.
+  // event's record, written with it, so a new event needs no read per endpoint. A record that
+  // cannot be read lists nothing: then each delivery is looked up.
+  const bool listed = !stored || ev.is_object();
   std::set<std::string, std::less<>> made;
   if (ev.is_object() && ev.contains("deliveries") && ev["deliveries"].is_array()) {
     for (const json& id : ev["deliveries"])
@@ -116,7 +118,9 @@ std::vector<std::string> WebhooksProcessor::FanOut(const Event& event,
   for (const json* e : targets) {
     const std::string webhook = e->value("id", "");
     const std::string id = topology::EntityIdFor(event.org, 'd', event.id + '\0' + webhook);
-    if (made.contains(id)) continue;
+    if (listed ? made.contains(id) : deliveries_->Get(keys::Delivery(event.org, id)).has_value())
+      continue;
+    made.insert(id);
     // Behind an open circuit the delivery is first due when the circuit would admit it, not
     // at once: a dispatch now would only read it back, find the circuit open and reschedule
     // it, for every event while the endpoint is down. Asked of a copy: nothing is admitted
@@ -168,10 +172,17 @@ void WebhooksProcessor::ProcessQueue(int64_t now) {
   // No more than the sender can take: the rest stay due for the next tick.
   ++options_->counters->ticks;
   DispatchTick tick{options_->sender->OpenBatch(options_->queue_batch), {}};
-  size_t room = tick.batch.room();
-  room -= DispatchParked(now, room, tick);
-  if (room > 0) {
-    for (const auto& timer : timers_->PopDue(now, room)) Dispatch(timer.id, now, tick);
+  try {
+    size_t room = tick.batch.room();
+    room -= DispatchParked(now, room, tick);
+    if (room > 0) {
+      for (const auto& timer : timers_->PopDue(now, room)) Dispatch(timer.id, now, tick);
+    }
+  } catch (...) {
+    // The punctuation fails but its writes stay: the attempts staged so far are recorded as
+    // sent, so they go, or each would wait out its lease and count as a lost attempt.
+    HandOver(tick, now);
+    throw;
   }
   HandOver(tick, now);
 }

@@ -410,9 +410,9 @@ TEST(WebhooksAttemptTest, ALostOutcomeIsRetriedWhenItsLeaseEnds) {
       << "a re-sent delivery keeps its id, so receivers deduplicate it";
 }
 
-// processQueue hands a tick's attempts to the sender together, and only then records them as
-// sent. One the sender refuses at the hand-over (here: the delivery's last outcome is still
-// being appended) leaves its delivery as it was, and goes on a later tick.
+// processQueue records a tick's attempts as sent when it stages them and hands them to the
+// sender together. One the sender refuses at the hand-over (here: the delivery's last outcome
+// is still being appended) has its delivery put back as it was, and goes on a later tick.
 TEST(WebhooksAttemptTest, AnAttemptTheSenderRefusesLeavesItsDeliveryAsItWas) {
   WebhooksHarness h;
   h.Register(kOrg);
@@ -435,6 +435,28 @@ TEST(WebhooksAttemptTest, AnAttemptTheSenderRefusesLeavesItsDeliveryAsItWas) {
   EXPECT_EQ(d["status"], "succeeded");
   EXPECT_EQ(d["attemptNumber"], 2);
   EXPECT_EQ(h.Requests().size(), 2u);
+}
+
+// A tick that fails halfway keeps its writes, the attempts it recorded as sent among them: those
+// still go to the sender, rather than waiting out their leases as lost attempts.
+TEST(WebhooksAttemptTest, AttemptsStagedBeforeATickFailsAreStillSent) {
+  WebhooksHarness h;
+  h.Register(kOrg);
+  h.Event(kOrg, "evt-1");
+  h.driver().AdvanceWallClock(1);  // evt-2's delivery is due after evt-1's
+  h.Event(kOrg, "evt-2");
+  // evt-2's delivery record is damaged: reading its status throws.
+  const std::string broken =
+      h.Queries(kOrg).GetEventDeliveryStatus(kOrg, "evt-2")->at("deliveries")[0].value("id", "");
+  h.driver()
+      .TaskFor(kCommands, kOrg)
+      .state()
+      .key_value_store(kDeliveriesStore)
+      ->Put(keys::Delivery(kOrg, broken),
+            json({{"id", broken}, {"status", 7}, {"webhookId", "w"}}).dump());
+  h.Tick(1);
+  EXPECT_EQ(h.Requests().size(), 1u);
+  EXPECT_EQ(h.DeliveryOf(kOrg, "evt-1")["status"], "succeeded");
 }
 
 TEST(WebhooksAttemptTest, AnOutcomeNotReadYetIsNotTakenForALostOne) {

@@ -319,12 +319,29 @@ class HoldingLog final : public AttemptLog {
     std::mutex mu;
     std::condition_variable cv;
     std::deque<Appended> held;
+    bool released = false;  // acknowledges at once from then on
   };
   explicit HoldingLog(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
   void Append(const std::string&, const std::string&, Appended appended) override {
-    std::lock_guard lock(shared_->mu);
+    std::unique_lock lock(shared_->mu);
+    if (shared_->released) {
+      lock.unlock();
+      appended(state::Status::OK());
+      return;
+    }
     shared_->held.push_back(std::move(appended));
     shared_->cv.notify_all();
+  }
+  // Acknowledges what is held and all that follows, so the sender can stop even when a test
+  // failed halfway.
+  static void ReleaseAll(Shared& s) {
+    std::deque<Appended> held;
+    {
+      std::lock_guard lock(s.mu);
+      s.released = true;
+      held.swap(s.held);
+    }
+    for (auto& appended : held) appended(state::Status::OK());
   }
   // Waits for the next append and acknowledges it.
   static void AcknowledgeNext(Shared& s) {
@@ -355,6 +372,10 @@ TEST(WebhooksSenderTest, RefusesADeliveryWhoseLastOutcomeIsNotAppendedYet) {
   gate->Open();
   WebhookSender sender(std::move(gate), std::make_unique<HoldingLog>(log),
                        WebhookSenderOptions{2, 2, 8});
+  struct Release {
+    HoldingLog::Shared& log;
+    ~Release() { HoldingLog::ReleaseAll(log); }
+  } release{*log};  // destroyed before the sender, whose Stop waits for every append
   DeliveryJob j;
   j.webhook_id = "w1";
   j.delivery_id = "d1";
