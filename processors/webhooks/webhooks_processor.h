@@ -109,8 +109,8 @@ class WebhooksProcessor final : public topology::Processor {
     WebhookSender::Batch batch;
     std::vector<StagedAttempt> staged;
   };
-  // Hands the tick's batch over, puts back and requeues what the sender refused, and opens the
-  // tick's next batch with the room left.
+  // Hands the tick's batch over (leaving it moved from) and puts back and requeues what the
+  // sender refused. Mid-tick, Dispatch then opens the next batch with the room left.
   void HandOver(DispatchTick& tick, int64_t now);
   // Stages a due delivery's attempt in the tick, or defers it (Requeue, Park, the circuit).
   void Dispatch(const std::string& delivery_id, int64_t now, DispatchTick& tick);

@@ -189,10 +189,8 @@ void WebhooksProcessor::ProcessQueue(int64_t now) {
 
 void WebhooksProcessor::HandOver(DispatchTick& tick, int64_t now) {
   if (tick.staged.empty()) return;
-  const size_t left = tick.batch.room();
   const std::vector<WebhookSender::Handover> handed =
       options_->sender->Submit(std::move(tick.batch));
-  tick.batch = options_->sender->OpenBatch(left);
   for (size_t i = 0; i < tick.staged.size(); ++i) {
     if (handed[i] == WebhookSender::Handover::kAccepted) {
       ++options_->counters->dispatched;
@@ -385,7 +383,8 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now, Di
       job.secrets.push_back(s.value("secret", ""));
   }
   job.timeout_ms = options_->timeout_ms;
-  switch (tick.batch.Add(std::move(job))) {
+  const WebhookSender::Handover handover = tick.batch.Add(std::move(job));
+  switch (handover) {
     case WebhookSender::Handover::kAccepted:
       break;
     case WebhookSender::Handover::kEndpointBusy:
@@ -393,7 +392,8 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now, Di
     case WebhookSender::Handover::kFull:
     case WebhookSender::Handover::kStopped:
       // The circuit as admitted above was not saved: nothing to give back.
-      Requeue(nullptr, webhook, delivery_id, !tick.batch.EndpointHasRoom(webhook), now);
+      Requeue(nullptr, webhook, delivery_id, handover == WebhookSender::Handover::kEndpointBusy,
+              now);
       return;
   }
   // Saved now, so the tick's next delivery to this endpoint sees the probe taken.
@@ -402,7 +402,11 @@ void WebhooksProcessor::Dispatch(const std::string& delivery_id, int64_t now, Di
     SaveEndpoint(*endpoint);
   }
   tick.staged.push_back({delivery_id, webhook, MarkSent(d, now)});
-  if (tick.staged.size() >= kHandOverEvery) HandOver(tick, now);
+  if (tick.staged.size() >= kHandOverEvery) {
+    const size_t left = tick.batch.room();
+    HandOver(tick, now);
+    tick.batch = options_->sender->OpenBatch(left);
+  }
 }
 
 json WebhooksProcessor::MarkSent(json& d, int64_t now) {
