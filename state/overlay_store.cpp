@@ -41,7 +41,7 @@ std::optional<std::string> OverlayStore::FromDatabase(std::string_view key,
   if (status.IsNotFound()) return std::nullopt;  // not cached: most such keys are written once
   ThrowIfError(status, "get from store " + name_);
   std::string result = value.ToString();
-  if (cache_ != nullptr) cache_->Put(cache_id_, key, result);
+  if (cache_ != nullptr) cache_->Put(cache_id_, std::string(key), result);
   return result;
 }
 
@@ -145,12 +145,14 @@ size_t OverlayStore::DropNoOpDeletes() {
 void OverlayStore::MarkCommitted() {
   AddPendingBytes(-pending_bytes_);
   if (cache_ != nullptr) {
-    for (auto& [key, value] : pending_) {
+    // Each entry leaves the overlay as a node, so the cache takes its key without a copy.
+    while (!pending_.empty()) {
+      auto entry = pending_.extract(pending_.begin());
       // A delete only refreshes: a key deleted is seldom read again.
-      if (cache_writes_ && value) {
-        cache_->Put(cache_id_, key, std::move(value));
+      if (cache_writes_ && entry.mapped()) {
+        cache_->Put(cache_id_, std::move(entry.key()), std::move(entry.mapped()));
       } else {
-        cache_->Update(cache_id_, key, std::move(value));
+        cache_->Update(cache_id_, entry.key(), std::move(entry.mapped()));
       }
     }
   }

@@ -19,7 +19,7 @@ void RecordCache::ClearStore(StoreId store) {
 const std::optional<std::string>* RecordCache::Find(StoreId store, std::string_view key) {
   auto index = indexes_.find(store);
   if (index != indexes_.end()) {
-    if (auto found = index->second.find(key); found != index->second.end()) {
+    if (auto found = index->second.find(Hashed(key)); found != index->second.end()) {
       ++stats_.hits;
       lru_.splice(lru_.begin(), lru_, found->second);  // iterators stay valid
       return &found->second->value;
@@ -32,14 +32,15 @@ const std::optional<std::string>* RecordCache::Find(StoreId store, std::string_v
 void RecordCache::Update(StoreId store, std::string_view key, std::optional<std::string> value) {
   auto index = indexes_.find(store);
   if (index == indexes_.end()) return;
-  auto found = index->second.find(key);
+  auto found = index->second.find(Hashed(key));
   if (found == index->second.end()) return;
   Replace(index->second, found->second, std::move(value));
 }
 
-void RecordCache::Put(StoreId store, std::string_view key, std::optional<std::string> value) {
+void RecordCache::Put(StoreId store, std::string key, std::optional<std::string> value) {
   Index& index = indexes_[store];
-  if (auto found = index.find(key); found != index.end()) {
+  const HashedKey hashed = Hashed(key);
+  if (auto found = index.find(hashed); found != index.end()) {
     // Replaced where it is: a key committed again (a delivery's each step) costs one lookup,
     // not an erase, a copy of the key and an insert.
     Replace(index, found->second, std::move(value));
@@ -50,8 +51,8 @@ void RecordCache::Put(StoreId store, std::string_view key, std::optional<std::st
     if (index.empty()) indexes_.erase(store);
     return;
   }
-  lru_.push_front(Entry{store, std::string(key), std::move(value), charge});
-  index.emplace(lru_.front().key, lru_.begin());
+  lru_.push_front(Entry{store, std::move(key), std::move(value), charge, hashed.hash});
+  index.emplace(HashedKey{lru_.front().key, hashed.hash}, lru_.begin());
   ++stats_.entries;
   stats_.clean_bytes += charge;
   EvictToFit();
@@ -83,7 +84,7 @@ void RecordCache::AddBuffered(int64_t delta) {
 void RecordCache::Erase(Index& index, Lru::iterator entry) {
   stats_.clean_bytes -= entry->charge;
   --stats_.entries;
-  index.erase(std::string_view(entry->key));
+  index.erase(HashedKey{entry->key, entry->hash});
   lru_.erase(entry);
 }
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <optional>
 #include <string>
@@ -65,8 +66,9 @@ class RecordCache {
   // null when not cached. Valid until the cache is next changed.
   const std::optional<std::string>* Find(StoreId store, std::string_view key);
   // Caches the committed value of key (nullopt: absent), evicting the least recently used
-  // entries to stay in budget. An entry larger than the budget is not kept.
-  void Put(StoreId store, std::string_view key, std::optional<std::string> value);
+  // entries to stay in budget. An entry larger than the budget is not kept. The key is taken by
+  // value: a commit hands over the keys it no longer needs instead of copying them.
+  void Put(StoreId store, std::string key, std::optional<std::string> value);
   // A commit wrote key: a cached entry takes the new value (and is used again), or leaves when
   // the value is larger than the budget; a key that is not cached stays out, so keys written
   // once and never read do not push out the ones that are read.
@@ -85,10 +87,24 @@ class RecordCache {
     std::string key;
     std::optional<std::string> value;
     size_t charge;
+    size_t hash;  // of key: an erase does not hash it again
   };
   using Lru = std::list<Entry>;  // most recently used first
+  // A key with its hash, computed once per operation rather than by each lookup, insert and
+  // erase of it.
+  struct HashedKey {
+    std::string_view key;
+    size_t hash;
+    bool operator==(const HashedKey& other) const { return key == other.key; }
+  };
+  struct KeyHash {
+    size_t operator()(const HashedKey& k) const { return k.hash; }
+  };
+  static HashedKey Hashed(std::string_view key) {
+    return {key, std::hash<std::string_view>()(key)};
+  }
   // Keys view the entry's own key, which a list node keeps in place.
-  using Index = std::unordered_map<std::string_view, Lru::iterator>;
+  using Index = std::unordered_map<HashedKey, Lru::iterator, KeyHash>;
 
   void Erase(Index& index, Lru::iterator entry);
   // Gives a cached entry a new value and makes it the most recently used; drops it (and its

@@ -169,13 +169,10 @@ std::vector<WebhookSender::Handover> WebhookSender::Submit(Batch batch) {
       ++accepted;
     }
   }
-  // One wake-up for the batch: every idle worker has a job when there are enough; a worker that
-  // takes a job and sees more wakes the next (Work).
-  if (accepted > 1) {
-    cv_.notify_all();
-  } else if (accepted == 1) {
-    cv_.notify_one();
-  }
+  // One worker woken per job: waking them all sent the idle ones beyond the batch's jobs back to
+  // sleep empty-handed. A busy worker looks at the queue before it waits again, so a job left
+  // when every worker was busy is taken when one is done.
+  for (size_t i = 0; i < accepted; ++i) cv_.notify_one();
   return handed;
 }
 
@@ -237,7 +234,6 @@ void WebhookSender::Work() {
       job = std::move(queue_.front());
       queue_.pop_front();
       ++sending_;
-      if (!queue_.empty()) cv_.notify_one();
     }
     AttemptOutcome outcome;
     outcome.organization = job.organization;
